@@ -1,0 +1,20 @@
+# The two commands of the README:
+#   make run    set up, then run procsight on embedded defaults (receiver + local agent)
+#   make test   set up, then run the test suite
+.PHONY: setup run test lint bench
+
+setup:
+	bash scripts/setup.sh
+
+run: setup
+	.venv/bin/procsight run
+
+test: setup
+	.venv/bin/python -m pytest
+
+lint: setup
+	.venv/bin/ruff check .
+
+bench: setup
+	.venv/bin/python bench/scoring.py
+	.venv/bin/python bench/detect.py

@@ -1,0 +1,3 @@
+from procsight.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Sets up everything procsight needs on a Debian 12 host: system packages for eBPF (bcc and kernel
+# headers), a virtualenv in .venv with procsight installed (editable), and the npm clients the tests use.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*"; }
+
+apt_packages=(bpfcc-tools python3-bpfcc linux-headers-amd64 iproute2 nodejs npm)
+install_system_packages() {
+  local missing=()
+  for pkg in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  # node/npm may come from elsewhere (nodesource, nvm): only ask apt when the command is absent.
+  command -v node >/dev/null 2>&1 && missing=("${missing[@]/nodejs}")
+  command -v npm >/dev/null 2>&1 && missing=("${missing[@]/npm}")
+  read -r -a missing <<<"${missing[*]:-}"
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    log "not root: skipping apt-get install of ${missing[*]} (eBPF capture will fall back)"
+    return 0
+  fi
+  log "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# bcc compiles its BPF C against /lib/modules/$(uname -r)/build. Debian ships headers for its own
+# kernel; procsight's BPF program reads only tracepoint arguments, so any recent headers compile it.
+link_kernel_headers() {
+  local modules="/lib/modules/$(uname -r)"
+  [ -e "$modules/build" ] && return 0
+  [ "$(id -u)" -eq 0 ] || return 0
+  local headers
+  headers=$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n 1 || true)
+  [ -n "$headers" ] || { log "no kernel headers under /usr/src: eBPF capture will fall back"; return 0; }
+  mkdir -p "$modules"
+  ln -sfn "$headers" "$modules/build"
+  ln -sfn "$headers" "$modules/source"
+  log "linked $headers as $modules/build"
+}
+
+mount_tracefs() {
+  [ -d /sys/kernel/tracing/events ] && return 0
+  [ "$(id -u)" -eq 0 ] || return 0
+  mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || log "could not mount tracefs"
+}
+
+create_virtualenv() {
+  local python="${PYTHON:-python3}"
+  if [ ! -x .venv/bin/python ]; then
+    log "creating .venv with $($python --version)"
+    "$python" -m venv .venv
+  fi
+  log "installing procsight and its dependencies into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+  # bcc's Python bindings come from Debian (the PyPI package named bcc is unrelated): expose that one
+  # package to the virtualenv without pulling in the rest of the system site-packages.
+  local site bcc_dir=/usr/lib/python3/dist-packages/bcc
+  site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  if [ -d "$bcc_dir" ] && [ ! -e "$site/bcc" ]; then
+    ln -s "$bcc_dir" "$site/bcc"
+  fi
+}
+
+install_npm_clients() {
+  [ -f tests/js/package.json ] || return 0
+  command -v npm >/dev/null 2>&1 || { log "npm not found: JS SDK tests will be skipped"; return 0; }
+  if [ ! -d tests/js/node_modules ]; then
+    log "npm install (OpenTelemetry JS SDK, for interoperability tests)"
+    (cd tests/js && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+}
+
+install_system_packages
+link_kernel_headers
+mount_tracefs
+create_virtualenv
+install_npm_clients
+log "ready: .venv/bin/procsight"
