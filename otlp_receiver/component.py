@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
@@ -31,6 +32,9 @@ class LogBatch:
     logs: ExportLogsServiceRequest
     tenant: str = DEFAULT_TENANT
     batch_id: str = ""
+    # Set by the anomaly processor: float32 (record_count, dim) feature vectors in record order, zero rows
+    # for records it did not score. Exporters may store them (ClickHouse keeps them for similarity search).
+    embeddings: Any = None
 
     def records(self) -> Iterator[tuple[Resource, InstrumentationScope, LogRecord]]:
         """Every record with its resource and scope, in the order that defines record ordinals."""
@@ -44,6 +48,15 @@ class LogBatch:
 
     def record_id(self, ordinal: int) -> str:
         return f"{self.batch_id}:{ordinal}"
+
+
+@dataclass
+class CreateSettings:
+    """What a factory gets besides the component's own config."""
+
+    component_id: str  # as written in the YAML, e.g. "clickhouse" or "clickhouse/archive"
+    data_dir: Path  # where the component may keep files (spools, queues); created by the pipeline
+    telemetry: Any  # otlp_receiver.telemetry.Telemetry: counters, gauges, histograms for /metrics
 
 
 class RetryableError(Exception):

@@ -18,6 +18,7 @@ from procsight import __version__
 COMMAND_MODULES = (
     "procsight.run",
     "otlp_receiver.cli",
+    "otlp_receiver.query.cli",
     "otel_agent.cli",
     "scoring.cli",
 )
