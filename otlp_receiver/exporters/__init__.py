@@ -1,0 +1,1 @@
+"""Exporters: where enriched records go (ClickHouse, OTLP onward, debug)."""
