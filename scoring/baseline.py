@@ -1,0 +1,288 @@
+"""Per-(tenant, workload) baselines of distinct patterns, held in memory, kept durable in LanceDB.
+
+A baseline row is a pattern, not an event: key, vector, count, first_seen, last_seen, whether it is
+trusted, one example command line and the executable name. Scoring reads the in-memory copy (a numpy matrix; a matrix
+product finds the k nearest by cosine); learning updates it and marks rows dirty; `flush` writes the
+dirty rows to LanceDB in one `merge_insert` per table (never one commit per event); `maintain`
+prunes patterns past retention, compacts files and removes old versions, and builds an ANN index
+once a table is large. Loading a baseline reads its table back, so a restart loses no flushed pattern.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+_SAFE_CHARS = re.compile(r"[^a-z0-9]+")
+
+
+def table_name(tenant: str, workload: str, model: str) -> str:
+    """A LanceDB table name that cannot escape the data directory or collide.
+
+    A readable slug (lowercase letters and digits only, so `../../etc` becomes `etc`) plus a digest
+    of the exact (tenant, workload, model) triple, so `a/b` and `a_b` stay apart.
+    """
+    exact = "\x00".join((tenant, workload, model)).encode("utf-8", "surrogatepass")
+    digest = hashlib.sha256(exact).hexdigest()[:20]
+    slug = _SAFE_CHARS.sub("_", f"{tenant}_{workload}".lower()).strip("_")[:40] or "w"
+    return f"b_{slug}_{digest}"
+
+
+@dataclass(slots=True)
+class Neighbours:
+    """k nearest patterns of each query row: indices into the baseline, cosine distances, counts."""
+
+    rows: np.ndarray  # (n, k) int64, -1 where the baseline has fewer than k patterns
+    distances: np.ndarray  # (n, k) float32, inf where rows == -1
+
+
+class Baseline:
+    """The learned patterns of one workload, as arrays that grow by doubling."""
+
+    def __init__(self, dim: int, tenant: str, workload: str) -> None:
+        self.tenant = tenant
+        self.workload = workload
+        self.dim = dim
+        self.index: dict[str, int] = {}
+        self.keys: list[str] = []
+        self.examples: list[str] = []
+        self.executables: list[str] = []
+        self.vectors = np.zeros((64, dim), dtype=np.float32)
+        self.counts = np.zeros(64, dtype=np.int64)
+        self.first_seen = np.zeros(64, dtype=np.float64)
+        self.last_seen = np.zeros(64, dtype=np.float64)
+        self.trusted = np.zeros(64, dtype=bool)
+        self.executable_counts: Counter[str] = Counter()
+        self.events_learned = 0
+        self.dirty: set[int] = set()
+        self.lock = threading.RLock()
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def nearest(self, queries: np.ndarray, k: int) -> Neighbours:
+        """k nearest trusted patterns: a provisional pattern vouches for its own repeats, not its neighbours."""
+        n = len(self.keys)
+        if n == 0 or len(queries) == 0 or not self.trusted[:n].any():
+            return Neighbours(np.full((len(queries), k), -1), np.full((len(queries), k), np.inf, np.float32))
+        similarity = queries @ self.vectors[:n].T
+        similarity[:, ~self.trusted[:n]] = -np.inf
+        take = min(k, n)
+        if take < n:
+            top = np.argpartition(-similarity, take - 1, axis=1)[:, :take]
+        else:
+            top = np.broadcast_to(np.arange(n), (len(queries), n)).copy()
+        top_similarity = np.take_along_axis(similarity, top, axis=1)
+        order = np.argsort(-top_similarity, axis=1)
+        rows = np.take_along_axis(top, order, axis=1)
+        distances = np.clip(1.0 - np.take_along_axis(top_similarity, order, axis=1), 0.0, np.inf)
+        rows = np.where(np.isinf(distances), -1, rows)
+        if take < k:
+            rows = np.pad(rows, ((0, 0), (0, k - take)), constant_values=-1)
+            distances = np.pad(distances, ((0, 0), (0, k - take)), constant_values=np.inf)
+        return Neighbours(rows, distances.astype(np.float32))
+
+    def learn(self, key: str, vector: np.ndarray, example: str, executable: str, when: float, *, times: int = 1,
+              trusted: bool = True) -> int:
+        """Counts an occurrence. An untrusted (provisional) pattern becomes trusted when `trusted` is passed."""
+        row = self.index.get(key)
+        if row is None:
+            row = self._append(key, vector, example, executable, when)
+        self.trusted[row] |= trusted
+        self.counts[row] += times
+        self.last_seen[row] = max(self.last_seen[row], when)
+        self.executable_counts[executable] += times
+        self.events_learned += times
+        self.dirty.add(row)
+        return row
+
+    def _append(self, key: str, vector: np.ndarray, example: str, executable: str, when: float) -> int:
+        row = len(self.keys)
+        if row == len(self.counts):
+            self._grow()
+        self.index[key] = row
+        self.keys.append(key)
+        self.examples.append(example)
+        self.executables.append(executable)
+        self.vectors[row] = vector
+        self.first_seen[row] = when
+        self.last_seen[row] = when
+        return row
+
+    def _grow(self) -> None:
+        def doubled(array: np.ndarray) -> np.ndarray:
+            return np.concatenate([array, np.zeros_like(array)])
+
+        self.vectors = doubled(self.vectors)
+        self.counts = doubled(self.counts)
+        self.first_seen = doubled(self.first_seen)
+        self.last_seen = doubled(self.last_seen)
+        self.trusted = doubled(self.trusted)
+
+    def keep(self, rows: np.ndarray) -> None:
+        """Keeps only `rows` (used by pruning); everything else is forgotten."""
+        self.keys = [self.keys[i] for i in rows]
+        self.examples = [self.examples[i] for i in rows]
+        self.executables = [self.executables[i] for i in rows]
+        self.vectors = self.vectors[rows].copy()
+        self.counts = self.counts[rows].copy()
+        self.first_seen = self.first_seen[rows].copy()
+        self.last_seen = self.last_seen[rows].copy()
+        self.trusted = self.trusted[rows].copy()
+        self.index = {key: i for i, key in enumerate(self.keys)}
+        self.executable_counts = Counter()
+        for executable, count in zip(self.executables, self.counts, strict=True):
+            self.executable_counts[executable] += int(count)
+        self.dirty = set()
+        if len(self.counts) == 0:
+            self._grow_from_empty()
+
+    def _grow_from_empty(self) -> None:
+        self.vectors = np.zeros((64, self.dim), dtype=np.float32)
+        self.counts = np.zeros(64, dtype=np.int64)
+        self.first_seen = np.zeros(64, dtype=np.float64)
+        self.last_seen = np.zeros(64, dtype=np.float64)
+        self.trusted = np.zeros(64, dtype=bool)
+
+    def rows_as_arrow(self, rows: list[int]) -> pa.Table:
+        vectors = self.vectors[rows].reshape(-1)
+        return pa.table({
+            "pattern": pa.array([self.keys[i] for i in rows], pa.string()),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors, pa.float32()), self.dim),
+            "count": pa.array(self.counts[rows], pa.int64()),
+            "first_seen": pa.array(self.first_seen[rows], pa.float64()),
+            "last_seen": pa.array(self.last_seen[rows], pa.float64()),
+            "trusted": pa.array(self.trusted[rows], pa.bool_()),
+            "example": pa.array([self.examples[i] for i in rows], pa.string()),
+            "executable": pa.array([self.executables[i] for i in rows], pa.string()),
+        })
+
+    def load_arrow(self, table: pa.Table) -> None:
+        n = table.num_rows
+        if n == 0:
+            return
+        self.keys = table.column("pattern").to_pylist()
+        self.examples = table.column("example").to_pylist()
+        self.executables = table.column("executable").to_pylist()
+        capacity = max(64, 1 << (n - 1).bit_length())
+        self.vectors = np.zeros((capacity, self.dim), dtype=np.float32)
+        vectors = table.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        self.vectors[:n] = vectors.reshape(n, self.dim)
+        self.counts = np.zeros(capacity, dtype=np.int64)
+        self.counts[:n] = table.column("count").to_numpy()
+        self.first_seen = np.zeros(capacity, dtype=np.float64)
+        self.first_seen[:n] = table.column("first_seen").to_numpy()
+        self.last_seen = np.zeros(capacity, dtype=np.float64)
+        self.last_seen[:n] = table.column("last_seen").to_numpy()
+        self.trusted = np.zeros(capacity, dtype=bool)
+        self.trusted[:n] = table.column("trusted").to_numpy(zero_copy_only=False)
+        self.index = {key: i for i, key in enumerate(self.keys)}
+        for executable, count in zip(self.executables, self.counts[:n], strict=True):
+            self.executable_counts[executable] += int(count)
+        self.events_learned = int(self.counts[:n].sum())
+
+
+class BaselineStore:
+    """Opens, caches, flushes and maintains baselines in one LanceDB database (directory or URI)."""
+
+    def __init__(self, uri: str, dim: int, model: str, *, max_resident: int = 1000,
+                 index_threshold: int = 100_000) -> None:
+        self.uri = uri
+        self.dim = dim
+        self.model = model
+        self.max_resident = max_resident
+        self.index_threshold = index_threshold
+        self._db = lancedb.connect(uri)
+        self._resident: dict[tuple[str, str], Baseline] = {}
+        self._lock = threading.Lock()
+
+    def get(self, tenant: str, workload: str) -> Baseline:
+        key = (tenant, workload)
+        with self._lock:
+            baseline = self._resident.pop(key, None)
+            if baseline is None:
+                baseline = self._load(tenant, workload)
+            self._resident[key] = baseline  # re-insert: dict order is least recently used first
+            evicted = self._evict_overflow()
+        for old in evicted:
+            self.flush_one(old)
+        return baseline
+
+    def resident(self) -> list[Baseline]:
+        with self._lock:
+            return list(self._resident.values())
+
+    def _evict_overflow(self) -> list[Baseline]:
+        evicted = []
+        while len(self._resident) > self.max_resident:
+            oldest = next(iter(self._resident))
+            evicted.append(self._resident.pop(oldest))
+        return evicted
+
+    def _load(self, tenant: str, workload: str) -> Baseline:
+        baseline = Baseline(self.dim, tenant, workload)
+        name = table_name(tenant, workload, self.model)
+        try:
+            table = self._db.open_table(name)
+        except (FileNotFoundError, ValueError):
+            return baseline
+        baseline.load_arrow(table.to_arrow())
+        log.debug("loaded baseline %s/%s: %d patterns", tenant, workload, len(baseline))
+        return baseline
+
+    def flush(self) -> int:
+        """Writes every dirty pattern; returns how many rows were written."""
+        return sum(self.flush_one(b) for b in self.resident())
+
+    def flush_one(self, baseline: Baseline) -> int:
+        with baseline.lock:
+            rows = sorted(baseline.dirty)
+            if not rows:
+                return 0
+            data = baseline.rows_as_arrow(rows)
+            baseline.dirty.clear()
+        name = table_name(baseline.tenant, baseline.workload, self.model)
+        try:
+            table = self._db.open_table(name)
+        except (FileNotFoundError, ValueError):
+            self._db.create_table(name, data=data)
+            return len(rows)
+        (table.merge_insert("pattern").when_matched_update_all().when_not_matched_insert_all().execute(data))
+        return len(rows)
+
+    def maintain(self, retention_seconds: float, now: float | None = None) -> None:
+        """Prunes patterns unseen for the retention period, compacts, cleans old versions, indexes."""
+        now = time.time() if now is None else now
+        cutoff = now - retention_seconds
+        self.flush()
+        for baseline in self.resident():
+            with baseline.lock:
+                n = len(baseline)
+                stale = baseline.last_seen[:n] < cutoff
+                if stale.any():
+                    baseline.keep(np.flatnonzero(~stale))
+                    log.info("pruned %d patterns of %s unseen since retention", int(stale.sum()), baseline.workload)
+        for name in self._table_names():
+            table = self._db.open_table(name)
+            table.delete(f"last_seen < {cutoff!r}")
+            table.optimize(cleanup_older_than=timedelta(seconds=0))
+            if table.count_rows() >= self.index_threshold and not table.list_indices():
+                table.create_index(metric="cosine", vector_column_name="vector")
+                log.info("built ANN index on %s", name)
+
+    def _table_names(self) -> list[str]:
+        listing = self._db.list_tables()
+        names = getattr(listing, "tables", listing)
+        return list(names)

@@ -1,0 +1,119 @@
+"""`procsight score`: offline scoring of JSONL capture files with the receiver's policy.
+
+Reads events in the shape of DESIGN section 1 (flat keys), in order, and writes each input object plus
+`anomaly_score`, `anomaly_severity`, `anomaly_reasons`, `anomaly_nearest`, `anomaly_model` to stdout.
+A bad line is reported on stderr with its file and line number and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from scoring.config import EngineConfig
+from scoring.engine import AnomalyEngine
+from scoring.event import InvalidEvent, ProcessEvent
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 1000
+
+
+@dataclass(slots=True)
+class _Line:
+    raw: dict[str, Any]
+    event: ProcessEvent
+    workload: str
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "score", help="score JSONL process events offline against a baseline directory",
+        description="Score JSONL events (DESIGN section 1 keys) in order, learning as the receiver does.")
+    parser.add_argument("files", nargs="+", metavar="FILE", help="JSONL files, or - for standard input")
+    parser.add_argument("--baselines", required=True, metavar="DIR", help="LanceDB baseline directory or URI")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--workload", default="default", help="workload to score against (default: default)")
+    which.add_argument("--workload-from-field", metavar="FIELD",
+                       help="take each event's workload from this field (e.g. workload or host.name)")
+    parser.add_argument("--tenant", default="default", help="tenant of the baselines (default: default)")
+    parser.add_argument("--model", default=EngineConfig.model, help="featurizer (hash128-v2 or hash128-v1)")
+    parser.add_argument("--learn-only", action="store_true", help="build the baseline; emit nothing")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    engine = AnomalyEngine(EngineConfig(baselines=args.baselines, model=args.model))
+    skipped = scored = 0
+    try:
+        batch: list[_Line] = []
+        for item in _read_lines(args.files, args.workload, args.workload_from_field):
+            if item is None:
+                skipped += 1
+                continue
+            batch.append(item)
+            if len(batch) >= BATCH_SIZE:
+                scored += _flush(engine, batch, args, sys.stdout)
+                batch = []
+        scored += _flush(engine, batch, args, sys.stdout)
+    finally:
+        engine.close()
+    log.info("%s %d events, skipped %d bad lines", "learned" if args.learn_only else "scored", scored, skipped)
+    return 0
+
+
+def _read_lines(files: list[str], workload: str, workload_field: str | None) -> Iterator[_Line | None]:
+    for name in files:
+        stream: TextIO = sys.stdin if name == "-" else open(name, encoding="utf-8", errors="replace")  # noqa: SIM115
+        try:
+            for number, text in enumerate(stream, start=1):
+                if not text.strip():
+                    continue
+                yield _parse(text, name, number, workload, workload_field)
+        finally:
+            if stream is not sys.stdin:
+                stream.close()
+
+
+def _parse(text: str, name: str, number: int, workload: str, workload_field: str | None) -> _Line | None:
+    try:
+        raw = json.loads(text)
+        if not isinstance(raw, dict):
+            raise InvalidEvent("a line must be a JSON object")
+        event = ProcessEvent.from_attributes(raw)
+    except (json.JSONDecodeError, InvalidEvent) as exc:
+        print(f"{name}:{number}: skipped: {exc}", file=sys.stderr)
+        return None
+    if workload_field:
+        workload = str(raw.get(workload_field) or "default")
+    return _Line(raw, event, workload)
+
+
+def _flush(engine: AnomalyEngine, batch: list[_Line], args: argparse.Namespace, out: TextIO) -> int:
+    # Consecutive events of the same workload go to the engine together, keeping stream order.
+    start = 0
+    while start < len(batch):
+        end = start
+        while end < len(batch) and batch[end].workload == batch[start].workload:
+            end += 1
+        run_of = batch[start:end]
+        events = [line.event for line in run_of]
+        if args.learn_only:
+            engine.learn_only(events, args.tenant, run_of[0].workload)
+        else:
+            for line, verdict in zip(run_of, engine.process(events, args.tenant, run_of[0].workload), strict=True):
+                line.raw.update({
+                    "anomaly_score": round(verdict.score, 4),
+                    "anomaly_severity": verdict.severity,
+                    "anomaly_reasons": verdict.reasons,
+                    "anomaly_nearest": verdict.nearest,
+                    "anomaly_model": verdict.model,
+                })
+                out.write(json.dumps(line.raw, ensure_ascii=False) + "\n")
+        start = end
+    return len(batch)

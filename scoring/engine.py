@@ -1,0 +1,254 @@
+"""The scoring engine: featurize, score against the workload's baseline, add heuristics, learn.
+
+Score of one event (all in 0..1):
+- model: with no history 1.0; else over the k nearest patterns, min(1, 2 * distance + 0.1 / count)
+  (the article's `min(1, 2 * nearest distance)`, plus a frequency term: a pattern seen once is less
+  normal than one seen a thousand times; seen once again, a new script drops from ~0.7 to ~0.1);
+- heuristics: each piece of evidence has a weight; weights are damped for patterns the workload
+  already knows (familiar evidence is the workload's normal, e.g. CGI shells under a web server);
+- final: noisy-OR, 1 - (1 - model) * prod(1 - weight), so evidence accumulates without exceeding 1.
+Severity comes from the workload's thresholds; learning follows `scoring.policy`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from procsight.confmap import parse_duration
+from scoring.baseline import Baseline, BaselineStore
+from scoring.config import EngineConfig
+from scoring.event import ProcessEvent
+from scoring.featurizer import get_embedder
+from scoring.heuristics import Evidence, assess, base_name
+from scoring.policy import HoldBack
+
+log = logging.getLogger(__name__)
+
+FREQUENCY_WEIGHT = 0.1
+NOVELTY_CEILING = 0.7  # what novelty alone can score: alerts take novelty plus evidence
+NEW_EXECUTABLE_WEIGHT = 0.15
+MIN_DAMPING = 0.2  # heuristic weight kept for a pattern the workload knows well
+_HEURISTIC_CACHE_LIMIT = 200_000
+
+
+@dataclass(slots=True)
+class Verdict:
+    score: float
+    severity: str  # none | warn | alert
+    reasons: list[str]
+    workload: str
+    nearest: str
+    model: str
+    vector: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.float32))
+
+
+@dataclass(slots=True)
+class _ModelScore:
+    score: float
+    nearest_row: int  # -1 without history
+    distance: float
+    known_count: int  # > 0 when the exact pattern is in the baseline
+
+
+class AnomalyEngine:
+    """Scores and learns process events, one baseline per (tenant, workload). Thread-safe."""
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self.config = config or EngineConfig()
+        self.config.validate()
+        self.featurizer = get_embedder(self.config.model)
+        self.store = BaselineStore(self.config.baselines, self.featurizer.dim, self.featurizer.name,
+                                   max_resident=self.config.max_resident_workloads,
+                                   index_threshold=self.config.index_threshold)
+        learning = self.config.learning
+        self._holdbacks: dict[tuple[str, str], HoldBack] = {}
+        self._heuristic_cache: dict[tuple, list[Evidence]] = {}
+        self._flush_every = parse_duration(self.config.flush_interval)
+        self._compact_every = parse_duration(self.config.compact_interval)
+        self._window_seconds = learning.recurrence_window_seconds
+        self._last_flush = self._last_compact = time.monotonic()
+        self._maintenance_lock = threading.Lock()
+
+    # -- public API -------------------------------------------------------------------------------
+
+    def process(self, events: Sequence[ProcessEvent], tenant: str = "default", workload: str = "default",
+                *, learn: bool = True) -> list[Verdict]:
+        """Scores `events` in order, learning each per the policy before the next is scored."""
+        if not events:
+            return []
+        baseline = self.store.get(tenant, workload)
+        holdback = self._holdback(tenant, workload)
+        thresholds = self.config.thresholds.for_workload(workload)
+        keys = self.featurizer.pattern_keys(events)
+        vectors_of = self._vectors_by_key(events, keys)
+        with baseline.lock:
+            verdicts = []
+            for event, key in zip(events, keys, strict=True):
+                vector = vectors_of[key]
+                model = self._model_score(baseline, key, vector)
+                verdict = self._verdict(event, key, vector, model, baseline, holdback, thresholds, workload)
+                if learn:
+                    self._learn(event, key, vector, verdict, baseline, holdback)
+                verdicts.append(verdict)
+        self._maybe_maintain()
+        return verdicts
+
+    def learn_only(self, events: Sequence[ProcessEvent], tenant: str = "default", workload: str = "default") -> None:
+        """Learns every event unconditionally (bootstrapping a baseline from a trusted capture)."""
+        if not events:
+            return
+        baseline = self.store.get(tenant, workload)
+        keys = self.featurizer.pattern_keys(events)
+        vectors_of = self._vectors_by_key(events, keys)
+        with baseline.lock:
+            for event, key in zip(events, keys, strict=True):
+                baseline.learn(key, vectors_of[key], event.command_line, event.executable_name, self._when(event))
+        self._maybe_maintain()
+
+    def acknowledge(self, event: ProcessEvent, tenant: str = "default", workload: str = "default") -> None:
+        """A person says this pattern is normal here: learn it now, whatever its score."""
+        key = self.featurizer.pattern_keys([event])[0]
+        baseline = self.store.get(tenant, workload)
+        pending = self._holdback(tenant, workload).release(key)
+        times = pending.occurrences if pending else 1
+        with baseline.lock:
+            vector = self.featurizer.embed([event])[0]
+            baseline.learn(key, vector, event.command_line, event.executable_name, self._when(event), times=times)
+        self.store.flush_one(baseline)
+
+    def embed_text(self, text: str) -> np.ndarray:
+        return self.featurizer.embed_text(text)
+
+    def flush(self) -> int:
+        return self.store.flush()
+
+    def maintain(self, now: float | None = None) -> None:
+        self.store.maintain(self.config.retention_seconds, now)
+
+    def close(self) -> None:
+        self.store.flush()
+
+    def _vectors_by_key(self, events: Sequence[ProcessEvent], keys: list[str]) -> dict[str, np.ndarray]:
+        """Embeds each distinct pattern of the batch once."""
+        first: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        vectors = self.featurizer.embed([events[i] for i in first.values()])
+        return dict(zip(first, vectors, strict=True))
+
+    # -- scoring ----------------------------------------------------------------------------------
+
+    def _model_score(self, baseline: Baseline, key: str, vector: np.ndarray) -> _ModelScore:
+        row = baseline.index.get(key)
+        if row is not None:
+            count = int(baseline.counts[row])
+            return _ModelScore(min(1.0, FREQUENCY_WEIGHT / count), row, 0.0, count)
+        neighbours = baseline.nearest(vector[None, :], self.config.k)
+        rows, distances = neighbours.rows[0], neighbours.distances[0]
+        valid = rows >= 0
+        if not valid.any():
+            return _ModelScore(1.0, -1, 1.0, 0)
+        rows, distances = rows[valid], distances[valid]
+        scores = np.minimum(1.0, 2.0 * distances + FREQUENCY_WEIGHT / baseline.counts[rows])
+        best = int(np.argmin(scores))
+        return _ModelScore(float(scores[best]), int(rows[best]), float(distances[best]), 0)
+
+    def _verdict(self, event: ProcessEvent, key: str, vector: np.ndarray, model: _ModelScore, baseline: Baseline,
+                 holdback: HoldBack, thresholds, workload: str) -> Verdict:  # type: ignore[no-untyped-def]
+        evidence = self._evidence(event, key)
+        reasons: list[str] = []
+        new_executable = baseline.executable_counts.get(event.executable_name, 0) == 0 and len(baseline) > 0
+        if new_executable:
+            evidence = [Evidence(NEW_EXECUTABLE_WEIGHT,
+                                 f"executable {base_name(event.executable_name)} never seen on this workload"),
+                        *evidence]
+        damping = max(MIN_DAMPING, model.score)
+        remaining = 1.0 - NOVELTY_CEILING * model.score
+        for item in evidence:
+            remaining *= 1.0 - item.weight * damping
+            reasons.append(item.reason)
+        score = float(min(1.0, max(0.0, 1.0 - remaining)))
+        reasons.append(self._model_reason(model, baseline))
+        severity = thresholds.severity(score)
+        if key in holdback.pending:
+            reasons.append(holdback.progress(key))
+        if baseline.events_learned < self.config.learning.warmup_events:
+            reasons.append(f"workload in warm-up ({baseline.events_learned}/"
+                           f"{self.config.learning.warmup_events} events learned)")
+            heuristic_only = 1.0 - float(np.prod([1.0 - e.weight for e in evidence])) if evidence else 0.0
+            if severity == "alert" and thresholds.severity(heuristic_only) != "alert":
+                severity = "warn"
+        nearest = baseline.examples[model.nearest_row] if model.nearest_row >= 0 else ""
+        return Verdict(score, severity, reasons, workload, nearest, self.featurizer.name, vector)
+
+    def _evidence(self, event: ProcessEvent, key: str) -> list[Evidence]:
+        cache_key = (key, event.parent_name, event.ancestors[:4], event.executable_path, event.working_directory,
+                     event.user_id == 0, event.executable_deleted, (event.cpu_percent or 0) >= 80,
+                     event.local_port, event.remote_address, event.remote_port)
+        found = self._heuristic_cache.get(cache_key)
+        if found is None:
+            if len(self._heuristic_cache) > _HEURISTIC_CACHE_LIMIT:
+                self._heuristic_cache.clear()
+            found = self._heuristic_cache[cache_key] = assess(event)
+        return found
+
+    @staticmethod
+    def _model_reason(model: _ModelScore, baseline: Baseline) -> str:
+        if model.nearest_row < 0:
+            return "nothing like it seen on this workload" if len(baseline) else "no history for this workload yet"
+        if model.known_count:
+            return f"seen {model.known_count} times on this workload"
+        if model.score >= 0.6:
+            return f"new on this workload (nearest normal pattern at distance {model.distance:.2f})"
+        count = int(baseline.counts[model.nearest_row])
+        return f"close to a known pattern (distance {model.distance:.2f}, seen {count} times)"
+
+    # -- learning ---------------------------------------------------------------------------------
+
+    def _learn(self, event: ProcessEvent, key: str, vector: np.ndarray, verdict: Verdict, baseline: Baseline,
+               holdback: HoldBack) -> None:
+        when = self._when(event)
+        if key in holdback.pending or verdict.severity == "alert":
+            earned = holdback.observe(key, when, event.command_line, event.executable_name, vector)
+            if earned is not None:
+                baseline.learn(key, vector, earned.example, earned.executable, when, times=earned.occurrences)
+            return
+        # A warn-level pattern is learned provisionally: its own repeats score low at once, but it vouches
+        # for similar commands only once it recurs in a later time window.
+        row = baseline.index.get(key)
+        recurring = row is not None and when - baseline.first_seen[row] >= self._window_seconds
+        trusted = verdict.severity == "none" or recurring
+        baseline.learn(key, vector, event.command_line, event.executable_name, when, trusted=trusted)
+
+    def _holdback(self, tenant: str, workload: str) -> HoldBack:
+        key = (tenant, workload)
+        holdback = self._holdbacks.get(key)
+        if holdback is None:
+            learning = self.config.learning
+            holdback = self._holdbacks[key] = HoldBack(learning.recurrence_windows, self._window_seconds)
+        return holdback
+
+    @staticmethod
+    def _when(event: ProcessEvent) -> float:
+        return event.timestamp if event.timestamp > 0 else time.time()
+
+    def _maybe_maintain(self) -> None:
+        now = time.monotonic()
+        if now - self._last_flush < self._flush_every:
+            return
+        if not self._maintenance_lock.acquire(blocking=False):
+            return
+        try:
+            self._last_flush = now
+            self.store.flush()
+            if now - self._last_compact >= self._compact_every:
+                self._last_compact = now
+                self.maintain()
+        finally:
+            self._maintenance_lock.release()

@@ -1,0 +1,212 @@
+"""Layered heuristics: evidence about one event that needs no baseline.
+
+Each heuristic returns `Evidence(weight, reason)`; the scorer folds the weights into the model score
+(noisy-OR), damped for patterns the workload has already learned. The same `assess` serves the
+receiver's scoring and the agent's host scan, so a reason reads the same wherever it is shown.
+
+Weights are evidence strengths, not verdicts; they were set on the lesson's examples and checked on
+../shared/eval (bench/detect.py), never tuned to its individual command lines.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from scoring.event import CONNECTION, LISTEN, ProcessEvent
+from scoring.tokens import address_class, path_class
+
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "ash", "busybox"})
+WEB_SERVERS = frozenset({
+    "nginx", "apache2", "httpd", "lighttpd", "caddy", "php-fpm", "php-cgi", "java", "node", "tomcat",
+    "gunicorn", "uwsgi", "uvicorn", "puma", "unicorn", "passenger", "ruby", "python", "httpd-prefork",
+})
+INTERPRETERS = frozenset({"python", "perl", "ruby", "php", "node", "nodejs", "lua", "luajit", "julia", "Rscript", "R",
+                          "jjs", "jrunscript", "tclsh", "wish", "expect", "gjs", "pwsh", "osascript", "irb"})
+INLINE_CODE_FLAGS = frozenset({"-c", "-e", "-E", "-r", "--eval", "--exec", "-x", "--execute", "--command"})
+ELEVATORS = frozenset({"sudo", "su", "doas", "pkexec", "run0"})
+DOWNLOADERS = frozenset({"curl", "wget", "fetch", "tftp", "ftp", "scp", "sftp", "rsync", "nc", "ncat", "socat"})
+TEMP_CLASSES = frozenset({"tmp", "shm"})
+WEB_PORTS = frozenset({80, 443, 8080, 8443})
+HIGH_CPU_PERCENT = 80.0
+
+_VERSION_SUFFIX = re.compile(r"[\d.]+$")
+_SHELL_WORD = re.compile(r"(?:^|[\s'\"=(/;|&])(?:/usr)?(?:/bin/)?(?:ba|da|z|k|c|tc|a)?sh(?:$|[\s'\");|&])")
+_REVERSE_SHELL = re.compile(r"/dev/(?:tcp|udp)/|\bmkfifo\b|\bnc\b.*\s-[ec]\b|\bsocat\b.*exec:|pty\.spawn|"
+                            r"\bsocket\b.*\bconnect\b|fsockopen|TCPSocket", re.IGNORECASE)
+_PIPE_TO_SHELL = re.compile(r"\|\s*(?:sudo\s+)?(?:/usr)?(?:/bin/)?(?:ba|da|z)?sh\b")
+_NETWORK_DESTINATION = re.compile(r"[a-z][a-z0-9+.-]*://[^\s/]+|\b(?:[a-z0-9-]+\.)+[a-z]{2,}:\d{2,5}\b|"
+                                  r"\btcp(?:-connect|-listen)?:|\b(?:-connect|--host|-h)\s+\S+\.\S+", re.IGNORECASE)
+_SPAWN_CALL = re.compile(r"\b(?:system|exec[lv]?p?e?|popen|spawn|subprocess|os\.system|Runtime\.getRuntime|"
+                         r"child_process|shell_exec|passthru|proc_open)\s*[(.]", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    weight: float  # 0..1, how strongly this alone suggests "investigate"
+    reason: str
+
+
+def base_name(name: str) -> str:
+    """nginx: worker process -> nginx; php-fpm8.2 -> php-fpm; python3.11 -> python."""
+    name = name.split(":", 1)[0].strip().rsplit("/", 1)[-1]
+    return _VERSION_SUFFIX.sub("", name) or name
+
+
+def is_shell(name: str) -> bool:
+    return base_name(name) in SHELLS
+
+
+def is_web_server(name: str) -> bool:
+    return base_name(name) in WEB_SERVERS
+
+
+def assess(event: ProcessEvent) -> list[Evidence]:
+    """All heuristic evidence for one event, strongest first."""
+    found: list[Evidence] = []
+    for check in _CHECKS:
+        found.extend(check(event))
+    found.sort(key=lambda e: -e.weight)
+    return found
+
+
+def _lineage(event: ProcessEvent) -> list[str]:
+    names = list(event.ancestors) if event.ancestors else []
+    if event.parent_name and (not names or names[0] != event.parent_name):
+        names.insert(0, event.parent_name)
+    return names
+
+
+def _shell_under_web_server(event: ProcessEvent) -> list[Evidence]:
+    if not is_shell(event.executable_name):
+        return []
+    lineage = _lineage(event)
+    for depth, name in enumerate(lineage):
+        if is_web_server(name):
+            how = "" if depth == 0 else f" (via {' <- '.join(base_name(n) for n in lineage[:depth])})"
+            return [Evidence(0.7, f"shell spawned by {base_name(name)}{how}")]
+        if not is_shell(name):
+            break  # only look through intermediate shells: bash under cron under nginx is not this
+    return []
+
+
+def _child_of_web_server(event: ProcessEvent) -> list[Evidence]:
+    parent = event.parent_name
+    if event.event_name != "process.exec" or not parent or not is_web_server(parent) or is_shell(
+            event.executable_name):
+        return []
+    if base_name(event.executable_name) == base_name(parent):
+        return []  # a server re-executing itself (workers, reloads)
+    return [Evidence(0.3, f"{base_name(event.executable_name)} started directly by {base_name(parent)}")]
+
+
+def _binary_in_temp(event: ProcessEvent) -> list[Evidence]:
+    location = path_class(event.executable_path)
+    if location not in TEMP_CLASSES and not (event.executable_path.startswith("./") and location == "relative"
+                                             and path_class(event.working_directory + "/") in TEMP_CLASSES):
+        return []
+    where = "/dev/shm" if location == "shm" else "a temp directory"
+    found = [Evidence(0.75, f"binary in {where} ({event.executable_path})")]
+    if event.user_id == 0:
+        found.append(Evidence(0.6, "privileged process (root) running from a temp directory"))
+    return found
+
+
+def _missing_executable(event: ProcessEvent) -> list[Evidence]:
+    path = event.executable_path
+    if event.executable_deleted or path.endswith(" (deleted)") or path.startswith("/memfd:"):
+        return [Evidence(0.7, "no backing executable on disk (deleted or memfd)")]
+    return []
+
+
+def _shell_escape(event: ProcessEvent) -> list[Evidence]:
+    """A non-shell program whose arguments start a shell or run code: the classic 'living off the land'."""
+    args = event.args[1:]
+    if not args or (is_shell(event.executable_name) and not any(a == "-i" for a in args)):
+        return []
+    text = " ".join(args)
+    found: list[Evidence] = []
+    if _REVERSE_SHELL.search(text):
+        found.append(Evidence(0.8, "reverse-shell pattern in arguments"))
+    if _PIPE_TO_SHELL.search(text) and base_name(event.executable_name) in DOWNLOADERS:
+        found.append(Evidence(0.8, "download piped into a shell"))
+    elif _SHELL_WORD.search(" " + text + " ") and not is_shell(event.executable_name):
+        found.append(Evidence(0.45, f"{base_name(event.executable_name)} arguments start a shell"))
+    elif _SPAWN_CALL.search(text):
+        found.append(Evidence(0.35, f"{base_name(event.executable_name)} arguments execute commands"))
+    if is_shell(event.executable_name) and "-i" in args:
+        found.append(Evidence(0.4, "interactive shell started non-interactively"))
+    return found
+
+
+def _privilege_elevation(event: ProcessEvent) -> list[Evidence]:
+    name = base_name(event.executable_name)
+    if name not in ELEVATORS:
+        return []
+    if any(is_web_server(n) for n in _lineage(event)[:3]):
+        return [Evidence(0.6, f"{name} run under a web/app server")]
+    if event.user_id is not None and event.user_id != 0:
+        return [Evidence(0.3, f"privilege elevation ({name}) by uid {event.user_id}")]
+    return []
+
+
+def _inline_code(event: ProcessEvent) -> list[Evidence]:
+    """An interpreter given code on its command line (python -c, perl -e, node -e, ...), possibly behind sudo."""
+    args = list(event.args)
+    while args and base_name(args[0]) in ELEVATORS:
+        args = args[1:]
+    if len(args) < 3 or base_name(args[0]) not in INTERPRETERS:
+        return []
+    flags = set(args[1:-1])
+    if flags & INLINE_CODE_FLAGS or any(a.startswith("-M") for a in flags):
+        return [Evidence(0.3, f"inline code run by {base_name(args[0])}")]
+    return []
+
+
+def _network_destination(event: ProcessEvent) -> list[Evidence]:
+    """A command line naming a remote endpoint (URL, host:port, tcp-connect): data may leave or arrive."""
+    if event.event_name != "process.exec":
+        return []
+    text = " ".join(event.args[1:])
+    match = _NETWORK_DESTINATION.search(text)
+    if match is None or "localhost" in match.group(0) or "127.0.0.1" in match.group(0):
+        return []
+    return [Evidence(0.3, f"remote endpoint in arguments ({match.group(0)[:60]})")]
+
+
+def _privileged_shell_mode(event: ProcessEvent) -> list[Evidence]:
+    """`-p` keeps a setuid shell's privileges: the textbook way to keep root from a suid binary."""
+    args = event.args
+    if (any(is_shell(a) for a in args[:-1]) or is_shell(event.executable_name)) and "-p" in args[1:]:
+        return [Evidence(0.4, "shell started in privileged mode (-p)")]
+    return []
+
+
+def _high_cpu(event: ProcessEvent) -> list[Evidence]:
+    if event.cpu_percent is not None and event.cpu_percent >= HIGH_CPU_PERCENT:
+        return [Evidence(0.4, f"sustained high CPU ({event.cpu_percent:.0f}%)")]
+    return []
+
+
+def _network(event: ProcessEvent) -> list[Evidence]:
+    if event.event_name == LISTEN:
+        return [Evidence(0.2, f"listening on port {event.local_port}")]
+    if event.event_name == CONNECTION and event.remote_port not in WEB_PORTS and address_class(
+            event.remote_address) == "public":
+        return [Evidence(0.3, f"connection to {event.remote_address}:{event.remote_port} on a non-web port")]
+    return []
+
+
+_CHECKS = (
+    _shell_under_web_server,
+    _child_of_web_server,
+    _binary_in_temp,
+    _missing_executable,
+    _shell_escape,
+    _privilege_elevation,
+    _inline_code,
+    _network_destination,
+    _privileged_shell_mode,
+    _high_cpu,
+    _network,
+)

@@ -1,0 +1,165 @@
+"""Turning a process event into field-tagged, normalised tokens (the input of hash128-v2).
+
+Why each normalisation (measured on ../shared/eval with bench/detect.py, see scoring/README.md):
+- volatile values (numbers, pids, hex and uuid ids, temp file names) become placeholders, so the same
+  command run again with a new pid or temp file is the same pattern rather than a near-miss;
+- IP addresses become their class (loopback, private, public) and ports well-known/registered/ephemeral,
+  so a new ephemeral port is not novelty but a new well-known one is;
+- paths also yield a path-class token (tmp, shm, home, system...), which carries the "runs from /tmp"
+  signal into the vector even when the exact path is new;
+- tokens are tagged with their field ("exe:", "arg:", "parent:") instead of their position, so one extra
+  argument does not shift every following token into a different hash bucket.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from functools import lru_cache
+
+from scoring.event import ProcessEvent
+
+MAX_ARG_TOKENS = 24  # argv beyond this adds little and costs time; truncation is itself a token
+MAX_TOKEN_LENGTH = 64
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+_HEX_RUN = re.compile(r"(?<![0-9a-z])(?:0x)?[0-9a-f]{8,}(?![0-9a-z])", re.IGNORECASE)
+_NUMBER = re.compile(r"\d+")
+_IPV4 = re.compile(r"^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?$")
+_HOST_PORT = re.compile(r"^([A-Za-z0-9.-]+):(\d{1,5})$")
+_URL = re.compile(r"^([a-z][a-z0-9+.-]*)://([^/:]*)(?::(\d+))?", re.IGNORECASE)
+# mktemp and friends: tmp.XXXXXXXXXX, random suffixes of 6+ mixed letters and digits.
+_RANDOM_NAME = re.compile(r"(?:tmp\.)?(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{6,}")
+
+_PATH_CLASSES = (
+    ("/dev/shm/", "shm"),
+    ("/tmp/", "tmp"),
+    ("/var/tmp/", "tmp"),
+    ("/run/user/", "tmp"),
+    ("/dev/", "dev"),
+    ("/proc/", "proc"),
+    ("/memfd:", "memfd"),
+    ("/home/", "home"),
+    ("/root/", "home"),
+    ("/usr/local/", "local"),
+    ("/usr/", "system"),
+    ("/bin/", "system"),
+    ("/sbin/", "system"),
+    ("/lib", "system"),
+    ("/etc/", "etc"),
+    ("/opt/", "opt"),
+    ("/srv/", "srv"),
+    ("/var/www/", "www"),
+    ("/var/", "var"),
+)
+
+
+def path_class(path: str) -> str:
+    """The class of a file location: tmp, shm, home, system, ... ('relative' or 'other' otherwise)."""
+    if not path:
+        return ""
+    if not path.startswith("/"):
+        return "relative" if "/" in path else ""
+    probe = path if path.endswith("/") else path + "/"
+    for prefix, name in _PATH_CLASSES:
+        if probe.startswith(prefix):
+            return name
+    return "other"
+
+
+def port_class(port: int | None) -> str:
+    if port is None or port <= 0:
+        return ""
+    if port < 1024:
+        return f"wk{port}"  # well-known ports are identities (22, 80, 443), keep them
+    if port < 49152:
+        return "registered"
+    return "ephemeral"
+
+
+def address_class(address: str) -> str:
+    if not address:
+        return ""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return "name"
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_private or ip.is_link_local:
+        return "private"
+    if ip.is_multicast or ip.is_unspecified:
+        return "special"
+    return "public"
+
+
+def user_class(uid: int | None) -> str:
+    if uid is None:
+        return ""
+    if uid == 0:
+        return "root"
+    return "system" if uid < 1000 else "human"
+
+
+@lru_cache(maxsize=1 << 16)
+def normalise_name(name: str) -> str:
+    """Executable names without version digits: python3.11 -> python#, php-fpm8.2 -> php-fpm#."""
+    return _NUMBER.sub("#", name)[:MAX_TOKEN_LENGTH]
+
+
+@lru_cache(maxsize=1 << 18)
+def normalise_arg(arg: str) -> tuple[str, ...]:
+    """Tokens for one argument: its normalised value, plus a class token for paths, addresses, URLs."""
+    if arg.isalpha() or (arg.startswith("-") and arg[1:].replace("-", "").isalpha()):
+        return (arg[:MAX_TOKEN_LENGTH],)  # the common case: plain words and flags
+    extra: list[str] = []
+    value = arg
+    if (url := _URL.match(arg)) is not None:
+        extra.append(f"url:{url.group(1).lower()}:{address_class(url.group(2)) or 'name'}")
+        value = f"{url.group(1).lower()}://<{address_class(url.group(2)) or 'host'}>"
+    elif (ip := _IPV4.match(arg)) is not None:
+        port = int(ip.group(2)) if ip.group(2) else None
+        value = f"<ip:{address_class(ip.group(1))}>" + (f":<port:{port_class(port)}>" if port else "")
+    elif (host_port := _HOST_PORT.match(arg)) is not None and not host_port.group(1).isdigit():
+        value = f"<host>:<port:{port_class(int(host_port.group(2)))}>"
+    else:
+        if "/" in arg:
+            cls = path_class(arg)
+            if cls:
+                extra.append(f"pathclass:{cls}")
+        value = _UUID.sub("<uuid>", value)
+        value = _HEX_RUN.sub("<hex>", value)
+        value = _RANDOM_NAME.sub("<rand>", value)
+        value = _NUMBER.sub("<n>", value)
+    return (value[:MAX_TOKEN_LENGTH], *extra)
+
+
+def event_tokens(event: ProcessEvent) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(identity tokens, argument tokens) of an event, tagged by field.
+
+    Identity tokens say what ran, where from, under whom; argument tokens say how. The featurizer
+    weighs the two groups separately so a long argv cannot drown out the executable's identity.
+    """
+    identity = [
+        f"event:{event.event_name}",
+        f"exe:{normalise_name(event.executable_name)}",
+        f"parent:{normalise_name(event.parent_name)}",
+        f"user:{user_class(event.user_id)}",
+    ]
+    exe_class = path_class(event.executable_path)
+    if exe_class:
+        identity.append(f"execlass:{exe_class}")
+    identity.extend(f"anc:{normalise_name(name)}" for name in event.ancestors[1:4])
+    if event.executable_deleted:
+        identity.append("exe:deleted")
+    if event.event_name != "process.exec":
+        identity.append(f"lport:{port_class(event.local_port)}")
+        identity.append(f"rport:{port_class(event.remote_port)}")
+        identity.append(f"raddr:{address_class(event.remote_address)}")
+    arguments: list[str] = []
+    args = event.args
+    for arg in args[1 : MAX_ARG_TOKENS + 1]:
+        arguments.extend(f"arg:{token}" for token in normalise_arg(arg))
+    if len(args) > MAX_ARG_TOKENS + 1 or event.command_args_truncated:
+        arguments.append("arg:<truncated>")
+    return tuple(identity), tuple(arguments)
