@@ -25,16 +25,24 @@ from scoring.baseline import Baseline, BaselineStore
 from scoring.config import EngineConfig
 from scoring.event import ProcessEvent
 from scoring.featurizer import get_embedder
-from scoring.heuristics import Evidence, assess, base_name
+from scoring.heuristics import Evidence, assess
 from scoring.policy import HoldBack
+from scoring.tokens import base_name, elevated_program
 
 log = logging.getLogger(__name__)
 
 FREQUENCY_WEIGHT = 0.1
 NOVELTY_CEILING = 0.7  # what novelty alone can score: alerts take novelty plus evidence
 NEW_EXECUTABLE_WEIGHT = 0.15
+SUSPICIOUS_WEIGHT = 0.3  # evidence this strong keeps a pattern provisional, whatever its score
 MIN_DAMPING = 0.2  # heuristic weight kept for a pattern the workload knows well
 _HEURISTIC_CACHE_LIMIT = 200_000
+
+
+def program_of(event: ProcessEvent) -> str:
+    """What ran, for "never run here": the executable, or `sudo fish` for an elevated program."""
+    inner = elevated_program(event)
+    return f"{base_name(event.executable_name)} {inner}" if inner else event.executable_name
 
 
 @dataclass(slots=True)
@@ -108,7 +116,7 @@ class AnomalyEngine:
         vectors_of = self._vectors_by_key(events, keys)
         with baseline.lock:
             for event, key in zip(events, keys, strict=True):
-                baseline.learn(key, vectors_of[key], event.command_line, event.executable_name, self._when(event))
+                baseline.learn(key, vectors_of[key], event.command_line, program_of(event), self._when(event))
         self._maybe_maintain()
 
     def acknowledge(self, event: ProcessEvent, tenant: str = "default", workload: str = "default") -> None:
@@ -119,7 +127,7 @@ class AnomalyEngine:
         times = pending.occurrences if pending else 1
         with baseline.lock:
             vector = self.featurizer.embed([event])[0]
-            baseline.learn(key, vector, event.command_line, event.executable_name, self._when(event), times=times)
+            baseline.learn(key, vector, event.command_line, program_of(event), self._when(event), times=times)
         self.store.flush_one(baseline)
 
     def embed_text(self, text: str) -> np.ndarray:
@@ -163,13 +171,14 @@ class AnomalyEngine:
                  holdback: HoldBack, thresholds, workload: str) -> Verdict:  # type: ignore[no-untyped-def]
         evidence = self._evidence(event, key)
         reasons: list[str] = []
-        new_executable = baseline.executable_counts.get(event.executable_name, 0) == 0 and len(baseline) > 0
-        if new_executable:
-            evidence = [Evidence(NEW_EXECUTABLE_WEIGHT,
-                                 f"executable {base_name(event.executable_name)} never seen on this workload"),
-                        *evidence]
-        damping = max(MIN_DAMPING, model.score)
-        remaining = 1.0 - NOVELTY_CEILING * model.score
+        novelty = model.score
+        program = program_of(event)
+        if len(baseline) > 0 and baseline.executable_counts.get(program, 0) == 0:
+            novelty = 1.0  # a program never run on this workload is as new as it gets, whatever its arguments
+            evidence = [Evidence(NEW_EXECUTABLE_WEIGHT, f"{program} never run on this workload"), *evidence]
+        # Evidence counts in full for what the workload does not know, and is quieted for its routine.
+        damping = min(1.0, max(MIN_DAMPING, 2.0 * novelty))
+        remaining = 1.0 - NOVELTY_CEILING * novelty
         for item in evidence:
             remaining *= 1.0 - item.weight * damping
             reasons.append(item.reason)
@@ -215,16 +224,18 @@ class AnomalyEngine:
                holdback: HoldBack) -> None:
         when = self._when(event)
         if key in holdback.pending or verdict.severity == "alert":
-            earned = holdback.observe(key, when, event.command_line, event.executable_name, vector)
+            earned = holdback.observe(key, when, event.command_line, program_of(event), vector)
             if earned is not None:
                 baseline.learn(key, vector, earned.example, earned.executable, when, times=earned.occurrences)
             return
-        # A warn-level pattern is learned provisionally: its own repeats score low at once, but it vouches
-        # for similar commands only once it recurs in a later time window.
+        # A warn-level or suspicious pattern is learned provisionally: its own repeats score low at once,
+        # but it vouches for similar commands only once it recurs in a later time window. Otherwise one
+        # quiet `sudo x` would make every later `sudo y` look familiar.
         row = baseline.index.get(key)
         recurring = row is not None and when - baseline.first_seen[row] >= self._window_seconds
-        trusted = verdict.severity == "none" or recurring
-        baseline.learn(key, vector, event.command_line, event.executable_name, when, trusted=trusted)
+        suspicious = any(e.weight >= SUSPICIOUS_WEIGHT for e in self._evidence(event, key))
+        trusted = (verdict.severity == "none" and not suspicious) or recurring
+        baseline.learn(key, vector, event.command_line, program_of(event), when, trusted=trusted)
 
     def _holdback(self, tenant: str, workload: str) -> HoldBack:
         key = (tenant, workload)

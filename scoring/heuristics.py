@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from scoring.event import CONNECTION, LISTEN, ProcessEvent
-from scoring.tokens import address_class, path_class
+from scoring.tokens import ELEVATORS, address_class, base_name, elevated_program, path_class
 
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "ash", "busybox"})
 WEB_SERVERS = frozenset({
@@ -24,18 +24,17 @@ WEB_SERVERS = frozenset({
 INTERPRETERS = frozenset({"python", "perl", "ruby", "php", "node", "nodejs", "lua", "luajit", "julia", "Rscript", "R",
                           "jjs", "jrunscript", "tclsh", "wish", "expect", "gjs", "pwsh", "osascript", "irb"})
 INLINE_CODE_FLAGS = frozenset({"-c", "-e", "-E", "-r", "--eval", "--exec", "-x", "--execute", "--command"})
-ELEVATORS = frozenset({"sudo", "su", "doas", "pkexec", "run0"})
 DOWNLOADERS = frozenset({"curl", "wget", "fetch", "tftp", "ftp", "scp", "sftp", "rsync", "nc", "ncat", "socat"})
 TEMP_CLASSES = frozenset({"tmp", "shm"})
 WEB_PORTS = frozenset({80, 443, 8080, 8443})
 HIGH_CPU_PERCENT = 80.0
 
-_VERSION_SUFFIX = re.compile(r"[\d.]+$")
-_SHELL_WORD = re.compile(r"(?:^|[\s'\"=(/;|&])(?:/usr)?(?:/bin/)?(?:ba|da|z|k|c|tc|a)?sh(?:$|[\s'\");|&])")
+_SHELL_WORD = re.compile(r"(?<![\w.-])(?:/usr)?(?:/bin/)?(?:ba|da|z|k|c|tc|a|fi|ya|mk)?sh(?![\w.-])")
 _REVERSE_SHELL = re.compile(r"/dev/(?:tcp|udp)/|\bmkfifo\b|\bnc\b.*\s-[ec]\b|\bsocat\b.*exec:|pty\.spawn|"
                             r"\bsocket\b.*\bconnect\b|fsockopen|TCPSocket", re.IGNORECASE)
 _PIPE_TO_SHELL = re.compile(r"\|\s*(?:sudo\s+)?(?:/usr)?(?:/bin/)?(?:ba|da|z)?sh\b")
 _NETWORK_DESTINATION = re.compile(r"[a-z][a-z0-9+.-]*://[^\s/]+|\b(?:[a-z0-9-]+\.)+[a-z]{2,}:\d{2,5}\b|"
+                                  r"\b[\w.-]+@(?:[a-z0-9-]+\.)+[a-z]{2,}\b|"
                                   r"\btcp(?:-connect|-listen)?:|\b(?:-connect|--host|-h)\s+\S+\.\S+", re.IGNORECASE)
 _SPAWN_CALL = re.compile(r"\b(?:system|exec[lv]?p?e?|popen|spawn|subprocess|os\.system|Runtime\.getRuntime|"
                          r"child_process|shell_exec|passthru|proc_open)\s*[(.]", re.IGNORECASE)
@@ -45,12 +44,6 @@ _SPAWN_CALL = re.compile(r"\b(?:system|exec[lv]?p?e?|popen|spawn|subprocess|os\.
 class Evidence:
     weight: float  # 0..1, how strongly this alone suggests "investigate"
     reason: str
-
-
-def base_name(name: str) -> str:
-    """nginx: worker process -> nginx; php-fpm8.2 -> php-fpm; python3.11 -> python."""
-    name = name.split(":", 1)[0].strip().rsplit("/", 1)[-1]
-    return _VERSION_SUFFIX.sub("", name) or name
 
 
 def is_shell(name: str) -> bool:
@@ -97,7 +90,7 @@ def _child_of_web_server(event: ProcessEvent) -> list[Evidence]:
         return []
     if base_name(event.executable_name) == base_name(parent):
         return []  # a server re-executing itself (workers, reloads)
-    return [Evidence(0.3, f"{base_name(event.executable_name)} started directly by {base_name(parent)}")]
+    return [Evidence(0.4, f"{base_name(event.executable_name)} started directly by {base_name(parent)}")]
 
 
 def _binary_in_temp(event: ProcessEvent) -> list[Evidence]:
@@ -120,22 +113,24 @@ def _missing_executable(event: ProcessEvent) -> list[Evidence]:
 
 
 def _shell_escape(event: ProcessEvent) -> list[Evidence]:
-    """A non-shell program whose arguments start a shell or run code: the classic 'living off the land'."""
+    """Arguments that open a shell or a reverse connection: the classic 'living off the land'."""
     args = event.args[1:]
-    if not args or (is_shell(event.executable_name) and not any(a == "-i" for a in args)):
+    if not args:
         return []
     text = " ".join(args)
+    name = base_name(event.executable_name)
     found: list[Evidence] = []
     if _REVERSE_SHELL.search(text):
         found.append(Evidence(0.8, "reverse-shell pattern in arguments"))
-    if _PIPE_TO_SHELL.search(text) and base_name(event.executable_name) in DOWNLOADERS:
+    if _PIPE_TO_SHELL.search(text) and (name in DOWNLOADERS or any(d in text for d in DOWNLOADERS)):
         found.append(Evidence(0.8, "download piped into a shell"))
-    elif _SHELL_WORD.search(" " + text + " ") and not is_shell(event.executable_name):
-        found.append(Evidence(0.45, f"{base_name(event.executable_name)} arguments start a shell"))
+    if is_shell(name):
+        if "-i" in args:
+            found.append(Evidence(0.4, "interactive shell started non-interactively"))
+    elif _SHELL_WORD.search(text):
+        found.append(Evidence(0.55, f"{name} arguments start a shell"))
     elif _SPAWN_CALL.search(text):
-        found.append(Evidence(0.35, f"{base_name(event.executable_name)} arguments execute commands"))
-    if is_shell(event.executable_name) and "-i" in args:
-        found.append(Evidence(0.4, "interactive shell started non-interactively"))
+        found.append(Evidence(0.35, f"{name} arguments execute commands"))
     return found
 
 
@@ -143,11 +138,14 @@ def _privilege_elevation(event: ProcessEvent) -> list[Evidence]:
     name = base_name(event.executable_name)
     if name not in ELEVATORS:
         return []
+    found = []
     if any(is_web_server(n) for n in _lineage(event)[:3]):
-        return [Evidence(0.6, f"{name} run under a web/app server")]
-    if event.user_id is not None and event.user_id != 0:
-        return [Evidence(0.3, f"privilege elevation ({name}) by uid {event.user_id}")]
-    return []
+        found.append(Evidence(0.6, f"{name} run under a web/app server"))
+    elif event.user_id is not None and event.user_id != 0:
+        found.append(Evidence(0.3, f"privilege elevation ({name}) by uid {event.user_id}"))
+    if is_shell(elevated_program(event)):
+        found.append(Evidence(0.5, f"shell started through {name}"))
+    return found
 
 
 def _inline_code(event: ProcessEvent) -> list[Evidence]:

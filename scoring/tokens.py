@@ -31,6 +31,9 @@ _URL = re.compile(r"^([a-z][a-z0-9+.-]*)://([^/:]*)(?::(\d+))?", re.IGNORECASE)
 # mktemp and friends: tmp.XXXXXXXXXX, random suffixes of 6+ mixed letters and digits.
 _RANDOM_NAME = re.compile(r"(?:tmp\.)?(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{6,}")
 
+_VERSION_SUFFIX = re.compile(r"[\d.]+$")
+ELEVATORS = frozenset({"sudo", "su", "doas", "pkexec", "run0"})
+
 _PATH_CLASSES = (
     ("/dev/shm/", "shm"),
     ("/tmp/", "tmp"),
@@ -101,6 +104,23 @@ def user_class(uid: int | None) -> str:
     return "system" if uid < 1000 else "human"
 
 
+def base_name(name: str) -> str:
+    """nginx: worker process -> nginx; php-fpm8.2 -> php-fpm; python3.11 -> python."""
+    name = name.split(":", 1)[0].strip().rsplit("/", 1)[-1]
+    return _VERSION_SUFFIX.sub("", name) or name
+
+
+def elevated_program(event: ProcessEvent) -> str:
+    """For sudo/doas/su-style launchers, the program they run ('' otherwise)."""
+    args = event.args
+    if not args or base_name(event.executable_name) not in ELEVATORS:
+        return ""
+    for arg in args[1:]:
+        if not arg.startswith("-") and "=" not in arg:
+            return base_name(arg)
+    return ""
+
+
 @lru_cache(maxsize=1 << 16)
 def normalise_name(name: str) -> str:
     """Executable names without version digits: python3.11 -> python#, php-fpm8.2 -> php-fpm#."""
@@ -150,6 +170,9 @@ def event_tokens(event: ProcessEvent) -> tuple[tuple[str, ...], tuple[str, ...]]
     if exe_class:
         identity.append(f"execlass:{exe_class}")
     identity.extend(f"anc:{normalise_name(name)}" for name in event.ancestors[1:4])
+    inner = elevated_program(event)
+    if inner:
+        identity.append(f"exe:{normalise_name(inner)}")  # `sudo fish` runs fish: that is its identity too
     if event.executable_deleted:
         identity.append("exe:deleted")
     if event.event_name != "process.exec":
