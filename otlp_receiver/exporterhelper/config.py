@@ -7,6 +7,14 @@ from dataclasses import dataclass
 from procsight.confmap import ConfigError, parse_duration
 
 
+def check_duration(value: str | float, key: str) -> float:
+    """Seconds of a Collector duration; a bad one is a ValueError that `decode` reports with the full path."""
+    try:
+        return parse_duration(value)
+    except ConfigError as exc:
+        raise ValueError(f"{key}: {exc}") from None
+
+
 @dataclass
 class QueueConfig:
     """An in-memory queue of batches in front of an exporter, drained by `num_consumers` threads.
@@ -22,9 +30,9 @@ class QueueConfig:
 
     def validate(self) -> None:
         if self.num_consumers < 1:
-            raise ConfigError("num_consumers", "must be at least 1")
+            raise ValueError("num_consumers: must be at least 1")
         if self.queue_size < 1:
-            raise ConfigError("queue_size", "must be at least 1")
+            raise ValueError("queue_size: must be at least 1")
 
 
 @dataclass
@@ -46,15 +54,15 @@ class RetryConfig:
 
     def validate(self) -> None:
         for name in ("initial_interval", "max_interval", "max_elapsed_time"):
-            parse_duration(getattr(self, name), name)
+            check_duration(getattr(self, name), name)
         if self.initial_seconds <= 0:
-            raise ConfigError("initial_interval", "must be greater than zero")
+            raise ValueError("initial_interval: must be greater than zero")
         if self.max_seconds < self.initial_seconds:
-            raise ConfigError("max_interval", "must be at least initial_interval")
+            raise ValueError("max_interval: must be at least initial_interval")
         if self.multiplier < 1.0:
-            raise ConfigError("multiplier", "must be at least 1")
+            raise ValueError("multiplier: must be at least 1")
         if not 0.0 <= self.randomization_factor < 1.0:
-            raise ConfigError("randomization_factor", "must be in [0, 1)")
+            raise ValueError("randomization_factor: must be in [0, 1)")
 
     @property
     def initial_seconds(self) -> float:

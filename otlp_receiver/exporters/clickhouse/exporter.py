@@ -1,0 +1,92 @@
+"""The `clickhouse` exporter: one Arrow insert per batch part, deduplicated by a token stable across replays."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pyarrow as pa
+
+from otlp_receiver.component import LogBatch, RetryableError
+from otlp_receiver.exporters.clickhouse.columns import arrow_stream, batch_to_arrow
+from otlp_receiver.exporters.clickhouse.config import Config
+from otlp_receiver.exporters.clickhouse.schema import INSERT_COLUMNS, create_database_sql, create_table_sql
+from otlp_receiver.exporters.clickhouse.transport import (
+    UNKNOWN_TABLE_CODES,
+    ClickHouseError,
+    Transport,
+    open_transport,
+)
+
+log = logging.getLogger(__name__)
+
+# Rows per INSERT. A batch is cut at fixed offsets, so a replay cuts it identically and every part
+# keeps its deduplication token `{batch_id}/{part}`.
+MAX_PART_ROWS = 50_000
+
+
+class ClickHouseExporter:
+    def __init__(self, config: Config, name: str = "clickhouse", telemetry=None) -> None:  # type: ignore[no-untyped-def]
+        self.config = config
+        self.name = name
+        self.table = f"`{config.database}`.`{config.logs_table_name}`"
+        self.transport: Transport | None = None
+        self._schema_ready = not config.create_schema
+        self._schema_lock = threading.Lock()
+        self._insert_seconds = telemetry.histogram(
+            "procsight_clickhouse_insert_seconds", "Time of one ClickHouse insert") if telemetry else None
+
+    def start(self) -> None:
+        self.transport = open_transport(self.config)
+        try:
+            self.ensure_schema()
+        except RetryableError as exc:
+            # The server may come up later; records wait in the spool and export() tries again.
+            log.warning("%s: cannot create the schema yet: %s", self.name, exc)
+
+    def shutdown(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+    def ensure_schema(self) -> None:
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            transport = self._transport()
+            transport.command(create_database_sql(self.config.database))
+            transport.command(create_table_sql(self.config.database, self.config.logs_table_name,
+                                               self.config.ttl_seconds))
+            self._schema_ready = True
+            log.info("%s: table %s ready at %s", self.name, self.table, self.config.endpoint)
+
+    def export(self, batch: LogBatch) -> None:
+        self.ensure_schema()
+        table = batch_to_arrow(batch)
+        for part, offset in enumerate(range(0, table.num_rows, MAX_PART_ROWS)):
+            # A batch without an id (tools, ad-hoc tests) has no stable key, so it is not deduplicated.
+            token = f"{batch.batch_id}/{part}" if batch.batch_id else ""
+            self._insert(table.slice(offset, MAX_PART_ROWS), token)
+
+    def _insert(self, part: pa.Table, token: str) -> None:
+        settings = {"insert_deduplicate": "1"}
+        if token:
+            settings["insert_deduplication_token"] = token
+        if self.config.async_insert:
+            settings.update(async_insert="1", wait_for_async_insert="1", async_insert_deduplicate="1")
+        started = time.perf_counter()
+        try:
+            self._transport().insert_arrow(self.table, INSERT_COLUMNS, arrow_stream(part), settings)
+        except ClickHouseError as exc:
+            if exc.code in UNKNOWN_TABLE_CODES and self.config.create_schema:
+                self._schema_ready = False
+                raise RetryableError(f"table {self.table} is missing; recreating it: {exc}") from exc
+            raise
+        if self._insert_seconds is not None:
+            self._insert_seconds.observe(time.perf_counter() - started, exporter=self.name)
+
+    def _transport(self) -> Transport:
+        if self.transport is None:
+            raise RetryableError(f"{self.name} is not started")
+        return self.transport
