@@ -1,0 +1,428 @@
+"""The ingest spool: an on-disk write-ahead log of accepted requests.
+
+A request is acknowledged to the client only after `append` returned, and `append` returns only
+after the bytes are fsynced, so an acknowledged record survives a crash. Concurrent appends share
+one fsync (group commit). Entries get consecutive sequence numbers; the pipeline reads them in
+order, groups them into batches (recording each group durably so a replay forms the same batch,
+which keeps batch ids - and so ClickHouse deduplication tokens - stable), and commits a group once
+every exporter reported it. Fully committed segment files are deleted; on start-up every
+uncommitted entry is read again.
+
+Layout of `directory`:
+  spool.id                 random id of this spool, part of every batch id (so a wiped spool never
+                           reuses ids that ClickHouse still remembers)
+  seg-<first seq>.log      entries: header (magic, seq, payload length, crc32) + payload
+  groups.log               text lines `G first last` (a batch was formed), `C first last` (committed)
+                           and `W n` (everything up to n committed)
+
+A torn write (power loss in the middle of an append) leaves a short or corrupt tail: it is detected
+by the header/crc check at start-up, logged, counted and truncated; it was never acknowledged.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import struct
+import threading
+import time
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_MAGIC = 0x50534C31  # "PSL1"
+_HEADER = struct.Struct("<IQII")  # magic, seq, payload length, crc32(payload)
+_META = struct.Struct("<QIH")  # received unix ns, record count, tenant length
+_SEGMENT_PREFIX = "seg-"
+
+
+class SpoolFullError(Exception):
+    """The spool reached its size bound: the client should retry later."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SpoolClosedError(Exception):
+    """append() after close(): the receiver is shutting down."""
+
+
+@dataclass(slots=True)
+class SpoolEntry:
+    seq: int
+    tenant: str
+    records: int
+    received_ns: int
+    payload: bytes  # the serialized ExportLogsServiceRequest
+
+
+@dataclass
+class _Segment:
+    first_seq: int
+    path: Path
+    last_seq: int = -1  # -1 while empty
+    size: int = 0
+
+
+@dataclass
+class _Groups:
+    """Batch groups formed (`formed`: first -> last) and committed ranges, from groups.log."""
+
+    formed: dict[int, int] = field(default_factory=dict)
+    committed: dict[int, int] = field(default_factory=dict)
+    watermark: int = 0  # from a `W n` line: everything up to n was committed
+
+
+def encode_entry(seq: int, tenant: str, records: int, received_ns: int, payload: bytes) -> bytes:
+    tenant_bytes = tenant.encode("utf-8")
+    body = _META.pack(received_ns, records, len(tenant_bytes)) + tenant_bytes + payload
+    return _HEADER.pack(_MAGIC, seq, len(body), zlib.crc32(body)) + body
+
+
+def _decode_body(seq: int, body: bytes) -> SpoolEntry:
+    received_ns, records, tenant_len = _META.unpack_from(body)
+    start = _META.size
+    tenant = body[start:start + tenant_len].decode("utf-8")
+    return SpoolEntry(seq, tenant, records, received_ns, body[start + tenant_len:])
+
+
+class Spool:
+    """Thread-safe. Writers call `append`; one reader calls `read`; the pipeline calls `form_group`
+    and `commit`."""
+
+    def __init__(self, directory: str | Path, max_bytes: int = 1 << 30, segment_bytes: int = 16 << 20,
+                 fsync: bool = True, telemetry=None, name: str = "spool") -> None:  # type: ignore[no-untyped-def]
+        self.directory = Path(directory)
+        self.max_bytes = max_bytes
+        self.segment_bytes = segment_bytes
+        self.name = name
+        self._fsync = fsync
+        self._lock = threading.Lock()  # segments, write position, sizes
+        self._sync_lock = threading.Lock()  # one fsync at a time; waiting appenders share it
+        self._readable = threading.Condition(self._lock)
+        self._closed = False
+        self._segments: list[_Segment] = []
+        self._write_file = None
+        self._next_seq = 1
+        self._written_seq = 0
+        self._synced_seq = 0
+        self._bytes = 0
+        self._groups = _Groups()
+        self._watermark = 0  # every seq <= watermark is committed
+        self._read_seq = 0
+        self._read_handle = None
+        self._read_segment: _Segment | None = None
+        self._metrics(telemetry)
+        self._open()
+
+    # -- opening and recovery ---------------------------------------------------------------------
+
+    def _metrics(self, telemetry) -> None:  # type: ignore[no-untyped-def]
+        from otlp_receiver.telemetry import Telemetry
+
+        telemetry = telemetry or Telemetry()
+        self._depth_bytes = telemetry.gauge("procsight_spool_bytes", "Bytes in the ingest spool")
+        self._depth_entries = telemetry.gauge("procsight_spool_uncommitted_entries",
+                                              "Spool entries not yet delivered by every exporter")
+        self._torn = telemetry.counter("procsight_spool_torn_tail_bytes_total",
+                                       "Bytes truncated from a corrupt or torn spool tail at start-up")
+        self._replayed = telemetry.counter("procsight_spool_replayed_entries_total",
+                                           "Uncommitted spool entries found at start-up and replayed")
+
+    def _open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        id_file = self.directory / "spool.id"
+        if not id_file.exists():
+            _write_durably(id_file, uuid.uuid4().hex[:12] + "\n")
+        self.spool_id = id_file.read_text().strip()
+        self._groups = self._read_groups()
+        for path in sorted(self.directory.glob(f"{_SEGMENT_PREFIX}*.log"), key=_segment_first_seq):
+            self._segments.append(self._recover_segment(path))
+        if self._segments:
+            last = self._segments[-1]
+            self._next_seq = max(last.first_seq, last.last_seq + 1)
+        self._watermark = self._initial_watermark()
+        self._rewrite_groups()
+        self._delete_committed_segments()
+        if not self._segments:
+            self._new_segment()
+        self._write_file = open(self._segments[-1].path, "ab", buffering=0)  # noqa: SIM115 - lives with the spool
+        self._written_seq = self._synced_seq = self._next_seq - 1
+        self._bytes = sum(s.size for s in self._segments)
+        pending = self.uncommitted_entries()
+        if pending:
+            self._replayed.inc(pending, spool=self.name)
+            log.info("spool %s: %d uncommitted entries will be replayed", self.directory, pending)
+        self._update_gauges()
+
+    def _recover_segment(self, path: Path) -> _Segment:
+        segment = _Segment(first_seq=_segment_first_seq(path), path=path)
+        good = 0
+        expected = segment.first_seq
+        with open(path, "rb") as handle:
+            data = handle.read()
+        while good + _HEADER.size <= len(data):
+            magic, seq, length, crc = _HEADER.unpack_from(data, good)
+            end = good + _HEADER.size + length
+            intact = magic == _MAGIC and seq == expected and end <= len(data)
+            if not intact or zlib.crc32(data[good + _HEADER.size:end]) != crc:
+                break
+            segment.last_seq = seq
+            expected = seq + 1
+            good = end
+        if good < len(data):
+            torn = len(data) - good
+            log.warning("spool %s: truncating %d bytes of a torn or corrupt tail (never acknowledged)", path, torn)
+            self._torn.inc(torn, spool=self.name)
+            with open(path, "r+b") as handle:
+                handle.truncate(good)
+                os.fsync(handle.fileno())
+        segment.size = good
+        return segment
+
+    def _read_groups(self) -> _Groups:
+        groups = _Groups()
+        path = self.directory / "groups.log"
+        if not path.exists():
+            return groups
+        for line in path.read_text(encoding="ascii", errors="replace").splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == "W" and parts[1].isdigit():
+                groups.watermark = int(parts[1])
+                continue
+            if len(parts) != 3 or parts[0] not in ("G", "C") or not (parts[1].isdigit() and parts[2].isdigit()):
+                continue  # a torn last line
+            target = groups.formed if parts[0] == "G" else groups.committed
+            target[int(parts[1])] = int(parts[2])
+        return groups
+
+    def _initial_watermark(self) -> int:
+        """Highest seq such that every entry up to it is committed (or gone with its segment)."""
+        oldest = next((s.first_seq for s in self._segments if s.last_seq >= 0), self._next_seq)
+        watermark = max(oldest - 1, self._groups.watermark)
+        for first, last in sorted(self._groups.committed.items()):
+            if first <= watermark + 1:
+                watermark = max(watermark, last)
+        return watermark
+
+    def _rewrite_groups(self) -> None:
+        """Keeps only what still matters (groups past the watermark), so groups.log stays small."""
+        formed = {f: la for f, la in self._groups.formed.items() if f > self._watermark}
+        committed = {f: la for f, la in self._groups.committed.items() if f > self._watermark}
+        self._groups = _Groups(formed, committed, self._watermark)
+        lines = [f"W {self._watermark}\n"]
+        lines += [f"G {f} {la}\n" for f, la in sorted(formed.items())]
+        lines += [f"C {f} {la}\n" for f, la in sorted(committed.items())]
+        _write_durably(self.directory / "groups.log", "".join(lines))
+        self._groups_file = open(self.directory / "groups.log", "a", encoding="ascii")  # noqa: SIM115
+
+    def _new_segment(self) -> None:
+        path = self.directory / f"{_SEGMENT_PREFIX}{self._next_seq:020d}.log"
+        path.touch()
+        _fsync_dir(self.directory)
+        self._segments.append(_Segment(first_seq=self._next_seq, path=path))
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def append(self, payload: bytes, tenant: str, records: int, received_ns: int | None = None) -> int:
+        """Writes one request durably and returns its sequence number.
+
+        Raises SpoolFullError when the spool is at its size bound (nothing was written).
+        """
+        received_ns = received_ns if received_ns is not None else time.time_ns()
+        with self._lock:
+            if self._closed:
+                raise SpoolClosedError(f"spool {self.name} is closed")
+            seq = self._next_seq
+            data = encode_entry(seq, tenant, records, received_ns, payload)
+            if self._bytes + len(data) > self.max_bytes:
+                raise SpoolFullError(f"spool {self.name} is full ({self._bytes} of {self.max_bytes} bytes)",
+                                     retry_after=self._retry_after())
+            active = self._segments[-1]
+            if active.size and active.size + len(data) > self.segment_bytes:
+                self._rotate()
+                active = self._segments[-1]
+            self._write_file.write(data)
+            self._next_seq = seq + 1
+            self._written_seq = seq
+            active.size += len(data)
+            active.last_seq = seq
+            self._bytes += len(data)
+        self._sync_through(seq)
+        with self._lock:
+            self._readable.notify_all()
+        return seq
+
+    def _rotate(self) -> None:
+        self._sync_file()
+        self._write_file.close()
+        self._new_segment()
+        self._write_file = open(self._segments[-1].path, "ab", buffering=0)  # noqa: SIM115
+
+    def _sync_through(self, seq: int) -> None:
+        """Group commit: whoever holds the sync lock fsyncs everything written so far."""
+        if not self._fsync:
+            self._synced_seq = max(self._synced_seq, seq)
+            return
+        with self._sync_lock:
+            if self._synced_seq >= seq:
+                return  # another appender's fsync covered this entry
+            with self._lock:
+                target = self._written_seq
+                handle = self._write_file
+            os.fsync(handle.fileno())
+            self._synced_seq = target
+
+    def _sync_file(self) -> None:
+        if self._fsync:
+            os.fsync(self._write_file.fileno())
+
+    def _retry_after(self) -> float:
+        # A rough hint: a full spool drains at exporter speed, seconds rather than milliseconds.
+        return 5.0
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def read(self, timeout: float | None = None) -> SpoolEntry | None:
+        """The next durable, uncommitted entry in sequence order (one reader only), or None on timeout
+        or close."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                self._skip_committed()
+                while self._read_seq > self._synced_seq and not self._closed:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return None
+                    self._readable.wait(remaining)
+                if self._read_seq > self._synced_seq:
+                    return None
+                seq = self._read_seq
+                segment = self._segments[bisect.bisect_right([s.first_seq for s in self._segments], seq) - 1]
+            entry = self._read_entry(segment, seq)
+            self._read_seq = seq + 1
+            return entry
+
+    def _skip_committed(self) -> None:
+        self._read_seq = max(self._read_seq, self._watermark + 1)
+        while self._read_seq in self._groups.committed:
+            self._read_seq = self._groups.committed[self._read_seq] + 1
+
+    def _read_entry(self, segment: _Segment, seq: int) -> SpoolEntry:
+        """Reads entry `seq`, which is fully written and synced, from its segment file."""
+        if self._read_handle is None or self._read_segment is not segment:
+            if self._read_handle is not None:
+                self._read_handle.close()
+            self._read_handle = open(segment.path, "rb")  # noqa: SIM115 - kept open across reads
+            self._read_segment = segment
+        handle = self._read_handle
+        while True:
+            header = handle.read(_HEADER.size)
+            _, entry_seq, length, _ = _HEADER.unpack(header)
+            if entry_seq < seq:  # committed before a restart, or skipped: step over it
+                handle.seek(length, os.SEEK_CUR)
+                continue
+            return _decode_body(entry_seq, handle.read(length))
+
+    # -- groups and commits -----------------------------------------------------------------------
+
+    def recorded_group(self, first_seq: int) -> int | None:
+        """The last seq of a batch formed from `first_seq` before a restart, if one was recorded."""
+        return self._groups.formed.get(first_seq)
+
+    def form_group(self, first_seq: int, last_seq: int) -> str:
+        """Records durably that entries first..last form one batch; returns its stable batch id."""
+        with self._lock:
+            if self._groups.formed.get(first_seq) != last_seq:
+                self._groups.formed[first_seq] = last_seq
+                self._groups_file.write(f"G {first_seq} {last_seq}\n")
+                self._groups_file.flush()
+                if self._fsync:
+                    os.fsync(self._groups_file.fileno())
+        return self.batch_id(first_seq, last_seq)
+
+    def batch_id(self, first_seq: int, last_seq: int) -> str:
+        return f"{self.spool_id}-{first_seq}-{last_seq}"
+
+    def commit(self, first_seq: int, last_seq: int) -> None:
+        """Every exporter reported the group: its entries are never replayed again.
+
+        Not fsynced: losing a commit in a crash means a replay, which exporters deduplicate.
+        """
+        with self._lock:
+            self._groups.committed[first_seq] = last_seq
+            self._groups_file.write(f"C {first_seq} {last_seq}\n")
+            self._groups_file.flush()
+            while self._watermark + 1 in self._groups.committed:
+                first = self._watermark + 1
+                self._watermark = self._groups.committed.pop(first)
+                self._groups.formed.pop(first, None)
+            self._delete_committed_segments()
+            self._update_gauges()
+
+    def _delete_committed_segments(self) -> None:
+        # The active (last) segment is always kept: its name carries the next sequence number.
+        while len(self._segments) > 1 and self._segments[0].last_seq <= self._watermark:
+            segment = self._segments.pop(0)
+            segment.path.unlink(missing_ok=True)
+            self._bytes -= segment.size
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def uncommitted_entries(self) -> int:
+        last = self._next_seq - 1
+        committed = sum(la - f + 1 for f, la in self._groups.committed.items())
+        return max(0, last - self._watermark - committed)
+
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def fill_ratio(self) -> float:
+        return self._bytes / self.max_bytes if self.max_bytes else 0.0
+
+    def _update_gauges(self) -> None:
+        self._depth_bytes.set(self._bytes, spool=self.name)
+        self._depth_entries.set(self.uncommitted_entries(), spool=self.name)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._readable.notify_all()
+        with self._sync_lock:
+            self._sync_file()
+            self._write_file.close()
+        self._groups_file.close()
+        if self._read_handle is not None:
+            self._read_handle.close()
+
+
+def _segment_first_seq(path: Path) -> int:
+    return int(path.stem[len(_SEGMENT_PREFIX):])
+
+
+def _write_durably(path: Path, text: str) -> None:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    with open(temporary, "w", encoding="ascii") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+__all__ = ["Spool", "SpoolClosedError", "SpoolEntry", "SpoolFullError"]

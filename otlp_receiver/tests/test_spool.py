@@ -1,0 +1,168 @@
+"""The ingest spool: durability, replay after a crash, size bound, torn tails, group commit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from otlp_receiver.spool import Spool, SpoolFullError, encode_entry
+
+
+def _drain(spool: Spool) -> list:
+    entries = []
+    while (entry := spool.read(timeout=0.05)) is not None:
+        entries.append(entry)
+    return entries
+
+
+def test_entries_come_back_in_order_with_tenant_and_counts(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    seqs = [spool.append(f"payload-{i}".encode(), tenant=f"t{i % 2}", records=i) for i in range(5)]
+    entries = _drain(spool)
+    assert [e.seq for e in entries] == seqs == list(range(1, 6))
+    assert [e.payload for e in entries] == [f"payload-{i}".encode() for i in range(5)]
+    assert [e.tenant for e in entries] == ["t0", "t1", "t0", "t1", "t0"]
+    assert [e.records for e in entries] == list(range(5))
+    spool.close()
+
+
+def test_uncommitted_entries_replay_after_a_killed_process(tmp_path: Path) -> None:
+    # A separate process appends, commits the first group only, and is SIGKILLed without closing.
+    script = f"""
+import os, signal
+from otlp_receiver.spool import Spool
+spool = Spool({str(tmp_path)!r})
+for i in range(6):
+    spool.append(b"r%d" % i, tenant="default", records=1)
+spool.form_group(1, 2)
+spool.commit(1, 2)
+spool.form_group(3, 4)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    result = subprocess.run([sys.executable, "-c", script], check=False)
+    assert result.returncode == -9
+    spool = Spool(tmp_path)
+    assert spool.uncommitted_entries() == 4
+    entries = _drain(spool)
+    assert [e.payload for e in entries] == [b"r2", b"r3", b"r4", b"r5"]
+    # The batch formed before the crash is formed again, with the same id.
+    assert spool.recorded_group(3) == 4
+    assert spool.form_group(3, 4) == spool.batch_id(3, 4)
+    spool.close()
+
+
+def test_committed_groups_are_not_replayed_and_segments_are_deleted(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, segment_bytes=200)
+    for i in range(20):
+        spool.append(b"x" * 50, tenant="default", records=1)
+    assert len(list(tmp_path.glob("seg-*.log"))) > 5
+    for first in range(1, 21, 4):
+        spool.form_group(first, first + 3)
+    # Out of order: the last groups complete first.
+    for first in (17, 13, 9, 5, 1):
+        spool.commit(first, first + 3)
+    assert spool.uncommitted_entries() == 0
+    assert len(list(tmp_path.glob("seg-*.log"))) == 1  # only the active segment is kept
+    spool.close()
+    reopened = Spool(tmp_path)
+    assert _drain(reopened) == []
+    assert reopened.append(b"next", tenant="default", records=1) == 21  # sequence numbers never restart
+    reopened.close()
+    again = Spool(tmp_path)
+    assert [e.payload for e in _drain(again)] == [b"next"]
+    again.close()
+
+
+def test_size_bound_refuses_with_retry_hint_and_frees_after_commit(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1000, segment_bytes=300)
+    count = 0
+    with pytest.raises(SpoolFullError) as refused:
+        while True:
+            spool.append(b"y" * 100, tenant="default", records=1)
+            count += 1
+    assert refused.value.retry_after > 0
+    assert 5 <= count <= 9
+    assert spool.size_bytes() <= 1000
+    entries = _drain(spool)
+    assert len(entries) == count  # nothing acknowledged was lost by the refusal
+    spool.commit(1, count)
+    spool.append(b"y" * 100, tenant="default", records=1)  # room again
+    spool.close()
+
+
+def test_torn_tail_is_truncated_at_startup(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    for i in range(3):
+        spool.append(b"ok%d" % i, tenant="default", records=1)
+    spool.close()
+    segment = next(tmp_path.glob("seg-*.log"))
+    whole = encode_entry(4, "default", 1, 0, b"never acknowledged")
+    with open(segment, "ab") as handle:
+        handle.write(whole[: len(whole) // 2])  # power cut in the middle of a write
+    reopened = Spool(tmp_path)
+    assert [e.payload for e in _drain(reopened)] == [b"ok0", b"ok1", b"ok2"]
+    assert reopened.append(b"after", tenant="default", records=1) == 4
+    reopened.close()
+
+
+def test_corrupt_bytes_in_the_tail_are_detected_by_crc(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    for i in range(3):
+        spool.append(b"payload number %d" % i, tenant="default", records=1)
+    spool.close()
+    segment = next(tmp_path.glob("seg-*.log"))
+    data = bytearray(segment.read_bytes())
+    data[-3] ^= 0xFF  # a flipped byte inside the last entry
+    segment.write_bytes(bytes(data))
+    reopened = Spool(tmp_path)
+    assert [e.payload for e in _drain(reopened)] == [b"payload number 0", b"payload number 1"]
+    reopened.close()
+
+
+def test_garbage_segment_and_groups_file_do_not_crash_startup(tmp_path: Path) -> None:
+    (tmp_path / "seg-00000000000000000001.log").write_bytes(b"\x00garbage" * 10)
+    (tmp_path / "groups.log").write_text("G 1 2\nC x y\nG 3")
+    spool = Spool(tmp_path)
+    assert _drain(spool) == []
+    assert spool.append(b"fresh", tenant="default", records=1) == 1
+    spool.close()
+
+
+def test_concurrent_appends_share_fsyncs_and_all_arrive(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    received: list = []
+
+    def reader() -> None:
+        while len(received) < 400:
+            entry = spool.read(timeout=5)
+            assert entry is not None
+            received.append(entry)
+
+    consumer = threading.Thread(target=reader)
+    consumer.start()
+    writers = [threading.Thread(target=lambda n=n: [spool.append(b"%d-%d" % (n, i), "default", 1)
+                                                      for i in range(100)]) for n in range(4)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    consumer.join(timeout=10)
+    assert [e.seq for e in received] == list(range(1, 401))
+    assert len({e.payload for e in received}) == 400
+    spool.close()
+
+
+def test_read_waits_for_an_append_and_close_wakes_it(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    threading.Timer(0.1, lambda: spool.append(b"late", "default", 1)).start()
+    started = time.monotonic()
+    entry = spool.read(timeout=5)
+    assert entry is not None and entry.payload == b"late"
+    assert time.monotonic() - started < 5
+    threading.Timer(0.1, spool.close).start()
+    assert spool.read(timeout=5) is None
