@@ -32,15 +32,18 @@ install_system_packages() {
 # kernel; procsight's BPF program reads only tracepoint arguments, so any recent headers compile it.
 link_kernel_headers() {
   local modules="/lib/modules/$(uname -r)"
-  [ -e "$modules/build" ] && return 0
+  [ -e "$modules/source/include/linux/kconfig.h" ] && return 0
   [ "$(id -u)" -eq 0 ] || return 0
-  local headers
+  local headers common
   headers=$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n 1 || true)
   [ -n "$headers" ] || { log "no kernel headers under /usr/src: eBPF capture will fall back"; return 0; }
+  # Debian splits headers: generated ones in -amd64 (build), the rest in -common (source).
+  common="${headers%-amd64}-common"
+  [ -d "$common" ] || common="$headers"
   mkdir -p "$modules"
   ln -sfn "$headers" "$modules/build"
-  ln -sfn "$headers" "$modules/source"
-  log "linked $headers as $modules/build"
+  ln -sfn "$common" "$modules/source"
+  log "linked $headers as $modules/build and $common as $modules/source"
 }
 
 mount_tracefs() {

@@ -1,0 +1,325 @@
+"""The BPF program of the eBPF capture, as C text for bcc, and the ctypes layouts of its events.
+
+It reads only tracepoint arguments and BPF helpers, never kernel structs, so kernel headers that do not
+match the running kernel are harmless (bcc still wants some headers to compile against).
+
+- `syscalls:sys_enter_execve(at)` copies filename and argv (bounded) into `pending`, keyed by thread id.
+- `sched:sched_process_exec` fires only for executions that succeeded: it completes the pending entry
+  (pid, uid, comm, time, parent) and sends it; `sys_exit_execve(at)` forgets entries of failed calls.
+- `sched:sched_process_fork` remembers each child's parent pid and name in `parents`;
+  `sched:sched_process_exit` removes them.
+- `sock:inet_sock_set_state` reports TCP sockets entering LISTEN, and outbound connections reaching
+  ESTABLISHED; the owner of an outbound connection is noted at SYN_SENT, which runs in the connecting
+  process, because ESTABLISHED usually happens in softirq context with an unrelated current task.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+EV_EXEC = 1
+EV_CONNECT = 2
+EV_LISTEN = 3
+FLAG_TRUNCATED = 1
+FLAG_NO_ARGV = 2  # the exec began before the program was attached: argv comes from /proc
+COMM_LEN = 16
+FILENAME_LEN = 256
+
+SOURCE = r"""
+#define EV_EXEC 1
+#define EV_CONNECT 2
+#define EV_LISTEN 3
+#define FLAG_TRUNCATED 1
+#define FLAG_NO_ARGV 2
+#define FILENAME_LEN 256
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_LISTEN 10
+#define PROTO_TCP 6
+#define FAMILY_INET 2
+#define FAMILY_INET6 10
+
+struct exec_event {
+    u32 kind;
+    u32 pid;
+    u32 ppid;
+    u32 uid;
+    u64 ts;
+    u64 cgroup_id;
+    u32 argc;
+    u32 args_len;
+    u32 flags;
+    u32 pad;
+    char comm[16];
+    char pcomm[16];
+    char filename[FILENAME_LEN];
+    char args[2 * ARGS_SIZE];
+};
+
+struct net_event {
+    u32 kind;
+    u32 pid;
+    u32 ppid;
+    u32 uid;
+    u64 ts;
+    u64 cgroup_id;
+    u16 family;
+    u16 sport;
+    u16 dport;
+    u16 pad;
+    u8 saddr[16];
+    u8 daddr[16];
+    char comm[16];
+};
+
+struct parent_t {
+    u32 ppid;
+    char comm[16];
+};
+
+struct owner_t {
+    u32 pid;
+    u32 uid;
+    u64 cgroup_id;
+    char comm[16];
+};
+
+BPF_PERCPU_ARRAY(scratch, struct exec_event, 1);
+BPF_PERCPU_ARRAY(lost, u64, 1);
+BPF_TABLE("lru_hash", u32, struct exec_event, pending, PENDING_ENTRIES);
+BPF_TABLE("lru_hash", u32, struct parent_t, parents, PARENT_ENTRIES);
+BPF_TABLE("lru_hash", u64, struct owner_t, connecting, 8192);
+
+#ifdef USE_RINGBUF
+BPF_RINGBUF_OUTPUT(events, BUFFER_PAGES);
+#else
+BPF_PERF_OUTPUT(events);
+#endif
+
+// bcc does not allow map calls inside macros, hence a function for the two output kinds.
+static __always_inline int submit(void *ctx, void *data, u32 size) {
+#ifdef USE_RINGBUF
+    return events.ringbuf_output(data, size, 0);
+#else
+    return events.perf_submit(ctx, data, size);
+#endif
+}
+
+static __always_inline void count_lost(void) {
+    int zero = 0;
+    u64 *value = lost.lookup(&zero);
+    if (value)
+        __sync_fetch_and_add(value, 1);
+}
+
+static __always_inline int remember_argv(const char *filename, const char *const *argv) {
+    int zero = 0;
+    struct exec_event *e = scratch.lookup(&zero);
+    if (!e)
+        return 0;
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    e->kind = EV_EXEC;
+    e->argc = 0;
+    e->args_len = 0;
+    e->flags = 0;
+    bpf_probe_read_user_str(e->filename, sizeof(e->filename), filename);
+    for (int i = 0; i < MAX_ARGS; i++) {
+        const char *argp = NULL;
+        bpf_probe_read_user(&argp, sizeof(argp), &argv[i]);
+        if (!argp)
+            goto done;
+        u32 offset = e->args_len;
+        if (offset >= ARGS_SIZE) {
+            e->flags |= FLAG_TRUNCATED;
+            goto done;
+        }
+        offset &= ARGS_SIZE - 1;
+        int n = bpf_probe_read_user_str(&e->args[offset], ARG_LEN, argp);
+        if (n <= 0)
+            goto done;
+        if (n == ARG_LEN)
+            e->flags |= FLAG_TRUNCATED;
+        e->args_len = offset + n;
+        e->argc++;
+    }
+    {
+        const char *more = NULL;
+        bpf_probe_read_user(&more, sizeof(more), &argv[MAX_ARGS]);
+        if (more)
+            e->flags |= FLAG_TRUNCATED;
+    }
+done:
+    pending.update(&tid, e);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_execve) {
+    return remember_argv(args->filename, args->argv);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_execveat) {
+    return remember_argv(args->filename, args->argv);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_execve) {
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    pending.delete(&tid);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_execveat) {
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    pending.delete(&tid);
+    return 0;
+}
+
+TRACEPOINT_PROBE(sched, sched_process_exec) {
+    u32 old_pid = args->old_pid;
+    struct exec_event *e = pending.lookup(&old_pid);
+    if (!e) {
+        int zero = 0;
+        e = scratch.lookup(&zero);
+        if (!e)
+            return 0;
+        e->kind = EV_EXEC;
+        e->argc = 0;
+        e->args_len = 0;
+        e->flags = FLAG_NO_ARGV;
+    }
+    e->pid = bpf_get_current_pid_tgid() >> 32;
+    e->uid = (u32)bpf_get_current_uid_gid();
+    e->ts = bpf_ktime_get_ns();
+    e->cgroup_id = bpf_get_current_cgroup_id();
+    bpf_get_current_comm(&e->comm, sizeof(e->comm));
+    unsigned short name_offset = args->data_loc_filename & 0xFFFF;
+    bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), (void *)args + name_offset);
+    u32 pid = e->pid;
+    struct parent_t *parent = parents.lookup(&pid);
+    if (parent) {
+        e->ppid = parent->ppid;
+        __builtin_memcpy(e->pcomm, parent->comm, sizeof(e->pcomm));
+    } else {
+        e->ppid = 0;
+        e->pcomm[0] = 0;
+    }
+    u32 size = offsetof(struct exec_event, args) + (e->args_len & (2 * ARGS_SIZE - 1));
+    if (submit(args, e, size) < 0)
+        count_lost();
+    pending.delete(&old_pid);
+    return 0;
+}
+
+TRACEPOINT_PROBE(sched, sched_process_fork) {
+    struct parent_t parent = {};
+    parent.ppid = bpf_get_current_pid_tgid() >> 32;
+    bpf_get_current_comm(&parent.comm, sizeof(parent.comm));
+    u32 child = args->child_pid;
+    parents.update(&child, &parent);
+    return 0;
+}
+
+TRACEPOINT_PROBE(sched, sched_process_exit) {
+    u32 pid = args->pid;
+    parents.delete(&pid);
+    return 0;
+}
+
+static __always_inline void send_net(void *ctx, struct net_event *ev, u32 kind, struct owner_t *owner,
+                                     u16 family, u16 sport, u16 dport) {
+    ev->kind = kind;
+    ev->pid = owner->pid;
+    ev->uid = owner->uid;
+    ev->cgroup_id = owner->cgroup_id;
+    __builtin_memcpy(ev->comm, owner->comm, sizeof(ev->comm));
+    ev->ts = bpf_ktime_get_ns();
+    ev->family = family;
+    ev->sport = sport;
+    ev->dport = dport;
+    u32 pid = owner->pid;
+    struct parent_t *parent = parents.lookup(&pid);
+    ev->ppid = parent ? parent->ppid : 0;
+    if (submit(ctx, ev, sizeof(*ev)) < 0)
+        count_lost();
+}
+
+static __always_inline void current_owner(struct owner_t *owner) {
+    owner->pid = bpf_get_current_pid_tgid() >> 32;
+    owner->uid = (u32)bpf_get_current_uid_gid();
+    owner->cgroup_id = bpf_get_current_cgroup_id();
+    bpf_get_current_comm(&owner->comm, sizeof(owner->comm));
+}
+
+TRACEPOINT_PROBE(sock, inet_sock_set_state) {
+    if (args->protocol != PROTO_TCP)
+        return 0;
+    u64 sk = (u64)args->skaddr;
+    int oldstate = args->oldstate;
+    int newstate = args->newstate;
+    if (newstate == TCP_SYN_SENT) {
+        struct owner_t owner = {};
+        current_owner(&owner);
+        connecting.update(&sk, &owner);
+        return 0;
+    }
+    u32 kind;
+    struct owner_t owner = {};
+    if (oldstate == TCP_SYN_SENT) {
+        struct owner_t *noted = connecting.lookup(&sk);
+        if (!noted)
+            return 0;
+        owner = *noted;
+        connecting.delete(&sk);
+        if (newstate != TCP_ESTABLISHED)
+            return 0;
+        kind = EV_CONNECT;
+    } else if (newstate == TCP_LISTEN) {
+        current_owner(&owner);
+        kind = EV_LISTEN;
+    } else {
+        return 0;
+    }
+    struct net_event ev = {};
+    u16 family = args->family;
+    if (family == FAMILY_INET) {
+        bpf_probe_read_kernel(ev.saddr, 4, args->saddr);
+        bpf_probe_read_kernel(ev.daddr, 4, args->daddr);
+    } else if (family == FAMILY_INET6) {
+        bpf_probe_read_kernel(ev.saddr, 16, args->saddr_v6);
+        bpf_probe_read_kernel(ev.daddr, 16, args->daddr_v6);
+    } else {
+        return 0;
+    }
+    send_net(args, &ev, kind, &owner, family, args->sport, args->dport);
+    return 0;
+}
+"""
+
+
+class EventHeader(ctypes.Structure):
+    _fields_ = [("kind", ctypes.c_uint32), ("pid", ctypes.c_uint32), ("ppid", ctypes.c_uint32),
+                ("uid", ctypes.c_uint32), ("ts", ctypes.c_uint64), ("cgroup_id", ctypes.c_uint64)]
+
+
+class ExecEventHead(ctypes.Structure):
+    """`struct exec_event` without its variable-length argv tail."""
+
+    _fields_ = [*EventHeader._fields_,
+                ("argc", ctypes.c_uint32), ("args_len", ctypes.c_uint32), ("flags", ctypes.c_uint32),
+                ("pad", ctypes.c_uint32), ("comm", ctypes.c_char * COMM_LEN), ("pcomm", ctypes.c_char * COMM_LEN),
+                ("filename", ctypes.c_char * FILENAME_LEN)]
+
+
+class NetEvent(ctypes.Structure):
+    _fields_ = [*EventHeader._fields_,
+                ("family", ctypes.c_uint16), ("sport", ctypes.c_uint16), ("dport", ctypes.c_uint16),
+                ("pad", ctypes.c_uint16), ("saddr", ctypes.c_uint8 * 16), ("daddr", ctypes.c_uint8 * 16),
+                ("comm", ctypes.c_char * COMM_LEN)]
+
+
+def compile_flags(max_args: int, args_size: int, arg_length: int, buffer_pages: int, ring_buffer: bool) -> list[str]:
+    """`-D` definitions for bcc; `args_size` must be a power of two and `arg_length` at most `args_size`."""
+    flags = [f"-DMAX_ARGS={max_args}", f"-DARGS_SIZE={args_size}", f"-DARG_LEN={arg_length}",
+             f"-DBUFFER_PAGES={buffer_pages}", "-DPENDING_ENTRIES=1024", "-DPARENT_ENTRIES=65536"]
+    if ring_buffer:
+        flags.append("-DUSE_RINGBUF")
+    return flags

@@ -1,0 +1,88 @@
+"""Periodic CPU sampling: long-running processes above a threshold (the coin-miner heuristic).
+
+Every `cpu_interval` each process's CPU time is compared with the previous sample; a process that used
+at least `cpu_threshold_percent` of one core over the whole interval is reported as a `process.cpu`
+record carrying `process.cpu.utilization` (percent), with its command line like an exec record.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from otel_agent.capture import Sink
+from otel_agent.counters import Counters
+from otel_agent.procfs import CLOCK_TICKS, Enricher, list_pids
+from scoring.event import ProcessEvent
+
+CPU_REPORT = "process.cpu"
+
+
+def _cpu_ticks(pid: int) -> tuple[int, int] | None:
+    """(start ticks, utime + stime ticks) of a process, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return None
+    fields = raw[raw.rfind(b")") + 2:].split()
+    try:
+        return int(fields[19]), int(fields[11]) + int(fields[12])
+    except (IndexError, ValueError):
+        return None
+
+
+class CpuSampler:
+    name = "cpu"
+
+    def __init__(self, interval: float, threshold_percent: float, counters: Counters) -> None:
+        self._interval = interval
+        self._threshold = threshold_percent
+        self._counters = counters
+        self._enricher = Enricher()
+        self._previous: dict[int, tuple[int, int]] = {}
+        self._previous_at = 0.0
+        self._sink: Sink | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def open(self) -> None:
+        self._sample()
+
+    def start(self, sink: Sink) -> None:
+        self._sink = sink
+        self._thread = threading.Thread(target=self._run, name="procsight-cpu", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _sample(self) -> dict[int, float]:
+        """Samples all processes; returns percent of one core since the previous sample, per pid."""
+        now = time.monotonic()
+        elapsed = now - self._previous_at
+        current = {pid: ticks for pid in list_pids() if (ticks := _cpu_ticks(pid)) is not None}
+        usage = {}
+        for pid, (start, used) in current.items():
+            before = self._previous.get(pid)
+            if before is not None and before[0] == start and elapsed > 0:
+                usage[pid] = (used - before[1]) / CLOCK_TICKS / elapsed * 100.0
+        self._previous, self._previous_at = current, now
+        return usage
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.poll()
+
+    def poll(self) -> None:
+        for pid, percent in self._sample().items():
+            if percent >= self._threshold:
+                self._report(pid, percent)
+
+    def _report(self, pid: int, percent: float) -> None:
+        event = ProcessEvent(executable_name="", command_line="", event_name=CPU_REPORT, pid=pid,
+                             timestamp=time.time(), cpu_percent=round(percent, 1))
+        if self._enricher.complete(event):  # still running when read
+            self._sink(event)

@@ -1,0 +1,156 @@
+"""eBPF capture through bcc: execs, parents, TCP connects and listens, straight from kernel tracepoints."""
+
+from __future__ import annotations
+
+import ctypes
+import ipaddress
+import logging
+import threading
+
+from otel_agent import bpf_program
+from otel_agent.capture import CaptureUnavailable, Sink
+from otel_agent.config import CaptureConfig
+from otel_agent.counters import Counters
+from otel_agent.procfs import Clock, Enricher, decode, split_argv
+from scoring.event import CONNECTION, LISTEN, ProcessEvent
+
+log = logging.getLogger(__name__)
+
+_HEAD_SIZE = ctypes.sizeof(bpf_program.ExecEventHead)
+_POLL_MS = 100
+
+
+class EbpfSource:
+    name = "ebpf"
+
+    def __init__(self, config: CaptureConfig, counters: Counters) -> None:
+        self._config = config
+        self._counters = counters
+        self._clock = Clock()
+        self._enricher = Enricher()
+        self._bpf = None
+        self.ring_buffer = True
+        self._sink: Sink | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lost_reported = 0
+
+    def open(self) -> None:
+        try:
+            from bcc import BPF  # Debian's python3-bpfcc; absent on hosts without it
+        except ImportError as exc:
+            raise CaptureUnavailable(f"bcc is not installed ({exc}); install python3-bpfcc") from exc
+        argv = self._config.argv
+        errors = []
+        for ring_buffer in (True, False):  # BPF ring buffer needs Linux 5.8; older kernels get the perf buffer
+            flags = bpf_program.compile_flags(argv.max_args, argv.buffer_bytes, min(argv.max_arg_bytes + 1,
+                                              argv.buffer_bytes), self._config.ring_buffer_pages, ring_buffer)
+            try:
+                self._bpf = BPF(text=bpf_program.SOURCE, cflags=flags)
+            except Exception as exc:  # bcc raises bare Exception for compile and load errors
+                errors.append(f"{'ring' if ring_buffer else 'perf'} buffer: {exc}")
+                continue
+            self.ring_buffer = ring_buffer
+            break
+        if self._bpf is None:
+            raise CaptureUnavailable("BPF program did not load (" + "; ".join(errors) + ")")
+        events = self._bpf["events"]
+        if self.ring_buffer:
+            events.open_ring_buffer(self._on_event)
+        else:
+            events.open_perf_buffer(self._on_event_perf, page_cnt=self._config.ring_buffer_pages,
+                                    lost_cb=self._on_lost)
+        log.info("eBPF capture attached (%s buffer)", "ring" if self.ring_buffer else "perf")
+
+    def start(self, sink: Sink) -> None:
+        self._sink = sink
+        self._thread = threading.Thread(target=self._run, name="procsight-ebpf", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._bpf is not None:
+            self._poll()  # hand over what is still buffered
+            self._account_lost()
+            self._bpf.cleanup()
+            self._bpf = None
+
+    def _run(self) -> None:
+        ticks = 0
+        while not self._stop.is_set():
+            self._poll()
+            ticks += 1
+            if ticks % 10 == 0:
+                self._account_lost()
+                self._clock.refresh()
+
+    def _poll(self) -> None:
+        if self.ring_buffer:
+            self._bpf.ring_buffer_poll(_POLL_MS)
+        else:
+            self._bpf.perf_buffer_poll(_POLL_MS)
+
+    def _account_lost(self) -> None:
+        """Ring-buffer losses are counted in the kernel (per CPU); report the increase."""
+        total = sum(sum(values) for values in self._bpf["lost"].values()) if self.ring_buffer else 0
+        if total > self._lost_reported:
+            log.warning("kernel dropped %d events: ring buffer full (raise capture.ring_buffer_pages)",
+                        total - self._lost_reported)
+            self._counters.add("lost_in_kernel", total - self._lost_reported)
+            self._lost_reported = total
+
+    def _on_lost(self, count: int) -> None:
+        log.warning("kernel dropped %d events: perf buffer full (raise capture.ring_buffer_pages)", count)
+        self._counters.add("lost_in_kernel", count)
+
+    def _on_event_perf(self, _cpu: int, data: int, size: int) -> None:
+        self._on_event(None, data, size)
+
+    def _on_event(self, _ctx: object, data: int, _size: int) -> None:
+        kind = ctypes.c_uint32.from_address(data).value
+        event, cgroup_id = self._exec_event(data) if kind == bpf_program.EV_EXEC else self._net_event(data)
+        if not self._enricher.complete(event, cgroup_id):
+            self._counters.add("enrich_missed")
+        self._sink(event)
+
+    def _exec_event(self, data: int) -> tuple[ProcessEvent, int]:
+        head = bpf_program.ExecEventHead.from_address(data)
+        args = split_argv(ctypes.string_at(data + _HEAD_SIZE, head.args_len))
+        truncated = bool(head.flags & bpf_program.FLAG_TRUNCATED)
+        if truncated:
+            self._counters.add("truncated")
+        event = ProcessEvent(
+            executable_name=decode(head.comm),
+            command_line=" ".join(args),
+            command_args=args,
+            executable_path=decode(head.filename),
+            parent_name=decode(head.pcomm),
+            pid=head.pid,
+            parent_pid=head.ppid or None,
+            user_id=head.uid,
+            timestamp=self._clock.from_monotonic(head.ts),
+            command_args_truncated=truncated,
+        )
+        return event, head.cgroup_id
+
+    def _net_event(self, data: int) -> tuple[ProcessEvent, int]:
+        net = bpf_program.NetEvent.from_address(data)
+        size = 4 if net.family == 2 else 16
+        connect = net.kind == bpf_program.EV_CONNECT
+        event = ProcessEvent(
+            executable_name=decode(net.comm),
+            command_line="",
+            event_name=CONNECTION if connect else LISTEN,
+            pid=net.pid,
+            parent_pid=net.ppid or None,
+            user_id=net.uid,
+            timestamp=self._clock.from_monotonic(net.ts),
+            transport="tcp",
+            local_address=str(ipaddress.ip_address(bytes(net.saddr[:size]))),
+            local_port=net.sport,
+            remote_address=str(ipaddress.ip_address(bytes(net.daddr[:size]))) if connect else "",
+            remote_port=net.dport if connect else None,
+        )
+        return event, net.cgroup_id

@@ -1,0 +1,78 @@
+"""Polling /proc: the last-resort capture, needing nothing but a readable /proc.
+
+It compares the process table every `proc_poll_interval` and reports processes that appeared since.
+Anything that starts and exits between two polls is never seen: this mode misses short-lived
+processes (most of a shell pipeline, `curl | sh` itself), and says so when it starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from otel_agent.capture import CaptureUnavailable, Sink
+from otel_agent.counters import Counters
+from otel_agent.procfs import Clock, Enricher, list_pids, read_start_ticks
+from scoring.event import ProcessEvent
+
+log = logging.getLogger(__name__)
+
+
+class ProcPollSource:
+    name = "proc"
+
+    def __init__(self, interval: float, counters: Counters) -> None:
+        self._interval = interval
+        self._counters = counters
+        self._clock = Clock()
+        self._enricher = Enricher()
+        self._known: dict[int, int] = {}  # pid -> start ticks, so a reused pid counts as new
+        self._sink: Sink | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def open(self) -> None:
+        if not os.path.exists(f"/proc/{os.getpid()}/stat"):
+            raise CaptureUnavailable("/proc is not mounted")
+        self._known = self._table()
+        log.warning("polling /proc every %.2fs: processes living shorter than that are missed", self._interval)
+
+    def start(self, sink: Sink) -> None:
+        self._sink = sink
+        self._thread = threading.Thread(target=self._run, name="procsight-procpoll", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    @staticmethod
+    def _table() -> dict[int, int]:
+        table = {}
+        for pid in list_pids():
+            ticks = read_start_ticks(pid)
+            if ticks is not None:
+                table[pid] = ticks
+        return table
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.poll()
+
+    def poll(self) -> None:
+        table = self._table()
+        self._clock.refresh()
+        for pid, ticks in sorted(table.items(), key=lambda item: item[1]):
+            if self._known.get(pid) != ticks:
+                self._report(pid, ticks)
+        self._known = table
+
+    def _report(self, pid: int, ticks: int) -> None:
+        event = ProcessEvent(executable_name="", command_line="", pid=pid,
+                             timestamp=self._clock.from_boot_ticks(ticks))
+        if not self._enricher.complete(event):
+            self._counters.add("enrich_missed")
+        if event.executable_name:  # gone between listing and reading: nothing to report
+            self._sink(event)
