@@ -1,0 +1,1 @@
+"""The `otlp_grpc` exporter (alias `otlp`): enriched records onward over OTLP/gRPC."""

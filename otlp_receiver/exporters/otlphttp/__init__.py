@@ -1,0 +1,1 @@
+"""The `otlp_http` exporter (alias `otlphttp`): enriched records onward over OTLP/HTTP."""

@@ -1,0 +1,123 @@
+"""`otlp_http`: forwards enriched batches to any OTLP/HTTP endpoint, classifying failures as the spec says.
+
+OTLP specification, "Failures (HTTP)": 429, 502, 503 and 504 are retryable, honouring Retry-After
+(seconds or an HTTP date); any other non-2xx is permanent. A 200 with a partial success is not retried.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import gzip
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from google.protobuf import json_format
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
+
+from otlp_receiver.component import LogBatch, PermanentError, RetryableError
+from otlp_receiver.exporters.otlphttp.config import Config
+
+log = logging.getLogger(__name__)
+
+_RETRYABLE_STATUS = {429, 502, 503, 504}
+
+
+def retry_after_seconds(header: str | None, now: float | None = None) -> float | None:
+    if not header:
+        return None
+    header = header.strip()
+    if header.isdigit():
+        return float(header)
+    try:
+        when = email.utils.parsedate_to_datetime(header).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def to_otlp_json(request: ExportLogsServiceRequest) -> bytes:
+    """OTLP/JSON: protobuf JSON mapping with enums as integers and trace/span ids as hex, not base64."""
+    document = json_format.MessageToDict(request, use_integers_for_enums=True)
+    for resource_logs in document.get("resourceLogs", ()):
+        for scope_logs in resource_logs.get("scopeLogs", ()):
+            for record in scope_logs.get("logRecords", ()):
+                for key in ("traceId", "spanId"):
+                    if key in record:
+                        record[key] = base64.b64decode(record[key]).hex()
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _status_message(body: bytes, content_type: str) -> str:
+    """The server's google.rpc.Status message if it sent one, else the body's start."""
+    try:
+        if "json" in content_type:
+            return str(json.loads(body).get("message", ""))[:500]
+        if "protobuf" in content_type:
+            return status_pb2.Status.FromString(body).message[:500]
+    except (ValueError, AttributeError):
+        pass
+    return body[:200].decode("utf-8", "replace")
+
+
+class OtlpHttpExporter:
+    def __init__(self, config: Config, name: str = "otlp_http", telemetry=None) -> None:  # type: ignore[no-untyped-def]
+        self.config = config
+        self.name = name
+        self._content_type = "application/json" if config.encoding == "json" else "application/x-protobuf"
+        self._ssl = config.tls.ssl_context() if config.url.startswith("https://") else None
+        self._rejected = telemetry.counter(
+            "procsight_exporter_rejected_log_records_total",
+            "Log records a destination rejected in a partial success") if telemetry else None
+
+    def start(self) -> None:
+        pass  # connections are made per request; nothing to open
+
+    def shutdown(self) -> None:
+        pass
+
+    def export(self, batch: LogBatch) -> None:
+        body = to_otlp_json(batch.logs) if self.config.encoding == "json" else batch.logs.SerializeToString()
+        headers = {"Content-Type": self._content_type, "User-Agent": "procsight-otlp-http", **self.config.headers}
+        if self.config.compression == "gzip":
+            body = gzip.compress(body, compresslevel=5)
+            headers["Content-Encoding"] = "gzip"
+        request = urllib.request.Request(self.config.url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.config.timeout_seconds, context=self._ssl) as answer:
+                self._check_partial_success(batch, answer.read(), answer.headers.get("Content-Type", ""))
+        except urllib.error.HTTPError as error:
+            raise self._classify(error) from None
+        except (urllib.error.URLError, OSError) as error:
+            raise RetryableError(f"{self.config.url} is unreachable: {error}") from None
+
+    def _classify(self, error: urllib.error.HTTPError) -> Exception:
+        detail = _status_message(error.read(), error.headers.get("Content-Type", ""))
+        message = f"{self.config.url} answered HTTP {error.code}: {detail}"
+        if error.code in _RETRYABLE_STATUS:
+            return RetryableError(message, retry_after=retry_after_seconds(error.headers.get("Retry-After")))
+        return PermanentError(message)
+
+    def _check_partial_success(self, batch: LogBatch, body: bytes, content_type: str) -> None:
+        if not body:
+            return
+        response = ExportLogsServiceResponse()
+        try:
+            if "json" in content_type:
+                json_format.Parse(body, response, ignore_unknown_fields=True)
+            else:
+                response.ParseFromString(body)
+        except Exception:  # the data was accepted; an unreadable answer only costs the partial-success detail
+            log.debug("%s: unreadable response body from %s", self.name, self.config.url)
+            return
+        partial: Any = response.partial_success
+        if partial.rejected_log_records or partial.error_message:
+            log.warning("%s: %s accepted batch %s partially: %d records rejected: %s", self.name, self.config.url,
+                        batch.batch_id, partial.rejected_log_records, partial.error_message)
+            if self._rejected is not None:
+                self._rejected.inc(partial.rejected_log_records, exporter=self.name)

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import json
+import sys
+from email.utils import formatdate
+from pathlib import Path
+
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+from otlp_receiver.component import CreateSettings, LogBatch, PermanentError, RetryableError
+from otlp_receiver.exporters.otlphttp import factory
+from otlp_receiver.exporters.otlphttp.exporter import retry_after_seconds, to_otlp_json
+from otlp_receiver.telemetry import Telemetry
+from procsight.confmap import ConfigError, decode, load_yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests"))
+from otlp_sink import Failure, OtlpSink
+
+TESTDATA = Path(__file__).parent / "testdata"
+
+
+def make_batch(count: int = 3) -> LogBatch:
+    request = ExportLogsServiceRequest()
+    records = request.resource_logs.add().scope_logs.add().log_records
+    for i in range(count):
+        record = records.add()
+        record.time_unix_nano = 1_700_000_000_000_000_001
+        record.severity_number = 17
+        record.trace_id = bytes.fromhex("5b8efff798038103d269b633813fc60c")
+        record.span_id = bytes.fromhex("eee19b7ec3c1b174")
+        record.body.string_value = f"bash -c 'echo {i}' \u00e9\x00"
+        attribute = record.attributes.add()
+        attribute.key, attribute.value.int_value = "process.pid", 2**62 + i
+    return LogBatch(logs=request, batch_id="1")
+
+
+@pytest.fixture
+def sink():
+    with OtlpSink() as running:
+        yield running
+
+
+def start_exporter(endpoint: str, telemetry: Telemetry | None = None, **overrides: object):
+    config = decode(factory.Config, {"endpoint": endpoint, "timeout": "2s", **overrides})
+    exporter = factory.create(config, CreateSettings("otlp_http", Path("."), telemetry or Telemetry()))
+    exporter.start()
+    return exporter
+
+
+def test_yaml_testdata_decodes() -> None:
+    config = decode(factory.Config, load_yaml(TESTDATA / "config.yaml"), "config.yaml")
+    assert config.url == "https://collector.example:4318/v1/logs"
+    assert (config.encoding, config.timeout_seconds, config.sending_queue.queue_size) == ("json", 10.0, 50)
+    assert config.headers["Authorization"].startswith("Bearer ")
+    assert factory.TYPE == "otlp_http"
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({}, "endpoint: required"),
+    ({"endpoint": "collector:4318"}, "not an http"),
+    ({"endpoint": "http://c:4318", "encoding": "avro"}, "encoding"),
+    ({"endpoint": "http://c:4318", "headers": {"X-A": "b\r\nInjected: 1"}}, "not a valid header"),
+    ({"endpoint": "http://c:4318", "traces_endpoint": "http://c/v1/traces"}, "unknown setting 'traces_endpoint'"),
+])
+def test_invalid_config_is_a_clear_error(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        decode(factory.Config, data, "exporters.otlp_http")
+
+
+@pytest.mark.parametrize("encoding", ["proto", "json"])
+@pytest.mark.parametrize("compression", ["gzip", "none"])
+def test_forwards_records_intact(sink: OtlpSink, encoding: str, compression: str) -> None:
+    exporter = start_exporter(sink.http_url, encoding=encoding, compression=compression,
+                              headers={"X-Scope-OrgID": "team-a"})
+    batch = make_batch()
+    exporter.export(batch)
+    (received,) = sink.received
+    assert received.request == batch.logs
+    assert received.headers["x-scope-orgid"] == "team-a"
+    assert received.headers["content-type"] == ("application/json" if encoding == "json" else "application/x-protobuf")
+    assert received.headers.get("content-encoding") == ("gzip" if compression == "gzip" else None)
+
+
+def test_otlp_json_uses_hex_ids_string_int64_and_camel_case() -> None:
+    document = json.loads(to_otlp_json(make_batch(1).logs))
+    record = document["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]
+    assert record["traceId"] == "5b8efff798038103d269b633813fc60c" and record["spanId"] == "eee19b7ec3c1b174"
+    assert record["timeUnixNano"] == "1700000000000000001" and record["severityNumber"] == 17
+    assert record["attributes"][0]["value"] == {"intValue": str(2**62)}
+
+
+def test_logs_endpoint_overrides_the_path(sink: OtlpSink) -> None:
+    exporter = start_exporter("http://ignored.invalid:1", logs_endpoint=f"{sink.http_url}/otlp/v1/events")
+    exporter.export(make_batch())
+    assert len(sink.records()) == 3
+
+
+@pytest.mark.parametrize(("status", "expected", "retry_after"), [
+    (429, RetryableError, 3.0), (503, RetryableError, None), (502, RetryableError, None), (504, RetryableError, 7.0),
+    (400, PermanentError, None), (401, PermanentError, None), (413, PermanentError, None), (500, PermanentError, None),
+])
+def test_status_codes_map_to_the_otlp_retry_rules(sink: OtlpSink, status: int, expected: type,
+                                                  retry_after: float | None) -> None:
+    sink.failures.append(Failure(http_status=status, retry_after=retry_after))
+    exporter = start_exporter(sink.http_url)
+    with pytest.raises(expected, match=f"HTTP {status}: scripted failure") as caught:
+        exporter.export(make_batch())
+    assert getattr(caught.value, "retry_after", None) == retry_after
+
+
+def test_unreachable_endpoint_is_retryable() -> None:
+    exporter = start_exporter("http://127.0.0.1:1")
+    with pytest.raises(RetryableError, match="unreachable"):
+        exporter.export(make_batch())
+
+
+def test_partial_success_is_counted_not_retried(sink: OtlpSink) -> None:
+    sink.partial_rejections = 1
+    telemetry = Telemetry()
+    start_exporter(sink.http_url, telemetry).export(make_batch())
+    rejected = telemetry.counter("procsight_exporter_rejected_log_records_total", "")
+    assert rejected.value(exporter="otlp_http") == 1 and len(sink.received) == 1
+
+
+def test_retry_after_accepts_seconds_and_http_dates() -> None:
+    assert retry_after_seconds("120") == 120.0
+    assert retry_after_seconds(formatdate(1_000_030, usegmt=True), now=1_000_000) == pytest.approx(30.0)
+    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None

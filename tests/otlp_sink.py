@@ -1,0 +1,177 @@
+"""An OTLP logs endpoint run by tests: gRPC and HTTP on 127.0.0.1, recording what arrives.
+
+It stands for "whatever OTLP backend procsight forwards to" and can be scripted to fail the way real
+servers do (gRPC status with RetryInfo, HTTP 429/503 with Retry-After), so exporters are tested over
+real sockets with the real protobuf/gRPC stacks.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2, json_format
+from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+
+@dataclass
+class Failure:
+    """One scripted failure: gRPC `grpc_code` (with RetryInfo when `retry_after`), or HTTP `http_status`."""
+
+    grpc_code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE
+    http_status: int = 503
+    retry_after: float | None = None
+    message: str = "scripted failure"
+
+
+@dataclass
+class Received:
+    protocol: str  # grpc | http
+    request: ExportLogsServiceRequest
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class OtlpSink:
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.failures: list[Failure] = []
+        self.partial_rejections = 0  # answer the next successful request with this many rejected records
+        self._lock = threading.Lock()
+        self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_GrpcService(self), self._grpc)
+        self.grpc_port = self._grpc.add_insecure_port("127.0.0.1:0")
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _http_handler(self))
+        self.http_port = self._http.server_address[1]
+        self._http_thread = threading.Thread(target=self._http.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def grpc_endpoint(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def __enter__(self) -> OtlpSink:
+        self._grpc.start()
+        self._http_thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._grpc.stop(grace=None)
+        self._http.shutdown()
+        self._http.server_close()
+        self._http_thread.join()
+
+    def records(self) -> list[LogRecord]:
+        with self._lock:
+            return [record for item in self.received for resource_logs in item.request.resource_logs
+                    for scope_logs in resource_logs.scope_logs for record in scope_logs.log_records]
+
+    def wait_for_records(self, count: int, timeout: float = 30.0) -> list[LogRecord]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            records = self.records()
+            if len(records) >= count:
+                return records
+            time.sleep(0.05)
+        raise AssertionError(f"expected {count} records at the OTLP sink, got {len(self.records())}")
+
+    def _take(self, protocol: str, request: ExportLogsServiceRequest, headers: dict[str, str]) -> Failure | None:
+        with self._lock:
+            if self.failures:
+                return self.failures.pop(0)
+            self.received.append(Received(protocol, request, headers))
+            return None
+
+    def _response(self) -> ExportLogsServiceResponse:
+        response = ExportLogsServiceResponse()
+        with self._lock:
+            if self.partial_rejections:
+                response.partial_success.rejected_log_records = self.partial_rejections
+                response.partial_success.error_message = "scripted partial rejection"
+                self.partial_rejections = 0
+        return response
+
+
+class _GrpcService(logs_service_pb2_grpc.LogsServiceServicer):
+    def __init__(self, sink: OtlpSink) -> None:
+        self.sink = sink
+
+    def Export(self, request: ExportLogsServiceRequest, context: grpc.ServicerContext) -> ExportLogsServiceResponse:
+        headers = {key: value for key, value in context.invocation_metadata() if isinstance(value, str)}
+        failure = self.sink._take("grpc", request, headers)
+        if failure is not None:
+            if failure.retry_after is not None:
+                delay = duration_pb2.Duration()
+                delay.FromNanoseconds(int(failure.retry_after * 1e9))
+                detail = any_pb2.Any()
+                detail.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+                status = status_pb2.Status(code=failure.grpc_code.value[0], message=failure.message, details=[detail])
+                context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
+            context.abort(failure.grpc_code, failure.message)
+        return self.sink._response()
+
+
+def _http_handler(sink: OtlpSink) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            request = ExportLogsServiceRequest()
+            is_json = "json" in (self.headers.get("Content-Type") or "")
+            if is_json:
+                json_format.Parse(_hex_ids_to_base64(body), request)
+            else:
+                request.ParseFromString(body)
+            headers = {key.lower(): value for key, value in self.headers.items()}
+            failure = sink._take("http", request, headers)
+            if failure is not None:
+                payload = status_pb2.Status(code=14, message=failure.message).SerializeToString()
+                self.send_response(failure.http_status)
+                if failure.retry_after is not None:
+                    self.send_header("Retry-After", str(int(failure.retry_after)))
+                self._send(payload, "application/x-protobuf")
+                return
+            response = sink._response()
+            self.send_response(200)
+            if is_json:
+                self._send(json_format.MessageToJson(response).encode(), "application/json")
+            else:
+                self._send(response.SerializeToString(), "application/x-protobuf")
+
+        def _send(self, payload: bytes, content_type: str) -> None:
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    return Handler
+
+
+def _hex_ids_to_base64(body: bytes) -> bytes:
+    """OTLP/JSON carries trace and span ids as hex; the protobuf JSON parser expects base64."""
+    document = json.loads(body)
+    for resource_logs in document.get("resourceLogs", ()):
+        for scope_logs in resource_logs.get("scopeLogs", ()):
+            for record in scope_logs.get("logRecords", ()):
+                for key in ("traceId", "spanId"):
+                    if record.get(key):
+                        record[key] = base64.b64encode(bytes.fromhex(record[key])).decode()
+    return json.dumps(document).encode()
