@@ -1,0 +1,138 @@
+"""`procsight search "..."` and `procsight top`: the ranked triage list in the terminal.
+
+By default they ask a running receiver over HTTP (`--endpoint`, bearer token from PROCSIGHT_TOKEN),
+exactly what the HTTP routes return; `--clickhouse chdb://PATH` or `http://host:8123` reads the
+table directly (for the embedded engine only while no receiver holds that path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from otlp_receiver.component import DEFAULT_TENANT, PermanentError, RetryableError
+from otlp_receiver.exporters.clickhouse.config import Config as ClickHouseConfig
+from otlp_receiver.query.render import triage_list
+from otlp_receiver.query.service import QueryService
+from procsight.confmap import ConfigError, decode, parse_duration
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
+
+
+class QueryError(Exception):
+    """A problem the user can fix, printed without a traceback."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    search = subparsers.add_parser("search", help="find stored process events nearest to a description",
+                                   description="Similarity search over stored events, e.g. "
+                                               "procsight search \"curl piped to bash\"")
+    search.add_argument("query", help="free text: command words, binaries, paths")
+    search.add_argument("--limit", type=int, default=20, help="how many results (default 20)")
+    _common_options(search)
+    search.set_defaults(handler=run_search)
+
+    top = subparsers.add_parser("top", help="the highest-scoring recent process events, ranked",
+                                description="Ranked recent anomalies with reasons, lineage and nearest normal pattern")
+    top.add_argument("--since", default="24h", help="how far back: a duration like 1h or 7d (default 24h)")
+    top.add_argument("--min-score", type=float, default=0.5, help="lowest score shown (default 0.5)")
+    top.add_argument("--limit", type=int, default=20, help="how many results (default 20)")
+    _common_options(top)
+    top.set_defaults(handler=run_top)
+
+
+def _common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workload", default=None, help="only this workload")
+    parser.add_argument("--endpoint", default=os.environ.get("PROCSIGHT_ENDPOINT", DEFAULT_ENDPOINT),
+                        help=f"a running receiver's HTTP address (default {DEFAULT_ENDPOINT}); "
+                             "the bearer token comes from PROCSIGHT_TOKEN")
+    parser.add_argument("--clickhouse", metavar="URL", default=None,
+                        help="read ClickHouse directly instead: chdb://PATH or http(s)://host:8123")
+    parser.add_argument("--database", default="procsight", help="with --clickhouse (default procsight)")
+    parser.add_argument("--table", default="security_events", help="with --clickhouse (default security_events)")
+    parser.add_argument("--tenant", default=DEFAULT_TENANT, help="with --clickhouse: whose events (default default)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the triage list")
+
+
+def run_search(args: argparse.Namespace) -> int:
+    return _run(args, "search", f"Nearest to {args.query!r}")
+
+
+def run_top(args: argparse.Namespace) -> int:
+    return _run(args, "top", f"Top anomalies since {args.since} (score >= {args.min_score:g})")
+
+
+def _run(args: argparse.Namespace, kind: str, title: str) -> int:
+    try:
+        results = _query_directly(args, kind) if args.clickhouse else _query_receiver(args, kind)
+    except QueryError as exc:
+        print(f"procsight {kind}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"results": results}, indent=2, ensure_ascii=False))
+    else:
+        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        sys.stdout.write(triage_list(results, color=color, title=title))
+    return 0
+
+
+def _since_epoch(args: argparse.Namespace) -> float:
+    try:
+        return time.time() - parse_duration(args.since)
+    except ConfigError as exc:
+        raise QueryError(f"--since: {exc}") from None
+
+
+def _query_directly(args: argparse.Namespace, kind: str) -> list[dict[str, Any]]:
+    try:
+        config = decode(ClickHouseConfig, {"endpoint": args.clickhouse, "database": args.database,
+                                           "logs_table_name": args.table}, "--clickhouse")
+        service = QueryService.from_exporter_config(config)
+    except (ConfigError, PermanentError) as exc:
+        raise QueryError(str(exc)) from None
+    try:
+        if kind == "search":
+            return service.search(args.tenant, args.query, args.limit, args.workload)
+        return service.anomalies(args.tenant, _since_epoch(args), args.min_score, args.workload, args.limit)
+    except (ValueError, RetryableError, PermanentError) as exc:
+        raise QueryError(str(exc)) from None
+    finally:
+        service.close()
+
+
+def _query_receiver(args: argparse.Namespace, kind: str) -> list[dict[str, Any]]:
+    base = args.endpoint.rstrip("/")
+    headers = {"Accept": "application/json"}
+    token = os.environ.get("PROCSIGHT_TOKEN")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if kind == "search":
+        body: dict[str, Any] = {"query": args.query, "limit": args.limit}
+        if args.workload:
+            body["workload"] = args.workload
+        request = urllib.request.Request(f"{base}/telemetry/security/search", data=json.dumps(body).encode(),
+                                         headers={**headers, "Content-Type": "application/json"}, method="POST")
+    else:
+        params = {"since": f"{_since_epoch(args):.3f}", "min_score": args.min_score, "limit": args.limit}
+        if args.workload:
+            params["workload"] = args.workload
+        request = urllib.request.Request(f"{base}/api/anomalies?{urllib.parse.urlencode(params)}", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.loads(answer.read())["results"]
+    except urllib.error.HTTPError as error:
+        detail = error.read()[:300].decode("utf-8", "replace")
+        hint = " (set PROCSIGHT_TOKEN to a token the receiver accepts)" if error.code in (401, 403) else ""
+        raise QueryError(f"{base} answered HTTP {error.code}{hint}: {detail}") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise QueryError(f"no receiver at {base} ({error}); start `procsight receiver` or read ClickHouse "
+                         "directly with --clickhouse chdb://PATH") from None
+    except (ValueError, KeyError) as error:
+        raise QueryError(f"{base} did not answer with search results: {error}") from None
