@@ -46,7 +46,7 @@ class EbpfSource:
             flags = bpf_program.compile_flags(argv.max_args, argv.buffer_bytes, min(argv.max_arg_bytes + 1,
                                               argv.buffer_bytes), self._config.ring_buffer_pages, ring_buffer)
             try:
-                self._bpf = BPF(text=bpf_program.SOURCE, cflags=flags)
+                self._bpf = BPF(text=bpf_program.SOURCE.encode(), cflags=flags)
             except Exception as exc:  # bcc raises bare Exception for compile and load errors
                 errors.append(f"{'ring' if ring_buffer else 'perf'} buffer: {exc}")
                 continue
@@ -54,7 +54,7 @@ class EbpfSource:
             break
         if self._bpf is None:
             raise CaptureUnavailable("BPF program did not load (" + "; ".join(errors) + ")")
-        events = self._bpf["events"]
+        events = self._bpf[b"events"]
         if self.ring_buffer:
             events.open_ring_buffer(self._on_event)
         else:
@@ -94,7 +94,7 @@ class EbpfSource:
 
     def _account_lost(self) -> None:
         """Ring-buffer losses are counted in the kernel (per CPU); report the increase."""
-        total = sum(sum(values) for values in self._bpf["lost"].values()) if self.ring_buffer else 0
+        total = sum(sum(values) for values in self._bpf[b"lost"].values()) if self.ring_buffer else 0
         if total > self._lost_reported:
             log.warning("kernel dropped %d events: ring buffer full (raise capture.ring_buffer_pages)",
                         total - self._lost_reported)
