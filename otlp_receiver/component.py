@@ -98,3 +98,19 @@ class Exporter(Protocol):
 
 BatchDone = Callable[[LogBatch, bool], None]
 """Called once per batch by a queued exporter: (batch, delivered). delivered=False means dropped for good."""
+
+
+class Backpressure(Exception):
+    """The pipeline cannot take a request now (spool full, memory limit, shutting down); the client
+    should retry after `retry_after` seconds. `unavailable` selects UNAVAILABLE/503 over
+    RESOURCE_EXHAUSTED/429. `reason` labels the rejection metric."""
+
+    def __init__(self, message: str, retry_after: float, reason: str, unavailable: bool = False) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.reason = reason
+        self.unavailable = unavailable
+
+
+class Unauthenticated(Exception):
+    """A request without valid credentials (gRPC UNAUTHENTICATED, HTTP 401)."""

@@ -1,0 +1,1 @@
+"""The `debug` exporter (see README.md)."""

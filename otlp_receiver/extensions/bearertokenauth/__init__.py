@@ -1,0 +1,1 @@
+"""The `bearertokenauth` extension: bearer tokens to tenants (see README.md)."""

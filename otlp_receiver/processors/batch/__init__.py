@@ -1,0 +1,1 @@
+"""The `batch` processor (see README.md)."""

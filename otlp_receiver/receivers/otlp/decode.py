@@ -1,0 +1,121 @@
+"""Turning request bytes into a validated `ExportLogsServiceRequest`, shared by gRPC and HTTP.
+
+Validation is what the OTLP specification asks of a server: a message that does not parse is
+refused whole (INVALID_ARGUMENT / 400); individual records that are unusable (a trace id that is not
+16 bytes, a span id that is not 8, a severity number outside the enum) are dropped from the request
+and reported in `partial_success`, while the rest is accepted.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+_MAX_SEVERITY = 24
+
+
+class InvalidRequest(ValueError):
+    """The whole request is unusable (INVALID_ARGUMENT / 400); `reason` labels the metric."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class Decoded:
+    request: ExportLogsServiceRequest
+    payload: bytes  # protobuf bytes of the accepted records, what goes into the spool
+    accepted: int
+    rejected: int
+    message: str  # why records were rejected, for partial_success
+
+
+def decode_protobuf(body: bytes) -> Decoded:
+    request = ExportLogsServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except DecodeError as exc:
+        raise InvalidRequest(f"malformed protobuf ExportLogsServiceRequest: {exc}", "malformed_protobuf") from exc
+    return _validated(request, body)
+
+
+def decode_json(body: bytes) -> Decoded:
+    """OTLP/JSON: camelCase (snake_case accepted), int64 as strings or numbers, hex trace/span ids,
+    unknown fields ignored, as the specification requires."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidRequest(f"malformed JSON: {exc}", "malformed_json") from exc
+    if not isinstance(document, dict):
+        raise InvalidRequest("an OTLP/JSON request is a JSON object", "malformed_json")
+    request = ExportLogsServiceRequest()
+    try:
+        _hex_ids_to_base64(document)
+        json_format.ParseDict(document, request, ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError, AttributeError) as exc:
+        raise InvalidRequest(f"not an OTLP/JSON ExportLogsServiceRequest: {_short(exc)}", "malformed_json") from exc
+    return _validated(request, None)
+
+
+def _hex_ids_to_base64(document: dict[str, Any]) -> None:
+    """OTLP/JSON writes trace and span ids as hex; protobuf's JSON mapping expects base64 for bytes."""
+    for resource_logs in _list(document, "resourceLogs", "resource_logs"):
+        for scope_logs in _list(resource_logs, "scopeLogs", "scope_logs"):
+            for record in _list(scope_logs, "logRecords", "log_records"):
+                if not isinstance(record, dict):
+                    continue
+                for key in ("traceId", "trace_id", "spanId", "span_id"):
+                    value = record.get(key)
+                    if isinstance(value, str) and value:
+                        try:
+                            record[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
+                        except ValueError as exc:
+                            raise ValueError(f"{key} {value[:40]!r} is not hex") from exc
+
+
+def _list(node: Any, camel: str, snake: str) -> list[Any]:
+    if not isinstance(node, dict):
+        return []
+    value = node.get(camel, node.get(snake))
+    return value if isinstance(value, list) else []
+
+
+def _validated(request: ExportLogsServiceRequest, body: bytes | None) -> Decoded:
+    accepted = rejected = 0
+    problems: set[str] = set()
+    for resource_logs in request.resource_logs:
+        for scope_logs in resource_logs.scope_logs:
+            bad = [i for i, record in enumerate(scope_logs.log_records) if _problem(record, problems)]
+            for index in reversed(bad):
+                del scope_logs.log_records[index]
+            rejected += len(bad)
+            accepted += len(scope_logs.log_records)
+    if rejected or body is None:
+        body = request.SerializeToString()
+    message = "; ".join(sorted(problems)) if rejected else ""
+    return Decoded(request, body, accepted, rejected, message)
+
+
+def _problem(record: Any, problems: set[str]) -> bool:
+    if len(record.trace_id) not in (0, 16):
+        problems.add("trace_id must be 16 bytes")
+        return True
+    if len(record.span_id) not in (0, 8):
+        problems.add("span_id must be 8 bytes")
+        return True
+    if not 0 <= record.severity_number <= _MAX_SEVERITY:
+        problems.add("severity_number outside 0..24")
+        return True
+    return False
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) <= 300 else text[:300] + "..."

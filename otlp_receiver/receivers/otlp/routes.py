@@ -1,0 +1,151 @@
+"""The service's routes beside OTLP on the HTTP port: `/metrics`, `/healthz` and the query API.
+
+`POST /telemetry/security/search` with `{"query": "...", "limit": N, "workload": "..."}` and
+`GET /api/anomalies?since=...&min_score=...&workload=...&limit=...` answer `{"results": [...]}` for
+the caller's tenant (from the bearer token when auth is on), through the QueryService of the
+pipeline's clickhouse exporter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from datetime import datetime
+from typing import Any
+
+from otlp_receiver.component import DEFAULT_TENANT
+from otlp_receiver.receivers.otlp.receiver import HttpRoute
+from procsight.confmap import ConfigError, parse_duration
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+MAX_LIMIT = 1000
+MAX_QUERY_CHARS = 4096
+
+
+class BadQuery(ValueError):
+    pass
+
+
+def build(service: Any) -> dict[tuple[str, str], HttpRoute]:
+    def metrics(_tenant: str | None, _query: dict[str, list[str]], _body: bytes) -> tuple[int, str, bytes]:
+        return 200, PROMETHEUS, service.telemetry.render().encode("utf-8")
+
+    def healthz(_tenant: str | None, _query: dict[str, list[str]], _body: bytes) -> tuple[int, str, bytes]:
+        health = service.health()
+        return (200 if health["status"] == "ok" else 503), JSON, _json(health)
+
+    def search(tenant: str | None, _query: dict[str, list[str]], body: bytes) -> tuple[int, str, bytes]:
+        try:
+            request = _search_request(body)
+        except BadQuery as exc:
+            return 400, JSON, _json({"error": str(exc)})
+        return _answer(service, lambda q: q.search(tenant or DEFAULT_TENANT, request["query"], request["limit"],
+                                                    request["workload"]))
+
+    def anomalies(tenant: str | None, query: dict[str, list[str]], _body: bytes) -> tuple[int, str, bytes]:
+        try:
+            since = _since(_one(query, "since"))
+            min_score = _number(_one(query, "min_score"), "min_score", 0.0)
+            limit = _limit(_one(query, "limit"), 50)
+        except BadQuery as exc:
+            return 400, JSON, _json({"error": str(exc)})
+        workload = _one(query, "workload")
+        return _answer(service, lambda q: q.anomalies(tenant or DEFAULT_TENANT, since, min_score, workload, limit))
+
+    return {
+        ("GET", "/metrics"): HttpRoute(metrics, authenticated=False),
+        ("GET", "/healthz"): HttpRoute(healthz, authenticated=False),
+        ("POST", "/telemetry/security/search"): HttpRoute(search),
+        ("GET", "/api/anomalies"): HttpRoute(anomalies),
+    }
+
+
+def _answer(service: Any, ask: Any) -> tuple[int, str, bytes]:
+    try:
+        query_service = service.query_service()
+    except Exception as exc:
+        log.exception("query service unavailable")
+        return 503, JSON, _json({"error": f"query service unavailable: {exc}"})
+    if query_service is None:
+        return 503, JSON, _json({"error": "no clickhouse exporter configured: nothing to query"})
+    try:
+        results = ask(query_service)
+    except ValueError as exc:
+        return 400, JSON, _json({"error": str(exc)})
+    return 200, JSON, _json({"results": results})
+
+
+def _search_request(body: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(body or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadQuery(f"body is not JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise BadQuery('expected {"query": "...", "limit": N, "workload": "..."}')
+    unknown = set(document) - {"query", "limit", "workload"}
+    if unknown:
+        raise BadQuery(f"unknown fields: {', '.join(sorted(unknown))}")
+    text = document.get("query")
+    if not isinstance(text, str) or not text.strip():
+        raise BadQuery("query must be a non-empty string")
+    if len(text) > MAX_QUERY_CHARS:
+        raise BadQuery(f"query longer than {MAX_QUERY_CHARS} characters")
+    workload = document.get("workload")
+    if workload is not None and not isinstance(workload, str):
+        raise BadQuery("workload must be a string")
+    limit = document.get("limit", 10)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise BadQuery(f"limit must be an integer 1..{MAX_LIMIT}")
+    return {"query": text, "limit": limit, "workload": workload or None}
+
+
+def _one(query: dict[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    return values[-1] if values else None
+
+
+def _number(value: str | None, name: str, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise BadQuery(f"{name} must be a number") from exc
+    if not math.isfinite(number):
+        raise BadQuery(f"{name} must be finite")
+    return number
+
+
+def _limit(value: str | None, default: int) -> int:
+    if value is None:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+        raise BadQuery(f"limit must be an integer 1..{MAX_LIMIT}")
+    return int(value)
+
+
+def _since(value: str | None) -> float | None:
+    """Epoch seconds, an ISO 8601 time, or a duration back from now (`15m`, `24h`)."""
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return time.time() - parse_duration(value)
+    except ConfigError:
+        pass
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError as exc:
+        raise BadQuery("since must be epoch seconds, an ISO 8601 time or a duration like 24h") from exc
+
+
+def _json(document: object) -> bytes:
+    return json.dumps(document, separators=(",", ":"), default=str).encode("utf-8")
