@@ -14,12 +14,12 @@ from otel_agent.tests.otlp_endpoint import GrpcEndpoint
 from procsight.confmap import decode
 
 
-def agent_config(endpoint: str, spool: Path, **overrides: object) -> AgentConfig:
+def agent_config(endpoint: str, spool_dir: Path, **overrides: object) -> AgentConfig:
     """Agent settings for tests: fast polling and batching so events arrive within a second."""
     data = {
         "exporter": {"endpoint": endpoint, "timeout": "2s"},
         "batch": {"timeout": "100ms"},
-        "spool": {"directory": str(spool), "retry_interval": "200ms"},
+        "spool": {"directory": str(spool_dir), "retry_interval": "200ms"},
         "capture": {"proc_poll_interval": "100ms", "socket_poll_interval": "100ms"},
     }
     for key, value in overrides.items():

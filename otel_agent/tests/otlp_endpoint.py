@@ -86,14 +86,18 @@ class _Servicer(logs_service_pb2_grpc.LogsServiceServicer):
 
 
 class GrpcEndpoint:
-    """An OTLP/gRPC logs server on 127.0.0.1 (an ephemeral port unless `port` is given)."""
+    """An OTLP/gRPC logs server on 127.0.0.1 (an ephemeral port unless `port` is given); TLS with `key_and_cert`."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, key_and_cert: tuple[bytes, bytes] | None = None) -> None:
         self.collected = Collected()
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
                                    options=[("grpc.max_receive_message_length", 64 << 20)])
         logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_Servicer(self.collected), self._server)
-        self.port = self._server.add_insecure_port(f"127.0.0.1:{port}")
+        address = f"127.0.0.1:{port}"
+        if key_and_cert is None:
+            self.port = self._server.add_insecure_port(address)
+        else:
+            self.port = self._server.add_secure_port(address, grpc.ssl_server_credentials([key_and_cert]))
         self.endpoint = f"127.0.0.1:{self.port}"
 
     def __enter__(self) -> GrpcEndpoint:

@@ -1,0 +1,193 @@
+"""The OTLP side: mapping, never dropping under bursts, the disk spool, auth and TLS, gRPC and HTTP."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from otel_agent.counters import Counters
+from otel_agent.emitter import Emitter
+from otel_agent.tests.conftest import agent_config
+from otel_agent.tests.otlp_endpoint import GrpcEndpoint, HttpEndpoint
+from scoring.event import CONNECTION, ProcessEvent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def exec_event(number: int, **fields: object) -> ProcessEvent:
+    args = ("/usr/bin/curl", f"https://example.com/{number}")
+    return ProcessEvent(executable_name="curl", command_line=" ".join(args), command_args=args, pid=10_000 + number,
+                        parent_pid=1, user_id=0, timestamp=time.time(), **fields)
+
+
+def wait_until(condition, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def pids(endpoint: GrpcEndpoint | HttpEndpoint) -> list[int]:
+    return [r.attributes["process.pid"] for r in endpoint.collected.snapshot()]
+
+
+def test_network_event_maps_to_design_keys(tmp_path):
+    with GrpcEndpoint() as endpoint:
+        emitter = Emitter(agent_config(endpoint.endpoint, tmp_path), Counters())
+        emitter.emit(ProcessEvent(executable_name="nc", command_line="nc 203.0.113.9 4444",
+                                  command_args=("nc", "203.0.113.9", "4444"), event_name=CONNECTION, pid=42,
+                                  parent_pid=7, parent_name="bash", user_id=1000, user_name="alice",
+                                  working_directory="/home/alice", container_id="c" * 64, timestamp=1_700_000_000.5,
+                                  transport="tcp", local_address="10.0.0.2", local_port=51000,
+                                  remote_address="203.0.113.9", remote_port=4444, cpu_percent=97.5,
+                                  command_args_truncated=True))
+        emitter.shutdown()
+        (record,) = endpoint.collected.snapshot()
+    assert record.event_name == "network.connection" == record.attributes["event.name"]
+    assert record.time_unix_nano == 1_700_000_000_500_000_000
+    assert record.attributes == {
+        "event.name": "network.connection", "process.executable.name": "nc",
+        "process.command_line": "nc 203.0.113.9 4444", "process.command_args": ["nc", "203.0.113.9", "4444"],
+        "process.pid": 42, "process.parent_pid": 7, "process.user.id": 1000, "process.user.name": "alice",
+        "process.parent.executable.name": "bash", "process.working_directory": "/home/alice",
+        "container.id": "c" * 64, "process.cpu.utilization": 97.5, "network.transport": "tcp",
+        "source.address": "10.0.0.2", "source.port": 51000, "destination.address": "203.0.113.9",
+        "destination.port": 4444, "process.command_args_truncated": True}
+
+
+def test_burst_of_20000_is_delivered_whole_with_the_sdk_default_queue_size(tmp_path):
+    """The SDK's BatchLogRecordProcessor drops past its 2,048 queue; ours spills to disk and delivers all."""
+    counters = Counters()
+    with GrpcEndpoint() as endpoint:
+        config = agent_config(endpoint.endpoint, tmp_path, batch={"queue_size": 2048, "send_batch_size": 512})
+        emitter = Emitter(config, counters)
+        for number in range(20_000):
+            emitter.emit(exec_event(number))
+        assert wait_until(lambda: len(endpoint.collected.snapshot()) >= 20_000, timeout=60)
+        emitter.shutdown()
+        assert sorted(pids(endpoint)) == [10_000 + n for n in range(20_000)]
+    assert counters.get("exported") == 20_000
+    assert counters.get("spooled") > 0  # the burst really overflowed memory
+    assert counters.get("dropped_oldest") == 0
+
+
+def test_records_wait_on_disk_while_the_endpoint_is_down_and_arrive_when_it_returns(tmp_path):
+    port = free_port()
+    counters = Counters()
+    emitter = Emitter(agent_config(f"127.0.0.1:{port}", tmp_path, exporter={"timeout": "500ms"}), counters)
+    for number in range(300):
+        emitter.emit(exec_event(number))
+    assert wait_until(lambda: emitter.spool.pending == 300)
+    assert list(tmp_path.glob("*.jsonl"))  # on disk, not in memory
+    assert counters.get("export_failures") >= 1
+    with GrpcEndpoint(port) as endpoint:
+        assert wait_until(lambda: len(endpoint.collected.snapshot()) >= 300)
+        emitter.shutdown()
+        assert sorted(pids(endpoint)) == [10_000 + n for n in range(300)]
+    assert emitter.spool.pending == 0
+    assert not list(tmp_path.glob("*.jsonl"))
+
+
+def test_spool_survives_an_agent_restart(tmp_path):
+    port = free_port()
+    first = Emitter(agent_config(f"127.0.0.1:{port}", tmp_path, exporter={"timeout": "300ms"}), Counters())
+    for number in range(50):
+        first.emit(exec_event(number))
+    first.shutdown()  # endpoint still down: everything must be on disk now
+    with GrpcEndpoint(port) as endpoint:
+        second = Emitter(agent_config(endpoint.endpoint, tmp_path), Counters())
+        assert second.spool.pending == 50
+        assert wait_until(lambda: len(endpoint.collected.snapshot()) >= 50)
+        second.shutdown()
+        records = endpoint.collected.snapshot()
+    assert sorted(pids(endpoint)) == [10_000 + n for n in range(50)]
+    assert records[0].resource["service.name"] == "procsight-agent"
+    assert records[0].attributes["process.command_args"] == ["/usr/bin/curl", "https://example.com/0"]
+
+
+def test_full_spool_drops_oldest_first_and_counts_them(tmp_path):
+    port = free_port()
+    counters = Counters()
+    config = agent_config(f"127.0.0.1:{port}", tmp_path, exporter={"timeout": "300ms"},
+                          spool={"max_size_mib": 0.05, "retry_interval": "200ms"})
+    emitter = Emitter(config, counters)
+    for number in range(2000):
+        emitter.emit(exec_event(number))
+    emitter.shutdown()
+    dropped = counters.get("dropped_oldest")
+    assert dropped > 0
+    assert emitter.spool.bytes <= 0.05 * 1024 * 1024
+    with GrpcEndpoint(port) as endpoint:
+        emitter = Emitter(agent_config(endpoint.endpoint, tmp_path), Counters())
+        assert wait_until(lambda: len(endpoint.collected.snapshot()) >= 2000 - dropped)
+        emitter.shutdown()
+        delivered = sorted(pids(endpoint))
+    assert len(delivered) == 2000 - dropped
+    assert delivered == [10_000 + n for n in range(dropped, 2000)]  # the newest survived
+
+
+def test_bearer_token_from_environment_over_grpc(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROCSIGHT_TOKEN", "s3cret")
+    with GrpcEndpoint() as endpoint:
+        emitter = Emitter(agent_config(endpoint.endpoint, tmp_path), Counters())
+        emitter.emit(exec_event(1))
+        emitter.shutdown()
+        assert endpoint.collected.headers[0]["authorization"] == "Bearer s3cret"
+
+
+def test_http_exporter_with_gzip_and_token(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROCSIGHT_TOKEN", "t0ken")
+    with HttpEndpoint() as endpoint:
+        config = agent_config(endpoint.endpoint, tmp_path, exporter={"protocol": "http"})
+        emitter = Emitter(config, Counters())
+        emitter.emit(exec_event(3))
+        emitter.shutdown()
+        (record,) = endpoint.collected.snapshot()
+        headers = endpoint.collected.headers[0]
+    assert record.attributes["process.pid"] == 10_003
+    assert headers["authorization"] == "Bearer t0ken"
+    assert headers["content-encoding"] == "gzip"
+
+
+@pytest.fixture
+def certificate(tmp_path) -> tuple[Path, Path]:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return key, cert
+
+
+def test_grpc_over_tls_verifies_the_server_certificate(tmp_path, certificate):
+    key, cert = certificate
+    with GrpcEndpoint(key_and_cert=(key.read_bytes(), cert.read_bytes())) as endpoint:
+        config = agent_config(endpoint.endpoint, tmp_path / "spool",
+                              exporter={"tls": {"insecure": False, "ca_file": str(cert)}})
+        emitter = Emitter(config, Counters())
+        emitter.emit(exec_event(5))
+        emitter.shutdown()
+        assert [r.attributes["process.pid"] for r in endpoint.collected.snapshot()] == [10_005]
+
+
+def test_grpc_over_tls_refuses_an_untrusted_server(tmp_path, certificate):
+    key, cert = certificate
+    counters = Counters()
+    with GrpcEndpoint(key_and_cert=(key.read_bytes(), cert.read_bytes())) as endpoint:
+        config = agent_config(endpoint.endpoint, tmp_path / "spool",
+                              exporter={"tls": {"insecure": False}, "timeout": "500ms"})  # system CAs only
+        emitter = Emitter(config, counters)
+        emitter.emit(exec_event(6))
+        emitter.shutdown()
+        assert endpoint.collected.snapshot() == []
+    assert counters.get("export_failures") >= 1
+    assert emitter.spool.pending == 1  # kept for when the endpoint is trusted
