@@ -131,7 +131,7 @@ def _http_handler(sink: OtlpSink) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = self._read_body()
             if self.headers.get("Content-Encoding") == "gzip":
                 body = gzip.decompress(body)
             request = ExportLogsServiceRequest()
@@ -155,6 +155,16 @@ def _http_handler(sink: OtlpSink) -> type[BaseHTTPRequestHandler]:
                 self._send(json_format.MessageToJson(response).encode(), "application/json")
             else:
                 self._send(response.SerializeToString(), "application/x-protobuf")
+
+        def _read_body(self) -> bytes:
+            if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            self.rfile.readline()
+            return b"".join(chunks)
 
         def _send(self, payload: bytes, content_type: str) -> None:
             self.send_header("Content-Type", content_type)
