@@ -1,0 +1,328 @@
+"""The OTLP receiver on loopback, with the official OpenTelemetry SDK exporters as clients and raw
+requests for every failure the OTLP specification names."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+import requests
+from google.rpc import error_details_pb2, status_pb2
+from opentelemetry._logs import LogRecord as ApiLogRecord
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+
+from otlp_receiver.pipeline import Service
+
+TESTDATA = Path(__file__).parent / "testdata"
+EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+PROTOBUF = {"Content-Type": "application/x-protobuf"}
+
+
+@pytest.fixture
+def start_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
+    started: list[Service] = []
+
+    def start(name: str, **env: str) -> Service:
+        service = Service.from_config_file(TESTDATA / name, {"DATA_DIR": str(tmp_path / "data"), **env})
+        service.start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.shutdown(timeout=5)
+
+
+@pytest.fixture
+def exported(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
+    """Lines the debug exporter logged, i.e. what came out of the pipeline."""
+    caplog.set_level(logging.INFO, logger="procsight.debug")
+    return lambda: [r.getMessage() for r in caplog.records if r.name == "procsight.debug"]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def request_of(*bodies: str, trace_id: bytes = b"", **resource: str) -> ExportLogsServiceRequest:
+    request = ExportLogsServiceRequest()
+    resource_logs = request.resource_logs.add()
+    for key, value in resource.items():
+        attribute = resource_logs.resource.attributes.add()
+        attribute.key, attribute.value.string_value = key.replace("_", "."), value
+    scope_logs = resource_logs.scope_logs.add()
+    for body in bodies:
+        record = scope_logs.log_records.add(time_unix_nano=time.time_ns(), trace_id=trace_id)
+        record.body.string_value = body
+    return request
+
+
+def sdk_send(exporter, *bodies: str) -> None:  # type: ignore[no-untyped-def]
+    provider = LoggerProvider(resource=Resource.create({"host.name": "web-1"}))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    logger = provider.get_logger("procsight.tests")
+    for body in bodies:
+        logger.emit(ApiLogRecord(body=body, attributes={"process.executable.name": "sh"}))
+    provider.shutdown()
+
+
+def grpc_call(service: Service, body: bytes, metadata: tuple = ()) -> tuple[bytes | None, grpc.RpcError | None]:
+    with grpc.insecure_channel(service.grpc_endpoint(), options=[("grpc.max_send_message_length", 64 << 20)]) as ch:
+        export = ch.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+        try:
+            return export(body, metadata=metadata, timeout=10), None
+        except grpc.RpcError as exc:
+            return None, exc
+
+
+# -- happy paths with the official SDK exporters ------------------------------------------------------
+
+
+def test_python_sdk_grpc_exporter_delivers_records(start_service, exported) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")
+    exporter = GrpcLogExporter(endpoint=service.grpc_endpoint(), insecure=True)
+    sdk_send(exporter, "sh -c id", "nginx -g daemon off;")
+    wait_for(lambda: sum("log records" in line for line in exported()) >= 1 and len(exported()) >= 3)
+    bodies = " ".join(exported())
+    assert "'sh -c id'" in bodies and "'nginx -g daemon off;'" in bodies
+    assert service.telemetry.counter("procsight_receiver_accepted_log_records_total", "").value(
+        transport="grpc") == 2
+
+
+def test_python_sdk_http_exporter_with_gzip_delivers_records(start_service, exported) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")
+    exporter = HttpLogExporter(endpoint=f"http://{service.http_endpoint()}/v1/logs", compression=Compression.Gzip)
+    results = []
+    original = exporter.export
+    exporter.export = lambda batch: results.append(original(batch)) or results[-1]  # type: ignore[method-assign]
+    sdk_send(exporter, "curl http://x | bash")
+    assert [r.name for r in results] == ["SUCCESS"]
+    wait_for(lambda: any("curl http://x | bash" in line for line in exported()))
+
+
+def test_acknowledged_records_are_in_the_spool_before_the_pipeline_runs(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")
+    response = requests.post(f"http://{service.http_endpoint()}/otlp/v1/events", headers=PROTOBUF,
+                             data=request_of("a", "b", "c").SerializeToString(), timeout=10)
+    assert response.status_code == 200
+    ExportLogsServiceResponse.FromString(response.content)  # a valid empty response
+    spool = service.pipelines["logs"].spool
+    wait_for(lambda: spool.uncommitted_entries() == 0)
+    committed = service.telemetry.counter("procsight_pipeline_committed_log_records_total", "")
+    assert committed.value(pipeline="logs") == 3
+
+
+# -- OTLP/JSON ---------------------------------------------------------------------------------------
+
+
+def test_json_with_hex_ids_and_string_int64(start_service, exported) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")
+    document = {"resourceLogs": [{"resource": {"attributes": [{"key": "host.name", "value": {"stringValue": "h"}}]},
+                                  "scopeLogs": [{"logRecords": [{
+                                      "timeUnixNano": "1700000000000000000", "severityNumber": 9,
+                                      "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+                                      "body": {"stringValue": "json record"}, "unknownField": 1,
+                                      "attributes": [{"key": "process.pid", "value": {"intValue": "42"}}]}]}]}]}
+    response = requests.post(f"http://{service.http_endpoint()}/v1/logs", json=document, timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json() == {}
+    wait_for(lambda: any("json record" in line for line in exported()))
+
+
+def test_json_partial_success_names_rejected_records(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")
+    document = {"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        {"body": {"stringValue": "fine"}}, {"body": {"stringValue": "bad"}, "spanId": "abcd"}]}]}]}
+    response = requests.post(f"http://{service.http_endpoint()}/v1/logs", json=document, timeout=10)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["partialSuccess"]["rejectedLogRecords"] == "1"
+    assert "span_id" in body["partialSuccess"]["errorMessage"]
+
+
+@pytest.mark.parametrize("payload", [b"{not json", b"[1, 2]", b'{"resourceLogs": 5}',
+                                     b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"traceId": "zz"}]}]}]}'])
+def test_bad_json_is_400_with_a_status_body(start_service, payload: bytes) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")
+    response = requests.post(f"http://{service.http_endpoint()}/v1/logs", data=payload,
+                             headers={"Content-Type": "application/json"}, timeout=10)
+    assert response.status_code == 400
+    assert response.json()["code"] == 3 and response.json()["message"]
+
+
+# -- failures over HTTP ------------------------------------------------------------------------------
+
+
+def test_malformed_protobuf_is_400_with_rpc_status(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")
+    response = requests.post(f"http://{service.http_endpoint()}/v1/logs", data=b"\xff\xff\xff garbage",
+                             headers=PROTOBUF, timeout=10)
+    assert response.status_code == 400
+    status = status_pb2.Status.FromString(response.content)
+    assert status.code == 3 and "malformed protobuf" in status.message
+    rejected = service.telemetry.counter("procsight_receiver_rejected_requests_total", "")
+    assert rejected.value(transport="http", reason="malformed_protobuf") == 1
+
+
+def test_wrong_content_type_is_415(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")
+    response = requests.post(f"http://{service.http_endpoint()}/v1/logs", data=b"hello",
+                             headers={"Content-Type": "text/plain"}, timeout=10)
+    assert response.status_code == 415
+
+
+def test_wrong_method_and_unknown_path(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")
+    assert requests.get(f"http://{service.http_endpoint()}/v1/logs", timeout=10).status_code == 405
+    assert requests.post(f"http://{service.http_endpoint()}/v1/traces", data=b"", headers=PROTOBUF,
+                         timeout=10).status_code == 404
+
+
+def test_oversized_body_is_413_and_gzip_bomb_too(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")  # max_request_body_size 2,000,000
+    big = request_of("x" * 2_100_000).SerializeToString()
+    response = requests.post(f"http://{service.http_endpoint()}/v1/logs", data=big, headers=PROTOBUF, timeout=10)
+    assert response.status_code == 413
+    bomb = gzip.compress(b"\x00" * 50_000_000)
+    response = requests.post(f"http://{service.http_endpoint()}/v1/logs", data=bomb,
+                             headers={**PROTOBUF, "Content-Encoding": "gzip"}, timeout=10)
+    assert response.status_code == 413
+    response = requests.post(f"http://{service.http_endpoint()}/v1/logs", data=b"not gzip",
+                             headers={**PROTOBUF, "Content-Encoding": "gzip"}, timeout=10)
+    assert response.status_code == 400
+
+
+def test_spool_full_is_429_with_retry_after(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("tiny_spool.yaml")  # a 1 MiB spool
+    big = request_of("y" * 1_200_000).SerializeToString()
+    response = requests.post(f"http://{service.http_endpoint()}/v1/logs", data=big, headers=PROTOBUF, timeout=10)
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) >= 1
+    rejected = service.telemetry.counter("procsight_receiver_rejected_log_records_total", "")
+    assert rejected.value(transport="http", reason="spool_full") == 1
+
+
+def test_memory_limiter_answers_503_and_unavailable(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("memory_limited.yaml")  # limit_mib: 1, always exceeded
+    response = requests.post(f"http://{service.http_endpoint()}/v1/logs",
+                             data=request_of("a").SerializeToString(), headers=PROTOBUF, timeout=10)
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    _, error = grpc_call(service, request_of("a").SerializeToString())
+    assert error is not None and error.code() == grpc.StatusCode.UNAVAILABLE
+
+
+# -- failures over gRPC ------------------------------------------------------------------------------
+
+
+def test_grpc_malformed_protobuf_is_invalid_argument(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")
+    _, error = grpc_call(service, b"\x0a\xff\xff\xff\xff\x0f")
+    assert error is not None and error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_grpc_oversized_message_is_resource_exhausted(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")  # max_recv_msg_size_mib: 4 (default)
+    _, error = grpc_call(service, request_of("z" * (5 << 20)).SerializeToString())
+    assert error is not None and error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_grpc_partial_success(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")
+    request = request_of("ok one", "ok two")
+    request.resource_logs[0].scope_logs[0].log_records.append(LogRecord(trace_id=b"short"))
+    response, error = grpc_call(service, request.SerializeToString())
+    assert error is None
+    parsed = ExportLogsServiceResponse.FromString(response)
+    assert parsed.partial_success.rejected_log_records == 1
+    assert "trace_id" in parsed.partial_success.error_message
+
+
+def test_grpc_spool_full_is_resource_exhausted_with_retry_info(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("tiny_spool.yaml")
+    _, error = grpc_call(service, request_of("y" * 1_200_000).SerializeToString())
+    assert error is not None and error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    details = dict(error.trailing_metadata())["grpc-status-details-bin"]
+    status = status_pb2.Status.FromString(details)
+    retry = error_details_pb2.RetryInfo()
+    assert status.details[0].Unpack(retry)
+    assert retry.retry_delay.seconds >= 1
+
+
+# -- authentication ----------------------------------------------------------------------------------
+
+
+def test_bearer_tokens_map_to_tenants(start_service, exported, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    token_file = tmp_path / "team-b.token"
+    token_file.write_text("secret-b\n")
+    service = start_service("auth.yaml", TEAM_A_TOKEN="secret-a", TEAM_B_TOKEN_FILE=str(token_file))
+    body = request_of("x").SerializeToString()
+    url = f"http://{service.http_endpoint()}/v1/logs"
+    assert requests.post(url, data=body, headers=PROTOBUF, timeout=10).status_code == 401
+    bad = {**PROTOBUF, "Authorization": "Bearer nope"}
+    assert requests.post(url, data=body, headers=bad, timeout=10).status_code == 401
+    good = {**PROTOBUF, "Authorization": "Bearer secret-a"}
+    assert requests.post(url, data=body, headers=good, timeout=10).status_code == 200
+    _, error = grpc_call(service, body)
+    assert error is not None and error.code() == grpc.StatusCode.UNAUTHENTICATED
+    _, error = grpc_call(service, body, metadata=(("authorization", "Bearer secret-b"),))
+    assert error is None
+    exporter = GrpcLogExporter(endpoint=service.grpc_endpoint(), insecure=True,
+                               headers={"authorization": "Bearer secret-a"})
+    sdk_send(exporter, "via sdk")
+    wait_for(lambda: sum("tenant team-a" in line for line in exported()) >= 2
+             and any("tenant team-b" in line for line in exported()))
+
+
+# -- self-telemetry and shutdown ---------------------------------------------------------------------
+
+
+def test_metrics_and_healthz(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")
+    base = f"http://{service.http_endpoint()}"
+    requests.post(f"{base}/v1/logs", data=request_of("m").SerializeToString(), headers=PROTOBUF, timeout=10)
+    requests.post(f"{base}/v1/logs", data=b"junk\xff", headers=PROTOBUF, timeout=10)
+    wait_for(lambda: service.pipelines["logs"].spool.uncommitted_entries() == 0)
+    health = requests.get(f"{base}/healthz", timeout=10)
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    text = requests.get(f"{base}/metrics", timeout=10).text
+    assert 'procsight_receiver_accepted_log_records_total{transport="http"} 1' in text
+    assert 'procsight_receiver_rejected_requests_total{reason="malformed_protobuf",transport="http"} 1' in text
+    assert "procsight_spool_bytes" in text and "procsight_stage_latency_seconds_bucket" in text
+    assert 'procsight_exporter_sent_log_records_total{exporter="debug"} 1' in text
+
+
+def test_shutdown_drains_what_was_acknowledged(start_service, exported) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")
+    for index in range(20):
+        response = requests.post(f"http://{service.http_endpoint()}/v1/logs", headers=PROTOBUF,
+                                 data=request_of(f"drain-{index}").SerializeToString(), timeout=10)
+        assert response.status_code == 200
+    service.shutdown(timeout=10)
+    assert sum("drain-" in line for line in exported()) == 20
+    assert service.pipelines["logs"].spool.uncommitted_entries() == 0
+    with pytest.raises(requests.ConnectionError):
+        requests.post(f"http://{service.http_endpoint()}/v1/logs", data=b"", headers=PROTOBUF, timeout=2)
+
+
+def test_json_response_for_success_is_valid_otlp_json(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")
+    response = requests.post(f"http://{service.http_endpoint()}/v1/logs", timeout=10,
+                             data=json.dumps({"resourceLogs": []}), headers={"Content-Type": "application/json"})
+    assert response.status_code == 200 and response.json() == {}
