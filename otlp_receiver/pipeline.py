@@ -104,15 +104,17 @@ class ServiceSettings:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str = "<config>") -> ServiceSettings:
-        document = decode(Document, data, source)
+        try:
+            document = decode(Document, data)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc.where}", str(exc)[len(exc.where) + 2:]) from exc
         configs: dict[str, dict[str, Any]] = {kind: {} for kind in _KINDS}
         for kind in _KINDS:
             for component_id, raw in getattr(document, kind).items():
                 where = f"{source}: {kind}.{component_id}"
                 module = components.factory(kind, str(component_id), where)
                 prepare = getattr(module, "prepare", None)
-                configs[kind][str(component_id)] = _decode_component(
-                    module.Config, prepare(raw) if prepare else raw, where)
+                configs[kind][str(component_id)] = decode(module.Config, prepare(raw) if prepare else raw, where)
         settings = cls(source, document.service, configs)
         settings._check_references()
         return settings
@@ -141,17 +143,6 @@ class ServiceSettings:
                         raise ConfigError(f"{self.source}: receivers.{receiver_id}.protocols.{protocol}.auth."
                                           "authenticator", f"'{ext}' is not an extension enabled in "
                                                            "service.extensions")
-
-
-def _decode_component(config_class: type, raw: Any, where: str) -> Any:
-    try:
-        return decode(config_class, raw, where)
-    except ConfigError as exc:
-        # A validate() raises with a path relative to its component; anchor it in the file.
-        if exc.where.startswith(where):
-            raise
-        inner = str(exc)[len(exc.where) + 2:] if exc.where else str(exc)
-        raise ConfigError(f"{where}.{exc.where}" if exc.where else where, inner) from exc
 
 
 # -- a pipeline ---------------------------------------------------------------------------------------

@@ -107,8 +107,12 @@ def decode(cls: type[T], data: Any, where: str = "") -> T:
     if callable(validate):
         try:
             validate()
-        except ConfigError:
-            raise
+        except ConfigError as exc:
+            if not where or exc.where.startswith(where):
+                raise
+            # validate() names keys relative to its own dataclass: anchor them at `where`.
+            message = str(exc)[len(exc.where) + 2:] if exc.where else str(exc)
+            raise ConfigError(_join(where, exc.where) if exc.where else where, message) from exc
         except ValueError as exc:
             raise ConfigError(where, str(exc)) from exc
     return instance
@@ -135,6 +139,9 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # Optional[X]: X's own error names the exact key
+            return _convert(options[0], value, where)
         errors = []
         for option in (a for a in args if a is not type(None)):
             try:

@@ -1,0 +1,79 @@
+"""Collector-YAML configuration: strict errors that name the file, the path and the key; several
+pipelines; ${env:VAR}; type/name ids and exporter aliases."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+from otlp_receiver import components
+from otlp_receiver.pipeline import Service, ServiceSettings
+from procsight.confmap import ConfigError
+
+TESTDATA = Path(__file__).parent / "testdata"
+
+
+@pytest.mark.parametrize(("name", "where", "words"), [
+    ("misspelt_key.yaml", "receivers.otlp.protocols.grpc.endpiont", ["unknown setting", "did you mean 'endpoint'"]),
+    ("wrong_type.yaml", "processors.batch.send_batch_size", ["expected an integer", "lots"]),
+    ("unknown_component.yaml", "exporters.kafka", ["unknown exporter type 'kafka'", "clickhouse"]),
+    ("unconfigured_reference.yaml", "service.pipelines.logs.processors[0]", ["'batch' is not configured"]),
+    ("bad_value.yaml", "receivers.otlp.protocols.grpc.endpoint", ["expected host:port"]),
+    ("auth_not_enabled.yaml", "receivers.otlp.protocols.http.auth.authenticator", ["service.extensions"]),
+    ("traces_pipeline.yaml", "service.pipelines.traces", ["logs pipelines only"]),
+])
+def test_config_errors_name_file_path_and_key(name: str, where: str, words: list[str]) -> None:
+    with pytest.raises(ConfigError) as error:
+        ServiceSettings.load(TESTDATA / name)
+    message = str(error.value)
+    assert message.startswith(str(TESTDATA / name) + ": "), message
+    assert where in message, message
+    for word in words:
+        assert word in message, message
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        ServiceSettings.load(tmp_path / "absent.yaml")
+
+
+def test_exporter_aliases_resolve_to_the_new_names() -> None:
+    assert components.factory("exporters", "debug/x", "here").TYPE == "debug"
+    assert components.ALIASES["exporters"] == {"otlp": "otlp_grpc", "otlphttp": "otlp_http"}
+    assert components.FACTORIES["exporters"]["otlp_http"] == "otlp_receiver.exporters.otlphttp.factory"
+
+
+def test_the_default_config_file_is_valid() -> None:
+    settings = ServiceSettings.load(Path(__file__).parents[2] / "config" / "receiver.yaml")
+    pipeline = settings.service.pipelines["logs"]
+    assert pipeline.processors == ["memory_limiter", "batch", "anomaly"]
+    assert "clickhouse" in pipeline.exporters
+
+
+def test_two_pipelines_share_a_receiver_and_env_expansion(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="procsight.debug")
+    service = Service.from_config_file(TESTDATA / "two_pipelines.yaml",
+                                       {"DATA_DIR": str(tmp_path), "HTTP_ENDPOINT": "127.0.0.1:0"})
+    service.start()
+    try:
+        request = ExportLogsServiceRequest()
+        record = request.resource_logs.add().scope_logs.add().log_records.add()
+        record.body.string_value = "to both pipelines"
+        response = requests.post(f"http://{service.http_endpoint()}/v1/logs", data=request.SerializeToString(),
+                                 headers={"Content-Type": "application/x-protobuf"}, timeout=10)
+        assert response.status_code == 200
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            names = {r.getMessage().split(":")[0] for r in caplog.records if "to both pipelines" in r.getMessage()}
+            if names == {"debug", "debug/detailed"}:
+                break
+            time.sleep(0.05)
+        assert names == {"debug", "debug/detailed"}
+        assert (tmp_path / "spool" / "logs").is_dir() and (tmp_path / "spool" / "logs_archive").is_dir()
+    finally:
+        service.shutdown(timeout=5)
