@@ -1,0 +1,63 @@
+"""The agent's YAML: defaults, env expansion, strict keys, validation, and the shipped config/agent.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from otel_agent.config import AgentConfig, load_config
+from procsight.confmap import ConfigError, decode
+
+TESTDATA = Path(__file__).parent / "testdata"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_are_usable():
+    config = load_config(None)
+    assert config.mode == "auto"
+    assert config.exporter.protocol == "grpc"
+    assert config.batch.timeout == "1s"
+    assert config.capture.argv.buffer_bytes == 4096
+
+
+def test_testdata_file_decodes_with_env_expansion(monkeypatch):
+    monkeypatch.setenv("AGENT_TEST_TOKEN", "abc")
+    config = load_config(TESTDATA / "agent.yaml")
+    assert config.mode == "netlink"
+    assert config.workload == "prod-web"
+    assert config.exporter.token == "abc"
+    assert config.exporter.protocol == "http"
+    assert config.capture.argv.max_args == 32
+    assert config.capture.argv.buffer_bytes == 4096  # 3000 rounded up to a power of two for the verifier
+    assert config.capture.seconds("proc_poll_interval") == 0.25
+    assert config.spool.max_size_mib == 16
+
+
+def test_shipped_config_decodes_to_the_defaults(monkeypatch):
+    for name in ("PROCSIGHT_WORKLOAD", "PROCSIGHT_ENDPOINT", "PROCSIGHT_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    assert load_config(REPO / "config" / "agent.yaml") == load_config(None)
+
+
+def test_misspelt_key_names_file_key_and_suggestion():
+    with pytest.raises(ConfigError) as error:
+        load_config(TESTDATA / "misspelt.yaml")
+    message = str(error.value)
+    assert "misspelt.yaml" in message and "exporter.endpont" in message and "did you mean 'endpoint'" in message
+
+
+@pytest.mark.parametrize(("data", "fragment"), [
+    ({"mode": "kprobe"}, "mode"),
+    ({"exporter": {"protocol": "udp"}}, "exporter.protocol"),
+    ({"exporter": {"timeout": "soon"}}, "duration"),
+    ({"capture": {"argv": {"max_args": 0}}}, "argv.max_args"),
+    ({"capture": {"ring_buffer_pages": 1000}}, "power of two"),
+    ({"batch": {"queue_size": 10, "send_batch_size": 100}}, "queue_size"),
+    ({"spool": {"max_size_mib": 0}}, "spool.max_size_mib"),
+    ({"exporter": {"tls": {"cert_file": "/nonexistent.pem", "key_file": "/nonexistent.key"}}}, "no such file"),
+    ({"capture": {"cpu_threshold_percent": "high"}}, "cpu_threshold_percent"),
+])
+def test_invalid_settings_are_clear_errors(data, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        decode(AgentConfig, data, "agent.yaml")
