@@ -1,0 +1,50 @@
+"""OTLP `AnyValue` -> plain Python, and the bounds every normalised string is held to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+MAX_COMMAND_LINE = 8192  # characters kept of a command line; longer ones are cut and flagged
+MAX_ARGS = 256  # argv entries kept
+MAX_DEPTH = 8  # nesting of kvlist/array values converted
+
+
+def to_python(value: AnyValue, depth: int = 0) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "double_value":
+        return value.double_value
+    if depth >= MAX_DEPTH:
+        return None
+    if kind == "array_value":
+        return [to_python(v, depth + 1) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: to_python(kv.value, depth + 1) for kv in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return value.bytes_value.hex()
+    return None
+
+
+def attributes_dict(attributes: Any) -> dict[str, Any]:
+    return {kv.key: to_python(kv.value) for kv in attributes}
+
+
+def flatten(document: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = None,
+            depth: int = 0) -> dict[str, Any]:
+    """{"process": {"parent": {"name": "x"}}} -> {"process.parent.name": "x"} (ECS nesting); dotted
+    keys that are already flat stay as they are."""
+    out = {} if out is None else out
+    for key, value in document.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and depth < MAX_DEPTH:
+            flatten(value, name + ".", out, depth + 1)
+        else:
+            out[name] = value
+    return out
