@@ -1,0 +1,1 @@
+"""The `anomaly` processor: normalise, score and enrich process events (see README.md)."""

@@ -1,0 +1,35 @@
+"""Factory and settings of the `anomaly` processor: the scoring engine's options plus the workload key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from otlp_receiver.component import CreateSettings
+from otlp_receiver.processors.anomaly.processor import AnomalyProcessor
+from procsight.confmap import ConfigError
+from scoring.config import EngineConfig
+
+TYPE = "anomaly"
+
+DEFAULT_WORKLOAD_KEY = ["procsight.workload", "k8s.deployment.name", "service.namespace", "host.name"]
+
+
+@dataclass
+class Config(EngineConfig):
+    """`baselines`, `model`, `k`, `retention`, `thresholds`, `learning`, ... are the engine's own
+    (scoring/config.py); `workload_key` picks the baseline: the first resource attribute present."""
+
+    workload_key: list[str] = field(default_factory=lambda: list(DEFAULT_WORKLOAD_KEY))
+    default_workload: str = "default"  # when none of workload_key is present
+    learn: bool = True  # false scores without learning (a frozen baseline)
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.workload_key:
+            raise ConfigError("workload_key", "list at least one resource attribute")
+        if not self.default_workload:
+            raise ConfigError("default_workload", "must not be empty")
+
+
+def create(config: Config, settings: CreateSettings) -> AnomalyProcessor:
+    return AnomalyProcessor(config, settings.component_id, settings.telemetry)

