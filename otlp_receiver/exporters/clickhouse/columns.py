@@ -68,6 +68,95 @@ def _plain(value: AnyValue) -> Any:
     return value_to_text(value)
 
 
+_SPECIAL_KEYS = frozenset({"anomaly_score", "anomaly_severity", "anomaly_workload", "event.name", RECORD_ID_ATTRIBUTE})
+
+
+def batch_to_arrow(batch: LogBatch) -> pa.Table:
+    # The hot loop of the exporter: one pass, per-record work kept to attribute reads and list appends;
+    # everything constant per resource or scope is computed once and repeated.
+    timestamps: list[int] = []
+    trace_ids: list[str] = []
+    span_ids: list[str] = []
+    flags: list[int] = []
+    severity_texts: list[str] = []
+    severity_numbers: list[int] = []
+    bodies: list[str] = []
+    event_names: list[str] = []
+    scores: list[float] = []
+    severities: list[str] = []
+    workloads: list[str] = []
+    per_scope: dict[str, list] = {name: [] for name in (
+        "service", "resource_url", "scope_url", "scope_name", "scope_version")}
+    resource_maps, scope_maps, log_maps = _MapColumn(), _MapColumn(), _MapColumn()
+    log_keys, log_values, log_offsets = log_maps.keys, log_maps.values, log_maps.offsets
+    record_ids = _record_ids(batch)
+    row = 0
+    for resource_logs in batch.logs.resource_logs:
+        resource_keys, resource_values = _flatten(resource_logs.resource.attributes)
+        service_name = _lookup(resource_keys, resource_values, "service.name")
+        for scope_logs in resource_logs.scope_logs:
+            scope = scope_logs.scope
+            scope_keys, scope_values = _flatten(scope.attributes)
+            records = scope_logs.log_records
+            count = len(records)
+            for name, value in (("service", service_name), ("resource_url", resource_logs.schema_url),
+                                ("scope_url", scope_logs.schema_url), ("scope_name", scope.name),
+                                ("scope_version", scope.version)):
+                per_scope[name].extend([value] * count)
+            resource_maps.repeat(resource_keys, resource_values, count)
+            scope_maps.repeat(scope_keys, scope_values, count)
+            for record in records:
+                timestamps.append(record.time_unix_nano or record.observed_time_unix_nano)
+                trace_ids.append(record.trace_id.hex())
+                span_ids.append(record.span_id.hex())
+                flags.append(record.flags & 0xFF)
+                severity_texts.append(record.severity_text)
+                severity_numbers.append(record.severity_number & 0xFF)
+                body = record.body
+                bodies.append(body.string_value or value_to_text(body))
+                event_name = record.event_name
+                score = 0.0
+                severity = workload = ""
+                for attribute in record.attributes:
+                    key = attribute.key
+                    value = attribute.value
+                    text = value.string_value or value_to_text(value)
+                    if key in _SPECIAL_KEYS:
+                        if key == RECORD_ID_ATTRIBUTE:
+                            continue  # ours to set; a sender's value would break the exactly-once key
+                        if key == "anomaly_score":
+                            score = value.double_value if value.HasField("double_value") else _to_float(text)
+                        elif key == "anomaly_severity":
+                            severity = text
+                        elif key == "anomaly_workload":
+                            workload = text
+                        elif not event_name:
+                            event_name = text
+                    log_keys.append(key)
+                    log_values.append(text)
+                log_keys.append(RECORD_ID_ATTRIBUTE)
+                log_values.append(record_ids[row])
+                log_offsets.append(len(log_keys))
+                event_names.append(event_name)
+                scores.append(score)
+                severities.append(severity)
+                workloads.append(workload)
+                row += 1
+
+    string = pa.string()
+    columns = [
+        pa.array(timestamps, pa.timestamp("ns")), pa.array(trace_ids, string), pa.array(span_ids, string),
+        pa.array(flags, pa.uint8()), pa.array(severity_texts, string), pa.array(severity_numbers, pa.uint8()),
+        pa.array(per_scope["service"], string), pa.array(bodies, string), pa.array(per_scope["resource_url"], string),
+        resource_maps.array(), pa.array(per_scope["scope_url"], string), pa.array(per_scope["scope_name"], string),
+        pa.array(per_scope["scope_version"], string), scope_maps.array(), log_maps.array(),
+        pa.array(event_names, string), pa.array(scores, pa.float32()), pa.array(severities, string),
+        pa.array(workloads, string), pa.array([batch.tenant] * row, string),
+        pa.array(record_ids, string), _embedding_column(batch.embeddings, row),
+    ]
+    return pa.Table.from_arrays(columns, schema=ARROW_SCHEMA)
+
+
 class _MapColumn:
     """Builds a Map(String, String) column from flat keys/values and offsets (no per-row lists)."""
 
@@ -76,100 +165,21 @@ class _MapColumn:
         self.keys: list[str] = []
         self.values: list[str] = []
 
-    def add_row(self) -> None:
-        self.offsets.append(len(self.keys))
+    def repeat(self, keys: list[str], values: list[str], rows: int) -> None:
+        """The same entries on `rows` consecutive rows (a resource's or scope's attributes)."""
+        self.keys.extend(keys * rows)
+        self.values.extend(values * rows)
+        width, last = len(keys), self.offsets[-1]
+        self.offsets.extend(range(last + width, last + width * rows + 1, width) if width else [last] * rows)
 
     def array(self) -> pa.Array:
         return pa.MapArray.from_arrays(pa.array(self.offsets, pa.int32()), pa.array(self.keys, pa.string()),
                                        pa.array(self.values, pa.string()))
 
 
-def batch_to_arrow(batch: LogBatch) -> pa.Table:
-    count = batch.record_count()
-    timestamps = np.empty(count, np.int64)
-    trace_ids: list[str] = []
-    span_ids: list[str] = []
-    flags = np.empty(count, np.uint8)
-    severity_texts: list[str] = []
-    severity_numbers = np.empty(count, np.uint8)
-    service_names: list[str] = []
-    bodies: list[str] = []
-    resource_urls: list[str] = []
-    scope_urls: list[str] = []
-    scope_names: list[str] = []
-    scope_versions: list[str] = []
-    event_names: list[str] = []
-    scores = np.zeros(count, np.float32)
-    severities: list[str] = []
-    workloads: list[str] = []
-    record_ids: list[str] = []
-    resource_maps, scope_maps, log_maps = _MapColumn(), _MapColumn(), _MapColumn()
-
-    row = 0
-    for resource_logs in batch.logs.resource_logs:
-        resource_keys, resource_values = _flatten(resource_logs.resource.attributes)
-        service_name = _lookup(resource_keys, resource_values, "service.name")
-        for scope_logs in resource_logs.scope_logs:
-            scope = scope_logs.scope
-            scope_keys, scope_values = _flatten(scope.attributes)
-            for record in scope_logs.log_records:
-                timestamps[row] = record.time_unix_nano or record.observed_time_unix_nano
-                trace_ids.append(record.trace_id.hex())
-                span_ids.append(record.span_id.hex())
-                flags[row] = record.flags & 0xFF
-                severity_texts.append(record.severity_text)
-                severity_numbers[row] = record.severity_number & 0xFF
-                service_names.append(service_name)
-                bodies.append(value_to_text(record.body))
-                resource_urls.append(resource_logs.schema_url)
-                scope_urls.append(scope_logs.schema_url)
-                scope_names.append(scope.name)
-                scope_versions.append(scope.version)
-                resource_maps.keys.extend(resource_keys)
-                resource_maps.values.extend(resource_values)
-                resource_maps.add_row()
-                scope_maps.keys.extend(scope_keys)
-                scope_maps.values.extend(scope_values)
-                scope_maps.add_row()
-
-                record_id = batch.record_id(row)
-                event_name = record.event_name
-                severity = workload = ""
-                for attribute in record.attributes:
-                    key, value = attribute.key, attribute.value
-                    if key == RECORD_ID_ATTRIBUTE:
-                        continue  # ours to set; a sender's value would break the exactly-once key
-                    text = value_to_text(value)
-                    log_maps.keys.append(key)
-                    log_maps.values.append(text)
-                    if key == "anomaly_score":
-                        scores[row] = value.double_value if value.HasField("double_value") else _to_float(text)
-                    elif key == "anomaly_severity":
-                        severity = text
-                    elif key == "anomaly_workload":
-                        workload = text
-                    elif key == "event.name" and not event_name:
-                        event_name = text
-                log_maps.keys.append(RECORD_ID_ATTRIBUTE)
-                log_maps.values.append(record_id)
-                log_maps.add_row()
-                event_names.append(event_name)
-                severities.append(severity)
-                workloads.append(workload)
-                record_ids.append(record_id)
-                row += 1
-
-    columns = [
-        pa.array(timestamps, pa.timestamp("ns")), pa.array(trace_ids, pa.string()), pa.array(span_ids, pa.string()),
-        pa.array(flags), pa.array(severity_texts, pa.string()), pa.array(severity_numbers),
-        pa.array(service_names, pa.string()), pa.array(bodies, pa.string()), pa.array(resource_urls, pa.string()),
-        resource_maps.array(), pa.array(scope_urls, pa.string()), pa.array(scope_names, pa.string()),
-        pa.array(scope_versions, pa.string()), scope_maps.array(), log_maps.array(),
-        pa.array(event_names, pa.string()), pa.array(scores), pa.array(severities, pa.string()),
-        pa.array(workloads, pa.string()), pa.array([batch.tenant] * count, pa.string()),
-        pa.array(record_ids, pa.string()), _embedding_column(batch.embeddings, count),
-    ]
-    return pa.Table.from_arrays(columns, schema=ARROW_SCHEMA)
+def _record_ids(batch: LogBatch) -> list[str]:
+    record_id = batch.record_id
+    return [record_id(ordinal) for ordinal in range(batch.record_count())]
 
 
 def _embedding_column(embeddings: Any, count: int) -> pa.Array:

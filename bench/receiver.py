@@ -1,0 +1,398 @@
+"""End-to-end receiver benchmark: OTLP/gRPC in, scored, rows queryable in ClickHouse.
+
+Measured in one run, on the same machine, with the same pre-encoded requests sent by the same
+sender processes (several, so the client is not the bottleneck; one Python SDK process tops out
+near 16k records/s):
+
+1. ceiling "parse+count": a grpcio server that only parses each request and counts its records;
+2. ceiling "parse+objects": the same, also turning every record into a `scoring.ProcessEvent`;
+3. procsight: the real service (otlp receiver -> fsynced spool -> batch -> anomaly scoring and
+   learning -> clickhouse exporter on the embedded engine), timed until every row is queryable;
+4. latency: procsight fed at a steady rate (default 5,000 records/s); for each request, the time from
+   send to all its rows being visible to `SELECT` (polled every 50 ms, so figures carry up to 50 ms of
+   polling granularity); p50/p99 printed.
+
+Records are process execs from ../shared/eval (benign traces of three workloads plus GTFOBins attack
+command lines), spread over several hosts and workloads.
+
+    .venv/bin/python bench/receiver.py [--records 200000] [--senders 2] [--rate 5000] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+EXPORT_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval"
+WORKLOADS = ("web", "ci", "admin")
+HOSTS_PER_WORKLOAD = 4
+REFERENCE = {"parse+count": 340_000, "parse+objects": 100_000, "go clickhouse exporter (per core, no scoring)": 40_000}
+TARGET_RECORDS_PER_SECOND = 40_000
+TARGET_P99_SECONDS = 2.0
+GRPC_WORKERS = 16  # as the otlp receiver's server
+
+
+# -- requests ------------------------------------------------------------------------------------
+
+
+def _value(value: Any) -> AnyValue:
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    if isinstance(value, list):
+        out = AnyValue()
+        out.array_value.values.extend(_value(v) for v in value)
+        return out
+    return AnyValue(string_value=str(value))
+
+
+def load_events(eval_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Eval events by workload, attacks mixed into their workload (about 1 in 10)."""
+    events: dict[str, list[dict[str, Any]]] = {}
+    for workload in WORKLOADS:
+        events[workload] = [json.loads(line) for line in (eval_dir / f"benign_{workload}.jsonl").open()]
+    for line in (eval_dir / "gtfobins_attacks.jsonl").open():
+        attack = json.loads(line)
+        events.setdefault(attack.get("workload") or "web", []).append(attack)
+    return events
+
+
+def encode_requests(events: dict[str, list[dict[str, Any]]], count: int, records_per_request: int,
+                    tag: bool = False) -> list[bytes]:
+    """`count` ExportLogsServiceRequests, each one host of one workload; `tag` marks each with
+    resource attribute bench.request = its index (for the latency run)."""
+    keys = ("process.pid", "process.parent_pid", "process.executable.name", "process.executable.path",
+            "process.command_line", "process.command_args", "process.user.id", "process.parent.executable.name",
+            "process.working_directory")
+    requests = []
+    cursor = {workload: 0 for workload in events}
+    for index in range(count):
+        workload = WORKLOADS[index % len(WORKLOADS)]
+        pool = events[workload]
+        request = ExportLogsServiceRequest()
+        resource_logs = request.resource_logs.add()
+        host = f"{workload}-{index // len(WORKLOADS) % HOSTS_PER_WORKLOAD}"
+        resource_logs.resource.attributes.extend([
+            KeyValue(key="service.name", value=_value("procsight-agent")),
+            KeyValue(key="host.name", value=_value(host)),
+            KeyValue(key="procsight.workload", value=_value(workload)),
+        ])
+        if tag:
+            resource_logs.resource.attributes.append(KeyValue(key="bench.request", value=_value(str(index))))
+        scope_logs = resource_logs.scope_logs.add()
+        scope_logs.scope.name = "procsight.agent"
+        now = time.time_ns()
+        for _ in range(records_per_request):
+            raw = pool[cursor[workload] % len(pool)]
+            cursor[workload] += 1
+            record = scope_logs.log_records.add()
+            record.time_unix_nano = record.observed_time_unix_nano = now
+            record.event_name = "process.exec"
+            record.severity_number = 9
+            record.body.string_value = raw.get("process.command_line", "")
+            record.attributes.extend(KeyValue(key=k, value=_value(raw[k])) for k in keys if raw.get(k) is not None)
+        requests.append(request.SerializeToString())
+    return requests
+
+
+# -- senders -------------------------------------------------------------------------------------
+
+
+def _send_all(target: str, requests: list[bytes], window: int, go: Any, results: Any) -> None:
+    """A sender process: every request once, `window` in flight, resending on backpressure."""
+    channel = grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)])
+    grpc.channel_ready_future(channel).result(timeout=30)
+    export = channel.unary_unary(EXPORT_METHOD)  # raw bytes in and out: no encoding cost here
+    results.put(("ready", 0))
+    go.wait()
+    pending: list[tuple[bytes, Any]] = []
+    queue = list(reversed(requests))
+    retries = 0
+    while queue or pending:
+        while queue and len(pending) < window:
+            payload = queue.pop()
+            pending.append((payload, export.future(payload, timeout=60)))
+        payload, call = pending.pop(0)
+        try:
+            call.result()
+        except grpc.RpcError as error:
+            if error.code() not in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE):
+                raise
+            retries += 1
+            time.sleep(0.05)
+            queue.append(payload)
+    channel.close()
+    results.put(("done", retries))
+
+
+def _send_paced(target: str, requests: list[bytes], interval: float, results: Any) -> None:
+    """A sender process for the latency run: one request every `interval` seconds, reporting send times."""
+    channel = grpc.insecure_channel(target)
+    export = channel.unary_unary(EXPORT_METHOD)
+    start = time.monotonic()
+    calls = []
+    for index, payload in enumerate(requests):
+        delay = start + index * interval - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        results.put(("sent", index, time.time()))
+        calls.append(export.future(payload, timeout=60))
+    for call in calls:
+        call.result()
+    channel.close()
+    results.put(("done", 0))
+
+
+def run_senders(target: str, requests: list[bytes], senders: int, window: int = 4) -> tuple[float, int]:
+    """Seconds until every request was acknowledged, and how many were resent after backpressure."""
+    context = mp.get_context("spawn")
+    results = context.Queue()
+    go = context.Event()
+    shares = [requests[i::senders] for i in range(senders)]
+    processes = [context.Process(target=_send_all, args=(target, share, window, go, results)) for share in shares]
+    for process in processes:
+        process.start()
+    for _ in processes:
+        results.get()  # connected; process start-up is not part of the measurement
+    started = time.perf_counter()
+    go.set()
+    retries = sum(results.get()[1] for _ in processes)
+    elapsed = time.perf_counter() - started
+    for process in processes:
+        process.join()
+    return elapsed, retries
+
+
+# -- ceilings ------------------------------------------------------------------------------------
+
+
+def _counting_server(handle: Callable[[ExportLogsServiceRequest], int]) -> tuple[grpc.Server, str, list[int]]:
+    counted = [0]
+    lock = threading.Lock()
+    empty_response = b""  # an empty ExportLogsServiceResponse
+
+    def export(payload: bytes, _context: Any) -> bytes:
+        records = handle(ExportLogsServiceRequest.FromString(payload))
+        with lock:
+            counted[0] += records
+        return empty_response
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS),
+                         options=[("grpc.max_receive_message_length", 64 << 20)])
+    handler = grpc.unary_unary_rpc_method_handler(export)  # no (de)serializers: bytes in, bytes out
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+        "opentelemetry.proto.collector.logs.v1.LogsService", {"Export": handler})])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, f"127.0.0.1:{port}", counted
+
+
+def count_only(request: ExportLogsServiceRequest) -> int:
+    return sum(len(s.log_records) for r in request.resource_logs for s in r.scope_logs)
+
+
+def to_objects(request: ExportLogsServiceRequest) -> int:
+    from scoring import ProcessEvent
+
+    count = 0
+    for resource_logs in request.resource_logs:
+        for scope_logs in resource_logs.scope_logs:
+            for record in scope_logs.log_records:
+                attributes = {kv.key: _plain(kv.value) for kv in record.attributes}
+                ProcessEvent.from_attributes(attributes)
+                count += 1
+    return count
+
+
+def _plain(value: AnyValue) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [_plain(v) for v in value.array_value.values]
+    return getattr(value, kind) if kind else None
+
+
+def measure_ceiling(name: str, handle: Callable[[ExportLogsServiceRequest], int], requests: list[bytes],
+                    senders: int, total: int) -> float:
+    server, target, counted = _counting_server(handle)
+    try:
+        elapsed, _ = run_senders(target, requests, senders)
+    finally:
+        server.stop(grace=None)
+    assert counted[0] == total, f"{name}: counted {counted[0]} of {total}"
+    return total / elapsed
+
+
+# -- procsight -----------------------------------------------------------------------------------
+
+
+def procsight_settings(data_dir: Path) -> Any:
+    from otlp_receiver.pipeline import ServiceSettings
+
+    return ServiceSettings.from_mapping({
+        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0", "max_recv_msg_size_mib": 64}}}},
+        "processors": {
+            "batch": {"timeout": "200ms", "send_batch_size": 5000},
+            "anomaly": {"baselines": str(data_dir / "baselines")},
+        },
+        "exporters": {"clickhouse": {"endpoint": f"chdb://{data_dir / 'clickhouse'}",
+                                     "sending_queue": {"num_consumers": 1, "queue_size": 100}}},
+        "service": {"data_dir": str(data_dir),
+                    "pipelines": {"logs": {"receivers": ["otlp"], "processors": ["batch", "anomaly"],
+                                           "exporters": ["clickhouse"]}}},
+    }, "bench/receiver.py")
+
+
+def _row_count(transport: Any) -> int:
+    try:
+        return int(transport.query("SELECT count() AS n FROM procsight.security_events")[0]["n"])
+    except Exception:  # the table appears with the first export
+        return 0
+
+
+def wait_for_rows(transport: Any, total: int, timeout: float = 600.0) -> None:
+    deadline = time.monotonic() + timeout
+    while _row_count(transport) < total:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {_row_count(transport)} of {total} rows after {timeout:.0f}s")
+        time.sleep(0.05)
+
+
+def measure_procsight(requests: list[bytes], senders: int, total: int, data_dir: Path) -> tuple[float, float, int]:
+    """(records/s to queryable rows, records/s acknowledged, backpressure resends)."""
+    from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
+    from otlp_receiver.pipeline import Service
+
+    service = Service(procsight_settings(data_dir))
+    service.start()
+    transport = ChdbTransport(str(data_dir / "clickhouse"))
+    try:
+        started = time.perf_counter()
+        acked_after, retries = run_senders(service.grpc_endpoint(), requests, senders)
+        wait_for_rows(transport, total)
+        elapsed = time.perf_counter() - started
+    finally:
+        transport.close()
+        service.shutdown(timeout=30)
+    return total / elapsed, total / acked_after, retries
+
+
+def measure_latency(events: dict[str, list[dict[str, Any]]], rate: int, seconds: float, records_per_request: int,
+                    data_dir: Path) -> list[float]:
+    """Send-to-queryable seconds of every request at a steady `rate` records/s."""
+    from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
+    from otlp_receiver.pipeline import Service
+
+    count = max(1, int(rate * seconds / records_per_request))
+    requests = encode_requests(events, count, records_per_request, tag=True)
+    service = Service(procsight_settings(data_dir))
+    service.start()
+    transport = ChdbTransport(str(data_dir / "clickhouse"))
+    context = mp.get_context("spawn")
+    results = context.Queue()
+    sender = context.Process(target=_send_paced, args=(service.grpc_endpoint(), requests, records_per_request / rate,
+                                                       results))
+    sent: dict[int, float] = {}
+    visible: dict[int, float] = {}
+    try:
+        sender.start()
+        finished = False
+        deadline = time.monotonic() + seconds + 120
+        while len(visible) < count and time.monotonic() < deadline:
+            while not results.empty():
+                message = results.get()
+                if message[0] == "sent":
+                    sent[message[1]] = message[2]
+                else:
+                    finished = True
+            polled_at = time.time()
+            try:
+                rows = transport.query(
+                    "SELECT toUInt32(ResourceAttributes['bench.request']) AS r, count() AS n "
+                    "FROM procsight.security_events GROUP BY r HAVING n >= {n:UInt32}", {"n": records_per_request})
+            except Exception:
+                rows = []
+            for row in rows:
+                visible.setdefault(int(row["r"]), polled_at)
+            time.sleep(0.05)
+        sender.join(timeout=10)
+        assert finished or len(visible) == count, "latency sender did not finish"
+    finally:
+        transport.close()
+        service.shutdown(timeout=30)
+    missing = count - len(visible)
+    if missing:
+        raise RuntimeError(f"{missing} of {count} requests never became queryable")
+    return sorted(visible[i] - sent[i] for i in visible if i in sent)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=200_000, help="records per throughput run")
+    parser.add_argument("--records-per-request", type=int, default=500)
+    parser.add_argument("--senders", type=int, default=2, help="sender processes")
+    parser.add_argument("--rate", type=int, default=5000, help="records/s for the latency run")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
+    parser.add_argument("--eval-dir", type=Path, default=EVAL_DIR)
+    parser.add_argument("--skip-ceilings", action="store_true")
+    args = parser.parse_args()
+
+    events = load_events(args.eval_dir)
+    count = args.records // args.records_per_request
+    total = count * args.records_per_request
+    requests = encode_requests(events, count, args.records_per_request)
+    print(f"{total} records in {count} pre-encoded requests of {args.records_per_request}, "
+          f"{args.senders} sender processes, {mp.cpu_count()} cores")
+
+    figures: dict[str, float] = {}
+    if not args.skip_ceilings:
+        figures["parse+count"] = measure_ceiling("parse+count", count_only, requests, args.senders, total)
+        print(f"ceiling parse+count:       {figures['parse+count']:>10,.0f} records/s")
+        figures["parse+objects"] = measure_ceiling("parse+objects", to_objects, requests, args.senders, total)
+        print(f"ceiling parse+objects:     {figures['parse+objects']:>10,.0f} records/s")
+
+    with tempfile.TemporaryDirectory(prefix="procsight-bench-") as tmp:
+        end_to_end, acked, retries = measure_procsight(requests, args.senders, total, Path(tmp) / "throughput")
+        print(f"procsight end to end:      {end_to_end:>10,.0f} records/s  (scored, learned, queryable in ClickHouse)")
+        print(f"procsight acknowledged:    {acked:>10,.0f} records/s  (in the fsynced spool; {retries} requests "
+              "resent after backpressure)")
+        latencies = measure_latency(events, args.rate, args.seconds, 100, Path(tmp) / "latency")
+    p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
+    print(f"latency at {args.rate:,} records/s for {args.seconds:.0f}s: send -> queryable p50 {p50:.3f}s, "
+          f"p99 {p99:.3f}s, max {latencies[-1]:.3f}s over {len(latencies)} requests "
+          f"(mean {statistics.fmean(latencies):.3f}s)")
+
+    print("\nratios")
+    for name, value in figures.items():
+        print(f"  procsight / {name:<16} {end_to_end / value:6.1%}   (this run's ceiling {value:,.0f}; "
+              f"reference {REFERENCE[name]:,})")
+    go = REFERENCE["go clickhouse exporter (per core, no scoring)"]
+    print(f"  procsight / Go exporter claim  {end_to_end / go:6.1%}   ({go:,} records/s per core, no scoring)")
+    print(f"  procsight / target             {end_to_end / TARGET_RECORDS_PER_SECOND:6.1%}   "
+          f"({TARGET_RECORDS_PER_SECOND:,} records/s on 2 cores with scoring)")
+    print(f"  p99 / target                   {p99 / TARGET_P99_SECONDS:6.1%}   ({TARGET_P99_SECONDS:.0f}s at "
+          f"{args.rate:,} records/s)")
+
+
+if __name__ == "__main__":
+    main()
