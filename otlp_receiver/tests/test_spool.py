@@ -58,7 +58,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 def test_committed_groups_are_not_replayed_and_segments_are_deleted(tmp_path: Path) -> None:
     spool = Spool(tmp_path, segment_bytes=200)
-    for i in range(20):
+    for _ in range(20):
         spool.append(b"x" * 50, tenant="default", records=1)
     assert len(list(tmp_path.glob("seg-*.log"))) > 5
     for first in range(1, 21, 4):
