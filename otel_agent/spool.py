@@ -2,12 +2,15 @@
 
 Records wait here while the endpoint is down (or the memory queue is full) and survive an agent restart.
 Beyond `max_bytes` whole oldest segments are deleted, and their records counted as `dropped_oldest`.
+A segment is a sequence of frames: a 4-byte little-endian length, then one encoded OTLP LogRecord.
+A frame cut short by a crash is ignored when the segment is read back.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import struct
 import threading
 from pathlib import Path
 
@@ -15,7 +18,25 @@ from otel_agent.counters import Counters
 
 log = logging.getLogger(__name__)
 
-_SUFFIX = ".jsonl"
+_SUFFIX = ".spool"
+_LENGTH = struct.Struct("<I")
+
+
+def _frame(records: list[bytes]) -> bytes:
+    return b"".join(_LENGTH.pack(len(record)) + record for record in records)
+
+
+def _unframe(data: bytes) -> list[bytes]:
+    records, offset = [], 0
+    while offset + _LENGTH.size <= len(data):
+        (length,) = _LENGTH.unpack_from(data, offset)
+        end = offset + _LENGTH.size + length
+        if end > len(data):
+            log.warning("spool segment ends in a partial record (%d bytes), ignored", len(data) - offset)
+            break
+        records.append(data[offset + _LENGTH.size:end])
+        offset = end
+    return records
 
 
 class DiskSpool:
@@ -33,7 +54,7 @@ class DiskSpool:
         for path in sorted(self._directory.glob(f"*{_SUFFIX}")):
             if path.stem.isdigit():
                 data = path.read_bytes()
-                self._sizes[int(path.stem)] = (data.count(b"\n"), len(data))
+                self._sizes[int(path.stem)] = (len(_unframe(data)), len(data))
         if self._sizes:
             log.info("spool %s holds %d records from before", self._directory, self.pending)
 
@@ -48,22 +69,22 @@ class DiskSpool:
     def _path(self, number: int) -> Path:
         return self._directory / f"{number:012d}{_SUFFIX}"
 
-    def append(self, lines: list[bytes]) -> None:
-        if not lines:
+    def append(self, records: list[bytes]) -> None:
+        if not records:
             return
-        data = b"".join(line + b"\n" for line in lines)
+        data = _frame(records)
         with self._lock:
             if self._current is None:
                 self._current = max(self._sizes, default=0) + 1
                 self._sizes[self._current] = (0, 0)
             with open(self._path(self._current), "ab") as handle:
                 handle.write(data)
-            records, size = self._sizes[self._current]
-            self._sizes[self._current] = (records + len(lines), size + len(data))
+            count, size = self._sizes[self._current]
+            self._sizes[self._current] = (count + len(records), size + len(data))
             if size + len(data) >= self._segment_bytes:
                 self._current = None
             self._enforce_bound()
-        self._counters.add("spooled", len(lines))
+        self._counters.add("spooled", len(records))
 
     def _enforce_bound(self) -> None:
         while self.bytes > self._max_bytes:
@@ -89,7 +110,7 @@ class DiskSpool:
                 self._current = None  # new records go to a new segment while this one is read
             self._in_flight.add(number)
             data = self._path(number).read_bytes()
-        return number, data.splitlines()
+        return number, _unframe(data)
 
     def release(self, number: int, unsent: list[bytes]) -> None:
         """Ends a `take_oldest`: the segment is deleted, or rewritten with the records not sent."""
@@ -100,7 +121,7 @@ class DiskSpool:
                 self._sizes.pop(number, None)
                 path.unlink(missing_ok=True)
                 return
-            data = b"".join(line + b"\n" for line in unsent)
+            data = _frame(unsent)
             temporary = path.with_suffix(".tmp")
             temporary.write_bytes(data)
             os.replace(temporary, path)

@@ -1,0 +1,139 @@
+"""OTLP logs protobuf encoding for the agent's hot path, and the SDK's OTLP exporters fed with it.
+
+Why not `Logger.emit` and the SDK's encoder: measured here, `Logger.emit` costs about 55 µs per record
+(attribute validation) and the SDK's `encode_logs` about 140 µs (it builds protobuf objects field by field),
+so 1,000 execs/s would take 20% of a core before capture does anything. This module writes the same
+protobuf wire format directly, caching the encoding of attribute values that repeat (user, parent,
+path, directory, container), at a few µs per record. `tests/test_otlp_encoding.py` checks that its output
+decodes to exactly what the SDK's encoder produces for the same record.
+
+The bytes go out through the official OTLP exporters (their transport, retries, TLS, headers and
+compression), subclassed only where they turn records into a request.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as _GrpcLogExporter
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as _HttpLogExporter
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.sdk._logs.export import LogRecordExportResult
+
+SEVERITY_INFO = 9
+# Attribute values that repeat from exec to exec: their KeyValue encodings are cached.
+_CACHED_KEYS = frozenset({
+    "event.name", "process.executable.name", "process.executable.path", "process.user.name",
+    "process.parent.executable.name", "process.working_directory", "container.id", "network.transport",
+    "process.user.id", "source.address", "destination.address", "process.command_args_truncated",
+})
+_CACHE_LIMIT = 50_000
+_kv_cache: dict[tuple[str, Any], bytes] = {}
+
+
+def _varint(value: int) -> bytes:
+    if value < 0:
+        value += 1 << 64  # int64 two's complement, as protobuf encodes negative int64
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field (wire type 2)."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _text(value: str) -> bytes:
+    return value.encode("utf-8", errors="backslashreplace")
+
+
+def any_value(value: Any) -> bytes:
+    """An `AnyValue` message."""
+    if isinstance(value, bool):
+        return b"\x10\x01" if value else b"\x10\x00"
+    if isinstance(value, int):
+        return b"\x18" + _varint(value)
+    if isinstance(value, float):
+        return b"\x21" + struct.pack("<d", value)
+    if isinstance(value, str):
+        return _field(1, _text(value))
+    if isinstance(value, Sequence):
+        return _field(5, b"".join(_field(1, any_value(item)) for item in value))
+    return _field(1, _text(str(value)))
+
+
+def key_value(key: str, value: Any) -> bytes:
+    """A `KeyValue` message."""
+    return _field(1, _text(key)) + _field(2, any_value(value))
+
+
+def _attribute(key: str, value: Any) -> bytes:
+    """Field 6 of LogRecord: one attribute, from the cache where values repeat."""
+    if key not in _CACHED_KEYS:
+        return _field(6, key_value(key, value))
+    cache_key = (key, value)
+    encoded = _kv_cache.get(cache_key)
+    if encoded is None:
+        if len(_kv_cache) >= _CACHE_LIMIT:
+            _kv_cache.clear()
+        encoded = _kv_cache[cache_key] = _field(6, key_value(key, value))
+    return encoded
+
+
+def encode_log_record(time_unix_nano: int, observed_unix_nano: int, event_name: str, body: str,
+                      attributes: Mapping[str, Any]) -> bytes:
+    """A `LogRecord` message (severity INFO), as the SDK's encoder would write it."""
+    return b"".join((
+        b"\x09", struct.pack("<Q", time_unix_nano),  # 1: time_unix_nano (fixed64)
+        b"\x10", _varint(SEVERITY_INFO),  # 2: severity_number
+        b"\x1a\x04INFO",  # 3: severity_text
+        _field(5, any_value(body)),  # 5: body
+        *(_attribute(key, value) for key, value in attributes.items()),  # 6: attributes
+        b"\x59", struct.pack("<Q", observed_unix_nano),  # 11: observed_time_unix_nano (fixed64)
+        _field(12, _text(event_name)),  # 12: event_name
+    ))
+
+
+class RequestEncoder:
+    """Wraps encoded LogRecords in an ExportLogsServiceRequest for one resource and scope."""
+
+    def __init__(self, resource_attributes: Mapping[str, Any], scope_name: str, scope_version: str) -> None:
+        resource = b"".join(_field(1, key_value(k, v)) for k, v in resource_attributes.items())
+        scope = _field(1, _text(scope_name)) + _field(2, _text(scope_version))
+        self._resource_field = _field(1, resource)  # ResourceLogs.resource
+        self._scope_field = _field(1, scope)  # ScopeLogs.scope
+
+    def encode(self, records: Sequence[bytes]) -> bytes:
+        scope_logs = self._scope_field + b"".join(_field(2, record) for record in records)
+        return _field(1, self._resource_field + _field(2, scope_logs))
+
+
+class GrpcLogExporter(_GrpcLogExporter):
+    """The SDK's OTLP/gRPC log exporter, exporting batches of pre-encoded LogRecords."""
+
+    def __init__(self, request_encoder: RequestEncoder, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._request_encoder = request_encoder
+
+    def _translate_data(self, data: Sequence[bytes]) -> ExportLogsServiceRequest:
+        return ExportLogsServiceRequest.FromString(self._request_encoder.encode(data))
+
+
+class HttpLogExporter(_HttpLogExporter):
+    """The SDK's OTLP/HTTP log exporter, exporting batches of pre-encoded LogRecords."""
+
+    def __init__(self, request_encoder: RequestEncoder, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._request_encoder = request_encoder
+
+    def export(self, batch: Sequence[bytes]) -> LogRecordExportResult:  # type: ignore[override]
+        if self._shutdown:
+            return LogRecordExportResult.FAILURE
+        result = self._client.export(self._request_encoder.encode(batch))
+        return LogRecordExportResult.SUCCESS if result.success else LogRecordExportResult.FAILURE

