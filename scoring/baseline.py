@@ -15,6 +15,7 @@ import logging
 import re
 import threading
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
@@ -38,6 +39,11 @@ def table_name(tenant: str, workload: str, model: str) -> str:
     digest = hashlib.sha256(exact).hexdigest()[:20]
     slug = _SAFE_CHARS.sub("_", f"{tenant}_{workload}".lower()).strip("_")[:40] or "w"
     return f"b_{slug}_{digest}"
+
+
+def _valid_utf8(text: str) -> str:
+    """Arrow strings must be valid UTF-8; JSON input can carry lone surrogates."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 @dataclass(slots=True)
@@ -165,8 +171,8 @@ class Baseline:
             "first_seen": pa.array(self.first_seen[rows], pa.float64()),
             "last_seen": pa.array(self.last_seen[rows], pa.float64()),
             "trusted": pa.array(self.trusted[rows], pa.bool_()),
-            "example": pa.array([self.examples[i] for i in rows], pa.string()),
-            "executable": pa.array([self.executables[i] for i in rows], pa.string()),
+            "example": pa.array([_valid_utf8(self.examples[i]) for i in rows], pa.string()),
+            "executable": pa.array([_valid_utf8(self.executables[i]) for i in rows], pa.string()),
         })
 
     def load_arrow(self, table: pa.Table) -> None:
@@ -262,7 +268,7 @@ class BaselineStore:
         (table.merge_insert("pattern").when_matched_update_all().when_not_matched_insert_all().execute(data))
         return len(rows)
 
-    def maintain(self, retention_seconds: float, now: float | None = None) -> None:
+    def maintain(self, retention_seconds: float, now: float | None = None, version_retention: float = 600.0) -> None:
         """Prunes patterns unseen for the retention period, compacts, cleans old versions, indexes."""
         now = time.time() if now is None else now
         cutoff = now - retention_seconds
@@ -277,7 +283,9 @@ class BaselineStore:
         for name in self._table_names():
             table = self._db.open_table(name)
             table.delete(f"last_seen < {cutoff!r}")
-            table.optimize(cleanup_older_than=timedelta(seconds=0))
+            with warnings.catch_warnings():  # lance warns about a zero grace period, which tests use
+                warnings.simplefilter("ignore", UserWarning)
+                table.optimize(cleanup_older_than=timedelta(seconds=version_retention))
             if table.count_rows() >= self.index_threshold and not table.list_indices():
                 table.create_index(metric="cosine", vector_column_name="vector")
                 log.info("built ANN index on %s", name)

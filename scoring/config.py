@@ -100,6 +100,7 @@ class EngineConfig:
     learning: LearningConfig = field(default_factory=LearningConfig)
     flush_interval: str = "5s"  # how often learned patterns are written to LanceDB
     compact_interval: str = "10m"  # how often tables are compacted and old versions removed
+    version_retention: str = "10m"  # table versions younger than this survive clean-up (concurrent readers)
     index_threshold: int = 100_000  # patterns in a table before an ANN index is built
     max_resident_workloads: int = 1000  # baselines held in memory; the least recently used are unloaded
 
@@ -110,7 +111,7 @@ class EngineConfig:
             raise ConfigError("model", f"unknown model '{self.model}' (known: {', '.join(sorted(MODELS))})")
         if self.k < 1:
             raise ConfigError("k", "k must be at least 1")
-        for name in ("retention", "flush_interval", "compact_interval"):
+        for name in ("retention", "flush_interval", "compact_interval", "version_retention"):
             parse_duration(getattr(self, name), name)
         self.thresholds.validate()
         self.learning.validate()

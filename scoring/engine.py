@@ -137,7 +137,7 @@ class AnomalyEngine:
         return self.store.flush()
 
     def maintain(self, now: float | None = None) -> None:
-        self.store.maintain(self.config.retention_seconds, now)
+        self.store.maintain(self.config.retention_seconds, now, parse_duration(self.config.version_retention))
 
     def close(self) -> None:
         self.store.flush()

@@ -91,9 +91,10 @@ class HashingV1:
         weights: list[float] = []
         for row, event in enumerate(events):
             for i, token in enumerate(self._tokens(event)):
+                data = _utf8(token)
                 rows.append(row)
-                columns.append(mmh3.hash(token, i * 31, signed=False) % self.dim)
-                weights.append(1.0 if mmh3.hash(token, i * 31 + 1, signed=False) % 2 == 0 else -1.0)
+                columns.append(mmh3.hash(data, i * 31, signed=False) % self.dim)
+                weights.append(1.0 if mmh3.hash(data, i * 31 + 1, signed=False) % 2 == 0 else -1.0)
         return _scatter(rows, columns, weights, len(events), self.dim)
 
     def embed_text(self, text: str) -> np.ndarray:
@@ -165,13 +166,18 @@ class HashingV2:
         if cached is None:
             if len(self._bucket_cache) > 1_000_000:
                 self._bucket_cache.clear()  # bounded: argv can carry endless distinct values
-            value = mmh3.hash(token, self._seed, signed=False)
+            value = mmh3.hash(_utf8(token), self._seed, signed=False)
             cached = self._bucket_cache[token] = (value % self.dim, 1.0 if (value >> 16) & 1 else -1.0)
         return cached
 
 
+def _utf8(text: str) -> bytes:
+    # Hash bytes we encoded: lone surrogates (possible in JSON input) crash mmh3's own str encoding.
+    return text.encode("utf-8", "surrogatepass")
+
+
 def _digest(tokens: Sequence[str]) -> str:
-    return hashlib.blake2b("\x1f".join(tokens).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    return hashlib.blake2b(_utf8("\x1f".join(tokens)), digest_size=16).hexdigest()
 
 
 MODELS: dict[str, Callable[[], Embedder]] = {

@@ -28,6 +28,7 @@ DOWNLOADERS = frozenset({"curl", "wget", "fetch", "tftp", "ftp", "scp", "sftp", 
 TEMP_CLASSES = frozenset({"tmp", "shm"})
 WEB_PORTS = frozenset({80, 443, 8080, 8443})
 HIGH_CPU_PERCENT = 80.0
+MAX_SCAN = 8192  # characters of the command line the patterns look at: bounded work on hostile argv
 
 _SHELL_WORD = re.compile(r"(?<![\w.-])(?:/usr)?(?:/bin/)?(?:ba|da|z|k|c|tc|a|fi|ya|mk)?sh(?![\w.-])")
 _REVERSE_SHELL = re.compile(r"/dev/(?:tcp|udp)/|\bmkfifo\b|\bnc\b.*\s-[ec]\b|\bsocat\b.*exec:|pty\.spawn|"
@@ -61,6 +62,10 @@ def assess(event: ProcessEvent) -> list[Evidence]:
         found.extend(check(event))
     found.sort(key=lambda e: -e.weight)
     return found
+
+
+def _scan_text(args: tuple[str, ...] | list[str]) -> str:
+    return " ".join(a[:MAX_SCAN] for a in args[:64])[:MAX_SCAN]
 
 
 def _lineage(event: ProcessEvent) -> list[str]:
@@ -117,7 +122,7 @@ def _shell_escape(event: ProcessEvent) -> list[Evidence]:
     args = event.args[1:]
     if not args:
         return []
-    text = " ".join(args)
+    text = _scan_text(args)
     name = base_name(event.executable_name)
     found: list[Evidence] = []
     if _REVERSE_SHELL.search(text):
@@ -165,7 +170,7 @@ def _network_destination(event: ProcessEvent) -> list[Evidence]:
     """A command line naming a remote endpoint (URL, host:port, tcp-connect): data may leave or arrive."""
     if event.event_name != "process.exec":
         return []
-    text = " ".join(event.args[1:])
+    text = _scan_text(event.args[1:])
     match = _NETWORK_DESTINATION.search(text)
     if match is None or "localhost" in match.group(0) or "127.0.0.1" in match.group(0):
         return []

@@ -21,6 +21,7 @@ from scoring.event import ProcessEvent
 
 MAX_ARG_TOKENS = 24  # argv beyond this adds little and costs time; truncation is itself a token
 MAX_TOKEN_LENGTH = 64
+MAX_ARG_SCAN = 256  # only this much of an argument is normalised: bounded regex work on hostile argv
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 _HEX_RUN = re.compile(r"(?<![0-9a-z])(?:0x)?[0-9a-f]{8,}(?![0-9a-z])", re.IGNORECASE)
@@ -182,7 +183,7 @@ def event_tokens(event: ProcessEvent) -> tuple[tuple[str, ...], tuple[str, ...]]
     arguments: list[str] = []
     args = event.args
     for arg in args[1 : MAX_ARG_TOKENS + 1]:
-        arguments.extend(f"arg:{token}" for token in normalise_arg(arg))
+        arguments.extend(f"arg:{token}" for token in normalise_arg(arg[:MAX_ARG_SCAN]))
     if len(args) > MAX_ARG_TOKENS + 1 or event.command_args_truncated:
         arguments.append("arg:<truncated>")
     return tuple(identity), tuple(arguments)

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import os
+
+import lancedb
+import pytest
+
+from scoring import AnomalyEngine, EngineConfig, ProcessEvent
+from scoring.baseline import table_name
+from scoring.tests.workloads import nginx_restart, web_workload
+
+
+@pytest.mark.parametrize("workload", ["../../etc", "a/b/../../..", "web\x00\x1b[31mred", "/abs/path", "..", "Ω☃"])
+def test_hostile_workload_names_stay_inside_the_data_directory(tmp_path, workload):
+    engine = AnomalyEngine(EngineConfig(baselines=str(tmp_path / "db")))
+    engine.process(web_workload(20), workload=workload)
+    engine.flush()
+    name = table_name("default", workload, "hash128-v2")
+    assert name.replace("_", "").isalnum() and name.startswith("b_")
+    created = os.listdir(tmp_path / "db")
+    assert created == [f"{name}.lance"]
+    assert sorted(os.listdir(tmp_path)) == ["db"]  # nothing escaped next to (or above) the database
+    engine.close()
+
+
+def test_similar_workload_names_do_not_collide():
+    names = {table_name("default", w, "hash128-v2") for w in ("a/b", "a_b", "A_B", "a b", "a\x00b")}
+    assert len(names) == 5
+    assert table_name("t1", "web", "hash128-v2") != table_name("t2", "web", "hash128-v2")
+
+
+def test_restart_loses_no_learned_pattern(tmp_path):
+    config = EngineConfig(baselines=str(tmp_path))
+    first = AnomalyEngine(config)
+    first.process(web_workload(300), workload="web")
+    before = first.process([nginx_restart(pid=1)], workload="web", learn=False)[0]
+    first.close()
+
+    second = AnomalyEngine(config)
+    after = second.process([nginx_restart(pid=2)], workload="web", learn=False)[0]
+    assert after.score == pytest.approx(before.score)
+    assert after.nearest == before.nearest
+    second.close()
+
+
+def test_rows_are_distinct_patterns_written_in_batches(tmp_path):
+    engine = AnomalyEngine(EngineConfig(baselines=str(tmp_path)))
+    events = web_workload(3000)
+    for start in range(0, len(events), 500):
+        engine.process(events[start:start + 500], workload="web")
+        engine.flush()
+    engine.close()
+    table = lancedb.connect(str(tmp_path)).open_table(table_name("default", "web", "hash128-v2"))
+    patterns = engine.featurizer.pattern_keys(events)
+    assert table.count_rows() == len(set(patterns)) < 20
+    assert sum(table.to_arrow().column("count").to_pylist()) == len(events)
+    assert len(table.list_versions()) <= 8  # one commit per flush, never one per event
+
+
+def test_maintenance_prunes_patterns_past_retention_and_compacts(tmp_path):
+    engine = AnomalyEngine(EngineConfig(baselines=str(tmp_path), retention="24h", version_retention="0s"))
+    old = [ProcessEvent(executable_name="legacy", command_line="legacy --sync", timestamp=1_000.0)]
+    engine.learn_only(old, workload="web")
+    engine.learn_only(web_workload(50)[:50], workload="web")  # timestamps 1_000..1_049
+    recent = [ProcessEvent(executable_name="fresh", command_line="fresh --run", timestamp=200_000.0)]
+    engine.learn_only(recent, workload="web")
+    engine.maintain(now=200_000.0)
+    table = lancedb.connect(str(tmp_path)).open_table(table_name("default", "web", "hash128-v2"))
+    assert table.to_arrow().column("example").to_pylist() == ["fresh --run"]
+    assert len(table.list_versions()) == 1  # old versions cleaned up
+    baseline = engine.store.get("default", "web")
+    assert list(baseline.examples) == ["fresh --run"]
+    engine.close()

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from scoring import ProcessEvent, get_embedder
+from scoring.tokens import event_tokens, normalise_arg
+
+
+def _event(args: tuple[str, ...], parent: str = "bash", uid: int = 0) -> ProcessEvent:
+    return ProcessEvent(executable_name=args[0], command_line=" ".join(args), command_args=args,
+                        parent_name=parent, user_id=uid)
+
+
+@pytest.mark.parametrize("model", ["hash128-v1", "hash128-v2"])
+def test_batch_becomes_unit_rows_of_128_float32(model):
+    events = [_event(("ls", "-la", f"/home/u{i}")) for i in range(50)]
+    matrix = get_embedder(model).embed(events)
+    assert matrix.shape == (50, 128) and matrix.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("model", ["hash128-v1", "hash128-v2"])
+def test_vectors_are_identical_in_another_process(model):
+    """No salted hash(): a fresh interpreter with another PYTHONHASHSEED gives the same bits."""
+    event = _event(("curl", "-s", "http://203.0.113.5:8080/a"))
+    here = get_embedder(model).embed([event])[0]
+    code = (
+        "import json,sys; from scoring import ProcessEvent, get_embedder;"
+        f"e=ProcessEvent(executable_name='curl', command_line={event.command_line!r}, "
+        f"command_args={event.command_args!r}, parent_name='bash', user_id=0);"
+        f"print(json.dumps(get_embedder({model!r}).embed([e])[0].tolist()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONHASHSEED": "12345", "PATH": "/usr/bin:/bin"}).stdout
+    np.testing.assert_array_equal(here, np.array(json.loads(out), dtype=np.float32))
+
+
+def test_v2_pattern_ignores_pids_temp_names_hex_ids_and_ephemeral_ports():
+    v2 = get_embedder("hash128-v2")
+    a = _event(("rm", "-rf", "/tmp/tmp.a8F3kqZ2", "--pid", "4242", "--id", "deadbeefcafe0042", "127.0.0.1:51234"))
+    b = _event(("rm", "-rf", "/tmp/tmp.Q93jdkE1", "--pid", "977", "--id", "0123456789abcdef", "127.0.0.1:60001"))
+    assert v2.pattern_keys([a]) == v2.pattern_keys([b])
+
+
+def test_v2_keeps_well_known_ports_and_address_classes_apart():
+    assert normalise_arg("10.1.2.3:22") != normalise_arg("10.1.2.3:443")
+    assert normalise_arg("10.1.2.3:22") != normalise_arg("8.8.8.8:22")
+    assert normalise_arg("/dev/shm/x")[1:] == ("pathclass:shm",)
+
+
+def test_one_extra_argument_shifts_every_v1_token_but_few_v2_tokens():
+    base = ("tar", "czf", "/srv/backup/www.tgz", "/var/www", "/etc/nginx", "/etc/ssl")
+    extra = ("tar", "-v", *base[1:])
+    v1, v2 = get_embedder("hash128-v1"), get_embedder("hash128-v2")
+    similarity_v1 = float(v1.embed([_event(base)])[0] @ v1.embed([_event(extra)])[0])
+    similarity_v2 = float(v2.embed([_event(base)])[0] @ v2.embed([_event(extra)])[0])
+    assert similarity_v2 > 0.95
+    assert similarity_v2 > similarity_v1 + 0.1
+
+
+def test_identity_and_argument_tokens_are_field_tagged():
+    identity, arguments = event_tokens(_event(("sudo", "fish"), parent="sshd", uid=1000))
+    assert "exe:sudo" in identity and "exe:fish" in identity  # the elevated program is part of identity
+    assert "parent:sshd" in identity and "user:human" in identity
+    assert arguments == ("arg:fish",)
+
+
+def test_unknown_model_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown model 'word2vec'"):
+        get_embedder("word2vec")

