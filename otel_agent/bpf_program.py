@@ -97,9 +97,11 @@ BPF_PERF_OUTPUT(events);
 #endif
 
 // bcc does not allow map calls inside macros, hence a function for the two output kinds.
+// Ring buffer records do not wake user space (BPF_RB_NO_WAKEUP = 1): it drains the buffer on a short
+// timer instead, so a burst costs one wake-up per interval rather than one per exec.
 static __always_inline int submit(void *ctx, void *data, u32 size) {
 #ifdef USE_RINGBUF
-    return events.ringbuf_output(data, size, 0);
+    return events.ringbuf_output(data, size, 1);
 #else
     return events.perf_submit(ctx, data, size);
 #endif

@@ -6,6 +6,7 @@ import ctypes
 import ipaddress
 import logging
 import threading
+import time
 
 from otel_agent import bpf_program
 from otel_agent.capture import CaptureUnavailable, Sink
@@ -17,7 +18,8 @@ from scoring.event import CONNECTION, LISTEN, ProcessEvent
 log = logging.getLogger(__name__)
 
 _HEAD_SIZE = ctypes.sizeof(bpf_program.ExecEventHead)
-_POLL_MS = 100
+_POLL_MS = 100  # perf buffer: wait at most this long for a wake-up
+_DRAIN_INTERVAL = 0.02  # ring buffer: records do not wake us (see bpf_program), so drain this often
 
 
 class EbpfSource:
@@ -78,17 +80,19 @@ class EbpfSource:
             self._bpf = None
 
     def _run(self) -> None:
-        ticks = 0
+        last_accounting = time.monotonic()
         while not self._stop.is_set():
             self._poll()
-            ticks += 1
-            if ticks % 10 == 0:
+            if self.ring_buffer:
+                self._stop.wait(_DRAIN_INTERVAL)
+            if time.monotonic() - last_accounting >= 1.0:
+                last_accounting = time.monotonic()
                 self._account_lost()
                 self._clock.refresh()
 
     def _poll(self) -> None:
         if self.ring_buffer:
-            self._bpf.ring_buffer_poll(_POLL_MS)
+            self._bpf.ring_buffer_consume()
         else:
             self._bpf.perf_buffer_poll(_POLL_MS)
 

@@ -32,8 +32,15 @@ _CACHED_KEYS = frozenset({
 _CACHE_LIMIT = 50_000
 _kv_cache: dict[tuple[str, Any], bytes] = {}
 
+# Wire-format tags (field number << 3 | wire type) used below.
+_TAG_1_LEN = b"\x0a"  # AnyValue.string_value, KeyValue.key, ArrayValue.values, ... (field 1, length-delimited)
+_TAG_2_LEN = b"\x12"  # KeyValue.value, ResourceLogs.scope_logs, ScopeLogs.log_records
+_TAG_ARRAY = b"\x2a"  # AnyValue.array_value (field 5); also LogRecord.body (field 5)
+_TAG_ATTRIBUTE = b"\x32"  # LogRecord.attributes (field 6)
+_TAG_EVENT_NAME = b"\x62"  # LogRecord.event_name (field 12)
 
-def _varint(value: int) -> bytes:
+
+def _varint_of(value: int) -> bytes:
     if value < 0:
         value += 1 << 64  # int64 two's complement, as protobuf encodes negative int64
     out = bytearray()
@@ -44,9 +51,21 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
+_SMALL_VARINTS = [_varint_of(n) for n in range(1 << 14)]  # lengths and most ids: a table lookup
+
+
+def _varint(value: int) -> bytes:
+    return _SMALL_VARINTS[value] if 0 <= value < 16384 else _varint_of(value)
+
+
+def _length_delimited(tag: bytes, payload: bytes) -> bytes:
+    size = len(payload)
+    return tag + (_SMALL_VARINTS[size] if size < 16384 else _varint_of(size)) + payload
+
+
 def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited field (wire type 2)."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+    """A length-delimited field (wire type 2) by number, for the rarely encoded parts."""
+    return _length_delimited(_varint(number << 3 | 2), payload)
 
 
 def _text(value: str) -> bytes:
@@ -55,48 +74,52 @@ def _text(value: str) -> bytes:
 
 def any_value(value: Any) -> bytes:
     """An `AnyValue` message."""
+    if isinstance(value, str):
+        return _length_delimited(_TAG_1_LEN, _text(value))
     if isinstance(value, bool):
         return b"\x10\x01" if value else b"\x10\x00"
     if isinstance(value, int):
         return b"\x18" + _varint(value)
     if isinstance(value, float):
         return b"\x21" + struct.pack("<d", value)
-    if isinstance(value, str):
-        return _field(1, _text(value))
-    if isinstance(value, Sequence):
-        return _field(5, b"".join(_field(1, any_value(item)) for item in value))
-    return _field(1, _text(str(value)))
+    if isinstance(value, tuple | list):
+        return _length_delimited(_TAG_ARRAY, b"".join(_length_delimited(_TAG_1_LEN, any_value(item))
+                                                      for item in value))
+    return _length_delimited(_TAG_1_LEN, _text(str(value)))
 
 
 def key_value(key: str, value: Any) -> bytes:
     """A `KeyValue` message."""
-    return _field(1, _text(key)) + _field(2, any_value(value))
+    return _length_delimited(_TAG_1_LEN, _text(key)) + _length_delimited(_TAG_2_LEN, any_value(value))
 
 
 def _attribute(key: str, value: Any) -> bytes:
     """Field 6 of LogRecord: one attribute, from the cache where values repeat."""
     if key not in _CACHED_KEYS:
-        return _field(6, key_value(key, value))
+        return _length_delimited(_TAG_ATTRIBUTE, key_value(key, value))
     cache_key = (key, value)
     encoded = _kv_cache.get(cache_key)
     if encoded is None:
         if len(_kv_cache) >= _CACHE_LIMIT:
             _kv_cache.clear()
-        encoded = _kv_cache[cache_key] = _field(6, key_value(key, value))
+        encoded = _kv_cache[cache_key] = _length_delimited(_TAG_ATTRIBUTE, key_value(key, value))
     return encoded
+
+
+_FIXED64 = struct.Struct("<Q")
+_SEVERITY = b"\x10" + _varint(SEVERITY_INFO) + b"\x1a\x04INFO"  # 2: severity_number, 3: severity_text
 
 
 def encode_log_record(time_unix_nano: int, observed_unix_nano: int, event_name: str, body: str,
                       attributes: Mapping[str, Any]) -> bytes:
     """A `LogRecord` message (severity INFO), as the SDK's encoder would write it."""
     return b"".join((
-        b"\x09", struct.pack("<Q", time_unix_nano),  # 1: time_unix_nano (fixed64)
-        b"\x10", _varint(SEVERITY_INFO),  # 2: severity_number
-        b"\x1a\x04INFO",  # 3: severity_text
-        _field(5, any_value(body)),  # 5: body
-        *(_attribute(key, value) for key, value in attributes.items()),  # 6: attributes
-        b"\x59", struct.pack("<Q", observed_unix_nano),  # 11: observed_time_unix_nano (fixed64)
-        _field(12, _text(event_name)),  # 12: event_name
+        b"\x09", _FIXED64.pack(time_unix_nano),  # 1: time_unix_nano
+        _SEVERITY,
+        _length_delimited(_TAG_ARRAY, any_value(body)),  # 5: body
+        *[_attribute(key, value) for key, value in attributes.items()],  # 6: attributes
+        b"\x59", _FIXED64.pack(observed_unix_nano),  # 11: observed_time_unix_nano
+        _length_delimited(_TAG_EVENT_NAME, _text(event_name)),  # 12: event_name
     ))
 
 
