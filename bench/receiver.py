@@ -24,6 +24,7 @@ import argparse
 import json
 import multiprocessing as mp
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -287,10 +288,21 @@ def measure_procsight(requests: list[bytes], senders: int, total: int, data_dir:
         acked_after, retries = run_senders(service.grpc_endpoint(), requests, senders)
         wait_for_rows(transport, total)
         elapsed = time.perf_counter() - started
+        print_stage_times(service.telemetry.render())
     finally:
         transport.close()
         service.shutdown(timeout=30)
     return total / elapsed, total / acked_after, retries
+
+
+def print_stage_times(metrics: str) -> None:
+    """Where the time went: seconds summed per pipeline stage and per exporter (from /metrics)."""
+    wanted = ("procsight_stage_latency_seconds_sum", "procsight_exporter_latency_seconds_sum",
+              "procsight_clickhouse_insert_seconds_sum")
+    for line in metrics.splitlines():
+        if line.startswith(wanted):
+            name, value = line.rsplit(" ", 1)
+            print(f"    {float(value):8.2f}s  {name}")
 
 
 def measure_latency(events: dict[str, list[dict[str, Any]]], rate: int, seconds: float, records_per_request: int,
@@ -347,6 +359,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main() -> None:
+    # Run as a script, bench/ is first on sys.path, where bench/scoring.py would shadow the scoring package.
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=200_000, help="records per throughput run")
     parser.add_argument("--records-per-request", type=int, default=500)
