@@ -10,7 +10,7 @@ this process; a load process (a small C program, else Python) execs `/bin/true R
 Targets: eBPF 100% at 5,000/s under 5% of a core per 1,000/s; netlink 100% at 1,000/s; /proc as it is.
 
 Also a reference run in this process: a burst of 20,000 records through the SDK's BatchLogRecordProcessor
-(default queue 2,048) against the agent's SpoolingLogRecordProcessor, same exporter, same endpoint.
+(default queue 2,048) against the agent's SpoolingBatchProcessor, same exporter, same endpoint.
 
 Run as root: `.venv/bin/python bench/agent.py [--modes ebpf,netlink,proc] [--rates 100,1000,5000] [--seconds 3]`.
 """
@@ -227,7 +227,7 @@ def sdk_reference(workdir: Path, burst: int = 20_000) -> None:
             time.sleep(0.1)
         ours = len(endpoint.collected.snapshot())
     print(f"reference: burst of {burst} records, queue 2048: SDK BatchLogRecordProcessor delivered {sdk_delivered} "
-          f"({sdk_delivered / burst:.1%}); SpoolingLogRecordProcessor delivered {ours} ({ours / burst:.1%}); "
+          f"({sdk_delivered / burst:.1%}); SpoolingBatchProcessor delivered {ours} ({ours / burst:.1%}); "
           f"ratio {ours / max(sdk_delivered, 1):.2f}x")
     print(f"reference: CPU per record in this process (emit, encode, export; the endpoint's decoding included): "
           f"SDK Logger.emit path {sdk_cpu:.0f} us, agent path {ours_cpu:.0f} us, ratio {sdk_cpu / ours_cpu:.1f}x")
