@@ -92,7 +92,11 @@ class Agent:
             self.counters.add("self_filtered")
             return
         self.counters.add("captured")
-        self.emitter.emit(event)
+        try:
+            self.emitter.emit(event)
+        except Exception:  # one bad event must not stop capture; it is counted and logged, not hidden
+            self.counters.add("errors")
+            log.exception("could not emit a captured event (pid %s)", event.pid)
 
     def flush(self, timeout: float = 30.0) -> bool:
         return self.emitter.flush(timeout)

@@ -12,6 +12,7 @@ NAMES = (
     "truncated",  # execs whose argv was cut at the configured limits
     "self_filtered",  # the agent's own network events, not reported (its export traffic)
     "enrich_missed",  # processes gone before /proc could be read (short-lived): fields left empty
+    "errors",  # captured events that failed in processing (each logged with its traceback)
     "spooled",  # records written to the disk spool
     "dropped_oldest",  # spooled records deleted unsent because the spool reached its size bound
     "exported",  # records the endpoint accepted

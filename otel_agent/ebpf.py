@@ -113,10 +113,15 @@ class EbpfSource:
         self._on_event(None, data, size)
 
     def _on_event(self, _ctx: object, data: int, _size: int) -> None:
-        kind = ctypes.c_uint32.from_address(data).value
-        event, cgroup_id = self._exec_event(data) if kind == bpf_program.EV_EXEC else self._net_event(data)
-        if not self._enricher.complete(event, cgroup_id):
-            self._counters.add("enrich_missed")
+        try:
+            kind = ctypes.c_uint32.from_address(data).value
+            event, cgroup_id = self._exec_event(data) if kind == bpf_program.EV_EXEC else self._net_event(data)
+            if not self._enricher.complete(event, cgroup_id):
+                self._counters.add("enrich_missed")
+        except Exception:  # ctypes would print and swallow it: count and log instead
+            self._counters.add("errors")
+            log.exception("could not decode a BPF event")
+            return
         self._sink(event)
 
     def _exec_event(self, data: int) -> tuple[ProcessEvent, int]:

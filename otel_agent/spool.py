@@ -47,7 +47,7 @@ class DiskSpool:
         # Sixteen segments per bound: dropping one loses a sixteenth, not everything.
         self._segment_bytes = max(4096, max_bytes // 16)
         self._counters = counters
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # `bytes` is read both inside and outside locked sections
         self._sizes: dict[int, tuple[int, int]] = {}  # segment number -> (records, bytes)
         self._in_flight: set[int] = set()  # segments being replayed: never dropped under the reader
         self._current: int | None = None  # segment being appended to
@@ -60,11 +60,13 @@ class DiskSpool:
 
     @property
     def pending(self) -> int:
-        return sum(records for records, _ in self._sizes.values())
+        with self._lock:
+            return sum(records for records, _ in self._sizes.values())
 
     @property
     def bytes(self) -> int:
-        return sum(size for _, size in self._sizes.values())
+        with self._lock:
+            return sum(size for _, size in self._sizes.values())
 
     def _path(self, number: int) -> Path:
         return self._directory / f"{number:012d}{_SUFFIX}"
