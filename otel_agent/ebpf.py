@@ -25,13 +25,14 @@ _DRAIN_INTERVAL = 0.02  # ring buffer: records do not wake us (see bpf_program),
 class EbpfSource:
     name = "ebpf"
 
-    def __init__(self, config: CaptureConfig, counters: Counters) -> None:
+    def __init__(self, config: CaptureConfig, counters: Counters, ring_buffer: bool = True) -> None:
+        """`ring_buffer=False` goes straight to the perf buffer (what kernels before 5.8 get)."""
         self._config = config
         self._counters = counters
         self._clock = Clock()
         self._enricher = Enricher()
         self._bpf = None
-        self.ring_buffer = True
+        self.ring_buffer = ring_buffer
         self._sink: Sink | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -44,7 +45,7 @@ class EbpfSource:
             raise CaptureUnavailable(f"bcc is not installed ({exc}); install python3-bpfcc") from exc
         argv = self._config.argv
         errors = []
-        for ring_buffer in (True, False):  # BPF ring buffer needs Linux 5.8; older kernels get the perf buffer
+        for ring_buffer in (True, False) if self.ring_buffer else (False,):  # the ring buffer needs Linux 5.8
             flags = bpf_program.compile_flags(argv.max_args, argv.buffer_bytes, min(argv.max_arg_bytes + 1,
                                               argv.buffer_bytes), self._config.ring_buffer_pages, ring_buffer)
             try:

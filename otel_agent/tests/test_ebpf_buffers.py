@@ -1,0 +1,53 @@
+"""The eBPF output buffers: the perf-buffer fallback works, and a full buffer's losses are counted."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from otel_agent.config import CaptureConfig
+from otel_agent.counters import Counters
+from otel_agent.ebpf import EbpfSource
+from otel_agent.tests.conftest import bcc_missing
+from otel_agent.tests.workload import marker
+from procsight.confmap import decode
+
+pytestmark = pytest.mark.skipif(bool(bcc_missing()), reason=bcc_missing() or "eBPF available")
+
+
+def test_perf_buffer_fallback_delivers_execs():
+    received = []
+    source = EbpfSource(CaptureConfig(), Counters(), ring_buffer=False)
+    source.open()
+    try:
+        assert source.ring_buffer is False
+        source.start(received.append)
+        token = marker()
+        subprocess.run(["/bin/true", token], check=True)
+        deadline = time.monotonic() + 10
+        while not any(token in e.command_args for e in received) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        source.stop()
+    (event,) = [e for e in received if token in e.command_args]
+    assert event.command_args == ("/bin/true", token)
+    assert event.executable_path == "/bin/true"
+
+
+def test_full_ring_buffer_losses_are_counted_not_hidden():
+    counters = Counters()
+    received = []
+    tiny = decode(CaptureConfig, {"ring_buffer_pages": 8}, "test")  # 32 KiB: about 80 execs of ~400 bytes
+    source = EbpfSource(tiny, counters)
+    source.open()  # attached, but nothing drains the buffer until start()
+    try:
+        subprocess.run(["sh", "-c", "i=0; while [ $i -lt 300 ]; do /bin/true x; i=$((i+1)); done"], check=True)
+        source.start(received.append)
+        time.sleep(0.3)
+    finally:
+        source.stop()
+    lost = counters.get("lost_in_kernel")
+    assert lost > 0
+    assert len(received) + lost >= 300
