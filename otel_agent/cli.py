@@ -66,7 +66,12 @@ def run_agent(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    agent = create_agent(config)
+    try:
+        agent = create_agent(config)
+    except OSError as exc:  # typically the spool directory: not writable without root
+        print(f"procsight agent: cannot prepare {exc.filename or 'the agent'}: {exc.strerror} "
+              "(choose another place with --spool DIR)", file=sys.stderr)
+        return 1
     try:
         agent.start()
     except CaptureUnavailable as exc:

@@ -17,7 +17,7 @@ import threading
 
 from otel_agent.capture import CaptureUnavailable, Sink
 from otel_agent.counters import Counters
-from otel_agent.procfs import Clock, Enricher, read_comm
+from otel_agent.procfs import Clock, Enricher, read_argv, read_comm
 from scoring.event import ProcessEvent
 
 log = logging.getLogger(__name__)
@@ -145,9 +145,10 @@ class NetlinkSource:
                 self._names.pop(tgid, None)
 
     def _exec(self, pid: int, timestamp_ns: int) -> None:
-        event = ProcessEvent(executable_name="", command_line="", pid=pid, parent_pid=self._parents.get(pid),
-                             timestamp=self._clock.from_monotonic(timestamp_ns))
-        event.executable_name = read_comm(pid)
+        # argv first: it is what a short-lived process takes with it when it exits.
+        args = read_argv(pid)
+        event = ProcessEvent(executable_name=read_comm(pid), command_line=" ".join(args), command_args=args, pid=pid,
+                             parent_pid=self._parents.get(pid), timestamp=self._clock.from_monotonic(timestamp_ns))
         if event.parent_pid is not None:
             event.parent_name = self._names.get(event.parent_pid, "")
         if not self._enricher.complete(event):
