@@ -22,7 +22,7 @@ import numpy as np
 
 from procsight.confmap import parse_duration
 from scoring.baseline import Baseline, BaselineStore
-from scoring.config import EngineConfig
+from scoring.config import EngineConfig, Thresholds
 from scoring.event import ProcessEvent
 from scoring.featurizer import get_embedder
 from scoring.heuristics import Evidence, assess
@@ -99,10 +99,12 @@ class AnomalyEngine:
             verdicts = []
             for event, key in zip(events, keys, strict=True):
                 vector = vectors_of[key]
+                program = program_of(event)
                 model = self._model_score(baseline, key, vector)
-                verdict = self._verdict(event, key, vector, model, baseline, holdback, thresholds, workload)
+                verdict = self._verdict(event, key, program, vector, model, baseline, holdback, thresholds,
+                                        workload)
                 if learn:
-                    self._learn(event, key, vector, verdict, baseline, holdback)
+                    self._learn(event, key, program, vector, verdict, baseline, holdback)
                 verdicts.append(verdict)
         self._maybe_maintain()
         return verdicts
@@ -167,12 +169,11 @@ class AnomalyEngine:
         best = int(np.argmin(scores))
         return _ModelScore(float(scores[best]), int(rows[best]), float(distances[best]), 0)
 
-    def _verdict(self, event: ProcessEvent, key: str, vector: np.ndarray, model: _ModelScore, baseline: Baseline,
-                 holdback: HoldBack, thresholds, workload: str) -> Verdict:  # type: ignore[no-untyped-def]
+    def _verdict(self, event: ProcessEvent, key: str, program: str, vector: np.ndarray, model: _ModelScore,
+                 baseline: Baseline, holdback: HoldBack, thresholds: Thresholds, workload: str) -> Verdict:
         evidence = self._evidence(event, key)
         reasons: list[str] = []
         novelty = model.score
-        program = program_of(event)
         if len(baseline) > 0 and baseline.executable_counts.get(program, 0) == 0:
             novelty = 1.0  # a program never run on this workload is as new as it gets, whatever its arguments
             evidence = [Evidence(NEW_EXECUTABLE_WEIGHT, f"{program} never run on this workload"), *evidence]
@@ -220,11 +221,11 @@ class AnomalyEngine:
 
     # -- learning ---------------------------------------------------------------------------------
 
-    def _learn(self, event: ProcessEvent, key: str, vector: np.ndarray, verdict: Verdict, baseline: Baseline,
-               holdback: HoldBack) -> None:
+    def _learn(self, event: ProcessEvent, key: str, program: str, vector: np.ndarray, verdict: Verdict,
+               baseline: Baseline, holdback: HoldBack) -> None:
         when = self._when(event)
         if key in holdback.pending or verdict.severity == "alert":
-            earned = holdback.observe(key, when, event.command_line, program_of(event), vector)
+            earned = holdback.observe(key, when, event.command_line, program, vector)
             if earned is not None:
                 baseline.learn(key, vector, earned.example, earned.executable, when, times=earned.occurrences)
             return
@@ -235,7 +236,7 @@ class AnomalyEngine:
         recurring = row is not None and when - baseline.first_seen[row] >= self._window_seconds
         suspicious = any(e.weight >= SUSPICIOUS_WEIGHT for e in self._evidence(event, key))
         trusted = (verdict.severity == "none" and not suspicious) or recurring
-        baseline.learn(key, vector, event.command_line, program_of(event), when, trusted=trusted)
+        baseline.learn(key, vector, event.command_line, program, when, trusted=trusted)
 
     def _holdback(self, tenant: str, workload: str) -> HoldBack:
         key = (tenant, workload)

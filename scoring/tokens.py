@@ -23,14 +23,20 @@ MAX_ARG_TOKENS = 24  # argv beyond this adds little and costs time; truncation i
 MAX_TOKEN_LENGTH = 64
 MAX_ARG_SCAN = 256  # only this much of an argument is normalised: bounded regex work on hostile argv
 
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
-_HEX_RUN = re.compile(r"(?<![0-9a-z])(?:0x)?[0-9a-f]{8,}(?![0-9a-z])", re.IGNORECASE)
+_DIGIT = re.compile(r"\d")
 _NUMBER = re.compile(r"\d+")
 _IPV4 = re.compile(r"^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?$")
 _HOST_PORT = re.compile(r"^([A-Za-z0-9.-]+):(\d{1,5})$")
 _URL = re.compile(r"^([a-z][a-z0-9+.-]*)://([^/:]*)(?::(\d+))?", re.IGNORECASE)
-# mktemp and friends: tmp.XXXXXXXXXX, random suffixes of 6+ mixed letters and digits.
-_RANDOM_NAME = re.compile(r"(?:tmp\.)?(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{6,}")
+# One pass over an argument, in order of precedence: uuids, hex ids, mktemp-style random names
+# (tmp.XXXXXXXXXX, 6+ mixed letters and digits), then plain numbers.
+_VOLATILE = re.compile(
+    r"(?P<uuid>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+    r"|(?P<hex>(?<![0-9a-z])(?:0x)?[0-9a-f]{8,}(?![0-9a-z]))"
+    r"|(?P<rand>(?:tmp\.)?(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{6,})"
+    r"|(?P<n>\d+)",
+    re.IGNORECASE,
+)
 
 _VERSION_SUFFIX = re.compile(r"[\d.]+$")
 ELEVATORS = frozenset({"sudo", "su", "doas", "pkexec", "run0"})
@@ -105,6 +111,7 @@ def user_class(uid: int | None) -> str:
     return "system" if uid < 1000 else "human"
 
 
+@lru_cache(maxsize=1 << 16)
 def base_name(name: str) -> str:
     """nginx: worker process -> nginx; php-fpm8.2 -> php-fpm; python3.11 -> python."""
     name = name.split(":", 1)[0].strip().rsplit("/", 1)[-1]
@@ -130,9 +137,13 @@ def normalise_name(name: str) -> str:
 
 @lru_cache(maxsize=1 << 18)
 def normalise_arg(arg: str) -> tuple[str, ...]:
-    """Tokens for one argument: its normalised value, plus a class token for paths, addresses, URLs."""
+    """Tokens for one argument ("arg:" + normalised value), plus class tokens for paths, addresses, URLs."""
     if arg.isalpha() or (arg.startswith("-") and arg[1:].replace("-", "").isalpha()):
-        return (arg[:MAX_TOKEN_LENGTH],)  # the common case: plain words and flags
+        return ("arg:" + arg[:MAX_TOKEN_LENGTH],)  # the common case: plain words and flags
+    return tuple("arg:" + token for token in _normalise_value(arg))
+
+
+def _normalise_value(arg: str) -> tuple[str, ...]:
     extra: list[str] = []
     value = arg
     if (url := _URL.match(arg)) is not None:
@@ -148,10 +159,8 @@ def normalise_arg(arg: str) -> tuple[str, ...]:
             cls = path_class(arg)
             if cls:
                 extra.append(f"pathclass:{cls}")
-        value = _UUID.sub("<uuid>", value)
-        value = _HEX_RUN.sub("<hex>", value)
-        value = _RANDOM_NAME.sub("<rand>", value)
-        value = _NUMBER.sub("<n>", value)
+        if _DIGIT.search(value):  # every volatile form below contains a digit
+            value = _VOLATILE.sub(lambda m: f"<{m.lastgroup}>", value)
     return (value[:MAX_TOKEN_LENGTH], *extra)
 
 
@@ -161,29 +170,35 @@ def event_tokens(event: ProcessEvent) -> tuple[tuple[str, ...], tuple[str, ...]]
     Identity tokens say what ran, where from, under whom; argument tokens say how. The featurizer
     weighs the two groups separately so a long argv cannot drown out the executable's identity.
     """
-    identity = [
-        f"event:{event.event_name}",
-        f"exe:{normalise_name(event.executable_name)}",
-        f"parent:{normalise_name(event.parent_name)}",
-        f"user:{user_class(event.user_id)}",
-    ]
-    exe_class = path_class(event.executable_path)
-    if exe_class:
-        identity.append(f"execlass:{exe_class}")
-    identity.extend(f"anc:{normalise_name(name)}" for name in event.ancestors[1:4])
-    inner = elevated_program(event)
-    if inner:
-        identity.append(f"exe:{normalise_name(inner)}")  # `sudo fish` runs fish: that is its identity too
-    if event.executable_deleted:
-        identity.append("exe:deleted")
-    if event.event_name != "process.exec":
-        identity.append(f"lport:{port_class(event.local_port)}")
-        identity.append(f"rport:{port_class(event.remote_port)}")
-        identity.append(f"raddr:{address_class(event.remote_address)}")
+    network = event.event_name != "process.exec"
+    identity = _identity_tokens(
+        event.event_name, event.executable_name, event.parent_name, user_class(event.user_id),
+        event.executable_path, event.ancestors[1:4], elevated_program(event), event.executable_deleted,
+        port_class(event.local_port) if network else "", port_class(event.remote_port) if network else "",
+        address_class(event.remote_address) if network else "")
     arguments: list[str] = []
     args = event.args
     for arg in args[1 : MAX_ARG_TOKENS + 1]:
-        arguments.extend(f"arg:{token}" for token in normalise_arg(arg[:MAX_ARG_SCAN]))
+        arguments.extend(normalise_arg(arg[:MAX_ARG_SCAN]))
     if len(args) > MAX_ARG_TOKENS + 1 or event.command_args_truncated:
         arguments.append("arg:<truncated>")
-    return tuple(identity), tuple(arguments)
+    return identity, tuple(arguments)
+
+
+@lru_cache(maxsize=1 << 16)
+def _identity_tokens(event_name: str, executable: str, parent: str, user: str, executable_path: str,
+                     ancestors: tuple[str, ...], inner: str, deleted: bool, local_port: str, remote_port: str,
+                     remote_address: str) -> tuple[str, ...]:
+    identity = [f"event:{event_name}", f"exe:{normalise_name(executable)}", f"parent:{normalise_name(parent)}",
+                f"user:{user}"]
+    exe_class = path_class(executable_path)
+    if exe_class:
+        identity.append(f"execlass:{exe_class}")
+    identity.extend(f"anc:{normalise_name(name)}" for name in ancestors)
+    if inner:
+        identity.append(f"exe:{normalise_name(inner)}")  # `sudo fish` runs fish: that is its identity too
+    if deleted:
+        identity.append("exe:deleted")
+    if event_name != "process.exec":
+        identity.extend((f"lport:{local_port}", f"rport:{remote_port}", f"raddr:{remote_address}"))
+    return tuple(identity)

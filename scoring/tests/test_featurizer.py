@@ -50,7 +50,7 @@ def test_v2_pattern_ignores_pids_temp_names_hex_ids_and_ephemeral_ports():
 def test_v2_keeps_well_known_ports_and_address_classes_apart():
     assert normalise_arg("10.1.2.3:22") != normalise_arg("10.1.2.3:443")
     assert normalise_arg("10.1.2.3:22") != normalise_arg("8.8.8.8:22")
-    assert normalise_arg("/dev/shm/x")[1:] == ("pathclass:shm",)
+    assert normalise_arg("/dev/shm/x")[1:] == ("arg:pathclass:shm",)
 
 
 def test_one_extra_argument_shifts_every_v1_token_but_few_v2_tokens():

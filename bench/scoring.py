@@ -1,0 +1,181 @@
+"""Scoring throughput: the article's algorithm against procsight's default, on the same event stream.
+
+The article: hash128-v1, one LanceDB vector search (limit 10) and one `add` per event. procsight:
+batches of 1,000 through AnomalyEngine (in-memory baseline, LanceDB written once per flush).
+The stream: 20,000 events from ~300 benign patterns with varying pids, temp names and arguments,
+5% novel. The article's algorithm slows as every `add` writes a new fragment and version, so it runs
+on the first 2,000 events only (said in the output). Then a separate process feeds 1,000,000 events
+of 5,000 distinct patterns into one workload and reports its resident memory.
+
+    .venv/bin/python bench/scoring.py [--events 20000] [--article-events 2000] [--big-events 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# Run as a script, this file's directory comes first on sys.path and this file would shadow the
+# `scoring` package it measures.
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import lancedb  # noqa: E402
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+import pyarrow as pa  # noqa: E402
+
+from scoring import AnomalyEngine, EngineConfig, ProcessEvent, get_embedder  # noqa: E402
+
+BATCH = 1000
+PROGRAMS = ["nginx", "sh", "python3", "date", "gzip", "tar", "find", "curl", "git", "make", "gcc", "ls", "cat",
+            "grep", "awk", "sed", "cp", "mv", "rm", "systemctl", "journalctl", "ps", "df", "du", "ssh", "rsync"]
+
+
+def make_stream(n: int, patterns: int, novel_share: float, seed: int = 7) -> list[ProcessEvent]:
+    rng = random.Random(seed)
+    templates = []
+    for i in range(patterns):
+        program = PROGRAMS[i % len(PROGRAMS)]
+        flags = [f"--opt{i % 17}", f"-{chr(97 + i % 26)}"]
+        templates.append((program, flags, f"/srv/app{i % 40}/data", ["bash", "systemd", "cron", "nginx"][i % 4]))
+    events = []
+    for j in range(n):
+        if rng.random() < novel_share:
+            name = f"tool{rng.randrange(10**6)}"
+            args = (name, f"--x{rng.randrange(1000)}", f"/opt/{rng.randrange(10**6)}/bin")
+            parent = "bash"
+        else:
+            name, flags, path, parent = templates[rng.randrange(patterns)]
+            args = (name, *flags, f"{path}/file.{rng.randrange(10**5)}", f"--pid={rng.randrange(2**22)}",
+                    f"/tmp/tmp.{rng.randrange(16**8):08x}Zq")
+        events.append(ProcessEvent(executable_name=name, command_line=" ".join(args), command_args=args,
+                                   parent_name=parent, user_id=rng.choice([0, 33, 1000]), pid=rng.randrange(2**22),
+                                   timestamp=1_800_000_000.0 + j * 0.01))
+    return events
+
+
+def directory_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q)) if values else float("nan")
+
+
+def run_article(events: list[ProcessEvent], directory: Path) -> tuple[float, list[float], int]:
+    """One search and one add per event, exactly as the article describes."""
+    embedder = get_embedder("hash128-v1")
+    db = lancedb.connect(str(directory))
+    table = None
+    latencies = []
+    start = time.perf_counter()
+    for i, event in enumerate(events):
+        began = time.perf_counter()
+        vector = embedder.embed([event])[0]
+        if table is not None:
+            hits = table.search(vector).metric("cosine").limit(10).to_arrow()
+            nearest = float(hits.column("_distance")[0].as_py()) if hits.num_rows else 1.0
+            _ = 1.0 if hits.num_rows == 0 else min(1.0, 2.0 * nearest)
+        row = pa.table({"vector": pa.FixedSizeListArray.from_arrays(pa.array(vector, pa.float32()), 128),
+                        "command_line": [event.command_line]})
+        if table is None:
+            table = db.create_table("events", data=row)
+        else:
+            table.add(row)
+        latencies.append(time.perf_counter() - began)
+        if (i + 1) % 500 == 0:
+            print(f"  article: {i + 1} events, {500 / sum(latencies[-500:]):.1f} events/s over the last 500",
+                  flush=True)
+    return time.perf_counter() - start, latencies, directory_size(directory)
+
+
+def run_procsight(events: list[ProcessEvent], directory: Path) -> tuple[float, list[float], int, int]:
+    engine = AnomalyEngine(EngineConfig(baselines=str(directory)))
+    latencies = []
+    start = time.perf_counter()
+    for offset in range(0, len(events), BATCH):
+        began = time.perf_counter()
+        engine.process(events[offset:offset + BATCH], workload="bench")
+        latencies.append(time.perf_counter() - began)
+    engine.flush()  # the baseline is persisted inside the timed run
+    elapsed = time.perf_counter() - start
+    patterns = len(engine.store.get("default", "bench"))
+    engine.close()
+    return elapsed, latencies, directory_size(directory), patterns
+
+
+def big_workload(n: int, patterns: int) -> None:
+    """Runs in its own process: RSS after n events of `patterns` distinct patterns in one workload."""
+    with tempfile.TemporaryDirectory() as directory:
+        engine = AnomalyEngine(EngineConfig(baselines=directory))
+        chunk = 50_000
+        source = make_stream(chunk * 2, patterns, 0.0, seed=11)
+        start = time.perf_counter()
+        for offset in range(0, n, chunk):
+            events = source[(offset // chunk) % 2 * chunk:][:chunk]
+            for b in range(0, len(events), BATCH):
+                engine.process(events[b:b + BATCH], workload="big")
+        engine.flush()
+        elapsed = time.perf_counter() - start
+        rss = psutil.Process().memory_info().rss
+        learned = len(engine.store.get("default", "big"))
+        print(f"{n} {learned} {rss} {elapsed:.1f} {directory_size(Path(directory))}")
+        engine.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--article-events", type=int, default=2_000)
+    parser.add_argument("--big-events", type=int, default=1_000_000)
+    parser.add_argument("--big-patterns", type=int, default=5_000)
+    parser.add_argument("--_big", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._big:
+        big_workload(args.big_events, args.big_patterns)
+        return 0
+
+    events = make_stream(args.events, 300, 0.05)
+    with tempfile.TemporaryDirectory() as tmp:
+        ours_dir, article_dir = Path(tmp, "procsight"), Path(tmp, "article")
+        elapsed, latencies, disk, patterns = run_procsight(events, ours_dir)
+        ours_rate = len(events) / elapsed
+        print(f"procsight default (hash128-v2, batches of {BATCH}): {len(events)} events in {elapsed:.2f} s = "
+              f"{ours_rate:,.0f} events/s; per-batch p50 {percentile(latencies, 50) * 1e3:.1f} ms, "
+              f"p99 {percentile(latencies, 99) * 1e3:.1f} ms; {patterns} patterns, {disk / 1e6:.2f} MB on disk")
+        print(f"article's algorithm (hash128-v1, one search + one add per event), first {args.article_events} "
+              f"events only (all {len(events)} would take hours):")
+        a_elapsed, a_latencies, a_disk = run_article(events[: args.article_events], article_dir)
+        article_rate = args.article_events / a_elapsed
+        print(f"article: {args.article_events} events in {a_elapsed:.1f} s = {article_rate:,.1f} events/s; "
+              f"per-event p50 {percentile(a_latencies, 50) * 1e3:.1f} ms, "
+              f"p99 {percentile(a_latencies, 99) * 1e3:.1f} ms; "
+              f"{a_disk / 1e6:.1f} MB on disk")
+        # Same events for both: procsight's rate over the article's subset, measured again for fairness.
+        subset_elapsed, _, _, _ = run_procsight(events[: args.article_events], Path(tmp, "subset"))
+        subset_rate = args.article_events / subset_elapsed
+        print(f"ratio over the {args.article_events} events both ran: procsight {subset_rate:,.0f} events/s vs "
+              f"article {article_rate:,.1f} events/s = {subset_rate / article_rate:,.0f}x; "
+              f"full-stream rate vs article: {ours_rate / article_rate:,.0f}x")
+        print(f"disk: procsight {disk / 1e6:.2f} MB for {patterns} patterns from {len(events)} events "
+              f"({disk / max(1, patterns) / 1e3:.1f} kB/pattern); article {a_disk / 1e6:.1f} MB for "
+              f"{args.article_events} events ({a_disk / args.article_events / 1e3:.1f} kB/event)")
+
+    print(f"large workload: {args.big_events:,} events, {args.big_patterns:,} distinct patterns, own process ...",
+          flush=True)
+    out = subprocess.run([sys.executable, __file__, "--_big", "--big-events", str(args.big_events),
+                          "--big-patterns", str(args.big_patterns)], capture_output=True, text=True, check=True)
+    n, learned, rss, seconds, disk = out.stdout.split()
+    print(f"large workload: {int(n):,} events -> {int(learned):,} patterns in {float(seconds):.0f} s "
+          f"({int(n) / float(seconds):,.0f} events/s); resident memory {int(rss) / 2**20:.0f} MB "
+          f"(target < 200 MB); {int(disk) / 1e6:.1f} MB on disk")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
