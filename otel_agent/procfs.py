@@ -82,15 +82,17 @@ def read_status(pid: int) -> Status | None:
     return Status(ppid, uid) if ppid >= 0 and uid >= 0 else None
 
 
-def read_start_ticks(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat: start time in clock ticks since boot (identifies a pid's incarnation)."""
+def read_stat(pid: int) -> tuple[int, str] | None:
+    """(start ticks since boot, comm) from /proc/PID/stat: the start time identifies a pid's incarnation,
+    and comm changes when it execs."""
     raw = _read(f"/proc/{pid}/stat")
     if not raw:
         return None
-    # comm (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = raw[raw.rfind(b")") + 2:].split()
+    # comm (field 2) may hold spaces and parentheses: it ends at the last ')'.
+    end = raw.rfind(b")")
+    fields = raw[end + 2:].split()
     try:
-        return int(fields[19])
+        return int(fields[19]), decode(raw[raw.find(b"(") + 1:end])
     except (IndexError, ValueError):
         return None
 

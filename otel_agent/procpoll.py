@@ -13,7 +13,7 @@ import threading
 
 from otel_agent.capture import CaptureUnavailable, Sink
 from otel_agent.counters import Counters
-from otel_agent.procfs import Clock, Enricher, list_pids, read_start_ticks
+from otel_agent.procfs import Clock, Enricher, list_pids, read_stat
 from scoring.event import ProcessEvent
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,8 @@ class ProcPollSource:
         self._counters = counters
         self._clock = Clock()
         self._enricher = Enricher()
-        self._known: dict[int, int] = {}  # pid -> start ticks, so a reused pid counts as new
+        # pid -> (start ticks, comm): a reused pid has another start time, an exec changes comm
+        self._known: dict[int, tuple[int, str]] = {}
         self._sink: Sink | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -49,12 +50,12 @@ class ProcPollSource:
             self._thread.join()
 
     @staticmethod
-    def _table() -> dict[int, int]:
+    def _table() -> dict[int, tuple[int, str]]:
         table = {}
         for pid in list_pids():
-            ticks = read_start_ticks(pid)
-            if ticks is not None:
-                table[pid] = ticks
+            stat = read_stat(pid)
+            if stat is not None:
+                table[pid] = stat
         return table
 
     def _run(self) -> None:
@@ -64,8 +65,9 @@ class ProcPollSource:
     def poll(self) -> None:
         table = self._table()
         self._clock.refresh()
-        for pid, ticks in sorted(table.items(), key=lambda item: item[1]):
-            if self._known.get(pid) != ticks:
+        for pid, (ticks, comm) in sorted(table.items(), key=lambda item: item[1][0]):
+            # New, or the same process under a new name: it exec'd since (a poll can land between fork and exec).
+            if self._known.get(pid) != (ticks, comm):
                 self._report(pid, ticks)
         self._known = table
 

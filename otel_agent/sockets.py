@@ -1,25 +1,89 @@
 """Socket polling for the modes without eBPF: new TCP listeners and new outbound connections.
 
-Compares the socket table (with owning processes) every `socket_poll_interval`; a connection that
-opens and closes between two polls is missed, as with /proc polling.
+Every `socket_poll_interval` the kernel's TCP tables (/proc/net/tcp, tcp6: cheap to read) are compared
+with the previous poll; only sockets that are new are traced to their process, by looking for the socket's
+inode among /proc/PID/fd (the expensive part, so it runs only when something changed). A connection
+that opens and closes between two polls is missed, as with /proc polling.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import os
 import threading
 import time
-
-import psutil
+from dataclasses import dataclass
 
 from otel_agent.capture import Sink
 from otel_agent.counters import Counters
-from otel_agent.procfs import Enricher
+from otel_agent.procfs import Enricher, list_pids
 from scoring.event import CONNECTION, LISTEN, ProcessEvent
 
 log = logging.getLogger(__name__)
 
-_Key = tuple[int, str, int, str, int]  # pid, local address, local port, remote address, remote port
+_LISTEN = "0A"
+_ESTABLISHED = "01"
+
+
+@dataclass(frozen=True, slots=True)
+class TcpSocket:
+    inode: int
+    state: str
+    local_address: str
+    local_port: int
+    remote_address: str
+    remote_port: int
+
+
+def _address(hex_address: str) -> tuple[str, int]:
+    """`0100007F:1F90` (little-endian 32-bit words, as the kernel prints them) to ('127.0.0.1', 8080)."""
+    host, port = hex_address.split(":")
+    raw = bytes.fromhex(host)
+    raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    address = ipaddress.ip_address(raw)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped  # an IPv4 peer of a dual-stack socket: show it as IPv4
+    return str(address), int(port, 16)
+
+
+def read_tcp_table() -> list[TcpSocket]:
+    sockets = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as handle:
+                lines = handle.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 10 or fields[3] not in (_LISTEN, _ESTABLISHED) or fields[9] == "0":
+                continue
+            local, remote = _address(fields[1]), _address(fields[2])
+            sockets.append(TcpSocket(int(fields[9]), fields[3], *local, *remote))
+    return sockets
+
+
+def socket_owners(inodes: set[int]) -> dict[int, int]:
+    """inode -> pid of a process holding it, for the given socket inodes."""
+    wanted = {f"socket:[{inode}]": inode for inode in inodes}
+    owners: dict[int, int] = {}
+    for pid in list_pids():
+        try:
+            descriptors = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in descriptors:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            inode = wanted.get(target)
+            if inode is not None:
+                owners.setdefault(inode, pid)
+                if len(owners) == len(wanted):
+                    return owners
+    return owners
 
 
 class SocketPoller:
@@ -29,13 +93,13 @@ class SocketPoller:
         self._interval = interval
         self._counters = counters
         self._enricher = Enricher()
-        self._seen: set[_Key] = set()
+        self._seen: set[int] = set()  # socket inodes already reported or present at start
         self._sink: Sink | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def open(self) -> None:
-        self._seen = {key for key, _ in self._table()}
+        self._seen = {s.inode for s in read_tcp_table()}
 
     def start(self, sink: Sink) -> None:
         self._sink = sink
@@ -47,38 +111,31 @@ class SocketPoller:
         if self._thread is not None:
             self._thread.join()
 
-    @staticmethod
-    def _table() -> list[tuple[_Key, str]]:
-        """(key, event name) for every listening socket and every outbound established connection."""
-        connections = psutil.net_connections(kind="tcp")
-        listening = {c.laddr.port for c in connections if c.status == psutil.CONN_LISTEN}
-        table = []
-        for c in connections:
-            if c.pid is None or not c.laddr:
-                continue
-            if c.status == psutil.CONN_LISTEN:
-                table.append(((c.pid, c.laddr.ip, c.laddr.port, "", 0), LISTEN))
-            elif c.status == psutil.CONN_ESTABLISHED and c.raddr and c.laddr.port not in listening:
-                table.append(((c.pid, c.laddr.ip, c.laddr.port, c.raddr.ip, c.raddr.port), CONNECTION))
-        return table
-
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             self.poll()
 
     def poll(self) -> None:
-        current = self._table()
+        table = read_tcp_table()
+        listening_ports = {s.local_port for s in table if s.state == _LISTEN}
+        fresh = [s for s in table if s.inode not in self._seen and (
+            s.state == _LISTEN or s.local_port not in listening_ports)]  # accepted sockets are not outbound
+        self._seen = {s.inode for s in table}
+        if not fresh:
+            return
+        owners = socket_owners({s.inode for s in fresh})
         now = time.time()
-        for key, event_name in current:
-            if key not in self._seen:
-                self._report(key, event_name, now)
-        self._seen = {key for key, _ in current}
+        for sock in fresh:
+            pid = owners.get(sock.inode)
+            if pid is not None:
+                self._report(pid, sock, now)
 
-    def _report(self, key: _Key, event_name: str, now: float) -> None:
-        pid, local_address, local_port, remote_address, remote_port = key
-        event = ProcessEvent(executable_name="", command_line="", event_name=event_name, pid=pid, timestamp=now,
-                             transport="tcp", local_address=local_address, local_port=local_port,
-                             remote_address=remote_address, remote_port=remote_port or None)
+    def _report(self, pid: int, sock: TcpSocket, now: float) -> None:
+        listen = sock.state == _LISTEN
+        event = ProcessEvent(executable_name="", command_line="", event_name=LISTEN if listen else CONNECTION,
+                             pid=pid, timestamp=now, transport="tcp", local_address=sock.local_address,
+                             local_port=sock.local_port, remote_address="" if listen else sock.remote_address,
+                             remote_port=None if listen else sock.remote_port)
         if not self._enricher.complete(event):
             self._counters.add("enrich_missed")
         if event.executable_name:

@@ -27,7 +27,7 @@ def test_sh_chain_arrives_with_pid_parent_argv_and_uid(capture):
     shell = subprocess.Popen(["sh", "-c", CHAIN, token])
     shell.wait()
 
-    (record,) = by_pid(endpoint.collected, shell.pid)
+    (record,) = by_pid(endpoint.collected, shell.pid, executable="sh")
     attributes = record.attributes
     assert attributes["process.command_args"] == ["sh", "-c", CHAIN, token]
     assert attributes["process.parent_pid"] == os.getpid()
@@ -37,11 +37,15 @@ def test_sh_chain_arrives_with_pid_parent_argv_and_uid(capture):
     assert attributes["process.working_directory"] == os.getcwd()
     assert started - 0.05 <= record.time_unix_nano / 1e9 <= time.time()
 
-    children = endpoint.collected.wait_for(lambda r: r.attributes.get("process.parent_pid") == shell.pid)
+    def sleeps():
+        return endpoint.collected.wait_for(lambda r: r.attributes.get("process.parent_pid") == shell.pid
+                                           and r.attributes["process.executable.name"] == "sleep")
+
+    children = sleeps()
     deadline = time.monotonic() + 5
     while len(children) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-        children = endpoint.collected.wait_for(lambda r: r.attributes.get("process.parent_pid") == shell.pid)
+        children = sleeps()
     assert sorted(tuple(c.attributes["process.command_args"]) for c in children) == [
         ("/bin/sleep", "0.4"), ("/bin/sleep", "0.41")], mode
     assert {c.attributes["process.parent.executable.name"] for c in children} == {"sh"}
@@ -55,7 +59,7 @@ def test_unprivileged_exec_reports_its_real_uid(capture):
     _, _, endpoint = capture
     child = subprocess.Popen(["/bin/sleep", "0.4"], user=65534)
     child.wait()
-    (record,) = by_pid(endpoint.collected, child.pid)
+    (record,) = by_pid(endpoint.collected, child.pid, executable="sleep")
     assert record.attributes["process.user.id"] == 65534
     assert record.attributes["process.user.name"] == "nobody"
     assert record.attributes["process.parent_pid"] == os.getpid()

@@ -38,9 +38,12 @@ def exec_records(collected: Collected, token: str, timeout: float = 10.0) -> lis
         token in arg for arg in r.attributes.get("process.command_args", [])), timeout)
 
 
-def by_pid(collected: Collected, pid: int, event_name: str = "process.exec", timeout: float = 10.0) -> list[Received]:
-    return collected.wait_for(lambda r: r.event_name == event_name and r.attributes.get("process.pid") == pid,
-                              timeout)
+def by_pid(collected: Collected, pid: int, event_name: str = "process.exec", timeout: float = 10.0,
+           executable: str = "") -> list[Received]:
+    """Records of `pid`; of one `executable` if given (/proc polling may also catch a child between fork
+    and exec, still under its parent's name)."""
+    return collected.wait_for(lambda r: r.event_name == event_name and r.attributes.get("process.pid") == pid and (
+        not executable or r.attributes.get("process.executable.name") == executable), timeout)
 
 
 @dataclass
