@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+# Run as a script, bench/ comes first on sys.path, where bench/scoring.py would shadow the scoring package.
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from scoring import AnomalyEngine, EngineConfig, ProcessEvent, get_embedder
-from scoring.heuristics import assess
+import numpy as np  # noqa: E402
+
+from scoring import AnomalyEngine, EngineConfig, ProcessEvent, get_embedder  # noqa: E402
+from scoring.heuristics import assess  # noqa: E402
 
 WORKLOADS = ("ci", "web", "admin")
 FPR_POINTS = (0.001, 0.005, 0.01, 0.05)

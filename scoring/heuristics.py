@@ -19,8 +19,10 @@ from scoring.tokens import ELEVATORS, address_class, base_name, elevated_program
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "ash", "busybox"})
 WEB_SERVERS = frozenset({
     "nginx", "apache2", "httpd", "lighttpd", "caddy", "php-fpm", "php-cgi", "java", "node", "tomcat",
-    "gunicorn", "uwsgi", "uvicorn", "puma", "unicorn", "passenger", "ruby", "python", "httpd-prefork",
+    "gunicorn", "uwsgi", "uvicorn", "puma", "unicorn", "passenger", "httpd-prefork",
 })
+# Runtimes that host app servers but also run every other script on a host: weaker evidence.
+SCRIPT_RUNTIMES = frozenset({"python", "ruby"})
 INTERPRETERS = frozenset({"python", "perl", "ruby", "php", "node", "nodejs", "lua", "luajit", "julia", "Rscript", "R",
                           "jjs", "jrunscript", "tclsh", "wish", "expect", "gjs", "pwsh", "osascript", "irb"})
 INLINE_CODE_FLAGS = frozenset({"-c", "-e", "-E", "-r", "--eval", "--exec", "-x", "--execute", "--command"})
@@ -55,6 +57,12 @@ def is_web_server(name: str) -> bool:
     return base_name(name) in WEB_SERVERS
 
 
+def _server_kind(name: str) -> float:
+    """Evidence weight of a shell under this parent: dedicated servers 0.7, scripting runtimes 0.4."""
+    name = base_name(name)
+    return 0.7 if name in WEB_SERVERS else 0.4 if name in SCRIPT_RUNTIMES else 0.0
+
+
 def assess(event: ProcessEvent) -> list[Evidence]:
     """All heuristic evidence for one event, strongest first."""
     found: list[Evidence] = []
@@ -80,9 +88,10 @@ def _shell_under_web_server(event: ProcessEvent) -> list[Evidence]:
         return []
     lineage = _lineage(event)
     for depth, name in enumerate(lineage):
-        if is_web_server(name):
+        weight = _server_kind(name)
+        if weight:
             how = "" if depth == 0 else f" (via {' <- '.join(base_name(n) for n in lineage[:depth])})"
-            return [Evidence(0.7, f"shell spawned by {base_name(name)}{how}")]
+            return [Evidence(weight, f"shell spawned by {base_name(name)}{how}")]
         if not is_shell(name):
             break  # only look through intermediate shells: bash under cron under nginx is not this
     return []

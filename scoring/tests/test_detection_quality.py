@@ -1,0 +1,37 @@
+"""The detection targets of issue 2, held on the eval data (bench/detect.py does the measuring)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EVAL = ROOT.parent / "shared" / "eval"
+
+pytestmark = pytest.mark.skipif(not (EVAL / "gtfobins_attacks.jsonl").exists(),
+                                reason="../shared/eval (evaluation data) is not beside the repository")
+
+
+def _detect_module():
+    spec = importlib.util.spec_from_file_location("procsight_bench_detect", ROOT / "bench" / "detect.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_default_model_meets_the_precision_targets_and_beats_the_article():
+    detect = _detect_module()
+    train, test = detect.load(EVAL)
+    scores, labels, severities = detect.procsight_default(train, test)
+    assert detect.roc_auc(scores, labels) >= 0.995
+    assert detect.detection_at_fpr(scores, labels, 0.001) >= 0.90
+    precision, recall, benign_rate = detect.alert_metrics(np.array([s == "alert" for s in severities]), labels)
+    assert recall >= 0.90 and benign_rate <= 0.001, (precision, recall, benign_rate)
+
+    article_scores, article_labels = detect.article_knn(*detect.load(EVAL))
+    for fpr in detect.FPR_POINTS:
+        assert detect.detection_at_fpr(scores, labels, fpr) >= detect.detection_at_fpr(
+            article_scores, article_labels, fpr)
