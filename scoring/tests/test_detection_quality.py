@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ pytestmark = pytest.mark.skipif(not (EVAL / "gtfobins_attacks.jsonl").exists(),
 def _detect_module():
     spec = importlib.util.spec_from_file_location("procsight_bench_detect", ROOT / "bench" / "detect.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
     spec.loader.exec_module(module)
     return module
 
