@@ -28,6 +28,7 @@ KINDS = ("agent", "semconv", "ecs", "falco", "tetragon", "auditd", "auditd_parti
 class Normalized:
     event: ProcessEvent | None
     kind: str  # one of KINDS
+    attributes: dict[str, Any] | None = None  # the record's own attributes, as plain values
 
 
 class Normalizer:
@@ -42,21 +43,21 @@ class Normalizer:
         attrs = attributes_dict(record.attributes)
         found = self._recognise(tenant, resource, attrs, record)
         if found is None:
-            return Normalized(None, "unrecognised")
+            return Normalized(None, "unrecognised", attrs)
         fields, kind = found
         if fields is None:
-            return Normalized(None, kind)
+            return Normalized(None, kind, attrs)
         flat = self._flat(resource, fields, attrs, record)
         try:
             event = ProcessEvent.from_attributes(flat)
         except InvalidEvent:
-            return Normalized(None, "invalid")
+            return Normalized(None, "invalid", attrs)
         if event.event_name not in EVENT_NAMES:
-            return Normalized(None, "unrecognised")
+            return Normalized(None, "unrecognised", attrs)
         self._ancestry(tenant, event)
         if kind == "semconv" and resource.get("service.name") == AGENT_SERVICE:
             kind = "agent"
-        return Normalized(event, kind)
+        return Normalized(event, kind, attrs)
 
     def _recognise(self, tenant: str, resource: dict[str, Any], attrs: dict[str, Any],
                    record: LogRecord) -> tuple[dict[str, Any] | None, str] | None:
@@ -76,8 +77,13 @@ class Normalizer:
     @staticmethod
     def _flat(resource: dict[str, Any], fields: dict[str, Any], attrs: dict[str, Any],
               record: LogRecord) -> dict[str, Any]:
-        flat = {key: resource[key] for key in ("host.name", "container.id") if key in resource}
-        flat.update((k, v) for k, v in fields.items() if v is not None)
+        if fields is attrs:
+            flat = dict(attrs)  # the record's attributes stay as they came (Normalized.attributes)
+        else:
+            flat = {k: v for k, v in fields.items() if v is not None}
+        for key in ("host.name", "container.id"):
+            if key in resource and key not in flat:
+                flat[key] = resource[key]
         flat.setdefault("event.name", record.event_name or attrs.get("event.name") or EXEC)
         if "ts" not in flat:
             flat["ts"] = (record.time_unix_nano or record.observed_time_unix_nano) / 1e9

@@ -33,7 +33,18 @@ def to_python(value: AnyValue, depth: int = 0) -> Any:
 
 
 def attributes_dict(attributes: Any) -> dict[str, Any]:
-    return {kv.key: to_python(kv.value) for kv in attributes}
+    # The hot path of every record: strings and ints, the common cases, without the generic call.
+    result = {}
+    for kv in attributes:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
+            result[kv.key] = value.string_value
+        elif kind == "int_value":
+            result[kv.key] = value.int_value
+        else:
+            result[kv.key] = to_python(value)
+    return result
 
 
 def flatten(document: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = None,
