@@ -73,3 +73,36 @@ def test_identity_and_argument_tokens_are_field_tagged():
 def test_unknown_model_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown model 'word2vec'"):
         get_embedder("word2vec")
+
+
+def test_another_embedder_plugs_in_without_touching_store_or_scorer(tmp_path, monkeypatch):
+    """The embedder is an interface: a different model (here 32 dims, character trigrams) just works."""
+    from scoring import AnomalyEngine, EngineConfig
+    from scoring.featurizer import MODELS
+
+    class Trigrams:
+        name = "trigram32-test"
+        dim = 32
+
+        def pattern_keys(self, events):
+            return [e.executable_name + "|" + e.command_line for e in events]
+
+        def embed(self, events):
+            return np.stack([self.embed_text(e.command_line) for e in events])
+
+        def embed_text(self, text):
+            vector = np.zeros(self.dim, np.float32)
+            for i in range(max(1, len(text) - 2)):
+                vector[sum(map(ord, text[i:i + 3])) % self.dim] += 1.0
+            return vector / max(1e-9, float(np.linalg.norm(vector)))
+
+    monkeypatch.setitem(MODELS, Trigrams.name, Trigrams)
+    engine = AnomalyEngine(EngineConfig(baselines=str(tmp_path), model=Trigrams.name))
+    routine = [_event(("ls", "-la", "/srv")) for _ in range(60)]
+    engine.process(routine, workload="w")
+    known, odd = engine.process([_event(("ls", "-la", "/srv")), _event(("nc", "-e", "/bin/sh", "x"))], workload="w")
+    assert known.score < 0.1 and odd.score > 0.7 and odd.model == "trigram32-test"
+    engine.close()
+    reopened = AnomalyEngine(EngineConfig(baselines=str(tmp_path), model=Trigrams.name))
+    assert reopened.process([_event(("ls", "-la", "/srv"))], workload="w", learn=False)[0].score < 0.1
+    reopened.close()
