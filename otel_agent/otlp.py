@@ -55,7 +55,11 @@ _SMALL_VARINTS = [_varint_of(n) for n in range(1 << 14)]  # lengths and most ids
 
 
 def _varint(value: int) -> bytes:
-    return _SMALL_VARINTS[value] if 0 <= value < 16384 else _varint_of(value)
+    if 0 <= value < 16384:
+        return _SMALL_VARINTS[value]
+    if 16384 <= value < 2097152:  # pids and ports: three bytes
+        return bytes((value & 0x7F | 0x80, value >> 7 & 0x7F | 0x80, value >> 14))
+    return _varint_of(value)
 
 
 def _length_delimited(tag: bytes, payload: bytes) -> bytes:
@@ -79,7 +83,7 @@ def any_value(value: Any) -> bytes:
     if isinstance(value, bool):
         return b"\x10\x01" if value else b"\x10\x00"
     if isinstance(value, int):
-        return b"\x18" + _varint(value)
+        return b"\x18" + _varint(value) if value >= 0 else b"\x18" + _varint_of(value)
     if isinstance(value, float):
         return b"\x21" + struct.pack("<d", value)
     if isinstance(value, tuple | list):
@@ -88,9 +92,15 @@ def any_value(value: Any) -> bytes:
     return _length_delimited(_TAG_1_LEN, _text(str(value)))
 
 
+_key_fields: dict[str, bytes] = {}
+
+
 def key_value(key: str, value: Any) -> bytes:
     """A `KeyValue` message."""
-    return _length_delimited(_TAG_1_LEN, _text(key)) + _length_delimited(_TAG_2_LEN, any_value(value))
+    key_field = _key_fields.get(key)
+    if key_field is None:
+        key_field = _key_fields[key] = _length_delimited(_TAG_1_LEN, _text(key))
+    return key_field + _length_delimited(_TAG_2_LEN, any_value(value))
 
 
 def _attribute(key: str, value: Any) -> bytes:
