@@ -97,13 +97,15 @@ def read_stat(pid: int) -> tuple[int, str] | None:
         return None
 
 
-def container_id(pid: int) -> str:
-    """The container id in the process's cgroup path (docker, containerd, cri-o, podman), else ''."""
-    raw = _read(f"/proc/{pid}/cgroup")
-    if not raw:
-        return ""
-    found = _CONTAINER_ID.findall(decode(raw))
+def container_id_from_cgroup(text: str) -> str:
+    """The container id in a /proc/PID/cgroup text (docker, containerd, cri-o, podman), else ''."""
+    found = _CONTAINER_ID.findall(text)
     return found[-1] if found else ""
+
+
+def container_id(pid: int) -> str:
+    raw = _read(f"/proc/{pid}/cgroup")
+    return container_id_from_cgroup(decode(raw)) if raw else ""
 
 
 def list_pids() -> list[int]:

@@ -1,0 +1,54 @@
+"""User-space enrichment: container ids from cgroup paths, and the CPU sampler's miner heuristic."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from otel_agent.counters import Counters
+from otel_agent.cpu import CPU_REPORT, CpuSampler
+from otel_agent.procfs import container_id, container_id_from_cgroup
+
+ID = "3f4e8a9c1b2d4e5f60718293a4b5c6d7e8f90123456789abcdef0123456789ab"
+
+
+@pytest.mark.parametrize("cgroup", [
+    f"0::/system.slice/docker-{ID}.scope\n",  # docker, systemd cgroup driver
+    f"12:memory:/docker/{ID}\n11:cpu:/docker/{ID}\n",  # docker, cgroup v1
+    f"0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-{ID}.scope\n",
+    f"0::/kubepods/besteffort/pod1234/crio-{ID}\n",  # cri-o
+    f"0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope/container\n",  # podman
+])
+def test_container_id_from_cgroup_paths(cgroup):
+    assert container_id_from_cgroup(cgroup) == ID
+
+
+def test_host_process_has_no_container_id():
+    assert container_id_from_cgroup("0::/user.slice/user-0.slice/session-1.scope\n") == ""
+    assert container_id(999_999_999) == ""  # no such process: empty, no error
+
+
+def test_cpu_sampler_reports_a_process_burning_cpu():
+    busy_loop = "import time\nend = time.time() + 8\nwhile time.time() < end: pass"
+    burner = subprocess.Popen([sys.executable, "-c", busy_loop])
+    reported = []
+    # A low threshold: on a loaded 2-core CI machine a busy loop may get well under a full core.
+    sampler = CpuSampler(interval=0.7, threshold_percent=25.0, counters=Counters())
+    sampler.open()
+    sampler.start(reported.append)
+    try:
+        deadline = time.monotonic() + 6
+        while not any(e.pid == burner.pid for e in reported) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        sampler.stop()
+        burner.kill()
+        burner.wait()
+    (event, *_) = [e for e in reported if e.pid == burner.pid]
+    assert event.event_name == CPU_REPORT
+    assert event.cpu_percent >= 25.0
+    assert event.command_args[0] == sys.executable
+    assert not any(e.cpu_percent < 25.0 for e in reported)
