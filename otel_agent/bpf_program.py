@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import ctypes
 
+# Mirrors of the C definitions that user space reads (kinds other than these two are listens).
 EV_EXEC = 1
 EV_CONNECT = 2
-EV_LISTEN = 3
 FLAG_TRUNCATED = 1
-FLAG_NO_ARGV = 2  # the exec began before the program was attached: argv comes from /proc
 COMM_LEN = 16
 FILENAME_LEN = 256
 
@@ -30,7 +29,7 @@ SOURCE = r"""
 #define EV_CONNECT 2
 #define EV_LISTEN 3
 #define FLAG_TRUNCATED 1
-#define FLAG_NO_ARGV 2
+#define FLAG_NO_ARGV 2  // the exec began before the program was attached: user space reads argv from /proc
 #define FILENAME_LEN 256
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
