@@ -243,9 +243,10 @@ def measure_ceiling(name: str, handle: Callable[[ExportLogsServiceRequest], int]
 # -- procsight -----------------------------------------------------------------------------------
 
 
-def procsight_settings(data_dir: Path) -> Any:
+def procsight_settings(data_dir: Path, scoring: bool = True) -> Any:
     from otlp_receiver.pipeline import ServiceSettings
 
+    processors = ["batch", "anomaly"] if scoring else ["batch"]
     return ServiceSettings.from_mapping({
         "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0", "max_recv_msg_size_mib": 64}}}},
         "processors": {
@@ -255,7 +256,7 @@ def procsight_settings(data_dir: Path) -> Any:
         "exporters": {"clickhouse": {"endpoint": f"chdb://{data_dir / 'clickhouse'}",
                                      "sending_queue": {"num_consumers": 1, "queue_size": 100}}},
         "service": {"data_dir": str(data_dir),
-                    "pipelines": {"logs": {"receivers": ["otlp"], "processors": ["batch", "anomaly"],
+                    "pipelines": {"logs": {"receivers": ["otlp"], "processors": processors,
                                            "exporters": ["clickhouse"]}}},
     }, "bench/receiver.py")
 
@@ -275,12 +276,13 @@ def wait_for_rows(transport: Any, total: int, timeout: float = 600.0) -> None:
         time.sleep(0.05)
 
 
-def measure_procsight(requests: list[bytes], senders: int, total: int, data_dir: Path) -> tuple[float, float, int]:
+def measure_procsight(requests: list[bytes], senders: int, total: int, data_dir: Path,
+                      scoring: bool = True) -> tuple[float, float, int]:
     """(records/s to queryable rows, records/s acknowledged, backpressure resends)."""
     from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
     from otlp_receiver.pipeline import Service
 
-    service = Service(procsight_settings(data_dir))
+    service = Service(procsight_settings(data_dir, scoring))
     service.start()
     transport = ChdbTransport(str(data_dir / "clickhouse"))
     try:
@@ -387,6 +389,9 @@ def main() -> None:
         print(f"ceiling parse+objects:     {figures['parse+objects']:>10,.0f} records/s")
 
     with tempfile.TemporaryDirectory(prefix="procsight-bench-") as tmp:
+        storage_only, _, _ = measure_procsight(requests, args.senders, total, Path(tmp) / "storage", scoring=False)
+        print(f"procsight without scoring: {storage_only:>10,.0f} records/s  (receiver, spool, batch, ClickHouse "
+              "rows; no anomaly processor)")
         end_to_end, acked, retries = measure_procsight(requests, args.senders, total, Path(tmp) / "throughput")
         print(f"procsight end to end:      {end_to_end:>10,.0f} records/s  (scored, learned, queryable in ClickHouse)")
         print(f"procsight acknowledged:    {acked:>10,.0f} records/s  (in the fsynced spool; {retries} requests "
@@ -402,6 +407,7 @@ def main() -> None:
         print(f"  procsight / {name:<16} {end_to_end / value:6.1%}   (this run's ceiling {value:,.0f}; "
               f"reference {REFERENCE[name]:,})")
     go = REFERENCE["go clickhouse exporter (per core, no scoring)"]
+    print(f"  without scoring / Go claim     {storage_only / go:6.1%}   (like for like: no scoring either side)")
     print(f"  procsight / Go exporter claim  {end_to_end / go:6.1%}   ({go:,} records/s per core, no scoring)")
     print(f"  procsight / target             {end_to_end / TARGET_RECORDS_PER_SECOND:6.1%}   "
           f"({TARGET_RECORDS_PER_SECOND:,} records/s on 2 cores with scoring)")
