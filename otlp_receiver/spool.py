@@ -253,6 +253,7 @@ class Spool:
             active.size += len(data)
             active.last_seq = seq
             self._bytes += len(data)
+            self._depth_bytes.set(self._bytes, spool=self.name)
         self._sync_through(seq)
         with self._lock:
             self._readable.notify_all()
@@ -260,6 +261,7 @@ class Spool:
 
     def _rotate(self) -> None:
         self._sync_file()
+        self._synced_seq = max(self._synced_seq, self._written_seq)
         self._write_file.close()
         self._new_segment()
         self._write_file = open(self._segments[-1].path, "ab", buffering=0)  # noqa: SIM115
@@ -271,12 +273,16 @@ class Spool:
             return
         with self._sync_lock:
             if self._synced_seq >= seq:
-                return  # another appender's fsync covered this entry
+                return  # another appender's fsync (or a rotation) covered this entry
             with self._lock:
                 target = self._written_seq
-                handle = self._write_file
-            os.fsync(handle.fileno())
-            self._synced_seq = target
+                # A duplicate descriptor: a rotation may close the file while this fsync runs.
+                fd = os.dup(self._write_file.fileno())
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._synced_seq = max(self._synced_seq, target)
 
     def _sync_file(self) -> None:
         if self._fsync:

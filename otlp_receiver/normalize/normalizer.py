@@ -77,10 +77,8 @@ class Normalizer:
     @staticmethod
     def _flat(resource: dict[str, Any], fields: dict[str, Any], attrs: dict[str, Any],
               record: LogRecord) -> dict[str, Any]:
-        if fields is attrs:
-            flat = dict(attrs)  # the record's attributes stay as they came (Normalized.attributes)
-        else:
-            flat = {k: v for k, v in fields.items() if v is not None}
+        # A copy of the record's own attributes, so Normalized.attributes stays as the record has them.
+        flat = dict(attrs) if fields is attrs else {k: v for k, v in fields.items() if v is not None}
         for key in ("host.name", "container.id"):
             if key in resource and key not in flat:
                 flat[key] = resource[key]

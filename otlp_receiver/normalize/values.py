@@ -24,12 +24,19 @@ def to_python(value: AnyValue, depth: int = 0) -> Any:
     if depth >= MAX_DEPTH:
         return None
     if kind == "array_value":
-        return [to_python(v, depth + 1) for v in value.array_value.values]
+        return _array(value.array_value.values, depth + 1)
     if kind == "kvlist_value":
         return {kv.key: to_python(kv.value, depth + 1) for kv in value.kvlist_value.values}
     if kind == "bytes_value":
         return value.bytes_value.hex()
     return None
+
+
+def _array(values: Any, depth: int = 1) -> list[Any]:
+    # Attribute arrays are homogeneous (OpenTelemetry spec), so the first element tells the type.
+    if values and values[0].WhichOneof("value") == "string_value":
+        return [v.string_value for v in values]
+    return [to_python(v, depth) for v in values]
 
 
 def attributes_dict(attributes: Any) -> dict[str, Any]:
@@ -42,6 +49,8 @@ def attributes_dict(attributes: Any) -> dict[str, Any]:
             result[kv.key] = value.string_value
         elif kind == "int_value":
             result[kv.key] = value.int_value
+        elif kind == "array_value":
+            result[kv.key] = _array(value.array_value.values)
         else:
             result[kv.key] = to_python(value)
     return result

@@ -166,3 +166,25 @@ def test_read_waits_for_an_append_and_close_wakes_it(tmp_path: Path) -> None:
     assert time.monotonic() - started < 5
     threading.Timer(0.1, spool.close).start()
     assert spool.read(timeout=5) is None
+
+
+def test_concurrent_appends_across_segment_rotations(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, segment_bytes=2000)
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            for i in range(200):
+                spool.append(b"%d-%d" % (n, i) * 10, "default", 1)
+        except BaseException as exc:  # surfaced below: a race must fail the test, not a thread
+            errors.append(exc)
+
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert errors == []
+    assert len(list(tmp_path.glob("seg-*.log"))) > 10
+    assert [e.seq for e in _drain(spool)] == list(range(1, 801))
+    spool.close()

@@ -104,15 +104,15 @@ def _enrich(record: LogRecord, event: ProcessEvent, verdict: Verdict, present: d
         del record.attributes[:]
         record.attributes.extend(keep)
     parts = [
-        _attribute("anomaly_score", _double(round(float(verdict.score), 6))),
+        _SCORE_PREFIX + struct.pack("<d", round(float(verdict.score), 6)),
         _static_attribute("anomaly_severity", verdict.severity),
         _reasons_attribute(tuple(verdict.reasons)),
         _static_attribute("anomaly_workload", verdict.workload),
-        _attribute("anomaly_nearest", _string(verdict.nearest)),
+        _static_attribute("anomaly_nearest", verdict.nearest),
         _static_attribute("anomaly_model", verdict.model),
     ]
     if event.ancestors and "process.ancestors" not in present:
-        parts.append(_attribute("process.ancestors", _strings(event.ancestors)))
+        parts.append(_ancestors_attribute(event.ancestors))
     raised = RAISED_SEVERITY.get(verdict.severity)
     if raised and record.severity_number < raised[0]:
         parts.append(_SEVERITY_FIELDS[verdict.severity])
@@ -126,7 +126,12 @@ VERDICT_KEYS = frozenset({"anomaly_score", "anomaly_severity", "anomaly_reasons"
                           "anomaly_nearest", "anomaly_model"})
 
 
+_SMALL_VARINTS = [bytes((n,)) for n in range(128)]
+
+
 def _varint(number: int) -> bytes:
+    if number < 128:
+        return _SMALL_VARINTS[number]
     out = bytearray()
     while number > 0x7F:
         out.append((number & 0x7F) | 0x80)
@@ -155,7 +160,7 @@ def _attribute(key: str, any_value: bytes) -> bytes:
     return _field(6, _field(1, key.encode("utf-8")) + _field(2, any_value))
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=16384)  # severities, workloads, models and known-normal command lines repeat
 def _static_attribute(key: str, value: str) -> bytes:
     return _attribute(key, _string(value))
 
@@ -164,6 +169,14 @@ def _static_attribute(key: str, value: str) -> bytes:
 def _reasons_attribute(reasons: tuple[str, ...]) -> bytes:
     return _attribute("anomaly_reasons", _strings(reasons))
 
+
+@functools.lru_cache(maxsize=4096)
+def _ancestors_attribute(ancestors: tuple[str, ...]) -> bytes:
+    return _attribute("process.ancestors", _strings(ancestors))
+
+
+# The score attribute has a fixed length: its encoding up to the 8 bytes of the double.
+_SCORE_PREFIX = _attribute("anomaly_score", _double(0.0))[:-8]
 
 # severity_number (field 2, varint) and severity_text (field 3) raised for warn and alert
 _SEVERITY_FIELDS = {severity: _varint(2 << 3) + _varint(number) + _field(3, text.encode("ascii"))
