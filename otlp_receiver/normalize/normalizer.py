@@ -64,6 +64,11 @@ class Normalizer:
         found = shapes.process_attributes(attrs)
         if found is not None:
             return found
+        if any(isinstance(value, dict) for value in attrs.values()):
+            # The Collector's json_parser operator puts a parsed JSON line into attributes as maps.
+            found = _from_document(attrs)
+            if found is not None:
+                return found
         body = _body(record)
         if isinstance(body, dict):
             return _from_document(body)

@@ -239,3 +239,11 @@ def test_random_garbage_never_raises() -> None:
 def test_audit_line_parser_rejects_non_audit_text() -> None:
     assert parse_line("hello world") is None
     assert parse_line("type=SYSCALL msg=audit(1.5:9): pid=1")[1:4] == ("SYSCALL", "9", 1.5)
+
+
+def test_falco_parsed_into_attributes_by_a_json_parser_operator() -> None:
+    document = json.loads((TESTDATA / "falco.jsonl").read_text().splitlines()[0])
+    rec = record("raw line kept in the body")
+    rec.attributes.extend(KeyValue(key=k, value=any_value(v)) for k, v in document.items())
+    normalized = Normalizer().normalize("default", {}, rec)
+    assert normalized.kind == "falco" and normalized.event.parent_name == "nginx"
