@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,14 +91,23 @@ def _list(node: Any, camel: str, snake: str) -> list[Any]:
 def _validated(request: ExportLogsServiceRequest, body: bytes | None) -> Decoded:
     accepted = rejected = 0
     problems: set[str] = set()
+    now = time.time_ns()
+    stamped = False
     for resource_logs in request.resource_logs:
         for scope_logs in resource_logs.scope_logs:
-            bad = [i for i, record in enumerate(scope_logs.log_records) if _problem(record, problems)]
+            bad = []
+            for index, record in enumerate(scope_logs.log_records):
+                if _problem(record, problems):
+                    bad.append(index)
+                elif not record.observed_time_unix_nano:
+                    # OTLP's ObservedTimestamp is when the collection system saw the record: now.
+                    record.observed_time_unix_nano = now
+                    stamped = True
             for index in reversed(bad):
                 del scope_logs.log_records[index]
             rejected += len(bad)
             accepted += len(scope_logs.log_records)
-    if rejected or body is None:
+    if rejected or stamped or body is None:
         body = request.SerializeToString()
     message = "; ".join(sorted(problems)) if rejected else ""
     return Decoded(request, body, accepted, rejected, message)

@@ -25,6 +25,7 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
 from otlp_receiver.pipeline import Service
+from otlp_receiver.receivers.otlp.decode import decode_protobuf
 
 TESTDATA = Path(__file__).parent / "testdata"
 EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
@@ -319,6 +320,16 @@ def test_shutdown_drains_what_was_acknowledged(start_service, exported) -> None:
     assert service.pipelines["logs"].spool.uncommitted_entries() == 0
     with pytest.raises(requests.ConnectionError):
         requests.post(f"http://{service.http_endpoint()}/v1/logs", data=b"", headers=PROTOBUF, timeout=2)
+
+
+def test_records_without_observed_time_get_the_receipt_time() -> None:
+    before = time.time_ns()
+    request = request_of("no observed time", "observed earlier")
+    request.resource_logs[0].scope_logs[0].log_records[1].observed_time_unix_nano = 42
+    spooled = ExportLogsServiceRequest.FromString(decode_protobuf(request.SerializeToString()).payload)
+    first, second = spooled.resource_logs[0].scope_logs[0].log_records
+    assert first.observed_time_unix_nano >= before
+    assert second.observed_time_unix_nano == 42
 
 
 def test_json_response_for_success_is_valid_otlp_json(start_service) -> None:  # type: ignore[no-untyped-def]
