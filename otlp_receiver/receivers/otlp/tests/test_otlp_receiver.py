@@ -14,6 +14,7 @@ import grpc
 import pytest
 import requests
 from google.rpc import error_details_pb2, status_pb2
+from grpc import Compression as GrpcCompression
 from opentelemetry._logs import LogRecord as ApiLogRecord
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -104,6 +105,13 @@ def test_python_sdk_grpc_exporter_delivers_records(start_service, exported) -> N
     assert "'sh -c id'" in bodies and "'nginx -g daemon off;'" in bodies
     assert service.telemetry.counter("procsight_receiver_accepted_log_records_total", "").value(
         transport="grpc") == 2
+
+
+def test_python_sdk_grpc_exporter_with_gzip(start_service, exported) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")
+    exporter = GrpcLogExporter(endpoint=service.grpc_endpoint(), insecure=True, compression=GrpcCompression.Gzip)
+    sdk_send(exporter, "gzip over grpc")
+    wait_for(lambda: any("'gzip over grpc'" in line for line in exported()))
 
 
 def test_python_sdk_http_exporter_with_gzip_delivers_records(start_service, exported) -> None:  # type: ignore[no-untyped-def]
