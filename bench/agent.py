@@ -259,11 +259,13 @@ def main() -> int:
               "inflates CPU and limits the achieved exec rate):")
         for row in rows:
             target = ""
-            if row["mode"] == "ebpf" and row["rate"] == 5000:
-                met = row["captured"] >= 0.9999 and row["cpu_per_1k"] < 5
-                target = f"  target 100% and <5% cpu/1k: {'MET' if met else 'NOT MET'}"
-            elif row["mode"] == "netlink" and row["rate"] == 1000:
-                target = f"  target 100%: {'MET' if row['captured'] >= 0.9999 else 'NOT MET'}"
+            if (row["mode"], row["rate"]) in (("ebpf", 5000), ("netlink", 1000)):
+                met = row["captured"] >= 0.9999 and (row["mode"] != "ebpf" or row["cpu_per_1k"] < 5)
+                goal = "100% and <5% cpu/1k" if row["mode"] == "ebpf" else "100%"
+                verdict = "MET" if met else "NOT MET"
+                if row["achieved"] < 0.95 * row["rate"]:
+                    verdict += f" at the {row['achieved']:.0f}/s this machine reached; the rate itself was not reached"
+                target = f"  target {goal}: {verdict}"
             print(format_row(row) + target)
     return 0
 
