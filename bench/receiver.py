@@ -300,7 +300,8 @@ def measure_procsight(requests: list[bytes], senders: int, total: int, data_dir:
 def print_stage_times(metrics: str) -> None:
     """Where the time went: seconds summed per pipeline stage and per exporter (from /metrics)."""
     wanted = ("procsight_stage_latency_seconds_sum", "procsight_exporter_latency_seconds_sum",
-              "procsight_clickhouse_insert_seconds_sum")
+              "procsight_clickhouse_insert_seconds_sum", "procsight_clickhouse_insert_seconds_count",
+              "procsight_pipeline_batches_total")
     for line in metrics.splitlines():
         if line.startswith(wanted):
             name, value = line.rsplit(" ", 1)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from otlp_receiver.component import LogBatch
@@ -212,6 +213,18 @@ def _to_float(text: str) -> float:
         return float(text)
     except ValueError:
         return 0.0
+
+
+def encode_parts(batch: LogBatch, part_rows: int) -> list[bytes]:
+    """The batch as Arrow IPC streams of at most `part_rows` rows each, cut at fixed offsets."""
+    table = batch_to_arrow(batch)
+    return [arrow_stream(table.slice(offset, part_rows)) for offset in range(0, table.num_rows, part_rows)]
+
+
+def encode_serialized(payload: bytes, tenant: str, batch_id: str, embeddings: Any, part_rows: int) -> list[bytes]:
+    """`encode_parts` for an encoder process: the batch arrives as serialized protobuf (cheap to pickle)."""
+    logs = ExportLogsServiceRequest.FromString(payload)
+    return encode_parts(LogBatch(logs=logs, tenant=tenant, batch_id=batch_id, embeddings=embeddings), part_rows)
 
 
 def arrow_stream(table: pa.Table) -> bytes:

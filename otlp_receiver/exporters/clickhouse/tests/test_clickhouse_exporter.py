@@ -17,7 +17,7 @@ from otlp_receiver.exporterhelper import QueuedExporter
 from otlp_receiver.exporters.clickhouse import factory
 from otlp_receiver.exporters.clickhouse.columns import value_to_text
 from otlp_receiver.exporters.clickhouse.config import Config
-from otlp_receiver.exporters.clickhouse.exporter import ClickHouseExporter
+from otlp_receiver.exporters.clickhouse.exporter import OFFLOAD_MIN_RECORDS, ClickHouseExporter
 from otlp_receiver.exporters.clickhouse.schema import ttl_clause
 from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
 from otlp_receiver.telemetry import Telemetry
@@ -216,6 +216,23 @@ def test_replayed_batch_lands_exactly_once(chdb_dir: str, database: str) -> None
     finally:
         exporter.shutdown()
     assert stats == [{"n": 101, "ids": 101}]
+
+
+def test_large_batches_are_encoded_in_the_helper_process(chdb_dir: str, database: str) -> None:
+    exporter = make_exporter(f"chdb://{chdb_dir}", database)
+    commands = [f"worker --item={i} {HOSTILE}" for i in range(OFFLOAD_MIN_RECORDS + 500)]
+    try:
+        batch = make_batch("big", commands)
+        exporter.export(batch)
+        exporter.export(batch)  # a replay through the helper process is deduplicated too
+        assert exporter._encoder is not None
+        stats = exporter.transport.query(  # type: ignore[union-attr]
+            "SELECT count() AS n, uniqExact(RecordId) AS ids, countIf(Body = {last:String}) AS last, "
+            f"sum(length(Embedding) = 4) AS embedded FROM {exporter.table}", {"last": commands[-1]})
+    finally:
+        exporter.shutdown()
+    assert stats == [{"n": len(commands), "ids": len(commands), "last": 1, "embedded": len(commands)}]
+    assert exporter._encoder is None
 
 
 def test_a_dropped_table_is_recreated_on_retry(chdb_dir: str, database: str) -> None:
