@@ -164,33 +164,36 @@ class Enricher:
 
     def complete(self, event: ProcessEvent, cgroup_id: int | None = None) -> bool:
         """Fills missing fields in place; False if the process was already gone (fields left empty)."""
-        pid = event.pid
-        if pid is None:
+        if event.pid is None:
             return False
-        alive = True
+        alive = self._read_process(event, event.pid, cgroup_id)
+        if event.parent_pid and not event.parent_name:
+            event.parent_name = read_comm(event.parent_pid)
+        if not event.executable_name:
+            event.executable_name = os.path.basename(event.executable_path)
+        if not event.command_line:
+            event.command_line = " ".join(event.command_args) or event.executable_path or event.executable_name
+        if event.user_id is not None and not event.user_name:
+            event.user_name = self.user_name(event.user_id)
+        return alive
+
+    def _read_process(self, event: ProcessEvent, pid: int, cgroup_id: int | None) -> bool:
+        """Reads what is missing from /proc/PID, and stops early once the process is seen to be gone."""
         if not event.command_args:
             event.command_args = read_argv(pid)
-            alive = bool(event.command_args)
-            if event.command_args and not event.command_line:
-                event.command_line = " ".join(event.command_args)
-        if not event.working_directory:
-            event.working_directory = read_cwd(pid)
-            alive = alive and bool(event.working_directory)
         if event.parent_pid is None or event.user_id is None:
-            status = read_status(pid)
+            status = read_status(pid)  # a zombie still has one (uid, parent) after its argv is gone
             if status is not None:
                 event.parent_pid = status.ppid if event.parent_pid is None else event.parent_pid
                 event.user_id = status.uid if event.user_id is None else event.user_id
-        if event.parent_pid and not event.parent_name:
-            event.parent_name = read_comm(event.parent_pid)
+        if not event.command_args:
+            return False  # exited (or a kernel thread): the remaining files say nothing either
+        if not event.working_directory:
+            event.working_directory = read_cwd(pid)
         if not event.executable_path:
             event.executable_path = read_exe(pid)
         if not event.executable_name:
-            event.executable_name = read_comm(pid) or os.path.basename(event.executable_path)
-        if not event.command_line:
-            event.command_line = event.executable_path or event.executable_name
-        if event.user_id is not None and not event.user_name:
-            event.user_name = self.user_name(event.user_id)
+            event.executable_name = read_comm(pid)
         if not event.container_id:
             event.container_id = self.container(pid, cgroup_id)
-        return alive
+        return bool(event.working_directory)
