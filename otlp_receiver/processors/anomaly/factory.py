@@ -22,6 +22,7 @@ class Config(EngineConfig):
     workload_key: list[str] = field(default_factory=lambda: list(DEFAULT_WORKLOAD_KEY))
     default_workload: str = "default"  # when none of workload_key is present
     learn: bool = True  # false scores without learning (a frozen baseline)
+    separate_process: bool = True  # score in a child process, on another core (false: in this process)
 
     def validate(self) -> None:
         super().validate()

@@ -11,9 +11,11 @@ import functools
 import logging
 import struct
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from otlp_receiver.component import LogBatch
@@ -31,57 +33,53 @@ MAX_WORKLOAD_CHARS = 256
 RAISED_SEVERITY = {"warn": (13, "WARN"), "alert": (17, "ERROR")}
 
 
-class AnomalyProcessor:
-    def __init__(self, config: Config, name: str = "anomaly", telemetry=None) -> None:  # type: ignore[no-untyped-def]
+@dataclass
+class Outcome:
+    embeddings: Any  # float32 (records, dim), or None when nothing was scored
+    kinds: dict[str, int]  # records by normalised shape
+    severities: dict[str, int]  # scored records by severity
+
+
+class BatchScorer:
+    """The work itself: normalise, score per (tenant, workload), enrich the records in place."""
+
+    def __init__(self, config: Config, engine: AnomalyEngine) -> None:
         self.config = config
-        self.name = name
-        self.engine: AnomalyEngine | None = None
+        self.engine = engine
         self.normalizer = Normalizer()
-        self._kinds = telemetry.counter("procsight_normalized_log_records_total",
-                                        "Records seen by the anomaly processor, by recognised shape "
-                                        "(unrecognised ones pass through unscored)")
-        self._scored = telemetry.counter("procsight_scored_log_records_total", "Records scored, by severity")
 
-    def start(self) -> None:
-        self.engine = AnomalyEngine(self.config)
+    def close(self) -> None:
+        self.engine.flush()
+        self.engine.close()
 
-    def shutdown(self) -> None:
-        if self.engine is not None:
-            self.engine.flush()
-            self.engine.close()
-            self.engine = None
-
-    def process(self, batch: LogBatch) -> LogBatch:
-        assert self.engine is not None, "start() first"
+    def score(self, logs: ExportLogsServiceRequest, tenant: str) -> Outcome:
         groups: dict[str, list[tuple[int, LogRecord, ProcessEvent, dict[str, Any]]]] = defaultdict(list)
         kinds: dict[str, int] = defaultdict(int)
+        severities: dict[str, int] = defaultdict(int)
         ordinal = 0
-        for resource_logs in batch.logs.resource_logs:
+        for resource_logs in logs.resource_logs:
             resource = attributes_dict(resource_logs.resource.attributes)
             workload = self._workload(resource)
             for scope_logs in resource_logs.scope_logs:
                 for record in scope_logs.log_records:
-                    normalized = self.normalizer.normalize(batch.tenant, resource, record)
+                    normalized = self.normalizer.normalize(tenant, resource, record)
                     kinds[normalized.kind] += 1
                     if normalized.event is not None:
                         group = workload or _bounded(normalized.event.host) or self.config.default_workload
                         groups[group].append((ordinal, record, normalized.event, normalized.attributes or {}))
                     ordinal += 1
-        for kind, count in kinds.items():
-            self._kinds.inc(count, kind=kind)
         if not groups:
-            return batch
+            return Outcome(None, dict(kinds), {})
         embeddings = np.zeros((ordinal, self.engine.featurizer.dim), dtype=np.float32)
         for workload, items in groups.items():
-            verdicts = self.engine.process([item[2] for item in items], tenant=batch.tenant,
-                                           workload=workload, learn=self.config.learn)
+            verdicts = self.engine.process([item[2] for item in items], tenant=tenant, workload=workload,
+                                           learn=self.config.learn)
             for (index, record, event, present), verdict in zip(items, verdicts, strict=True):
                 _enrich(record, event, verdict, present)
                 if verdict.vector.shape == (embeddings.shape[1],):
                     embeddings[index] = verdict.vector
-                self._scored.inc(severity=verdict.severity)
-        batch.embeddings = embeddings
-        return batch
+                severities[verdict.severity] += 1
+        return Outcome(embeddings, dict(kinds), dict(severities))
 
     def _workload(self, resource: dict[str, Any]) -> str:
         for key in self.config.workload_key:
@@ -89,6 +87,51 @@ class AnomalyProcessor:
             if value not in (None, ""):
                 return _bounded(str(value))
         return ""
+
+
+class AnomalyProcessor:
+    """Runs a BatchScorer in this process, or (`separate_process: true`, the default) in a child
+    process, so scoring uses the second core while this one receives, spools and exports."""
+
+    def __init__(self, config: Config, name: str = "anomaly", telemetry=None) -> None:  # type: ignore[no-untyped-def]
+        self.config = config
+        self.name = name
+        self.scorer: BatchScorer | None = None
+        self.worker: Any = None
+        self._kinds = telemetry.counter("procsight_normalized_log_records_total",
+                                        "Records seen by the anomaly processor, by recognised shape "
+                                        "(unrecognised ones pass through unscored)")
+        self._scored = telemetry.counter("procsight_scored_log_records_total", "Records scored, by severity")
+
+    def start(self) -> None:
+        if self.config.separate_process:
+            from otlp_receiver.processors.anomaly.worker import ScoringWorker
+
+            self.worker = ScoringWorker(self.config, self.name)
+        else:
+            self.scorer = BatchScorer(self.config, AnomalyEngine(self.config))
+
+    def shutdown(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
+        if self.scorer is not None:
+            self.scorer.close()
+            self.scorer = None
+
+    def process(self, batch: LogBatch) -> LogBatch:
+        if self.worker is not None:
+            batch.logs, outcome = self.worker.score(batch.logs, batch.tenant)
+        else:
+            assert self.scorer is not None, "start() first"
+            outcome = self.scorer.score(batch.logs, batch.tenant)
+        for kind, count in outcome.kinds.items():
+            self._kinds.inc(count, kind=kind)
+        for severity, count in outcome.severities.items():
+            self._scored.inc(count, severity=severity)
+        if outcome.embeddings is not None:
+            batch.embeddings = outcome.embeddings
+        return batch
 
 
 def _bounded(workload: str) -> str:

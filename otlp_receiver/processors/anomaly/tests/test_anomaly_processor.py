@@ -60,8 +60,10 @@ def attributes(record: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def processor(tmp_path: Path):  # type: ignore[no-untyped-def]
-    config = decode(factory.Config, load_yaml(TESTDATA / "anomaly.yaml", {"BASELINES": str(tmp_path / "b")}))
+def processor(tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    separate = getattr(request, "param", "false")
+    config = decode(factory.Config, load_yaml(TESTDATA / "anomaly.yaml", {"BASELINES": str(tmp_path / "b"),
+                                                                        "SEPARATE_PROCESS": separate}))
     telemetry = Telemetry()
     created = factory.create(config, CreateSettings("anomaly", tmp_path, telemetry))
     created.start()
@@ -69,6 +71,7 @@ def processor(tmp_path: Path):  # type: ignore[no-untyped-def]
     created.shutdown()
 
 
+@pytest.mark.parametrize("processor", ["false", "true"], indirect=True, ids=["in_process", "child_process"])
 def test_shell_under_nginx_through_sh_c_gets_ancestors_reasons_and_raised_severity(processor) -> None:  # type: ignore[no-untyped-def]
     normal = [process_exec("nginx", "nginx -g daemon off;", 100 + i, 1, parent="systemd") for i in range(30)]
     processor.process(exec_batch(normal))
@@ -131,3 +134,14 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         decode(factory.Config, {"workload_key": []}, "processors.anomaly")
     with pytest.raises(ConfigError, match=r"processors\.anomaly\.k"):
         decode(factory.Config, {"k": "ten"}, "processors.anomaly")
+
+
+@pytest.mark.parametrize("processor", ["true"], indirect=True)
+def test_a_killed_scoring_process_is_restarted_and_the_batch_scored(processor) -> None:  # type: ignore[no-untyped-def]
+    first = processor.worker._process
+    first.kill()
+    first.join(10)
+    batch = exec_batch([process_exec("ls", "ls -l", 5, 1)])
+    processor.process(batch)
+    assert "anomaly_score" in attributes(batch.logs.resource_logs[0].scope_logs[0].log_records[0])
+    assert processor.worker._process.pid != first.pid and processor.worker._process.is_alive()
