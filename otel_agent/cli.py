@@ -29,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     agent.set_defaults(handler=run_agent)
 
     baseline = subparsers.add_parser("baseline", help="host baselines for `procsight scan`")
+    baseline.set_defaults(handler=lambda _args: baseline.print_help() or 2)  # no action given
     actions = baseline.add_subparsers(dest="baseline_action", metavar="ACTION")
     snap = actions.add_parser("snapshot", help="save process names, listening ports and remote addresses")
     snap.add_argument("-o", "--output", type=Path, default=Path("host_baseline.json"), help="file to write")
