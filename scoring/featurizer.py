@@ -121,14 +121,19 @@ class HashingV2:
 
     def __init__(self) -> None:
         self._bucket_cache: dict[str, tuple[int, float]] = {}
+        self._key_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
 
     def pattern_keys(self, events: Sequence[ProcessEvent]) -> list[str]:
         return [self.pattern_key(event_tokens(e)) for e in events]
 
-    @staticmethod
-    def pattern_key(tokens: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
-        identity, arguments = tokens
-        return _digest([*identity, "|", *sorted(set(arguments))])
+    def pattern_key(self, tokens: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
+        key = self._key_cache.get(tokens)
+        if key is None:
+            if len(self._key_cache) > 200_000:
+                self._key_cache.clear()
+            identity, arguments = tokens
+            key = self._key_cache[tokens] = _digest([*identity, "|", *sorted(set(arguments))])
+        return key
 
     def embed(self, events: Sequence[ProcessEvent]) -> np.ndarray:
         return self.embed_tokens([event_tokens(e) for e in events])

@@ -30,15 +30,19 @@ DOWNLOADERS = frozenset({"curl", "wget", "fetch", "tftp", "ftp", "scp", "sftp", 
 TEMP_CLASSES = frozenset({"tmp", "shm"})
 WEB_PORTS = frozenset({80, 443, 8080, 8443})
 HIGH_CPU_PERCENT = 80.0
-MAX_SCAN = 8192  # characters of the command line the patterns look at: bounded work on hostile argv
+MAX_SCAN = 2048  # characters of the command line the patterns look at: bounded work on hostile argv
 
+# Every repetition is bounded (or possessive): these run on attacker-controlled argv, so a pattern
+# must not backtrack quadratically over a long argument.
 _SHELL_WORD = re.compile(r"(?<![\w.-])(?:/usr)?(?:/bin/)?(?:ba|da|z|k|c|tc|a|fi|ya|mk)?sh(?![\w.-])")
-_REVERSE_SHELL = re.compile(r"/dev/(?:tcp|udp)/|\bmkfifo\b|\bnc\b.*\s-[ec]\b|\bsocat\b.*exec:|pty\.spawn|"
-                            r"\bsocket\b.*\bconnect\b|fsockopen|TCPSocket", re.IGNORECASE)
-_PIPE_TO_SHELL = re.compile(r"\|\s*(?:sudo\s+)?(?:/usr)?(?:/bin/)?(?:ba|da|z)?sh\b")
-_NETWORK_DESTINATION = re.compile(r"[a-z][a-z0-9+.-]*://[^\s/]+|\b(?:[a-z0-9-]+\.)+[a-z]{2,}:\d{2,5}\b|"
-                                  r"\b[\w.-]+@(?:[a-z0-9-]+\.)+[a-z]{2,}\b|"
-                                  r"\btcp(?:-connect|-listen)?:|\b(?:-connect|--host|-h)\s+\S+\.\S+", re.IGNORECASE)
+_REVERSE_SHELL = re.compile(r"/dev/(?:tcp|udp)/|\bmkfifo\b|\bnc\b.{0,200}?\s-[ec]\b|\bsocat\b.{0,200}?exec:|"
+                            r"pty\.spawn|\bsocket\b.{0,300}?\bconnect\b|fsockopen|TCPSocket", re.IGNORECASE)
+_PIPE_TO_SHELL = re.compile(r"\|\s{0,8}(?:sudo\s{1,8})?(?:/usr)?(?:/bin/)?(?:ba|da|z)?sh\b")
+_NETWORK_DESTINATION = re.compile(
+    r"\b[a-z][a-z0-9+.-]{0,15}://[^\s/]{1,255}"
+    r"|\b(?:[a-z0-9-]{1,63}\.){1,8}[a-z]{2,24}:\d{2,5}\b"
+    r"|\b[\w.-]{1,64}@(?:[a-z0-9-]{1,63}\.){1,8}[a-z]{2,24}\b"
+    r"|\btcp(?:-connect|-listen)?:|\b(?:-connect|--host|-h)\s{1,8}[^\s.]{1,63}\.\S", re.IGNORECASE)
 _SPAWN_CALL = re.compile(r"\b(?:system|exec[lv]?p?e?|popen|spawn|subprocess|os\.system|Runtime\.getRuntime|"
                          r"child_process|shell_exec|passthru|proc_open)\s*[(.]", re.IGNORECASE)
 
