@@ -112,18 +112,19 @@ def _as_args(value: Any) -> tuple[str, ...]:
 
 
 def _as_int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+    number = _as_number(value, int)
+    return None if number is None else int(number)
 
 
 def _as_float(value: Any) -> float | None:
+    return _as_number(value, float)
+
+
+def _as_number(value: Any, kind: type[int] | type[float]) -> int | float | None:
+    """A number from JSON or attribute values (strings of digits included); None when it is not one."""
     if value is None or isinstance(value, bool):
         return None
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        return kind(value)
+    except (TypeError, ValueError, OverflowError):
         return None
