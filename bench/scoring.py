@@ -32,6 +32,8 @@ import pyarrow as pa  # noqa: E402
 from scoring import AnomalyEngine, EngineConfig, ProcessEvent, get_embedder  # noqa: E402
 
 BATCH = 1000
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo",
+         "lima", "mike", "november", "oscar", "papa", "quebec"]
 PROGRAMS = ["nginx", "sh", "python3", "date", "gzip", "tar", "find", "curl", "git", "make", "gcc", "ls", "cat",
             "grep", "awk", "sed", "cp", "mv", "rm", "systemctl", "journalctl", "ps", "df", "du", "ssh", "rsync"]
 
@@ -41,20 +43,22 @@ def make_stream(n: int, patterns: int, novel_share: float, seed: int = 7) -> lis
     templates = []
     for i in range(patterns):
         program = PROGRAMS[i % len(PROGRAMS)]
-        flags = [f"--opt{i % 17}", f"-{chr(97 + i % 26)}"]
-        templates.append((program, flags, f"/srv/app{i % 40}/data", ["bash", "systemd", "cron", "nginx"][i % 4]))
+        # Words, not numbers: numbers are normalised away, and these must stay distinct patterns.
+        flags = [f"--{WORDS[i % len(WORDS)]}", f"--{WORDS[i // len(WORDS) % len(WORDS)]}-mode"]
+        templates.append((program, flags, f"/srv/{WORDS[i % 13]}/data", ["bash", "systemd", "cron", "nginx"][i % 4],
+                          [0, 33, 1000][i % 3]))
     events = []
     for j in range(n):
         if rng.random() < novel_share:
             name = f"tool{rng.randrange(10**6)}"
             args = (name, f"--x{rng.randrange(1000)}", f"/opt/{rng.randrange(10**6)}/bin")
-            parent = "bash"
+            parent, uid = "bash", 1000
         else:
-            name, flags, path, parent = templates[rng.randrange(patterns)]
+            name, flags, path, parent, uid = templates[rng.randrange(patterns)]
             args = (name, *flags, f"{path}/file.{rng.randrange(10**5)}", f"--pid={rng.randrange(2**22)}",
                     f"/tmp/tmp.{rng.randrange(16**8):08x}Zq")
         events.append(ProcessEvent(executable_name=name, command_line=" ".join(args), command_args=args,
-                                   parent_name=parent, user_id=rng.choice([0, 33, 1000]), pid=rng.randrange(2**22),
+                                   parent_name=parent, user_id=uid, pid=rng.randrange(2**22),
                                    timestamp=1_800_000_000.0 + j * 0.01))
     return events
 
