@@ -23,9 +23,9 @@ import numpy as np
 from procsight.confmap import parse_duration
 from scoring.baseline import Baseline, BaselineStore
 from scoring.config import EngineConfig, Thresholds
-from scoring.event import ProcessEvent
+from scoring.event import EXEC, LISTEN, ProcessEvent
 from scoring.featurizer import get_embedder
-from scoring.heuristics import Evidence, assess
+from scoring.heuristics import WEB_PORTS, Evidence, assess
 from scoring.policy import HoldBack
 from scoring.tokens import base_name, elevated_program
 
@@ -34,9 +34,22 @@ log = logging.getLogger(__name__)
 FREQUENCY_WEIGHT = 0.1
 NOVELTY_CEILING = 0.7  # what novelty alone can score: alerts take novelty plus evidence
 NEW_EXECUTABLE_WEIGHT = 0.15
+NEW_LISTEN_WEIGHT = 0.35
+NEW_REMOTE_WEIGHT = 0.35  # a new peer on a non-web port (C2, exfiltration, lateral movement)
+NEW_REMOTE_WEB_WEIGHT = 0.1
 SUSPICIOUS_WEIGHT = 0.3  # evidence this strong keeps a pattern provisional, whatever its score
 MIN_DAMPING = 0.2  # heuristic weight kept for a pattern the workload knows well
 _HEURISTIC_CACHE_LIMIT = 200_000
+
+
+def _new_endpoint(event: ProcessEvent) -> Evidence:
+    """A listening port or remote peer this workload has not had before (with this program)."""
+    if event.event_name == LISTEN:
+        return Evidence(NEW_LISTEN_WEIGHT, f"new listening port {event.local_port}")
+    web = event.remote_port in WEB_PORTS
+    weight = NEW_REMOTE_WEB_WEIGHT if web else NEW_REMOTE_WEIGHT
+    where = "" if web else " on a non-web port"
+    return Evidence(weight, f"new remote address {event.remote_address}:{event.remote_port}{where}")
 
 
 def program_of(event: ProcessEvent) -> str:
@@ -177,6 +190,8 @@ class AnomalyEngine:
         if len(baseline) > 0 and baseline.executable_counts.get(program, 0) == 0:
             novelty = 1.0  # a program never run on this workload is as new as it gets, whatever its arguments
             evidence = [Evidence(NEW_EXECUTABLE_WEIGHT, f"{program} never run on this workload"), *evidence]
+        if event.event_name != EXEC and len(baseline) > 0 and key not in baseline.index:
+            evidence = [*evidence, _new_endpoint(event)]
         # Evidence counts in full for what the workload does not know, and is quieted for its routine.
         damping = min(1.0, max(MIN_DAMPING, 2.0 * novelty))
         remaining = 1.0 - NOVELTY_CEILING * novelty

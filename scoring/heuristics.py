@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from scoring.event import CONNECTION, LISTEN, ProcessEvent
+from scoring.event import CONNECTION, ProcessEvent
 from scoring.tokens import ELEVATORS, address_class, base_name, elevated_program, path_class
 
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "ash", "busybox"})
@@ -205,8 +205,7 @@ def _high_cpu(event: ProcessEvent) -> list[Evidence]:
 
 
 def _network(event: ProcessEvent) -> list[Evidence]:
-    if event.event_name == LISTEN:
-        return [Evidence(0.2, f"listening on port {event.local_port}")]
+    """Static facts of a connection; whether the port or peer is new to the workload is the engine's call."""
     if event.event_name == CONNECTION and event.remote_port not in WEB_PORTS and address_class(
             event.remote_address) == "public":
         return [Evidence(0.3, f"connection to {event.remote_address}:{event.remote_port} on a non-web port")]

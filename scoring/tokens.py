@@ -17,7 +17,7 @@ import ipaddress
 import re
 from functools import lru_cache
 
-from scoring.event import ProcessEvent
+from scoring.event import CONNECTION, LISTEN, ProcessEvent
 
 MAX_ARG_TOKENS = 24  # argv beyond this adds little and costs time; truncation is itself a token
 MAX_TOKEN_LENGTH = 64
@@ -170,12 +170,10 @@ def event_tokens(event: ProcessEvent) -> tuple[tuple[str, ...], tuple[str, ...]]
     Identity tokens say what ran, where from, under whom; argument tokens say how. The featurizer
     weighs the two groups separately so a long argv cannot drown out the executable's identity.
     """
-    network = event.event_name != "process.exec"
     identity = _identity_tokens(
         event.event_name, event.executable_name, event.parent_name, user_class(event.user_id),
         event.executable_path, event.ancestors[1:4], elevated_program(event), event.executable_deleted,
-        port_class(event.local_port) if network else "", port_class(event.remote_port) if network else "",
-        address_class(event.remote_address) if network else "")
+        *network_tokens(event))
     arguments: list[str] = []
     args = event.args
     for arg in args[1 : MAX_ARG_TOKENS + 1]:
@@ -199,6 +197,21 @@ def _identity_tokens(event_name: str, executable: str, parent: str, user: str, e
         identity.append(f"exe:{normalise_name(inner)}")  # `sudo fish` runs fish: that is its identity too
     if deleted:
         identity.append("exe:deleted")
-    if event_name != "process.exec":
-        identity.extend((f"lport:{local_port}", f"rport:{remote_port}", f"raddr:{remote_address}"))
+    identity.extend(t for t in (local_port, remote_port, remote_address) if t)
     return tuple(identity)
+
+
+def network_tokens(event: ProcessEvent) -> tuple[str, str, str]:
+    """(local port, remote port, remote address) tokens of a network event; empty for an exec.
+
+    A listening port is an identity (a new one is news), so it is kept exactly; so is the remote
+    endpoint of a connection (a new peer is news), except ephemeral remote ports. The local port of
+    an outbound connection is the kernel's pick: noise, left out.
+    """
+    if event.event_name == LISTEN:
+        return f"lport:{event.local_port}", "", ""
+    if event.event_name == CONNECTION:
+        remote_port = port_class(event.remote_port)
+        exact_port = remote_port if remote_port in ("", "ephemeral") else str(event.remote_port)
+        return "", f"rport:{exact_port}", f"raddr:{address_class(event.remote_address)}:{event.remote_address[:64]}"
+    return "", "", ""

@@ -135,3 +135,27 @@ def test_thresholds_are_per_workload(tmp_path):
     assert 0.6 <= prod.score < 0.75, prod
     assert (prod.severity, dev.severity) == ("alert", "warn")
     engine.close()
+
+
+def _socket_event(kind: str, **fields) -> ProcessEvent:
+    return ProcessEvent(executable_name="node", command_line="node /srv/app/server.js", parent_name="systemd",
+                        user_id=1002, event_name=kind, transport="tcp", **fields)
+
+
+def test_new_listening_port_and_new_remote_peer_on_a_non_web_port_are_flagged(engine):
+    routine = [_socket_event("network.listen", local_address="0.0.0.0", local_port=3000)]
+    routine += [_socket_event("network.connection", local_port=40000 + i, remote_address="10.0.0.5",
+                              remote_port=5432) for i in range(30)]
+    engine.learn_only(web_workload(100) + routine * 3, workload="web")
+
+    same = engine.process([_socket_event("network.connection", local_port=51111, remote_address="10.0.0.5",
+                                         remote_port=5432)], workload="web")[0]
+    assert same.severity == "none" and not any("new remote" in r for r in same.reasons)
+
+    backdoor = engine.process([_socket_event("network.listen", local_address="0.0.0.0", local_port=4444)],
+                              workload="web")[0]
+    assert "new listening port 4444" in backdoor.reasons
+    peer = engine.process([_socket_event("network.connection", local_port=52222, remote_address="203.0.113.50",
+                                         remote_port=6667)], workload="web")[0]
+    assert "new remote address 203.0.113.50:6667 on a non-web port" in peer.reasons
+    assert peer.score > same.score + 0.3 and peer.severity in ("warn", "alert")
