@@ -38,6 +38,8 @@ _MAGIC = 0x50534C31  # "PSL1"
 _HEADER = struct.Struct("<IQII")  # magic, seq, payload length, crc32(payload)
 _META = struct.Struct("<QIH")  # received unix ns, record count, tenant length
 _SEGMENT_PREFIX = "seg-"
+# Retry hint for clients of a full spool: it drains at exporter speed, seconds rather than milliseconds.
+FULL_RETRY_AFTER = 5.0
 
 
 class SpoolFullError(Exception):
@@ -242,7 +244,7 @@ class Spool:
             data = encode_entry(seq, tenant, records, received_ns, payload)
             if self._bytes + len(data) > self.max_bytes:
                 raise SpoolFullError(f"spool {self.name} is full ({self._bytes} of {self.max_bytes} bytes)",
-                                     retry_after=self._retry_after())
+                                     retry_after=FULL_RETRY_AFTER)
             active = self._segments[-1]
             if active.size and active.size + len(data) > self.segment_bytes:
                 self._rotate()
@@ -287,10 +289,6 @@ class Spool:
     def _sync_file(self) -> None:
         if self._fsync:
             os.fsync(self._write_file.fileno())
-
-    def _retry_after(self) -> float:
-        # A rough hint: a full spool drains at exporter speed, seconds rather than milliseconds.
-        return 5.0
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -387,9 +385,6 @@ class Spool:
 
     def size_bytes(self) -> int:
         return self._bytes
-
-    def fill_ratio(self) -> float:
-        return self._bytes / self.max_bytes if self.max_bytes else 0.0
 
     def _update_gauges(self) -> None:
         self._depth_bytes.set(self._bytes, spool=self.name)

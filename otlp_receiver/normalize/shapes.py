@@ -99,9 +99,5 @@ def tetragon(document: dict[str, Any]) -> dict[str, Any] | None:
     return attrs
 
 
-def is_tetragon(document: dict[str, Any]) -> bool:
-    return any(key.startswith("process_") for key in document) and "node_name" in document
-
-
 def _basename(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
