@@ -348,15 +348,15 @@ class Service:
         deadline = time.monotonic() + timeout
         self.state = "stopping"
         for receiver in self.receivers.values():
-            receiver.shutdown(_left(deadline))
+            _quietly(lambda r=receiver: r.shutdown(_left(deadline)))
         for pipeline in self.pipelines.values():
-            pipeline.drain(_left(deadline))
+            _quietly(lambda p=pipeline: p.drain(_left(deadline)))
         for exporter in self.exporters.values():
-            exporter.shutdown(_left(deadline))
+            _quietly(lambda e=exporter: e.shutdown(_left(deadline)))
         for processor in self.processors.values():
             _quietly(processor.shutdown)
         for pipeline in self.pipelines.values():
-            pipeline.spool.close()
+            _quietly(pipeline.spool.close)
         for extension in self.extensions.values():
             _quietly(extension.shutdown)
         if self._query_service is not None and hasattr(self._query_service, "close"):

@@ -4,6 +4,8 @@ pipelines; ${env:VAR}; type/name ids and exporter aliases."""
 from __future__ import annotations
 
 import logging
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -77,3 +79,22 @@ def test_two_pipelines_share_a_receiver_and_env_expansion(tmp_path: Path, caplog
         assert (tmp_path / "spool" / "logs").is_dir() and (tmp_path / "spool" / "logs_archive").is_dir()
     finally:
         service.shutdown(timeout=5)
+
+
+def test_a_port_in_use_fails_start_cleanly(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for protocol in ("grpc", "http"):
+            settings = ServiceSettings.from_mapping({
+                "receivers": {"otlp": {"protocols": {protocol: {"endpoint": f"127.0.0.1:{port}"}}}},
+                "exporters": {"debug": {}},
+                "service": {"data_dir": str(tmp_path / protocol),
+                            "pipelines": {"logs": {"receivers": ["otlp"], "exporters": ["debug"]}}},
+            })
+            service = Service(settings)
+            with pytest.raises(OSError):
+                service.start()
+            assert service.state == "stopped"
+    assert threading.active_count() < 20  # nothing left running from the failed starts

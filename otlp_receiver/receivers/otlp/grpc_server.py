@@ -45,7 +45,10 @@ class GrpcServer:
     def start(self) -> None:
         host, port = split_endpoint(self.config.endpoint)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        bound = self._server.add_insecure_port(address)
+        try:
+            bound = self._server.add_insecure_port(address)
+        except RuntimeError as exc:  # grpc reports a port in use this way
+            raise OSError(f"cannot listen for OTLP/gRPC on {self.config.endpoint}: {exc}") from exc
         if not bound:
             raise OSError(f"cannot listen for OTLP/gRPC on {self.config.endpoint}")
         self.endpoint = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
