@@ -346,9 +346,10 @@ class Service:
 
             timeout = parse_duration(self.settings.service.shutdown_timeout)
         deadline = time.monotonic() + timeout
-        self.state = "stopping"
+        # Receivers refuse new requests first and answer those in flight (which still spool normally).
         for receiver in self.receivers.values():
             _quietly(lambda r=receiver: r.shutdown(_left(deadline)))
+        self.state = "stopping"
         for pipeline in self.pipelines.values():
             _quietly(lambda p=pipeline: p.drain(_left(deadline)))
         for exporter in self.exporters.values():
