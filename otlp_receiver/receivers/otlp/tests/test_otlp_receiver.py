@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -387,8 +388,6 @@ def test_query_routes_need_the_token_when_auth_is_on(start_service, tmp_path: Pa
 
 
 def test_shutdown_under_load_delivers_every_acknowledged_record(start_service, exported) -> None:  # type: ignore[no-untyped-def]
-    import threading
-
     service = start_service("basic.yaml")
     url = f"http://{service.http_endpoint()}/v1/logs"
     acknowledged: list[str] = []
