@@ -15,21 +15,27 @@ import pytest
 from otel_agent.tests.workload import by_pid, exec_records, marker, own_comm, tcp_child
 
 ALL_MODES = ["ebpf", "netlink", "proc"]
-# Each process of the chain lives 0.4 s: longer than the /proc poll interval (0.1 s) so that mode sees it too.
-CHAIN = "/bin/sleep 0.4; /bin/sleep 0.41; exit 0"
+
+
+def lifetime(mode: str) -> float:
+    """How long test processes live: /proc polling (every 0.1 s here) sees only processes that outlive a
+    poll, and on a loaded CI machine a poll of the whole process table can take several intervals."""
+    return 1.5 if mode == "proc" else 0.4
 
 
 @pytest.mark.parametrize("capture", ALL_MODES, indirect=True)
 def test_sh_chain_arrives_with_pid_parent_argv_and_uid(capture):
     mode, _, endpoint = capture
     token = marker()
+    first, second = f"{lifetime(mode)}", f"{lifetime(mode) + 0.01:.2f}"
+    chain = f"/bin/sleep {first}; /bin/sleep {second}; exit 0"
     started = time.time()
-    shell = subprocess.Popen(["sh", "-c", CHAIN, token])
+    shell = subprocess.Popen(["sh", "-c", chain, token])
     shell.wait()
 
     (record,) = by_pid(endpoint.collected, shell.pid, executable="sh")
     attributes = record.attributes
-    assert attributes["process.command_args"] == ["sh", "-c", CHAIN, token]
+    assert attributes["process.command_args"] == ["sh", "-c", chain, token]
     assert attributes["process.parent_pid"] == os.getpid()
     assert attributes["process.parent.executable.name"] == own_comm()
     assert attributes["process.user.id"] == 0 and attributes["process.user.name"] == "root"
@@ -47,7 +53,7 @@ def test_sh_chain_arrives_with_pid_parent_argv_and_uid(capture):
         time.sleep(0.05)
         children = sleeps()
     assert sorted(tuple(c.attributes["process.command_args"]) for c in children) == [
-        ("/bin/sleep", "0.4"), ("/bin/sleep", "0.41")], mode
+        ("/bin/sleep", first), ("/bin/sleep", second)], mode
     assert {c.attributes["process.parent.executable.name"] for c in children} == {"sh"}
     # eBPF reports the path as executed, the fallbacks the resolved /proc/PID/exe: the same file.
     assert {os.path.realpath(c.attributes["process.executable.path"]) for c in children} == {
@@ -56,8 +62,8 @@ def test_sh_chain_arrives_with_pid_parent_argv_and_uid(capture):
 
 @pytest.mark.parametrize("capture", ALL_MODES, indirect=True)
 def test_unprivileged_exec_reports_its_real_uid(capture):
-    _, _, endpoint = capture
-    child = subprocess.Popen(["/bin/sleep", "0.4"], user=65534)
+    mode, _, endpoint = capture
+    child = subprocess.Popen(["/bin/sleep", str(lifetime(mode))], user=65534)
     child.wait()
     (record,) = by_pid(endpoint.collected, child.pid, executable="sleep")
     assert record.attributes["process.user.id"] == 65534
@@ -67,8 +73,8 @@ def test_unprivileged_exec_reports_its_real_uid(capture):
 
 @pytest.mark.parametrize("capture", ALL_MODES, indirect=True)
 def test_tcp_listen_and_outbound_connection_are_reported(capture):
-    _, _, endpoint = capture
-    child = tcp_child(hold_seconds=0.5)
+    mode, _, endpoint = capture
+    child = tcp_child(hold_seconds=lifetime(mode))
     (listen,) = by_pid(endpoint.collected, child.pid, "network.listen")
     assert listen.attributes["source.port"] == child.port
     assert listen.attributes["source.address"] == "127.0.0.1"
