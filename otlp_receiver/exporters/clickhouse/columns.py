@@ -36,14 +36,33 @@ ARROW_SCHEMA = pa.schema([
 assert tuple(ARROW_SCHEMA.names) == INSERT_COLUMNS
 
 
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built once: dumps() builds one per call
+_json_string = json.encoder.encode_basestring  # the C-accelerated string quoting _JSON uses
+
+
 def value_to_text(value: AnyValue) -> str:
     kind = value.WhichOneof("value")
     if kind == "string_value":
         return value.string_value
     if kind is None:
         return ""
-    return json.dumps(_plain(value), separators=(",", ":"), ensure_ascii=False) if kind in (
-        "array_value", "kvlist_value") else _scalar_text(value, kind)
+    if kind == "array_value":
+        return _array_text(value.array_value.values)
+    if kind == "kvlist_value":
+        return _JSON.encode(_plain(value))
+    return _scalar_text(value, kind)
+
+
+def _array_text(values: Any) -> str:
+    """JSON of an array; string elements (argv, reasons: nearly all arrays) skip the generic encoder."""
+    parts = []
+    for item in values:
+        text = item.string_value
+        if text or item.WhichOneof("value") == "string_value":
+            parts.append(_json_string(text))
+        else:
+            parts.append(_JSON.encode(_plain(item)))
+    return "[" + ",".join(parts) + "]"
 
 
 def _scalar_text(value: AnyValue, kind: str) -> str:
