@@ -13,6 +13,7 @@ of 5,000 distinct patterns into one workload and reports its resident memory.
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import subprocess
 import sys
@@ -38,8 +39,8 @@ PROGRAMS = ["nginx", "sh", "python3", "date", "gzip", "tar", "find", "curl", "gi
             "grep", "awk", "sed", "cp", "mv", "rm", "systemctl", "journalctl", "ps", "df", "du", "ssh", "rsync"]
 
 
-def make_stream(n: int, patterns: int, novel_share: float, seed: int = 7) -> list[ProcessEvent]:
-    rng = random.Random(seed)
+@functools.cache
+def _templates(patterns: int) -> list[tuple[str, list[str], str, str, int]]:
     templates = []
     for i in range(patterns):
         program = PROGRAMS[i % len(PROGRAMS)]
@@ -47,6 +48,13 @@ def make_stream(n: int, patterns: int, novel_share: float, seed: int = 7) -> lis
         flags = [f"--{WORDS[i % len(WORDS)]}", f"--{WORDS[i // len(WORDS) % len(WORDS)]}-mode"]
         templates.append((program, flags, f"/srv/{WORDS[i % 13]}/data", ["bash", "systemd", "cron", "nginx"][i % 4],
                           [0, 33, 1000][i % 3]))
+    return templates
+
+
+def make_stream(n: int, patterns: int, novel_share: float, seed: int = 7) -> list[ProcessEvent]:
+    """n events of `patterns` benign templates (new pid, file and temp name each time), `novel_share` new."""
+    rng = random.Random(seed)
+    templates = _templates(patterns)
     events = []
     for j in range(n):
         if rng.random() < novel_share:
@@ -120,13 +128,9 @@ def big_workload(n: int, patterns: int) -> None:
         engine.learn_only([ProcessEvent(executable_name="warm", command_line="warm")], workload="warm")
         engine.flush()  # LanceDB's native core, pandas and pydantic are now loaded: the fixed cost
         fixed_rss = psutil.Process().memory_info().rss
-        chunk = 50_000
-        source = make_stream(chunk * 2, patterns, 0.0, seed=11)
         start = time.perf_counter()
-        for offset in range(0, n, chunk):
-            events = source[(offset // chunk) % 2 * chunk:][:chunk]
-            for b in range(0, len(events), BATCH):
-                engine.process(events[b:b + BATCH], workload="big")
+        for offset in range(0, n, BATCH):  # generated batch by batch: the bench must not hold 1M events
+            engine.process(make_stream(BATCH, patterns, 0.0, seed=offset), workload="big")
         engine.flush()
         elapsed = time.perf_counter() - start
         rss = psutil.Process().memory_info().rss

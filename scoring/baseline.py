@@ -3,7 +3,8 @@
 A baseline row is a pattern, not an event: key, vector, count, first_seen, last_seen, whether it is
 trusted, one example command line and the executable name. Scoring reads the in-memory copy (a numpy matrix; a matrix
 product finds the k nearest by cosine); learning updates it and marks rows dirty; `flush` writes the
-dirty rows to LanceDB in one `merge_insert` per table (never one commit per event); `maintain`
+dirty rows to LanceDB in one `merge_insert` per table (never one commit per event; periodic flushes
+write only significant changes, so disk use follows distinct patterns, not events); `maintain`
 prunes patterns past retention, compacts files and removes old versions, and builds an ANN index
 once a table is large. Loading a baseline reads its table back, so a restart loses no flushed pattern.
 """
@@ -27,6 +28,7 @@ import pyarrow as pa
 log = logging.getLogger(__name__)
 
 _SAFE_CHARS = re.compile(r"[^a-z0-9]+")
+PERSIST_LAST_SEEN_STEP = 3600.0  # seconds; pruning works in days, so last_seen need not be exact on disk
 
 
 def table_name(tenant: str, workload: str, model: str) -> str:
@@ -65,11 +67,7 @@ class Baseline:
         self.keys: list[str] = []
         self.examples: list[str] = []
         self.executables: list[str] = []
-        self.vectors = np.zeros((64, dim), dtype=np.float32)
-        self.counts = np.zeros(64, dtype=np.int64)
-        self.first_seen = np.zeros(64, dtype=np.float64)
-        self.last_seen = np.zeros(64, dtype=np.float64)
-        self.trusted = np.zeros(64, dtype=bool)
+        self._allocate(64)
         self.executable_counts: Counter[str] = Counter()
         self.events_learned = 0
         self.dirty: set[int] = set()
@@ -77,6 +75,19 @@ class Baseline:
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    def _allocate(self, capacity: int) -> None:
+        self.vectors = np.zeros((capacity, self.dim), dtype=np.float32)
+        self.counts = np.zeros(capacity, dtype=np.int64)
+        self.first_seen = np.zeros(capacity, dtype=np.float64)
+        self.last_seen = np.zeros(capacity, dtype=np.float64)
+        self.trusted = np.zeros(capacity, dtype=bool)
+        # What LanceDB holds, so a periodic flush writes only changes that matter.
+        self.persisted_count = np.zeros(capacity, dtype=np.int64)
+        self.persisted_last_seen = np.zeros(capacity, dtype=np.float64)
+
+    def _row_arrays(self) -> tuple[str, ...]:
+        return ("vectors", "counts", "first_seen", "last_seen", "trusted", "persisted_count", "persisted_last_seen")
 
     def nearest(self, queries: np.ndarray, k: int) -> Neighbours:
         """k nearest trusted patterns: a provisional pattern vouches for its own repeats, not its neighbours."""
@@ -106,13 +117,33 @@ class Baseline:
         row = self.index.get(key)
         if row is None:
             row = self._append(key, vector, example, executable, when)
+        newly_trusted = trusted and not self.trusted[row]
         self.trusted[row] |= trusted
         self.counts[row] += times
         self.last_seen[row] = max(self.last_seen[row], when)
         self.executable_counts[executable] += times
         self.events_learned += times
-        self.dirty.add(row)
+        # Worth writing: a new or newly trusted pattern, a count that doubled, a last-seen an hour on.
+        # Routine repeats change neither the score (frequency is logarithmic in effect) nor pruning.
+        if (newly_trusted or self.counts[row] >= 2 * self.persisted_count[row]
+                or self.last_seen[row] - self.persisted_last_seen[row] >= PERSIST_LAST_SEEN_STEP):
+            self.dirty.add(row)
         return row
+
+    def rows_to_write(self, exact: bool) -> list[int]:
+        """Rows with significant changes, or with `exact` every row that differs from what is stored."""
+        rows = set(self.dirty)
+        if exact:
+            n = len(self.keys)
+            changed = self.counts[:n] != self.persisted_count[:n]
+            changed |= self.last_seen[:n] != self.persisted_last_seen[:n]
+            rows.update(np.flatnonzero(changed).tolist())
+        return sorted(rows)
+
+    def mark_persisted(self, rows: list[int]) -> None:
+        self.persisted_count[rows] = self.counts[rows]
+        self.persisted_last_seen[rows] = self.last_seen[rows]
+        self.dirty.difference_update(rows)
 
     def _append(self, key: str, vector: np.ndarray, example: str, executable: str, when: float) -> int:
         row = len(self.keys)
@@ -128,39 +159,24 @@ class Baseline:
         return row
 
     def _grow(self) -> None:
-        def doubled(array: np.ndarray) -> np.ndarray:
-            return np.concatenate([array, np.zeros_like(array)])
-
-        self.vectors = doubled(self.vectors)
-        self.counts = doubled(self.counts)
-        self.first_seen = doubled(self.first_seen)
-        self.last_seen = doubled(self.last_seen)
-        self.trusted = doubled(self.trusted)
+        for name in self._row_arrays():
+            array = getattr(self, name)
+            setattr(self, name, np.concatenate([array, np.zeros_like(array)]))
 
     def keep(self, rows: np.ndarray) -> None:
         """Keeps only `rows` (used by pruning); everything else is forgotten."""
         self.keys = [self.keys[i] for i in rows]
         self.examples = [self.examples[i] for i in rows]
         self.executables = [self.executables[i] for i in rows]
-        self.vectors = self.vectors[rows].copy()
-        self.counts = self.counts[rows].copy()
-        self.first_seen = self.first_seen[rows].copy()
-        self.last_seen = self.last_seen[rows].copy()
-        self.trusted = self.trusted[rows].copy()
+        for name in self._row_arrays():
+            setattr(self, name, getattr(self, name)[rows].copy())
         self.index = {key: i for i, key in enumerate(self.keys)}
         self.executable_counts = Counter()
         for executable, count in zip(self.executables, self.counts, strict=True):
             self.executable_counts[executable] += int(count)
         self.dirty = set()
         if len(self.counts) == 0:
-            self._grow_from_empty()
-
-    def _grow_from_empty(self) -> None:
-        self.vectors = np.zeros((64, self.dim), dtype=np.float32)
-        self.counts = np.zeros(64, dtype=np.int64)
-        self.first_seen = np.zeros(64, dtype=np.float64)
-        self.last_seen = np.zeros(64, dtype=np.float64)
-        self.trusted = np.zeros(64, dtype=bool)
+            self._allocate(64)
 
     def rows_as_arrow(self, rows: list[int]) -> pa.Table:
         vectors = self.vectors[rows].reshape(-1)
@@ -182,18 +198,15 @@ class Baseline:
         self.keys = table.column("pattern").to_pylist()
         self.examples = table.column("example").to_pylist()
         self.executables = table.column("executable").to_pylist()
-        capacity = max(64, 1 << (n - 1).bit_length())
-        self.vectors = np.zeros((capacity, self.dim), dtype=np.float32)
+        self._allocate(max(64, 1 << (n - 1).bit_length()))
         vectors = table.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
         self.vectors[:n] = vectors.reshape(n, self.dim)
-        self.counts = np.zeros(capacity, dtype=np.int64)
         self.counts[:n] = table.column("count").to_numpy()
-        self.first_seen = np.zeros(capacity, dtype=np.float64)
         self.first_seen[:n] = table.column("first_seen").to_numpy()
-        self.last_seen = np.zeros(capacity, dtype=np.float64)
         self.last_seen[:n] = table.column("last_seen").to_numpy()
-        self.trusted = np.zeros(capacity, dtype=bool)
         self.trusted[:n] = table.column("trusted").to_numpy(zero_copy_only=False)
+        self.persisted_count[:n] = self.counts[:n]
+        self.persisted_last_seen[:n] = self.last_seen[:n]
         self.index = {key: i for i, key in enumerate(self.keys)}
         for executable, count in zip(self.executables, self.counts[:n], strict=True):
             self.executable_counts[executable] += int(count)
@@ -248,17 +261,17 @@ class BaselineStore:
         log.debug("loaded baseline %s/%s: %d patterns", tenant, workload, len(baseline))
         return baseline
 
-    def flush(self) -> int:
-        """Writes every dirty pattern; returns how many rows were written."""
-        return sum(self.flush_one(b) for b in self.resident())
+    def flush(self, exact: bool = True) -> int:
+        """Writes changed patterns (only significant changes unless `exact`); returns rows written."""
+        return sum(self.flush_one(b, exact) for b in self.resident())
 
-    def flush_one(self, baseline: Baseline) -> int:
+    def flush_one(self, baseline: Baseline, exact: bool = True) -> int:
         with baseline.lock:
-            rows = sorted(baseline.dirty)
+            rows = baseline.rows_to_write(exact)
             if not rows:
                 return 0
             data = baseline.rows_as_arrow(rows)
-            baseline.dirty.clear()
+            baseline.mark_persisted(rows)
         name = table_name(baseline.tenant, baseline.workload, self.model)
         try:
             table = self._db.open_table(name)

@@ -273,7 +273,7 @@ class AnomalyEngine:
             return
         try:
             self._last_flush = now
-            self.store.flush()
+            self.store.flush(exact=False)
             if now - self._last_compact >= self._compact_every:
                 self._last_compact = now
                 self.maintain()

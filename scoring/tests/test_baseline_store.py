@@ -86,3 +86,18 @@ def test_an_ann_index_is_built_once_a_table_is_large(tmp_path):
     assert [i.index_type for i in big.list_indices()] == ["IvfPq"]
     assert small.list_indices() == []
     engine.close()
+
+
+def test_periodic_flushes_write_only_significant_changes_and_close_writes_exact_counts(tmp_path):
+    engine = AnomalyEngine(EngineConfig(baselines=str(tmp_path)))
+    events = web_workload(2000)
+    written = []
+    for start in range(0, len(events), 100):
+        engine.process(events[start:start + 100], workload="web")
+        written.append(engine.store.flush(exact=False))
+    patterns = len(set(engine.featurizer.pattern_keys(events)))
+    assert written[0] >= patterns - 1  # first flush: every new pattern
+    assert sum(written[1:]) < 6 * patterns  # then only when a count doubles: ~log2(repeats) per pattern
+    engine.close()
+    table = lancedb.connect(str(tmp_path)).open_table(table_name("default", "web", "hash128-v2"))
+    assert sum(table.to_arrow().column("count").to_pylist()) == len(events)
