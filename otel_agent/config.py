@@ -50,8 +50,10 @@ class CaptureConfig:
     cpu_threshold_percent: float = 80.0  # at or above this (of one core) over an interval, a process is reported
 
     def validate(self) -> None:
-        if self.ring_buffer_pages < 8 or self.ring_buffer_pages & (self.ring_buffer_pages - 1):
-            raise ConfigError("capture.ring_buffer_pages", f"must be a power of two >= 8, got {self.ring_buffer_pages}")
+        pages = self.ring_buffer_pages
+        if not 8 <= pages <= 65536 or pages & (pages - 1):
+            raise ConfigError("capture.ring_buffer_pages", f"must be a power of two from 8 to 65536 (256 MiB), "
+                                                           f"got {pages}")
         for name in ("proc_poll_interval", "socket_poll_interval", "cpu_interval"):
             _check_duration(getattr(self, name), f"capture.{name}")
         if self.cpu_threshold_percent <= 0:

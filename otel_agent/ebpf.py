@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ipaddress
 import logging
+import os
 import threading
 import time
 
@@ -18,6 +19,25 @@ from scoring.event import CONNECTION, LISTEN, ProcessEvent
 log = logging.getLogger(__name__)
 
 _HEAD_SIZE = ctypes.sizeof(bpf_program.ExecEventHead)
+# bcc reads tracepoint formats from tracefs to lay out `args`; without them it fails with pages of errors.
+_TRACEPOINT_FORMATS = ("/sys/kernel/tracing/events/sched/sched_process_exec/format",
+                       "/sys/kernel/debug/tracing/events/sched/sched_process_exec/format")
+CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+
+
+def effective_capabilities() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+    return 0
+
+
+def may_load_bpf() -> bool:
+    """Loading and attaching tracing programs needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN."""
+    caps = effective_capabilities()
+    tracing = 1 << CAP_BPF | 1 << CAP_PERFMON
+    return bool(caps & 1 << CAP_SYS_ADMIN) or caps & tracing == tracing
 _POLL_MS = 100  # perf buffer: wait at most this long for a wake-up
 _DRAIN_INTERVAL = 0.02  # ring buffer: records do not wake us (see bpf_program), so drain this often
 
@@ -43,6 +63,11 @@ class EbpfSource:
             from bcc import BPF  # Debian's python3-bpfcc; absent on hosts without it
         except ImportError as exc:
             raise CaptureUnavailable(f"bcc is not installed ({exc}); install python3-bpfcc") from exc
+        if not may_load_bpf():
+            raise CaptureUnavailable("not permitted to load BPF programs: needs root, or CAP_BPF and CAP_PERFMON")
+        if not any(os.access(path, os.R_OK) for path in _TRACEPOINT_FORMATS):
+            raise CaptureUnavailable("tracepoint formats are not readable: tracefs is not mounted at "
+                                     "/sys/kernel/tracing, or this user may not read it (run as root)")
         argv = self._config.argv
         errors = []
         for ring_buffer in (True, False) if self.ring_buffer else (False,):  # the ring buffer needs Linux 5.8
@@ -58,11 +83,16 @@ class EbpfSource:
         if self._bpf is None:
             raise CaptureUnavailable("BPF program did not load (" + "; ".join(errors) + ")")
         events = self._bpf[b"events"]
-        if self.ring_buffer:
-            events.open_ring_buffer(self._on_event)
-        else:
-            events.open_perf_buffer(self._on_event_perf, page_cnt=self._config.ring_buffer_pages,
-                                    lost_cb=self._on_lost)
+        try:
+            if self.ring_buffer:
+                events.open_ring_buffer(self._on_event)
+            else:
+                events.open_perf_buffer(self._on_event_perf, page_cnt=self._config.ring_buffer_pages,
+                                        lost_cb=self._on_lost)
+        except Exception as exc:  # e.g. buffers too large for locked memory
+            self._bpf.cleanup()
+            self._bpf = None
+            raise CaptureUnavailable(f"BPF output buffer could not be opened: {exc}") from exc
         log.info("eBPF capture attached (%s buffer)", "ring" if self.ring_buffer else "perf")
 
     def start(self, sink: Sink) -> None:
