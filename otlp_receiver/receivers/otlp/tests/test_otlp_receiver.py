@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -296,8 +297,11 @@ def test_bearer_tokens_map_to_tenants(start_service, exported, tmp_path: Path) -
     exporter = GrpcLogExporter(endpoint=service.grpc_endpoint(), insecure=True,
                                headers={"authorization": "Bearer secret-a"})
     sdk_send(exporter, "via sdk")
-    wait_for(lambda: sum("tenant team-a" in line for line in exported()) >= 2
-             and any("tenant team-b" in line for line in exported()))
+
+    def records_of(tenant: str) -> int:
+        return sum(int(line.split(": ")[-1].split()[0]) for line in exported() if f"tenant {tenant}:" in line)
+
+    wait_for(lambda: records_of("team-a") == 2 and records_of("team-b") == 1)
 
 
 # -- self-telemetry and shutdown ---------------------------------------------------------------------
@@ -421,3 +425,37 @@ def test_shutdown_under_load_delivers_every_acknowledged_record(start_service, e
     delivered = {line.split("'")[1] for line in exported() if "'load-" in line}
     assert set(acknowledged) <= delivered
     assert len(acknowledged) >= 50
+
+
+def test_chunked_and_deflate_bodies(start_service, exported) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")
+    url = f"http://{service.http_endpoint()}/v1/logs"
+    payload = request_of("chunked body").SerializeToString()
+    chunks = (payload[i:i + 7] for i in range(0, len(payload), 7))  # a generator makes requests send chunked
+    assert requests.post(url, data=chunks, headers=PROTOBUF, timeout=10).status_code == 200
+    deflated = zlib.compress(request_of("deflate body").SerializeToString())
+    response = requests.post(url, data=deflated, headers={**PROTOBUF, "Content-Encoding": "deflate"}, timeout=10)
+    assert response.status_code == 200
+    response = requests.post(url, data=b"x", headers={**PROTOBUF, "Content-Encoding": "br"}, timeout=10)
+    assert response.status_code == 400 and "Content-Encoding" in status_pb2.Status.FromString(response.content).message
+    wait_for(lambda: {"'chunked body'", "'deflate body'"} <= {m for line in exported() for m in
+                                                            ("'chunked body'", "'deflate body'") if m in line})
+
+
+def test_one_group_with_two_tenants_becomes_two_batches(start_service, exported, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    token_file = tmp_path / "b.token"
+    token_file.write_text("secret-b")
+    service = start_service("auth.yaml", TEAM_A_TOKEN="secret-a", TEAM_B_TOKEN_FILE=str(token_file))
+    spool = service.pipelines["logs"].spool
+    url = f"http://{service.http_endpoint()}/v1/logs"
+    for token in ("secret-a", "secret-b"):
+        response = requests.post(url, data=request_of(token).SerializeToString(), timeout=10,
+                                 headers={**PROTOBUF, "Authorization": f"Bearer {token}"})
+        assert response.status_code == 200
+    wait_for(lambda: spool.uncommitted_entries() == 0)
+    batches = {line.split(" tenant ")[1].split(":")[0]: line.split("batch ")[1].split(" ")[0]
+               for line in exported() if " tenant " in line}
+    assert set(batches) == {"team-a", "team-b"}
+    # Both requests fell in one spool group (batch timeout 1s): one batch per tenant, ids .0 and .1.
+    group = spool.batch_id(1, 2)
+    assert batches == {"team-a": f"{group}.0", "team-b": f"{group}.1"}
