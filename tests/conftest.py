@@ -51,7 +51,8 @@ def event_attributes(pid: int, ppid: int, exe: str, command: str, parent: str, u
     }
 
 
-WEB_RESOURCE = {"service.name": "procsight-agent", "host.name": "web-1", "procsight.workload": "web"}
+def web_resource(workload: str = "web") -> dict[str, str]:
+    return {"service.name": "procsight-agent", "host.name": "web-1", "procsight.workload": workload}
 
 
 def free_port() -> int:
@@ -91,29 +92,34 @@ class Stack:
     sink: OtlpSink
     clickhouse: ChdbTransport
 
-    def rows(self, expected: int, timeout: float = 60.0) -> list[dict[str, Any]]:
-        """Waits until `expected` rows are queryable, then returns them in record order."""
-        return wait_for_rows(self.clickhouse, expected, timeout)
+    def rows(self, expected: int, timeout: float = 60.0, workload: str | None = None) -> list[dict[str, Any]]:
+        """Waits until `expected` rows (of `workload`'s resources, if given) are queryable, then returns them."""
+        return wait_for_rows(self.clickhouse, expected, timeout, workload)
 
 
-def wait_for_rows(clickhouse: ChdbTransport, expected: int, timeout: float = 60.0) -> list[dict[str, Any]]:
+def wait_for_rows(clickhouse: ChdbTransport, expected: int, timeout: float = 60.0,
+                  workload: str | None = None) -> list[dict[str, Any]]:
+    where = "({workload:String} = '' OR ResourceAttributes['procsight.workload'] = {workload:String})"
+    params = {"workload": workload or ""}
     deadline = time.monotonic() + timeout
     count = 0
     while time.monotonic() < deadline:
         try:
-            count = clickhouse.query(f"SELECT count() AS n FROM {TABLE}")[0]["n"]
+            count = clickhouse.query(f"SELECT count() AS n FROM {TABLE} WHERE {where}", params)[0]["n"]
         except Exception:  # the table appears with the first export
             count = 0
         if count >= expected:
             break
         time.sleep(0.1)
     assert count == expected, f"expected {expected} rows in ClickHouse, found {count}"
-    return clickhouse.query(f"SELECT * FROM {TABLE} ORDER BY Timestamp, RecordId")
+    return clickhouse.query(f"SELECT * FROM {TABLE} WHERE {where} ORDER BY Timestamp, RecordId", params)
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    """procsight with a clickhouse exporter and an `otlp` (gRPC) exporter to a sink the test runs."""
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """procsight with a clickhouse exporter and an `otlp` (gRPC) exporter to a sink the test runs; shared by
+    a module's tests (starting a receiver costs seconds), which keep apart by workload."""
+    tmp_path = tmp_path_factory.mktemp("stack")
     with OtlpSink() as sink:
         forward = {"endpoint": sink.grpc_endpoint, "tls": {"insecure": True}}
         config = receiver_config(tmp_path, {"otlp/forward": forward})

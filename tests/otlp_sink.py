@@ -73,19 +73,21 @@ class OtlpSink:
         self._http.server_close()
         self._http_thread.join()
 
-    def records(self) -> list[LogRecord]:
+    def records(self, workload: str | None = None) -> list[LogRecord]:
+        """Everything received, or only records whose resource has procsight.workload = `workload`."""
         with self._lock:
             return [record for item in self.received for resource_logs in item.request.resource_logs
+                    if workload is None or _resource_value(resource_logs, "procsight.workload") == workload
                     for scope_logs in resource_logs.scope_logs for record in scope_logs.log_records]
 
-    def wait_for_records(self, count: int, timeout: float = 30.0) -> list[LogRecord]:
+    def wait_for_records(self, count: int, timeout: float = 30.0, workload: str | None = None) -> list[LogRecord]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            records = self.records()
+            records = self.records(workload)
             if len(records) >= count:
                 return records
             time.sleep(0.05)
-        raise AssertionError(f"expected {count} records at the OTLP sink, got {len(self.records())}")
+        raise AssertionError(f"expected {count} records at the OTLP sink, got {len(self.records(workload))}")
 
     def _take(self, protocol: str, request: ExportLogsServiceRequest, headers: dict[str, str]) -> Failure | None:
         with self._lock:
@@ -173,6 +175,13 @@ def _http_handler(sink: OtlpSink) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(payload)
 
     return Handler
+
+
+def _resource_value(resource_logs: object, key: str) -> str | None:
+    for attribute in resource_logs.resource.attributes:  # type: ignore[attr-defined]
+        if attribute.key == key:
+            return attribute.value.string_value
+    return None
 
 
 def _hex_ids_to_base64(body: bytes) -> bytes:

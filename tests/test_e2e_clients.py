@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import WEB_EVENTS, WEB_RESOURCE, Stack, event_attributes
+from conftest import WEB_EVENTS, Stack, event_attributes, web_resource
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
@@ -42,9 +42,9 @@ class CheckedExporter(LogRecordExporter):
         return True
 
 
-def send_with_python_sdk(exporter: LogRecordExporter, events: list[tuple]) -> CheckedExporter:
+def send_with_python_sdk(exporter: LogRecordExporter, events: list[tuple], workload: str = "web") -> CheckedExporter:
     checked = CheckedExporter(exporter)
-    provider = LoggerProvider(resource=Resource.create(WEB_RESOURCE))
+    provider = LoggerProvider(resource=Resource.create(web_resource(workload)))
     provider.add_log_record_processor(BatchLogRecordProcessor(checked, schedule_delay_millis=50))
     logger = provider.get_logger("procsight.e2e", "1.0")
     for event in events:
@@ -55,12 +55,13 @@ def send_with_python_sdk(exporter: LogRecordExporter, events: list[tuple]) -> Ch
     return checked
 
 
-def assert_scored_and_forwarded(stack: Stack, events: list[tuple]) -> list[dict[str, Any]]:
-    """Every event is one scored row and one forwarded enriched record; the attack ranks first."""
-    rows = stack.rows(len(events))
+def assert_scored_and_forwarded(stack: Stack, events: list[tuple], workload: str) -> list[dict[str, Any]]:
+    """Every event is one scored row and one forwarded enriched record; the attack ranks first.
+    (The tests of this module share one receiver; each sends as its own workload.)"""
+    rows = stack.rows(len(events), workload=workload)
     assert sorted(row["Body"] for row in rows) == sorted(event[3] for event in events)
     assert len({row["RecordId"] for row in rows}) == len(events)
-    assert {row["Workload"] for row in rows} == {"web"}
+    assert {row["Workload"] for row in rows} == {workload}
     assert {row["TenantId"] for row in rows} == {"default"}
     assert all(row["EventName"] == "process.exec" for row in rows)
     assert all(0.0 <= row["AnomalyScore"] <= 1.0 and row["AnomalySeverity"] in ("none", "warn", "alert")
@@ -74,7 +75,7 @@ def assert_scored_and_forwarded(stack: Stack, events: list[tuple]) -> list[dict[
     # the shell's child sees the web server through the intermediate `sh -c`
     assert "nginx" in json.loads(by_command["bash"]["LogAttributes"]["process.ancestors"])
 
-    forwarded = stack.sink.wait_for_records(len(events))
+    forwarded = stack.sink.wait_for_records(len(events), workload=workload)
     assert len(forwarded) == len(events)
     for record in forwarded:
         attributes = {kv.key: kv.value for kv in record.attributes}
@@ -86,9 +87,10 @@ def assert_scored_and_forwarded(stack: Stack, events: list[tuple]) -> list[dict[
 def test_python_sdk_grpc_exporter(stack: Stack) -> None:
     from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 
-    sent = send_with_python_sdk(OTLPLogExporter(endpoint=stack.service.grpc_endpoint(), insecure=True), WEB_EVENTS)
+    exporter = OTLPLogExporter(endpoint=stack.service.grpc_endpoint(), insecure=True)
+    sent = send_with_python_sdk(exporter, WEB_EVENTS, workload="web-python-grpc")
     assert sent.exported == len(WEB_EVENTS)
-    assert_scored_and_forwarded(stack, WEB_EVENTS)
+    assert_scored_and_forwarded(stack, WEB_EVENTS, "web-python-grpc")
 
 
 def test_python_sdk_http_exporter(stack: Stack) -> None:
@@ -97,9 +99,9 @@ def test_python_sdk_http_exporter(stack: Stack) -> None:
 
     exporter = OTLPLogExporter(endpoint=f"http://{stack.service.http_endpoint()}/v1/logs",
                                compression=Compression.Gzip)
-    sent = send_with_python_sdk(exporter, WEB_EVENTS)
+    sent = send_with_python_sdk(exporter, WEB_EVENTS, workload="web-python-http")
     assert sent.exported == len(WEB_EVENTS)
-    assert_scored_and_forwarded(stack, WEB_EVENTS)
+    assert_scored_and_forwarded(stack, WEB_EVENTS, "web-python-http")
 
 
 @pytest.mark.skipif(shutil.which("node") is None or not (JS_DIR / "node_modules").is_dir(),
@@ -107,10 +109,11 @@ def test_python_sdk_http_exporter(stack: Stack) -> None:
 @pytest.mark.parametrize(("protocol", "path"), [("grpc", ""), ("http", "/v1/logs"), ("proto", "/otlp/v1/events")])
 def test_js_sdk_exporters(stack: Stack, protocol: str, path: str) -> None:
     endpoint = stack.service.grpc_endpoint() if protocol == "grpc" else stack.service.http_endpoint()
-    events = {"resource": WEB_RESOURCE, "records": [
+    workload = f"web-js-{protocol}"
+    events = {"resource": web_resource(workload), "records": [
         {"body": e[3], "eventName": "process.exec", "attributes": event_attributes(*e)} for e in WEB_EVENTS]}
     result = subprocess.run(["node", str(JS_DIR / "send_logs.js"), protocol, f"http://{endpoint}{path}", "-"],
                             input=json.dumps(events), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"exported": len(WEB_EVENTS), "failures": []}
-    assert_scored_and_forwarded(stack, WEB_EVENTS)
+    assert_scored_and_forwarded(stack, WEB_EVENTS, workload)

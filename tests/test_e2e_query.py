@@ -7,7 +7,6 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from conftest import WEB_EVENTS, Stack, receiver_config, write_config
@@ -21,8 +20,9 @@ from procsight.cli import main
 TOKENS = {"team-a": "token-of-team-a", "team-b": "token-of-team-b"}
 
 
-@pytest.fixture
-def tenant_stack(tmp_path: Path) -> Iterator[Stack]:
+@pytest.fixture(scope="module")
+def tenant_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp_path = tmp_path_factory.mktemp("tenants")
     with OtlpSink() as sink:
         config = receiver_config(tmp_path, {"otlp_http/forward": {"endpoint": sink.http_url}})
         config["extensions"] = {"bearertokenauth": {"tokens": [
