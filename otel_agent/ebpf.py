@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ipaddress
 import logging
 import os
 import threading
@@ -14,6 +13,7 @@ from otel_agent.capture import CaptureUnavailable, Sink
 from otel_agent.config import CaptureConfig
 from otel_agent.counters import Counters
 from otel_agent.procfs import Clock, Enricher, decode, split_argv
+from otel_agent.sockets import address_text
 from scoring.event import CONNECTION, LISTEN, ProcessEvent
 
 log = logging.getLogger(__name__)
@@ -188,9 +188,9 @@ class EbpfSource:
             user_id=net.uid,
             timestamp=self._clock.from_monotonic(net.ts),
             transport="tcp",
-            local_address=str(ipaddress.ip_address(bytes(net.saddr[:size]))),
+            local_address=address_text(bytes(net.saddr[:size])),
             local_port=net.sport,
-            remote_address=str(ipaddress.ip_address(bytes(net.daddr[:size]))) if connect else "",
+            remote_address=address_text(bytes(net.daddr[:size])) if connect else "",
             remote_port=net.dport if connect else None,
         )
         return event, net.cgroup_id

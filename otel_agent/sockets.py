@@ -36,15 +36,19 @@ class TcpSocket:
     remote_port: int
 
 
+def address_text(raw: bytes) -> str:
+    """A 4- or 16-byte address as text; an IPv4 peer of a dual-stack socket (::ffff:a.b.c.d) as IPv4."""
+    address = ipaddress.ip_address(raw)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return str(address)
+
+
 def _address(hex_address: str) -> tuple[str, int]:
     """`0100007F:1F90` (little-endian 32-bit words, as the kernel prints them) to ('127.0.0.1', 8080)."""
     host, port = hex_address.split(":")
     raw = bytes.fromhex(host)
-    raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-    address = ipaddress.ip_address(raw)
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped  # an IPv4 peer of a dual-stack socket: show it as IPv4
-    return str(address), int(port, 16)
+    return address_text(b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))), int(port, 16)
 
 
 def read_tcp_table() -> list[TcpSocket]:

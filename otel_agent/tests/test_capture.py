@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -177,3 +178,33 @@ def test_agent_does_not_report_its_own_export_traffic(capture):
     assert own == []
     assert agent.counters.get("self_filtered") >= 1
     assert agent.counters.get("lost_in_kernel") == 0
+
+
+DUAL_STACK_CHILD = """
+import os, socket, time
+listener = socket.socket(socket.AF_INET6)
+listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+listener.bind(("::", 0))
+listener.listen()
+port = listener.getsockname()[1]
+mapped = socket.socket(socket.AF_INET6)
+mapped.connect(("::ffff:127.0.0.1", port))
+native = socket.create_connection(("::1", port))
+print(port, os.getpid(), flush=True)
+time.sleep(0.3)
+"""
+
+
+@pytest.mark.parametrize("capture", ["ebpf", "netlink"], indirect=True)
+def test_ipv6_and_ipv4_mapped_connections(capture):
+    _, _, endpoint = capture
+    done = subprocess.run([sys.executable, "-c", DUAL_STACK_CHILD], capture_output=True, text=True, check=True)
+    port, pid = (int(x) for x in done.stdout.split())
+    (listen,) = by_pid(endpoint.collected, pid, "network.listen")
+    assert listen.attributes["source.address"] == "::" and listen.attributes["source.port"] == port
+    deadline = time.monotonic() + 10
+    connections = []
+    while len(connections) < 2 and time.monotonic() < deadline:
+        connections = by_pid(endpoint.collected, pid, "network.connection", timeout=0.2)
+    # An IPv4 peer of a dual-stack socket reads as IPv4, as it would in any other tool.
+    assert sorted(c.attributes["destination.address"] for c in connections) == ["127.0.0.1", "::1"]
