@@ -10,11 +10,13 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import ssl
 import threading
 import time
 from concurrent import futures
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2, json_format
@@ -42,15 +44,25 @@ class Received:
 
 
 class OtlpSink:
-    def __init__(self) -> None:
+    def __init__(self, tls: tuple[Path, Path] | None = None) -> None:
+        """`tls`: (certificate, key) PEM files to serve both protocols over TLS."""
         self.received: list[Received] = []
         self.failures: list[Failure] = []
         self.partial_rejections = 0  # answer the next successful request with this many rejected records
         self._lock = threading.Lock()
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_GrpcService(self), self._grpc)
-        self.grpc_port = self._grpc.add_insecure_port("127.0.0.1:0")
+        if tls is None:
+            self.grpc_port = self._grpc.add_insecure_port("127.0.0.1:0")
+        else:
+            credentials = grpc.ssl_server_credentials([(tls[1].read_bytes(), tls[0].read_bytes())])
+            self.grpc_port = self._grpc.add_secure_port("127.0.0.1:0", credentials)
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _http_handler(self))
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            self._http.socket = context.wrap_socket(self._http.socket, server_side=True)
+        self.scheme = "http" if tls is None else "https"
         self.http_port = self._http.server_address[1]
         self._http_thread = threading.Thread(target=self._http.serve_forever, args=(0.05,), daemon=True)
 
@@ -60,7 +72,7 @@ class OtlpSink:
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{self.scheme}://127.0.0.1:{self.http_port}"
 
     def __enter__(self) -> OtlpSink:
         self._grpc.start()
