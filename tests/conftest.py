@@ -122,7 +122,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp_path = tmp_path_factory.mktemp("stack")
     with OtlpSink() as sink:
         forward = {"endpoint": sink.grpc_endpoint, "tls": {"insecure": True}}
-        config = receiver_config(tmp_path, {"otlp/forward": forward})
+        config = receiver_config(tmp_path, {"otlp_grpc/forward": forward})
         service = Service.from_config_file(write_config(tmp_path / "receiver.yaml", config))
         service.start()
         clickhouse = ChdbTransport(str(tmp_path / "clickhouse"))

@@ -24,7 +24,7 @@ TOKENS = {"team-a": "token-of-team-a", "team-b": "token-of-team-b"}
 def tenant_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp_path = tmp_path_factory.mktemp("tenants")
     with OtlpSink() as sink:
-        config = receiver_config(tmp_path, {"otlp_http/forward": {"endpoint": sink.http_url}})
+        config = receiver_config(tmp_path, {"otlphttp/forward": {"endpoint": sink.http_url}})  # older alias
         config["extensions"] = {"bearertokenauth": {"tokens": [
             {"token": token, "tenant": tenant} for tenant, token in TOKENS.items()]}}
         config["service"]["extensions"] = ["bearertokenauth"]
