@@ -76,7 +76,8 @@ def _start_agent(args: argparse.Namespace, endpoint: str):  # type: ignore[no-un
     try:
         agent.start()
     except CaptureUnavailable as exc:
-        log.error("local agent not started: %s (is this root? see README, 'Capture modes')", exc)
+        agent.stop()  # its exporter thread started with it
+        log.error("local agent not started: %s (is this root? see otel_agent/README.md, 'Capture modes')", exc)
         return None
     print(f"agent: capturing with {agent.mode}, sending to {endpoint}")
     return agent

@@ -23,7 +23,7 @@ import numpy as np
 from procsight.confmap import parse_duration
 from scoring.baseline import Baseline, BaselineStore
 from scoring.config import EngineConfig, Thresholds
-from scoring.event import EXEC, LISTEN, ProcessEvent
+from scoring.event import CONNECTION, LISTEN, ProcessEvent
 from scoring.featurizer import get_embedder
 from scoring.heuristics import WEB_PORTS, Evidence, assess
 from scoring.policy import HoldBack
@@ -190,7 +190,7 @@ class AnomalyEngine:
         if len(baseline) > 0 and baseline.executable_counts.get(program, 0) == 0:
             novelty = 1.0  # a program never run on this workload is as new as it gets, whatever its arguments
             evidence = [Evidence(NEW_EXECUTABLE_WEIGHT, f"{program} never run on this workload"), *evidence]
-        if event.event_name != EXEC and len(baseline) > 0 and key not in baseline.index:
+        if event.event_name in (LISTEN, CONNECTION) and len(baseline) > 0 and key not in baseline.index:
             evidence = [*evidence, _new_endpoint(event)]
         # Evidence counts in full for what the workload does not know, and is quieted for its routine.
         damping = min(1.0, max(MIN_DAMPING, 2.0 * novelty))
