@@ -242,6 +242,11 @@ class Spool:
                 raise SpoolClosedError(f"spool {self.name} is closed")
             seq = self._next_seq
             data = encode_entry(seq, tenant, records, received_ns, payload)
+            active = self._segments[-1]
+            if self._bytes + len(data) > self.max_bytes and active.size and active.last_seq <= self._watermark:
+                # Everything written is committed: start a new segment so the old one can be reclaimed.
+                self._rotate()
+                self._delete_committed_segments()
             if self._bytes + len(data) > self.max_bytes:
                 raise SpoolFullError(f"spool {self.name} is full ({self._bytes} of {self.max_bytes} bytes)",
                                      retry_after=FULL_RETRY_AFTER)

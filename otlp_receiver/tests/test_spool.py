@@ -95,6 +95,21 @@ def test_size_bound_refuses_with_retry_hint_and_frees_after_commit(tmp_path: Pat
     spool.close()
 
 
+def test_a_fully_committed_active_segment_is_reclaimed_when_the_bound_is_one_segment(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1000, segment_bytes=1000)
+    count = 0
+    with pytest.raises(SpoolFullError):
+        while True:
+            spool.append(b"z" * 100, tenant="default", records=1)
+            count += 1
+    assert len(_drain(spool)) == count
+    spool.commit(1, count)
+    for _ in range(count):  # after the outage, the whole bound is usable again
+        spool.append(b"z" * 100, tenant="default", records=1)
+    assert spool.size_bytes() <= 1000
+    spool.close()
+
+
 def test_torn_tail_is_truncated_at_startup(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     for i in range(3):
