@@ -156,14 +156,32 @@ def _enrich(record: LogRecord, event: ProcessEvent, verdict: Verdict, present: d
     ]
     if event.ancestors and "process.ancestors" not in present:
         parts.append(_ancestors_attribute(event.ancestors))
+    if "process.command_line" not in present:
+        parts.append(_normalised_attributes(event, present))
     raised = RAISED_SEVERITY.get(verdict.severity)
     if raised and record.severity_number < raised[0]:
         parts.append(_SEVERITY_FIELDS[verdict.severity])
     record.MergeFromString(b"".join(parts))
 
 
+def _normalised_attributes(event: ProcessEvent, present: dict[str, Any]) -> bytes:
+    """DESIGN section 1 attributes for a record of another shape (Falco, Tetragon, auditd, ECS), so every
+    backend and query sees one vocabulary; the record's own attributes stay as they came."""
+    strings = (("process.command_line", event.command_line), ("process.executable.name", event.executable_name),
+               ("process.executable.path", event.executable_path),
+               ("process.parent.executable.name", event.parent_name),
+               ("process.working_directory", event.working_directory))
+    numbers = (("process.pid", event.pid), ("process.parent_pid", event.parent_pid),
+               ("process.user.id", event.user_id))
+    parts = [_attribute(key, _string(value)) for key, value in strings if value and key not in present]
+    parts += [_attribute(key, _int(value)) for key, value in numbers if value is not None and key not in present]
+    if event.command_args and "process.command_args" not in present:
+        parts.append(_attribute("process.command_args", _strings(event.command_args)))
+    return b"".join(parts)
+
+
 # -- protobuf wire encoding of the few shapes the verdict needs (LogRecord.attributes is field 6,
-# KeyValue is key=1 value=2, AnyValue is string=1 double=4 array=5, ArrayValue.values is 1) ------------
+# KeyValue is key=1 value=2, AnyValue is string=1 int=3 double=4 array=5, ArrayValue.values is 1) ------------
 
 VERDICT_KEYS = frozenset({"anomaly_score", "anomaly_severity", "anomaly_reasons", "anomaly_workload",
                           "anomaly_nearest", "anomaly_model"})
@@ -189,6 +207,10 @@ def _field(number: int, payload: bytes) -> bytes:
 
 def _string(text: str) -> bytes:
     return _field(1, text.encode("utf-8", "surrogatepass"))
+
+
+def _int(number: int) -> bytes:
+    return bytes((3 << 3,)) + _varint(number & 0xFFFFFFFFFFFFFFFF)  # int64, two's complement on the wire
 
 
 def _double(number: float) -> bytes:

@@ -145,3 +145,20 @@ def test_a_killed_scoring_process_is_restarted_and_the_batch_scored(processor) -
     processor.process(batch)
     assert "anomaly_score" in attributes(batch.logs.resource_logs[0].scope_logs[0].log_records[0])
     assert processor.worker._process.pid != first.pid and processor.worker._process.is_alive()
+
+
+def test_third_party_records_gain_the_design_attributes_and_keep_their_own(processor) -> None:  # type: ignore[no-untyped-def]
+    falco = ('{"output": "shell", "priority": "Warning", "rule": "Terminal shell in container", "output_fields": '
+             '{"proc.name": "bash", "proc.cmdline": "bash -c id", "proc.pname": "nginx", "proc.pid": 4242, '
+             '"user.uid": -1}}')
+    batch = exec_batch([])
+    record = batch.logs.resource_logs[0].scope_logs[0].log_records.add()
+    record.body.string_value = falco
+    processor.process(batch)
+    found = attributes(record)
+    assert found["process.command_line"] == "bash -c id"
+    assert found["process.executable.name"] == "bash"
+    assert found["process.parent.executable.name"] == "nginx"
+    assert found["process.pid"] == 4242 and found["process.user.id"] == -1
+    assert "process.command_args" not in found  # Falco gives no argv; a split would be a guess
+    assert "anomaly_score" in found and record.body.string_value == falco
