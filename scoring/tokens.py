@@ -41,40 +41,26 @@ _VOLATILE = re.compile(
 _VERSION_SUFFIX = re.compile(r"[\d.]+$")
 ELEVATORS = frozenset({"sudo", "su", "doas", "pkexec", "run0"})
 
+# Most specific first; each alternative ends at a path separator (or the end), like a directory prefix.
 _PATH_CLASSES = (
-    ("/dev/shm/", "shm"),
-    ("/tmp/", "tmp"),
-    ("/var/tmp/", "tmp"),
-    ("/run/user/", "tmp"),
-    ("/dev/", "dev"),
-    ("/proc/", "proc"),
-    ("/memfd:", "memfd"),
-    ("/home/", "home"),
-    ("/root/", "home"),
-    ("/usr/local/", "local"),
-    ("/usr/", "system"),
-    ("/bin/", "system"),
-    ("/sbin/", "system"),
-    ("/lib", "system"),
-    ("/etc/", "etc"),
-    ("/opt/", "opt"),
-    ("/srv/", "srv"),
-    ("/var/www/", "www"),
-    ("/var/", "var"),
+    ("/dev/shm", "shm"), ("/tmp", "tmp"), ("/var/tmp", "tmp"), ("/run/user", "tmp"), ("/dev", "dev"),
+    ("/proc", "proc"), ("/memfd:", "memfd"), ("/home", "home"), ("/root", "home"), ("/usr/local", "local"),
+    ("/usr", "system"), ("/bin", "system"), ("/sbin", "system"), ("/lib", "system"), ("/etc", "etc"),
+    ("/opt", "opt"), ("/srv", "srv"), ("/var/www", "www"), ("/var", "var"),
 )
+_PATH_CLASS = re.compile("|".join(
+    f"(?P<c{i}>{re.escape(prefix)}{'' if prefix.endswith(':') or prefix == '/lib' else '(?:/|$)'})"
+    for i, (prefix, _) in enumerate(_PATH_CLASSES)))
 
 
 def path_class(path: str) -> str:
     """The class of a file location: tmp, shm, home, system, ... ('relative' or 'other' otherwise)."""
     if not path:
         return ""
-    if not path.startswith("/"):
+    if path[0] != "/":
         return "relative" if "/" in path else ""
-    probe = path if path.endswith("/") else path + "/"
-    for prefix, name in _PATH_CLASSES:
-        if probe.startswith(prefix):
-            return name
-    return "other"
+    match = _PATH_CLASS.match(path)
+    return _PATH_CLASSES[int(match.lastgroup[1:])][1] if match else "other"
 
 
 def port_class(port: int | None) -> str:
@@ -146,13 +132,15 @@ def normalise_arg(arg: str) -> tuple[str, ...]:
 def _normalise_value(arg: str) -> tuple[str, ...]:
     extra: list[str] = []
     value = arg
-    if (url := _URL.match(arg)) is not None:
+    # Cheap guards first: URLs and host:port need a colon, an IPv4 address starts with a digit.
+    has_colon = ":" in arg
+    if has_colon and (url := _URL.match(arg)) is not None:
         extra.append(f"url:{url.group(1).lower()}:{address_class(url.group(2)) or 'name'}")
         value = f"{url.group(1).lower()}://<{address_class(url.group(2)) or 'host'}>"
-    elif (ip := _IPV4.match(arg)) is not None:
+    elif arg[:1].isdigit() and (ip := _IPV4.match(arg)) is not None:
         port = int(ip.group(2)) if ip.group(2) else None
         value = f"<ip:{address_class(ip.group(1))}>" + (f":<port:{port_class(port)}>" if port else "")
-    elif (host_port := _HOST_PORT.match(arg)) is not None and not host_port.group(1).isdigit():
+    elif has_colon and (host_port := _HOST_PORT.match(arg)) is not None and not host_port.group(1).isdigit():
         value = f"<host>:<port:{port_class(int(host_port.group(2)))}>"
     else:
         if "/" in arg:
