@@ -46,6 +46,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--learn-only", action="store_true", help="build the baseline; emit nothing")
     parser.set_defaults(handler=run)
 
+    ack = subparsers.add_parser(
+        "ack", help="acknowledge events as normal for a workload (learn them now, whatever their score)",
+        description="Learn the patterns of JSONL events (DESIGN section 1 keys, e.g. lines of `procsight score` "
+                    "output) into a baseline directory: the tuning step for a known-good alert.")
+    ack.add_argument("files", nargs="+", metavar="FILE", help="JSONL files, or - for standard input")
+    ack.add_argument("--baselines", required=True, metavar="DIR", help="LanceDB baseline directory or URI")
+    ack.add_argument("--workload", required=True, help="workload whose baseline learns them")
+    ack.add_argument("--tenant", default="default", help="tenant of the baselines (default: default)")
+    ack.add_argument("--model", default=EngineConfig.model, help="featurizer (hash128-v2 or hash128-v1)")
+    ack.set_defaults(handler=run_ack)
+
 
 def run(args: argparse.Namespace) -> int:
     engine = AnomalyEngine(EngineConfig(baselines=args.baselines, model=args.model))
@@ -64,6 +75,20 @@ def run(args: argparse.Namespace) -> int:
     finally:
         engine.close()
     log.info("%s %d events, skipped %d bad lines", "learned" if args.learn_only else "scored", scored, skipped)
+    return 0
+
+
+def run_ack(args: argparse.Namespace) -> int:
+    engine = AnomalyEngine(EngineConfig(baselines=args.baselines, model=args.model))
+    acknowledged = 0
+    try:
+        for item in _read_lines(args.files, args.workload, None):
+            if item is not None:
+                engine.acknowledge(item.event, args.tenant, args.workload)
+                acknowledged += 1
+    finally:
+        engine.close()
+    print(f"acknowledged {acknowledged} events as normal for workload {args.workload!r}", file=sys.stderr)
     return 0
 
 

@@ -69,3 +69,15 @@ def test_workload_from_field_scores_each_workload_against_its_own_baseline(tmp_p
                   str(EVAL / "benign_web.jsonl"))
     severities = [json.loads(line)["anomaly_severity"] for line in scored.stdout.splitlines()]
     assert len(severities) == 1673 and set(severities) == {"none"}
+
+
+def test_acknowledged_alert_scores_as_normal_afterwards(tmp_path):
+    routine = "\n".join(_line("nginx", ["nginx", "-s", "reload"], **{"process.pid": p}) for p in range(60))
+    _run("score", "--learn-only", "--baselines", str(tmp_path), "--workload", "web", "-", stdin=routine)
+    hook = _line("sh", ["sh", "-c", "/opt/deploy/hook.sh"], **{"process.parent.executable.name": "node"})
+    before = json.loads(_run("score", "--baselines", str(tmp_path), "--workload", "web", "-", stdin=hook).stdout)
+    assert before["anomaly_severity"] == "alert"
+    acked = _run("ack", "--baselines", str(tmp_path), "--workload", "web", "-", stdin=json.dumps(before))
+    assert acked.returncode == 0 and "acknowledged 1 events" in acked.stderr
+    after = json.loads(_run("score", "--baselines", str(tmp_path), "--workload", "web", "-", stdin=hook).stdout)
+    assert after["anomaly_severity"] == "none", after
