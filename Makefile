@@ -15,6 +15,9 @@ test: setup
 lint: setup
 	.venv/bin/ruff check .
 
+# Benchmarks print numbers and ratios against reference runs in the same process (agent.py needs root).
 bench: setup
-	.venv/bin/python bench/scoring.py
 	.venv/bin/python bench/detect.py
+	.venv/bin/python bench/scoring.py
+	.venv/bin/python bench/receiver.py
+	.venv/bin/python bench/agent.py

@@ -21,6 +21,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from otlp_receiver.component import LogBatch
 from otlp_receiver.normalize import Normalizer
 from otlp_receiver.normalize.values import attributes_dict
+from procsight.otlpwire import field, log_attribute, varint
 from scoring import AnomalyEngine, ProcessEvent, Verdict
 
 if TYPE_CHECKING:
@@ -173,76 +174,35 @@ def _normalised_attributes(event: ProcessEvent, present: dict[str, Any]) -> byte
                ("process.working_directory", event.working_directory))
     numbers = (("process.pid", event.pid), ("process.parent_pid", event.parent_pid),
                ("process.user.id", event.user_id))
-    parts = [_attribute(key, _string(value)) for key, value in strings if value and key not in present]
-    parts += [_attribute(key, _int(value)) for key, value in numbers if value is not None and key not in present]
+    parts = [log_attribute(key, value) for key, value in strings if value and key not in present]
+    parts += [log_attribute(key, value) for key, value in numbers if value is not None and key not in present]
     if event.command_args and "process.command_args" not in present:
-        parts.append(_attribute("process.command_args", _strings(event.command_args)))
+        parts.append(log_attribute("process.command_args", event.command_args))
     return b"".join(parts)
 
-
-# -- protobuf wire encoding of the few shapes the verdict needs (LogRecord.attributes is field 6,
-# KeyValue is key=1 value=2, AnyValue is string=1 int=3 double=4 array=5, ArrayValue.values is 1) ------------
 
 VERDICT_KEYS = frozenset({"anomaly_score", "anomaly_severity", "anomaly_reasons", "anomaly_workload",
                           "anomaly_nearest", "anomaly_model"})
 
 
-_SMALL_VARINTS = [bytes((n,)) for n in range(128)]
-
-
-def _varint(number: int) -> bytes:
-    if number < 128:
-        return _SMALL_VARINTS[number]
-    out = bytearray()
-    while number > 0x7F:
-        out.append((number & 0x7F) | 0x80)
-        number >>= 7
-    out.append(number)
-    return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _string(text: str) -> bytes:
-    return _field(1, text.encode("utf-8", "surrogatepass"))
-
-
-def _int(number: int) -> bytes:
-    return bytes((3 << 3,)) + _varint(number & 0xFFFFFFFFFFFFFFFF)  # int64, two's complement on the wire
-
-
-def _double(number: float) -> bytes:
-    return bytes((4 << 3 | 1,)) + struct.pack("<d", number)
-
-
-def _strings(values: Any) -> bytes:
-    return _field(5, b"".join(_field(1, _string(str(v))) for v in values))
-
-
-def _attribute(key: str, any_value: bytes) -> bytes:
-    return _field(6, _field(1, key.encode("utf-8")) + _field(2, any_value))
-
-
 @functools.lru_cache(maxsize=16384)  # severities, workloads, models and known-normal command lines repeat
 def _static_attribute(key: str, value: str) -> bytes:
-    return _attribute(key, _string(value))
+    return log_attribute(key, value)
 
 
 @functools.lru_cache(maxsize=4096)
 def _reasons_attribute(reasons: tuple[str, ...]) -> bytes:
-    return _attribute("anomaly_reasons", _strings(reasons))
+    return log_attribute("anomaly_reasons", reasons)
 
 
 @functools.lru_cache(maxsize=4096)
 def _ancestors_attribute(ancestors: tuple[str, ...]) -> bytes:
-    return _attribute("process.ancestors", _strings(ancestors))
+    return log_attribute("process.ancestors", ancestors)
 
 
 # The score attribute has a fixed length: its encoding up to the 8 bytes of the double.
-_SCORE_PREFIX = _attribute("anomaly_score", _double(0.0))[:-8]
+_SCORE_PREFIX = log_attribute("anomaly_score", 0.0)[:-8]
 
 # severity_number (field 2, varint) and severity_text (field 3) raised for warn and alert
-_SEVERITY_FIELDS = {severity: _varint(2 << 3) + _varint(number) + _field(3, text.encode("ascii"))
-                    for severity, (number, text) in RAISED_SEVERITY.items()}
+_SEVERITY_FIELDS = {severity: varint(2 << 3) + varint(number) + field(3, name.encode("ascii"))
+                    for severity, (number, name) in RAISED_SEVERITY.items()}

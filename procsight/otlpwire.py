@@ -1,0 +1,82 @@
+"""Protobuf wire encoding of the few OTLP shapes written on hot paths (agent records, verdict attributes).
+
+Building protobuf messages field by field from Python costs several times more than writing the wire
+format and letting the C implementation parse or merge it once. Shared by the agent (records) and the
+receiver's anomaly processor (verdict attributes); tests on both sides check the bytes decode to what
+the official encoders produce.
+
+Wire-format reminders: a tag is `field_number << 3 | wire_type`; wire type 0 is a varint, 1 is 64-bit,
+2 is length-delimited. AnyValue: string=1, bool=2, int=3, double=4, array=5; KeyValue: key=1, value=2;
+LogRecord.attributes is field 6.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+TAG_STRING = b"\x0a"  # field 1, length-delimited: AnyValue.string_value, KeyValue.key, ArrayValue.values
+TAG_VALUE = b"\x12"  # field 2, length-delimited: KeyValue.value
+TAG_ARRAY = b"\x2a"  # field 5, length-delimited: AnyValue.array_value (also LogRecord.body)
+TAG_ATTRIBUTE = b"\x32"  # field 6, length-delimited: LogRecord.attributes
+
+
+def _varint_of(value: int) -> bytes:
+    if value < 0:
+        value += 1 << 64  # int64 two's complement, as protobuf encodes negative int64
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_SMALL_VARINTS = [_varint_of(n) for n in range(1 << 14)]  # lengths and most ids: a table lookup
+
+
+def varint(value: int) -> bytes:
+    if 0 <= value < 16384:
+        return _SMALL_VARINTS[value]
+    if 16384 <= value < 2097152:  # pids and ports: three bytes
+        return bytes((value & 0x7F | 0x80, value >> 7 & 0x7F | 0x80, value >> 14))
+    return _varint_of(value)
+
+
+def length_delimited(tag: bytes, payload: bytes) -> bytes:
+    return tag + varint(len(payload)) + payload
+
+
+def field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field (wire type 2) by number."""
+    return length_delimited(varint(number << 3 | 2), payload)
+
+
+def text(value: str) -> bytes:
+    # Protobuf strings must be valid UTF-8: lone surrogates (possible from JSON) stay visible as \udXXX.
+    return value.encode("utf-8", errors="backslashreplace")
+
+
+def any_value(value: Any) -> bytes:
+    """An `AnyValue` message for str, bool, int, float, or a list/tuple of those."""
+    if isinstance(value, str):
+        return length_delimited(TAG_STRING, text(value))
+    if isinstance(value, bool):
+        return b"\x10\x01" if value else b"\x10\x00"
+    if isinstance(value, int):
+        return b"\x18" + varint(value)
+    if isinstance(value, float):
+        return b"\x21" + struct.pack("<d", value)
+    if isinstance(value, tuple | list):
+        return length_delimited(TAG_ARRAY, b"".join(length_delimited(TAG_STRING, any_value(item)) for item in value))
+    return length_delimited(TAG_STRING, text(str(value)))
+
+
+def key_value(key: str, value: Any) -> bytes:
+    """A `KeyValue` message."""
+    return length_delimited(TAG_STRING, text(key)) + length_delimited(TAG_VALUE, any_value(value))
+
+
+def log_attribute(key: str, value: Any) -> bytes:
+    """One `LogRecord.attributes` entry, ready to append to an encoded record or merge into one."""
+    return length_delimited(TAG_ATTRIBUTE, key_value(key, value))
