@@ -27,7 +27,7 @@ from scoring.event import CONNECTION, LISTEN, ProcessEvent
 from scoring.featurizer import get_embedder
 from scoring.heuristics import WEB_PORTS, Evidence, assess
 from scoring.policy import HoldBack
-from scoring.tokens import base_name, elevated_program
+from scoring.tokens import address_class, base_name, elevated_program
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,9 @@ def _new_endpoint(event: ProcessEvent) -> Evidence:
     if event.event_name == LISTEN:
         return Evidence(NEW_LISTEN_WEIGHT, f"new listening port {event.local_port}")
     web = event.remote_port in WEB_PORTS
-    weight = NEW_REMOTE_WEB_WEIGHT if web else NEW_REMOTE_WEIGHT
-    where = "" if web else " on a non-web port"
+    local = address_class(event.remote_address) == "loopback"  # local services: routine, weak evidence
+    weight = NEW_REMOTE_WEB_WEIGHT if web or local else NEW_REMOTE_WEIGHT
+    where = "" if web or local else " on a non-web port"
     return Evidence(weight, f"new remote address {event.remote_address}:{event.remote_port}{where}")
 
 

@@ -159,3 +159,6 @@ def test_new_listening_port_and_new_remote_peer_on_a_non_web_port_are_flagged(en
                                          remote_port=6667)], workload="web")[0]
     assert "new remote address 203.0.113.50:6667 on a non-web port" in peer.reasons
     assert peer.score > same.score + 0.3 and peer.severity in ("warn", "alert")
+    local = engine.process([_socket_event("network.connection", local_port=53333, remote_address="127.0.0.1",
+                                          remote_port=6667)], workload="web")[0]
+    assert "new remote address 127.0.0.1:6667" in local.reasons and local.score < peer.score

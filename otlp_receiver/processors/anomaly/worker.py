@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import signal
 import threading
 import traceback
 from multiprocessing.connection import Connection
@@ -89,6 +90,9 @@ class ScoringWorker:
 
 def serve(config: Config, conn: Connection) -> None:
     """The child: build the engine, then score batches until told to stop or the parent is gone."""
+    # Ctrl-C reaches the whole process group: shutdown is the parent's to order (it sends None), so
+    # the child must not die mid-batch of a KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from otlp_receiver.processors.anomaly.processor import BatchScorer
     from scoring import AnomalyEngine
