@@ -8,6 +8,7 @@ subprocess instead.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 import time
@@ -122,15 +123,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp_path = tmp_path_factory.mktemp("stack")
     with OtlpSink() as sink:
         forward = {"endpoint": sink.grpc_endpoint, "tls": {"insecure": True}}
-        config = receiver_config(tmp_path, {"otlp_grpc/forward": forward})
-        service = Service.from_config_file(write_config(tmp_path / "receiver.yaml", config))
-        service.start()
-        clickhouse = ChdbTransport(str(tmp_path / "clickhouse"))
-        try:
-            yield Stack(service, sink, clickhouse)
-        finally:
-            clickhouse.close()
-            service.shutdown(timeout=10)
+        with running_stack(tmp_path, receiver_config(tmp_path, {"otlp_grpc/forward": forward}), sink) as stack:
+            yield stack
+
+
+@contextlib.contextmanager
+def running_stack(tmp_path: Path, config: dict[str, Any], sink: OtlpSink) -> Iterator[Stack]:
+    """The receiver of `config` started, with the embedded ClickHouse it writes opened for reading."""
+    service = Service.from_config_file(write_config(tmp_path / "receiver.yaml", config))
+    service.start()
+    clickhouse = ChdbTransport(str(tmp_path / "clickhouse"))
+    try:
+        yield Stack(service, sink, clickhouse)
+    finally:
+        clickhouse.close()
+        service.shutdown(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -9,12 +9,10 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from conftest import WEB_EVENTS, Stack, receiver_config, write_config
+from conftest import WEB_EVENTS, Stack, receiver_config, running_stack
 from otlp_sink import OtlpSink
 from test_e2e_clients import send_with_python_sdk
 
-from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
-from otlp_receiver.pipeline import Service
 from procsight.cli import main
 
 TOKENS = {"team-a": "token-of-team-a", "team-b": "token-of-team-b"}
@@ -30,14 +28,8 @@ def tenant_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         config["service"]["extensions"] = ["bearertokenauth"]
         for protocol in ("grpc", "http"):
             config["receivers"]["otlp"]["protocols"][protocol]["auth"] = {"authenticator": "bearertokenauth"}
-        service = Service.from_config_file(write_config(tmp_path / "receiver.yaml", config))
-        service.start()
-        clickhouse = ChdbTransport(str(tmp_path / "clickhouse"))
-        try:
-            yield Stack(service, sink, clickhouse)
-        finally:
-            clickhouse.close()
-            service.shutdown(timeout=10)
+        with running_stack(tmp_path, config, sink) as stack:
+            yield stack
 
 
 def run_cli(args: list[str], token: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
