@@ -24,6 +24,7 @@ from datetime import timedelta
 import lancedb
 import numpy as np
 import pyarrow as pa
+from lancedb.index import IvfPq
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +301,7 @@ class BaselineStore:
                 warnings.simplefilter("ignore", UserWarning)
                 table.optimize(cleanup_older_than=timedelta(seconds=version_retention))
             if table.count_rows() >= self.index_threshold and not table.list_indices():
-                table.create_index(metric="cosine", vector_column_name="vector")
+                table.create_index("vector", config=IvfPq(distance_type="cosine"))
                 log.info("built ANN index on %s", name)
 
     def _table_names(self) -> list[str]:
