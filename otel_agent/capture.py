@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Protocol
 
@@ -25,3 +26,31 @@ class CaptureSource(Protocol):
 
     def stop(self) -> None:
         """Stops the thread and releases everything `open` acquired."""
+
+
+class ThreadedSource:
+    """The background-thread half of a capture source: `start` runs `_run` until `stop`.
+
+    Subclasses call `super().__init__()`, implement `_run` (looping until `self._stop` is set and
+    handing events to `self._sink`), and extend `stop` with their own clean-up after `super().stop()`.
+    """
+
+    thread_name = "procsight-capture"
+
+    def __init__(self) -> None:
+        self._sink: Sink | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, sink: Sink) -> None:
+        self._sink = sink
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        raise NotImplementedError

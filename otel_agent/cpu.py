@@ -7,10 +7,9 @@ record carrying `process.cpu.utilization` (percent), with its command line like 
 
 from __future__ import annotations
 
-import threading
 import time
 
-from otel_agent.capture import Sink
+from otel_agent.capture import ThreadedSource
 from otel_agent.counters import Counters
 from otel_agent.procfs import CLOCK_TICKS, Enricher, list_pids
 from scoring.event import ProcessEvent
@@ -32,32 +31,21 @@ def _cpu_ticks(pid: int) -> tuple[int, int] | None:
         return None
 
 
-class CpuSampler:
+class CpuSampler(ThreadedSource):
+    thread_name = "procsight-cpu"
     name = "cpu"
 
     def __init__(self, interval: float, threshold_percent: float, counters: Counters) -> None:
+        super().__init__()
         self._interval = interval
         self._threshold = threshold_percent
         self._counters = counters
         self._enricher = Enricher()
         self._previous: dict[int, tuple[int, int]] = {}
         self._previous_at = 0.0
-        self._sink: Sink | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def open(self) -> None:
         self._sample()
-
-    def start(self, sink: Sink) -> None:
-        self._sink = sink
-        self._thread = threading.Thread(target=self._run, name="procsight-cpu", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
 
     def _sample(self) -> dict[int, float]:
         """Samples all processes; returns percent of one core since the previous sample, per pid."""

@@ -5,11 +5,10 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import threading
 import time
 
 from otel_agent import bpf_program
-from otel_agent.capture import CaptureUnavailable, Sink
+from otel_agent.capture import CaptureUnavailable, ThreadedSource
 from otel_agent.config import CaptureConfig
 from otel_agent.counters import Counters
 from otel_agent.procfs import Clock, Enricher, decode, split_argv
@@ -42,20 +41,19 @@ _POLL_MS = 100  # perf buffer: wait at most this long for a wake-up
 _DRAIN_INTERVAL = 0.02  # ring buffer: records do not wake us (see bpf_program), so drain this often
 
 
-class EbpfSource:
+class EbpfSource(ThreadedSource):
+    thread_name = "procsight-ebpf"
     name = "ebpf"
 
     def __init__(self, config: CaptureConfig, counters: Counters, ring_buffer: bool = True) -> None:
         """`ring_buffer=False` goes straight to the perf buffer (what kernels before 5.8 get)."""
+        super().__init__()
         self._config = config
         self._counters = counters
         self._clock = Clock()
         self._enricher = Enricher()
         self._bpf = None
         self.ring_buffer = ring_buffer
-        self._sink: Sink | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._lost_reported = 0
 
     def open(self) -> None:
@@ -95,15 +93,8 @@ class EbpfSource:
             raise CaptureUnavailable(f"BPF output buffer could not be opened: {exc}") from exc
         log.info("eBPF capture attached (%s buffer)", "ring" if self.ring_buffer else "perf")
 
-    def start(self, sink: Sink) -> None:
-        self._sink = sink
-        self._thread = threading.Thread(target=self._run, name="procsight-ebpf", daemon=True)
-        self._thread.start()
-
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        super().stop()
         if self._bpf is not None:
             self._poll()  # hand over what is still buffered
             self._account_lost()

@@ -13,9 +13,8 @@ import logging
 import os
 import socket
 import struct
-import threading
 
-from otel_agent.capture import CaptureUnavailable, Sink
+from otel_agent.capture import CaptureUnavailable, ThreadedSource
 from otel_agent.counters import Counters
 from otel_agent.procfs import Clock, Enricher, read_argv, read_comm
 from scoring.event import ProcessEvent
@@ -41,19 +40,18 @@ _EXIT = struct.Struct("=II")  # process_pid, process_tgid (then exit code, signa
 _RECEIVE_BUFFER = 16 << 20  # absorbs bursts while this thread reads /proc
 
 
-class NetlinkSource:
+class NetlinkSource(ThreadedSource):
+    thread_name = "procsight-netlink"
     name = "netlink"
 
     def __init__(self, counters: Counters) -> None:
+        super().__init__()
         self._counters = counters
         self._clock = Clock()
         self._enricher = Enricher()
         self._socket: socket.socket | None = None
         self._parents: dict[int, int] = {}  # child tgid -> parent tgid, from fork events
         self._names: dict[int, str] = {}  # tgid -> name, so a parent that exited quickly still has one
-        self._sink: Sink | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def open(self) -> None:
         try:
@@ -82,15 +80,8 @@ class NetlinkSource:
         header = _NLMSGHDR.pack(_NLMSGHDR.size + len(cn), NLMSG_DONE, 0, 0, os.getpid())
         sock.send(header + cn)
 
-    def start(self, sink: Sink) -> None:
-        self._sink = sink
-        self._thread = threading.Thread(target=self._run, name="procsight-netlink", daemon=True)
-        self._thread.start()
-
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        super().stop()
         if self._socket is not None:
             with contextlib.suppress(OSError):
                 self._send_op(self._socket, PROC_CN_MCAST_IGNORE)

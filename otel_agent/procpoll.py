@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 
-from otel_agent.capture import CaptureUnavailable, Sink
+from otel_agent.capture import CaptureUnavailable, ThreadedSource
 from otel_agent.counters import Counters
 from otel_agent.procfs import Clock, Enricher, list_pids, read_stat
 from scoring.event import ProcessEvent
@@ -19,35 +18,24 @@ from scoring.event import ProcessEvent
 log = logging.getLogger(__name__)
 
 
-class ProcPollSource:
+class ProcPollSource(ThreadedSource):
+    thread_name = "procsight-procpoll"
     name = "proc"
 
     def __init__(self, interval: float, counters: Counters) -> None:
+        super().__init__()
         self._interval = interval
         self._counters = counters
         self._clock = Clock()
         self._enricher = Enricher()
         # pid -> (start ticks, comm): a reused pid has another start time, an exec changes comm
         self._known: dict[int, tuple[int, str]] = {}
-        self._sink: Sink | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def open(self) -> None:
         if not os.path.exists(f"/proc/{os.getpid()}/stat"):
             raise CaptureUnavailable("/proc is not mounted")
         self._known = self._table()
         log.warning("polling /proc every %.2fs: processes living shorter than that are missed", self._interval)
-
-    def start(self, sink: Sink) -> None:
-        self._sink = sink
-        self._thread = threading.Thread(target=self._run, name="procsight-procpoll", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
 
     @staticmethod
     def _table() -> dict[int, tuple[int, str]]:

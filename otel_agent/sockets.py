@@ -11,11 +11,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-import threading
 import time
 from dataclasses import dataclass
 
-from otel_agent.capture import Sink
+from otel_agent.capture import ThreadedSource
 from otel_agent.counters import Counters
 from otel_agent.procfs import Enricher, list_pids
 from scoring.event import CONNECTION, LISTEN, ProcessEvent
@@ -90,30 +89,19 @@ def socket_owners(inodes: set[int]) -> dict[int, int]:
     return owners
 
 
-class SocketPoller:
+class SocketPoller(ThreadedSource):
+    thread_name = "procsight-sockets"
     name = "sockets"
 
     def __init__(self, interval: float, counters: Counters) -> None:
+        super().__init__()
         self._interval = interval
         self._counters = counters
         self._enricher = Enricher()
         self._seen: set[int] = set()  # socket inodes already reported or present at start
-        self._sink: Sink | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def open(self) -> None:
         self._seen = {s.inode for s in read_tcp_table()}
-
-    def start(self, sink: Sink) -> None:
-        self._sink = sink
-        self._thread = threading.Thread(target=self._run, name="procsight-sockets", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
