@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from procsight.confmap import ConfigError
+from core.confmap import ConfigError
 
 log = logging.getLogger(__name__)
 

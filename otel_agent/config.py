@@ -1,11 +1,11 @@
-"""Typed configuration of the host agent (config/agent.yaml), decoded strictly by `procsight.confmap`."""
+"""Typed configuration of the host agent (config/agent.yaml), decoded strictly by `core.confmap`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from procsight.confmap import ConfigError, decode, load_yaml, parse_duration
+from core.confmap import ConfigError, decode, load_yaml, parse_duration
 
 MODES = ("auto", "ebpf", "netlink", "proc")
 PROTOCOLS = ("grpc", "http")

@@ -23,12 +23,12 @@ from typing import Any
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 
+from core import __version__
+from core.confmap import parse_duration
 from otel_agent.config import AgentConfig, BatchConfig, ExporterConfig
 from otel_agent.counters import Counters
 from otel_agent.otlp import GrpcLogExporter, HttpLogExporter, RequestEncoder, encode_log_record
 from otel_agent.spool import DiskSpool
-from procsight import __version__
-from procsight.confmap import parse_duration
 from scoring.event import ProcessEvent
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.sdk._logs.export import LogRecordExportResult
 
-from procsight.otlpwire import TAG_ARRAY, any_value, field, key_value, length_delimited, log_attribute, text, varint
+from core.otlpwire import TAG_ARRAY, any_value, field, key_value, length_delimited, log_attribute, text, varint
 
 SEVERITY_INFO = 9
 # Attribute values that repeat from exec to exec: their KeyValue encodings are cached.

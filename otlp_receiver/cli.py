@@ -8,8 +8,8 @@ import signal
 import threading
 from types import FrameType
 
+from core.confmap import ConfigError
 from otlp_receiver.pipeline import Service, ServiceSettings
-from procsight.confmap import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from procsight.confmap import ConfigError
+from core.confmap import ConfigError
 
 FACTORIES: dict[str, dict[str, str]] = {
     "receivers": {"otlp": "otlp_receiver.receivers.otlp.factory"},

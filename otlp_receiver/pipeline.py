@@ -26,6 +26,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
+from core.confmap import ConfigError, decode, load_yaml
 from otlp_receiver import components
 from otlp_receiver.component import Backpressure, CreateSettings, LogBatch
 from otlp_receiver.exporterhelper import ExporterStoppedError, QueueConfig, QueuedExporter, RetryConfig
@@ -33,7 +34,6 @@ from otlp_receiver.receivers.otlp.decode import Decoded
 from otlp_receiver.receivers.otlp.receiver import HttpRoute
 from otlp_receiver.spool import Spool, SpoolClosedError, SpoolEntry, SpoolFullError
 from otlp_receiver.telemetry import Telemetry
-from procsight.confmap import ConfigError, decode, load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +342,7 @@ class Service:
         if self.state == "stopped":
             return
         if timeout is None:
-            from procsight.confmap import parse_duration
+            from core.confmap import parse_duration
 
             timeout = parse_duration(self.settings.service.shutdown_timeout)
         deadline = time.monotonic() + timeout

@@ -1,3 +1,8 @@
-"""procsight: rule-free detection of unusual processes, inside OpenTelemetry pipelines."""
+"""procsight: rule-free detection of unusual processes, inside OpenTelemetry pipelines.
 
-__version__ = "0.1.0"
+This package is the top layer: the `procsight` command (`cli.py`) and `procsight run` (`run.py`).
+"""
+
+from core import __version__
+
+__all__ = ["__version__"]

@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from procsight import __version__
+from core import __version__
 
 # Modules that contribute subcommands, in the order `procsight --help` lists them.
 COMMAND_MODULES = (

@@ -32,8 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.confmap import ConfigError
     from otlp_receiver.pipeline import Service
-    from procsight.confmap import ConfigError
 
     if not args.config.exists():
         print(f"procsight run: {args.config} not found; run from the repository root or pass --config FILE",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from procsight.confmap import ConfigError, parse_duration
+from core.confmap import ConfigError, parse_duration
 
 SEVERITIES = ("none", "warn", "alert")
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from procsight.confmap import parse_duration
+from core.confmap import parse_duration
 from scoring.baseline import Baseline, BaselineStore
 from scoring.config import EngineConfig, Thresholds
 from scoring.event import CONNECTION, LISTEN, ProcessEvent

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from core.confmap import decode
 from otel_agent.agent import Agent, create_agent
 from otel_agent.config import AgentConfig
 from otel_agent.tests.otlp_endpoint import GrpcEndpoint
-from procsight.confmap import decode
 
 
 def agent_config(endpoint: str, spool_dir: Path, **overrides: object) -> AgentConfig:

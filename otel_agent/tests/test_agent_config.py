@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from core.confmap import ConfigError, decode
 from otel_agent.config import AgentConfig, load_config
-from procsight.confmap import ConfigError, decode
 
 TESTDATA = Path(__file__).parent / "testdata"
 REPO = Path(__file__).resolve().parents[2]

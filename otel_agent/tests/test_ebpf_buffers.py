@@ -7,12 +7,12 @@ import time
 
 import pytest
 
+from core.confmap import decode
 from otel_agent.config import CaptureConfig
 from otel_agent.counters import Counters
 from otel_agent.ebpf import EbpfSource
 from otel_agent.tests.conftest import bcc_missing
 from otel_agent.tests.workload import marker
-from procsight.confmap import decode
 
 pytestmark = pytest.mark.skipif(bool(bcc_missing()), reason=bcc_missing() or "eBPF available")
 

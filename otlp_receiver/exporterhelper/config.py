@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from procsight.confmap import ConfigError, parse_duration
+from core.confmap import ConfigError, parse_duration
 
 
 def check_duration(value: str | float, key: str) -> float:

@@ -17,11 +17,11 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from core.confmap import ConfigError, decode, parse_duration
 from otlp_receiver.component import DEFAULT_TENANT, PermanentError, RetryableError
 from otlp_receiver.exporters.clickhouse.config import Config as ClickHouseConfig
 from otlp_receiver.query.render import triage_list
 from otlp_receiver.query.service import QueryService
-from procsight.confmap import ConfigError, decode, parse_duration
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 

@@ -13,9 +13,9 @@ import pytest
 import requests
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
+from core.confmap import ConfigError
 from otlp_receiver import components
 from otlp_receiver.pipeline import Service, ServiceSettings
-from procsight.confmap import ConfigError
 
 TESTDATA = Path(__file__).parent / "testdata"
 

@@ -120,7 +120,7 @@ def test_new_workload_warm_up_caps_novelty_at_warn(engine):
 
 
 def test_thresholds_are_per_workload(tmp_path):
-    from procsight.confmap import decode
+    from core.confmap import decode
 
     config = decode(EngineConfig, {"baselines": str(tmp_path), "thresholds": {
         "default": {"warn": 0.5, "alert": 0.75}, "workloads": {"prod-web": {"alert": 0.6}}}})

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
+from core.confmap import ConfigError, decode, load_yaml
 from otlp_receiver.component import LogBatch, PermanentError, RetryableError
 from otlp_receiver.exporterhelper import Backoff, ExporterStoppedError, QueueConfig, QueuedExporter, RetryConfig
 from otlp_receiver.telemetry import Telemetry
-from procsight.confmap import ConfigError, decode, load_yaml
 
 TESTDATA = Path(__file__).parent / "testdata"
 FAST_RETRY = RetryConfig(initial_interval="5ms", max_interval="20ms", max_elapsed_time="50ms")

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from core.confmap import parse_duration
 from otlp_receiver.exporterhelper.config import QueueConfig, RetryConfig, check_duration
-from procsight.confmap import parse_duration
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 COMPRESSIONS = ("lz4", "zstd", "gzip", "br", "none")

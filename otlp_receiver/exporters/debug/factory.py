@@ -12,8 +12,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from core.confmap import ConfigError
 from otlp_receiver.component import CreateSettings, LogBatch
-from procsight.confmap import ConfigError
 
 TYPE = "debug"
 VERBOSITIES = ("basic", "normal", "detailed")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.confmap import parse_duration
 from otlp_receiver.exporterhelper.config import QueueConfig, RetryConfig, check_duration
 from otlp_receiver.exporterhelper.tls import TLSClientConfig
-from procsight.confmap import parse_duration
 
 COMPRESSIONS = ("gzip", "none", "")
 

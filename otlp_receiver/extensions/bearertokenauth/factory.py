@@ -10,8 +10,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.confmap import ConfigError
 from otlp_receiver.component import DEFAULT_TENANT, CreateSettings, Unauthenticated
-from procsight.confmap import ConfigError
 
 TYPE = "bearertokenauth"
 

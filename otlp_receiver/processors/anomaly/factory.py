@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.confmap import ConfigError
 from otlp_receiver.component import CreateSettings
 from otlp_receiver.processors.anomaly.processor import AnomalyProcessor
-from procsight.confmap import ConfigError
 from scoring.config import EngineConfig
 
 TYPE = "anomaly"

@@ -18,10 +18,10 @@ import numpy as np
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
+from core.otlpwire import field, log_attribute, varint
 from otlp_receiver.component import LogBatch
 from otlp_receiver.normalize import Normalizer
 from otlp_receiver.normalize.values import attributes_dict
-from procsight.otlpwire import field, log_attribute, varint
 from scoring import AnomalyEngine, ProcessEvent, Verdict
 
 if TYPE_CHECKING:

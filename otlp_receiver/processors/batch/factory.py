@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.confmap import ConfigError, parse_duration
 from otlp_receiver.component import CreateSettings, LogBatch
-from procsight.confmap import ConfigError, parse_duration
 
 TYPE = "batch"
 

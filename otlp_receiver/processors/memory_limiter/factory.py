@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import psutil
 
+from core.confmap import ConfigError, parse_duration
 from otlp_receiver.component import CreateSettings, LogBatch
-from procsight.confmap import ConfigError, parse_duration
 
 TYPE = "memory_limiter"
 MIB = 1024 * 1024

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from procsight.confmap import ConfigError
+from core.confmap import ConfigError
 
 MIB = 1024 * 1024
 

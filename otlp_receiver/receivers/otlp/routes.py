@@ -15,9 +15,9 @@ import time
 from datetime import datetime
 from typing import Any
 
+from core.confmap import ConfigError, parse_duration
 from otlp_receiver.component import DEFAULT_TENANT
 from otlp_receiver.receivers.otlp.receiver import HttpRoute
-from procsight.confmap import ConfigError, parse_duration
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from chdb_http_bridge import ChdbHttpBridge
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from core.confmap import ConfigError, decode, load_yaml
 from otlp_receiver.component import CreateSettings, LogBatch, PermanentError, RetryableError
 from otlp_receiver.exporterhelper import QueuedExporter
 from otlp_receiver.exporters.clickhouse import factory
@@ -21,7 +22,6 @@ from otlp_receiver.exporters.clickhouse.exporter import OFFLOAD_MIN_RECORDS, Cli
 from otlp_receiver.exporters.clickhouse.schema import ttl_clause
 from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
 from otlp_receiver.telemetry import Telemetry
-from procsight.confmap import ConfigError, decode, load_yaml
 
 TESTDATA = Path(__file__).parent / "testdata"
 HOSTILE = "x'); DROP TABLE procsight.security_events; --\x00\x1b[31m\\../../etc/passwd\n\t\u202e"

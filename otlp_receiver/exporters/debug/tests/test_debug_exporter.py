@@ -7,9 +7,9 @@ import logging
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
+from core.confmap import ConfigError, decode
 from otlp_receiver.component import LogBatch
 from otlp_receiver.exporters.debug.factory import Config, DebugExporter
-from procsight.confmap import ConfigError, decode
 
 
 def batch() -> LogBatch:

@@ -8,11 +8,11 @@ import grpc
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
+from core.confmap import ConfigError, decode, load_yaml
 from otlp_receiver.component import CreateSettings, LogBatch, PermanentError, RetryableError
 from otlp_receiver.exporterhelper import QueuedExporter
 from otlp_receiver.exporters.otlpgrpc import factory
 from otlp_receiver.telemetry import Telemetry
-from procsight.confmap import ConfigError, decode, load_yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests"))
 from otlp_sink import Failure, OtlpSink

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from core.confmap import ConfigError, decode
 from otlp_receiver.component import Unauthenticated
 from otlp_receiver.extensions.bearertokenauth.factory import BearerTokenAuth, Config
-from procsight.confmap import ConfigError, decode
 
 
 def test_single_upstream_token_is_the_default_tenant() -> None:

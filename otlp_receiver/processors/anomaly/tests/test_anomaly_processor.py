@@ -9,10 +9,10 @@ import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from core.confmap import ConfigError, decode, load_yaml
 from otlp_receiver.component import CreateSettings, LogBatch
 from otlp_receiver.processors.anomaly import factory
 from otlp_receiver.telemetry import Telemetry
-from procsight.confmap import ConfigError, decode, load_yaml
 
 TESTDATA = Path(__file__).parent / "testdata"
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
+from core.confmap import ConfigError, decode
 from otlp_receiver.pipeline import Pipeline
 from otlp_receiver.processors.batch.factory import Config
 from otlp_receiver.spool import Spool
 from otlp_receiver.telemetry import Telemetry
-from procsight.confmap import ConfigError, decode
 
 
 def payload(records: int) -> bytes:

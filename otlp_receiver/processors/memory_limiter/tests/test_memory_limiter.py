@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.confmap import ConfigError, decode
 from otlp_receiver.processors.memory_limiter.factory import MIB, Config, MemoryLimiter
 from otlp_receiver.telemetry import Telemetry
-from procsight.confmap import ConfigError, decode
 
 
 def test_refuses_above_the_soft_limit_and_reports_it() -> None:

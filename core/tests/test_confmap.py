@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from procsight.confmap import ConfigError, decode, expand_env, load_yaml, parse_duration
+from core.confmap import ConfigError, decode, expand_env, load_yaml, parse_duration
 from scoring.config import EngineConfig
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from procsight.otlpwire import log_attribute
+from core.otlpwire import log_attribute
 
 
 def test_attributes_of_every_value_type_decode_as_protobuf_builds_them():
