@@ -1,21 +1,27 @@
 """The one configuration loader: Collector-style YAML into typed dataclasses.
 
 `load_yaml(path)` reads a file and expands `${env:VAR}`, `${VAR}` and `${env:VAR:-default}` the way the
-OpenTelemetry Collector's confmap does. `decode(ConfigClass, mapping, where)` turns a mapping into a
-dataclass, strictly: an unknown key, a wrong type or a missing required value raises `ConfigError`
-naming the file and the dotted path, with a suggestion for a misspelt key. Each component's config is
-a dataclass with defaults and a `validate()` method, which `decode` calls.
+OpenTelemetry Collector's confmap does. `decode(ConfigClass, mapping, where, source=file)` turns a
+mapping into a dataclass, strictly: an unknown key, a wrong type or a missing required value raises
+`ConfigError` naming the file and the dotted key path, with a suggestion for a misspelt key.
+Collector durations ("5s", "500ms", "720h", "1h30m") become `Duration`s here, once.
+
+Each component's config is a dataclass with defaults and a `validate()` method, which `decode` calls
+after its nested sections are decoded (and validated). `validate()` raises `ConfigError(key, message)`
+with `key` relative to its own dataclass; `decode` anchors it under the section's path. `check(config)`
+validates a config built in code the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,14 +30,72 @@ import yaml
 T = TypeVar("T")
 
 _ENV_PATTERN = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 class ConfigError(ValueError):
-    """A configuration problem, with where it is and what to do about it."""
+    """A configuration problem: the file, the dotted key path it is about, and what is wrong."""
 
-    def __init__(self, where: str, message: str) -> None:
-        super().__init__(f"{where}: {message}" if where else message)
-        self.where = where
+    def __init__(self, path: str, message: str, source: str = "") -> None:
+        super().__init__(": ".join(part for part in (source, path, message) if part))
+        self.path = path
+        self.message = message
+        self.source = source
+
+    def within(self, prefix: str) -> ConfigError:
+        """The same problem, its path taken as relative to the section at `prefix`."""
+        return ConfigError(_join(prefix, self.path), self.message, self.source)
+
+    def in_file(self, source: str) -> ConfigError:
+        return self if self.source or not source else ConfigError(self.path, self.message, source)
+
+
+class Duration(float):
+    """A Collector duration as seconds: `Duration("1h30m") == 5400.0`; a bare number is seconds.
+
+    A float, so it is used as seconds as it is (`time.sleep(config.check_interval)`). Never negative;
+    a value that is not a duration raises ValueError (`decode` reports it as a ConfigError at its key).
+    """
+
+    def __new__(cls, value: str | float) -> Duration:
+        if isinstance(value, str):
+            seconds = _parse_duration(value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            seconds = float(value)
+        else:
+            raise ValueError(f"expected a duration like 500ms, 5s, 10m or 720h, got {value!r}")
+        if not seconds >= 0 or math.isinf(seconds):
+            raise ValueError(f"a duration must be zero or more, got {value!r}")
+        return super().__new__(cls, seconds)
+
+    def __str__(self) -> str:
+        seconds = float(self)
+        if 0 < seconds < 1:
+            return f"{seconds * 1000:g}ms"
+        hours, rest = divmod(seconds, 3600)
+        minutes, rest = divmod(rest, 60)
+        parts = [f"{hours:.0f}h" if hours else "", f"{minutes:.0f}m" if minutes else "", f"{rest:g}s" if rest else ""]
+        return "".join(parts) or "0s"
+
+    def __repr__(self) -> str:
+        return f"Duration({str(self)!r})"
+
+
+def _parse_duration(text: str) -> float:
+    value = text.strip()
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(number + unit for number, unit in parts) != value:
+        raise ValueError(f"expected a duration like 500ms, 5s, 10m or 720h, got {text!r}")
+    return sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
+
+
+def check_positive(section: object, *names: str) -> None:
+    """For `validate()`: each named Duration (or number) of `section` must be greater than zero."""
+    for name in names:
+        value = getattr(section, name)
+        if value <= 0:
+            raise ConfigError(name, f"must be greater than zero, got {value}")
 
 
 def expand_env(text: str, environ: Mapping[str, str] | None = None) -> str:
@@ -55,16 +119,16 @@ def load_yaml(path: str | Path, environ: Mapping[str, str] | None = None) -> dic
     try:
         raw = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(str(path), f"cannot read config file: {exc.strerror}") from exc
+        raise ConfigError("", f"cannot read config file: {exc.strerror}", str(path)) from exc
     try:
         # Expand inside scalar values only, after parsing, so a variable cannot inject YAML structure.
         data = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
-        raise ConfigError(str(path), f"invalid YAML: {exc}") from exc
+        raise ConfigError("", f"invalid YAML: {exc}", str(path)) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(str(path), "the top level must be a mapping of sections")
+        raise ConfigError("", "the top level must be a mapping of sections", str(path))
     return _expand_tree(data, environ)
 
 
@@ -85,8 +149,22 @@ def _expand_tree(node: Any, environ: Mapping[str, str] | None) -> Any:
     return node
 
 
-def decode(cls: type[T], data: Any, where: str = "") -> T:
-    """Builds dataclass `cls` from `data`, strictly, then calls its `validate()` if it has one."""
+def decode(cls: type[T], data: Any, where: str = "", *, source: str = "") -> T:
+    """Builds dataclass `cls` from `data` at key path `where` (of file `source`), strictly, and validates it."""
+    try:
+        return _decode(cls, data, where)
+    except ConfigError as exc:
+        raise exc.in_file(source) from None
+
+
+def check(config: object, where: str = "") -> None:
+    """Validates a config built in code as `decode` validates one read from a file: sections first."""
+    for name, section in _sections(config):
+        check(section, _join(where, name))
+    _validate(config, where)
+
+
+def _decode(cls: type[T], data: Any, where: str) -> T:
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
@@ -103,32 +181,31 @@ def decode(cls: type[T], data: Any, where: str = "") -> T:
         if required and name not in kwargs:
             raise ConfigError(_join(where, name), "required setting is missing")
     instance = cls(**kwargs)
-    validate = getattr(instance, "validate", None)
+    _validate(instance, where)
+    return instance
+
+
+def _validate(config: object, where: str) -> None:
+    validate = getattr(config, "validate", None)
     if callable(validate):
         try:
             validate()
         except ConfigError as exc:
-            if not where or exc.where.startswith(where):
-                raise
-            # validate() names keys relative to its own dataclass: anchor them at `where`.
-            message = str(exc)[len(exc.where) + 2:] if exc.where else str(exc)
-            raise ConfigError(_join(where, exc.where) if exc.where else where, message) from exc
-        except ValueError as exc:
-            raise ConfigError(where, str(exc)) from exc
-    return instance
+            raise exc.within(where) from None
 
 
-def parse_duration(value: str | int | float, where: str = "") -> float:
-    """Collector durations: `1s`, `500ms`, `5m`, `720h`, `1h30m`; a bare number is seconds."""
-    if isinstance(value, bool):
-        raise ConfigError(where, f"expected a duration like 5s, got {value!r}")
-    if isinstance(value, int | float):
-        return float(value)
-    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)", value.strip())
-    if not parts or "".join(n + u for n, u in parts) != value.strip():
-        raise ConfigError(where, f"expected a duration like 500ms, 5s, 10m or 720h, got {value!r}")
-    return sum(float(number) * units[unit] for number, unit in parts)
+def _sections(config: object) -> Iterator[tuple[str, object]]:
+    """The nested config dataclasses of `config`, with their relative key paths."""
+    for field in dataclasses.fields(config):  # type: ignore[arg-type]
+        value = getattr(config, field.name)
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else None
+        if items is None:
+            if dataclasses.is_dataclass(value):
+                yield field.name, value
+            continue
+        for key, item in items:
+            if dataclasses.is_dataclass(item):
+                yield (f"{field.name}.{key}" if isinstance(value, dict) else f"{field.name}[{key}]"), item
 
 
 def _convert(hint: Any, value: Any, where: str) -> Any:
@@ -142,15 +219,19 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         options = [a for a in args if a is not type(None)]
         if len(options) == 1:  # Optional[X]: X's own error names the exact key
             return _convert(options[0], value, where)
-        errors = []
-        for option in (a for a in args if a is not type(None)):
+        for option in options:
             try:
                 return _convert(option, value, where)
-            except ConfigError as exc:
-                errors.append(str(exc))
+            except ConfigError:
+                continue
         raise ConfigError(where, f"expected {_hint_name(hint)}, got {_type_name(value)}")
+    if hint is Duration:
+        try:
+            return Duration(value)
+        except ValueError as exc:
+            raise ConfigError(where, str(exc)) from None
     if dataclasses.is_dataclass(hint):
-        return decode(hint, value, where)  # type: ignore[arg-type]
+        return _decode(hint, value, where)  # type: ignore[arg-type]
     if origin in (list, tuple) or hint in (list, tuple):
         if not isinstance(value, list):
             raise ConfigError(where, f"expected a list, got {_type_name(value)}")
@@ -191,6 +272,8 @@ def _unknown_key_message(key: str, fields: Mapping[str, Any]) -> str:
 
 
 def _join(where: str, key: str) -> str:
+    if not key:
+        return where
     return f"{where}.{key}" if where else key
 
 

@@ -12,7 +12,6 @@ import threading
 
 from opentelemetry.sdk._logs.export import LogRecordExporter
 
-from core.confmap import parse_duration
 from otel_agent.capture import CaptureSource, CaptureUnavailable
 from otel_agent.config import AgentConfig
 from otel_agent.counters import Counters
@@ -30,15 +29,15 @@ FALLBACK_ORDER = ("ebpf", "netlink", "proc")
 
 def _sources_for(mode: str, config: AgentConfig, counters: Counters) -> list[CaptureSource]:
     capture = config.capture
-    cpu = CpuSampler(capture.seconds("cpu_interval"), capture.cpu_threshold_percent, counters)
+    cpu = CpuSampler(capture.cpu_interval, capture.cpu_threshold_percent, counters)
     if mode == "ebpf":
         from otel_agent.ebpf import EbpfSource  # imports nothing of bcc until opened
 
         return [EbpfSource(capture, counters), cpu]
-    sockets = SocketPoller(capture.seconds("socket_poll_interval"), counters)
+    sockets = SocketPoller(capture.socket_poll_interval, counters)
     if mode == "netlink":
         return [NetlinkSource(counters), sockets, cpu]
-    return [ProcPollSource(capture.seconds("proc_poll_interval"), counters), sockets, cpu]
+    return [ProcPollSource(capture.proc_poll_interval, counters), sockets, cpu]
 
 
 def open_capture(config: AgentConfig, counters: Counters) -> tuple[str, list[CaptureSource]]:
@@ -112,9 +111,8 @@ class Agent:
         log.info("agent stopped: %s", self.counters.describe())
 
     def _log_stats(self) -> None:
-        interval = parse_duration(self.config.stats_interval)
         previous = self.counters.snapshot()
-        while not self._stop.wait(interval):
+        while not self._stop.wait(self.config.stats_interval):
             current = self.counters.snapshot()
             losing = any(current[k] > previous[k] for k in ("lost_in_kernel", "dropped_oldest"))
             log.log(logging.WARNING if losing else logging.INFO, "agent (%s): %s spool_pending=%d", self.mode,

@@ -5,18 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.confmap import ConfigError, decode, load_yaml, parse_duration
+from core.confmap import ConfigError, Duration, check_positive, decode, load_yaml
 
 MODES = ("auto", "ebpf", "netlink", "proc")
 PROTOCOLS = ("grpc", "http")
 COMPRESSIONS = ("gzip", "none")
-
-
-def _check_duration(value: str, where: str) -> float:
-    seconds = parse_duration(value, where)
-    if seconds <= 0:
-        raise ConfigError(where, f"must be a positive duration, got {value!r}")
-    return seconds
 
 
 @dataclass
@@ -29,11 +22,11 @@ class ArgvLimits:
 
     def validate(self) -> None:
         if not 1 <= self.max_args <= 256:
-            raise ConfigError("argv.max_args", f"must be 1..256, got {self.max_args}")
+            raise ConfigError("max_args", f"must be 1..256, got {self.max_args}")
         if not 64 <= self.max_bytes <= 32768:
-            raise ConfigError("argv.max_bytes", f"must be 64..32768, got {self.max_bytes}")
+            raise ConfigError("max_bytes", f"must be 64..32768, got {self.max_bytes}")
         if not 16 <= self.max_arg_bytes <= self.max_bytes:
-            raise ConfigError("argv.max_arg_bytes", f"must be 16..max_bytes, got {self.max_arg_bytes}")
+            raise ConfigError("max_arg_bytes", f"must be 16..max_bytes, got {self.max_arg_bytes}")
 
     @property
     def buffer_bytes(self) -> int:
@@ -44,23 +37,17 @@ class ArgvLimits:
 class CaptureConfig:
     argv: ArgvLimits = field(default_factory=ArgvLimits)
     ring_buffer_pages: int = 1024  # 4 MiB: about 8,000 typical execs of slack while user space catches up
-    proc_poll_interval: str = "1s"  # /proc mode: how often the process table is compared
-    socket_poll_interval: str = "1s"  # netlink and /proc modes: how often sockets are compared
-    cpu_interval: str = "30s"  # how often CPU use of running processes is sampled
+    proc_poll_interval: Duration = Duration("1s")  # /proc mode: how often the process table is compared
+    socket_poll_interval: Duration = Duration("1s")  # netlink and /proc modes: how often sockets are compared
+    cpu_interval: Duration = Duration("30s")  # how often CPU use of running processes is sampled
     cpu_threshold_percent: float = 80.0  # at or above this (of one core) over an interval, a process is reported
 
     def validate(self) -> None:
         pages = self.ring_buffer_pages
         if not 8 <= pages <= 65536 or pages & (pages - 1):
-            raise ConfigError("capture.ring_buffer_pages", f"must be a power of two from 8 to 65536 (256 MiB), "
+            raise ConfigError("ring_buffer_pages", f"must be a power of two from 8 to 65536 (256 MiB), "
                                                            f"got {pages}")
-        for name in ("proc_poll_interval", "socket_poll_interval", "cpu_interval"):
-            _check_duration(getattr(self, name), f"capture.{name}")
-        if self.cpu_threshold_percent <= 0:
-            raise ConfigError("capture.cpu_threshold_percent", "must be positive")
-
-    def seconds(self, name: str) -> float:
-        return parse_duration(getattr(self, name))
+        check_positive(self, "proc_poll_interval", "socket_poll_interval", "cpu_interval", "cpu_threshold_percent")
 
 
 @dataclass
@@ -72,11 +59,11 @@ class TLSConfig:
 
     def validate(self) -> None:
         if bool(self.cert_file) != bool(self.key_file):
-            raise ConfigError("exporter.tls", "cert_file and key_file go together (client certificate)")
+            raise ConfigError("", "cert_file and key_file go together (client certificate)")
         for name in ("ca_file", "cert_file", "key_file"):
             path = getattr(self, name)
             if path and not Path(path).is_file():
-                raise ConfigError(f"exporter.tls.{name}", f"no such file: {path}")
+                raise ConfigError(name, f"no such file: {path}")
 
 
 @dataclass
@@ -87,18 +74,18 @@ class ExporterConfig:
     protocol: str = "grpc"
     tls: TLSConfig = field(default_factory=TLSConfig)
     compression: str = "gzip"
-    timeout: str = "10s"
+    timeout: Duration = Duration("10s")
     token: str = ""  # sent as `authorization: Bearer <token>`; empty means $PROCSIGHT_TOKEN
     headers: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.protocol not in PROTOCOLS:
-            raise ConfigError("exporter.protocol", f"must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+            raise ConfigError("protocol", f"must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
         if self.compression not in COMPRESSIONS:
-            raise ConfigError("exporter.compression", f"must be gzip or none, got {self.compression!r}")
+            raise ConfigError("compression", f"must be gzip or none, got {self.compression!r}")
         if not self.endpoint:
-            raise ConfigError("exporter.endpoint", "required")
-        _check_duration(self.timeout, "exporter.timeout")
+            raise ConfigError("endpoint", "required")
+        check_positive(self, "timeout")
 
 
 @dataclass
@@ -111,16 +98,16 @@ class BatchConfig:
     so a burst never blocks capture and never drops silently.
     """
 
-    timeout: str = "1s"
+    timeout: Duration = Duration("1s")
     send_batch_size: int = 1000
     queue_size: int = 100_000
 
     def validate(self) -> None:
-        _check_duration(self.timeout, "batch.timeout")
+        check_positive(self, "timeout")
         if self.send_batch_size < 1:
-            raise ConfigError("batch.send_batch_size", "must be at least 1")
+            raise ConfigError("send_batch_size", "must be at least 1")
         if self.queue_size < self.send_batch_size:
-            raise ConfigError("batch.queue_size", "must be at least send_batch_size")
+            raise ConfigError("queue_size", "must be at least send_batch_size")
 
 
 @dataclass
@@ -129,14 +116,12 @@ class SpoolConfig:
 
     directory: str = "/var/lib/procsight/spool"
     max_size_mib: float = 256.0
-    retry_interval: str = "5s"  # how often a down endpoint is tried again
+    retry_interval: Duration = Duration("5s")  # how often a down endpoint is tried again
 
     def validate(self) -> None:
-        if self.max_size_mib <= 0:
-            raise ConfigError("spool.max_size_mib", "must be positive")
+        check_positive(self, "max_size_mib", "retry_interval")
         if not self.directory:
-            raise ConfigError("spool.directory", "required")
-        _check_duration(self.retry_interval, "spool.retry_interval")
+            raise ConfigError("directory", "required")
 
 
 @dataclass
@@ -147,16 +132,16 @@ class AgentConfig:
     exporter: ExporterConfig = field(default_factory=ExporterConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     spool: SpoolConfig = field(default_factory=SpoolConfig)
-    stats_interval: str = "60s"  # how often counters are logged
+    stats_interval: Duration = Duration("60s")  # how often counters are logged
 
     def validate(self) -> None:
         if self.mode not in MODES:
             raise ConfigError("mode", f"must be one of {', '.join(MODES)}, got {self.mode!r}")
-        _check_duration(self.stats_interval, "stats_interval")
+        check_positive(self, "stats_interval")
 
 
 def load_config(path: str | Path | None) -> AgentConfig:
     """Reads the agent's YAML file; no file means the defaults."""
     if path is None:
-        return decode(AgentConfig, {}, "")
-    return decode(AgentConfig, load_yaml(path), str(path))
+        return decode(AgentConfig, {})
+    return decode(AgentConfig, load_yaml(path), source=str(path))

@@ -24,7 +24,6 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.resources import Resource
 
 from core import __version__
-from core.confmap import parse_duration
 from otel_agent.config import AgentConfig, BatchConfig, ExporterConfig
 from otel_agent.counters import Counters
 from otel_agent.otlp import GrpcLogExporter, HttpLogExporter, RequestEncoder, encode_log_record
@@ -98,7 +97,7 @@ class SpoolingBatchProcessor:
         self._spool = spool
         self._batch_size = batch.send_batch_size
         self._queue_size = batch.queue_size
-        self._timeout = parse_duration(batch.timeout)
+        self._timeout = batch.timeout
         self._retry_interval = retry_interval
         self._counters = counters
         self._queue: collections.deque[bytes] = collections.deque()
@@ -238,7 +237,6 @@ def build_exporter(config: ExporterConfig, request_encoder: RequestEncoder) -> L
     token = config.token or os.environ.get("PROCSIGHT_TOKEN", "")
     if token:
         headers["authorization"] = f"Bearer {token}"
-    timeout = parse_duration(config.timeout)
     tls = config.tls
     if config.protocol == "grpc":
         import grpc
@@ -251,7 +249,8 @@ def build_exporter(config: ExporterConfig, request_encoder: RequestEncoder) -> L
                 certificate_chain=Path(tls.cert_file).read_bytes() if tls.cert_file else None)
         compression = grpc.Compression.Gzip if config.compression == "gzip" else grpc.Compression.NoCompression
         return GrpcLogExporter(request_encoder, endpoint=config.endpoint, insecure=tls.insecure,
-                               credentials=credentials, headers=headers, timeout=timeout, compression=compression)
+                               credentials=credentials, headers=headers, timeout=config.timeout,
+                               compression=compression)
     from opentelemetry.exporter.otlp.proto.http import Compression
 
     url = config.endpoint
@@ -261,7 +260,7 @@ def build_exporter(config: ExporterConfig, request_encoder: RequestEncoder) -> L
         url += "/v1/logs"
     return HttpLogExporter(request_encoder, endpoint=url, certificate_file=tls.ca_file or None,
                            client_key_file=tls.key_file or None, client_certificate_file=tls.cert_file or None,
-                           headers=headers, timeout=timeout,
+                           headers=headers, timeout=config.timeout,
                            compression=Compression.Gzip if config.compression == "gzip" else Compression.NoCompression)
 
 
@@ -274,7 +273,7 @@ class Emitter:
         self.spool = DiskSpool(config.spool.directory, int(config.spool.max_size_mib * 1024 * 1024), counters)
         self.processor = SpoolingBatchProcessor(
             exporter or build_exporter(config.exporter, request_encoder), self.spool, config.batch,
-            parse_duration(config.spool.retry_interval), counters)
+            config.spool.retry_interval, counters)
 
     def emit(self, event: ProcessEvent) -> None:
         self.processor.on_emit(encode_event(event))

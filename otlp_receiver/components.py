@@ -36,15 +36,17 @@ def component_type(component_id: str) -> str:
     return component_id.split("/", 1)[0]
 
 
-def factory(kind: str, component_id: str, where: str) -> ModuleType:
-    """The factory module for a component id of `kind` (receivers, processors, exporters, extensions)."""
+def factory(kind: str, component_id: str) -> ModuleType:
+    """The factory module for a component id of `kind` (receivers, processors, exporters, extensions).
+
+    Raises ConfigError about the component's own section (an empty path): the caller anchors it."""
     type_name = component_type(component_id)
     type_name = ALIASES.get(kind, {}).get(type_name, type_name)
     module_name = FACTORIES[kind].get(type_name)
     if module_name is None:
         known = sorted(FACTORIES[kind]) + sorted(ALIASES.get(kind, {}))
-        raise ConfigError(where, f"unknown {kind[:-1]} type '{type_name}' (known: {', '.join(known)})")
+        raise ConfigError("", f"unknown {kind[:-1]} type '{type_name}' (known: {', '.join(known)})")
     try:
         return importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(where, f"{kind[:-1]} '{type_name}' is unavailable: {exc}") from exc
+        raise ConfigError("", f"{kind[:-1]} '{type_name}' is unavailable: {exc}") from exc

@@ -26,7 +26,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from core.confmap import ConfigError, decode, load_yaml
+from core.confmap import ConfigError, Duration, decode, load_yaml
 from otlp_receiver import components
 from otlp_receiver.component import Backpressure, CreateSettings, LogBatch
 from otlp_receiver.exporterhelper import ExporterStoppedError, QueueConfig, QueuedExporter, RetryConfig
@@ -70,7 +70,7 @@ class ServiceConfig:
     extensions: list[str] = field(default_factory=list)
     data_dir: str = "./procsight-data"  # spools and component state live under here
     spool: SpoolConfig = field(default_factory=SpoolConfig)
-    shutdown_timeout: str = "10s"
+    shutdown_timeout: Duration = Duration("10s")
 
     def validate(self) -> None:
         if not self.pipelines:
@@ -104,23 +104,27 @@ class ServiceSettings:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str = "<config>") -> ServiceSettings:
-        try:
-            document = decode(Document, data)
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: {exc.where}", str(exc)[len(exc.where) + 2:]) from exc
+        document = decode(Document, data, source=source)
         configs: dict[str, dict[str, Any]] = {kind: {} for kind in _KINDS}
         for kind in _KINDS:
             for component_id, raw in getattr(document, kind).items():
-                where = f"{source}: {kind}.{component_id}"
-                module = components.factory(kind, str(component_id), where)
+                where = f"{kind}.{component_id}"
+                try:
+                    module = components.factory(kind, str(component_id))
+                except ConfigError as exc:
+                    raise exc.within(where).in_file(source) from None
                 prepare = getattr(module, "prepare", None)
-                configs[kind][str(component_id)] = decode(module.Config, prepare(raw) if prepare else raw, where)
+                configs[kind][str(component_id)] = decode(module.Config, prepare(raw) if prepare else raw, where,
+                                                          source=source)
         settings = cls(source, document.service, configs)
-        settings._check_references()
+        try:
+            settings._check_references()
+        except ConfigError as exc:
+            raise exc.in_file(source) from None
         return settings
 
     def _check_references(self) -> None:
-        where = f"{self.source}: service"
+        where = "service"
         for index, ext in enumerate(self.service.extensions):
             if ext not in self.configs["extensions"]:
                 raise ConfigError(f"{where}.extensions[{index}]", f"extension '{ext}' is not configured "
@@ -140,7 +144,7 @@ class ServiceSettings:
                 if settings is not None and settings.auth is not None:
                     ext = settings.auth.authenticator
                     if ext not in self.service.extensions:
-                        raise ConfigError(f"{self.source}: receivers.{receiver_id}.protocols.{protocol}.auth."
+                        raise ConfigError(f"receivers.{receiver_id}.protocols.{protocol}.auth."
                                           "authenticator", f"'{ext}' is not an extension enabled in "
                                                            "service.extensions")
 
@@ -163,7 +167,7 @@ class Pipeline:
         self.spool = spool
         self.processors = processors
         self.exporters = exporters
-        self.batch_timeout = batching.timeout_seconds if batching else 0.0
+        self.batch_timeout = batching.timeout if batching else 0.0
         self.batch_size = batching.send_batch_size if batching else 1
         self.batch_max = batching.send_batch_max_size if batching else 0
         self.limiters = [p for p in processors if hasattr(p, "refusing")]
@@ -342,9 +346,7 @@ class Service:
         if self.state == "stopped":
             return
         if timeout is None:
-            from core.confmap import parse_duration
-
-            timeout = parse_duration(self.settings.service.shutdown_timeout)
+            timeout = self.settings.service.shutdown_timeout
         deadline = time.monotonic() + timeout
         # Receivers refuse new requests first and answer those in flight (which still spool normally).
         for receiver in self.receivers.values():
@@ -397,7 +399,7 @@ class Service:
                                             batching, self.telemetry)
 
     def _create(self, kind: str, component_id: str, data_dir: Path) -> Any:
-        module = components.factory(kind, component_id, f"{self.settings.source}: {kind}.{component_id}")
+        module = components.factory(kind, component_id)
         component_dir = data_dir / kind / _safe_name(component_id)
         settings = CreateSettings(component_id=component_id, data_dir=component_dir, telemetry=self.telemetry)
         return module.create(self.settings.configs[kind][component_id], settings)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.confmap import ConfigError, parse_duration
+from core.confmap import ConfigError, Duration, check_positive
+from scoring.featurizer import MODELS
 
 SEVERITIES = ("none", "warn", "alert")
 
@@ -49,7 +50,10 @@ class ThresholdsConfig:
 
     def validate(self) -> None:
         for name in self.workloads:
-            self.for_workload(name).validate()
+            try:
+                self.for_workload(name).validate()
+            except ConfigError as exc:
+                raise exc.within(f"workloads.{name}") from None
 
     def for_workload(self, workload: str) -> Thresholds:
         override = self.workloads.get(workload)
@@ -73,19 +77,15 @@ class LearningConfig:
     """
 
     recurrence_windows: int = 3
-    recurrence_window: str = "1h"
+    recurrence_window: Duration = Duration("1h")
     warmup_events: int = 50
 
     def validate(self) -> None:
         if self.recurrence_windows < 1:
-            raise ConfigError("", "learning.recurrence_windows must be at least 1")
+            raise ConfigError("recurrence_windows", "must be at least 1")
         if self.warmup_events < 0:
-            raise ConfigError("", "learning.warmup_events cannot be negative")
-        parse_duration(self.recurrence_window, "learning.recurrence_window")
-
-    @property
-    def recurrence_window_seconds(self) -> float:
-        return parse_duration(self.recurrence_window)
+            raise ConfigError("warmup_events", "cannot be negative")
+        check_positive(self, "recurrence_window")
 
 
 @dataclass
@@ -95,29 +95,20 @@ class EngineConfig:
     baselines: str = "./procsight-data/baselines"  # a directory or an object-store URI LanceDB accepts
     model: str = "hash128-v2"
     k: int = 10
-    retention: str = "168h"  # patterns unseen this long are pruned
+    retention: Duration = Duration("168h")  # patterns unseen this long are pruned
     thresholds: ThresholdsConfig = field(default_factory=ThresholdsConfig)
     learning: LearningConfig = field(default_factory=LearningConfig)
-    flush_interval: str = "5s"  # how often learned patterns are written to LanceDB
-    compact_interval: str = "10m"  # how often tables are compacted and old versions removed
-    version_retention: str = "10m"  # table versions younger than this survive clean-up (concurrent readers)
+    flush_interval: Duration = Duration("5s")  # how often learned patterns are written to LanceDB
+    compact_interval: Duration = Duration("10m")  # how often tables are compacted and old versions removed
+    version_retention: Duration = Duration("10m")  # table versions this young survive clean-up (concurrent readers)
     index_threshold: int = 100_000  # patterns in a table before an ANN index is built
     max_resident_workloads: int = 1000  # baselines held in memory; the least recently used are unloaded
 
     def validate(self) -> None:
-        from scoring.featurizer import MODELS
-
         if self.model not in MODELS:
             raise ConfigError("model", f"unknown model '{self.model}' (known: {', '.join(sorted(MODELS))})")
         if self.k < 1:
             raise ConfigError("k", "k must be at least 1")
-        for name in ("retention", "flush_interval", "compact_interval", "version_retention"):
-            parse_duration(getattr(self, name), name)
-        self.thresholds.validate()
-        self.learning.validate()
+        check_positive(self, "retention", "flush_interval", "compact_interval")
         if self.index_threshold < 256:
             raise ConfigError("index_threshold", "an ANN index needs at least 256 rows to train")
-
-    @property
-    def retention_seconds(self) -> float:
-        return parse_duration(self.retention)

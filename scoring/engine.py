@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.confmap import parse_duration
+from core.confmap import check
 from scoring.baseline import Baseline, BaselineStore
 from scoring.config import EngineConfig, Thresholds
 from scoring.event import CONNECTION, LISTEN, ProcessEvent
@@ -83,17 +83,13 @@ class AnomalyEngine:
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
-        self.config.validate()
+        check(self.config)
         self.featurizer = get_embedder(self.config.model)
         self.store = BaselineStore(self.config.baselines, self.featurizer.dim, self.featurizer.name,
                                    max_resident=self.config.max_resident_workloads,
                                    index_threshold=self.config.index_threshold)
-        learning = self.config.learning
         self._holdbacks: dict[tuple[str, str], HoldBack] = {}
         self._heuristic_cache: dict[tuple, list[Evidence]] = {}
-        self._flush_every = parse_duration(self.config.flush_interval)
-        self._compact_every = parse_duration(self.config.compact_interval)
-        self._window_seconds = learning.recurrence_window_seconds
         self._last_flush = self._last_compact = time.monotonic()
         self._maintenance_lock = threading.Lock()
 
@@ -153,7 +149,7 @@ class AnomalyEngine:
         return self.store.flush()
 
     def maintain(self, now: float | None = None) -> None:
-        self.store.maintain(self.config.retention_seconds, now, parse_duration(self.config.version_retention))
+        self.store.maintain(self.config.retention, now, self.config.version_retention)
 
     def close(self) -> None:
         self.store.flush()
@@ -249,7 +245,7 @@ class AnomalyEngine:
         # but it vouches for similar commands only once it recurs in a later time window. Otherwise one
         # quiet `sudo x` would make every later `sudo y` look familiar.
         row = baseline.index.get(key)
-        recurring = row is not None and when - baseline.first_seen[row] >= self._window_seconds
+        recurring = row is not None and when - baseline.first_seen[row] >= self.config.learning.recurrence_window
         suspicious = any(e.weight >= SUSPICIOUS_WEIGHT for e in self._evidence(event, key))
         trusted = (verdict.severity == "none" and not suspicious) or recurring
         baseline.learn(key, vector, event.command_line, program, when, trusted=trusted)
@@ -259,7 +255,7 @@ class AnomalyEngine:
         holdback = self._holdbacks.get(key)
         if holdback is None:
             learning = self.config.learning
-            holdback = self._holdbacks[key] = HoldBack(learning.recurrence_windows, self._window_seconds)
+            holdback = self._holdbacks[key] = HoldBack(learning.recurrence_windows, learning.recurrence_window)
         return holdback
 
     @staticmethod
@@ -268,14 +264,14 @@ class AnomalyEngine:
 
     def _maybe_maintain(self) -> None:
         now = time.monotonic()
-        if now - self._last_flush < self._flush_every:
+        if now - self._last_flush < self.config.flush_interval:
             return
         if not self._maintenance_lock.acquire(blocking=False):
             return
         try:
             self._last_flush = now
             self.store.flush(exact=False)
-            if now - self._last_compact >= self._compact_every:
+            if now - self._last_compact >= self.config.compact_interval:
                 self._last_compact = now
                 self.maintain()
         finally:

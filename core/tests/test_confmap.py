@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.confmap import ConfigError, decode, expand_env, load_yaml, parse_duration
+from core.confmap import ConfigError, Duration, check, decode, expand_env, load_yaml
 from scoring.config import EngineConfig
 
 
@@ -23,9 +23,10 @@ def test_misspelt_key_names_file_path_and_suggestion(tmp_path):
     path.write_text("anomaly:\n  thresholds:\n    default: {warn: 0.5, alret: 0.9}\n")
     data = load_yaml(path)
     with pytest.raises(ConfigError) as info:
-        decode(EngineConfig, data["anomaly"], f"{path}: processors.anomaly")
+        decode(EngineConfig, data["anomaly"], "processors.anomaly", source=str(path))
     message = str(info.value)
-    assert str(path) in message and "processors.anomaly.thresholds.default.alret" in message
+    assert message.startswith(f"{path}: processors.anomaly.thresholds.default.alret: unknown setting")
+    assert info.value.path == "processors.anomaly.thresholds.default.alret" and info.value.source == str(path)
     assert "did you mean 'alert'" in message
 
 
@@ -42,8 +43,35 @@ def test_wrong_values_are_clear_errors(data, fragment):
         decode(EngineConfig, data, "")
 
 
-def test_durations():
-    assert parse_duration("720h") == 720 * 3600
-    assert parse_duration("1h30m") == 5400
-    assert parse_duration("500ms") == 0.5
-    assert parse_duration(5) == 5.0
+def test_durations_are_decoded_once_into_seconds():
+    assert Duration("720h") == 720 * 3600
+    assert Duration("1h30m") == 5400
+    assert Duration("500ms") == 0.5
+    assert Duration(5) == 5.0
+    assert str(Duration("90s")) == "1m30s" and str(Duration("500ms")) == "500ms"
+    config = decode(EngineConfig, {"retention": "24h", "learning": {"recurrence_window": 30}})
+    assert isinstance(config.retention, Duration) and config.retention == 86400
+    assert config.learning.recurrence_window == 30.0
+
+
+@pytest.mark.parametrize("value", ["5 s", "5x", "-5s", -1, True, "", [5]])
+def test_a_bad_duration_names_its_key(value):
+    with pytest.raises(ConfigError) as info:
+        decode(EngineConfig, {"learning": {"recurrence_window": value}}, "processors.anomaly")
+    assert info.value.path == "processors.anomaly.learning.recurrence_window"
+    assert "duration" in info.value.message
+
+
+def test_validate_errors_are_anchored_at_their_section():
+    with pytest.raises(ConfigError) as info:
+        decode(EngineConfig, {"thresholds": {"workloads": {"prod": {"warn": 0.9}}}}, "processors.anomaly")
+    assert info.value.path == "processors.anomaly.thresholds.workloads.prod"
+    assert "warn <= alert" in info.value.message
+
+
+def test_check_validates_a_config_built_in_code_with_the_same_paths():
+    config = EngineConfig()
+    config.learning.recurrence_windows = 0
+    with pytest.raises(ConfigError) as info:
+        check(config)
+    assert info.value.path == "learning.recurrence_windows"

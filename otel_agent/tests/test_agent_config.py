@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.confmap import ConfigError, decode
+from core.confmap import ConfigError, Duration, decode
 from otel_agent.config import AgentConfig, load_config
 
 TESTDATA = Path(__file__).parent / "testdata"
@@ -17,7 +17,7 @@ def test_defaults_are_usable():
     config = load_config(None)
     assert config.mode == "auto"
     assert config.exporter.protocol == "grpc"
-    assert config.batch.timeout == "1s"
+    assert config.batch.timeout == Duration("1s")
     assert config.capture.argv.buffer_bytes == 4096
 
 
@@ -30,7 +30,7 @@ def test_testdata_file_decodes_with_env_expansion(monkeypatch):
     assert config.exporter.protocol == "http"
     assert config.capture.argv.max_args == 32
     assert config.capture.argv.buffer_bytes == 4096  # 3000 rounded up to a power of two for the verifier
-    assert config.capture.seconds("proc_poll_interval") == 0.25
+    assert config.capture.proc_poll_interval == 0.25
     assert config.spool.max_size_mib == 16
 
 
@@ -60,4 +60,4 @@ def test_misspelt_key_names_file_key_and_suggestion():
 ])
 def test_invalid_settings_are_clear_errors(data, fragment):
     with pytest.raises(ConfigError, match=fragment):
-        decode(AgentConfig, data, "agent.yaml")
+        decode(AgentConfig, data, source="agent.yaml")

@@ -4,15 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.confmap import ConfigError, parse_duration
-
-
-def check_duration(value: str | float, key: str) -> float:
-    """Seconds of a Collector duration; a bad one is a ValueError that `decode` reports with the full path."""
-    try:
-        return parse_duration(value)
-    except ConfigError as exc:
-        raise ValueError(f"{key}: {exc}") from None
+from core.confmap import ConfigError, Duration, check_positive
 
 
 @dataclass
@@ -30,9 +22,9 @@ class QueueConfig:
 
     def validate(self) -> None:
         if self.num_consumers < 1:
-            raise ValueError("num_consumers: must be at least 1")
+            raise ConfigError("num_consumers", "must be at least 1")
         if self.queue_size < 1:
-            raise ValueError("queue_size: must be at least 1")
+            raise ConfigError("queue_size", "must be at least 1")
 
 
 @dataclass
@@ -46,32 +38,17 @@ class RetryConfig:
     """
 
     enabled: bool = True
-    initial_interval: str = "5s"
+    initial_interval: Duration = Duration("5s")
     randomization_factor: float = 0.5
     multiplier: float = 1.5
-    max_interval: str = "30s"
-    max_elapsed_time: str = "300s"  # 0 means no limit, as in the Collector
+    max_interval: Duration = Duration("30s")
+    max_elapsed_time: Duration = Duration("300s")  # 0 means no limit, as in the Collector
 
     def validate(self) -> None:
-        for name in ("initial_interval", "max_interval", "max_elapsed_time"):
-            check_duration(getattr(self, name), name)
-        if self.initial_seconds <= 0:
-            raise ValueError("initial_interval: must be greater than zero")
-        if self.max_seconds < self.initial_seconds:
-            raise ValueError("max_interval: must be at least initial_interval")
+        check_positive(self, "initial_interval")
+        if self.max_interval < self.initial_interval:
+            raise ConfigError("max_interval", "must be at least initial_interval")
         if self.multiplier < 1.0:
-            raise ValueError("multiplier: must be at least 1")
+            raise ConfigError("multiplier", "must be at least 1")
         if not 0.0 <= self.randomization_factor < 1.0:
-            raise ValueError("randomization_factor: must be in [0, 1)")
-
-    @property
-    def initial_seconds(self) -> float:
-        return parse_duration(self.initial_interval)
-
-    @property
-    def max_seconds(self) -> float:
-        return parse_duration(self.max_interval)
-
-    @property
-    def max_elapsed_seconds(self) -> float:
-        return parse_duration(self.max_elapsed_time)
+            raise ConfigError("randomization_factor", "must be in [0, 1)")

@@ -43,12 +43,12 @@ class Backoff:
     def __init__(self, config: RetryConfig, rng: random.Random | None = None) -> None:
         self.config = config
         self._rng = rng or random.Random()
-        self._current = config.initial_seconds
+        self._current: float = config.initial_interval
 
     def next_delay(self, retry_after: float | None = None) -> float:
         spread = self.config.randomization_factor * self._current
         delay = self._current + self._rng.uniform(-spread, spread)
-        self._current = min(self._current * self.config.multiplier, self.config.max_seconds)
+        self._current = min(self._current * self.config.multiplier, self.config.max_interval)
         # A server's Retry-After / RetryInfo is a floor: retrying sooner would only be throttled again.
         return max(delay, retry_after or 0.0)
 
@@ -164,7 +164,7 @@ class QueuedExporter:
                     return False
                 delay = backoff.next_delay(exc.retry_after)
                 elapsed = time.monotonic() - started
-                limit = self.retry_config.max_elapsed_seconds
+                limit = self.retry_config.max_elapsed_time
                 if limit and elapsed + delay > limit and not overdue_reported:
                     overdue_reported = True
                     self._overdue.inc(exporter=self.name)

@@ -6,6 +6,8 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.confmap import ConfigError
+
 
 @dataclass
 class TLSClientConfig:
@@ -19,9 +21,9 @@ class TLSClientConfig:
         for key in ("ca_file", "cert_file", "key_file"):
             path = getattr(self, key)
             if path and not Path(path).is_file():
-                raise ValueError(f"tls.{key}: no such file {path!r}")
+                raise ConfigError(key, f"no such file {path!r}")
         if bool(self.cert_file) != bool(self.key_file):
-            raise ValueError("tls: cert_file and key_file go together")
+            raise ConfigError("", "cert_file and key_file go together")
 
     def read(self, key: str) -> bytes | None:
         path = getattr(self, key)

@@ -17,7 +17,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from core.confmap import ConfigError, decode, parse_duration
+from core.confmap import ConfigError, Duration, decode
 from otlp_receiver.component import DEFAULT_TENANT, PermanentError, RetryableError
 from otlp_receiver.exporters.clickhouse.config import Config as ClickHouseConfig
 from otlp_receiver.query.render import triage_list
@@ -85,8 +85,8 @@ def _run(args: argparse.Namespace, kind: str, title: str) -> int:
 
 def _since_epoch(args: argparse.Namespace) -> float:
     try:
-        return time.time() - parse_duration(args.since)
-    except ConfigError as exc:
+        return time.time() - Duration(args.since)
+    except ValueError as exc:
         raise QueryError(f"--since: {exc}") from None
 
 

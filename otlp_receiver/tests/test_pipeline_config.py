@@ -45,7 +45,7 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_exporter_aliases_resolve_to_the_new_names() -> None:
-    assert components.factory("exporters", "debug/x", "here").TYPE == "debug"
+    assert components.factory("exporters", "debug/x").TYPE == "debug"
     assert components.ALIASES["exporters"] == {"otlp": "otlp_grpc", "otlphttp": "otlp_http"}
     assert components.FACTORIES["exporters"]["otlp_http"] == "otlp_receiver.exporters.otlphttp.factory"
 

@@ -5,6 +5,7 @@ import os
 import lancedb
 import pytest
 
+from core.confmap import Duration
 from scoring import AnomalyEngine, EngineConfig, ProcessEvent
 from scoring.baseline import table_name
 from scoring.tests.workloads import nginx_restart, web_workload
@@ -58,7 +59,8 @@ def test_rows_are_distinct_patterns_written_in_batches(tmp_path):
 
 
 def test_maintenance_prunes_patterns_past_retention_and_compacts(tmp_path):
-    engine = AnomalyEngine(EngineConfig(baselines=str(tmp_path), retention="24h", version_retention="0s"))
+    config = EngineConfig(baselines=str(tmp_path), retention=Duration("24h"), version_retention=Duration("0s"))
+    engine = AnomalyEngine(config)
     old = [ProcessEvent(executable_name="legacy", command_line="legacy --sync", timestamp=1_000.0)]
     engine.learn_only(old, workload="web")
     engine.learn_only(web_workload(50)[:50], workload="web")  # timestamps 1_000..1_049

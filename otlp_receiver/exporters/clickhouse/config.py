@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from core.confmap import parse_duration
-from otlp_receiver.exporterhelper.config import QueueConfig, RetryConfig, check_duration
+from core.confmap import ConfigError, Duration, check_positive
+from otlp_receiver.exporterhelper.config import QueueConfig, RetryConfig
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 COMPRESSIONS = ("lz4", "zstd", "gzip", "br", "none")
@@ -20,9 +20,9 @@ class Config:
     password: str = ""
     database: str = "procsight"
     logs_table_name: str = "security_events"
-    ttl: float | str = 0.0  # a Collector duration (720h); 0 keeps rows forever
+    ttl: Duration = Duration(0)  # 0 keeps rows forever
     create_schema: bool = True
-    timeout: str = "5s"
+    timeout: Duration = Duration("5s")
     compress: str = "lz4"  # http transport only; the embedded engine has nothing to compress
     async_insert: bool = False
     sending_queue: QueueConfig = field(default_factory=QueueConfig)
@@ -31,22 +31,19 @@ class Config:
     def validate(self) -> None:
         scheme = self.scheme
         if scheme not in ("chdb", "http", "https"):
-            raise ValueError(f"endpoint: unsupported endpoint {self.endpoint!r}: use chdb://PATH for the "
+            raise ConfigError("endpoint", f"unsupported endpoint {self.endpoint!r}: use chdb://PATH for the "
                                           "embedded engine or http(s)://host:port for a ClickHouse server "
                                           "(tcp:// and clickhouse:// need the native protocol, not supported)")
         if scheme == "chdb" and not self.chdb_path:
-            raise ValueError("endpoint: chdb:// needs a directory, e.g. chdb://./procsight-data/clickhouse")
+            raise ConfigError("endpoint", "chdb:// needs a directory, e.g. chdb://./procsight-data/clickhouse")
         if scheme != "chdb" and not urlsplit(self.endpoint).hostname:
-            raise ValueError(f"endpoint: no host in {self.endpoint!r}")
+            raise ConfigError("endpoint", f"no host in {self.endpoint!r}")
         for key in ("database", "logs_table_name"):
             if not _IDENTIFIER.match(getattr(self, key)):
-                raise ValueError(f"{key}: {getattr(self, key)!r} is not a plain identifier (letters, digits, _)")
-        if check_duration(self.ttl, "ttl") < 0:
-            raise ValueError("ttl: cannot be negative")
-        if check_duration(self.timeout, "timeout") <= 0:
-            raise ValueError("timeout: must be greater than zero")
+                raise ConfigError(key, f"{getattr(self, key)!r} is not a plain identifier (letters, digits, _)")
+        check_positive(self, "timeout")
         if self.compress not in COMPRESSIONS:
-            raise ValueError(f"compress: expected one of {', '.join(COMPRESSIONS)}, got {self.compress!r}")
+            raise ConfigError("compress", f"expected one of {', '.join(COMPRESSIONS)}, got {self.compress!r}")
 
     @property
     def scheme(self) -> str:
@@ -55,11 +52,3 @@ class Config:
     @property
     def chdb_path(self) -> str:
         return self.endpoint.split("://", 1)[1] if self.scheme == "chdb" else ""
-
-    @property
-    def ttl_seconds(self) -> float:
-        return parse_duration(self.ttl)
-
-    @property
-    def timeout_seconds(self) -> float:
-        return parse_duration(self.timeout)

@@ -72,7 +72,7 @@ class ClickHouseExporter:
             transport = self._transport()
             transport.command(create_database_sql(self.config.database))
             transport.command(create_table_sql(self.config.database, self.config.logs_table_name,
-                                               self.config.ttl_seconds))
+                                               self.config.ttl))
             self._schema_ready = True
             log.info("%s: table %s ready at %s", self.name, self.table, self.config.endpoint)
 

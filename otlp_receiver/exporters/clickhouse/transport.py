@@ -197,7 +197,7 @@ class HttpTransport:
 
                 url = urlsplit(self.config.endpoint)
                 secure = url.scheme == "https"
-                timeout = self.config.timeout_seconds
+                timeout = self.config.timeout
                 compress: bool | str = False if self.config.compress == "none" else self.config.compress
                 self._client = clickhouse_connect.get_client(
                     host=url.hostname, port=url.port or (8443 if secure else 8123), secure=secure,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.confmap import parse_duration
-from otlp_receiver.exporterhelper.config import QueueConfig, RetryConfig, check_duration
+from core.confmap import ConfigError, Duration, check_positive
+from otlp_receiver.exporterhelper.config import QueueConfig, RetryConfig
 from otlp_receiver.exporterhelper.tls import TLSClientConfig
 
 COMPRESSIONS = ("gzip", "none", "")
@@ -17,22 +17,21 @@ class Config:
     tls: TLSClientConfig = field(default_factory=TLSClientConfig)
     headers: dict[str, str] = field(default_factory=dict)
     compression: str = "gzip"
-    timeout: str = "5s"
+    timeout: Duration = Duration("5s")
     sending_queue: QueueConfig = field(default_factory=QueueConfig)
     retry_on_failure: RetryConfig = field(default_factory=RetryConfig)
 
     def validate(self) -> None:
         if not self.target:
-            raise ValueError("endpoint: required, e.g. collector:4317")
+            raise ConfigError("endpoint", "required, e.g. collector:4317")
         if ":" not in self.target:
-            raise ValueError(f"endpoint: {self.endpoint!r} needs a port, e.g. collector:4317")
+            raise ConfigError("endpoint", f"{self.endpoint!r} needs a port, e.g. collector:4317")
         if self.compression not in COMPRESSIONS:
-            raise ValueError(f"compression: expected gzip or none, got {self.compression!r}")
-        if check_duration(self.timeout, "timeout") <= 0:
-            raise ValueError("timeout: must be greater than zero")
+            raise ConfigError("compression", f"expected gzip or none, got {self.compression!r}")
+        check_positive(self, "timeout")
         for name in self.headers:
             if not name.isascii() or not name.strip():
-                raise ValueError(f"headers: {name!r} is not a valid header name")
+                raise ConfigError("headers", f"{name!r} is not a valid header name")
 
     @property
     def target(self) -> str:
@@ -41,7 +40,3 @@ class Config:
     @property
     def plaintext(self) -> bool:
         return self.tls.insecure or self.endpoint.startswith("http://")
-
-    @property
-    def timeout_seconds(self) -> float:
-        return parse_duration(self.timeout)

@@ -80,7 +80,7 @@ class OtlpGrpcExporter:
         if self._stub is None:
             raise RetryableError(f"{self.name} is not started")
         try:
-            response = self._stub.Export(batch.logs, timeout=self.config.timeout_seconds, metadata=self._metadata)
+            response = self._stub.Export(batch.logs, timeout=self.config.timeout, metadata=self._metadata)
         except grpc.RpcError as error:
             raise classify(error, self.config.endpoint) from None
         rejected = response.partial_success.rejected_log_records

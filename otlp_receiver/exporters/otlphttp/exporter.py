@@ -89,7 +89,7 @@ class OtlpHttpExporter:
             headers["Content-Encoding"] = "gzip"
         request = urllib.request.Request(self.config.url, data=body, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=self.config.timeout_seconds, context=self._ssl) as answer:
+            with urllib.request.urlopen(request, timeout=self.config.timeout, context=self._ssl) as answer:
                 self._check_partial_success(batch, answer.read(), answer.headers.get("Content-Type", ""))
         except urllib.error.HTTPError as error:
             raise self._classify(error) from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.confmap import ConfigError, parse_duration
+from core.confmap import ConfigError, Duration
 from otlp_receiver.component import CreateSettings, LogBatch
 
 TYPE = "batch"
@@ -19,21 +19,15 @@ TYPE = "batch"
 
 @dataclass
 class Config:
-    timeout: str = "200ms"
+    timeout: Duration = Duration("200ms")
     send_batch_size: int = 8192
     send_batch_max_size: int = 0  # 0: no upper bound beyond whole requests
 
     def validate(self) -> None:
-        if parse_duration(self.timeout, "timeout") < 0:
-            raise ConfigError("timeout", "cannot be negative")
         if self.send_batch_size < 1:
             raise ConfigError("send_batch_size", "must be at least 1")
         if self.send_batch_max_size and self.send_batch_max_size < self.send_batch_size:
             raise ConfigError("send_batch_max_size", "must be 0 or at least send_batch_size")
-
-    @property
-    def timeout_seconds(self) -> float:
-        return parse_duration(self.timeout)
 
 
 class BatchProcessor:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from core.confmap import ConfigError, parse_duration
+from core.confmap import ConfigError, Duration, check_positive
 from otlp_receiver.component import CreateSettings, LogBatch
 
 TYPE = "memory_limiter"
@@ -27,15 +27,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Config:
-    check_interval: str = "1s"
+    check_interval: Duration = Duration("1s")
     limit_mib: int = 0
     spike_limit_mib: int = 0  # 0: 20% of the limit, as in the Collector
     limit_percentage: int = 0  # of total system memory, instead of limit_mib
     spike_limit_percentage: int = 0
 
     def validate(self) -> None:
-        if parse_duration(self.check_interval, "check_interval") <= 0:
-            raise ConfigError("check_interval", "must be greater than zero")
+        check_positive(self, "check_interval")
         if bool(self.limit_mib) == bool(self.limit_percentage):
             raise ConfigError("", "set exactly one of limit_mib and limit_percentage")
         if not 0 <= self.limit_percentage <= 100 or not 0 <= self.spike_limit_percentage <= 100:
@@ -101,8 +100,7 @@ class MemoryLimiter:
             self._rss.set(used)
 
     def _run(self) -> None:
-        interval = parse_duration(self.config.check_interval)
-        while not self._stop.wait(interval):
+        while not self._stop.wait(self.config.check_interval):
             self.check()
 
 

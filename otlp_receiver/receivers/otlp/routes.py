@@ -15,7 +15,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from core.confmap import ConfigError, parse_duration
+from core.confmap import Duration
 from otlp_receiver.component import DEFAULT_TENANT
 from otlp_receiver.receivers.otlp.receiver import HttpRoute
 
@@ -138,8 +138,8 @@ def _since(value: str | None) -> float | None:
     except ValueError:
         pass
     try:
-        return time.time() - parse_duration(value)
-    except ConfigError:
+        return time.time() - Duration(value)
+    except ValueError:
         pass
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()

@@ -108,10 +108,10 @@ def free_port() -> int:
 def test_yaml_testdata_decodes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROCSIGHT_TEST_DIR", "/var/lib/procsight")
     exporters = load_yaml(TESTDATA / "config.yaml")["exporters"]
-    embedded = decode(factory.Config, exporters["clickhouse"], "config.yaml: exporters.clickhouse")
+    embedded = decode(factory.Config, exporters["clickhouse"], "exporters.clickhouse", source="config.yaml")
     assert embedded.chdb_path == "/var/lib/procsight/clickhouse"
-    assert (embedded.ttl_seconds, embedded.timeout_seconds, embedded.sending_queue.queue_size) == (72 * 3600, 2, 10)
-    server = decode(factory.Config, exporters["clickhouse/server"], "config.yaml: exporters.clickhouse/server")
+    assert (embedded.ttl, embedded.timeout, embedded.sending_queue.queue_size) == (72 * 3600, 2, 10)
+    server = decode(factory.Config, exporters["clickhouse/server"], "exporters.clickhouse/server", source="config.yaml")
     assert (server.scheme, server.password, server.database, server.logs_table_name) == (
         "http", "secret", "procsight", "security_events")
 

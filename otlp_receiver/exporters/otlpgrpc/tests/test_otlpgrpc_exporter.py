@@ -46,8 +46,8 @@ def start_exporter(endpoint: str, telemetry: Telemetry | None = None, **override
 
 def test_yaml_testdata_decodes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FORWARD_TOKEN", "abc")
-    config = decode(factory.Config, load_yaml(TESTDATA / "config.yaml"), "config.yaml")
-    assert (config.target, config.plaintext, config.timeout_seconds) == ("collector.example:4317", True, 2.0)
+    config = decode(factory.Config, load_yaml(TESTDATA / "config.yaml"), source="config.yaml")
+    assert (config.target, config.plaintext, config.timeout) == ("collector.example:4317", True, 2.0)
     assert config.headers == {"X-Tenant": "team-a", "authorization": "Bearer abc"}
     assert factory.TYPE == "otlp_grpc"
 

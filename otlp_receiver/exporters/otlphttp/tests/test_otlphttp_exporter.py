@@ -49,9 +49,9 @@ def start_exporter(endpoint: str, telemetry: Telemetry | None = None, **override
 
 
 def test_yaml_testdata_decodes() -> None:
-    config = decode(factory.Config, load_yaml(TESTDATA / "config.yaml"), "config.yaml")
+    config = decode(factory.Config, load_yaml(TESTDATA / "config.yaml"), source="config.yaml")
     assert config.url == "https://collector.example:4318/v1/logs"
-    assert (config.encoding, config.timeout_seconds, config.sending_queue.queue_size) == ("json", 10.0, 50)
+    assert (config.encoding, config.timeout, config.sending_queue.queue_size) == ("json", 10.0, 50)
     assert config.headers["Authorization"].startswith("Bearer ")
     assert factory.TYPE == "otlp_http"
 
