@@ -205,10 +205,11 @@ def sdk_reference(workdir: Path, burst: int = 20_000) -> None:
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
+    from core.event import ProcessEvent
+    from core.semconv import event_to_attributes
     from otel_agent.config import AgentConfig
     from otel_agent.counters import Counters
-    from otel_agent.emitter import Emitter, to_attributes
-    from scoring.event import ProcessEvent
+    from otel_agent.emitter import Emitter
 
     events = [ProcessEvent(executable_name="true", command_line=f"/bin/true {i}", command_args=("/bin/true", str(i)),
                            pid=i, timestamp=time.time()) for i in range(burst)]
@@ -220,7 +221,7 @@ def sdk_reference(workdir: Path, burst: int = 20_000) -> None:
         started = time.process_time()
         for event in events:
             logger.emit(LogRecord(timestamp=int(event.timestamp * 1e9), body=event.command_line,
-                                  attributes=to_attributes(event), event_name=event.event_name))
+                                  attributes=event_to_attributes(event), event_name=event.event_name))
         provider.shutdown()
         sdk_cpu = (time.process_time() - started) / burst * 1e6
         sdk_delivered = len(endpoint.collected.snapshot())

@@ -23,7 +23,11 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).re
 
 import numpy as np  # noqa: E402
 
-from scoring import AnomalyEngine, EngineConfig, ProcessEvent, get_embedder  # noqa: E402
+from core.event import ProcessEvent  # noqa: E402
+from core.semconv import event_from_attributes  # noqa: E402
+from scoring.config import EngineConfig  # noqa: E402
+from scoring.engine import AnomalyEngine  # noqa: E402
+from scoring.featurizer import get_embedder  # noqa: E402
 from scoring.heuristics import assess  # noqa: E402
 
 WORKLOADS = ("ci", "web", "admin")
@@ -44,12 +48,12 @@ def load(eval_dir: Path) -> tuple[dict[str, list[Sample]], dict[str, list[Sample
     for line in (eval_dir / "gtfobins_attacks.jsonl").open():
         raw = json.loads(line)
         attacks.setdefault(raw["workload"], []).append(
-            Sample(ProcessEvent.from_attributes(raw), raw["workload"], True, raw.get("technique") or ""))
+            Sample(event_from_attributes(raw), raw["workload"], True, raw.get("technique") or ""))
     train: dict[str, list[Sample]] = {}
     test: dict[str, list[Sample]] = {}
     for workload in WORKLOADS:
         rows = [json.loads(line) for line in (eval_dir / f"benign_{workload}.jsonl").open()]
-        samples = [Sample(ProcessEvent.from_attributes(r), workload, False, "") for r in rows]
+        samples = [Sample(event_from_attributes(r), workload, False, "") for r in rows]
         half = len(samples) // 2
         train[workload] = samples[:half]
         test[workload] = _interleave(samples[half:], attacks.get(workload, []))

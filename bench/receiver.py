@@ -210,14 +210,14 @@ def count_only(request: ExportLogsServiceRequest) -> int:
 
 
 def to_objects(request: ExportLogsServiceRequest) -> int:
-    from scoring import ProcessEvent
+    from core.semconv import event_from_attributes
 
     count = 0
     for resource_logs in request.resource_logs:
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
                 attributes = {kv.key: _plain(kv.value) for kv in record.attributes}
-                ProcessEvent.from_attributes(attributes)
+                event_from_attributes(attributes)
                 count += 1
     return count
 

@@ -30,7 +30,10 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
-from scoring import AnomalyEngine, EngineConfig, ProcessEvent, get_embedder  # noqa: E402
+from core.event import ProcessEvent  # noqa: E402
+from scoring.config import EngineConfig  # noqa: E402
+from scoring.engine import AnomalyEngine  # noqa: E402
+from scoring.featurizer import get_embedder  # noqa: E402
 
 BATCH = 1000
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo",

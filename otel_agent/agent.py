@@ -12,6 +12,7 @@ import threading
 
 from opentelemetry.sdk._logs.export import LogRecordExporter
 
+from core.event import EXEC, ProcessEvent
 from otel_agent.capture import CaptureSource, CaptureUnavailable
 from otel_agent.config import AgentConfig
 from otel_agent.counters import Counters
@@ -20,7 +21,6 @@ from otel_agent.emitter import Emitter
 from otel_agent.netlink import NetlinkSource
 from otel_agent.procpoll import ProcPollSource
 from otel_agent.sockets import SocketPoller
-from scoring.event import EXEC, ProcessEvent
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from scoring.event import ProcessEvent
+from core.event import ProcessEvent
 
 Sink = Callable[[ProcessEvent], None]
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import time
 
+from core.event import CPU_SAMPLE, ProcessEvent
 from otel_agent.capture import ThreadedSource
 from otel_agent.counters import Counters
 from otel_agent.procfs import CLOCK_TICKS, Enricher, list_pids
-from scoring.event import ProcessEvent
-
-CPU_REPORT = "process.cpu"
 
 
 def _cpu_ticks(pid: int) -> tuple[int, int] | None:
@@ -70,7 +68,7 @@ class CpuSampler(ThreadedSource):
                 self._report(pid, percent)
 
     def _report(self, pid: int, percent: float) -> None:
-        event = ProcessEvent(executable_name="", command_line="", event_name=CPU_REPORT, pid=pid,
+        event = ProcessEvent(executable_name="", command_line="", event_name=CPU_SAMPLE, pid=pid,
                              timestamp=time.time(), cpu_percent=round(percent, 1))
         if self._enricher.complete(event):  # still running when read
             self._sink(event)

@@ -7,13 +7,13 @@ import logging
 import os
 import time
 
+from core.event import CONNECTION, LISTEN, ProcessEvent
 from otel_agent import bpf_program
 from otel_agent.capture import CaptureUnavailable, ThreadedSource
 from otel_agent.config import CaptureConfig
 from otel_agent.counters import Counters
 from otel_agent.procfs import Clock, Enricher, decode, split_argv
 from otel_agent.sockets import address_text
-from scoring.event import CONNECTION, LISTEN, ProcessEvent
 
 log = logging.getLogger(__name__)
 

@@ -18,21 +18,19 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 
-from core import __version__
+from core import __version__, semconv
+from core.event import ProcessEvent
 from otel_agent.config import AgentConfig, BatchConfig, ExporterConfig
 from otel_agent.counters import Counters
 from otel_agent.otlp import GrpcLogExporter, HttpLogExporter, RequestEncoder, encode_log_record
 from otel_agent.spool import DiskSpool
-from scoring.event import ProcessEvent
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = "procsight-agent"
 SCOPE_NAME = "procsight.otel_agent"
 _OVERFLOW_CHUNK = 256
 
@@ -45,47 +43,20 @@ def host_id() -> str:
 
 
 def build_resource(workload: str = "") -> Resource:
-    """DESIGN section 1 resource attributes, merged by the SDK with OTEL_RESOURCE_ATTRIBUTES and telemetry.sdk.*."""
-    attributes = {"service.name": SERVICE_NAME, "service.version": __version__, "host.name": socket.gethostname()}
+    """The agent's resource (docs/records.md), merged by the SDK with OTEL_RESOURCE_ATTRIBUTES and telemetry.sdk.*."""
+    attributes = {semconv.SERVICE_NAME: semconv.AGENT_SERVICE_NAME, semconv.SERVICE_VERSION: __version__,
+                  semconv.HOST_NAME: socket.gethostname()}
     if machine := host_id():
-        attributes["host.id"] = machine
+        attributes[semconv.HOST_ID] = machine
     if workload:
-        attributes["procsight.workload"] = workload
+        attributes[semconv.WORKLOAD] = workload
     return Resource.create(attributes)
-
-
-def to_attributes(event: ProcessEvent) -> dict[str, Any]:
-    """The one mapping from a captured event to OTLP log attributes (DESIGN section 1); empty fields left out."""
-    attributes: dict[str, Any] = {"event.name": event.event_name,
-                                  "process.executable.name": event.executable_name,
-                                  "process.command_line": event.command_line,
-                                  "process.command_args": event.command_args}
-    optional = (
-        ("process.pid", event.pid),
-        ("process.parent_pid", event.parent_pid),
-        ("process.executable.path", event.executable_path),
-        ("process.user.id", event.user_id),
-        ("process.user.name", event.user_name),
-        ("process.parent.executable.name", event.parent_name),
-        ("process.working_directory", event.working_directory),
-        ("container.id", event.container_id),
-        ("process.cpu.utilization", event.cpu_percent),
-        ("network.transport", event.transport),
-        ("source.address", event.local_address),
-        ("source.port", event.local_port),
-        ("destination.address", event.remote_address),
-        ("destination.port", event.remote_port),
-    )
-    attributes.update((key, value) for key, value in optional if value is not None and value != "")
-    if event.command_args_truncated:
-        attributes["process.command_args_truncated"] = True
-    return attributes
 
 
 def encode_event(event: ProcessEvent) -> bytes:
     """An event as an encoded OTLP LogRecord: time is the event's (kernel) time, body the command line."""
     return encode_log_record(int(event.timestamp * 1e9), time.time_ns(), event.event_name, event.command_line,
-                             to_attributes(event))
+                             semconv.event_to_attributes(event))
 
 
 class SpoolingBatchProcessor:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from scoring.event import CONNECTION, LISTEN, ProcessEvent
+from core.event import CONNECTION, LISTEN, ProcessEvent
 from scoring.heuristics import WEB_PORTS, Evidence, assess
 
 SNAPSHOT_VERSION = 1

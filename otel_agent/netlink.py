@@ -14,10 +14,10 @@ import os
 import socket
 import struct
 
+from core.event import ProcessEvent
 from otel_agent.capture import CaptureUnavailable, ThreadedSource
 from otel_agent.counters import Counters
 from otel_agent.procfs import Clock, Enricher, read_argv, read_comm
-from scoring.event import ProcessEvent
 
 log = logging.getLogger(__name__)
 

@@ -22,14 +22,16 @@ from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.sdk._logs.export import LogRecordExportResult
 
+from core import semconv
 from core.otlpwire import TAG_ARRAY, any_value, field, key_value, length_delimited, log_attribute, text, varint
 
 SEVERITY_INFO = 9
 # Attribute values that repeat from exec to exec: their KeyValue encodings are cached.
 _CACHED_KEYS = frozenset({
-    "event.name", "process.executable.name", "process.executable.path", "process.user.name",
-    "process.parent.executable.name", "process.working_directory", "container.id", "network.transport",
-    "process.user.id", "source.address", "destination.address", "process.command_args_truncated",
+    semconv.EVENT_NAME, semconv.PROCESS_EXECUTABLE_NAME, semconv.PROCESS_EXECUTABLE_PATH, semconv.PROCESS_USER_NAME,
+    semconv.PROCESS_PARENT_EXECUTABLE_NAME, semconv.PROCESS_WORKING_DIRECTORY, semconv.CONTAINER_ID,
+    semconv.NETWORK_TRANSPORT, semconv.PROCESS_USER_ID, semconv.SOURCE_ADDRESS, semconv.DESTINATION_ADDRESS,
+    semconv.PROCESS_COMMAND_ARGS_TRUNCATED,
 })
 _CACHE_LIMIT = 50_000
 _kv_cache: dict[tuple[str, Any], bytes] = {}

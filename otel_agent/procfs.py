@@ -11,7 +11,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from scoring.event import ProcessEvent
+from core.event import ProcessEvent
 
 _CONTAINER_ID = re.compile(r"([0-9a-f]{64})")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

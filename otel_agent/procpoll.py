@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import os
 
+from core.event import ProcessEvent
 from otel_agent.capture import CaptureUnavailable, ThreadedSource
 from otel_agent.counters import Counters
 from otel_agent.procfs import Clock, Enricher, list_pids, read_stat
-from scoring.event import ProcessEvent
 
 log = logging.getLogger(__name__)
 

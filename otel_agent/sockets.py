@@ -14,10 +14,10 @@ import os
 import time
 from dataclasses import dataclass
 
+from core.event import CONNECTION, LISTEN, ProcessEvent
 from otel_agent.capture import ThreadedSource
 from otel_agent.counters import Counters
 from otel_agent.procfs import Enricher, list_pids
-from scoring.event import CONNECTION, LISTEN, ProcessEvent
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from core.event import InvalidEvent, ProcessEvent
+from core.semconv import (
+    ANOMALY_MODEL,
+    ANOMALY_NEAREST,
+    ANOMALY_REASONS,
+    ANOMALY_SCORE,
+    ANOMALY_SEVERITY,
+    event_from_attributes,
+)
 from scoring.config import EngineConfig
 from scoring.engine import AnomalyEngine
-from scoring.event import InvalidEvent, ProcessEvent
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +118,7 @@ def _parse(text: str, name: str, number: int, workload: str, workload_field: str
         raw = json.loads(text)
         if not isinstance(raw, dict):
             raise InvalidEvent("a line must be a JSON object")
-        event = ProcessEvent.from_attributes(raw)
+        event = event_from_attributes(raw)
     except (json.JSONDecodeError, InvalidEvent) as exc:
         print(f"{name}:{number}: skipped: {exc}", file=sys.stderr)
         return None
@@ -133,11 +141,11 @@ def _flush(engine: AnomalyEngine, batch: list[_Line], args: argparse.Namespace, 
         else:
             for line, verdict in zip(run_of, engine.process(events, args.tenant, run_of[0].workload), strict=True):
                 line.raw.update({
-                    "anomaly_score": round(verdict.score, 4),
-                    "anomaly_severity": verdict.severity,
-                    "anomaly_reasons": verdict.reasons,
-                    "anomaly_nearest": verdict.nearest,
-                    "anomaly_model": verdict.model,
+                    ANOMALY_SCORE: round(verdict.score, 4),
+                    ANOMALY_SEVERITY: verdict.severity,
+                    ANOMALY_REASONS: verdict.reasons,
+                    ANOMALY_NEAREST: verdict.nearest,
+                    ANOMALY_MODEL: verdict.model,
                 })
                 out.write(json.dumps(line.raw, ensure_ascii=False) + "\n")
         start = end

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.confmap import check
+from core.event import CONNECTION, LISTEN, ProcessEvent
 from scoring.baseline import Baseline, BaselineStore
 from scoring.config import EngineConfig, Thresholds
-from scoring.event import CONNECTION, LISTEN, ProcessEvent
 from scoring.featurizer import get_embedder
 from scoring.heuristics import WEB_PORTS, Evidence, assess
 from scoring.policy import HoldBack

@@ -18,7 +18,7 @@ from typing import Protocol
 import mmh3
 import numpy as np
 
-from scoring.event import ProcessEvent
+from core.event import ProcessEvent
 from scoring.tokens import event_tokens
 
 DIM = 128

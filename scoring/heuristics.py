@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from scoring.event import CONNECTION, ProcessEvent
+from core.event import CONNECTION, ProcessEvent
 from scoring.tokens import ELEVATORS, address_class, base_name, elevated_program, path_class
 
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "ash", "busybox"})

@@ -17,7 +17,7 @@ import ipaddress
 import re
 from functools import lru_cache
 
-from scoring.event import CONNECTION, LISTEN, ProcessEvent
+from core.event import CONNECTION, LISTEN, ProcessEvent
 
 MAX_ARG_TOKENS = 24  # argv beyond this adds little and costs time; truncation is itself a token
 MAX_TOKEN_LENGTH = 64

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -50,8 +51,21 @@ def test_agent_command_explains_a_bad_config(tmp_path):
     assert "mode" in done.stderr and "kprobes" in done.stderr
 
 
-def test_agent_package_never_imports_the_receiver():
-    code = ("import sys, otel_agent.cli, otel_agent.agent, otel_agent.ebpf, otel_agent.hostscan; "
-            "print([m for m in sys.modules if m.startswith('otlp_receiver')])")
+def _modules_loaded_by(imports: str, prefixes: tuple[str, ...]) -> list[str]:
+    code = f"import json, sys, {imports}; print(json.dumps([m for m in sys.modules if m.startswith({prefixes!r})]))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert done.stdout.strip() == "[]"
+    return json.loads(done.stdout)
+
+
+def test_agent_package_never_imports_the_receiver():
+    loaded = _modules_loaded_by("otel_agent.cli, otel_agent.agent, otel_agent.ebpf, otel_agent.hostscan",
+                                ("otlp_receiver",))
+    assert loaded == []
+
+
+def test_the_running_agent_loads_neither_lancedb_nor_the_scoring_engine():
+    """Every server runs the agent: LanceDB (about 190 MB resident) and the engine stay on the receiver."""
+    loaded = _modules_loaded_by("otel_agent.cli, otel_agent.agent, otel_agent.ebpf, otel_agent.netlink",
+                                ("lancedb", "scoring"))
+    assert loaded == []
+    assert _modules_loaded_by("otel_agent.hostscan", ("lancedb",)) == []  # the scan uses heuristics only

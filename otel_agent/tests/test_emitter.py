@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from core.event import CONNECTION, ProcessEvent
 from otel_agent.counters import Counters
 from otel_agent.emitter import Emitter
 from otel_agent.tests.conftest import agent_config
 from otel_agent.tests.otlp_endpoint import GrpcEndpoint, HttpEndpoint
-from scoring.event import CONNECTION, ProcessEvent
 
 
 def free_port() -> int:

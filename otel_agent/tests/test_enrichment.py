@@ -8,8 +8,9 @@ import time
 
 import pytest
 
+from core.event import CPU_SAMPLE
 from otel_agent.counters import Counters
-from otel_agent.cpu import CPU_REPORT, CpuSampler
+from otel_agent.cpu import CpuSampler
 from otel_agent.procfs import container_id, container_id_from_cgroup
 
 ID = "3f4e8a9c1b2d4e5f60718293a4b5c6d7e8f90123456789abcdef0123456789ab"
@@ -48,7 +49,7 @@ def test_cpu_sampler_reports_a_process_burning_cpu():
         burner.kill()
         burner.wait()
     (event, *_) = [e for e in reported if e.pid == burner.pid]
-    assert event.event_name == CPU_REPORT
+    assert event.event_name == CPU_SAMPLE
     assert event.cpu_percent >= 25.0
     assert event.command_args[0] == sys.executable
     assert not any(e.cpu_percent < 25.0 for e in reported)

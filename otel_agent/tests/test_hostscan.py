@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
+from core.event import ProcessEvent
 from otel_agent.hostscan import AllowList, HostState, ScanError, Socket, host_state, render_text, scan, snapshot
-from scoring.event import ProcessEvent
 
 
 def process(pid: int, ppid: int, name: str, path: str, *args: str, uid: int = 0) -> ProcessEvent:

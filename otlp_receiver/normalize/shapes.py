@@ -1,23 +1,25 @@
-"""Stateless shapes: each turns one source's fields into the flat DESIGN section 1 keys that
-`ProcessEvent.from_attributes` reads, or returns None when the fields are not that shape."""
+"""Stateless shapes: each turns one source's fields into the flat record attributes of `core/semconv.py`
+that `event_from_attributes` reads, or returns None when the fields are not that shape."""
 
 from __future__ import annotations
 
 from typing import Any
 
-# ECS names -> DESIGN (semantic convention) names, where they differ.
+from core import semconv
+
+# ECS names -> procsight's (semantic convention) names, where they differ.
 _ECS = {
-    "process.name": "process.executable.name",
-    "process.executable": "process.executable.path",
-    "process.args": "process.command_args",
-    "process.parent.name": "process.parent.executable.name",
-    "process.parent.pid": "process.parent_pid",
-    "user.id": "process.user.id",
-    "user.name": "process.user.name",
-    "host.hostname": "host.name",
+    "process.name": semconv.PROCESS_EXECUTABLE_NAME,
+    "process.executable": semconv.PROCESS_EXECUTABLE_PATH,
+    "process.args": semconv.PROCESS_COMMAND_ARGS,
+    "process.parent.name": semconv.PROCESS_PARENT_EXECUTABLE_NAME,
+    "process.parent.pid": semconv.PROCESS_PARENT_PID,
+    "user.id": semconv.PROCESS_USER_ID,
+    "user.name": semconv.PROCESS_USER_NAME,
+    "host.hostname": semconv.HOST_NAME,
 }
-_SEMCONV_KEYS = ("process.executable.name", "process.executable.path", "process.command_line",
-                 "process.command_args")
+_SEMCONV_KEYS = (semconv.PROCESS_EXECUTABLE_NAME, semconv.PROCESS_EXECUTABLE_PATH, semconv.PROCESS_COMMAND_LINE,
+                 semconv.PROCESS_COMMAND_ARGS)
 _ECS_KEYS = ("process.name", "process.args", "process.executable")
 
 
@@ -46,24 +48,24 @@ def falco(document: dict[str, Any]) -> dict[str, Any] | None:
     if not cmdline and name:
         cmdline = f"{name} {fields.get('proc.args') or ''}".strip()
     ancestors = [fields[f"proc.aname[{i}]"] for i in range(2, 17) if fields.get(f"proc.aname[{i}]")]
-    container = fields.get("container.id")
+    container = fields.get("container.id")  # Falco's field of the same name
     attrs = {
-        "process.executable.name": name,
-        "process.command_line": cmdline,
-        "process.executable.path": fields.get("proc.exepath") or fields.get("proc.exe"),
-        "process.parent.executable.name": fields.get("proc.pname"),
-        "process.pid": fields.get("proc.pid"),
-        "process.parent_pid": fields.get("proc.ppid"),
-        "process.user.id": fields.get("user.uid"),
-        "process.user.name": fields.get("user.name"),
-        "process.working_directory": fields.get("proc.cwd"),
-        "container.id": None if container in (None, "host") else container,
-        "host.name": document.get("hostname"),
+        semconv.PROCESS_EXECUTABLE_NAME: name,
+        semconv.PROCESS_COMMAND_LINE: cmdline,
+        semconv.PROCESS_EXECUTABLE_PATH: fields.get("proc.exepath") or fields.get("proc.exe"),
+        semconv.PROCESS_PARENT_EXECUTABLE_NAME: fields.get("proc.pname"),
+        semconv.PROCESS_PID: fields.get("proc.pid"),
+        semconv.PROCESS_PARENT_PID: fields.get("proc.ppid"),
+        semconv.PROCESS_USER_ID: fields.get("user.uid"),
+        semconv.PROCESS_USER_NAME: fields.get("user.name"),
+        semconv.PROCESS_WORKING_DIRECTORY: fields.get("proc.cwd"),
+        semconv.CONTAINER_ID: None if container in (None, "host") else container,
+        semconv.HOST_NAME: document.get("hostname"),
         "falco.rule": document.get("rule"),
         "falco.priority": document.get("priority"),
     }
     if ancestors and fields.get("proc.pname"):
-        attrs["process.ancestors"] = [fields["proc.pname"], *ancestors]
+        attrs[semconv.PROCESS_ANCESTORS] = [fields["proc.pname"], *ancestors]
     return attrs
 
 
@@ -78,24 +80,24 @@ def tetragon(document: dict[str, Any]) -> dict[str, Any] | None:
     arguments = str(process.get("arguments") or "")
     pod = process.get("pod") if isinstance(process.get("pod"), dict) else {}
     attrs: dict[str, Any] = {
-        "process.executable.path": binary,
-        "process.executable.name": _basename(binary),
-        "process.command_line": f"{binary} {arguments}".strip(),
-        "process.command_args": [binary, *arguments.split()],
-        "process.pid": process.get("pid"),
-        "process.user.id": process.get("uid"),
-        "process.working_directory": process.get("cwd"),
-        "container.id": process.get("docker") or None,
-        "process.parent.executable.name": _basename(str(parent.get("binary") or "")) or None,
-        "process.parent_pid": parent.get("pid"),
-        "host.name": document.get("node_name"),
+        semconv.PROCESS_EXECUTABLE_PATH: binary,
+        semconv.PROCESS_EXECUTABLE_NAME: _basename(binary),
+        semconv.PROCESS_COMMAND_LINE: f"{binary} {arguments}".strip(),
+        semconv.PROCESS_COMMAND_ARGS: [binary, *arguments.split()],
+        semconv.PROCESS_PID: process.get("pid"),
+        semconv.PROCESS_USER_ID: process.get("uid"),
+        semconv.PROCESS_WORKING_DIRECTORY: process.get("cwd"),
+        semconv.CONTAINER_ID: process.get("docker") or None,
+        semconv.PROCESS_PARENT_EXECUTABLE_NAME: _basename(str(parent.get("binary") or "")) or None,
+        semconv.PROCESS_PARENT_PID: parent.get("pid"),
+        semconv.HOST_NAME: document.get("node_name"),
         "k8s.pod.name": pod.get("name"),
         "k8s.namespace.name": pod.get("namespace"),
     }
     ancestors = event.get("ancestors")
-    if isinstance(ancestors, list) and attrs["process.parent.executable.name"]:
+    if isinstance(ancestors, list) and attrs[semconv.PROCESS_PARENT_EXECUTABLE_NAME]:
         names = [_basename(str(a.get("binary") or "")) for a in ancestors if isinstance(a, dict)]
-        attrs["process.ancestors"] = [attrs["process.parent.executable.name"], *[n for n in names if n]]
+        attrs[semconv.PROCESS_ANCESTORS] = [attrs[semconv.PROCESS_PARENT_EXECUTABLE_NAME], *[n for n in names if n]]
     return attrs
 
 

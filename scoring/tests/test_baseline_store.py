@@ -6,8 +6,10 @@ import lancedb
 import pytest
 
 from core.confmap import Duration
-from scoring import AnomalyEngine, EngineConfig, ProcessEvent
+from core.event import ProcessEvent
 from scoring.baseline import table_name
+from scoring.config import EngineConfig
+from scoring.engine import AnomalyEngine
 from scoring.tests.workloads import nginx_restart, web_workload
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from core.confmap import Duration
-from scoring import AnomalyEngine, EngineConfig, LearningConfig, ProcessEvent
+from core.event import ProcessEvent
+from scoring.config import EngineConfig, LearningConfig
+from scoring.engine import AnomalyEngine
 from scoring.tests.workloads import ci_job, nginx_restart, web_workload
 
 

@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from scoring import ProcessEvent, get_embedder
+from core.event import ProcessEvent
+from scoring.featurizer import get_embedder
 from scoring.tokens import event_tokens, normalise_arg
 
 
@@ -30,7 +31,7 @@ def test_vectors_are_identical_in_another_process(model):
     event = _event(("curl", "-s", "http://203.0.113.5:8080/a"))
     here = get_embedder(model).embed([event])[0]
     code = (
-        "import json,sys; from scoring import ProcessEvent, get_embedder;"
+        "import json,sys; from core.event import ProcessEvent; from scoring.featurizer import get_embedder;"
         f"e=ProcessEvent(executable_name='curl', command_line={event.command_line!r}, "
         f"command_args={event.command_args!r}, parent_name='bash', user_id=0);"
         f"print(json.dumps(get_embedder({model!r}).embed([e])[0].tolist()))"
@@ -77,7 +78,8 @@ def test_unknown_model_is_a_clear_error():
 
 def test_another_embedder_plugs_in_without_touching_store_or_scorer(tmp_path, monkeypatch):
     """The embedder is an interface: a different model (here 32 dims, character trigrams) just works."""
-    from scoring import AnomalyEngine, EngineConfig
+    from scoring.config import EngineConfig
+    from scoring.engine import AnomalyEngine
     from scoring.featurizer import MODELS
 
     class Trigrams:

@@ -6,7 +6,9 @@ import random
 
 import numpy as np
 
-from scoring import AnomalyEngine, EngineConfig, ProcessEvent
+from core.event import ProcessEvent
+from scoring.config import EngineConfig
+from scoring.engine import AnomalyEngine
 
 HOSTILE = [
     "'; DROP TABLE security_events; --", "../../../../etc/passwd", "\x00\x01\x1b[2J\x7f", "\ud800", "%s%s%n",

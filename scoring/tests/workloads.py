@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scoring import ProcessEvent
+from core.event import ProcessEvent
 
 
 def nginx_restart(pid: int) -> ProcessEvent:

@@ -17,10 +17,9 @@ import pyarrow as pa
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from core import semconv
 from otlp_receiver.component import LogBatch
 from otlp_receiver.exporters.clickhouse.schema import INSERT_COLUMNS
-
-RECORD_ID_ATTRIBUTE = "procsight.record_id"
 
 _STRING_MAP = pa.map_(pa.string(), pa.string())
 ARROW_SCHEMA = pa.schema([
@@ -88,7 +87,8 @@ def _plain(value: AnyValue) -> Any:
     return value_to_text(value)
 
 
-_SPECIAL_KEYS = frozenset({"anomaly_score", "anomaly_severity", "anomaly_workload", "event.name", RECORD_ID_ATTRIBUTE})
+_SPECIAL_KEYS = frozenset({semconv.ANOMALY_SCORE, semconv.ANOMALY_SEVERITY, semconv.ANOMALY_WORKLOAD,
+                           semconv.EVENT_NAME, semconv.RECORD_ID})
 
 
 def batch_to_arrow(batch: LogBatch) -> pa.Table:
@@ -113,7 +113,7 @@ def batch_to_arrow(batch: LogBatch) -> pa.Table:
     row = 0
     for resource_logs in batch.logs.resource_logs:
         resource_keys, resource_values = _flatten(resource_logs.resource.attributes)
-        service_name = _lookup(resource_keys, resource_values, "service.name")
+        service_name = _lookup(resource_keys, resource_values, semconv.SERVICE_NAME)
         for scope_logs in resource_logs.scope_logs:
             scope = scope_logs.scope
             scope_keys, scope_values = _flatten(scope.attributes)
@@ -142,19 +142,19 @@ def batch_to_arrow(batch: LogBatch) -> pa.Table:
                     value = attribute.value
                     text = value.string_value or value_to_text(value)
                     if key in _SPECIAL_KEYS:
-                        if key == RECORD_ID_ATTRIBUTE:
+                        if key == semconv.RECORD_ID:
                             continue  # ours to set; a sender's value would break the exactly-once key
-                        if key == "anomaly_score":
+                        if key == semconv.ANOMALY_SCORE:
                             score = value.double_value if value.HasField("double_value") else _to_float(text)
-                        elif key == "anomaly_severity":
+                        elif key == semconv.ANOMALY_SEVERITY:
                             severity = text
-                        elif key == "anomaly_workload":
+                        elif key == semconv.ANOMALY_WORKLOAD:
                             workload = text
                         elif not event_name:
                             event_name = text
                     log_keys.append(key)
                     log_values.append(text)
-                log_keys.append(RECORD_ID_ATTRIBUTE)
+                log_keys.append(semconv.RECORD_ID)
                 log_values.append(record_ids[row])
                 log_offsets.append(len(log_keys))
                 event_names.append(event_name)

@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from core import semconv
 from core.confmap import ConfigError
 from otlp_receiver.component import CreateSettings, LogBatch
 
@@ -60,10 +61,11 @@ class DebugExporter:
                 log.info("%s: record %s\nresource %s\n%s", self.name, batch.record_id(ordinal), resource, record)
                 continue
             attributes = {kv.key: kv.value for kv in record.attributes}
-            score = attributes["anomaly_score"].double_value if "anomaly_score" in attributes else None
+            score = attributes[semconv.ANOMALY_SCORE].double_value if semconv.ANOMALY_SCORE in attributes else None
             log.info("%s: %s %s %r score=%s severity=%s", self.name, record.time_unix_nano,
                      record.severity_text or record.severity_number, record.body.string_value[:200], score,
-                     attributes["anomaly_severity"].string_value if "anomaly_severity" in attributes else "-")
+                     attributes[semconv.ANOMALY_SEVERITY].string_value if semconv.ANOMALY_SEVERITY in attributes
+                     else "-")
 
     def _sampled(self) -> bool:
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core import semconv
 from core.confmap import ConfigError
 from otlp_receiver.component import CreateSettings
 from otlp_receiver.processors.anomaly.processor import AnomalyProcessor
@@ -11,7 +12,7 @@ from scoring.config import EngineConfig
 
 TYPE = "anomaly"
 
-DEFAULT_WORKLOAD_KEY = ["procsight.workload", "k8s.deployment.name", "service.namespace", "host.name"]
+DEFAULT_WORKLOAD_KEY = [semconv.WORKLOAD, "k8s.deployment.name", "service.namespace", semconv.HOST_NAME]
 
 
 @dataclass

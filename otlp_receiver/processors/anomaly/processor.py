@@ -18,11 +18,13 @@ import numpy as np
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
+from core import semconv
+from core.event import ProcessEvent
 from core.otlpwire import field, log_attribute, varint
 from otlp_receiver.component import LogBatch
 from otlp_receiver.normalize import Normalizer
 from otlp_receiver.normalize.values import attributes_dict
-from scoring import AnomalyEngine, ProcessEvent, Verdict
+from scoring.engine import AnomalyEngine, Verdict
 
 if TYPE_CHECKING:
     from otlp_receiver.processors.anomaly.factory import Config
@@ -142,22 +144,22 @@ def _bounded(workload: str) -> str:
 def _enrich(record: LogRecord, event: ProcessEvent, verdict: Verdict, present: dict[str, Any]) -> None:
     """Appends the verdict as serialized LogRecord fields merged in one C call: building KeyValue
     messages attribute by attribute from Python costs several times more per record."""
-    if any(key in present for key in VERDICT_KEYS):
+    if any(key in present for key in semconv.VERDICT_KEYS):
         # A replayed or re-scored record: drop the old verdict instead of duplicating keys.
-        keep = [kv for kv in record.attributes if kv.key not in VERDICT_KEYS]
+        keep = [kv for kv in record.attributes if kv.key not in semconv.VERDICT_KEYS]
         del record.attributes[:]
         record.attributes.extend(keep)
     parts = [
         _SCORE_PREFIX + struct.pack("<d", round(float(verdict.score), 6)),
-        _static_attribute("anomaly_severity", verdict.severity),
+        _static_attribute(semconv.ANOMALY_SEVERITY, verdict.severity),
         _reasons_attribute(tuple(verdict.reasons)),
-        _static_attribute("anomaly_workload", verdict.workload),
-        _static_attribute("anomaly_nearest", verdict.nearest),
-        _static_attribute("anomaly_model", verdict.model),
+        _static_attribute(semconv.ANOMALY_WORKLOAD, verdict.workload),
+        _static_attribute(semconv.ANOMALY_NEAREST, verdict.nearest),
+        _static_attribute(semconv.ANOMALY_MODEL, verdict.model),
     ]
-    if event.ancestors and "process.ancestors" not in present:
+    if event.ancestors and semconv.PROCESS_ANCESTORS not in present:
         parts.append(_ancestors_attribute(event.ancestors))
-    if "process.command_line" not in present:
+    if semconv.PROCESS_COMMAND_LINE not in present:
         parts.append(_normalised_attributes(event, present))
     raised = RAISED_SEVERITY.get(verdict.severity)
     if raised and record.severity_number < raised[0]:
@@ -166,23 +168,10 @@ def _enrich(record: LogRecord, event: ProcessEvent, verdict: Verdict, present: d
 
 
 def _normalised_attributes(event: ProcessEvent, present: dict[str, Any]) -> bytes:
-    """DESIGN section 1 attributes for a record of another shape (Falco, Tetragon, auditd, ECS), so every
-    backend and query sees one vocabulary; the record's own attributes stay as they came."""
-    strings = (("process.command_line", event.command_line), ("process.executable.name", event.executable_name),
-               ("process.executable.path", event.executable_path),
-               ("process.parent.executable.name", event.parent_name),
-               ("process.working_directory", event.working_directory))
-    numbers = (("process.pid", event.pid), ("process.parent_pid", event.parent_pid),
-               ("process.user.id", event.user_id))
-    parts = [log_attribute(key, value) for key, value in strings if value and key not in present]
-    parts += [log_attribute(key, value) for key, value in numbers if value is not None and key not in present]
-    if event.command_args and "process.command_args" not in present:
-        parts.append(log_attribute("process.command_args", event.command_args))
-    return b"".join(parts)
-
-
-VERDICT_KEYS = frozenset({"anomaly_score", "anomaly_severity", "anomaly_reasons", "anomaly_workload",
-                          "anomaly_nearest", "anomaly_model"})
+    """procsight's attributes (core/semconv.py) for a record of another shape (Falco, Tetragon, auditd,
+    ECS), so every backend and query sees one vocabulary; the record's own attributes stay as they came."""
+    attributes = semconv.event_to_attributes(event)
+    return b"".join(log_attribute(key, value) for key, value in attributes.items() if key not in present)
 
 
 @functools.lru_cache(maxsize=16384)  # severities, workloads, models and known-normal command lines repeat
@@ -192,16 +181,16 @@ def _static_attribute(key: str, value: str) -> bytes:
 
 @functools.lru_cache(maxsize=4096)
 def _reasons_attribute(reasons: tuple[str, ...]) -> bytes:
-    return log_attribute("anomaly_reasons", reasons)
+    return log_attribute(semconv.ANOMALY_REASONS, reasons)
 
 
 @functools.lru_cache(maxsize=4096)
 def _ancestors_attribute(ancestors: tuple[str, ...]) -> bytes:
-    return log_attribute("process.ancestors", ancestors)
+    return log_attribute(semconv.PROCESS_ANCESTORS, ancestors)
 
 
 # The score attribute has a fixed length: its encoding up to the 8 bytes of the double.
-_SCORE_PREFIX = log_attribute("anomaly_score", 0.0)[:-8]
+_SCORE_PREFIX = log_attribute(semconv.ANOMALY_SCORE, 0.0)[:-8]
 
 # severity_number (field 2, varint) and severity_text (field 3) raised for warn and alert
 _SEVERITY_FIELDS = {severity: varint(2 << 3) + varint(number) + field(3, name.encode("ascii"))

@@ -95,7 +95,7 @@ def serve(config: Config, conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from otlp_receiver.processors.anomaly.processor import BatchScorer
-    from scoring import AnomalyEngine
+    from scoring.engine import AnomalyEngine
 
     try:
         scorer = BatchScorer(config, AnomalyEngine(config))

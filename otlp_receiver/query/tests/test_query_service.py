@@ -9,13 +9,13 @@ import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from core.event import ProcessEvent
 from otlp_receiver.component import LogBatch
 from otlp_receiver.exporters.clickhouse.config import Config
 from otlp_receiver.exporters.clickhouse.exporter import ClickHouseExporter
 from otlp_receiver.query.render import triage_list
 from otlp_receiver.query.service import QueryService
 from procsight.cli import main
-from scoring import ProcessEvent
 from scoring.featurizer import get_embedder
 
 HOSTILE_WORKLOAD = "web' OR '1'='1"
@@ -57,8 +57,7 @@ def stored_batch(batch_id: str, tenant: str, events: list[tuple]) -> LogBatch:
                            ("anomaly_nearest", AnyValue(string_value=nearest)),
                            ("anomaly_model", AnyValue(string_value="hash128-v2"))):
             record.attributes.append(KeyValue(key=key, value=value))
-        process_events.append(ProcessEvent.from_attributes({"process.executable.name": exe,
-                                                            "process.command_line": command}))
+        process_events.append(ProcessEvent(executable_name=exe, command_line=command))
     embeddings = get_embedder().embed(process_events)
     return LogBatch(logs=request, tenant=tenant, batch_id=batch_id, embeddings=np.asarray(embeddings))
 

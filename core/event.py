@@ -1,0 +1,56 @@
+"""The process event, free of any wire format: what the agent captures and the scoring engine scores.
+
+Its OTLP attribute names, in both directions, are in `core/semconv.py`; the record format is
+documented in docs/records.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXEC = "process.exec"
+CONNECTION = "network.connection"
+LISTEN = "network.listen"
+CPU_SAMPLE = "process.cpu"  # the agent's CPU sampler: a running process above the CPU threshold
+SCORED_EVENT_NAMES = (EXEC, CONNECTION, LISTEN)  # what the receiver scores; other events pass through
+
+
+class InvalidEvent(ValueError):
+    """An event lacks what scoring needs (the executable and the command line)."""
+
+
+@dataclass(slots=True)
+class ProcessEvent:
+    """One process execution or network event of one process.
+
+    Only `executable_name` and `command_line` are required; everything else is evidence when present.
+    """
+
+    executable_name: str
+    command_line: str
+    command_args: tuple[str, ...] = ()
+    event_name: str = EXEC
+    executable_path: str = ""
+    parent_name: str = ""
+    ancestors: tuple[str, ...] = ()  # executable names up the parent chain, nearest first
+    pid: int | None = None
+    parent_pid: int | None = None
+    user_id: int | None = None
+    user_name: str = ""
+    working_directory: str = ""
+    container_id: str = ""
+    host: str = ""
+    timestamp: float = 0.0  # seconds since the epoch
+    command_args_truncated: bool = False
+    executable_deleted: bool = False  # the backing file is gone ("(deleted)") or never existed
+    cpu_percent: float | None = None
+    transport: str = ""
+    local_address: str = ""
+    local_port: int | None = None
+    remote_address: str = ""
+    remote_port: int | None = None
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        """argv, falling back to a whitespace split of the command line."""
+        return self.command_args or tuple(self.command_line.split())

@@ -1,0 +1,169 @@
+"""The one attribute vocabulary of procsight records, and the mapping between it and `ProcessEvent`.
+
+Names follow the OpenTelemetry semantic conventions where they have one (`process.*`, `host.*`,
+`container.id`, `network.transport`) and ECS-style `source.*` / `destination.*` for socket ends.
+`event_to_attributes` is what the agent sends and what the receiver adds to third-party records;
+`event_from_attributes` reads the same keys back (records, and the JSONL of `procsight score`).
+docs/records.md documents every key for senders and query writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from core.event import EXEC, InvalidEvent, ProcessEvent
+
+# -- resource ---------------------------------------------------------------------------------------
+SERVICE_NAME = "service.name"
+SERVICE_VERSION = "service.version"
+HOST_NAME = "host.name"
+HOST_ID = "host.id"
+WORKLOAD = "procsight.workload"
+AGENT_SERVICE_NAME = "procsight-agent"  # the `service.name` of procsight's own agent
+
+# -- record ----------------------------------------------------------------------------------------
+EVENT_NAME = "event.name"  # also in the LogRecord's EventName field
+PROCESS_PID = "process.pid"
+PROCESS_PARENT_PID = "process.parent_pid"
+PROCESS_EXECUTABLE_NAME = "process.executable.name"
+PROCESS_EXECUTABLE_PATH = "process.executable.path"
+PROCESS_EXECUTABLE_DELETED = "process.executable.deleted"
+PROCESS_COMMAND_LINE = "process.command_line"
+PROCESS_COMMAND_ARGS = "process.command_args"
+PROCESS_COMMAND_ARGS_TRUNCATED = "process.command_args_truncated"
+PROCESS_USER_ID = "process.user.id"
+PROCESS_REAL_USER_ID = "process.real_user.id"  # reserved: not sent yet
+PROCESS_USER_NAME = "process.user.name"
+PROCESS_PARENT_EXECUTABLE_NAME = "process.parent.executable.name"
+PROCESS_WORKING_DIRECTORY = "process.working_directory"
+PROCESS_CPU_UTILIZATION = "process.cpu.utilization"  # percent of one core, `process.cpu` events
+CONTAINER_ID = "container.id"
+NETWORK_TRANSPORT = "network.transport"
+SOURCE_ADDRESS = "source.address"
+SOURCE_PORT = "source.port"
+DESTINATION_ADDRESS = "destination.address"
+DESTINATION_PORT = "destination.port"
+
+# -- the receiver's verdict, added to every scored record ----------------------------------------------
+ANOMALY_SCORE = "anomaly_score"
+ANOMALY_SEVERITY = "anomaly_severity"
+ANOMALY_REASONS = "anomaly_reasons"
+ANOMALY_WORKLOAD = "anomaly_workload"
+ANOMALY_NEAREST = "anomaly_nearest"
+ANOMALY_MODEL = "anomaly_model"
+ANOMALY_INCIDENT = "anomaly_incident"  # reserved: not written yet
+ANOMALY_TECHNIQUES = "anomaly_techniques"  # reserved: not written yet
+PROCESS_ANCESTORS = "process.ancestors"  # executable names up the parent chain, nearest first
+RECORD_ID = "procsight.record_id"  # written by the clickhouse exporter: "{batch id}:{ordinal}", exactly-once key
+VERDICT_KEYS = frozenset({ANOMALY_SCORE, ANOMALY_SEVERITY, ANOMALY_REASONS, ANOMALY_WORKLOAD, ANOMALY_NEAREST,
+                          ANOMALY_MODEL})
+
+# Keys of the JSONL shape only (`procsight score` input): the event time in epoch seconds.
+_TIME_KEYS = ("ts", "timestamp")
+
+
+def event_to_attributes(event: ProcessEvent) -> dict[str, Any]:
+    """An event as record attributes: the event name, executable and command line always, the rest when known."""
+    attributes: dict[str, Any] = {EVENT_NAME: event.event_name, PROCESS_EXECUTABLE_NAME: event.executable_name,
+                                  PROCESS_COMMAND_LINE: event.command_line}
+    optional = (
+        (PROCESS_COMMAND_ARGS, event.command_args),
+        (PROCESS_PID, event.pid),
+        (PROCESS_PARENT_PID, event.parent_pid),
+        (PROCESS_EXECUTABLE_PATH, event.executable_path),
+        (PROCESS_USER_ID, event.user_id),
+        (PROCESS_USER_NAME, event.user_name),
+        (PROCESS_PARENT_EXECUTABLE_NAME, event.parent_name),
+        (PROCESS_WORKING_DIRECTORY, event.working_directory),
+        (CONTAINER_ID, event.container_id),
+        (PROCESS_CPU_UTILIZATION, event.cpu_percent),
+        (NETWORK_TRANSPORT, event.transport),
+        (SOURCE_ADDRESS, event.local_address),
+        (SOURCE_PORT, event.local_port),
+        (DESTINATION_ADDRESS, event.remote_address),
+        (DESTINATION_PORT, event.remote_port),
+    )
+    attributes.update((key, value) for key, value in optional if value is not None and value != "" and value != ())
+    if event.command_args_truncated:
+        attributes[PROCESS_COMMAND_ARGS_TRUNCATED] = True
+    if event.executable_deleted:
+        attributes[PROCESS_EXECUTABLE_DELETED] = True
+    return attributes
+
+
+def event_from_attributes(attrs: Mapping[str, Any]) -> ProcessEvent:
+    """An event from flat attributes (values as JSON or OTLP give them; numbers may be strings of digits).
+
+    Raises InvalidEvent without an executable (name, path or argv[0]) and a command line (or argv).
+    """
+    args = _as_args(attrs.get(PROCESS_COMMAND_ARGS))
+    command_line = _as_str(attrs.get(PROCESS_COMMAND_LINE)) or " ".join(args)
+    path = _as_str(attrs.get(PROCESS_EXECUTABLE_PATH))
+    name = _as_str(attrs.get(PROCESS_EXECUTABLE_NAME)) or _basename(path) or (_basename(args[0]) if args else "")
+    if not name or not command_line:
+        raise InvalidEvent(f"needs {PROCESS_EXECUTABLE_NAME} (or .path) and {PROCESS_COMMAND_LINE} (or _args)")
+    return ProcessEvent(
+        executable_name=name,
+        command_line=command_line,
+        command_args=args,
+        event_name=_as_str(attrs.get(EVENT_NAME) or attrs.get("EventName")) or EXEC,
+        executable_path=path,
+        parent_name=_as_str(attrs.get(PROCESS_PARENT_EXECUTABLE_NAME)),
+        ancestors=_as_args(attrs.get(PROCESS_ANCESTORS)),
+        pid=_as_int(attrs.get(PROCESS_PID)),
+        parent_pid=_as_int(attrs.get(PROCESS_PARENT_PID)),
+        user_id=_as_int(attrs.get(PROCESS_USER_ID)),
+        user_name=_as_str(attrs.get(PROCESS_USER_NAME)),
+        working_directory=_as_str(attrs.get(PROCESS_WORKING_DIRECTORY)),
+        container_id=_as_str(attrs.get(CONTAINER_ID)),
+        host=_as_str(attrs.get(HOST_NAME)),
+        timestamp=_as_float(next((attrs[k] for k in _TIME_KEYS if k in attrs), None)) or 0.0,
+        command_args_truncated=bool(attrs.get(PROCESS_COMMAND_ARGS_TRUNCATED, False)),
+        executable_deleted=bool(attrs.get(PROCESS_EXECUTABLE_DELETED, False)),
+        cpu_percent=_as_float(attrs.get(PROCESS_CPU_UTILIZATION)),
+        transport=_as_str(attrs.get(NETWORK_TRANSPORT)),
+        local_address=_as_str(attrs.get(SOURCE_ADDRESS)),
+        local_port=_as_int(attrs.get(SOURCE_PORT)),
+        remote_address=_as_str(attrs.get(DESTINATION_ADDRESS)),
+        remote_port=_as_int(attrs.get(DESTINATION_PORT)),
+    )
+
+
+def _basename(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _as_str(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _as_args(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(value.split())
+    if isinstance(value, Sequence):
+        return tuple(_as_str(v) for v in value)
+    return ()
+
+
+def _as_int(value: Any) -> int | None:
+    number = _as_number(value, int)
+    return None if number is None else int(number)
+
+
+def _as_float(value: Any) -> float | None:
+    return _as_number(value, float)
+
+
+def _as_number(value: Any, kind: type[int] | type[float]) -> int | float | None:
+    """A number from JSON or attribute values (strings of digits included); None when it is not one."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return kind(value)
+    except (TypeError, ValueError, OverflowError):
+        return None

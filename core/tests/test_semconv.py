@@ -1,0 +1,44 @@
+"""One vocabulary, both directions: an event survives the trip to attributes and back."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core import semconv
+from core.event import CONNECTION, InvalidEvent, ProcessEvent
+from core.semconv import event_from_attributes, event_to_attributes
+
+EVENTS = [
+    ProcessEvent(executable_name="bash", command_line="bash -c id", command_args=("bash", "-c", "id"),
+                 executable_path="/usr/bin/bash", parent_name="nginx", pid=42, parent_pid=7, user_id=33,
+                 user_name="www-data", working_directory="/var/www", container_id="c" * 64,
+                 command_args_truncated=True, executable_deleted=True),
+    ProcessEvent(executable_name="nc", command_line="nc 203.0.113.9 4444", event_name=CONNECTION, pid=9,
+                 transport="tcp", local_address="10.0.0.2", local_port=50000, remote_address="203.0.113.9",
+                 remote_port=4444, cpu_percent=12.5),
+]
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=lambda e: e.event_name)
+def test_an_event_survives_attributes_and_json(event: ProcessEvent) -> None:
+    attributes = event_to_attributes(event)
+    assert event_from_attributes(attributes) == event
+    as_json = json.loads(json.dumps(attributes))  # lists instead of tuples, as a JSONL line has them
+    assert event_from_attributes(as_json) == event
+
+
+def test_empty_fields_are_left_out() -> None:
+    attributes = event_to_attributes(ProcessEvent(executable_name="ls", command_line="ls"))
+    assert attributes == {semconv.EVENT_NAME: "process.exec", semconv.PROCESS_EXECUTABLE_NAME: "ls",
+                          semconv.PROCESS_COMMAND_LINE: "ls"}
+
+
+def test_reading_accepts_what_senders_send() -> None:
+    event = event_from_attributes({"process.command_args": ["/usr/bin/curl", "-s", "x"], "process.pid": "77",
+                                   "process.user.id": True, "ts": "1700000000.5", "host.name": "web-1"})
+    assert (event.executable_name, event.command_line, event.pid) == ("curl", "/usr/bin/curl -s x", 77)
+    assert event.user_id is None and event.timestamp == 1_700_000_000.5 and event.host == "web-1"
+    with pytest.raises(InvalidEvent, match=r"process\.executable\.name"):
+        event_from_attributes({"process.pid": 5})
