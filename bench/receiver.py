@@ -244,7 +244,7 @@ def measure_ceiling(name: str, handle: Callable[[ExportLogsServiceRequest], int]
 
 
 def procsight_settings(data_dir: Path, scoring: bool = True) -> Any:
-    from otlp_receiver.pipeline import ServiceSettings
+    from otlp_receiver.config import ServiceSettings
 
     processors = ["batch", "anomaly"] if scoring else ["batch"]
     return ServiceSettings.from_mapping({
@@ -280,7 +280,7 @@ def measure_procsight(requests: list[bytes], senders: int, total: int, data_dir:
                       scoring: bool = True) -> tuple[float, float, int]:
     """(records/s to queryable rows, records/s acknowledged, backpressure resends)."""
     from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
-    from otlp_receiver.pipeline import Service
+    from otlp_receiver.service import Service
 
     service = Service(procsight_settings(data_dir, scoring))
     service.start()
@@ -312,7 +312,7 @@ def measure_latency(events: dict[str, list[dict[str, Any]]], rate: int, seconds:
                     data_dir: Path) -> list[float]:
     """Send-to-queryable seconds of every request at a steady `rate` records/s."""
     from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
-    from otlp_receiver.pipeline import Service
+    from otlp_receiver.service import Service
 
     count = max(1, int(rate * seconds / records_per_request))
     requests = encode_requests(events, count, records_per_request, tag=True)

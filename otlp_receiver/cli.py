@@ -9,7 +9,8 @@ import threading
 from types import FrameType
 
 from core.confmap import ConfigError
-from otlp_receiver.pipeline import Service, ServiceSettings
+from otlp_receiver.config import ServiceSettings
+from otlp_receiver.service import Service
 
 log = logging.getLogger(__name__)
 

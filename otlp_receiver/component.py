@@ -1,9 +1,12 @@
-"""What flows through a pipeline and the shapes of the components that handle it.
+"""What flows through a pipeline, the shapes of the components that handle it, and the capabilities the
+service discovers in them.
 
 Like the Collector's pdata, a batch is the OTLP protobuf itself (`ExportLogsServiceRequest`), so a
 record the receiver accepted leaves through an OTLP exporter byte-for-byte as it came, plus the
 attributes the `anomaly` processor added. Components are built by factories from their typed config
-(see `otlp_receiver/pipeline.py`), the way the Collector builds them.
+(`otlp_receiver/registry.py` names the factories, `otlp_receiver/service.py` builds and wires them), the
+way the Collector builds them. The service never asks for a component by type name: it asks whether a
+component has a capability (`Batcher`, `AdmissionController`, `RouteProvider`, `Authenticator`).
 """
 
 from __future__ import annotations
@@ -11,14 +14,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, runtime_checkable
 
+import numpy as np
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
+from otlp_receiver.spool import SpoolEntry
+from otlp_receiver.telemetry import Telemetry
+
 DEFAULT_TENANT = "default"
+
+
+# -- data ----------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -34,7 +44,7 @@ class LogBatch:
     batch_id: str = ""
     # Set by the anomaly processor: float32 (record_count, dim) feature vectors in record order, zero rows
     # for records it did not score. Exporters may store them (ClickHouse keeps them for similarity search).
-    embeddings: Any = None
+    embeddings: np.ndarray | None = None
 
     def records(self) -> Iterator[tuple[Resource, InstrumentationScope, LogRecord]]:
         """Every record with its resource and scope, in the order that defines record ordinals."""
@@ -50,13 +60,44 @@ class LogBatch:
         return f"{self.batch_id}:{ordinal}"
 
 
+@dataclass(slots=True)
+class Decoded:
+    """A request a receiver decoded and validated, ready for the pipelines' spools."""
+
+    request: ExportLogsServiceRequest
+    payload: bytes  # protobuf bytes of the accepted records, what goes into the spool
+    accepted: int
+    rejected: int
+    message: str  # why records were rejected, for partial_success
+
+
+RouteHandler = Callable[[str | None, dict[str, list[str]], bytes], tuple[int, str, bytes]]
+
+
+@dataclass
+class HttpRoute:
+    """An extra route on a receiver's HTTP server (metrics, health, queries).
+
+    `handler(tenant, query_params, body)` returns (status, content type, body); `tenant` is None when
+    the route is not authenticated."""
+
+    handler: RouteHandler
+    authenticated: bool = True
+
+
+Routes = dict[tuple[str, str], HttpRoute]  # (method, path) -> route
+
+
 @dataclass
 class CreateSettings:
     """What a factory gets besides the component's own config."""
 
     component_id: str  # as written in the YAML, e.g. "clickhouse" or "clickhouse/archive"
     data_dir: Path  # where the component may keep files (spools, queues); created by the pipeline
-    telemetry: Any  # otlp_receiver.telemetry.Telemetry: counters, gauges, histograms for /metrics
+    telemetry: Telemetry  # counters, gauges, histograms for /metrics
+
+
+# -- errors --------------------------------------------------------------------------------------------
 
 
 class RetryableError(Exception):
@@ -69,35 +110,6 @@ class RetryableError(Exception):
 
 class PermanentError(Exception):
     """The destination refused the batch for good (4xx, INVALID_ARGUMENT): retrying cannot help."""
-
-
-class Processor(Protocol):
-    """Transforms a batch in place or returns a new one; returning None drops nothing, it means 'same'."""
-
-    name: str
-
-    def start(self) -> None: ...
-
-    def process(self, batch: LogBatch) -> LogBatch: ...
-
-    def shutdown(self) -> None: ...
-
-
-class Exporter(Protocol):
-    """Delivers a batch somewhere. `export` is synchronous and raises RetryableError or PermanentError;
-    queueing and retries (the Collector's sending_queue / retry_on_failure) wrap it, not live in it."""
-
-    name: str
-
-    def start(self) -> None: ...
-
-    def export(self, batch: LogBatch) -> None: ...
-
-    def shutdown(self) -> None: ...
-
-
-BatchDone = Callable[[LogBatch, bool], None]
-"""Called once per batch by a queued exporter: (batch, delivered). delivered=False means dropped for good."""
 
 
 class Backpressure(Exception):
@@ -114,3 +126,116 @@ class Backpressure(Exception):
 
 class Unauthenticated(Exception):
     """A request without valid credentials (gRPC UNAUTHENTICATED, HTTP 401)."""
+
+
+# -- the shapes of components ----------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Authenticator(Protocol):
+    """An extension that maps a request's credentials to a tenant (`bearertokenauth`)."""
+
+    def authenticate(self, authorization: str | None) -> str:
+        """The tenant of a request from its Authorization header; raises Unauthenticated."""
+        ...
+
+
+class Host(Protocol):
+    """What a receiver needs from the service around it."""
+
+    def consume(self, decoded: Decoded, tenant: str) -> None:
+        """Durably accepts the records (returns) or refuses them (raises Backpressure)."""
+        ...
+
+    def authenticator(self, extension_id: str) -> Authenticator: ...
+
+    def http_routes(self) -> Routes: ...
+
+
+@runtime_checkable
+class Receiver(Protocol):
+    """Takes requests from clients and hands them to the host; says where it listens once started."""
+
+    @property
+    def grpc_endpoint(self) -> str | None: ...
+
+    @property
+    def http_endpoint(self) -> str | None: ...
+
+    def start(self, host: Host) -> None: ...
+
+    def shutdown(self, timeout: float) -> None:
+        """Stops accepting and waits up to `timeout` seconds for requests in flight."""
+        ...
+
+
+@runtime_checkable
+class Processor(Protocol):
+    """Runs on every batch of a pipeline, in config order; returns the batch (changed in place or new)."""
+
+    name: str
+
+    def start(self) -> None: ...
+
+    def process(self, batch: LogBatch) -> LogBatch: ...
+
+    def shutdown(self) -> None: ...
+
+
+@runtime_checkable
+class Exporter(Protocol):
+    """Delivers a batch somewhere. `export` is synchronous and raises RetryableError or PermanentError;
+    queueing and retries (the Collector's sending_queue / retry_on_failure) wrap it, not live in it."""
+
+    name: str
+
+    def start(self) -> None: ...
+
+    def export(self, batch: LogBatch) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+@runtime_checkable
+class Extension(Protocol):
+    """Runs beside the pipelines; what it offers is a capability (`Authenticator`, `RouteProvider`)."""
+
+    def start(self) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+BatchDone = Callable[[LogBatch, bool], None]
+"""Called once per batch by a queued exporter: (batch, delivered). delivered=False means dropped for good."""
+
+
+# -- capabilities the service hands to a pipeline or a receiver ---------------------------------------
+
+
+ReadEntry = Callable[[float], SpoolEntry | None]
+"""Reads the next spooled request, waiting up to the given seconds; None when none came."""
+
+
+@runtime_checkable
+class Batcher(Protocol):
+    """A processor that decides which spooled requests form one batch (the `batch` processor)."""
+
+    def gather(self, first: SpoolEntry, read: ReadEntry) -> list[SpoolEntry]:
+        """`first` and the requests after it that belong in its batch, read with `read`."""
+        ...
+
+
+@runtime_checkable
+class AdmissionController(Protocol):
+    """A processor that may refuse new requests before they are spooled (the `memory_limiter`)."""
+
+    def admit(self) -> None:
+        """Returns to accept a request; raises Backpressure to refuse it."""
+        ...
+
+
+@runtime_checkable
+class RouteProvider(Protocol):
+    """An extension that serves HTTP routes on the receivers' HTTP port (the `query` extension)."""
+
+    def http_routes(self) -> Routes: ...

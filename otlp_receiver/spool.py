@@ -32,6 +32,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from otlp_receiver.telemetry import Telemetry
+
 log = logging.getLogger(__name__)
 
 _MAGIC = 0x50534C31  # "PSL1"
@@ -98,7 +100,7 @@ class Spool:
     and `commit`."""
 
     def __init__(self, directory: str | Path, max_bytes: int = 1 << 30, segment_bytes: int = 16 << 20,
-                 fsync: bool = True, telemetry=None, name: str = "spool") -> None:  # type: ignore[no-untyped-def]
+                 fsync: bool = True, telemetry: Telemetry | None = None, name: str = "spool") -> None:
         self.directory = Path(directory)
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
@@ -124,9 +126,7 @@ class Spool:
 
     # -- opening and recovery ---------------------------------------------------------------------
 
-    def _metrics(self, telemetry) -> None:  # type: ignore[no-untyped-def]
-        from otlp_receiver.telemetry import Telemetry
-
+    def _metrics(self, telemetry: Telemetry | None) -> None:
         telemetry = telemetry or Telemetry()
         self._depth_bytes = telemetry.gauge("procsight_spool_bytes", "Bytes in the ingest spool")
         self._depth_entries = telemetry.gauge("procsight_spool_uncommitted_entries",

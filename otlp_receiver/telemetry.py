@@ -11,8 +11,10 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Sequence
+from typing import TypeVar
 
 LabelKey = tuple[tuple[str, str], ...]
+M = TypeVar("M", bound="_Metric")
 
 DEFAULT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -34,6 +36,9 @@ def _format_labels(key: LabelKey, extra: tuple[tuple[str, str], ...] = ()) -> st
 
 class _Metric:
     kind = ""
+
+    def render(self) -> list[str]:
+        raise NotImplementedError
 
     def __init__(self, name: str, help_text: str) -> None:
         self.name = name
@@ -132,19 +137,19 @@ class Telemetry:
             raise TypeError(f"metric {name} is a {metric.kind}, not a histogram")
         return metric
 
-    def _get(self, cls: type, name: str, help_text: str):  # type: ignore[no-untyped-def]
+    def _get(self, cls: type[M], name: str, help_text: str) -> M:
         with self._lock:
             metric = self._metrics.get(name)
             if metric is None:
                 metric = self._metrics[name] = cls(name, help_text)
         if type(metric) is not cls:
             raise TypeError(f"metric {name} is a {metric.kind}, not a {cls.kind}")
-        return metric
+        return metric  # type: ignore[return-value]  # its type was checked just above
 
     def render(self) -> str:
         with self._lock:
             metrics = sorted(self._metrics.values(), key=lambda m: m.name)
         lines: list[str] = []
         for metric in metrics:
-            lines.extend(metric.render())  # type: ignore[attr-defined]
+            lines.extend(metric.render())
         return "\n".join(lines) + "\n"

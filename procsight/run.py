@@ -14,6 +14,11 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported when the command runs, so `procsight --help` stays quick
+    from otel_agent.agent import Agent
+    from otlp_receiver.service import Service
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from core.confmap import ConfigError
-    from otlp_receiver.pipeline import Service
+    from otlp_receiver.service import Service
 
     if not args.config.exists():
         print(f"procsight run: {args.config} not found; run from the repository root or pass --config FILE",
@@ -61,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_agent(args: argparse.Namespace, endpoint: str):  # type: ignore[no-untyped-def]
+def _start_agent(args: argparse.Namespace, endpoint: str) -> Agent | None:
     from otel_agent.agent import create_agent
     from otel_agent.capture import CaptureUnavailable
     from otel_agent.config import load_config
@@ -83,7 +88,7 @@ def _start_agent(args: argparse.Namespace, endpoint: str):  # type: ignore[no-un
     return agent
 
 
-def _status_line(service) -> str:  # type: ignore[no-untyped-def]
+def _status_line(service: Service) -> str:
     telemetry = service.telemetry
     received = telemetry.counter("procsight_receiver_accepted_log_records_total", "").total()
     scored = telemetry.counter("procsight_scored_log_records_total", "")

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from otlp_sink import OtlpSink
 
 from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
-from otlp_receiver.pipeline import Service
+from otlp_receiver.service import Service
 
 TABLE = "procsight.security_events"
 
@@ -64,7 +64,7 @@ def free_port() -> int:
 
 def receiver_config(data_dir: Path, exporters: dict[str, Any], grpc: str = "127.0.0.1:0",
                     http: str = "127.0.0.1:0") -> dict[str, Any]:
-    """A complete receiver YAML: otlp in, batch + anomaly, clickhouse on chdb plus `exporters`."""
+    """A complete receiver YAML: otlp in, batch + anomaly, clickhouse on chdb plus `exporters`, the query routes."""
     fast_retry = {"initial_interval": "100ms", "max_interval": "500ms"}
     all_exporters = {"clickhouse": {"endpoint": f"chdb://{data_dir / 'clickhouse'}", "retry_on_failure": fast_retry}}
     for name, settings in exporters.items():
@@ -77,8 +77,10 @@ def receiver_config(data_dir: Path, exporters: dict[str, Any], grpc: str = "127.
             "anomaly": {"baselines": str(data_dir / "baselines"), "learning": {"warmup_events": 0}},
         },
         "exporters": all_exporters,
-        "service": {"data_dir": str(data_dir), "shutdown_timeout": "10s", "pipelines": {"logs": {
-            "receivers": ["otlp"], "processors": ["batch", "anomaly"], "exporters": list(all_exporters)}}},
+        "extensions": {"query": {"exporter": "clickhouse"}},
+        "service": {"data_dir": str(data_dir), "shutdown_timeout": "10s", "extensions": ["query"],
+                    "pipelines": {"logs": {"receivers": ["otlp"], "processors": ["batch", "anomaly"],
+                                           "exporters": list(all_exporters)}}},
     }
 
 

@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
-from otlp_receiver.pipeline import Service
+from otlp_receiver.service import Service
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "otlp_receiver" / "exporters" / "clickhouse" / "tests"))
 from chdb_http_bridge import ChdbHttpBridge

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from core.confmap import ConfigError, Duration, check_positive
 
@@ -52,3 +53,11 @@ class RetryConfig:
             raise ConfigError("multiplier", "must be at least 1")
         if not 0.0 <= self.randomization_factor < 1.0:
             raise ConfigError("randomization_factor", "must be in [0, 1)")
+
+
+@runtime_checkable
+class HelperSettings(Protocol):
+    """An exporter config that embeds the helper's settings: the service queues and retries for it."""
+
+    sending_queue: QueueConfig
+    retry_on_failure: RetryConfig

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from otlp_receiver.component import BatchDone, Exporter, LogBatch, PermanentError, RetryableError
 from otlp_receiver.exporterhelper.config import QueueConfig, RetryConfig
+from otlp_receiver.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class QueuedExporter:
     """Thread-safe; one per exporter in a pipeline."""
 
     def __init__(self, exporter: Exporter, queue_config: QueueConfig, retry_config: RetryConfig,
-                 telemetry, name: str | None = None) -> None:  # type: ignore[no-untyped-def]
+                 telemetry: Telemetry, name: str | None = None) -> None:
         self.exporter = exporter
         self.name = name or exporter.name
         self.queue_config = queue_config

@@ -22,6 +22,7 @@ from otlp_receiver.component import DEFAULT_TENANT, PermanentError, RetryableErr
 from otlp_receiver.exporters.clickhouse.config import Config as ClickHouseConfig
 from otlp_receiver.query.render import triage_list
 from otlp_receiver.query.service import QueryService
+from scoring.config import EngineConfig
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 
@@ -58,6 +59,9 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database", default="procsight", help="with --clickhouse (default procsight)")
     parser.add_argument("--table", default="security_events", help="with --clickhouse (default security_events)")
     parser.add_argument("--tenant", default=DEFAULT_TENANT, help="with --clickhouse: whose events (default default)")
+    parser.add_argument("--model", default=EngineConfig.model,
+                        help=f"with --clickhouse: the anomaly processor's model, which embedded the stored events "
+                             f"(default {EngineConfig.model})")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the triage list")
 
 
@@ -94,7 +98,7 @@ def _query_directly(args: argparse.Namespace, kind: str) -> list[dict[str, Any]]
     try:
         config = decode(ClickHouseConfig, {"endpoint": args.clickhouse, "database": args.database,
                                            "logs_table_name": args.table}, "--clickhouse")
-        service = QueryService.from_exporter_config(config)
+        service = QueryService.from_exporter_config(config, args.model)
     except (ConfigError, PermanentError) as exc:
         raise QueryError(str(exc)) from None
     try:

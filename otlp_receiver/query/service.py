@@ -32,6 +32,7 @@ _FIELDS = """
 _SEARCH = """SELECT {fields}, cosineDistance(Embedding, {{vector:Array(Float32)}}) AS distance
 FROM {table}
 WHERE TenantId = {{tenant:String}} AND length(Embedding) = {{dim:UInt32}}
+  AND LogAttributes['anomaly_model'] = {{embedding_model:String}}
   AND ({{workload:String}} = '' OR Workload = {{workload:String}})
 ORDER BY distance ASC, score DESC
 LIMIT 1 BY workload, host, command_line
@@ -48,16 +49,17 @@ LIMIT {{limit:UInt32}}"""
 
 
 class QueryService:
-    def __init__(self, transport: Transport, database: str, table: str, model: str = "hash128-v2") -> None:
+    def __init__(self, transport: Transport, database: str, table: str, model: str) -> None:
         self.transport = transport
         self.table = f"`{database}`.`{table}`"
         self.embedder = get_embedder(model)
         self._embed_lock = threading.Lock()
 
     @classmethod
-    def from_exporter_config(cls, config: ClickHouseConfig, model: str = "hash128-v2") -> QueryService:
+    def from_exporter_config(cls, config: ClickHouseConfig, model: str) -> QueryService:
         """Reads the table the `clickhouse` exporter of a running pipeline writes (same transport kind,
-        sharing the embedded engine when it is chdb)."""
+        sharing the embedded engine when it is chdb). `model` must be the anomaly processor's: search
+        compares the query's vector with the stored ones."""
         return cls(open_transport(config), config.database, config.logs_table_name, model)
 
     def close(self) -> None:
@@ -74,8 +76,8 @@ class QueryService:
             vector = self.embedder.embed_text(text)
         sql = _SEARCH.format(fields=_FIELDS, table=self.table)
         rows = self.transport.query(sql, {
-            "vector": [float(x) for x in vector], "dim": len(vector), "tenant": tenant,
-            "workload": workload or "", "limit": _check_limit(limit),
+            "vector": [float(x) for x in vector], "dim": len(vector), "embedding_model": self.embedder.name,
+            "tenant": tenant, "workload": workload or "", "limit": _check_limit(limit),
         })
         return [_result(row) for row in rows]
 

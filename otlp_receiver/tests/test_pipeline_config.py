@@ -14,8 +14,9 @@ import requests
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from core.confmap import ConfigError
-from otlp_receiver import components
-from otlp_receiver.pipeline import Service, ServiceSettings
+from otlp_receiver import registry
+from otlp_receiver.config import ServiceSettings
+from otlp_receiver.service import Service
 
 TESTDATA = Path(__file__).parent / "testdata"
 
@@ -45,16 +46,50 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_exporter_aliases_resolve_to_the_new_names() -> None:
-    assert components.factory("exporters", "debug/x").TYPE == "debug"
-    assert components.ALIASES["exporters"] == {"otlp": "otlp_grpc", "otlphttp": "otlp_http"}
-    assert components.FACTORIES["exporters"]["otlp_http"] == "otlp_receiver.exporters.otlphttp.factory"
+    assert registry.factory("exporters", "debug/x").TYPE == "debug"
+    assert registry.ALIASES["exporters"] == {"otlp": "otlp_grpc", "otlphttp": "otlp_http"}
+    assert registry.FACTORIES["exporters"]["otlp_http"] == "otlp_receiver.exporters.otlphttp.factory"
 
 
-def test_the_default_config_file_is_valid() -> None:
-    settings = ServiceSettings.load(Path(__file__).parents[2] / "config" / "receiver.yaml")
+@pytest.mark.parametrize("shipped", ["config/receiver.yaml", "docker/receiver.yaml"])
+def test_the_shipped_config_files_are_valid_and_serve_queries(shipped: str) -> None:
+    settings = ServiceSettings.load(Path(__file__).parents[2] / shipped)
     pipeline = settings.service.pipelines["logs"]
     assert pipeline.processors == ["memory_limiter", "batch", "anomaly"]
     assert "clickhouse" in pipeline.exporters
+    assert settings.service.extensions == ["query"]
+    query = settings.configs["extensions"]["query"]
+    assert query.model == settings.configs["processors"]["anomaly"].model
+
+
+def test_a_pipeline_gets_its_batcher_and_admission_by_capability(tmp_path: Path) -> None:
+    settings = ServiceSettings.from_mapping({
+        "receivers": {"otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:0"}}}},
+        "processors": {"memory_limiter/a": {"limit_percentage": 100}, "batch/b": {"timeout": "10ms"}},
+        "exporters": {"debug": {}},
+        "service": {"data_dir": str(tmp_path), "pipelines": {"logs": {
+            "receivers": ["otlp"], "processors": ["memory_limiter/a", "batch/b"], "exporters": ["debug"]}}},
+    })
+    service = Service(settings)
+    service.start()
+    try:
+        pipeline = service.pipelines["logs"]
+        assert pipeline.batcher is service.processors[("logs", "batch/b")]
+        assert pipeline.admission == [service.processors[("logs", "memory_limiter/a")]]
+    finally:
+        service.shutdown(timeout=5)
+
+
+def test_two_batchers_in_one_pipeline_fail_start(tmp_path: Path) -> None:
+    settings = ServiceSettings.from_mapping({
+        "receivers": {"otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:0"}}}},
+        "processors": {"batch": {}, "batch/again": {}},
+        "exporters": {"debug": {}},
+        "service": {"data_dir": str(tmp_path), "pipelines": {"logs": {
+            "receivers": ["otlp"], "processors": ["batch", "batch/again"], "exporters": ["debug"]}}},
+    }, "two.yaml")
+    with pytest.raises(ConfigError, match=r"two\.yaml: service\.pipelines\.logs\.processors: at most one processor"):
+        Service(settings).start()
 
 
 def test_two_pipelines_share_a_receiver_and_env_expansion(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -26,6 +26,7 @@ from otlp_receiver.exporters.clickhouse.transport import (
     Transport,
     open_transport,
 )
+from otlp_receiver.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ OFFLOAD_MIN_RECORDS = 1_000  # batches at least this big are encoded in the help
 
 
 class ClickHouseExporter:
-    def __init__(self, config: Config, name: str = "clickhouse", telemetry=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, config: Config, name: str = "clickhouse", telemetry: Telemetry | None = None) -> None:
+        telemetry = telemetry or Telemetry()
         self.config = config
         self.name = name
         self.table = f"`{config.database}`.`{config.logs_table_name}`"
@@ -45,8 +47,8 @@ class ClickHouseExporter:
         self._schema_lock = threading.Lock()
         self._encoder: ProcessPoolExecutor | None = None
         self._encoder_lock = threading.Lock()
-        self._insert_seconds = telemetry.histogram(
-            "procsight_clickhouse_insert_seconds", "Time of one ClickHouse insert") if telemetry else None
+        self._insert_seconds = telemetry.histogram("procsight_clickhouse_insert_seconds",
+                                                   "Time of one ClickHouse insert")
 
     def start(self) -> None:
         self.transport = open_transport(self.config)
@@ -116,8 +118,7 @@ class ClickHouseExporter:
                 self._schema_ready = False
                 raise RetryableError(f"table {self.table} is missing; recreating it: {exc}") from exc
             raise
-        if self._insert_seconds is not None:
-            self._insert_seconds.observe(time.perf_counter() - started, exporter=self.name)
+        self._insert_seconds.observe(time.perf_counter() - started, exporter=self.name)
 
     def _transport(self) -> Transport:
         if self.transport is None:

@@ -16,6 +16,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServ
 
 from otlp_receiver.component import LogBatch, PermanentError, RetryableError
 from otlp_receiver.exporters.otlpgrpc.config import Config
+from otlp_receiver.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,8 @@ def classify(error: grpc.RpcError, endpoint: str) -> Exception:
 
 
 class OtlpGrpcExporter:
-    def __init__(self, config: Config, name: str = "otlp_grpc", telemetry=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, config: Config, name: str = "otlp_grpc", telemetry: Telemetry | None = None) -> None:
+        telemetry = telemetry or Telemetry()
         self.config = config
         self.name = name
         self._channel: grpc.Channel | None = None
@@ -56,7 +58,7 @@ class OtlpGrpcExporter:
         self._metadata = tuple((key.lower(), value) for key, value in config.headers.items())  # gRPC wants lowercase
         self._rejected = telemetry.counter(
             "procsight_exporter_rejected_log_records_total",
-            "Log records a destination rejected in a partial success") if telemetry else None
+            "Log records a destination rejected in a partial success")
 
     def start(self) -> None:
         options = [("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
@@ -87,5 +89,4 @@ class OtlpGrpcExporter:
         if rejected or response.partial_success.error_message:
             log.warning("%s: %s accepted batch %s partially: %d records rejected: %s", self.name,
                         self.config.endpoint, batch.batch_id, rejected, response.partial_success.error_message)
-            if self._rejected is not None:
-                self._rejected.inc(rejected, exporter=self.name)
+            self._rejected.inc(rejected, exporter=self.name)

@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 
 from otlp_receiver.component import LogBatch, PermanentError, RetryableError
 from otlp_receiver.exporters.otlphttp.config import Config
+from otlp_receiver.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +67,15 @@ def _status_message(body: bytes, content_type: str) -> str:
 
 
 class OtlpHttpExporter:
-    def __init__(self, config: Config, name: str = "otlp_http", telemetry=None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, config: Config, name: str = "otlp_http", telemetry: Telemetry | None = None) -> None:
+        telemetry = telemetry or Telemetry()
         self.config = config
         self.name = name
         self._content_type = "application/json" if config.encoding == "json" else "application/x-protobuf"
         self._ssl = config.tls.ssl_context() if config.url.startswith("https://") else None
         self._rejected = telemetry.counter(
             "procsight_exporter_rejected_log_records_total",
-            "Log records a destination rejected in a partial success") if telemetry else None
+            "Log records a destination rejected in a partial success")
 
     def start(self) -> None:
         pass  # connections are made per request; nothing to open
@@ -119,5 +121,4 @@ class OtlpHttpExporter:
         if partial.rejected_log_records or partial.error_message:
             log.warning("%s: %s accepted batch %s partially: %d records rejected: %s", self.name, self.config.url,
                         batch.batch_id, partial.rejected_log_records, partial.error_message)
-            if self._rejected is not None:
-                self._rejected.inc(partial.rejected_log_records, exporter=self.name)
+            self._rejected.inc(partial.rejected_log_records, exporter=self.name)

@@ -16,13 +16,13 @@ import signal
 import threading
 import traceback
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-if TYPE_CHECKING:
-    from otlp_receiver.processors.anomaly.factory import Config
-    from otlp_receiver.processors.anomaly.processor import Outcome
+from otlp_receiver.processors.anomaly.config import Config
+from otlp_receiver.processors.anomaly.scorer import BatchScorer, Outcome
+from scoring.engine import AnomalyEngine
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +94,6 @@ def serve(config: Config, conn: Connection) -> None:
     # the child must not die mid-batch of a KeyboardInterrupt.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from otlp_receiver.processors.anomaly.processor import BatchScorer
-    from scoring.engine import AnomalyEngine
-
     try:
         scorer = BatchScorer(config, AnomalyEngine(config))
     except Exception:

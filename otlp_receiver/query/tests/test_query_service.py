@@ -77,7 +77,7 @@ def clickhouse_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def service(clickhouse_dir: Path):
-    query = QueryService.from_exporter_config(Config(endpoint=f"chdb://{clickhouse_dir}", database="q"))
+    query = QueryService.from_exporter_config(Config(endpoint=f"chdb://{clickhouse_dir}", database="q"), "hash128-v2")
     yield query
     query.close()
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.confmap import ConfigError
+from otlp_receiver.config import ServiceSettings
 
 MIB = 1024 * 1024
 
@@ -56,6 +57,16 @@ class Config:
     def validate(self) -> None:
         if self.protocols.grpc is None and self.protocols.http is None:
             raise ConfigError("protocols", "enable at least one of grpc and http")
+
+    def resolve(self, settings: ServiceSettings) -> None:
+        """Every `auth.authenticator` must be an extension the service runs."""
+        for protocol in ("grpc", "http"):
+            server: GrpcConfig | HttpConfig | None = getattr(self.protocols, protocol)
+            if server is not None and server.auth is not None:
+                ext = server.auth.authenticator
+                if ext not in settings.service.extensions:
+                    raise ConfigError(f"protocols.{protocol}.auth.authenticator",
+                                      f"'{ext}' is not an extension enabled in service.extensions")
 
 
 def prepare(raw: Any) -> Any:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import base64
 import json
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+from otlp_receiver.component import Decoded
 
 _MAX_SEVERITY = 24
 
@@ -27,15 +28,6 @@ class InvalidRequest(ValueError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
-
-
-@dataclass(slots=True)
-class Decoded:
-    request: ExportLogsServiceRequest
-    payload: bytes  # protobuf bytes of the accepted records, what goes into the spool
-    accepted: int
-    rejected: int
-    message: str  # why records were rejected, for partial_success
 
 
 def decode_protobuf(body: bytes) -> Decoded:

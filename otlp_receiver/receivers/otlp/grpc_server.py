@@ -13,11 +13,12 @@ import grpc
 from google.protobuf.any_pb2 import Any as AnyMessage
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
 from otlp_receiver.component import Backpressure, Unauthenticated
 from otlp_receiver.receivers.otlp.config import MIB, GrpcConfig, split_endpoint
 from otlp_receiver.receivers.otlp.decode import InvalidRequest, decode_protobuf
-from otlp_receiver.receivers.otlp.receiver import Ingest
+from otlp_receiver.receivers.otlp.ingest import Ingest
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class GrpcServer:
         # New RPCs are refused at once; those in flight get `timeout` seconds to finish.
         self._server.stop(grace=timeout).wait(timeout + 1.0)
 
-    def _export(self, body: bytes, context: grpc.ServicerContext):  # type: ignore[no-untyped-def]
+    def _export(self, body: bytes, context: grpc.ServicerContext) -> ExportLogsServiceResponse:
         try:
             tenant = self.ingest.tenant(_authorization(context))
             return self.ingest.export(decode_protobuf, body, tenant)

@@ -18,10 +18,10 @@ from urllib.parse import parse_qs, urlsplit
 from google.protobuf import json_format
 from google.rpc import status_pb2
 
-from otlp_receiver.component import Backpressure, Unauthenticated
+from otlp_receiver.component import Backpressure, HttpRoute, Routes, Unauthenticated
 from otlp_receiver.receivers.otlp.config import HttpConfig, split_endpoint
 from otlp_receiver.receivers.otlp.decode import InvalidRequest, decode_json, decode_protobuf
-from otlp_receiver.receivers.otlp.receiver import HttpRoute, Ingest
+from otlp_receiver.receivers.otlp.ingest import Ingest
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class _BadBody(Exception):
 
 
 class HttpServer:
-    def __init__(self, config: HttpConfig, ingest: Ingest, routes: dict[tuple[str, str], HttpRoute]) -> None:
+    def __init__(self, config: HttpConfig, ingest: Ingest, routes: Routes) -> None:
         self.config = config
         self.ingest = ingest
         self.routes = routes

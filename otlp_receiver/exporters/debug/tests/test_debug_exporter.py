@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from core.confmap import ConfigError, decode
+from core.confmap import ConfigError, decode, load_yaml
 from otlp_receiver.component import LogBatch
-from otlp_receiver.exporters.debug.factory import Config, DebugExporter
+from otlp_receiver.exporters.debug.config import Config
+from otlp_receiver.exporters.debug.exporter import DebugExporter
+
+TESTDATA = Path(__file__).parent / "testdata"
 
 
 def batch() -> LogBatch:
@@ -45,3 +49,10 @@ def test_sampling_logs_the_first_then_one_in_n(caplog: pytest.LogCaptureFixture)
 def test_unknown_verbosity() -> None:
     with pytest.raises(ConfigError, match="verbosity"):
         decode(Config, {"verbosity": "loud"})
+
+
+def test_yaml_testdata_decodes() -> None:
+    exporters = load_yaml(TESTDATA / "config.yaml")["exporters"]
+    assert decode(Config, exporters["debug"]) == Config()
+    detailed = decode(Config, exporters["debug/detailed"], "exporters.debug/detailed")
+    assert (detailed.verbosity, detailed.sampling_initial, detailed.sampling_thereafter) == ("detailed", 10, 5)

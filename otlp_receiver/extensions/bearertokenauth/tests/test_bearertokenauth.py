@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from core.confmap import ConfigError, decode
+from core.confmap import ConfigError, decode, load_yaml
 from otlp_receiver.component import Unauthenticated
-from otlp_receiver.extensions.bearertokenauth.factory import BearerTokenAuth, Config
+from otlp_receiver.extensions.bearertokenauth.authenticator import BearerTokenAuth
+from otlp_receiver.extensions.bearertokenauth.config import Config
+
+TESTDATA = Path(__file__).parent / "testdata"
 
 
 def test_single_upstream_token_is_the_default_tenant() -> None:
@@ -44,3 +47,10 @@ def test_config_errors(tmp_path: Path) -> None:
     auth = BearerTokenAuth(decode(Config, {"filename": str(tmp_path / "missing")}))
     with pytest.raises(ConfigError, match="cannot read token file"):
         auth.start()
+
+
+def test_yaml_testdata_decodes() -> None:
+    raw = load_yaml(TESTDATA / "config.yaml", {"SHARED_TOKEN": "shared", "TEAM_A_TOKEN": "a"})["extensions"]
+    config = decode(Config, raw["bearertokenauth"], "extensions.bearertokenauth")
+    assert [(e.token, e.filename, e.tenant) for e in config.entries()] == [
+        ("shared", "", "default"), ("a", "", "team-a"), ("", "/etc/procsight/team-b.token", "team-b")]

@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from core.confmap import ConfigError, decode
+from core.confmap import ConfigError, decode, load_yaml
 from otlp_receiver.pipeline import Pipeline
-from otlp_receiver.processors.batch.factory import Config
+from otlp_receiver.processors.batch.config import Config
+from otlp_receiver.processors.batch.processor import BatchProcessor
 from otlp_receiver.spool import Spool
 from otlp_receiver.telemetry import Telemetry
+
+TESTDATA = Path(__file__).parent / "testdata"
 
 
 def payload(records: int) -> bytes:
@@ -24,7 +27,7 @@ def payload(records: int) -> bytes:
 
 
 def groups_of(spool: Spool, config: Config | None) -> list[tuple[int, int]]:
-    pipeline = Pipeline("logs", spool, [], [], config, Telemetry())
+    pipeline = Pipeline("logs", spool, [], [], Telemetry(), batcher=BatchProcessor(config) if config else None)
     found = []
     while entries := pipeline._collect():
         found.append((entries[0].seq, entries[-1].seq))
@@ -71,3 +74,10 @@ def test_invalid_settings() -> None:
         decode(Config, {"send_batch_size": 100, "send_batch_max_size": 10})
     with pytest.raises(ConfigError, match="timeout"):
         decode(Config, {"timeout": "soon"})
+
+
+def test_yaml_testdata_decodes() -> None:
+    processors = load_yaml(TESTDATA / "config.yaml")["processors"]
+    assert decode(Config, processors["batch"]) == Config()
+    big = decode(Config, processors["batch/big"], "processors.batch/big")
+    assert (big.timeout, big.send_batch_size, big.send_batch_max_size) == (1.0, 10_000, 20_000)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from core.confmap import ConfigError, decode
-from otlp_receiver.processors.memory_limiter.factory import MIB, Config, MemoryLimiter
+from core.confmap import ConfigError, decode, load_yaml
+from otlp_receiver.component import Backpressure
+from otlp_receiver.processors.memory_limiter.config import MIB, Config
+from otlp_receiver.processors.memory_limiter.limiter import MemoryLimiter
 from otlp_receiver.telemetry import Telemetry
+
+TESTDATA = Path(__file__).parent / "testdata"
 
 
 def test_refuses_above_the_soft_limit_and_reports_it() -> None:
@@ -16,6 +22,9 @@ def test_refuses_above_the_soft_limit_and_reports_it() -> None:
     try:
         assert limiter.refusing  # a Python process is far above 2 MiB
         assert telemetry.gauge("procsight_memory_limiter_refusing", "").value(processor="memory_limiter") == 1
+        with pytest.raises(Backpressure) as refused:
+            limiter.admit()
+        assert refused.value.reason == "memory_limit" and refused.value.unavailable
     finally:
         limiter.shutdown()
 
@@ -24,6 +33,7 @@ def test_accepts_below_the_soft_limit() -> None:
     limiter = MemoryLimiter(decode(Config, {"limit_percentage": 100, "spike_limit_percentage": 1}))
     limiter.check()
     assert not limiter.refusing
+    limiter.admit()  # returns: admitted
 
 
 def test_spike_defaults_to_a_fifth_of_the_limit() -> None:
@@ -36,3 +46,11 @@ def test_spike_defaults_to_a_fifth_of_the_limit() -> None:
 def test_invalid_settings(settings: dict) -> None:
     with pytest.raises(ConfigError):
         decode(Config, settings)
+
+
+def test_yaml_testdata_decodes() -> None:
+    processors = load_yaml(TESTDATA / "config.yaml")["processors"]
+    fixed = decode(Config, processors["memory_limiter"], "processors.memory_limiter")
+    assert (fixed.check_interval, fixed.soft_limit_bytes(0)) == (2.0, 1536 * MIB - 1536 * MIB // 5)
+    share = decode(Config, processors["memory_limiter/share"], "processors.memory_limiter/share")
+    assert share.soft_limit_bytes(1000 * MIB) == 400 * MIB

@@ -1,9 +1,8 @@
-"""The service's routes beside OTLP on the HTTP port: `/metrics`, `/healthz` and the query API.
+"""The query extension's HTTP routes, on the receivers' HTTP port, for the caller's tenant:
 
 `POST /telemetry/security/search` with `{"query": "...", "limit": N, "workload": "..."}` and
-`GET /api/anomalies?since=...&min_score=...&workload=...&limit=...` answer `{"results": [...]}` for
-the caller's tenant (from the bearer token when auth is on), through the QueryService of the
-pipeline's clickhouse exporter.
+`GET /api/anomalies?since=...&min_score=...&workload=...&limit=...` answer `{"results": [...]}`.
+Bad input is a 400 with `{"error": ...}`; a table that cannot be read (ClickHouse down), a 503.
 """
 
 from __future__ import annotations
@@ -12,42 +11,36 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from core.confmap import Duration
-from otlp_receiver.component import DEFAULT_TENANT
-from otlp_receiver.receivers.otlp.receiver import HttpRoute
+from otlp_receiver.component import DEFAULT_TENANT, HttpRoute, PermanentError, RetryableError, Routes
+from otlp_receiver.query.service import MAX_LIMIT, MAX_QUERY_CHARS, QueryService
 
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
-PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
-MAX_LIMIT = 1000
-MAX_QUERY_CHARS = 4096
+Reply = tuple[int, str, bytes]
 
 
 class BadQuery(ValueError):
     pass
 
 
-def build(service: Any) -> dict[tuple[str, str], HttpRoute]:
-    def metrics(_tenant: str | None, _query: dict[str, list[str]], _body: bytes) -> tuple[int, str, bytes]:
-        return 200, PROMETHEUS, service.telemetry.render().encode("utf-8")
+def build(query_service: Callable[[], QueryService]) -> Routes:
+    """The routes, asking `query_service()` for the (lazily opened) QueryService on each request."""
 
-    def healthz(_tenant: str | None, _query: dict[str, list[str]], _body: bytes) -> tuple[int, str, bytes]:
-        health = service.health()
-        return (200 if health["status"] == "ok" else 503), JSON, _json(health)
-
-    def search(tenant: str | None, _query: dict[str, list[str]], body: bytes) -> tuple[int, str, bytes]:
+    def search(tenant: str | None, _query: dict[str, list[str]], body: bytes) -> Reply:
         try:
             request = _search_request(body)
         except BadQuery as exc:
             return 400, JSON, _json({"error": str(exc)})
-        return _answer(service, lambda q: q.search(tenant or DEFAULT_TENANT, request["query"], request["limit"],
-                                                    request["workload"]))
+        return _answer(query_service, lambda q: q.search(tenant or DEFAULT_TENANT, request["query"],
+                                                          request["limit"], request["workload"]))
 
-    def anomalies(tenant: str | None, query: dict[str, list[str]], _body: bytes) -> tuple[int, str, bytes]:
+    def anomalies(tenant: str | None, query: dict[str, list[str]], _body: bytes) -> Reply:
         try:
             since = _since(_one(query, "since"))
             min_score = _number(_one(query, "min_score"), "min_score", 0.0)
@@ -55,28 +48,27 @@ def build(service: Any) -> dict[tuple[str, str], HttpRoute]:
         except BadQuery as exc:
             return 400, JSON, _json({"error": str(exc)})
         workload = _one(query, "workload")
-        return _answer(service, lambda q: q.anomalies(tenant or DEFAULT_TENANT, since, min_score, workload, limit))
+        return _answer(query_service, lambda q: q.anomalies(tenant or DEFAULT_TENANT, since, min_score, workload,
+                                                             limit))
 
     return {
-        ("GET", "/metrics"): HttpRoute(metrics, authenticated=False),
-        ("GET", "/healthz"): HttpRoute(healthz, authenticated=False),
         ("POST", "/telemetry/security/search"): HttpRoute(search),
         ("GET", "/api/anomalies"): HttpRoute(anomalies),
     }
 
 
-def _answer(service: Any, ask: Any) -> tuple[int, str, bytes]:
+def _answer(query_service: Callable[[], QueryService], ask: Callable[[QueryService], list[dict[str, Any]]]) -> Reply:
     try:
-        query_service = service.query_service()
+        service = query_service()
     except Exception as exc:
         log.exception("query service unavailable")
         return 503, JSON, _json({"error": f"query service unavailable: {exc}"})
-    if query_service is None:
-        return 503, JSON, _json({"error": "no clickhouse exporter configured: nothing to query"})
     try:
-        results = ask(query_service)
+        results = ask(service)
     except ValueError as exc:
         return 400, JSON, _json({"error": str(exc)})
+    except (RetryableError, PermanentError) as exc:  # the table's ClickHouse is down or refused the query
+        return 503, JSON, _json({"error": f"query failed: {exc}"})
     return 200, JSON, _json({"results": results})
 
 

@@ -1,7 +1,9 @@
 """Which factory builds which component type, as the Collector's component registry does.
 
 Factories are imported when a config names their type, so an exporter whose dependency is missing
-costs nothing unless it is used.
+costs nothing unless it is used. Every factory module has `TYPE`, `Config` (a dataclass with defaults
+and `validate()`) and `create(config, settings)`, and may have `prepare(raw)` to adjust the raw YAML
+before it is decoded (the `otlp` receiver's empty `grpc:` means "defaults").
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ FACTORIES: dict[str, dict[str, str]] = {
         "otlp_http": "otlp_receiver.exporters.otlphttp.factory",
         "debug": "otlp_receiver.exporters.debug.factory",
     },
-    "extensions": {"bearertokenauth": "otlp_receiver.extensions.bearertokenauth.factory"},
+    "extensions": {
+        "bearertokenauth": "otlp_receiver.extensions.bearertokenauth.factory",
+        "query": "otlp_receiver.extensions.query.factory",
+    },
 }
 
 # The Collector renamed `otlp` to `otlp_grpc` and `otlphttp` to `otlp_http` and kept the old names.

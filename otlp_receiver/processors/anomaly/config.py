@@ -1,0 +1,29 @@
+"""Settings of the `anomaly` processor: the scoring engine's options plus how records find their workload."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core import semconv
+from core.confmap import ConfigError
+from scoring.config import EngineConfig
+
+DEFAULT_WORKLOAD_KEY = [semconv.WORKLOAD, "k8s.deployment.name", "service.namespace", semconv.HOST_NAME]
+
+
+@dataclass
+class Config(EngineConfig):
+    """`baselines`, `model`, `k`, `retention`, `thresholds`, `learning`, ... are the engine's own
+    (scoring/config.py); `workload_key` picks the baseline: the first resource attribute present."""
+
+    workload_key: list[str] = field(default_factory=lambda: list(DEFAULT_WORKLOAD_KEY))
+    default_workload: str = "default"  # when none of workload_key is present
+    learn: bool = True  # false scores without learning (a frozen baseline)
+    separate_process: bool = True  # score in a child process, on another core (false: in this process)
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.workload_key:
+            raise ConfigError("workload_key", "list at least one resource attribute")
+        if not self.default_workload:
+            raise ConfigError("default_workload", "must not be empty")

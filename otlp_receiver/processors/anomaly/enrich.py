@@ -1,0 +1,77 @@
+"""The verdict written into a record: `anomaly_*` attributes, `process.ancestors`, procsight's process
+attributes for records of another shape, and a severity raised for warn and alert (never lowered).
+
+docs/records.md lists what is added; the keys are `core/semconv.py`'s.
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+from typing import Any
+
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+from core import semconv
+from core.event import ProcessEvent
+from core.otlpwire import field, log_attribute, varint
+from scoring.engine import Verdict
+
+# severity_number / severity_text a verdict raises a record to (never lowers it).
+RAISED_SEVERITY = {"warn": (13, "WARN"), "alert": (17, "ERROR")}
+
+
+def enrich(record: LogRecord, event: ProcessEvent, verdict: Verdict, present: dict[str, Any]) -> None:
+    """Appends the verdict as serialized LogRecord fields merged in one C call: building KeyValue
+    messages attribute by attribute from Python costs several times more per record."""
+    if any(key in present for key in semconv.VERDICT_KEYS):
+        # A replayed or re-scored record: drop the old verdict instead of duplicating keys.
+        keep = [kv for kv in record.attributes if kv.key not in semconv.VERDICT_KEYS]
+        del record.attributes[:]
+        record.attributes.extend(keep)
+    parts = [
+        _SCORE_PREFIX + struct.pack("<d", round(float(verdict.score), 6)),
+        _static_attribute(semconv.ANOMALY_SEVERITY, verdict.severity),
+        _reasons_attribute(tuple(verdict.reasons)),
+        _static_attribute(semconv.ANOMALY_WORKLOAD, verdict.workload),
+        _static_attribute(semconv.ANOMALY_NEAREST, verdict.nearest),
+        _static_attribute(semconv.ANOMALY_MODEL, verdict.model),
+    ]
+    if event.ancestors and semconv.PROCESS_ANCESTORS not in present:
+        parts.append(_ancestors_attribute(event.ancestors))
+    if semconv.PROCESS_COMMAND_LINE not in present:
+        parts.append(_normalised_attributes(event, present))
+    raised = RAISED_SEVERITY.get(verdict.severity)
+    if raised and record.severity_number < raised[0]:
+        parts.append(_SEVERITY_FIELDS[verdict.severity])
+    record.MergeFromString(b"".join(parts))
+
+
+def _normalised_attributes(event: ProcessEvent, present: dict[str, Any]) -> bytes:
+    """procsight's attributes (core/semconv.py) for a record of another shape (Falco, Tetragon, auditd,
+    ECS), so every backend and query sees one vocabulary; the record's own attributes stay as they came."""
+    attributes = semconv.event_to_attributes(event)
+    return b"".join(log_attribute(key, value) for key, value in attributes.items() if key not in present)
+
+
+@functools.lru_cache(maxsize=16384)  # severities, workloads, models and known-normal command lines repeat
+def _static_attribute(key: str, value: str) -> bytes:
+    return log_attribute(key, value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _reasons_attribute(reasons: tuple[str, ...]) -> bytes:
+    return log_attribute(semconv.ANOMALY_REASONS, reasons)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ancestors_attribute(ancestors: tuple[str, ...]) -> bytes:
+    return log_attribute(semconv.PROCESS_ANCESTORS, ancestors)
+
+
+# The score attribute has a fixed length: its encoding up to the 8 bytes of the double.
+_SCORE_PREFIX = log_attribute(semconv.ANOMALY_SCORE, 0.0)[:-8]
+
+# severity_number (field 2, varint) and severity_text (field 3) raised for warn and alert
+_SEVERITY_FIELDS = {severity: varint(2 << 3) + varint(number) + field(3, name.encode("ascii"))
+                    for severity, (number, name) in RAISED_SEVERITY.items()}

@@ -1,0 +1,84 @@
+"""The anomaly processor's work: normalise each record to a `ProcessEvent`, score it against its
+(tenant, workload) baseline, and enrich the record in place with the verdict (`enrich.py`).
+
+Records that are not process or network events pass through untouched and are counted by kind.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+from core.event import ProcessEvent
+from otlp_receiver.normalize import Normalizer
+from otlp_receiver.normalize.values import attributes_dict
+from otlp_receiver.processors.anomaly.config import Config
+from otlp_receiver.processors.anomaly.enrich import enrich
+from scoring.engine import AnomalyEngine
+
+MAX_WORKLOAD_CHARS = 256
+
+
+@dataclass
+class Outcome:
+    embeddings: np.ndarray | None  # float32 (records, dim), or None when nothing was scored
+    kinds: dict[str, int]  # records by normalised shape
+    severities: dict[str, int]  # scored records by severity
+
+
+class BatchScorer:
+    """The work itself: normalise, score per (tenant, workload), enrich the records in place."""
+
+    def __init__(self, config: Config, engine: AnomalyEngine) -> None:
+        self.config = config
+        self.engine = engine
+        self.normalizer = Normalizer()
+
+    def close(self) -> None:
+        self.engine.flush()
+        self.engine.close()
+
+    def score(self, logs: ExportLogsServiceRequest, tenant: str) -> Outcome:
+        groups: dict[str, list[tuple[int, LogRecord, ProcessEvent, dict[str, Any]]]] = defaultdict(list)
+        kinds: dict[str, int] = defaultdict(int)
+        severities: dict[str, int] = defaultdict(int)
+        ordinal = 0
+        for resource_logs in logs.resource_logs:
+            resource = attributes_dict(resource_logs.resource.attributes)
+            workload = self._workload(resource)
+            for scope_logs in resource_logs.scope_logs:
+                for record in scope_logs.log_records:
+                    normalized = self.normalizer.normalize(tenant, resource, record)
+                    kinds[normalized.kind] += 1
+                    if normalized.event is not None:
+                        group = workload or _bounded(normalized.event.host) or self.config.default_workload
+                        groups[group].append((ordinal, record, normalized.event, normalized.attributes or {}))
+                    ordinal += 1
+        if not groups:
+            return Outcome(None, dict(kinds), {})
+        embeddings = np.zeros((ordinal, self.engine.featurizer.dim), dtype=np.float32)
+        for workload, items in groups.items():
+            verdicts = self.engine.process([item[2] for item in items], tenant=tenant, workload=workload,
+                                           learn=self.config.learn)
+            for (index, record, event, present), verdict in zip(items, verdicts, strict=True):
+                enrich(record, event, verdict, present)
+                if verdict.vector.shape == (embeddings.shape[1],):
+                    embeddings[index] = verdict.vector
+                severities[verdict.severity] += 1
+        return Outcome(embeddings, dict(kinds), dict(severities))
+
+    def _workload(self, resource: dict[str, Any]) -> str:
+        for key in self.config.workload_key:
+            value = resource.get(key)
+            if value not in (None, ""):
+                return _bounded(str(value))
+        return ""
+
+
+def _bounded(workload: str) -> str:
+    return workload[:MAX_WORKLOAD_CHARS]

@@ -1,0 +1,85 @@
+"""`memory_limiter`: refuses new data while the process uses too much memory.
+
+Memory is measured every `check_interval` (resident set size). Above the soft limit (limit minus
+spike) a garbage collection is forced and, if still above, the limiter refuses: as the pipeline's
+`AdmissionController` it makes the receivers answer UNAVAILABLE / 503 with a retry hint, as the
+Collector's limiter does; below it data flows again. Data already acknowledged is in the spool and
+keeps flowing through the pipeline.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+from collections.abc import Callable
+
+import psutil
+
+from otlp_receiver.component import Backpressure, LogBatch
+from otlp_receiver.processors.memory_limiter.config import MIB, Config
+from otlp_receiver.telemetry import Telemetry
+
+RETRY_AFTER = 5.0  # seconds a refused client is asked to wait
+
+log = logging.getLogger(__name__)
+
+
+def _resident_bytes() -> int:
+    return psutil.Process().memory_info().rss
+
+
+class MemoryLimiter:
+    def __init__(self, config: Config, name: str = "memory_limiter", telemetry: Telemetry | None = None,
+                 measure: Callable[[], int] = _resident_bytes) -> None:
+        telemetry = telemetry or Telemetry()
+        self.config = config
+        self.name = name
+        self.soft_limit = config.soft_limit_bytes(psutil.virtual_memory().total)
+        self._measure = measure
+        self._refusing = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._gauge = telemetry.gauge("procsight_memory_limiter_refusing",
+                                      "1 while the memory limiter refuses new data")
+        self._rss = telemetry.gauge("procsight_process_resident_memory_bytes", "Resident memory of the receiver")
+
+    def start(self) -> None:
+        self.check()
+        self._thread = threading.Thread(target=self._run, name=f"{self.name}-check", daemon=True)
+        self._thread.start()
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(5)
+
+    def admit(self) -> None:
+        if self._refusing:
+            raise Backpressure("memory limit reached, retry later", retry_after=RETRY_AFTER, reason="memory_limit",
+                               unavailable=True)
+
+    def process(self, batch: LogBatch) -> LogBatch:
+        return batch  # its work is admission, before a request is spooled
+
+    @property
+    def refusing(self) -> bool:
+        return self._refusing
+
+    def check(self) -> None:
+        used = self._measure()
+        if used > self.soft_limit:
+            gc.collect()
+            used = self._measure()
+        refusing = used > self.soft_limit
+        if refusing != self._refusing:
+            log.warning("memory limiter %s: %s (%d MiB used, soft limit %d MiB)", self.name,
+                        "refusing new data" if refusing else "accepting data again", used // MIB,
+                        self.soft_limit // MIB)
+        self._refusing = refusing
+        self._gauge.set(int(refusing), processor=self.name)
+        self._rss.set(used)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.config.check_interval):
+            self.check()

@@ -1,0 +1,71 @@
+"""What both protocols of the `otlp` receiver share: authenticate, decode and validate, hand the accepted
+records to the host (which spools them durably or refuses with backpressure), count, answer.
+
+The servers (`grpc_server.py`, `http_server.py`) only translate between their wire conventions and
+these outcomes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+
+from otlp_receiver.component import DEFAULT_TENANT, Backpressure, Decoded, Host, Unauthenticated
+from otlp_receiver.receivers.otlp.config import AuthConfig
+from otlp_receiver.receivers.otlp.decode import InvalidRequest
+from otlp_receiver.telemetry import Telemetry
+
+
+class Ingest:
+    def __init__(self, host: Host, auth: AuthConfig | None, transport: str, telemetry: Telemetry) -> None:
+        self.host = host
+        self.transport = transport
+        self._authenticator = host.authenticator(auth.authenticator) if auth else None
+        self._accepted = telemetry.counter("procsight_receiver_accepted_log_records_total",
+                                           "Log records accepted and spooled, by transport")
+        self._rejected_records = telemetry.counter(
+            "procsight_receiver_rejected_log_records_total",
+            "Log records refused (partial_success or a refused request), by transport and reason")
+        self._rejected_requests = telemetry.counter("procsight_receiver_rejected_requests_total",
+                                                    "Requests refused, by transport and reason")
+        self._duration = telemetry.histogram("procsight_receiver_request_duration_seconds",
+                                             "Time to decode, spool and answer a request, by transport")
+
+    def tenant(self, authorization: str | None) -> str:
+        if self._authenticator is None:
+            return DEFAULT_TENANT
+        try:
+            return self._authenticator.authenticate(authorization)
+        except Unauthenticated:
+            self.refused("unauthenticated")
+            raise
+
+    def export(self, decode: Callable[[bytes], Decoded], body: bytes, tenant: str) -> ExportLogsServiceResponse:
+        """Raises InvalidRequest or Backpressure; returns the response with any partial_success."""
+        started = time.perf_counter()
+        try:
+            decoded = decode(body)
+        except InvalidRequest as exc:
+            self.refused(exc.reason)
+            raise
+        if decoded.accepted:
+            try:
+                self.host.consume(decoded, tenant)
+            except Backpressure as exc:
+                self.refused(exc.reason, decoded.accepted + decoded.rejected)
+                raise
+        response = ExportLogsServiceResponse()
+        if decoded.rejected:
+            self._rejected_records.inc(decoded.rejected, transport=self.transport, reason="invalid_record")
+            response.partial_success.rejected_log_records = decoded.rejected
+            response.partial_success.error_message = decoded.message
+        self._accepted.inc(decoded.accepted, transport=self.transport)
+        self._duration.observe(time.perf_counter() - started, transport=self.transport)
+        return response
+
+    def refused(self, reason: str, records: int = 0) -> None:
+        self._rejected_requests.inc(transport=self.transport, reason=reason)
+        if records:
+            self._rejected_records.inc(records, transport=self.transport, reason=reason)
