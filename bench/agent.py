@@ -32,9 +32,9 @@ from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `testing` is not installed
 
-from otel_agent.tests.otlp_endpoint import GrpcEndpoint
+from testing.otlp_sink import OtlpSink
 
 LOAD_C = r"""
 #define _GNU_SOURCE
@@ -102,13 +102,13 @@ def load_command(workdir: Path) -> list[str]:
     return [sys.executable, "-c", LOAD_PY]
 
 
-def matching(endpoint: GrpcEndpoint, load_pid: int) -> list:
+def matching(endpoint: OtlpSink, load_pid: int) -> list:
     """Exec records of the load's children: by parent pid, so execs whose argv was lost still count."""
-    return [r for r in endpoint.collected.snapshot()
+    return [r for r in endpoint.flat()
             if r.event_name == "process.exec" and r.attributes.get("process.parent_pid") == load_pid]
 
 
-def wait_settled(endpoint: GrpcEndpoint, load_pid: int, expected: int, timeout: float = 30.0) -> list:
+def wait_settled(endpoint: OtlpSink, load_pid: int, expected: int, timeout: float = 30.0) -> list:
     """Waits until all expected records arrived or nothing new arrived for 3 s."""
     deadline = time.monotonic() + timeout
     last_count, last_change = -1, time.monotonic()
@@ -129,17 +129,17 @@ def cpu_seconds(process: psutil.Process) -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
-def start_agent(mode: str, endpoint: GrpcEndpoint, workdir: Path) -> subprocess.Popen:
+def start_agent(mode: str, endpoint: OtlpSink, workdir: Path) -> subprocess.Popen:
     config = workdir / f"agent-{mode}.yaml"
     config.write_text(f"spool: {{directory: {workdir / ('spool-' + mode)}}}\nstats_interval: 3600s\n")
     with open(workdir / f"agent-{mode}.log", "w") as log_file:  # the child keeps its own descriptor
         agent = subprocess.Popen([sys.executable, "-m", "procsight", "--log-level", "WARNING", "agent", "--mode",
-                                  mode, "--endpoint", endpoint.endpoint, "--config", str(config)], stderr=log_file)
+                                  mode, "--endpoint", endpoint.grpc_endpoint, "--config", str(config)], stderr=log_file)
     probe = "probe-" + uuid.uuid4().hex[:8]
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:  # wait until it captures (a /bin/sleep lives long enough for every mode)
         subprocess.run(["/bin/sleep", "1.5", probe], check=False, stderr=subprocess.DEVNULL)
-        if any(probe in r.attributes.get("process.command_args", []) for r in endpoint.collected.snapshot()):
+        if any(probe in r.attributes.get("process.command_args", []) for r in endpoint.flat()):
             return agent
         if agent.poll() is not None:
             break
@@ -149,7 +149,7 @@ def start_agent(mode: str, endpoint: GrpcEndpoint, workdir: Path) -> subprocess.
 
 def run_mode(mode: str, rates: list[int], seconds: float, load: list[str], workdir: Path) -> list[dict]:
     rows = []
-    with GrpcEndpoint() as endpoint:
+    with OtlpSink() as endpoint:
         agent = start_agent(mode, endpoint, workdir)
         process = psutil.Process(agent.pid)
         try:
@@ -168,7 +168,7 @@ def run_mode(mode: str, rates: list[int], seconds: float, load: list[str], workd
                 found = wait_settled(endpoint, generator.pid, spawned)
                 used = cpu_seconds(process) - before
                 # Everything the agent handled meanwhile: the load, and whatever else ran on this machine.
-                handled = sum(1 for r in endpoint.collected.snapshot()
+                handled = sum(1 for r in endpoint.flat()
                               if window_start <= r.time_unix_nano / 1e9 <= window_end)
                 delays = sorted(r.received_at - r.time_unix_nano / 1e9 for r in found)
                 achieved = spawned / elapsed
@@ -213,9 +213,9 @@ def sdk_reference(workdir: Path, burst: int = 20_000) -> None:
 
     events = [ProcessEvent(executable_name="true", command_line=f"/bin/true {i}", command_args=("/bin/true", str(i)),
                            pid=i, timestamp=time.time()) for i in range(burst)]
-    with GrpcEndpoint() as endpoint:
+    with OtlpSink() as endpoint:
         provider = LoggerProvider(shutdown_on_exit=False)
-        provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter(endpoint=endpoint.endpoint,
+        provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter(endpoint=endpoint.grpc_endpoint,
                                                                                   insecure=True)))
         logger = provider.get_logger("bench")
         started = time.process_time()
@@ -224,10 +224,10 @@ def sdk_reference(workdir: Path, burst: int = 20_000) -> None:
                                   attributes=event_to_attributes(event), event_name=event.event_name))
         provider.shutdown()
         sdk_cpu = (time.process_time() - started) / burst * 1e6
-        sdk_delivered = len(endpoint.collected.snapshot())
-    with GrpcEndpoint() as endpoint:
+        sdk_delivered = len(endpoint.flat())
+    with OtlpSink() as endpoint:
         config = AgentConfig()
-        config.exporter.endpoint = endpoint.endpoint
+        config.exporter.endpoint = endpoint.grpc_endpoint
         config.batch.queue_size = 2048  # the SDK's default, to compare like with like
         config.spool.directory = str(workdir / "spool-reference")
         emitter = Emitter(config, Counters())
@@ -237,9 +237,9 @@ def sdk_reference(workdir: Path, burst: int = 20_000) -> None:
         emitter.shutdown()
         ours_cpu = (time.process_time() - started) / burst * 1e6
         deadline = time.monotonic() + 60
-        while len(endpoint.collected.snapshot()) < burst and time.monotonic() < deadline:
+        while len(endpoint.flat()) < burst and time.monotonic() < deadline:
             time.sleep(0.1)
-        ours = len(endpoint.collected.snapshot())
+        ours = len(endpoint.flat())
     print(f"reference: burst of {burst} records, queue 2048: SDK BatchLogRecordProcessor delivered {sdk_delivered} "
           f"({sdk_delivered / burst:.1%}); SpoolingBatchProcessor delivered {ours} ({ours / burst:.1%}); "
           f"ratio {ours / max(sdk_delivered, 1):.2f}x")

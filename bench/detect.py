@@ -152,6 +152,9 @@ def main() -> int:
     parser.add_argument("--show-misses", type=int, default=0, help="print the N lowest-scoring attacks and "
                         "highest-scoring benign events of the default method")
     args = parser.parse_args()
+    if not (args.eval_dir / "gtfobins_attacks.jsonl").exists():
+        sys.exit(f"bench/detect.py measures on the evaluation data, and {args.eval_dir} has none: put shared/eval "
+                 "beside the repository (CI does) or pass --eval-dir DIR")
     alert_at = EngineConfig().thresholds.default.alert
 
     train, test = load(args.eval_dir)

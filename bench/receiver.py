@@ -374,6 +374,9 @@ def main() -> None:
     parser.add_argument("--eval-dir", type=Path, default=EVAL_DIR)
     parser.add_argument("--skip-ceilings", action="store_true")
     args = parser.parse_args()
+    if not (args.eval_dir / "gtfobins_attacks.jsonl").exists():
+        sys.exit(f"bench/receiver.py sends the evaluation data's events, and {args.eval_dir} has none: put "
+                 "shared/eval beside the repository (CI does) or pass --eval-dir DIR")
 
     events = load_events(args.eval_dir)
     count = args.records // args.records_per_request

@@ -9,8 +9,6 @@ subprocess instead.
 from __future__ import annotations
 
 import contextlib
-import socket
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,11 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).parent))
-from otlp_sink import OtlpSink
-
+import testing
 from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
 from otlp_receiver.service import Service
+from testing.otlp_sink import OtlpSink
 
 TABLE = "procsight.security_events"
 
@@ -54,12 +51,6 @@ def event_attributes(pid: int, ppid: int, exe: str, command: str, parent: str, u
 
 def web_resource(workload: str = "web") -> dict[str, str]:
     return {"service.name": "procsight-agent", "host.name": "web-1", "procsight.workload": workload}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def receiver_config(data_dir: Path, exporters: dict[str, Any], grpc: str = "127.0.0.1:0",
@@ -145,14 +136,4 @@ def running_stack(tmp_path: Path, config: dict[str, Any], sink: OtlpSink) -> Ite
 @pytest.fixture(scope="session")
 def self_signed_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 and localhost (openssl CLI), for TLS tests: (cert.pem, key.pem)."""
-    import shutil
-    import subprocess
-
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a test certificate")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True)
-    return cert, key
+    return testing.self_signed_cert(tmp_path_factory.mktemp("tls"))

@@ -14,11 +14,12 @@ import urllib.request
 from pathlib import Path
 
 import grpc
-from conftest import WEB_EVENTS, free_port, receiver_config, write_config
-from otlp_sink import Failure, OtlpSink
+from conftest import WEB_EVENTS, receiver_config, write_config
 from test_e2e_clients import send_with_python_sdk
 
 from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
+from testing import free_port, wait_until
+from testing.otlp_sink import Failure, OtlpSink
 
 RUNS = 5  # WEB_EVENTS five times over, each run a distinct command line
 
@@ -44,15 +45,6 @@ def metric(http: str, name: str, **labels: str) -> float:
         text = answer.read().decode()
     wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else "")
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(wanted + " "))
-
-
-def wait_until(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_acknowledged_records_survive_sigkill_exactly_once(tmp_path: Path) -> None:

@@ -8,22 +8,20 @@ Before the bridge starts, nothing listens on its port: connections are refused, 
 
 from __future__ import annotations
 
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import grpc
-from conftest import free_port, receiver_config, wait_for_rows, write_config
+from conftest import receiver_config, wait_for_rows, write_config
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from otlp_receiver.exporters.clickhouse.tests.chdb_http_bridge import ChdbHttpBridge
 from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
 from otlp_receiver.service import Service
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "otlp_receiver" / "exporters" / "clickhouse" / "tests"))
-from chdb_http_bridge import ChdbHttpBridge
+from testing import free_port
 
 EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 RECORDS_PER_REQUEST = 50

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import WEB_EVENTS, Stack, receiver_config, running_stack
-from otlp_sink import OtlpSink
 from test_e2e_clients import send_with_python_sdk
 
 from procsight.cli import main
+from testing.otlp_sink import OtlpSink
 
 TOKENS = {"team-a": "token-of-team-a", "team-b": "token-of-team-b"}
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from otlp_sink import OtlpSink
 
 from core.confmap import decode
 from otlp_receiver.component import CreateSettings, LogBatch, RetryableError
 from otlp_receiver.exporters.otlpgrpc import factory as grpc_factory
 from otlp_receiver.exporters.otlphttp import factory as http_factory
 from otlp_receiver.telemetry import Telemetry
+from testing.otlp_sink import OtlpSink
 
 
 def batch() -> LogBatch:

@@ -1,9 +1,44 @@
+"""confmap on a small config of the usual shape: nested sections, durations, lists, maps, validate()."""
+
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import pytest
 
-from core.confmap import ConfigError, Duration, check, decode, expand_env, load_yaml
-from scoring.config import EngineConfig
+from core.confmap import ConfigError, Duration, check, check_positive, decode, expand_env, load_yaml
+
+
+@dataclass
+class Limits:
+    warn: float = 0.5
+    alert: float = 0.75
+
+    def validate(self) -> None:
+        if not 0.0 <= self.warn <= self.alert <= 1.0:
+            raise ConfigError("", f"need 0 <= warn <= alert <= 1, got warn={self.warn} alert={self.alert}")
+
+
+@dataclass
+class Window:
+    windows: int = 3
+    window: Duration = Duration("1h")
+
+    def validate(self) -> None:
+        if self.windows < 1:
+            raise ConfigError("windows", "must be at least 1")
+        check_positive(self, "window")
+
+
+@dataclass
+class Sample:
+    name: str = "x"
+    k: int = 10
+    retention: Duration = Duration("168h")
+    tags: list[str] = field(default_factory=list)
+    limits: Limits = field(default_factory=Limits)
+    per_workload: dict[str, Limits] = field(default_factory=dict)
+    window: Window = field(default_factory=Window)
 
 
 def test_env_expansion_forms():
@@ -13,34 +48,35 @@ def test_env_expansion_forms():
 
 def test_a_lone_variable_takes_its_yaml_type(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("anomaly:\n  k: ${env:K}\n  baselines: ${env:DIR}/b\n")
+    path.write_text("sample:\n  k: ${env:K}\n  name: ${env:DIR}/b\n")
     data = load_yaml(path, {"K": "7", "DIR": "/data"})
-    assert data == {"anomaly": {"k": 7, "baselines": "/data/b"}}
+    assert data == {"sample": {"k": 7, "name": "/data/b"}}
+    assert decode(Sample, data["sample"]).k == 7
 
 
 def test_misspelt_key_names_file_path_and_suggestion(tmp_path):
     path = tmp_path / "receiver.yaml"
-    path.write_text("anomaly:\n  thresholds:\n    default: {warn: 0.5, alret: 0.9}\n")
-    data = load_yaml(path)
+    path.write_text("sample:\n  limits: {warn: 0.5, alret: 0.9}\n")
     with pytest.raises(ConfigError) as info:
-        decode(EngineConfig, data["anomaly"], "processors.anomaly", source=str(path))
+        decode(Sample, load_yaml(path)["sample"], "processors.sample", source=str(path))
     message = str(info.value)
-    assert message.startswith(f"{path}: processors.anomaly.thresholds.default.alret: unknown setting")
-    assert info.value.path == "processors.anomaly.thresholds.default.alret" and info.value.source == str(path)
+    assert message.startswith(f"{path}: processors.sample.limits.alret: unknown setting 'alret'")
+    assert info.value.path == "processors.sample.limits.alret" and info.value.source == str(path)
     assert "did you mean 'alert'" in message
 
 
 @pytest.mark.parametrize(("data", "fragment"), [
     ({"k": "ten"}, "k: expected an integer"),
     ({"k": True}, "k: expected an integer"),
-    ({"thresholds": {"default": {"warn": 0.9, "alert": 0.5}}}, "warn <= alert"),
-    ({"retention": "forever"}, "expected a duration"),
-    ({"model": "bert"}, "unknown model 'bert'"),
-    ({"learning": []}, "learning: expected a mapping"),
+    ({"limits": {"warn": 0.9, "alert": 0.5}}, "limits: need 0 <= warn <= alert"),
+    ({"retention": "forever"}, "retention: expected a duration"),
+    ({"window": []}, "window: expected a mapping"),
+    ({"tags": "a,b"}, "tags: expected a list"),
+    ({"per_workload": {"web": {"alert": "high"}}}, r"per_workload\.web\.alert: expected a number"),
 ])
 def test_wrong_values_are_clear_errors(data, fragment):
     with pytest.raises(ConfigError, match=fragment):
-        decode(EngineConfig, data, "")
+        decode(Sample, data)
 
 
 def test_durations_are_decoded_once_into_seconds():
@@ -49,29 +85,36 @@ def test_durations_are_decoded_once_into_seconds():
     assert Duration("500ms") == 0.5
     assert Duration(5) == 5.0
     assert str(Duration("90s")) == "1m30s" and str(Duration("500ms")) == "500ms"
-    config = decode(EngineConfig, {"retention": "24h", "learning": {"recurrence_window": 30}})
+    config = decode(Sample, {"retention": "24h", "window": {"window": 30}})
     assert isinstance(config.retention, Duration) and config.retention == 86400
-    assert config.learning.recurrence_window == 30.0
+    assert config.window.window == 30.0
 
 
 @pytest.mark.parametrize("value", ["5 s", "5x", "-5s", -1, True, "", [5]])
 def test_a_bad_duration_names_its_key(value):
     with pytest.raises(ConfigError) as info:
-        decode(EngineConfig, {"learning": {"recurrence_window": value}}, "processors.anomaly")
-    assert info.value.path == "processors.anomaly.learning.recurrence_window"
+        decode(Sample, {"window": {"window": value}}, "processors.sample")
+    assert info.value.path == "processors.sample.window.window"
     assert "duration" in info.value.message
 
 
 def test_validate_errors_are_anchored_at_their_section():
     with pytest.raises(ConfigError) as info:
-        decode(EngineConfig, {"thresholds": {"workloads": {"prod": {"warn": 0.9}}}}, "processors.anomaly")
-    assert info.value.path == "processors.anomaly.thresholds.workloads.prod"
+        decode(Sample, {"per_workload": {"prod": {"warn": 0.9}}}, "processors.sample")
+    assert info.value.path == "processors.sample.per_workload.prod"
     assert "warn <= alert" in info.value.message
+    with pytest.raises(ConfigError) as info:
+        decode(Sample, {"window": {"window": "0s"}}, "processors.sample")
+    assert info.value.path == "processors.sample.window.window" and "greater than zero" in info.value.message
 
 
 def test_check_validates_a_config_built_in_code_with_the_same_paths():
-    config = EngineConfig()
-    config.learning.recurrence_windows = 0
+    config = Sample(per_workload={"web": Limits(warn=0.9)})
     with pytest.raises(ConfigError) as info:
         check(config)
-    assert info.value.path == "learning.recurrence_windows"
+    assert info.value.path == "per_workload.web"
+    config = Sample()
+    config.window.windows = 0
+    with pytest.raises(ConfigError) as info:
+        check(config, "processors.sample")
+    assert info.value.path == "processors.sample.window.windows"

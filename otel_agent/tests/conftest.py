@@ -1,4 +1,4 @@
-"""Fixtures: real OTLP endpoints on 127.0.0.1, and agents capturing in each mode (one eBPF compile per session)."""
+"""Fixtures: agents capturing in each mode (one eBPF compile per module), sending to a real OTLP endpoint."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from core.confmap import decode
 from otel_agent.agent import Agent, create_agent
 from otel_agent.config import AgentConfig
-from otel_agent.tests.otlp_endpoint import GrpcEndpoint
+from testing.otlp_sink import OtlpSink
 
 
 def agent_config(endpoint: str, spool_dir: Path, **overrides: object) -> AgentConfig:
@@ -43,8 +43,8 @@ def bcc_missing() -> str:
 
 @pytest.fixture(scope="module")
 def capture(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[tuple[str, Agent, GrpcEndpoint]]:
-    """An agent in mode `request.param` (parametrize indirectly), sending to its own real gRPC endpoint.
+            ) -> Iterator[tuple[str, Agent, OtlpSink]]:
+    """An agent in mode `request.param` (parametrize indirectly), sending to its own OTLP sink over gRPC.
 
     Module scope keeps one agent per mode alive at a time, and one eBPF compile per module.
     """
@@ -53,8 +53,8 @@ def capture(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         pytest.skip(reason)
     if mode == "netlink" and os.geteuid() != 0:
         pytest.skip("the netlink process connector needs root (CAP_NET_ADMIN)")
-    with GrpcEndpoint() as endpoint:
-        agent = create_agent(agent_config(endpoint.endpoint, tmp_path_factory.mktemp(mode) / "spool", mode=mode))
+    with OtlpSink() as endpoint:
+        agent = create_agent(agent_config(endpoint.grpc_endpoint, tmp_path_factory.mktemp(mode) / "spool", mode=mode))
         agent.start()
         try:
             yield mode, agent, endpoint

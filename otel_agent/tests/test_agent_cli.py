@@ -10,8 +10,8 @@ import sys
 import time
 
 from otel_agent.tests.conftest import bcc_missing
-from otel_agent.tests.otlp_endpoint import GrpcEndpoint
 from otel_agent.tests.workload import by_pid, exec_records, marker
+from testing.otlp_sink import OtlpSink
 
 
 def test_agent_command_reports_execs_and_stops_cleanly_on_sigterm(tmp_path):
@@ -19,9 +19,9 @@ def test_agent_command_reports_execs_and_stops_cleanly_on_sigterm(tmp_path):
     mode = "proc" if bcc_missing() else "ebpf"
     config = tmp_path / "agent.yaml"
     config.write_text("batch: {timeout: 100ms}\ncapture: {proc_poll_interval: 100ms}\nstats_interval: 1s\n")
-    with GrpcEndpoint() as endpoint:
+    with OtlpSink() as endpoint:
         agent = subprocess.Popen(
-            [sys.executable, "-m", "procsight", "agent", "--endpoint", endpoint.endpoint, "--mode", mode,
+            [sys.executable, "-m", "procsight", "agent", "--endpoint", endpoint.grpc_endpoint, "--mode", mode,
              "--config", str(config), "--spool", str(tmp_path / "spool")],
             stderr=subprocess.PIPE, text=True)
         try:
@@ -30,7 +30,7 @@ def test_agent_command_reports_execs_and_stops_cleanly_on_sigterm(tmp_path):
             records = []
             while not records and time.monotonic() < deadline:  # until the agent is up and capturing
                 subprocess.run(["/bin/sleep", "0.3", token], check=False, stderr=subprocess.DEVNULL)
-                records = exec_records(endpoint.collected, token, timeout=1)
+                records = exec_records(endpoint, token, timeout=1)
             assert records, "no exec arrived from the agent"
             assert records[0].attributes["process.parent_pid"] == os.getpid()
         finally:
@@ -39,7 +39,7 @@ def test_agent_command_reports_execs_and_stops_cleanly_on_sigterm(tmp_path):
     assert agent.returncode == 0, stderr
     assert f"capturing with {mode}" in stderr
     assert "agent stopped: captured=" in stderr
-    assert by_pid(endpoint.collected, agent.pid, "network.connection", timeout=0) == []
+    assert by_pid(endpoint, agent.pid, "network.connection", timeout=0) == []
 
 
 def test_agent_command_explains_a_bad_config(tmp_path):

@@ -35,7 +35,7 @@ def test_sh_chain_arrives_with_pid_parent_argv_and_uid(capture):
     shell = subprocess.Popen(["sh", "-c", chain, token])
     shell.wait()
 
-    (record,) = by_pid(endpoint.collected, shell.pid, executable="sh")
+    (record,) = by_pid(endpoint, shell.pid, executable="sh")
     attributes = record.attributes
     assert attributes["process.command_args"] == ["sh", "-c", chain, token]
     assert attributes["process.parent_pid"] == os.getpid()
@@ -46,7 +46,7 @@ def test_sh_chain_arrives_with_pid_parent_argv_and_uid(capture):
     assert started - 0.05 <= record.time_unix_nano / 1e9 <= time.time()
 
     def sleeps():
-        return endpoint.collected.wait_for(lambda r: r.attributes.get("process.parent_pid") == shell.pid
+        return endpoint.wait_for(lambda r: r.attributes.get("process.parent_pid") == shell.pid
                                            and r.attributes["process.executable.name"] == "sleep")
 
     children = sleeps()
@@ -67,7 +67,7 @@ def test_unprivileged_exec_reports_its_real_uid(capture):
     mode, _, endpoint = capture
     child = subprocess.Popen(["/bin/sleep", str(lifetime(mode))], user=65534)
     child.wait()
-    (record,) = by_pid(endpoint.collected, child.pid, executable="sleep")
+    (record,) = by_pid(endpoint, child.pid, executable="sleep")
     assert record.attributes["process.user.id"] == 65534
     assert record.attributes["process.user.name"] == "nobody"
     assert record.attributes["process.parent_pid"] == os.getpid()
@@ -77,11 +77,11 @@ def test_unprivileged_exec_reports_its_real_uid(capture):
 def test_tcp_listen_and_outbound_connection_are_reported(capture):
     mode, _, endpoint = capture
     child = tcp_child(hold_seconds=lifetime(mode))
-    (listen,) = by_pid(endpoint.collected, child.pid, "network.listen")
+    (listen,) = by_pid(endpoint, child.pid, "network.listen")
     assert listen.attributes["source.port"] == child.port
     assert listen.attributes["source.address"] == "127.0.0.1"
     assert listen.attributes["network.transport"] == "tcp"
-    (connection,) = by_pid(endpoint.collected, child.pid, "network.connection")
+    (connection,) = by_pid(endpoint, child.pid, "network.connection")
     assert connection.attributes["destination.address"] == "127.0.0.1"
     assert connection.attributes["destination.port"] == child.port
     assert connection.attributes["process.parent_pid"] == os.getpid()
@@ -97,11 +97,11 @@ def test_short_lived_execs_are_all_reported(capture):
     script = f"/bin/true {token}-1; /bin/echo {token}-2 >/dev/null; /bin/true {token}-3; exit 0"
     shell = subprocess.Popen(["sh", "-c", script])
     shell.wait()
-    by_pid(endpoint.collected, shell.pid)
+    by_pid(endpoint, shell.pid)
     children = []
     deadline = time.monotonic() + 10
     while len(children) < 3 and time.monotonic() < deadline:
-        children = [r for r in endpoint.collected.snapshot() if r.attributes.get("process.parent_pid") == shell.pid]
+        children = [r for r in endpoint.flat() if r.attributes.get("process.parent_pid") == shell.pid]
         time.sleep(0.05)
     assert len(children) == 3, [c.attributes for c in children]
     assert {c.attributes["process.parent.executable.name"] for c in children} == {"sh"}
@@ -119,7 +119,7 @@ def test_ebpf_record_follows_design_section_1(capture):
     _, _, endpoint = capture
     token = marker()
     subprocess.run(["/bin/true", token], check=True)
-    (record,) = exec_records(endpoint.collected, token)
+    (record,) = exec_records(endpoint, token)
     assert record.event_name == "process.exec" == record.attributes["event.name"]
     assert record.body == f"/bin/true {token}" == record.attributes["process.command_line"]
     assert record.resource["service.name"] == "procsight-agent"
@@ -138,7 +138,7 @@ def test_ebpf_long_argv_is_truncated_and_marked(capture):
     token = marker()
     before = agent.counters.get("truncated")
     subprocess.run(["/bin/true", token, *(["x" * 100] * 200)], check=True)
-    (record,) = exec_records(endpoint.collected, token)
+    (record,) = exec_records(endpoint, token)
     assert record.attributes["process.command_args_truncated"] is True
     assert len(record.attributes["process.command_args"]) <= agent.config.capture.argv.max_args
     assert len("".join(record.attributes["process.command_args"])) <= agent.config.capture.argv.max_bytes + 1024
@@ -151,7 +151,7 @@ def test_ebpf_hostile_argv_arrives_intact_or_visibly_escaped(capture):
     token = marker()
     hostile = [token, "\x1b[31mred\x1b[0m", "'; DROP TABLE security_events; --", "../../etc/passwd", "a\nb"]
     subprocess.run([b"/bin/true", *(a.encode() for a in hostile), b"\xff\xfe"], check=True)
-    (record,) = exec_records(endpoint.collected, token)
+    (record,) = exec_records(endpoint, token)
     assert record.attributes["process.command_args"] == ["/bin/true", *hostile, "\\xff\\xfe"]
 
 
@@ -161,9 +161,9 @@ def test_ebpf_failed_exec_is_not_reported(capture):
     token = marker()
     shell = subprocess.run(["sh", "-c", f"/nonexistent/{token} 2>/dev/null; /bin/true {token}-after; exit 0"])
     assert shell.returncode == 0
-    exec_records(endpoint.collected, f"{token}-after")  # everything before it has been delivered too
+    exec_records(endpoint, f"{token}-after")  # everything before it has been delivered too
     agent.flush()
-    paths = [r.attributes.get("process.executable.path") for r in endpoint.collected.snapshot()]
+    paths = [r.attributes.get("process.executable.path") for r in endpoint.flat()]
     assert "/bin/true" in paths
     assert f"/nonexistent/{token}" not in paths
 
@@ -173,8 +173,8 @@ def test_agent_does_not_report_its_own_export_traffic(capture):
     _, agent, endpoint = capture
     token = marker()
     subprocess.run(["/bin/true", token], check=True)
-    exec_records(endpoint.collected, token)  # at least one export, so its connection exists
-    own = [r for r in endpoint.collected.snapshot()
+    exec_records(endpoint, token)  # at least one export, so its connection exists
+    own = [r for r in endpoint.flat()
            if r.event_name.startswith("network.") and r.attributes.get("process.pid") == os.getpid()]
     assert own == []
     assert agent.counters.get("self_filtered") >= 1
@@ -201,11 +201,11 @@ def test_ipv6_and_ipv4_mapped_connections(capture):
     _, _, endpoint = capture
     done = subprocess.run([sys.executable, "-c", DUAL_STACK_CHILD], capture_output=True, text=True, check=True)
     port, pid = (int(x) for x in done.stdout.split())
-    (listen,) = by_pid(endpoint.collected, pid, "network.listen")
+    (listen,) = by_pid(endpoint, pid, "network.listen")
     assert listen.attributes["source.address"] == "::" and listen.attributes["source.port"] == port
     deadline = time.monotonic() + 10
     connections = []
     while len(connections) < 2 and time.monotonic() < deadline:
-        connections = by_pid(endpoint.collected, pid, "network.connection", timeout=0.2)
+        connections = by_pid(endpoint, pid, "network.connection", timeout=0.2)
     # An IPv4 peer of a dual-stack socket reads as IPv4, as it would in any other tool.
     assert sorted(c.attributes["destination.address"] for c in connections) == ["127.0.0.1", "::1"]

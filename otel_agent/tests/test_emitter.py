@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -13,13 +11,8 @@ from core.event import CONNECTION, ProcessEvent
 from otel_agent.counters import Counters
 from otel_agent.emitter import Emitter
 from otel_agent.tests.conftest import agent_config
-from otel_agent.tests.otlp_endpoint import GrpcEndpoint, HttpEndpoint
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from testing import free_port, self_signed_cert, wait_until
+from testing.otlp_sink import OtlpSink
 
 
 def exec_event(number: int, **fields: object) -> ProcessEvent:
@@ -28,22 +21,13 @@ def exec_event(number: int, **fields: object) -> ProcessEvent:
                         parent_pid=1, user_id=0, timestamp=time.time(), **fields)
 
 
-def wait_until(condition, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-def pids(endpoint: GrpcEndpoint | HttpEndpoint) -> list[int]:
-    return [r.attributes["process.pid"] for r in endpoint.collected.snapshot()]
+def pids(endpoint: OtlpSink) -> list[int]:
+    return [r.attributes["process.pid"] for r in endpoint.flat()]
 
 
 def test_network_event_maps_to_design_keys(tmp_path):
-    with GrpcEndpoint() as endpoint:
-        emitter = Emitter(agent_config(endpoint.endpoint, tmp_path), Counters())
+    with OtlpSink() as endpoint:
+        emitter = Emitter(agent_config(endpoint.grpc_endpoint, tmp_path), Counters())
         emitter.emit(ProcessEvent(executable_name="nc", command_line="nc 203.0.113.9 4444",
                                   command_args=("nc", "203.0.113.9", "4444"), event_name=CONNECTION, pid=42,
                                   parent_pid=7, parent_name="bash", user_id=1000, user_name="alice",
@@ -52,7 +36,7 @@ def test_network_event_maps_to_design_keys(tmp_path):
                                   remote_address="203.0.113.9", remote_port=4444, cpu_percent=97.5,
                                   command_args_truncated=True))
         emitter.shutdown()
-        (record,) = endpoint.collected.snapshot()
+        (record,) = endpoint.flat()
     assert record.event_name == "network.connection" == record.attributes["event.name"]
     assert record.time_unix_nano == 1_700_000_000_500_000_000
     assert record.attributes == {
@@ -70,12 +54,12 @@ def test_burst_of_20000_overflowing_memory_is_delivered_whole(tmp_path):
 
     The memory queue is made tiny so that the burst certainly overflows it."""
     counters = Counters()
-    with GrpcEndpoint() as endpoint:
-        config = agent_config(endpoint.endpoint, tmp_path, batch={"queue_size": 128, "send_batch_size": 128})
+    with OtlpSink() as endpoint:
+        config = agent_config(endpoint.grpc_endpoint, tmp_path, batch={"queue_size": 128, "send_batch_size": 128})
         emitter = Emitter(config, counters)
         for number in range(20_000):
             emitter.emit(exec_event(number))
-        assert wait_until(lambda: len(endpoint.collected.snapshot()) >= 20_000, timeout=60)
+        wait_until(lambda: len(endpoint.records()) >= 20_000, timeout=60)
         emitter.shutdown()
         assert sorted(pids(endpoint)) == [10_000 + n for n in range(20_000)]
     assert counters.get("exported") == 20_000
@@ -89,11 +73,11 @@ def test_records_wait_on_disk_while_the_endpoint_is_down_and_arrive_when_it_retu
     emitter = Emitter(agent_config(f"127.0.0.1:{port}", tmp_path, exporter={"timeout": "500ms"}), counters)
     for number in range(300):
         emitter.emit(exec_event(number))
-    assert wait_until(lambda: emitter.spool.pending == 300)
+    wait_until(lambda: emitter.spool.pending == 300, timeout=20)
     assert list(tmp_path.glob("*.spool"))  # on disk, not in memory
     assert counters.get("export_failures") >= 1
-    with GrpcEndpoint(port) as endpoint:
-        assert wait_until(lambda: len(endpoint.collected.snapshot()) >= 300)
+    with OtlpSink(grpc_port=port) as endpoint:
+        wait_until(lambda: len(endpoint.records()) >= 300, timeout=20)
         emitter.shutdown()
         assert sorted(pids(endpoint)) == [10_000 + n for n in range(300)]
     assert emitter.spool.pending == 0
@@ -106,12 +90,12 @@ def test_spool_survives_an_agent_restart(tmp_path):
     for number in range(50):
         first.emit(exec_event(number))
     first.shutdown()  # endpoint still down: everything must be on disk now
-    with GrpcEndpoint(port) as endpoint:
-        second = Emitter(agent_config(endpoint.endpoint, tmp_path), Counters())
+    with OtlpSink(grpc_port=port) as endpoint:
+        second = Emitter(agent_config(endpoint.grpc_endpoint, tmp_path), Counters())
         assert second.spool.pending == 50
-        assert wait_until(lambda: len(endpoint.collected.snapshot()) >= 50)
+        wait_until(lambda: len(endpoint.records()) >= 50, timeout=20)
         second.shutdown()
-        records = endpoint.collected.snapshot()
+        records = endpoint.flat()
     assert sorted(pids(endpoint)) == [10_000 + n for n in range(50)]
     assert records[0].resource["service.name"] == "procsight-agent"
     assert records[0].attributes["process.command_args"] == ["/usr/bin/curl", "https://example.com/0"]
@@ -129,9 +113,9 @@ def test_full_spool_drops_oldest_first_and_counts_them(tmp_path):
     dropped = counters.get("dropped_oldest")
     assert dropped > 0
     assert emitter.spool.bytes <= 0.05 * 1024 * 1024
-    with GrpcEndpoint(port) as endpoint:
-        emitter = Emitter(agent_config(endpoint.endpoint, tmp_path), Counters())
-        assert wait_until(lambda: len(endpoint.collected.snapshot()) >= 2000 - dropped)
+    with OtlpSink(grpc_port=port) as endpoint:
+        emitter = Emitter(agent_config(endpoint.grpc_endpoint, tmp_path), Counters())
+        wait_until(lambda: len(endpoint.records()) >= 2000 - dropped, timeout=20)
         emitter.shutdown()
         delivered = sorted(pids(endpoint))
     assert len(delivered) == 2000 - dropped
@@ -140,22 +124,22 @@ def test_full_spool_drops_oldest_first_and_counts_them(tmp_path):
 
 def test_bearer_token_from_environment_over_grpc(tmp_path, monkeypatch):
     monkeypatch.setenv("PROCSIGHT_TOKEN", "s3cret")
-    with GrpcEndpoint() as endpoint:
-        emitter = Emitter(agent_config(endpoint.endpoint, tmp_path), Counters())
+    with OtlpSink() as endpoint:
+        emitter = Emitter(agent_config(endpoint.grpc_endpoint, tmp_path), Counters())
         emitter.emit(exec_event(1))
         emitter.shutdown()
-        assert endpoint.collected.headers[0]["authorization"] == "Bearer s3cret"
+        assert endpoint.received[0].headers["authorization"] == "Bearer s3cret"
 
 
 def test_http_exporter_with_gzip_and_token(tmp_path, monkeypatch):
     monkeypatch.setenv("PROCSIGHT_TOKEN", "t0ken")
-    with HttpEndpoint() as endpoint:
-        config = agent_config(endpoint.endpoint, tmp_path, exporter={"protocol": "http"})
+    with OtlpSink() as endpoint:
+        config = agent_config(endpoint.logs_url, tmp_path, exporter={"protocol": "http"})
         emitter = Emitter(config, Counters())
         emitter.emit(exec_event(3))
         emitter.shutdown()
-        (record,) = endpoint.collected.snapshot()
-        headers = endpoint.collected.headers[0]
+        (record,) = endpoint.flat()
+        headers = endpoint.received[0].headers
     assert record.attributes["process.pid"] == 10_003
     assert headers["authorization"] == "Bearer t0ken"
     assert headers["content-encoding"] == "gzip"
@@ -163,33 +147,28 @@ def test_http_exporter_with_gzip_and_token(tmp_path, monkeypatch):
 
 @pytest.fixture
 def certificate(tmp_path) -> tuple[Path, Path]:
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    return key, cert
+    return self_signed_cert(tmp_path)
 
 
 def test_grpc_over_tls_verifies_the_server_certificate(tmp_path, certificate):
-    key, cert = certificate
-    with GrpcEndpoint(key_and_cert=(key.read_bytes(), cert.read_bytes())) as endpoint:
-        config = agent_config(endpoint.endpoint, tmp_path / "spool",
+    cert, _ = certificate
+    with OtlpSink(tls=certificate) as endpoint:
+        config = agent_config(endpoint.grpc_endpoint, tmp_path / "spool",
                               exporter={"tls": {"insecure": False, "ca_file": str(cert)}})
         emitter = Emitter(config, Counters())
         emitter.emit(exec_event(5))
         emitter.shutdown()
-        assert [r.attributes["process.pid"] for r in endpoint.collected.snapshot()] == [10_005]
+        assert [r.attributes["process.pid"] for r in endpoint.flat()] == [10_005]
 
 
 def test_grpc_over_tls_refuses_an_untrusted_server(tmp_path, certificate):
-    key, cert = certificate
     counters = Counters()
-    with GrpcEndpoint(key_and_cert=(key.read_bytes(), cert.read_bytes())) as endpoint:
-        config = agent_config(endpoint.endpoint, tmp_path / "spool",
+    with OtlpSink(tls=certificate) as endpoint:
+        config = agent_config(endpoint.grpc_endpoint, tmp_path / "spool",
                               exporter={"tls": {"insecure": False}, "timeout": "500ms"})  # system CAs only
         emitter = Emitter(config, counters)
         emitter.emit(exec_event(6))
         emitter.shutdown()
-        assert endpoint.collected.snapshot() == []
+        assert endpoint.flat() == []
     assert counters.get("export_failures") >= 1
     assert emitter.spool.pending == 1  # kept for when the endpoint is trusted

@@ -15,8 +15,8 @@ import time
 import pytest
 
 from otel_agent.ebpf import may_load_bpf
-from otel_agent.tests.otlp_endpoint import GrpcEndpoint
 from otel_agent.tests.workload import exec_records, marker
+from testing.otlp_sink import OtlpSink
 
 pytestmark = [
     pytest.mark.skipif(not may_load_bpf(), reason="needs capabilities to drop them"),
@@ -31,15 +31,15 @@ def agent_without_capabilities(endpoint: str, mode: str, spool: str) -> subproce
 
 
 def test_auto_falls_back_when_bpf_is_not_permitted_and_says_why(tmp_path):
-    with GrpcEndpoint() as endpoint:
-        agent = agent_without_capabilities(endpoint.endpoint, "auto", str(tmp_path / "spool"))
+    with OtlpSink() as endpoint:
+        agent = agent_without_capabilities(endpoint.grpc_endpoint, "auto", str(tmp_path / "spool"))
         try:
             token = marker()
             records = []
             deadline = time.monotonic() + 90
             while not records and time.monotonic() < deadline:
                 subprocess.run(["/bin/sleep", "1.2", token], check=False, stderr=subprocess.DEVNULL)
-                records = exec_records(endpoint.collected, token, timeout=1)
+                records = exec_records(endpoint, token, timeout=1)
             assert records, "the fallback mode delivered nothing"
         finally:
             agent.send_signal(signal.SIGTERM)

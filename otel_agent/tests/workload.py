@@ -8,7 +8,7 @@ import sys
 import uuid
 from dataclasses import dataclass
 
-from otel_agent.tests.otlp_endpoint import Collected, Received
+from testing.otlp_sink import FlatRecord, OtlpSink
 
 # A child that listens, connects to its own listener, reports "port pid", and keeps both open
 # long enough for the socket pollers to see them.
@@ -32,17 +32,17 @@ def own_comm() -> str:
         return handle.read().strip()
 
 
-def exec_records(collected: Collected, token: str, timeout: float = 10.0) -> list[Received]:
+def exec_records(sink: OtlpSink, token: str, timeout: float = 10.0) -> list[FlatRecord]:
     """Exec records whose argv contains `token`."""
-    return collected.wait_for(lambda r: r.event_name == "process.exec" and any(
+    return sink.wait_for(lambda r: r.event_name == "process.exec" and any(
         token in arg for arg in r.attributes.get("process.command_args", [])), timeout)
 
 
-def by_pid(collected: Collected, pid: int, event_name: str = "process.exec", timeout: float = 10.0,
-           executable: str = "") -> list[Received]:
+def by_pid(sink: OtlpSink, pid: int, event_name: str = "process.exec", timeout: float = 10.0,
+           executable: str = "") -> list[FlatRecord]:
     """Records of `pid`; of one `executable` if given (/proc polling may also catch a child between fork
     and exec, still under its parent's name)."""
-    return collected.wait_for(lambda r: r.event_name == event_name and r.attributes.get("process.pid") == pid and (
+    return sink.wait_for(lambda r: r.event_name == event_name and r.attributes.get("process.pid") == pid and (
         not executable or r.attributes.get("process.executable.name") == executable), timeout)
 
 

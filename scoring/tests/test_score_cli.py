@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from testing import EVAL_DIR, EVAL_MISSING
+
 PROCSIGHT = shutil.which("procsight", path=str(Path(sys.executable).parent))
-EVAL = Path(__file__).resolve().parents[3] / "shared" / "eval"
 
 
 def _run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -58,15 +59,15 @@ def test_learn_only_then_score_from_stdin(tmp_path):
     assert "download piped into a shell" in attack_out["anomaly_reasons"]
 
 
-@pytest.mark.skipif(not (EVAL / "benign_ci.jsonl").exists(), reason="../shared/eval is not beside the repo")
+@pytest.mark.skipif(not (EVAL_DIR / "benign_ci.jsonl").exists(), reason=f"NOT CHECKED: {EVAL_MISSING}")
 def test_workload_from_field_scores_each_workload_against_its_own_baseline(tmp_path):
     learned = _run("score", "--learn-only", "--baselines", str(tmp_path), "--workload-from-field", "workload",
-                   str(EVAL / "benign_ci.jsonl"), str(EVAL / "benign_web.jsonl"))
+                   str(EVAL_DIR / "benign_ci.jsonl"), str(EVAL_DIR / "benign_web.jsonl"))
     assert learned.returncode == 0, learned.stderr
     tables = sorted(p.name for p in tmp_path.iterdir())
     assert len(tables) == 2 and "_ci_" in tables[0] and "_web_" in tables[1]
     scored = _run("score", "--baselines", str(tmp_path), "--workload-from-field", "workload",
-                  str(EVAL / "benign_web.jsonl"))
+                  str(EVAL_DIR / "benign_web.jsonl"))
     severities = [json.loads(line)["anomaly_severity"] for line in scored.stdout.splitlines()]
     assert len(severities) == 1673 and set(severities) == {"none"}
 

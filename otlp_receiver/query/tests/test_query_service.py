@@ -13,10 +13,11 @@ from core.event import ProcessEvent
 from otlp_receiver.component import LogBatch
 from otlp_receiver.exporters.clickhouse.config import Config
 from otlp_receiver.exporters.clickhouse.exporter import ClickHouseExporter
+from otlp_receiver.query import cli
 from otlp_receiver.query.render import triage_list
 from otlp_receiver.query.service import QueryService
-from procsight.cli import main
 from scoring.featurizer import get_embedder
+from testing import run_command
 
 HOSTILE_WORKLOAD = "web' OR '1'='1"
 NOW_NS = int(time.time() * 1e9)
@@ -144,23 +145,27 @@ def test_triage_list_colours_by_severity_and_neutralises_control_bytes(service: 
     assert "\033[37m" in below
 
 
+def procsight(*argv: str) -> int:
+    """The `procsight search` / `procsight top` commands, run in this process."""
+    return run_command(cli.register, argv)
+
+
 def test_cli_reads_clickhouse_directly(clickhouse_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["search", "curl bash", "--clickhouse", f"chdb://{clickhouse_dir}", "--database", "q",
-                 "--tenant", "team-a", "--json", "--limit", "2"]) == 0
+    direct = ("--clickhouse", f"chdb://{clickhouse_dir}", "--database", "q", "--tenant", "team-a")
+    assert procsight("search", "curl bash", *direct, "--json", "--limit", "2") == 0
     results = json.loads(capsys.readouterr().out)["results"]
     assert len(results) == 2 and results[0]["record_id"] == "1:0"
-    assert main(["top", "--clickhouse", f"chdb://{clickhouse_dir}", "--database", "q", "--tenant", "team-a",
-                 "--since", "1h", "--min-score", "0.8"]) == 0
+    assert procsight("top", *direct, "--since", "1h", "--min-score", "0.8") == 0
     out = capsys.readouterr().out
     assert out.startswith("Top anomalies since 1h (score >= 0.8):\n  1. 0.97 ALERT web / host-1")
     assert "\033[" not in out  # not a terminal: no colour codes
 
 
 def test_cli_explains_a_missing_receiver(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["top", "--endpoint", "http://127.0.0.1:1"]) == 1
+    assert procsight("top", "--endpoint", "http://127.0.0.1:1") == 1
     assert "no receiver at http://127.0.0.1:1" in capsys.readouterr().err
 
 
 def test_cli_rejects_a_bad_duration(clickhouse_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["top", "--clickhouse", f"chdb://{clickhouse_dir}", "--database", "q", "--since", "yesterday"]) == 1
+    assert procsight("top", "--clickhouse", f"chdb://{clickhouse_dir}", "--database", "q", "--since", "yesterday") == 1
     assert "--since" in capsys.readouterr().err

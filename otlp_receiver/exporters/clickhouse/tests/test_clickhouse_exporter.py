@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from otlp_receiver.exporters.clickhouse.exporter import OFFLOAD_MIN_RECORDS, Cli
 from otlp_receiver.exporters.clickhouse.schema import ttl_clause
 from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
 from otlp_receiver.telemetry import Telemetry
+from testing import free_port
 
 TESTDATA = Path(__file__).parent / "testdata"
 HOSTILE = "x'); DROP TABLE procsight.security_events; --\x00\x1b[31m\\../../etc/passwd\n\t\u202e"
@@ -94,12 +94,6 @@ def make_exporter(endpoint: str, database: str, **overrides: object) -> ClickHou
 def rows(exporter: ClickHouseExporter, where: str = "1") -> list[dict]:
     assert exporter.transport is not None
     return exporter.transport.query(f"SELECT * FROM {exporter.table} WHERE {where} ORDER BY RecordId")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- config and schema ---------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import sys
 import threading
 from pathlib import Path
 
@@ -13,9 +12,7 @@ from otlp_receiver.component import CreateSettings, LogBatch, PermanentError, Re
 from otlp_receiver.exporterhelper import QueuedExporter
 from otlp_receiver.exporters.otlpgrpc import factory
 from otlp_receiver.telemetry import Telemetry
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "tests"))
-from otlp_sink import Failure, OtlpSink
+from testing.otlp_sink import Failure, OtlpSink
 
 TESTDATA = Path(__file__).parent / "testdata"
 

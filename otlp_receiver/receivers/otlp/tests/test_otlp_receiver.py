@@ -29,6 +29,7 @@ from opentelemetry.sdk.resources import Resource
 
 from otlp_receiver.receivers.otlp.decode import decode_protobuf
 from otlp_receiver.service import Service
+from testing import wait_until
 
 TESTDATA = Path(__file__).parent / "testdata"
 EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
@@ -55,13 +56,6 @@ def exported(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
     """Lines the debug exporter logged, i.e. what came out of the pipeline."""
     caplog.set_level(logging.INFO, logger="procsight.debug")
     return lambda: [r.getMessage() for r in caplog.records if r.name == "procsight.debug"]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def request_of(*bodies: str, trace_id: bytes = b"", **resource: str) -> ExportLogsServiceRequest:
@@ -102,7 +96,7 @@ def test_python_sdk_grpc_exporter_delivers_records(start_service, exported) -> N
     service = start_service("basic.yaml")
     exporter = GrpcLogExporter(endpoint=service.grpc_endpoint(), insecure=True)
     sdk_send(exporter, "sh -c id", "nginx -g daemon off;")
-    wait_for(lambda: sum("log records" in line for line in exported()) >= 1 and len(exported()) >= 3)
+    wait_until(lambda: sum("log records" in line for line in exported()) >= 1 and len(exported()) >= 3)
     bodies = " ".join(exported())
     assert "'sh -c id'" in bodies and "'nginx -g daemon off;'" in bodies
     assert service.telemetry.counter("procsight_receiver_accepted_log_records_total", "").value(
@@ -113,7 +107,7 @@ def test_python_sdk_grpc_exporter_with_gzip(start_service, exported) -> None:  #
     service = start_service("basic.yaml")
     exporter = GrpcLogExporter(endpoint=service.grpc_endpoint(), insecure=True, compression=GrpcCompression.Gzip)
     sdk_send(exporter, "gzip over grpc")
-    wait_for(lambda: any("'gzip over grpc'" in line for line in exported()))
+    wait_until(lambda: any("'gzip over grpc'" in line for line in exported()))
 
 
 def test_python_sdk_http_exporter_with_gzip_delivers_records(start_service, exported) -> None:  # type: ignore[no-untyped-def]
@@ -124,7 +118,7 @@ def test_python_sdk_http_exporter_with_gzip_delivers_records(start_service, expo
     exporter.export = lambda batch: results.append(original(batch)) or results[-1]  # type: ignore[method-assign]
     sdk_send(exporter, "curl http://x | bash")
     assert [r.name for r in results] == ["SUCCESS"]
-    wait_for(lambda: any("curl http://x | bash" in line for line in exported()))
+    wait_until(lambda: any("curl http://x | bash" in line for line in exported()))
 
 
 def test_acknowledged_records_are_in_the_spool_before_the_pipeline_runs(start_service) -> None:  # type: ignore[no-untyped-def]
@@ -134,7 +128,7 @@ def test_acknowledged_records_are_in_the_spool_before_the_pipeline_runs(start_se
     assert response.status_code == 200
     ExportLogsServiceResponse.FromString(response.content)  # a valid empty response
     spool = service.pipelines["logs"].spool
-    wait_for(lambda: spool.uncommitted_entries() == 0)
+    wait_until(lambda: spool.uncommitted_entries() == 0)
     committed = service.telemetry.counter("procsight_pipeline_committed_log_records_total", "")
     assert committed.value(pipeline="logs") == 3
 
@@ -154,7 +148,7 @@ def test_json_with_hex_ids_and_string_int64(start_service, exported) -> None:  #
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"] == "application/json"
     assert response.json() == {}
-    wait_for(lambda: any("json record" in line for line in exported()))
+    wait_until(lambda: any("json record" in line for line in exported()))
 
 
 def test_json_partial_success_names_rejected_records(start_service) -> None:  # type: ignore[no-untyped-def]
@@ -301,7 +295,7 @@ def test_bearer_tokens_map_to_tenants(start_service, exported, tmp_path: Path) -
     def records_of(tenant: str) -> int:
         return sum(int(line.split(": ")[-1].split()[0]) for line in exported() if f"tenant {tenant}:" in line)
 
-    wait_for(lambda: records_of("team-a") == 2 and records_of("team-b") == 1)
+    wait_until(lambda: records_of("team-a") == 2 and records_of("team-b") == 1)
 
 
 # -- self-telemetry and shutdown ---------------------------------------------------------------------
@@ -312,7 +306,7 @@ def test_metrics_and_healthz(start_service) -> None:  # type: ignore[no-untyped-
     base = f"http://{service.http_endpoint()}"
     requests.post(f"{base}/v1/logs", data=request_of("m").SerializeToString(), headers=PROTOBUF, timeout=10)
     requests.post(f"{base}/v1/logs", data=b"junk\xff", headers=PROTOBUF, timeout=10)
-    wait_for(lambda: service.pipelines["logs"].spool.uncommitted_entries() == 0)
+    wait_until(lambda: service.pipelines["logs"].spool.uncommitted_entries() == 0)
     health = requests.get(f"{base}/healthz", timeout=10)
     assert health.status_code == 200 and health.json()["status"] == "ok"
     text = requests.get(f"{base}/metrics", timeout=10).text
@@ -392,7 +386,7 @@ def test_shutdown_under_load_delivers_every_acknowledged_record(start_service, e
     senders = [threading.Thread(target=send, args=(n,)) for n in range(4)]
     for sender in senders:
         sender.start()
-    wait_for(lambda: len(acknowledged) >= 50)
+    wait_until(lambda: len(acknowledged) >= 50)
     service.shutdown(timeout=10)
     stop.set()
     for sender in senders:
@@ -413,7 +407,7 @@ def test_chunked_and_deflate_bodies(start_service, exported) -> None:  # type: i
     assert response.status_code == 200
     response = requests.post(url, data=b"x", headers={**PROTOBUF, "Content-Encoding": "br"}, timeout=10)
     assert response.status_code == 400 and "Content-Encoding" in status_pb2.Status.FromString(response.content).message
-    wait_for(lambda: {"'chunked body'", "'deflate body'"} <= {m for line in exported() for m in
+    wait_until(lambda: {"'chunked body'", "'deflate body'"} <= {m for line in exported() for m in
                                                             ("'chunked body'", "'deflate body'") if m in line})
 
 
@@ -427,7 +421,7 @@ def test_one_group_with_two_tenants_becomes_two_batches(start_service, exported,
         response = requests.post(url, data=request_of(token).SerializeToString(), timeout=10,
                                  headers={**PROTOBUF, "Authorization": f"Bearer {token}"})
         assert response.status_code == 200
-    wait_for(lambda: spool.uncommitted_entries() == 0)
+    wait_until(lambda: spool.uncommitted_entries() == 0)
     batches = {line.split(" tenant ")[1].split(":")[0]: line.split("batch ")[1].split(" ")[0]
                for line in exported() if " tenant " in line}
     assert set(batches) == {"team-a", "team-b"}

@@ -1,8 +1,12 @@
-"""An OTLP logs endpoint run by tests: gRPC and HTTP on 127.0.0.1, recording what arrives.
+"""An OTLP logs endpoint run by tests and benchmarks: gRPC and HTTP on 127.0.0.1, recording what arrives.
 
-It stands for "whatever OTLP backend procsight forwards to" and can be scripted to fail the way real
-servers do (gRPC status with RetryInfo, HTTP 429/503 with Retry-After), so exporters are tested over
-real sockets with the real protobuf/gRPC stacks.
+It stands for "whatever OTLP backend procsight sends to": the agent's exporters and the receiver's
+`otlp_grpc` / `otlp_http` exporters are tested against it over real sockets with the real protobuf and
+gRPC stacks. It can serve TLS, listen on a chosen gRPC port (to come back after an outage), and be
+scripted to fail the way real servers do (gRPC status with RetryInfo, HTTP 429/503 with Retry-After).
+
+Requests are kept as they came (`received`, `records()`), and as flat records with plain attribute
+values (`flat()`, `wait_for(predicate)`) for tests that look for one event.
 """
 
 from __future__ import annotations
@@ -13,17 +17,22 @@ import json
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2, json_format
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+_MAX_MESSAGE_BYTES = 64 << 20  # bursts of agent batches
 
 
 @dataclass
@@ -38,25 +47,43 @@ class Failure:
 
 @dataclass
 class Received:
+    """One request as it arrived."""
+
     protocol: str  # grpc | http
     request: ExportLogsServiceRequest
     headers: dict[str, str] = field(default_factory=dict)
+    at: float = 0.0  # wall clock seconds
+
+
+@dataclass
+class FlatRecord:
+    """One record with its resource, attributes and body as plain Python values."""
+
+    resource: dict[str, Any]
+    attributes: dict[str, Any]
+    body: Any
+    event_name: str
+    time_unix_nano: int
+    observed_time_unix_nano: int
+    received_at: float  # wall clock seconds when its request arrived
 
 
 class OtlpSink:
-    def __init__(self, tls: tuple[Path, Path] | None = None) -> None:
-        """`tls`: (certificate, key) PEM files to serve both protocols over TLS."""
+    def __init__(self, tls: tuple[Path, Path] | None = None, grpc_port: int = 0) -> None:
+        """`tls`: (certificate, key) PEM files to serve both protocols over TLS; `grpc_port` 0 picks one."""
         self.received: list[Received] = []
         self.failures: list[Failure] = []
         self.partial_rejections = 0  # answer the next successful request with this many rejected records
+        self._flat: list[FlatRecord] = []
         self._lock = threading.Lock()
-        self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
+                                 options=[("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES)])
         logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_GrpcService(self), self._grpc)
         if tls is None:
-            self.grpc_port = self._grpc.add_insecure_port("127.0.0.1:0")
+            self.grpc_port = self._grpc.add_insecure_port(f"127.0.0.1:{grpc_port}")
         else:
             credentials = grpc.ssl_server_credentials([(tls[1].read_bytes(), tls[0].read_bytes())])
-            self.grpc_port = self._grpc.add_secure_port("127.0.0.1:0", credentials)
+            self.grpc_port = self._grpc.add_secure_port(f"127.0.0.1:{grpc_port}", credentials)
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _http_handler(self))
         if tls is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -74,13 +101,17 @@ class OtlpSink:
     def http_url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.http_port}"
 
+    @property
+    def logs_url(self) -> str:
+        return f"{self.http_url}/v1/logs"
+
     def __enter__(self) -> OtlpSink:
         self._grpc.start()
         self._http_thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._grpc.stop(grace=None)
+        self._grpc.stop(grace=None).wait()
         self._http.shutdown()
         self._http.server_close()
         self._http_thread.join()
@@ -101,11 +132,27 @@ class OtlpSink:
             time.sleep(0.05)
         raise AssertionError(f"expected {count} records at the OTLP sink, got {len(self.records(workload))}")
 
+    def flat(self) -> list[FlatRecord]:
+        """Every record received, flattened, in arrival order."""
+        with self._lock:
+            return list(self._flat)
+
+    def wait_for(self, predicate: Callable[[FlatRecord], bool], timeout: float = 10.0) -> list[FlatRecord]:
+        """Records matching `predicate`, waiting until at least one arrives; [] when none did in `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [r for r in self.flat() if predicate(r)]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
+
     def _take(self, protocol: str, request: ExportLogsServiceRequest, headers: dict[str, str]) -> Failure | None:
         with self._lock:
             if self.failures:
                 return self.failures.pop(0)
-            self.received.append(Received(protocol, request, headers))
+            item = Received(protocol, request, headers, time.time())
+            self.received.append(item)
+            self._flat.extend(_flatten(item))  # once, on arrival: tests poll flat() while thousands arrive
             return None
 
     def _response(self) -> ExportLogsServiceResponse:
@@ -187,6 +234,28 @@ def _http_handler(sink: OtlpSink) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(payload)
 
     return Handler
+
+
+def _flatten(item: Received) -> list[FlatRecord]:
+    return [FlatRecord(resource=_attributes(resource_logs.resource.attributes),
+                       attributes=_attributes(record.attributes), body=_plain(record.body),
+                       event_name=record.event_name, time_unix_nano=record.time_unix_nano,
+                       observed_time_unix_nano=record.observed_time_unix_nano, received_at=item.at)
+            for resource_logs in item.request.resource_logs for scope_logs in resource_logs.scope_logs
+            for record in scope_logs.log_records]
+
+
+def _plain(value: AnyValue) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [_plain(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return _attributes(value.kvlist_value.values)
+    return getattr(value, kind) if kind else None
+
+
+def _attributes(key_values: Any) -> dict[str, Any]:
+    return {kv.key: _plain(kv.value) for kv in key_values}
 
 
 def _resource_value(resource_logs: object, key: str) -> str | None:

@@ -1,0 +1,56 @@
+"""Helpers shared by every test folder (and the benchmarks): ports, waiting, certificates, commands.
+
+Not installed with procsight: pytest puts the repository root on `sys.path` (pyproject's
+`pythonpath`), so tests import it as `testing`. The OTLP endpoint tests send to is `testing.otlp_sink`.
+It imports only the standard library, third-party packages and `core`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+# The evaluation data (real benign traces, attack command lines) lives beside the repository, not in it.
+EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval"
+EVAL_MISSING = f"the evaluation data is not at {EVAL_DIR} (CI provides it)"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for a server started later)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 10.0, what: str = "the condition",
+               interval: float = 0.05) -> None:
+    """Returns once `condition()` is true; raises AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+
+
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost made with the openssl command: (cert.pem, key.pem)."""
+    if shutil.which("openssl") is None:
+        raise RuntimeError("needs the openssl command to make a test certificate")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def run_command(register: Callable[[argparse._SubParsersAction], None], argv: Sequence[str]) -> int:
+    """Runs one part's `procsight` subcommand (its module's `register`) as the command would, in-process."""
+    parser = argparse.ArgumentParser(prog="procsight")
+    register(parser.add_subparsers())
+    args = parser.parse_args(list(argv))
+    return int(args.handler(args) or 0)
