@@ -10,8 +10,6 @@ import logging
 import os
 import threading
 
-from opentelemetry.sdk._logs.export import LogRecordExporter
-
 from core.event import EXEC, ProcessEvent
 from otel_agent.capture import CaptureSource, CaptureUnavailable
 from otel_agent.config import AgentConfig
@@ -66,10 +64,10 @@ def open_capture(config: AgentConfig, counters: Counters) -> tuple[str, list[Cap
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, exporter: LogRecordExporter | None = None) -> None:
+    def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.counters = Counters()
-        self.emitter = Emitter(config, self.counters, exporter)
+        self.emitter = Emitter(config, self.counters)
         self.mode = ""
         self._sources: list[CaptureSource] = []
         self._own_pid = os.getpid()
@@ -120,6 +118,6 @@ class Agent:
             previous = current
 
 
-def create_agent(config: AgentConfig, exporter: LogRecordExporter | None = None) -> Agent:
-    """The factory: an agent built from its config (the exporter is built from config unless given)."""
-    return Agent(config, exporter)
+def create_agent(config: AgentConfig) -> Agent:
+    """The factory: an agent built from its config."""
+    return Agent(config)

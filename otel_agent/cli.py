@@ -1,4 +1,4 @@
-"""`procsight agent`, `procsight baseline snapshot` and `procsight scan`."""
+"""`procsight agent`, `procsight host snapshot` and `procsight scan`."""
 
 from __future__ import annotations
 
@@ -28,17 +28,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     agent.add_argument("--spool", help="spool directory (overrides spool.directory)")
     agent.set_defaults(handler=run_agent)
 
-    baseline = subparsers.add_parser("baseline", help="host baselines for `procsight scan`")
-    baseline.set_defaults(handler=lambda _args: baseline.print_help() or 2)  # no action given
-    actions = baseline.add_subparsers(dest="baseline_action", metavar="ACTION")
+    host = subparsers.add_parser("host", help="host snapshots for `procsight scan`")
+    host.set_defaults(handler=lambda _args: host.print_help() or 2)  # no action given
+    actions = host.add_subparsers(dest="host_action", metavar="ACTION")
     snap = actions.add_parser("snapshot", help="save process names, listening ports and remote addresses")
-    snap.add_argument("-o", "--output", type=Path, default=Path("host_baseline.json"), help="file to write")
+    snap.add_argument("-o", "--output", type=Path, default=Path("host_snapshot.json"), help="file to write")
     snap.set_defaults(handler=run_snapshot)
 
-    scan = subparsers.add_parser("scan", help="diff the live host against a baseline snapshot and rank findings",
+    scan = subparsers.add_parser("scan", help="diff the live host against a host snapshot and rank findings",
                                  description="Reports new processes, ports and remotes with heuristic reasons and "
                                              "lineage. Read-only: it never kills or blocks anything.")
-    scan.add_argument("--baseline", type=Path, required=True, help="file from `procsight baseline snapshot`")
+    scan.add_argument("--snapshot", type=Path, required=True, help="file from `procsight host snapshot`")
     scan.add_argument("--allow", type=Path, help="allow-list of known-good findings (KIND PATTERN per line)")
     scan.add_argument("--json", action="store_true", help="print findings as JSON")
     scan.add_argument("--color", choices=["auto", "always", "never"], default="auto", help="red for risky findings")
@@ -87,9 +87,9 @@ def run_agent(args: argparse.Namespace) -> int:
 
 
 def run_snapshot(args: argparse.Namespace) -> int:
-    from otel_agent.hostscan import snapshot
+    from otel_agent.hostscan import take_snapshot
 
-    data = snapshot()
+    data = take_snapshot()
     args.output.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.output}: {len(data['processes'])} process names, {len(data['listening'])} listening ports, "
           f"{len(data['remotes'])} remote addresses")
@@ -100,12 +100,12 @@ def run_scan(args: argparse.Namespace) -> int:
     from otel_agent.hostscan import AllowList, ScanError, host_state, load_snapshot, render_json, render_text, scan
 
     try:
-        baseline = load_snapshot(args.baseline)
+        snapshot = load_snapshot(args.snapshot)
         allow = AllowList.load(args.allow) if args.allow else None
     except ScanError as exc:
         print(f"procsight scan: {exc}", file=sys.stderr)
         return 2
-    findings = scan(baseline, host_state(cpu_sample=args.cpu_sample), allow)
+    findings = scan(snapshot, host_state(cpu_sample=args.cpu_sample), allow)
     if args.json:
         sys.stdout.write(render_json(findings))
     else:

@@ -1,32 +1,32 @@
-"""From capture events to OTLP: the one mapping function, batching that never drops, the exporters.
+"""From capture events to OTLP: the agent's resource, encoding each event once, batching that never drops.
 
 The OpenTelemetry SDK's `BatchLogRecordProcessor` drops records when its queue is full ("Queue full,
 dropping"): measured here, a burst of 20,000 records lost more than half with the default 2,048. An exec
 storm is exactly when an attacker is busy, so the agent batches with `SpoolingBatchProcessor` instead: a
 memory queue that spills to a bounded disk spool when full or when the endpoint is down, and replays
 the spool when the endpoint is back. Only the spool's own bound drops anything, oldest first, counted.
-Records are encoded once, at capture, by `otel_agent.otlp` (see there why not `Logger.emit`).
+Records are encoded once, at capture, by `otel_agent.otlp` (see there why not `Logger.emit`), with the
+attributes of `core/semconv.py`; `otel_agent.exporters` sends them.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import os
 import socket
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 
 from core import __version__, semconv
 from core.event import ProcessEvent
-from otel_agent.config import AgentConfig, BatchConfig, ExporterConfig
+from otel_agent.config import AgentConfig, BatchConfig
 from otel_agent.counters import Counters
-from otel_agent.otlp import GrpcLogExporter, HttpLogExporter, RequestEncoder, encode_log_record
+from otel_agent.exporters import ExportError, RecordExporter, build_exporter
+from otel_agent.otlp import RequestEncoder, encode_log_record
 from otel_agent.spool import DiskSpool
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def encode_event(event: ProcessEvent) -> bytes:
 class SpoolingBatchProcessor:
     """Batches encoded records to an exporter; spills to a disk spool instead of dropping (see module docstring)."""
 
-    def __init__(self, exporter: LogRecordExporter, spool: DiskSpool, batch: BatchConfig, retry_interval: float,
+    def __init__(self, exporter: RecordExporter, spool: DiskSpool, batch: BatchConfig, retry_interval: float,
                  counters: Counters) -> None:
         self._exporter = exporter
         self._spool = spool
@@ -131,11 +131,13 @@ class SpoolingBatchProcessor:
 
     def _export(self, batch: Sequence[bytes]) -> bool:
         try:
-            result = self._exporter.export(batch)
+            self._exporter.export(batch)
+        except ExportError as exc:
+            failure = str(exc)
         except Exception:  # an exporter bug must not stop the agent: treat as a failed export
             log.exception("exporter raised")
-            result = LogRecordExportResult.FAILURE
-        if result == LogRecordExportResult.SUCCESS:
+            failure = "exporter error"
+        else:
             self._counters.add("exported", len(batch))
             if not self._healthy:
                 log.info("endpoint is back; sending %d spooled records", self._spool.pending)
@@ -143,7 +145,9 @@ class SpoolingBatchProcessor:
             return True
         self._counters.add("export_failures")
         if self._healthy:
-            log.warning("export failed; spooling to disk and retrying every %.0fs", self._retry_interval)
+            log.warning("export failed (%s); spooling to disk and retrying every %.0fs", failure, self._retry_interval)
+        else:
+            log.debug("export failed again: %s", failure)
         self._healthy = False
         self._retry_at = time.monotonic() + self._retry_interval
         return False
@@ -202,48 +206,15 @@ class SpoolingBatchProcessor:
         self._exporter.shutdown()
 
 
-def build_exporter(config: ExporterConfig, request_encoder: RequestEncoder) -> LogRecordExporter:
-    """The official OTLP exporter for the configured protocol, with auth, TLS and compression."""
-    headers = dict(config.headers)
-    token = config.token or os.environ.get("PROCSIGHT_TOKEN", "")
-    if token:
-        headers["authorization"] = f"Bearer {token}"
-    tls = config.tls
-    if config.protocol == "grpc":
-        import grpc
-
-        credentials = None
-        if not tls.insecure:
-            credentials = grpc.ssl_channel_credentials(
-                root_certificates=Path(tls.ca_file).read_bytes() if tls.ca_file else None,
-                private_key=Path(tls.key_file).read_bytes() if tls.key_file else None,
-                certificate_chain=Path(tls.cert_file).read_bytes() if tls.cert_file else None)
-        compression = grpc.Compression.Gzip if config.compression == "gzip" else grpc.Compression.NoCompression
-        return GrpcLogExporter(request_encoder, endpoint=config.endpoint, insecure=tls.insecure,
-                               credentials=credentials, headers=headers, timeout=config.timeout,
-                               compression=compression)
-    from opentelemetry.exporter.otlp.proto.http import Compression
-
-    url = config.endpoint
-    if "://" not in url:
-        url = f"{'http' if tls.insecure else 'https'}://{url}"
-    if url.count("/") < 3:
-        url += "/v1/logs"
-    return HttpLogExporter(request_encoder, endpoint=url, certificate_file=tls.ca_file or None,
-                           client_key_file=tls.key_file or None, client_certificate_file=tls.cert_file or None,
-                           headers=headers, timeout=config.timeout,
-                           compression=Compression.Gzip if config.compression == "gzip" else Compression.NoCompression)
-
-
 class Emitter:
     """The agent's logs pipeline: encode each event once, batch (spilling to disk), export over OTLP."""
 
-    def __init__(self, config: AgentConfig, counters: Counters, exporter: LogRecordExporter | None = None) -> None:
+    def __init__(self, config: AgentConfig, counters: Counters) -> None:
         self.resource = build_resource(config.workload)
         request_encoder = RequestEncoder(self.resource.attributes, SCOPE_NAME, __version__)
         self.spool = DiskSpool(config.spool.directory, int(config.spool.max_size_mib * 1024 * 1024), counters)
         self.processor = SpoolingBatchProcessor(
-            exporter or build_exporter(config.exporter, request_encoder), self.spool, config.batch,
+            build_exporter(config.exporter, request_encoder), self.spool, config.batch,
             config.spool.retry_interval, counters)
 
     def emit(self, event: ProcessEvent) -> None:

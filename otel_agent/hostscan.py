@@ -112,8 +112,8 @@ def host_state(cpu_sample: float = 0.0) -> HostState:
     return HostState(_processes(cpu_sample), listening, established)
 
 
-def snapshot(state: HostState | None = None) -> dict:
-    """What `procsight baseline snapshot` writes: process names, listening ports, remote addresses."""
+def take_snapshot(state: HostState | None = None) -> dict:
+    """What `procsight host snapshot` writes: process names, listening ports, remote addresses."""
     state = state or host_state()
     return {
         "version": SNAPSHOT_VERSION,
@@ -129,7 +129,7 @@ def load_snapshot(path: str | Path) -> dict:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ScanError(f"{path}: cannot read the baseline snapshot: {exc}") from exc
+        raise ScanError(f"{path}: cannot read the host snapshot: {exc}") from exc
     if not isinstance(data, dict) or data.get("version") != SNAPSHOT_VERSION:
         raise ScanError(f"{path}: not a procsight host snapshot (version {SNAPSHOT_VERSION})")
     for key in ("processes", "listening", "remotes"):
@@ -193,19 +193,19 @@ def _combined(weights: list[float]) -> float:
     return round(1.0 - remaining, 3)
 
 
-def scan(baseline: dict, state: HostState | None = None, allow: AllowList | None = None) -> list[Finding]:
-    """Ranked findings of the live host against `baseline`, most suspicious first."""
+def scan(snapshot: dict, state: HostState | None = None, allow: AllowList | None = None) -> list[Finding]:
+    """Ranked findings of the live host against a host `snapshot`, most suspicious first."""
     state = state or host_state(cpu_sample=0.5)
     allow = allow or AllowList()
-    known_names = set(baseline["processes"])
-    known_ports = set(baseline["listening"])
-    known_remotes = set(baseline["remotes"])
+    known_names = set(snapshot["processes"])
+    known_ports = set(snapshot["listening"])
+    known_remotes = set(snapshot["remotes"])
     evidence: dict[int, list[Evidence]] = {pid: [] for pid in state.processes}
     red: dict[int, list[str]] = {pid: [] for pid in state.processes}
     for pid, process in state.processes.items():
         evidence[pid].extend(assess(process))
         if process.executable_name not in known_names:
-            evidence[pid].append(Evidence(NOVELTY_PROCESS, "new process name since the baseline"))
+            evidence[pid].append(Evidence(NOVELTY_PROCESS, "new process name since the snapshot"))
     for sock in state.listening:
         if sock.pid in state.processes and sock.port_key not in known_ports and not allow.allows("port", sock.port_key):
             event = _network_event(state.processes[sock.pid], LISTEN, sock)
@@ -273,7 +273,7 @@ def render_text(findings: list[Finding], color: bool) -> str:
         return f"{code}{text}{RESET}" if color else text
 
     if not findings:
-        return "no findings: the host matches its baseline\n"
+        return "no findings: the host matches its snapshot\n"
     lines = [f"{len(findings)} processes with findings, most suspicious first (nothing was stopped or blocked)"]
     for rank, finding in enumerate(findings, 1):
         command = finding.command_line if len(finding.command_line) <= 160 else finding.command_line[:157] + "..."

@@ -1,4 +1,4 @@
-"""OTLP logs protobuf encoding for the agent's hot path, and the SDK's OTLP exporters fed with it.
+"""OTLP logs protobuf encoding for the agent's hot path.
 
 Why not `Logger.emit` and the SDK's encoder: measured here, `Logger.emit` costs about 55 µs per record
 (attribute validation) and the SDK's `encode_logs` about 140 µs (it builds protobuf objects field by field),
@@ -7,8 +7,7 @@ protobuf wire format directly, caching the encoding of attribute values that rep
 path, directory, container), at a few µs per record. `tests/test_otlp_encoding.py` checks that its output
 decodes to exactly what the SDK's encoder produces for the same record.
 
-The bytes go out through the official OTLP exporters (their transport, retries, TLS, headers and
-compression), subclassed only where they turn records into a request.
+`exporters.py` sends the encoded requests.
 """
 
 from __future__ import annotations
@@ -16,11 +15,6 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as _GrpcLogExporter
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as _HttpLogExporter
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.sdk._logs.export import LogRecordExportResult
 
 from core import semconv
 from core.otlpwire import TAG_ARRAY, any_value, field, key_value, length_delimited, log_attribute, text, varint
@@ -81,28 +75,3 @@ class RequestEncoder:
     def encode(self, records: Sequence[bytes]) -> bytes:
         scope_logs = self._scope_field + b"".join(field(2, record) for record in records)
         return field(1, self._resource_field + field(2, scope_logs))
-
-
-class GrpcLogExporter(_GrpcLogExporter):
-    """The SDK's OTLP/gRPC log exporter, exporting batches of pre-encoded LogRecords."""
-
-    def __init__(self, request_encoder: RequestEncoder, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._request_encoder = request_encoder
-
-    def _translate_data(self, data: Sequence[bytes]) -> ExportLogsServiceRequest:
-        return ExportLogsServiceRequest.FromString(self._request_encoder.encode(data))
-
-
-class HttpLogExporter(_HttpLogExporter):
-    """The SDK's OTLP/HTTP log exporter, exporting batches of pre-encoded LogRecords."""
-
-    def __init__(self, request_encoder: RequestEncoder, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._request_encoder = request_encoder
-
-    def export(self, batch: Sequence[bytes]) -> LogRecordExportResult:  # type: ignore[override]
-        if self._shutdown:
-            return LogRecordExportResult.FAILURE
-        result = self._client.export(self._request_encoder.encode(batch))
-        return LogRecordExportResult.SUCCESS if result.success else LogRecordExportResult.FAILURE

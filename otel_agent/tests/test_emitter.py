@@ -161,6 +161,25 @@ def test_grpc_over_tls_verifies_the_server_certificate(tmp_path, certificate):
         assert [r.attributes["process.pid"] for r in endpoint.flat()] == [10_005]
 
 
+def test_http_over_tls_verifies_the_server_certificate_and_refuses_an_untrusted_one(tmp_path, certificate):
+    cert, _ = certificate
+    with OtlpSink(tls=certificate) as endpoint:
+        trusted = agent_config(endpoint.logs_url, tmp_path / "trusted",
+                               exporter={"protocol": "http", "tls": {"insecure": False, "ca_file": str(cert)}})
+        emitter = Emitter(trusted, Counters())
+        emitter.emit(exec_event(7))
+        emitter.shutdown()
+        assert pids(endpoint) == [10_007]
+        counters = Counters()
+        untrusted = agent_config(endpoint.logs_url, tmp_path / "untrusted",
+                                 exporter={"protocol": "http", "tls": {"insecure": False}, "timeout": "500ms"})
+        emitter = Emitter(untrusted, counters)
+        emitter.emit(exec_event(8))
+        emitter.shutdown()
+        assert pids(endpoint) == [10_007]
+    assert counters.get("export_failures") >= 1 and emitter.spool.pending == 1
+
+
 def test_grpc_over_tls_refuses_an_untrusted_server(tmp_path, certificate):
     counters = Counters()
     with OtlpSink(tls=certificate) as endpoint:

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from core.event import ProcessEvent
-from otel_agent.hostscan import AllowList, HostState, ScanError, Socket, host_state, render_text, scan, snapshot
+from otel_agent.hostscan import AllowList, HostState, ScanError, Socket, host_state, render_text, scan, take_snapshot
 
 
 def process(pid: int, ppid: int, name: str, path: str, *args: str, uid: int = 0) -> ProcessEvent:
@@ -43,17 +43,17 @@ def compromised_web_host() -> HostState:
     return HostState(processes, listening, established)
 
 
-BASELINE = {"version": 1, "processes": ["systemd", "nginx", "cron", "apt"], "listening": ["tcp/80"],
+SNAPSHOT = {"version": 1, "processes": ["systemd", "nginx", "cron", "apt"], "listening": ["tcp/80"],
             "remotes": []}
 
 
 def test_shell_under_nginx_from_tmp_ranks_first_with_every_reason_and_lineage(compromised_web_host):
-    findings = scan(BASELINE, compromised_web_host)
+    findings = scan(SNAPSHOT, compromised_web_host)
     top = findings[0]
     assert top.pid == 200
     assert top.lineage == ["sh(200)", "nginx(100)", "systemd(1)"]
     for expected in ("shell spawned by nginx", "binary in a temp directory (/tmp/.x/sh)",
-                     "new process name since the baseline", "new listening port tcp/31337",
+                     "new process name since the snapshot", "new listening port tcp/31337",
                      "connection to new remote 203.0.113.7:4444 on a non-web port"):
         assert expected in top.reasons
     assert top.red == ["connection to new remote 203.0.113.7:4444 on a non-web port"]
@@ -67,11 +67,11 @@ def test_shell_under_nginx_from_tmp_ranks_first_with_every_reason_and_lineage(co
 def test_allow_list_tunes_out_known_good_findings(tmp_path, compromised_web_host):
     allow_file = tmp_path / "allow.txt"
     allow_file.write_text("# known good\nremote 198.51.100.*\nreason binary in a temp*\nport tcp/31337\n")
-    findings = scan(BASELINE, compromised_web_host, AllowList.load(allow_file))
+    findings = scan(SNAPSHOT, compromised_web_host, AllowList.load(allow_file))
     assert [f.pid for f in findings] == [200]
     assert not any(r.startswith("binary in") or "31337" in r for r in findings[0].reasons)
     allow_file.write_text("process sh\nremote *\n")
-    assert scan(BASELINE, compromised_web_host, AllowList.load(allow_file)) == []
+    assert scan(SNAPSHOT, compromised_web_host, AllowList.load(allow_file)) == []
 
 
 def test_allow_list_with_a_bad_line_is_a_clear_error(tmp_path):
@@ -83,14 +83,14 @@ def test_allow_list_with_a_bad_line_is_a_clear_error(tmp_path):
 
 def test_text_report_escapes_hostile_names_and_paints_red(compromised_web_host):
     compromised_web_host.processes[200].executable_name = "sh\x1b[2J"
-    text = render_text(scan(BASELINE, compromised_web_host), color=True)
+    text = render_text(scan(SNAPSHOT, compromised_web_host), color=True)
     assert "\x1b[2J" not in text and "sh\\x1b[2J" in text
     assert "\x1b[31mconnection to new remote 203.0.113.7:4444 on a non-web port\x1b[0m" in text
     assert "nothing was stopped or blocked" in text
 
 
 def test_live_host_new_temp_binary_port_and_remote_are_found(tmp_path):
-    baseline = snapshot(host_state())
+    snapshot = take_snapshot(host_state())
     sleeper = tmp_path / "procsight-sleeper"
     shutil.copy("/bin/sleep", sleeper)
     holder = subprocess.Popen([str(sleeper), "30"])
@@ -101,13 +101,13 @@ def test_live_host_new_temp_binary_port_and_remote_are_found(tmp_path):
         "print(s.getsockname()[1], flush=True); time.sleep(30)\n")], stdout=subprocess.PIPE, text=True)
     try:
         port = int(server.stdout.readline())
-        findings = {f.pid: f for f in scan(baseline, host_state())}
+        findings = {f.pid: f for f in scan(snapshot, host_state())}
     finally:
         for child in (holder, server):
             child.kill()
             child.wait()
     assert f"binary in a temp directory ({sleeper})" in findings[holder.pid].reasons
-    assert "new process name since the baseline" in findings[holder.pid].reasons
+    assert "new process name since the snapshot" in findings[holder.pid].reasons
     assert findings[holder.pid].lineage[1].endswith(f"({os.getpid()})")
     reasons = findings[server.pid].reasons
     assert f"new listening port tcp/{port}" in reasons
@@ -115,13 +115,13 @@ def test_live_host_new_temp_binary_port_and_remote_are_found(tmp_path):
 
 
 def test_cli_snapshot_then_scan_json(tmp_path):
-    baseline = tmp_path / "host_baseline.json"
-    done = subprocess.run([sys.executable, "-m", "procsight", "baseline", "snapshot", "-o", str(baseline)],
+    snapshot = tmp_path / "host_snapshot.json"
+    done = subprocess.run([sys.executable, "-m", "procsight", "host", "snapshot", "-o", str(snapshot)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    saved = json.loads(baseline.read_text())
+    saved = json.loads(snapshot.read_text())
     assert saved["version"] == 1 and saved["processes"]
-    done = subprocess.run([sys.executable, "-m", "procsight", "scan", "--baseline", str(baseline), "--json",
+    done = subprocess.run([sys.executable, "-m", "procsight", "scan", "--snapshot", str(snapshot), "--json",
                            "--cpu-sample", "0"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     findings = json.loads(done.stdout)
@@ -132,7 +132,7 @@ def test_cli_snapshot_then_scan_json(tmp_path):
 def test_cli_scan_rejects_a_file_that_is_not_a_snapshot(tmp_path):
     bogus = tmp_path / "bogus.json"
     bogus.write_text('{"processes": "all"}')
-    done = subprocess.run([sys.executable, "-m", "procsight", "scan", "--baseline", str(bogus)],
+    done = subprocess.run([sys.executable, "-m", "procsight", "scan", "--snapshot", str(bogus)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "not a procsight host snapshot" in done.stderr
