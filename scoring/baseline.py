@@ -5,8 +5,11 @@ trusted, one example command line and the executable name. Scoring reads the in-
 product finds the k nearest by cosine); learning updates it and marks rows dirty; `flush` writes the
 dirty rows to LanceDB in one `merge_insert` per table (never one commit per event; periodic flushes
 write only significant changes, so disk use follows distinct patterns, not events); `maintain`
-prunes patterns past retention, compacts files and removes old versions, and builds an ANN index
-once a table is large. Loading a baseline reads its table back, so a restart loses no flushed pattern.
+prunes patterns past retention, compacts files and removes old versions. Loading a baseline reads its
+table back, so a restart loses no flushed pattern.
+
+No ANN index: measured up to 500,000 patterns (scoring/README.md, "Nearest patterns without an index"),
+the numpy product is as fast as LanceDB's IVF-PQ search and exact, and it sees unflushed patterns.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from datetime import timedelta
 import lancedb
 import numpy as np
 import pyarrow as pa
-from lancedb.index import IvfPq
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ def _valid_utf8(text: str) -> str:
 
 @dataclass(slots=True)
 class Neighbours:
-    """k nearest patterns of each query row: indices into the baseline, cosine distances, counts."""
+    """k nearest patterns of each query row: indices into the baseline and cosine distances."""
 
     rows: np.ndarray  # (n, k) int64, -1 where the baseline has fewer than k patterns
     distances: np.ndarray  # (n, k) float32, inf where rows == -1
@@ -217,13 +219,11 @@ class Baseline:
 class BaselineStore:
     """Opens, caches, flushes and maintains baselines in one LanceDB database (directory or URI)."""
 
-    def __init__(self, uri: str, dim: int, model: str, *, max_resident: int = 1000,
-                 index_threshold: int = 100_000) -> None:
+    def __init__(self, uri: str, dim: int, model: str, *, max_resident: int = 1000) -> None:
         self.uri = uri
         self.dim = dim
         self.model = model
         self.max_resident = max_resident
-        self.index_threshold = index_threshold
         self._db = lancedb.connect(uri)
         self._resident: dict[tuple[str, str], Baseline] = {}
         self._lock = threading.Lock()
@@ -283,7 +283,7 @@ class BaselineStore:
         return len(rows)
 
     def maintain(self, retention_seconds: float, now: float | None = None, version_retention: float = 600.0) -> None:
-        """Prunes patterns unseen for the retention period, compacts, cleans old versions, indexes."""
+        """Prunes patterns unseen for the retention period, compacts, cleans old versions."""
         now = time.time() if now is None else now
         cutoff = now - retention_seconds
         self.flush()
@@ -300,9 +300,6 @@ class BaselineStore:
             with warnings.catch_warnings():  # lance warns about a zero grace period, which tests use
                 warnings.simplefilter("ignore", UserWarning)
                 table.optimize(cleanup_older_than=timedelta(seconds=version_retention))
-            if table.count_rows() >= self.index_threshold and not table.list_indices():
-                table.create_index("vector", config=IvfPq(distance_type="cosine"))
-                log.info("built ANN index on %s", name)
 
     def _table_names(self) -> list[str]:
         listing = self._db.list_tables()

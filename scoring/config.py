@@ -101,7 +101,6 @@ class EngineConfig:
     flush_interval: Duration = Duration("5s")  # how often learned patterns are written to LanceDB
     compact_interval: Duration = Duration("10m")  # how often tables are compacted and old versions removed
     version_retention: Duration = Duration("10m")  # table versions this young survive clean-up (concurrent readers)
-    index_threshold: int = 100_000  # patterns in a table before an ANN index is built
     max_resident_workloads: int = 1000  # baselines held in memory; the least recently used are unloaded
 
     def validate(self) -> None:
@@ -110,5 +109,3 @@ class EngineConfig:
         if self.k < 1:
             raise ConfigError("k", "k must be at least 1")
         check_positive(self, "retention", "flush_interval", "compact_interval")
-        if self.index_threshold < 256:
-            raise ConfigError("index_threshold", "an ANN index needs at least 256 rows to train")

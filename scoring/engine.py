@@ -86,8 +86,7 @@ class AnomalyEngine:
         check(self.config)
         self.featurizer = get_embedder(self.config.model)
         self.store = BaselineStore(self.config.baselines, self.featurizer.dim, self.featurizer.name,
-                                   max_resident=self.config.max_resident_workloads,
-                                   index_threshold=self.config.index_threshold)
+                                   max_resident=self.config.max_resident_workloads)
         self._holdbacks: dict[tuple[str, str], HoldBack] = {}
         self._heuristic_cache: dict[tuple, list[Evidence]] = {}
         self._last_flush = self._last_compact = time.monotonic()

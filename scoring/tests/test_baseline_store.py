@@ -77,21 +77,6 @@ def test_maintenance_prunes_patterns_past_retention_and_compacts(tmp_path):
     engine.close()
 
 
-def test_an_ann_index_is_built_once_a_table_is_large(tmp_path):
-    engine = AnomalyEngine(EngineConfig(baselines=str(tmp_path), index_threshold=256))
-    names = [f"{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}" for i in range(600)]
-    engine.learn_only([ProcessEvent(executable_name=f"t{n}", command_line=f"t{n} --{n[::-1]}", timestamp=1e9)
-                       for n in names], workload="big")
-    engine.learn_only([ProcessEvent(executable_name="ls", command_line="ls", timestamp=1e9)], workload="small")
-    engine.maintain(now=1e9)
-    db = lancedb.connect(str(tmp_path))
-    big = db.open_table(table_name("default", "big", "hash128-v2"))
-    small = db.open_table(table_name("default", "small", "hash128-v2"))
-    assert [i.index_type for i in big.list_indices()] == ["IvfPq"]
-    assert small.list_indices() == []
-    engine.close()
-
-
 def test_periodic_flushes_write_only_significant_changes_and_close_writes_exact_counts(tmp_path):
     engine = AnomalyEngine(EngineConfig(baselines=str(tmp_path)))
     events = web_workload(2000)
