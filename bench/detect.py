@@ -1,11 +1,14 @@
-"""Detection quality on ../shared/eval: the article's kNN, the lesson's heuristics, procsight's default.
+"""Detection quality on the evaluation data: the reference kNN, heuristics alone, procsight's default.
 
 Protocol: for each benign workload, learn on the first half in time order; then score the second half
 in order, with that workload's GTFOBins attacks spread evenly through it (re-timed into the stream, as
-the eval README asks). Scoring learns as it goes, each method by its own policy. Prints ROC-AUC,
-detection rate at fixed false-positive rates, and alert-level precision/recall, side by side.
+the evaluation data's own README asks). Scoring learns as it goes, each method by its own policy. Prints
+ROC-AUC, detection rate at fixed false-positive rates, and alert-level precision/recall, side by side.
 
-    .venv/bin/python bench/detect.py [--eval-dir ../shared/eval]
+The evaluation data (real benign traces of three workloads, GTFOBins attack command lines) is not in
+the repository: it is read from --eval-dir, by default shared/eval beside the repository (CI has it).
+
+    .venv/bin/python bench/detect.py [--eval-dir DIR]
 """
 
 from __future__ import annotations
@@ -78,8 +81,9 @@ def _interleave(benign: list[Sample], attacks: list[Sample]) -> list[Sample]:
 Scorer = Callable[[dict[str, list[Sample]], dict[str, list[Sample]]], tuple[np.ndarray, np.ndarray]]
 
 
-def article_knn(train: dict[str, list[Sample]], test: dict[str, list[Sample]]) -> tuple[np.ndarray, np.ndarray]:
-    """The article: hash128-v1, score min(1, 2 * nearest cosine distance), learn every event."""
+def reference_knn(train: dict[str, list[Sample]], test: dict[str, list[Sample]]) -> tuple[np.ndarray, np.ndarray]:
+    """The reference kNN (scoring/README.md): hash128-v1, score min(1, 2 * nearest cosine distance), learn every
+    event."""
     embedder = get_embedder("hash128-v1")
     scores, labels = [], []
     for workload in WORKLOADS:
@@ -94,7 +98,7 @@ def article_knn(train: dict[str, list[Sample]], test: dict[str, list[Sample]]) -
 
 
 def heuristics_only(train: dict[str, list[Sample]], test: dict[str, list[Sample]]) -> tuple[np.ndarray, np.ndarray]:
-    """The lesson's heuristics alone, combined by noisy-OR; no baseline."""
+    """The heuristics alone (scoring/heuristics.py), combined by noisy-OR; no baseline."""
     scores, labels = [], []
     for workload in WORKLOADS:
         for sample in test[workload]:
@@ -164,11 +168,11 @@ def main() -> int:
           f"+ {n_attacks} attacks (alert threshold {alert_at})")
 
     results: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    scores, labels = article_knn(train, test)
-    results["article kNN (hash128-v1)"] = (scores, labels, scores >= alert_at)
+    scores, labels = reference_knn(train, test)
+    results["reference kNN (hash128-v1)"] = (scores, labels, scores >= alert_at)
     scores, labels = heuristics_only(train, test)
     results["heuristics only"] = (scores, labels, scores >= alert_at)
-    train, test = load(args.eval_dir)  # fresh events: the article run re-timed nothing, but be safe
+    train, test = load(args.eval_dir)  # fresh events: the reference run re-timed nothing, but be safe
     scores, labels, severities = procsight_default(train, test)
     results["procsight default (hash128-v2)"] = (scores, labels, np.array([s == "alert" for s in severities]))
 
@@ -181,11 +185,11 @@ def main() -> int:
         row += " ".join(f"{detection_at_fpr(scores, labels, p):10.1%}" for p in FPR_POINTS)
         row += f" {precision:10.1%} {recall:10.1%} {benign_rate:13.2%}"
         print(row)
-    article = results["article kNN (hash128-v1)"]
+    reference = results["reference kNN (hash128-v1)"]
     ours = results["procsight default (hash128-v2)"]
-    better = all(detection_at_fpr(ours[0], ours[1], p) >= detection_at_fpr(article[0], article[1], p)
+    better = all(detection_at_fpr(ours[0], ours[1], p) >= detection_at_fpr(reference[0], reference[1], p)
                  for p in FPR_POINTS)
-    print(f"procsight >= article at every operating point above: {better}")
+    print(f"procsight >= reference kNN at every operating point above: {better}")
 
     if args.show_misses:
         scores, labels, _ = ours

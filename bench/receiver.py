@@ -12,8 +12,9 @@ near 16k records/s):
    send to all its rows being visible to `SELECT` (polled every 50 ms, so figures carry up to 50 ms of
    polling granularity); p50/p99 printed.
 
-Records are process execs from ../shared/eval (benign traces of three workloads plus GTFOBins attack
-command lines), spread over several hosts and workloads.
+Records are process execs from the evaluation data (benign traces of three workloads plus GTFOBins attack
+command lines; not in the repository: --eval-dir, by default shared/eval beside it, where CI has it),
+spread over several hosts and workloads.
 
     .venv/bin/python bench/receiver.py [--records 200000] [--senders 2] [--rate 5000] [--seconds 20]
 """

@@ -1,13 +1,14 @@
-"""Scoring throughput: the article's algorithm against procsight's default, on the same event stream.
+"""Scoring throughput: the reference kNN against procsight's default, on the same event stream.
 
-The article: hash128-v1, one LanceDB vector search (limit 10) and one `add` per event. procsight:
+The reference kNN (scoring/README.md): hash128-v1, one LanceDB vector search (limit 10) and one `add`
+per event. procsight:
 batches of 1,000 through AnomalyEngine (in-memory baseline, LanceDB written once per flush).
 The stream: 20,000 events from ~300 benign patterns with varying pids, temp names and arguments,
-5% novel. The article's algorithm slows as every `add` writes a new fragment and version, so it runs
+5% novel. The reference kNN slows as every `add` writes a new fragment and version, so it runs
 on the first 2,000 events only (said in the output). Then a separate process feeds 1,000,000 events
 of 5,000 distinct patterns into one workload and reports its resident memory.
 
-    .venv/bin/python bench/scoring.py [--events 20000] [--article-events 2000] [--big-events 1000000]
+    .venv/bin/python bench/scoring.py [--events 20000] [--reference-events 2000] [--big-events 1000000]
 """
 
 from __future__ import annotations
@@ -82,8 +83,8 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q)) if values else float("nan")
 
 
-def run_article(events: list[ProcessEvent], directory: Path) -> tuple[float, list[float], int]:
-    """One search and one add per event, exactly as the article describes."""
+def run_reference(events: list[ProcessEvent], directory: Path) -> tuple[float, list[float], int]:
+    """One search and one add per event, as the reference kNN does."""
     embedder = get_embedder("hash128-v1")
     db = lancedb.connect(str(directory))
     table = None
@@ -104,7 +105,7 @@ def run_article(events: list[ProcessEvent], directory: Path) -> tuple[float, lis
             table.add(row)
         latencies.append(time.perf_counter() - began)
         if (i + 1) % 500 == 0:
-            print(f"  article: {i + 1} events, {500 / sum(latencies[-500:]):.1f} events/s over the last 500",
+            print(f"  reference: {i + 1} events, {500 / sum(latencies[-500:]):.1f} events/s over the last 500",
                   flush=True)
     return time.perf_counter() - start, latencies, directory_size(directory)
 
@@ -145,7 +146,7 @@ def big_workload(n: int, patterns: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--article-events", type=int, default=2_000)
+    parser.add_argument("--reference-events", type=int, default=2_000)
     parser.add_argument("--big-events", type=int, default=1_000_000)
     parser.add_argument("--big-patterns", type=int, default=5_000)
     parser.add_argument("--_big", action="store_true", help=argparse.SUPPRESS)
@@ -156,29 +157,29 @@ def main() -> int:
 
     events = make_stream(args.events, 300, 0.05)
     with tempfile.TemporaryDirectory() as tmp:
-        ours_dir, article_dir = Path(tmp, "procsight"), Path(tmp, "article")
+        ours_dir, reference_dir = Path(tmp, "procsight"), Path(tmp, "reference")
         elapsed, latencies, disk, patterns = run_procsight(events, ours_dir)
         ours_rate = len(events) / elapsed
         print(f"procsight default (hash128-v2, batches of {BATCH}): {len(events)} events in {elapsed:.2f} s = "
               f"{ours_rate:,.0f} events/s; per-batch p50 {percentile(latencies, 50) * 1e3:.1f} ms, "
               f"p99 {percentile(latencies, 99) * 1e3:.1f} ms; {patterns} patterns, {disk / 1e6:.2f} MB on disk")
-        print(f"article's algorithm (hash128-v1, one search + one add per event), first {args.article_events} "
+        print(f"reference kNN (hash128-v1, one search + one add per event), first {args.reference_events} "
               f"events only (all {len(events)} would take hours):")
-        a_elapsed, a_latencies, a_disk = run_article(events[: args.article_events], article_dir)
-        article_rate = args.article_events / a_elapsed
-        print(f"article: {args.article_events} events in {a_elapsed:.1f} s = {article_rate:,.1f} events/s; "
+        a_elapsed, a_latencies, a_disk = run_reference(events[: args.reference_events], reference_dir)
+        reference_rate = args.reference_events / a_elapsed
+        print(f"reference: {args.reference_events} events in {a_elapsed:.1f} s = {reference_rate:,.1f} events/s; "
               f"per-event p50 {percentile(a_latencies, 50) * 1e3:.1f} ms, "
               f"p99 {percentile(a_latencies, 99) * 1e3:.1f} ms; "
               f"{a_disk / 1e6:.1f} MB on disk")
-        # Same events for both: procsight's rate over the article's subset, measured again for fairness.
-        subset_elapsed, _, _, _ = run_procsight(events[: args.article_events], Path(tmp, "subset"))
-        subset_rate = args.article_events / subset_elapsed
-        print(f"ratio over the {args.article_events} events both ran: procsight {subset_rate:,.0f} events/s vs "
-              f"article {article_rate:,.1f} events/s = {subset_rate / article_rate:,.0f}x; "
-              f"full-stream rate vs article: {ours_rate / article_rate:,.0f}x")
+        # Same events for both: procsight's rate over the reference's subset, measured again for fairness.
+        subset_elapsed, _, _, _ = run_procsight(events[: args.reference_events], Path(tmp, "subset"))
+        subset_rate = args.reference_events / subset_elapsed
+        print(f"ratio over the {args.reference_events} events both ran: procsight {subset_rate:,.0f} events/s vs "
+              f"reference {reference_rate:,.1f} events/s = {subset_rate / reference_rate:,.0f}x; "
+              f"full-stream rate vs reference: {ours_rate / reference_rate:,.0f}x")
         print(f"disk: procsight {disk / 1e6:.2f} MB for {patterns} patterns from {len(events)} events "
-              f"({disk / max(1, patterns) / 1e3:.1f} kB/pattern); article {a_disk / 1e6:.1f} MB for "
-              f"{args.article_events} events ({a_disk / args.article_events / 1e3:.1f} kB/event)")
+              f"({disk / max(1, patterns) / 1e3:.1f} kB/pattern); reference {a_disk / 1e6:.1f} MB for "
+              f"{args.reference_events} events ({a_disk / args.reference_events / 1e3:.1f} kB/event)")
 
     print(f"large workload: {args.big_events:,} events, {args.big_patterns:,} distinct patterns, own process ...",
           flush=True)

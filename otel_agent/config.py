@@ -92,7 +92,7 @@ class ExporterConfig:
 class BatchConfig:
     """Batching between capture and export.
 
-    `timeout` 1s rather than the article's 60 s: an exec is a security signal, and a minute of delay is a
+    `timeout` 1s rather than a minute: an exec is a security signal, and a minute of delay is a
     minute an attacker works unseen; at 1 s a busy host still sends few, large requests (up to
     `send_batch_size` records each). `queue_size` records wait in memory; beyond it they go to the spool,
     so a burst never blocks capture and never drops silently.

@@ -1,6 +1,6 @@
 """`procsight score`: offline scoring of JSONL capture files with the receiver's policy.
 
-Reads events in the shape of DESIGN section 1 (flat keys), in order, and writes each input object plus
+Reads events as flat record attributes (docs/records.md), in order, and writes each input object plus
 `anomaly_score`, `anomaly_severity`, `anomaly_reasons`, `anomaly_nearest`, `anomaly_model` to stdout.
 A bad line is reported on stderr with its file and line number and skipped.
 """
@@ -42,7 +42,8 @@ class _Line:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "score", help="score JSONL process events offline against a baseline directory",
-        description="Score JSONL events (DESIGN section 1 keys) in order, learning as the receiver does.")
+        description="Score JSONL events (record attribute keys, docs/records.md) in order, learning as the "
+                    "receiver does.")
     parser.add_argument("files", nargs="+", metavar="FILE", help="JSONL files, or - for standard input")
     parser.add_argument("--baselines", required=True, metavar="DIR", help="LanceDB baseline directory or URI")
     which = parser.add_mutually_exclusive_group()
@@ -56,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     ack = subparsers.add_parser(
         "ack", help="acknowledge events as normal for a workload (learn them now, whatever their score)",
-        description="Learn the patterns of JSONL events (DESIGN section 1 keys, e.g. lines of `procsight score` "
+        description="Learn the patterns of JSONL events (record attribute keys, e.g. lines of `procsight score` "
                     "output) into a baseline directory: the tuning step for a known-good alert.")
     ack.add_argument("files", nargs="+", metavar="FILE", help="JSONL files, or - for standard input")
     ack.add_argument("--baselines", required=True, metavar="DIR", help="LanceDB baseline directory or URI")

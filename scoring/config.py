@@ -17,7 +17,7 @@ class Thresholds:
     The defaults follow from how scores are built (scoring/engine.py): novelty alone reaches at most
     0.745 (a never-seen executable), so alert=0.75 means "new here AND suspicious", never "new" alone;
     warn=0.5 is where a first-seen but plausible command (a new build script) lands. Measured with
-    bench/detect.py on ../shared/eval; a sensitive workload can alert lower, a noisy one higher.
+    bench/detect.py on the evaluation data; a sensitive workload can alert lower, a noisy one higher.
     """
 
     warn: float = 0.5
@@ -69,7 +69,7 @@ class ThresholdsConfig:
 class LearningConfig:
     """When a scored event becomes part of the baseline.
 
-    Events below alert level are learned right after scoring (as the article does). An alert-level
+    Events below alert level are learned right after scoring (as the reference kNN does). An alert-level
     pattern is held back until it recurs in `recurrence_windows` distinct windows of
     `recurrence_window` each (so a burst of one attacker command counts once) or is acknowledged.
     A new workload is in warm-up for its first `warmup_events` events: scores are emitted, severity

@@ -2,8 +2,9 @@
 
 Score of one event (all in 0..1):
 - model: with no history 1.0; else over the k nearest patterns, min(1, 2 * distance + 0.1 / count)
-  (the article's `min(1, 2 * nearest distance)`, plus a frequency term: a pattern seen once is less
-  normal than one seen a thousand times; seen once again, a new script drops from ~0.7 to ~0.1);
+  (the reference kNN's `min(1, 2 * nearest distance)`, see scoring/README.md, plus a frequency term: a
+  pattern seen once is less normal than one seen a thousand times; seen once again, a new script drops
+  from ~0.7 to ~0.1);
 - heuristics: each piece of evidence has a weight; weights are damped for patterns the workload
   already knows (familiar evidence is the workload's normal, e.g. CGI shells under a web server);
 - final: noisy-OR, 1 - (1 - model) * prod(1 - weight), so evidence accumulates without exceeding 1.
@@ -140,9 +141,6 @@ class AnomalyEngine:
             vector = self.featurizer.embed([event])[0]
             baseline.learn(key, vector, event.command_line, program_of(event), self._when(event), times=times)
         self.store.flush_one(baseline)
-
-    def embed_text(self, text: str) -> np.ndarray:
-        return self.featurizer.embed_text(text)
 
     def flush(self) -> int:
         return self.store.flush()

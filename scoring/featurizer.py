@@ -62,7 +62,7 @@ def _text_event(text: str) -> ProcessEvent:
 
 
 class HashingV1:
-    """The source article's scheme, reproduced for comparison.
+    """The reference scheme procsight is measured against (scoring/README.md, "Featurizers").
 
     tokens = [exe, parent, event type, local port, remote port] + whitespace-split command line;
     token i goes to bucket mmh3(token, seed=i*31) mod 128 with sign from mmh3(token, seed=i*31+1).

@@ -4,8 +4,9 @@ Each heuristic returns `Evidence(weight, reason)`; the scorer folds the weights 
 (noisy-OR), damped for patterns the workload has already learned. The same `assess` serves the
 receiver's scoring and the agent's host scan, so a reason reads the same wherever it is shown.
 
-Weights are evidence strengths, not verdicts; they were set on the lesson's examples and checked on
-../shared/eval (bench/detect.py), never tuned to its individual command lines.
+Weights are evidence strengths, not verdicts; they were set on textbook examples (a shell under nginx, a
+binary in /dev/shm, `curl | bash`) and checked on the evaluation data (bench/detect.py), never tuned to
+its individual command lines.
 """
 
 from __future__ import annotations

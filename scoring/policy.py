@@ -1,9 +1,9 @@
 """The learning policy: what enters a baseline, and when.
 
-Learning right after scoring (the article) lets an attacker teach the model: run the payload a few
-times and it becomes normal. So an alert-level pattern is held back ("pending") until it recurs in
-enough distinct time windows, or a person acknowledges it. Distinct windows, not repetitions: a burst
-of a thousand runs in one minute counts once.
+Learning every event right after scoring (as the reference kNN does) lets an attacker teach the model:
+run the payload a few times and it becomes normal. So an alert-level pattern is held back ("pending")
+until it recurs in enough distinct time windows, or a person acknowledges it. Distinct windows, not
+repetitions: a burst of a thousand runs in one minute counts once.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Turning a process event into field-tagged, normalised tokens (the input of hash128-v2).
 
-Why each normalisation (measured on ../shared/eval with bench/detect.py, see scoring/README.md):
+Why each normalisation (measured on the evaluation data with bench/detect.py, see scoring/README.md):
 - volatile values (numbers, pids, hex and uuid ids, temp file names) become placeholders, so the same
   command run again with a new pid or temp file is the same pattern rather than a near-miss;
 - IP addresses become their class (loopback, private, public) and ports well-known/registered/ephemeral,

@@ -40,7 +40,7 @@ WEB_EVENTS: list[tuple[int, int, str, str, str, int]] = [
 
 
 def event_attributes(pid: int, ppid: int, exe: str, command: str, parent: str, uid: int) -> dict[str, Any]:
-    """DESIGN section 1 attributes of one exec, as our agent sends them."""
+    """The attributes of one exec as our agent sends them (docs/records.md)."""
     return {
         "process.pid": pid, "process.parent_pid": ppid, "process.executable.name": exe,
         "process.executable.path": f"/usr/bin/{exe}", "process.command_line": command,

@@ -29,7 +29,7 @@ def _detect_module():
     return module
 
 
-def test_default_model_meets_the_precision_targets_and_beats_the_article():
+def test_default_model_meets_the_precision_targets_and_beats_the_reference_knn():
     detect = _detect_module()
     train, test = detect.load(EVAL_DIR)
     scores, labels, severities = detect.procsight_default(train, test)
@@ -38,7 +38,7 @@ def test_default_model_meets_the_precision_targets_and_beats_the_article():
     precision, recall, benign_rate = detect.alert_metrics(np.array([s == "alert" for s in severities]), labels)
     assert recall >= 0.90 and benign_rate <= 0.001, (precision, recall, benign_rate)
 
-    article_scores, article_labels = detect.article_knn(*detect.load(EVAL_DIR))
+    reference_scores, reference_labels = detect.reference_knn(*detect.load(EVAL_DIR))
     for fpr in detect.FPR_POINTS:
         assert detect.detection_at_fpr(scores, labels, fpr) >= detect.detection_at_fpr(
-            article_scores, article_labels, fpr)
+            reference_scores, reference_labels, fpr)

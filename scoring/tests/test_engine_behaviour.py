@@ -1,4 +1,4 @@
-"""The required behaviours of DESIGN section 5, on a real LanceDB directory."""
+"""The required behaviours of scoring/README.md ("Score"), on a real LanceDB directory."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The `security_events` table: the upstream Collector exporter's logs schema plus procsight's columns.
 
-One DDL for both transports. The columns up to EventName are the long-standing upstream ones (see
-shared/reference/otel_logs.md) so Grafana's ClickHouse log views read the table as is.
+One DDL for both transports. The columns up to EventName are the long-standing ones of the OpenTelemetry
+Collector ClickHouse exporter's logs table, so Grafana's ClickHouse log views read the table as is;
+docs/records.md lists every column.
 """
 
 from __future__ import annotations

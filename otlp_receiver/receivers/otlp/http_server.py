@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-EVENTS_ALIAS = "/otlp/v1/events"  # where the source article's agents post
+EVENTS_ALIAS = "/otlp/v1/events"  # the path some existing process-event agents post to
 _DECODERS = {PROTOBUF: decode_protobuf, JSON: decode_json}
 _WBITS = {"gzip": 31, "x-gzip": 31, "deflate": 15}  # deflate as HTTP means zlib-wrapped
 _IDLE_SECONDS = 30.0
