@@ -36,7 +36,10 @@ from typing import Any
 
 import grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `testing` is not installed
+
+from testing.otlp_values import attributes_of, key_values
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval"
@@ -49,20 +52,6 @@ GRPC_WORKERS = 16  # as the otlp receiver's server
 
 
 # -- requests ------------------------------------------------------------------------------------
-
-
-def _value(value: Any) -> AnyValue:
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, list):
-        out = AnyValue()
-        out.array_value.values.extend(_value(v) for v in value)
-        return out
-    return AnyValue(string_value=str(value))
 
 
 def load_events(eval_dir: Path) -> dict[str, list[dict[str, Any]]]:
@@ -91,13 +80,10 @@ def encode_requests(events: dict[str, list[dict[str, Any]]], count: int, records
         request = ExportLogsServiceRequest()
         resource_logs = request.resource_logs.add()
         host = f"{workload}-{index // len(WORKLOADS) % HOSTS_PER_WORKLOAD}"
-        resource_logs.resource.attributes.extend([
-            KeyValue(key="service.name", value=_value("procsight-agent")),
-            KeyValue(key="host.name", value=_value(host)),
-            KeyValue(key="procsight.workload", value=_value(workload)),
-        ])
+        resource = {"service.name": "procsight-agent", "host.name": host, "procsight.workload": workload}
         if tag:
-            resource_logs.resource.attributes.append(KeyValue(key="bench.request", value=_value(str(index))))
+            resource["bench.request"] = str(index)
+        resource_logs.resource.attributes.extend(key_values(resource))
         scope_logs = resource_logs.scope_logs.add()
         scope_logs.scope.name = "procsight.agent"
         now = time.time_ns()
@@ -109,7 +95,7 @@ def encode_requests(events: dict[str, list[dict[str, Any]]], count: int, records
             record.event_name = "process.exec"
             record.severity_number = 9
             record.body.string_value = raw.get("process.command_line", "")
-            record.attributes.extend(KeyValue(key=k, value=_value(raw[k])) for k in keys if raw.get(k) is not None)
+            record.attributes.extend(key_values({k: raw[k] for k in keys if raw.get(k) is not None}))
         requests.append(request.SerializeToString())
     return requests
 
@@ -217,17 +203,9 @@ def to_objects(request: ExportLogsServiceRequest) -> int:
     for resource_logs in request.resource_logs:
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
-                attributes = {kv.key: _plain(kv.value) for kv in record.attributes}
-                event_from_attributes(attributes)
+                event_from_attributes(attributes_of(record.attributes))
                 count += 1
     return count
-
-
-def _plain(value: AnyValue) -> Any:
-    kind = value.WhichOneof("value")
-    if kind == "array_value":
-        return [_plain(v) for v in value.array_value.values]
-    return getattr(value, kind) if kind else None
 
 
 def measure_ceiling(name: str, handle: Callable[[ExportLogsServiceRequest], int], requests: list[bytes],

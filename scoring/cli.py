@@ -44,14 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "score", help="score JSONL process events offline against a baseline directory",
         description="Score JSONL events (record attribute keys, docs/records.md) in order, learning as the "
                     "receiver does.")
-    parser.add_argument("files", nargs="+", metavar="FILE", help="JSONL files, or - for standard input")
-    parser.add_argument("--baselines", required=True, metavar="DIR", help="LanceDB baseline directory or URI")
+    _files_and_baselines(parser)
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--workload", default="default", help="workload to score against (default: default)")
     which.add_argument("--workload-from-field", metavar="FIELD",
                        help="take each event's workload from this field (e.g. workload or host.name)")
-    parser.add_argument("--tenant", default="default", help="tenant of the baselines (default: default)")
-    parser.add_argument("--model", default=EngineConfig.model, help="featurizer (hash128-v2 or hash128-v1)")
     parser.add_argument("--learn-only", action="store_true", help="build the baseline; emit nothing")
     parser.set_defaults(handler=run)
 
@@ -59,12 +56,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "ack", help="acknowledge events as normal for a workload (learn them now, whatever their score)",
         description="Learn the patterns of JSONL events (record attribute keys, e.g. lines of `procsight score` "
                     "output) into a baseline directory: the tuning step for a known-good alert.")
-    ack.add_argument("files", nargs="+", metavar="FILE", help="JSONL files, or - for standard input")
-    ack.add_argument("--baselines", required=True, metavar="DIR", help="LanceDB baseline directory or URI")
+    _files_and_baselines(ack)
     ack.add_argument("--workload", required=True, help="workload whose baseline learns them")
-    ack.add_argument("--tenant", default="default", help="tenant of the baselines (default: default)")
-    ack.add_argument("--model", default=EngineConfig.model, help="featurizer (hash128-v2 or hash128-v1)")
     ack.set_defaults(handler=run_ack)
+
+
+def _files_and_baselines(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help="JSONL files, or - for standard input")
+    parser.add_argument("--baselines", required=True, metavar="DIR", help="LanceDB baseline directory or URI")
+    parser.add_argument("--tenant", default="default", help="tenant of the baselines (default: default)")
+    parser.add_argument("--model", default=EngineConfig.model, help="featurizer (hash128-v2 or hash128-v1)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,8 +29,9 @@ from google.protobuf import any_pb2, duration_pb2, json_format
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+from testing.otlp_values import attributes_of, plain
 
 _MAX_MESSAGE_BYTES = 64 << 20  # bursts of agent batches
 
@@ -237,25 +238,12 @@ def _http_handler(sink: OtlpSink) -> type[BaseHTTPRequestHandler]:
 
 
 def _flatten(item: Received) -> list[FlatRecord]:
-    return [FlatRecord(resource=_attributes(resource_logs.resource.attributes),
-                       attributes=_attributes(record.attributes), body=_plain(record.body),
+    return [FlatRecord(resource=attributes_of(resource_logs.resource.attributes),
+                       attributes=attributes_of(record.attributes), body=plain(record.body),
                        event_name=record.event_name, time_unix_nano=record.time_unix_nano,
                        observed_time_unix_nano=record.observed_time_unix_nano, received_at=item.at)
             for resource_logs in item.request.resource_logs for scope_logs in resource_logs.scope_logs
             for record in scope_logs.log_records]
-
-
-def _plain(value: AnyValue) -> Any:
-    kind = value.WhichOneof("value")
-    if kind == "array_value":
-        return [_plain(v) for v in value.array_value.values]
-    if kind == "kvlist_value":
-        return _attributes(value.kvlist_value.values)
-    return getattr(value, kind) if kind else None
-
-
-def _attributes(key_values: Any) -> dict[str, Any]:
-    return {kv.key: _plain(kv.value) for kv in key_values}
 
 
 def _resource_value(resource_logs: object, key: str) -> str | None:

@@ -8,33 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from otlp_receiver.normalize import Normalizer, ProcessTree
 from otlp_receiver.normalize.auditd import parse_line
 from otlp_receiver.normalize.normalizer import KINDS
 from otlp_receiver.normalize.values import MAX_ARGS, MAX_COMMAND_LINE
+from testing.otlp_values import any_value
 
 TESTDATA = Path(__file__).parent / "testdata"
-
-
-def any_value(value: Any) -> AnyValue:
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, list):
-        result = AnyValue()
-        result.array_value.values.extend(any_value(v) for v in value)
-        return result
-    if isinstance(value, dict):
-        result = AnyValue()
-        result.kvlist_value.values.extend(KeyValue(key=k, value=any_value(v)) for k, v in value.items())
-        return result
-    return AnyValue(string_value=str(value))
 
 
 def record(body: Any = None, event_name: str = "", **attributes: Any) -> LogRecord:

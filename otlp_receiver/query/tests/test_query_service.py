@@ -18,6 +18,7 @@ from otlp_receiver.query.render import triage_list
 from otlp_receiver.query.service import QueryService
 from scoring.featurizer import get_embedder
 from testing import run_command
+from testing.otlp_values import any_value
 
 HOSTILE_WORKLOAD = "web' OR '1'='1"
 NOW_NS = int(time.time() * 1e9)
@@ -31,12 +32,6 @@ EVENTS = [
     ("ci", "python3", "python3 build_release.py --sign", 0.7, "warn", ["new on this workload"], ["make"], "make all"),
     (HOSTILE_WORKLOAD, "sh", "sh -c 'id; \x1b[2J'", 0.9, "alert", ["binary in /dev/shm"], [], ""),
 ]
-
-
-def string_list(values: list[str]) -> AnyValue:
-    value = AnyValue()
-    value.array_value.values.extend(AnyValue(string_value=v) for v in values)
-    return value
 
 
 def stored_batch(batch_id: str, tenant: str, events: list[tuple]) -> LogBatch:
@@ -54,7 +49,7 @@ def stored_batch(batch_id: str, tenant: str, events: list[tuple]) -> LogBatch:
                            ("anomaly_score", AnyValue(double_value=score)),
                            ("anomaly_severity", AnyValue(string_value=severity)),
                            ("anomaly_workload", AnyValue(string_value=workload)),
-                           ("anomaly_reasons", string_list(reasons)), ("process.ancestors", string_list(ancestors)),
+                           ("anomaly_reasons", any_value(reasons)), ("process.ancestors", any_value(ancestors)),
                            ("anomaly_nearest", AnyValue(string_value=nearest)),
                            ("anomaly_model", AnyValue(string_value="hash128-v2"))):
             record.attributes.append(KeyValue(key=key, value=value))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from chdb_http_bridge import ChdbHttpBridge
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from core.confmap import ConfigError, decode, load_yaml
 from otlp_receiver.component import CreateSettings, LogBatch, PermanentError, RetryableError
@@ -22,6 +22,7 @@ from otlp_receiver.exporters.clickhouse.schema import ttl_clause
 from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
 from otlp_receiver.telemetry import Telemetry
 from testing import free_port
+from testing.otlp_values import any_value, key_values
 
 TESTDATA = Path(__file__).parent / "testdata"
 HOSTILE = "x'); DROP TABLE procsight.security_events; --\x00\x1b[31m\\../../etc/passwd\n\t\u202e"
@@ -38,26 +39,11 @@ def database(request: pytest.FixtureRequest) -> str:
     return "t_" + request.node.name.split("[")[0].removeprefix("test_")[:60]
 
 
-def kv(key: str, value: object) -> KeyValue:
-    item = KeyValue(key=key)
-    if isinstance(value, bool):
-        item.value.bool_value = value
-    elif isinstance(value, int):
-        item.value.int_value = value
-    elif isinstance(value, float):
-        item.value.double_value = value
-    elif isinstance(value, list):
-        item.value.array_value.values.extend(AnyValue(string_value=v) for v in value)
-    else:
-        item.value.string_value = str(value)
-    return item
-
-
 def make_batch(batch_id: str, commands: list[str], tenant: str = "default", scored: bool = True,
                host: str = "web-1") -> LogBatch:
     request = ExportLogsServiceRequest()
     resource_logs = request.resource_logs.add()
-    resource_logs.resource.attributes.extend([kv("service.name", "procsight-agent"), kv("host.name", host)])
+    resource_logs.resource.attributes.extend(key_values({"service.name": "procsight-agent", "host.name": host}))
     scope_logs = resource_logs.scope_logs.add()
     scope_logs.scope.name = "procsight.agent"
     scope_logs.scope.version = "0.1.0"
@@ -70,13 +56,13 @@ def make_batch(batch_id: str, commands: list[str], tenant: str = "default", scor
         record.span_id = bytes(range(8))
         record.event_name = "process.exec"
         record.body.string_value = command
-        record.attributes.extend([
-            kv("process.command_line", command), kv("process.pid", 1000 + i),
-            kv("process.command_args", command.split()), kv("procsight.record_id", "spoofed"),
-        ])
+        record.attributes.extend(key_values({
+            "process.command_line": command, "process.pid": 1000 + i, "process.command_args": command.split(),
+            "procsight.record_id": "spoofed",
+        }))
         if scored:
-            record.attributes.extend([kv("anomaly_score", 0.95 if i == 0 else 0.1), kv("anomaly_workload", "web"),
-                                      kv("anomaly_severity", "alert" if i == 0 else "none")])
+            record.attributes.extend(key_values({"anomaly_score": 0.95 if i == 0 else 0.1, "anomaly_workload": "web",
+                                                 "anomaly_severity": "alert" if i == 0 else "none"}))
     embeddings = None
     if scored:
         embeddings = np.zeros((len(commands), 4), np.float32)
@@ -141,7 +127,7 @@ def test_value_to_text_matches_the_collector_as_string() -> None:
     assert value_to_text(AnyValue(int_value=-3)) == "-3"
     assert value_to_text(AnyValue(double_value=0.5)) == "0.5"
     assert value_to_text(AnyValue(bytes_value=b"\x00\xff")) == "AP8="
-    assert value_to_text(kv("a", ["x", "y"]).value) == '["x","y"]'
+    assert value_to_text(any_value(["x", "y"])) == '["x","y"]'
     assert value_to_text(AnyValue()) == ""
 
 

@@ -7,37 +7,26 @@ from typing import Any
 
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from core.confmap import ConfigError, decode, load_yaml
 from otlp_receiver.component import CreateSettings, LogBatch
 from otlp_receiver.processors.anomaly import factory
 from otlp_receiver.telemetry import Telemetry
+from testing.otlp_values import key_values
 
 TESTDATA = Path(__file__).parent / "testdata"
-
-
-def _value(value: Any) -> AnyValue:
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, list):
-        result = AnyValue()
-        result.array_value.values.extend(AnyValue(string_value=v) for v in value)
-        return result
-    return AnyValue(string_value=value)
 
 
 def exec_batch(events: list[dict[str, Any]], workload: str = "web", host: str = "web-1") -> LogBatch:
     request = ExportLogsServiceRequest()
     resource_logs = request.resource_logs.add()
-    resource_logs.resource.attributes.extend([KeyValue(key="host.name", value=_value(host)),
-                                              KeyValue(key="procsight.workload", value=_value(workload)),
-                                              KeyValue(key="service.name", value=_value("procsight-agent"))])
+    resource_logs.resource.attributes.extend(key_values({"host.name": host, "procsight.workload": workload,
+                                                         "service.name": "procsight-agent"}))
     scope = resource_logs.scope_logs.add()
     for event in events:
         record = scope.log_records.add(event_name="process.exec", severity_number=9, severity_text="INFO")
         record.body.string_value = event["process.command_line"]
-        record.attributes.extend(KeyValue(key=k, value=_value(v)) for k, v in event.items())
+        record.attributes.extend(key_values(event))
     return LogBatch(logs=request, tenant="default", batch_id="b-1-1")
 
 
