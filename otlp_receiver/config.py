@@ -72,7 +72,7 @@ class ServiceSettings:
 
     source: str
     service: ServiceConfig
-    configs: dict[str, dict[str, Any]]  # kind -> id -> typed config (each factory's own Config class)
+    configs: dict[str, dict[str, object]]  # kind -> id -> typed config (each factory's own Config class)
 
     @classmethod
     def load(cls, path: str | Path, environ: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -81,7 +81,7 @@ class ServiceSettings:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str = "<config>") -> ServiceSettings:
         document = decode(Document, data, source=source)
-        configs: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
+        configs: dict[str, dict[str, object]] = {kind: {} for kind in KINDS}
         for kind in KINDS:
             for component_id, raw in getattr(document, kind).items():
                 where = f"{kind}.{component_id}"

@@ -16,6 +16,7 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from otlp_receiver.component import Decoded
 
@@ -105,7 +106,7 @@ def _validated(request: ExportLogsServiceRequest, body: bytes | None) -> Decoded
     return Decoded(request, body, accepted, rejected, message)
 
 
-def _problem(record: Any, problems: set[str]) -> bool:
+def _problem(record: LogRecord, problems: set[str]) -> bool:
     if len(record.trace_id) not in (0, 16):
         problems.add("trace_id must be 16 bytes")
         return True
