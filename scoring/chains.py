@@ -125,13 +125,48 @@ class ChainView:
     evidence: list[Evidence]
     linked: list[Incident]  # incidents this event belongs to by lineage, pipe or file
     linked_nodes: list[Node]  # earlier processes it is linked to (pipe partners), to join its incident
+    written: list[Written] = field(default_factory=list)  # files this event prepared (they join its incident)
     session_incident: Incident | None = None  # its session's incident: joined only if the event is notable
+
+
+class _Files:
+    """Files prepared on one host (downloaded, copied, made executable), by path and by name: a file
+    written as `.x` in an unknown directory is found when `./.x` or `/tmp/.x` runs. Oldest evicted first."""
+
+    def __init__(self) -> None:
+        self._by_path: OrderedDict[str, Written] = OrderedDict()
+        self._by_name: dict[str, str] = {}
+
+    def add(self, written: Written) -> None:
+        self._by_path[written.path] = written
+        self._by_path.move_to_end(written.path)
+        self._by_name[written.path.rsplit("/", 1)[-1]] = written.path
+        while len(self._by_path) > MAX_FILES:
+            oldest, _ = self._by_path.popitem(last=False)
+            name = oldest.rsplit("/", 1)[-1]
+            if self._by_name.get(name) == oldest:
+                del self._by_name[name]
+
+    def lookup(self, path: str, now: float) -> Written | None:
+        if not path:
+            return None
+        written = self._by_path.get(path)
+        if written is None:
+            alias = self._by_name.get(path.rsplit("/", 1)[-1])
+            candidate = self._by_path.get(alias) if alias else None
+            # Only a relative or bare name may stand for a path written elsewhere.
+            if candidate is not None and ("/" not in candidate.path or "/" not in path or not path.startswith("/")
+                                          or not candidate.path.startswith("/")):
+                written = candidate
+        if written is not None and now - written.when <= WRITE_WINDOW:
+            return written
+        return None
 
 
 class _Host:
     def __init__(self) -> None:
         self.nodes: OrderedDict[int, Node] = OrderedDict()
-        self.files: OrderedDict[str, Written] = OrderedDict()
+        self.files = _Files()
         self.children: dict[int, deque[int]] = {}
         self.pipes: dict[str, int] = {}  # "pipe:<inode>" -> pid of the process writing it
         self.readers: dict[str, int] = {}  # "pipe:<inode>" -> pid of the process reading it
@@ -330,7 +365,7 @@ class ChainTracker:
     def _files(self, view: ChainView, host: _Host, event: ProcessEvent) -> None:
         node, now = view.node, view.node.started
         for path in (event.executable_path, node.args[0] if node.args else ""):
-            written = _lookup(host.files, resolve(path, node.cwd), now)
+            written = host.files.lookup(resolve(path, node.cwd), now)
             if written is not None:
                 written.executed = True
                 view.evidence.append(Evidence(written.weight, f"runs {written.path[:80]}, {written.how} "
@@ -341,11 +376,11 @@ class ChainTracker:
                 break
         command = unwrap(Command(node.args))
         for operand in command.args[1:]:
-            touched = _lookup(host.files, resolve(operand, node.cwd), now) if "/" in operand else None
+            touched = host.files.lookup(resolve(operand, node.cwd), now) if "/" in operand else None
             if touched is not None and touched.incident is not None:
                 view.linked.append(touched.incident)  # it handles a file of the chain (ls, rm, cat): same incident
         for path in deletes_of(command):
-            written = _lookup(host.files, resolve(path, node.cwd), now)
+            written = host.files.lookup(resolve(path, node.cwd), now)
             if written is not None and written.executed:
                 view.evidence.append(Evidence(0.35, f"deletes {written.path[:80]} after it ran", "T1070.004",
                                               DEFENSE_EVASION))
@@ -353,7 +388,7 @@ class ChainTracker:
                     view.linked.append(written.incident)
         for path, how, weight, technique in made_runnable(command):
             resolved = resolve(path, node.cwd)
-            earlier = _lookup(host.files, resolved, now)
+            earlier = host.files.lookup(resolved, now)
             if earlier is not None and how.startswith(("made executable", "given the setuid bit")):
                 view.evidence.append(Evidence(0.35, f"{how.split(' by ')[0]} {earlier.path[:80]}, "
                                                     f"{earlier.how} {max(0.0, now - earlier.when):.0f}s before",
@@ -361,9 +396,9 @@ class ChainTracker:
                 weight, how = max(weight, earlier.weight), f"{earlier.how}, then {how}"
                 if earlier.incident is not None:
                     view.linked.append(earlier.incident)
-            host.files[resolved] = Written(resolved, now, how, weight, technique, None)
-            host.files.move_to_end(resolved)
-        _bound(host.files, MAX_FILES)
+            written = Written(resolved, now, how, weight, technique, None)
+            host.files.add(written)
+            view.written.append(written)
 
     @staticmethod
     def _privilege(view: ChainView, event: ProcessEvent) -> None:
@@ -430,9 +465,8 @@ class ChainTracker:
             if node.session is not None and notable:
                 host.incidents[node.session] = incident
                 _bound(host.incidents, MAX_SESSIONS)
-            for written in host.files.values():
-                if written.incident is None and abs(written.when - node.started) < 1e-9:
-                    written.incident = incident
+            for written in view.written:
+                written.incident = written.incident or incident
             incident.last = max(incident.last, node.started)
             incident.score = max(incident.score, score)
             incident.events += 1
@@ -530,20 +564,6 @@ def _is_socket(stdio: str) -> bool:
 
 def _open(incident: Incident, now: float) -> bool:
     return now - incident.last <= INCIDENT_IDLE
-
-
-def _lookup(files: OrderedDict[str, Written], path: str, now: float) -> Written | None:
-    if not path:
-        return None
-    written = files.get(path)
-    if written is None and "/" in path:
-        name = path.rsplit("/", 1)[-1]
-        written = files.get(name)  # written relative, without a known working directory
-    if written is None and path and "/" not in path:
-        written = next((w for w in reversed(files.values()) if w.path.rsplit("/", 1)[-1] == path), None)
-    if written is not None and now - written.when <= WRITE_WINDOW:
-        return written
-    return None
 
 
 def _bound(mapping: dict, limit: int) -> None:  # type: ignore[type-arg]
