@@ -37,7 +37,7 @@ from scoring.commands import Command, program_name, unwrap
 from scoring.evidence import DEFENSE_EVASION, DISCOVERY, EXECUTION, PRIVILEGE_ESCALATION, Evidence
 from scoring.knowledge import deletes_of
 from scoring.programs import CGI_GATEWAYS, DATABASES, INTERPRETERS, SETUID_HELPERS, SHELLS, WEB_SERVERS
-from scoring.sequences import made_runnable, pipeline_evidence, resolve, runs_stdin, sends_stdin
+from scoring.sequences import CONSUMER, PRODUCER, made_runnable, pipe_role, pipeline_evidence, resolve
 
 MAX_ANCESTORS = 16
 PIPE_WINDOW = 0.25  # seconds between the execs of two siblings for a pipe guessed from timing
@@ -95,6 +95,7 @@ class Node:
     session: int | None  # pid of the session root (see _session_root)
     incident: Incident | None = None
     alerted: bool = False  # its own score reached the alert line
+    role: int = 0  # its possible part in a pipe (scoring/sequences.py pipe_role)
 
 
 @dataclass(slots=True)
@@ -253,7 +254,8 @@ class ChainTracker:
         args = event.args[:MAX_ARGS_KEPT]
         previous = host.nodes.get(event.pid) if event.pid is not None else None
         node = Node(event.pid if event.pid is not None else -1, name, event.parent_pid, event.timestamp, args,
-                    event.working_directory, event.stdin, event.stdout, _lineage_of_name(name), None)
+                    event.working_directory, event.stdin, event.stdout, _lineage_of_name(name), None,
+                    role=pipe_role(args))
         if previous is not None and previous.parent_pid == event.parent_pid:
             node.incident = previous.incident  # the same process exec'd again: still part of its chain
             node.lineage = previous.lineage
@@ -347,13 +349,16 @@ class ChainTracker:
             host.pipes[event.stdout] = node.pid
         _bound(host.pipes, 4096)
         _bound(host.readers, 4096)
-        if not partners and not event.stdin and not event.stdout and node.parent_pid is not None:
+        if not partners and node.role and not event.stdin and not event.stdout and node.parent_pid is not None:
             for pid in host.children.get(node.parent_pid, ()):
                 sibling = host.nodes.get(pid)
-                if sibling is not None and sibling is not node and not sibling.stdout and \
+                if sibling is not None and sibling is not node and sibling.role and not sibling.stdout and \
                         abs(node.started - sibling.started) <= PIPE_WINDOW:
                     partners.append((sibling, False))
-        if not partners:
+        roles = node.role
+        for partner, _ in partners:
+            roles |= partner.role
+        if not partners or roles != CONSUMER | PRODUCER:
             return
         ordered = _pipeline_order(node, partners)
         found = pipeline_evidence([Command(n.args) for n in ordered], confirmed=all(c for _, c in partners))
@@ -511,8 +516,8 @@ def _counts_in_burst(item: Evidence, lineage: Lineage) -> bool:
 def _pipeline_order(node: Node, partners: list[tuple[Node, bool]]) -> list[Node]:
     """Producers first: by pipe identity where known, else the consumer role decides."""
     nodes = [p for p, _ in partners] + [node]
-    consumers = [n for n in nodes if runs_stdin(Command(n.args)) or sends_stdin(Command(n.args))]
-    producers = [n for n in nodes if n not in consumers]
+    consumers = [n for n in nodes if n.role & CONSUMER]
+    producers = [n for n in nodes if not n.role & CONSUMER]
     return sorted(producers, key=lambda n: n.started) + sorted(consumers, key=lambda n: n.started)
 
 
