@@ -87,11 +87,11 @@ class ServiceSettings:
                 where = f"{kind}.{component_id}"
                 try:
                     module = registry.factory(kind, str(component_id))
+                    prepare = getattr(module, "prepare", None)
+                    raw = prepare(raw) if prepare else raw
                 except ConfigError as exc:
                     raise exc.within(where).in_file(source) from None
-                prepare = getattr(module, "prepare", None)
-                configs[kind][str(component_id)] = decode(module.Config, prepare(raw) if prepare else raw, where,
-                                                          source=source)
+                configs[kind][str(component_id)] = decode(module.Config, raw, where, source=source)
         settings = cls(source, document.service, configs)
         try:
             settings._check_references()

@@ -28,6 +28,7 @@ from otlp_receiver.component import (
     Authenticator,
     Backpressure,
     Batcher,
+    ClientMetadata,
     CreateSettings,
     Decoded,
     Exporter,
@@ -151,7 +152,8 @@ class Service:
     def _create(self, kind: str, component_id: str, shape: type[C]) -> C:
         module = registry.factory(kind, component_id)
         component_dir = Path(self.settings.service.data_dir) / kind / _safe_name(component_id)
-        settings = CreateSettings(component_id=component_id, data_dir=component_dir, telemetry=self.telemetry)
+        settings = CreateSettings(component_id=component_id, data_dir=component_dir, telemetry=self.telemetry,
+                                  extensions=self.extensions)
         component = module.create(self.settings.configs[kind][component_id], settings)
         if not isinstance(component, shape):
             raise TypeError(f"{kind}.{component_id}: the factory built {type(component).__name__}, "
@@ -169,16 +171,16 @@ class Service:
     def _receiver(self, receiver_id: str | None) -> Receiver:
         return self.receivers[receiver_id] if receiver_id else next(iter(self.receivers.values()))
 
-    def consume(self, receiver_id: str, decoded: Decoded, tenant: str) -> None:
+    def consume(self, receiver_id: str, decoded: Decoded, tenant: str, metadata: ClientMetadata | None = None) -> None:
         if self.state != "running":
             raise Backpressure("the receiver is shutting down", retry_after=5.0, reason="shutting_down",
                                unavailable=True)
         targets = [p for name, p in self.pipelines.items()
                    if receiver_id in self.settings.service.pipelines[name].receivers]
-        for pipeline in targets:  # every pipeline admits the request before any spools it
-            pipeline.admit()
-        for pipeline in targets:
-            pipeline.append(decoded, tenant)
+        # every pipeline admits the request before any spools it
+        partitions = [pipeline.admit(metadata) for pipeline in targets]
+        for pipeline, partition in zip(targets, partitions, strict=True):
+            pipeline.append(decoded, tenant, partition)
 
     def authenticator(self, extension_id: str) -> Authenticator:
         extension = self.extensions[extension_id]
@@ -189,7 +191,7 @@ class Service:
     def http_routes(self) -> Routes:
         """The service's own routes (`/metrics`, `/healthz`) and those of every RouteProvider extension."""
         routes = {
-            ("GET", "/metrics"): HttpRoute(self._metrics_route, authenticated=False),
+            ("GET", "/metrics"): HttpRoute(self._metrics_route),  # behind the receiver's auth, when it has one
             ("GET", "/healthz"): HttpRoute(self._health_route, authenticated=False),
         }
         for extension_id, extension in self.extensions.items():
@@ -226,8 +228,8 @@ class _ReceiverHost:
         self.service = service
         self.receiver_id = receiver_id
 
-    def consume(self, decoded: Decoded, tenant: str) -> None:
-        self.service.consume(self.receiver_id, decoded, tenant)
+    def consume(self, decoded: Decoded, tenant: str, metadata: ClientMetadata | None = None) -> None:
+        self.service.consume(self.receiver_id, decoded, tenant, metadata)
 
     def authenticator(self, extension_id: str) -> Authenticator:
         return self.service.authenticator(extension_id)
