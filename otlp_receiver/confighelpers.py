@@ -5,10 +5,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from core import __version__
 from core.confmap import ConfigError
 
+if TYPE_CHECKING:
+    from otlp_receiver.config import ServiceSettings
+
 Headers = dict[str, str]
+USER_AGENT = f"procsight/{__version__}"  # what procsight's exporters send unless told otherwise
 
 
 @dataclass
@@ -19,6 +25,13 @@ class AuthConfig:
     def validate(self) -> None:
         if not self.authenticator:
             raise ConfigError("authenticator", "name an extension, e.g. bearertokenauth")
+
+
+def check_authenticator(auth: AuthConfig | None, settings: ServiceSettings, key: str = "auth") -> None:
+    """For `resolve`: the extension `auth.authenticator` names must be one the service runs."""
+    if auth is not None and auth.authenticator not in settings.service.extensions:
+        raise ConfigError(f"{key}.authenticator", f"'{auth.authenticator}' is not an extension enabled in "
+                                                  "service.extensions")
 
 
 @dataclass

@@ -12,7 +12,14 @@ from urllib.parse import urlsplit
 
 from core.confmap import ConfigError, Duration
 from otlp_receiver.config import ServiceSettings
-from otlp_receiver.confighelpers import AuthConfig, HeaderList, MiddlewareConfig, header_map, no_middlewares
+from otlp_receiver.confighelpers import (
+    AuthConfig,
+    HeaderList,
+    MiddlewareConfig,
+    check_authenticator,
+    header_map,
+    no_middlewares,
+)
 from otlp_receiver.configtls import TLSServerConfig
 
 MIB = 1024 * 1024
@@ -177,11 +184,8 @@ class Config:
         """Every `auth.authenticator` must be an extension the service runs."""
         for protocol in ("grpc", "http"):
             server: GrpcConfig | HttpConfig | None = getattr(self.protocols, protocol)
-            if server is not None and server.auth is not None:
-                ext = server.auth.authenticator
-                if ext not in settings.service.extensions:
-                    raise ConfigError(f"protocols.{protocol}.auth.authenticator",
-                                      f"'{ext}' is not an extension enabled in service.extensions")
+            if server is not None:
+                check_authenticator(server.auth, settings, f"protocols.{protocol}.auth")
 
 
 def prepare(raw: Any) -> Any:

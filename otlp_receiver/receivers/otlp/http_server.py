@@ -47,6 +47,7 @@ _WBITS = {"gzip": 31, "x-gzip": 31, "deflate": 15}  # deflate as HTTP means zlib
 _TLS_HANDSHAKE_RECORD = b"\x16"
 _PLAINTEXT_TO_TLS = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
 _ROUTE_BODY_LIMIT = 1 << 20
+_DRAIN_LIMIT = 256 * 1024  # an unread body up to this is read and dropped to keep the connection, as Go does
 
 
 class _TooLarge(Exception):
@@ -285,6 +286,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             tenant = self.owner.ingest.tenant(self._auth_headers(query))
         except Unauthenticated as exc:
+            self._skip_body()
             self._reply(401, JSON, _json({"error": str(exc)}), {"WWW-Authenticate": "Bearer"})
             return
         try:
@@ -308,6 +310,7 @@ class _Handler(BaseHTTPRequestHandler):
         decode = _DECODERS.get(content_type)
         if decode is None:
             ingest.refused("unsupported_media_type")
+            self._skip_body()
             self._reply(415, JSON, _json({"code": 3, "message": f"unsupported Content-Type {content_type!r}; "
                                           f"use {PROTOBUF} or {JSON}"}), {"Accept-Post": f"{PROTOBUF}, {JSON}"})
             return
@@ -317,6 +320,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._body(limit=config.body_limit)
             response = ingest.export(decode, body, tenant, self._metadata() if config.include_metadata else None)
         except Unauthenticated as exc:
+            self._skip_body()
             self._status(401, content_type, 16, str(exc), {"WWW-Authenticate": "Bearer"})
         except _TooLarge:
             ingest.refused("too_large")
@@ -369,10 +373,21 @@ class _Handler(BaseHTTPRequestHandler):
                 headers[param.lower()] = query[param][0]
         return headers
 
+    def _skip_body(self) -> None:
+        """Before answering a request whose body is not wanted: a small body is read and dropped, so the
+        connection serves the next request; otherwise the connection closes after the answer (closing with
+        unread data would reset it, and the client could lose the answer)."""
+        length = self.headers.get("Content-Length", "0")
+        if length.isdigit() and int(length) <= _DRAIN_LIMIT and not self.headers.get("Transfer-Encoding"):
+            self.rfile.read(int(length))
+        else:
+            self.close_connection = True
+
     def _check_encoding(self) -> None:
         """Only the Content-Encodings of `compression_algorithms` (every one upstream takes, by default)."""
         encoding = (self.headers.get("Content-Encoding") or "").strip().lower()
         if (encoding if encoding != "identity" else "") not in self.owner.config.accepted_encodings:
+            self._skip_body()
             raise _BadBody(f"unsupported Content-Encoding: {encoding!r}")
 
     # -- bodies -----------------------------------------------------------------------------------
