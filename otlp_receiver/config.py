@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from core.confmap import ConfigError, Duration, decode, load_yaml
 from otlp_receiver import registry
+from otlp_receiver.servicetelemetry import TelemetryConfig
 
 KINDS = ("extensions", "receivers", "processors", "exporters")
 PIPELINE_KINDS = ("receivers", "processors", "exporters")
@@ -47,6 +48,7 @@ class ServiceConfig:
     data_dir: str = "./procsight-data"  # spools and component state live under here
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     shutdown_timeout: Duration = Duration("10s")
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)  # the Collector's service.telemetry
 
     def validate(self) -> None:
         if not self.pipelines:

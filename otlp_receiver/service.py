@@ -42,6 +42,7 @@ from otlp_receiver.component import (
 from otlp_receiver.config import ServiceSettings
 from otlp_receiver.exporterhelper import HelperSettings, QueueConfig, QueuedExporter, RetryConfig
 from otlp_receiver.pipeline import Pipeline
+from otlp_receiver.servicetelemetry import MetricsServer, record_resource
 from otlp_receiver.spool import Spool
 from otlp_receiver.telemetry import Telemetry
 
@@ -63,6 +64,7 @@ class Service:
         self.exporters: dict[str, QueuedExporter] = {}
         self.processors: dict[tuple[str, str], Processor] = {}  # (pipeline, processor id)
         self.pipelines: dict[str, Pipeline] = {}
+        self.metrics_servers: list[MetricsServer] = []  # service.telemetry.metrics readers
 
     @classmethod
     def from_config_file(cls, path: str | Path, environ: Mapping[str, str] | None = None) -> Service:
@@ -74,6 +76,8 @@ class Service:
         """Builds and starts everything; on failure, stops what was started and re-raises."""
         try:
             self._build()
+            for server in self.metrics_servers:
+                server.start()
             for extension in self.extensions.values():
                 extension.start()
             for exporter in self.exporters.values():
@@ -110,11 +114,20 @@ class Service:
             _quietly(pipeline.spool.close)
         for extension in self.extensions.values():
             _quietly(extension.shutdown)
+        for server in self.metrics_servers:
+            _quietly(server.shutdown)
         self.state = "stopped"
 
     def _build(self) -> None:
         service = self.settings.service
         configs = self.settings.configs
+        record_resource(service.telemetry, self.telemetry)
+        for prometheus in service.telemetry.metrics.prometheus:
+            try:
+                self.metrics_servers.append(MetricsServer(prometheus, self.telemetry))
+            except OSError as exc:
+                raise OSError(f"cannot serve metrics on {prometheus.host}:{prometheus.port} "
+                              f"(service.telemetry.metrics.readers): {exc.strerror}") from exc
         for ext_id in service.extensions:
             self.extensions[ext_id] = self._create("extensions", ext_id, Extension)
         used = {kind: {c for p in service.pipelines.values() for c in getattr(p, kind)}
@@ -190,10 +203,9 @@ class Service:
 
     def http_routes(self) -> Routes:
         """The service's own routes (`/metrics`, `/healthz`) and those of every RouteProvider extension."""
-        routes = {
-            ("GET", "/metrics"): HttpRoute(self._metrics_route),  # behind the receiver's auth, when it has one
-            ("GET", "/healthz"): HttpRoute(self._health_route, authenticated=False),
-        }
+        routes = {("GET", "/healthz"): HttpRoute(self._health_route, authenticated=False)}
+        if self.settings.service.telemetry.metrics.level != "none":
+            routes[("GET", "/metrics")] = HttpRoute(self._metrics_route)  # behind the receiver's auth, if it has one
         for extension_id, extension in self.extensions.items():
             if not isinstance(extension, RouteProvider):
                 continue
