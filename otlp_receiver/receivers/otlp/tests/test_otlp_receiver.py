@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import logging
 import socket
 import threading
 import time
@@ -50,13 +49,6 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     yield start
     for service in started:
         service.shutdown(timeout=5)
-
-
-@pytest.fixture
-def exported(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
-    """Lines the debug exporter logged, i.e. what came out of the pipeline."""
-    caplog.set_level(logging.INFO, logger="procsight.debug")
-    return lambda: [r.getMessage() for r in caplog.records if r.name == "procsight.debug"]
 
 
 def request_of(*bodies: str, trace_id: bytes = b"", **resource: str) -> ExportLogsServiceRequest:

@@ -6,7 +6,6 @@ processor's metadata_keys, and every setting's errors."""
 from __future__ import annotations
 
 import gzip
-import logging
 import shutil
 import socket
 import ssl
@@ -85,12 +84,6 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     yield run
     for service in started:
         service.shutdown(timeout=5)
-
-
-@pytest.fixture
-def exported(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
-    caplog.set_level(logging.INFO, logger="procsight.debug")
-    return lambda: [r.getMessage() for r in caplog.records if r.name == "procsight.debug"]
 
 
 def body(*texts: str) -> bytes:
