@@ -104,6 +104,11 @@ def check_positive(section: object, *names: str) -> None:
             raise ConfigError(name, f"must be greater than zero, got {value}")
 
 
+Raw = typing.NewType("Raw", object)
+"""A setting kept as it was read (with its `YamlScalar`s), for a section decoded later by its own
+config class: the Collector document's component sections."""
+
+
 class YamlScalar(str):
     """The text of a value that was one `${...}` expansion and nothing else: `decode` reads it as YAML
     (a number, a boolean, null) for a setting that is not text, and as the text itself for one that is."""
@@ -322,12 +327,14 @@ def _sections(config: object) -> Iterator[tuple[str, object]]:
 def _convert(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
+    if hint is Raw:
+        return value
     if hint is Any:
         return _typed(value)
     if isinstance(value, YamlScalar) and hint is not str and origin not in (typing.Union, types.UnionType):
         value = value.typed()
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
+        if type(None) in args and (value is None or (isinstance(value, YamlScalar) and value.typed() is None)):
             return None
         options = [a for a in args if a is not type(None)]
         if len(options) == 1:  # Optional[X]: X's own error names the exact key

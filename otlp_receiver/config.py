@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from core.confmap import ConfigError, Duration, decode, load_yaml
+from core.confmap import ConfigError, Duration, Raw, decode, load_yaml
 from otlp_receiver import registry
 from otlp_receiver.servicetelemetry import TelemetryConfig
 
@@ -62,10 +62,11 @@ class ServiceConfig:
 @dataclass
 class Document:
     service: ServiceConfig
-    receivers: dict[str, Any] = field(default_factory=dict)
-    processors: dict[str, Any] = field(default_factory=dict)
-    exporters: dict[str, Any] = field(default_factory=dict)
-    extensions: dict[str, Any] = field(default_factory=dict)
+    # Each component's section is decoded by its own factory's Config, so it is kept as read.
+    receivers: dict[str, Raw] = field(default_factory=dict)
+    processors: dict[str, Raw] = field(default_factory=dict)
+    exporters: dict[str, Raw] = field(default_factory=dict)
+    extensions: dict[str, Raw] = field(default_factory=dict)
 
 
 @dataclass

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from core.confmap import ConfigError, Duration, YamlScalar, check, check_positive, decode, expand, load_yaml
+from core.confmap import ConfigError, Duration, Raw, YamlScalar, check, check_positive, decode, expand, load_yaml
 
 
 @dataclass
@@ -82,6 +82,18 @@ def test_a_lone_variable_takes_its_yaml_type_unless_the_setting_is_text(tmp_path
     server = decode(Server, data["server"])
     assert server.token == "0123" and type(server.token) is str  # text keeps the text as written
     assert server.port == 0o123 and server.verbose is True and server.tags == ["a", "b"]
+
+
+def test_raw_sections_keep_the_text_for_their_own_decoding(tmp_path):
+    @dataclass
+    class Document:
+        sections: dict[str, Raw] = field(default_factory=dict)
+
+    path = tmp_path / "c.yaml"
+    path.write_text("sections:\n  server: {token: '${env:PIN}', port: '${env:PIN}', limits: '${env:UNSET}'}\n")
+    document = decode(Document, load_yaml(path, {"PIN": "0123"}))
+    server = decode(Server, document.sections["server"])
+    assert (server.token, server.port, server.limits) == ("0123", 83, None)  # unset: the section is absent
 
 
 def test_file_provider_reads_text_and_whole_sections(tmp_path):
