@@ -52,12 +52,13 @@ ANOMALY_REASONS = "anomaly_reasons"
 ANOMALY_WORKLOAD = "anomaly_workload"
 ANOMALY_NEAREST = "anomaly_nearest"
 ANOMALY_MODEL = "anomaly_model"
-ANOMALY_INCIDENT = "anomaly_incident"  # reserved: not written yet
-ANOMALY_TECHNIQUES = "anomaly_techniques"  # reserved: not written yet
+ANOMALY_INCIDENT = "anomaly_incident"  # id of the chain of processes the event belongs to
+ANOMALY_INCIDENT_SCORE = "anomaly_incident_score"  # the chain's strongest event, raised by the evidence across it
+ANOMALY_TECHNIQUES = "anomaly_techniques"  # ATT&CK technique ids of the evidence, strongest first
 PROCESS_ANCESTORS = "process.ancestors"  # executable names up the parent chain, nearest first
 RECORD_ID = "procsight.record_id"  # written by the clickhouse exporter: "{batch id}:{ordinal}", exactly-once key
 VERDICT_KEYS = frozenset({ANOMALY_SCORE, ANOMALY_SEVERITY, ANOMALY_REASONS, ANOMALY_WORKLOAD, ANOMALY_NEAREST,
-                          ANOMALY_MODEL})
+                          ANOMALY_MODEL, ANOMALY_INCIDENT, ANOMALY_INCIDENT_SCORE, ANOMALY_TECHNIQUES})
 
 # Keys of the JSONL shape only (`procsight score` input): the event time in epoch seconds.
 _TIME_KEYS = ("ts", "timestamp")
