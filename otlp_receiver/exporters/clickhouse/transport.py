@@ -61,7 +61,10 @@ def classify(exc: Exception) -> Exception:
     message = str(exc).strip()
     match = _CODE.search(message)
     code = int(match.group(1)) if match else None
-    short = message.splitlines()[0][:500] if message else type(exc).__name__
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if len(lines) > 1 and _CODE.fullmatch(lines[0].rstrip(".")):  # clickhouse-driver: "Code: 516." then the message
+        lines = [f"{lines[0]} {lines[1]}"]
+    short = lines[0][:500] if lines else type(exc).__name__
     if code in _RETRYABLE_CODES:
         return RetryableError(f"ClickHouse is unavailable (code {code}): {short}")
     return ClickHouseError(f"ClickHouse refused the statement: {short}", code)
