@@ -21,3 +21,4 @@ bench: setup
 	.venv/bin/python bench/scoring.py
 	.venv/bin/python bench/receiver.py
 	.venv/bin/python bench/agent.py
+	.venv/bin/python bench/fleet.py

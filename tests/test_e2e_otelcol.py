@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sysconfig
 import time
 from pathlib import Path
 
 import pytest
 from conftest import Stack, write_config
 
+from testing import OTELCOL_CONTRIB as OTELCOL
+
 TESTDATA = Path(__file__).parent / "testdata"
-OTELCOL = Path(sysconfig.get_paths()["purelib"]) / "otel_collector" / "bin" / "otelcol-contrib_linux_amd64"
 
 
 def otelcol_config(files: list[Path], procsight_http: str) -> dict:

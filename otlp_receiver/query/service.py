@@ -60,7 +60,7 @@ class QueryService:
         """Reads the table the `clickhouse` exporter of a running pipeline writes (same transport kind,
         sharing the embedded engine when it is chdb). `model` must be the anomaly processor's: search
         compares the query's vector with the stored ones."""
-        return cls(open_transport(config), config.database, config.logs_table_name, model)
+        return cls(open_transport(config), config.connection().database, config.logs_table_name, model)
 
     def close(self) -> None:
         self.transport.close()
