@@ -35,7 +35,8 @@ class ProcessEvent:
     ancestors: tuple[str, ...] = ()  # executable names up the parent chain, nearest first
     pid: int | None = None
     parent_pid: int | None = None
-    user_id: int | None = None
+    user_id: int | None = None  # the effective uid (what permission checks use)
+    real_user_id: int | None = None  # the real uid (who started it); differs after a setuid gain
     user_name: str = ""
     working_directory: str = ""
     container_id: str = ""

@@ -32,8 +32,8 @@ PROCESS_EXECUTABLE_DELETED = "process.executable.deleted"
 PROCESS_COMMAND_LINE = "process.command_line"
 PROCESS_COMMAND_ARGS = "process.command_args"
 PROCESS_COMMAND_ARGS_TRUNCATED = "process.command_args_truncated"
-PROCESS_USER_ID = "process.user.id"
-PROCESS_REAL_USER_ID = "process.real_user.id"  # reserved: not sent yet
+PROCESS_USER_ID = "process.user.id"  # the effective uid, as the semantic conventions define it
+PROCESS_REAL_USER_ID = "process.real_user.id"
 PROCESS_USER_NAME = "process.user.name"
 PROCESS_PARENT_EXECUTABLE_NAME = "process.parent.executable.name"
 PROCESS_WORKING_DIRECTORY = "process.working_directory"
@@ -73,6 +73,7 @@ def event_to_attributes(event: ProcessEvent) -> dict[str, Any]:
         (PROCESS_PARENT_PID, event.parent_pid),
         (PROCESS_EXECUTABLE_PATH, event.executable_path),
         (PROCESS_USER_ID, event.user_id),
+        (PROCESS_REAL_USER_ID, event.real_user_id),
         (PROCESS_USER_NAME, event.user_name),
         (PROCESS_PARENT_EXECUTABLE_NAME, event.parent_name),
         (PROCESS_WORKING_DIRECTORY, event.working_directory),
@@ -114,6 +115,7 @@ def event_from_attributes(attrs: Mapping[str, Any]) -> ProcessEvent:
         pid=_as_int(attrs.get(PROCESS_PID)),
         parent_pid=_as_int(attrs.get(PROCESS_PARENT_PID)),
         user_id=_as_int(attrs.get(PROCESS_USER_ID)),
+        real_user_id=_as_int(attrs.get(PROCESS_REAL_USER_ID)),
         user_name=_as_str(attrs.get(PROCESS_USER_NAME)),
         working_directory=_as_str(attrs.get(PROCESS_WORKING_DIRECTORY)),
         container_id=_as_str(attrs.get(CONTAINER_ID)),
