@@ -59,6 +59,8 @@ class BatchScorer:
                         group = workload or _bounded(normalized.event.host) or self.config.default_workload
                         groups[group].append((ordinal, record, normalized.event, normalized.attributes or {}))
                     ordinal += 1
+        for kind, count in self.normalizer.take_counts().items():
+            kinds[kind] += count
         if not groups:
             return Outcome(None, dict(kinds), {})
         embeddings = np.zeros((ordinal, self.engine.featurizer.dim), dtype=np.float32)
