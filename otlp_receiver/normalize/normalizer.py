@@ -56,7 +56,7 @@ class Normalizer:
         """Never raises: a record that would is `invalid` (and a bug, logged the first time per type)."""
         try:
             return self._normalize(tenant, resource, record)
-        except Exception as error:
+        except Exception as error:  # one bad record must never take its batch with it
             name = type(error).__name__
             if not self.failures[name]:
                 log.exception("normalising a record raised %s; counted as invalid", name)
