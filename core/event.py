@@ -35,8 +35,8 @@ class ProcessEvent:
     ancestors: tuple[str, ...] = ()  # executable names up the parent chain, nearest first
     pid: int | None = None
     parent_pid: int | None = None
-    user_id: int | None = None  # the effective uid (what permission checks use)
-    real_user_id: int | None = None  # the real uid (who started it); differs after a setuid gain
+    user_id: int | None = None  # effective uid: what the process may do
+    real_user_id: int | None = None  # real uid: who started it; differs after a setuid exec
     user_name: str = ""
     working_directory: str = ""
     container_id: str = ""
@@ -50,6 +50,8 @@ class ProcessEvent:
     local_port: int | None = None
     remote_address: str = ""
     remote_port: int | None = None
+    stdin: str = ""  # what fd 0 is: pipe:<inode>, socket:<inode>, tty, file:<path>; "" when unknown
+    stdout: str = ""  # what fd 1 is, in the same form
 
     @property
     def args(self) -> tuple[str, ...]:

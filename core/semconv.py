@@ -44,6 +44,10 @@ SOURCE_ADDRESS = "source.address"
 SOURCE_PORT = "source.port"
 DESTINATION_ADDRESS = "destination.address"
 DESTINATION_PORT = "destination.port"
+# What the exec'd process's stdin and stdout are (procsight's own; no semantic convention exists):
+# `pipe:<inode>`, `socket:<inode>`, `tty`, `file:<path>`. Two processes sharing a pipe inode are piped.
+PROCESS_STDIN = "procsight.stdin"
+PROCESS_STDOUT = "procsight.stdout"
 
 # -- the receiver's verdict, added to every scored record ----------------------------------------------
 ANOMALY_SCORE = "anomaly_score"
@@ -52,12 +56,13 @@ ANOMALY_REASONS = "anomaly_reasons"
 ANOMALY_WORKLOAD = "anomaly_workload"
 ANOMALY_NEAREST = "anomaly_nearest"
 ANOMALY_MODEL = "anomaly_model"
-ANOMALY_INCIDENT = "anomaly_incident"  # reserved: not written yet
-ANOMALY_TECHNIQUES = "anomaly_techniques"  # reserved: not written yet
+ANOMALY_INCIDENT = "anomaly_incident"  # id of the chain of processes the event belongs to
+ANOMALY_INCIDENT_SCORE = "anomaly_incident_score"  # the chain's strongest event, raised by the evidence across it
+ANOMALY_TECHNIQUES = "anomaly_techniques"  # ATT&CK technique ids of the evidence, strongest first
 PROCESS_ANCESTORS = "process.ancestors"  # executable names up the parent chain, nearest first
 RECORD_ID = "procsight.record_id"  # written by the clickhouse exporter: "{batch id}:{ordinal}", exactly-once key
 VERDICT_KEYS = frozenset({ANOMALY_SCORE, ANOMALY_SEVERITY, ANOMALY_REASONS, ANOMALY_WORKLOAD, ANOMALY_NEAREST,
-                          ANOMALY_MODEL})
+                          ANOMALY_MODEL, ANOMALY_INCIDENT, ANOMALY_INCIDENT_SCORE, ANOMALY_TECHNIQUES})
 
 # Keys of the JSONL shape only (`procsight score` input): the event time in epoch seconds.
 _TIME_KEYS = ("ts", "timestamp")
@@ -84,6 +89,8 @@ def event_to_attributes(event: ProcessEvent) -> dict[str, Any]:
         (SOURCE_PORT, event.local_port),
         (DESTINATION_ADDRESS, event.remote_address),
         (DESTINATION_PORT, event.remote_port),
+        (PROCESS_STDIN, event.stdin),
+        (PROCESS_STDOUT, event.stdout),
     )
     attributes.update((key, value) for key, value in optional if value is not None and value != "" and value != ())
     if event.command_args_truncated:
@@ -129,6 +136,8 @@ def event_from_attributes(attrs: Mapping[str, Any]) -> ProcessEvent:
         local_port=_as_int(attrs.get(SOURCE_PORT)),
         remote_address=_as_str(attrs.get(DESTINATION_ADDRESS)),
         remote_port=_as_int(attrs.get(DESTINATION_PORT)),
+        stdin=_as_str(attrs.get(PROCESS_STDIN)),
+        stdout=_as_str(attrs.get(PROCESS_STDOUT)),
     )
 
 

@@ -18,6 +18,7 @@ import re
 from functools import lru_cache
 
 from core.event import CONNECTION, LISTEN, ProcessEvent
+from scoring.programs import ELEVATORS
 
 MAX_ARG_TOKENS = 24  # argv beyond this adds little and costs time; truncation is itself a token
 MAX_TOKEN_LENGTH = 64
@@ -39,7 +40,6 @@ _VOLATILE = re.compile(
 )
 
 _VERSION_SUFFIX = re.compile(r"[\d.]+$")
-ELEVATORS = frozenset({"sudo", "su", "doas", "pkexec", "run0"})
 
 # Most specific first; each alternative ends at a path separator (or the end), like a directory prefix.
 _PATH_CLASSES = (

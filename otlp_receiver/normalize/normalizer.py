@@ -22,7 +22,6 @@ from core.event import EXEC, SCORED_EVENT_NAMES, InvalidEvent, ProcessEvent
 from otlp_receiver.normalize import attributes, eventtime, falco, tetragon
 from otlp_receiver.normalize.auditd import AuditAssembler
 from otlp_receiver.normalize.fields import Found, identifier
-from otlp_receiver.normalize.tree import ProcessTree
 from otlp_receiver.normalize.values import MAX_ARGS, MAX_COMMAND_LINE, attributes_dict, flatten, to_python
 
 log = logging.getLogger(__name__)
@@ -44,11 +43,10 @@ class Normalized:
 
 
 class Normalizer:
-    """Thread-safe (the tree and the audit assembler lock); one per pipeline, so per-host state
-    (process tree, half-assembled audit events) spans batches."""
+    """Thread-safe (the audit assembler locks); one per pipeline, so half-assembled audit events span
+    batches. Ancestry is the scoring engine's: it keeps the process tree (scoring/chains.py)."""
 
-    def __init__(self, tree: ProcessTree | None = None, assembler: AuditAssembler | None = None) -> None:
-        self.tree = tree or ProcessTree()
+    def __init__(self, assembler: AuditAssembler | None = None) -> None:
         self.assembler = assembler or AuditAssembler()
         self.failures: Counter[str] = Counter()  # records that raised, by exception type: bugs, counted invalid
 
@@ -84,7 +82,6 @@ class Normalizer:
             return Normalized(None, "invalid", attrs)
         if event.event_name not in SCORED_EVENT_NAMES:
             return Normalized(None, "unrecognised", attrs)
-        self._ancestry(tenant, event)
         kind = found.kind
         if kind == "semconv" and resource.get(semconv.SERVICE_NAME) == semconv.AGENT_SERVICE_NAME:
             kind = "agent"
@@ -128,12 +125,6 @@ class Normalizer:
             flat["ts"] = (record.time_unix_nano or record.observed_time_unix_nano) / 1e9
         _bound(flat)
         return flat
-
-    def _ancestry(self, tenant: str, event: ProcessEvent) -> None:
-        ancestors = self.tree.observe((tenant, event.host), event.pid, event.executable_name, event.parent_pid,
-                                      event.parent_name)
-        if not event.ancestors and ancestors:
-            event.ancestors = ancestors
 
 
 def _from_json(text: str) -> Found | None:

