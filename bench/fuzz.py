@@ -50,8 +50,13 @@ TEXT = st.one_of(st.text(max_size=40), NOISE)
 EDGE_NUMBERS = st.sampled_from([-1, 0, 2**31, 2**32 - 1, 2**32, 2**63 - 1, 2**63, 2**64, 10**30, 1e308, -0.0])
 JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), EDGE_NUMBERS,
                          st.floats(allow_nan=False), TEXT)
-JSON_VALUES = st.recursive(JSON_SCALARS, lambda children: st.lists(children, max_size=3)
-                           | st.dictionaries(TEXT, children, max_size=3), max_leaves=6)
+
+
+def containers(children: Any) -> Any:
+    return st.lists(children, max_size=3) | st.dictionaries(TEXT, children, max_size=3)
+
+
+JSON_VALUES = st.recursive(JSON_SCALARS, containers, max_leaves=6)
 TIMES = st.one_of(st.datetimes().map(lambda d: d.isoformat() + "Z"), st.from_regex(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,12})?(Z|[+-]\d{2}:?\d{2})", fullmatch=True), TEXT, JSON_VALUES)
 

@@ -457,3 +457,39 @@ def test_other_records_are_unrecognised_not_errors() -> None:
     # Process keys without what scoring needs are invalid, not silently dropped.
     assert normalizer.normalize("default", {}, record("x", process__pid=5, process__command_line="")).kind == "invalid"
     assert not normalizer.failures
+
+
+# -- the event's own time ------------------------------------------------------------------------------
+
+
+def test_the_record_keeps_a_sender_timestamp_and_gains_precision_only_where_it_agrees() -> None:
+    line = lines("go-libaudit-testdata-normal.log")[2]  # msg=audit(1492037291.036:59)
+    cases = {
+        0: 1_492_037_291_036_000_000,  # none: the event's time
+        1_492_037_291_000_000_000: 1_492_037_291_036_000_000,  # whole seconds that agree: milliseconds
+        1_492_037_292_000_000_000: 1_492_037_292_000_000_000,  # another second: the sender's stays
+        1_492_037_291_036_123_456: 1_492_037_291_036_123_456,  # more precise than the source: stays
+        1_700_000_000_123_456_789: 1_700_000_000_123_456_789,  # an SDK's emit time: stays
+    }
+    for sent, stored in cases.items():
+        rec = record(line, time_unix_nano=sent)
+        Normalizer().normalize("default", {}, rec)
+        assert (rec.time_unix_nano, rec.observed_time_unix_nano) == (stored, OBSERVED), sent
+
+
+@pytest.mark.parametrize("value", ["1970-01-19T00:00:00Z", "2262-04-12T00:00:00Z", "2026-13-01T00:00:00Z",
+                                   "2026-02-30T25:00:00Z", "yesterday", 1.5, None])
+def test_times_that_are_no_event_time_are_ignored(value: Any) -> None:
+    document = json.loads(lines("tetragon-process_exec.jsonl")[0])
+    document["time"] = value
+    rec = record(json.dumps(document))
+    event = Normalizer().normalize("default", {}, rec).event
+    assert rec.time_unix_nano == 0 and event.timestamp == pytest.approx(OBSERVED / 1e9)
+
+
+def test_offsets_and_fractions_of_rfc3339() -> None:
+    document = json.loads(lines("tetragon-process_exec.jsonl")[0])
+    document["time"] = "2022-02-01T19:01:56.41+02:00"
+    rec = record(json.dumps(document))
+    Normalizer().normalize("default", {}, rec)
+    assert rec.time_unix_nano == 1_643_734_916_410_000_000
