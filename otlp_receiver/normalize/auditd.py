@@ -10,7 +10,8 @@ come in the kernel's order: `SYSCALL`, `EXECVE` (one or more records when argv i
 (tenant, host, serial), across batches, and emits the exec on the record that completes it: the
 `PROCTITLE` or `EOE` that ends the event, or the last `PATH` the `SYSCALL` announced (`items=N`), or
 with no `items=` the `EXECVE` with the whole argv. The records that do not complete it pass as
-`auditd_partial`; other record types (logins, `DAEMON_CONFIG`, AVC, ...) as `auditd_other`.
+`auditd_partial`; other record types (logins, `DAEMON_CONFIG`, AVC, ...) as `auditd_other`. A record
+whose text holds several lines (the `recombine` operator) is read line by line.
 
 Values the kernel hex-encodes (argv with spaces, quotes or control bytes, `comm`, `exe`, `cwd`, path
 `name`, `proctitle`, and `cmd` of `USER_CMD`) are decoded; an argument split into `aN[0]`, `aN[1]`...
@@ -37,6 +38,7 @@ from otlp_receiver.normalize.fields import Found, executable, identifier
 from otlp_receiver.normalize.values import MAX_ARGS
 
 MAX_LINE = 64 * 1024  # characters of one line; the kernel's records stay under 9 KiB
+MAX_LINES = 64  # lines read from one record's text
 MAX_EVENT_BYTES = 256 * 1024  # line characters kept for one event; more is dropped, the event flagged
 MAX_PATHS = 64  # PATH records kept for one event
 # What waits for its other records: events and line characters, per (tenant, host) and in total.
@@ -221,8 +223,21 @@ class AuditAssembler:
         self._evicted = 0
         self._lock = threading.Lock()
 
-    def add(self, tenant: str, host: str, line: str) -> Found | None:
-        """What the line is (None: not an audit line); for the line that completes an exec, its attributes."""
+    def add(self, tenant: str, host: str, text: str) -> Found | None:
+        """What the record's text is (None: no audit line); for the line that completes an exec, its
+        attributes. A text of several lines (the Collector's `recombine` operator joins the records of an
+        event) is read line by line, at most `MAX_LINES` of them, and the record carries the first exec
+        they complete."""
+        if "\n" not in text:
+            return self._add(tenant, host, text)
+        found = None
+        for line in text.split("\n", MAX_LINES)[:MAX_LINES]:
+            result = self._add(tenant, host, line)
+            if result is not None and (found is None or found.kind != "auditd"):
+                found = result
+        return found
+
+    def _add(self, tenant: str, host: str, line: str) -> Found | None:
         if len(line) > MAX_LINE:
             return Found("invalid") if find_header(line) else None
         record = parse_line(line)

@@ -493,3 +493,12 @@ def test_offsets_and_fractions_of_rfc3339() -> None:
     rec = record(json.dumps(document))
     Normalizer().normalize("default", {}, rec)
     assert rec.time_unix_nano == 1_643_734_916_410_000_000
+
+
+def test_auditd_records_recombined_into_one_body() -> None:
+    # The Collector's `recombine` operator can join the lines of an event into one record.
+    text = "\n".join(lines("go-libaudit-aucoalesce-execve-groups.log")[:7])  # uname -a, ending with EOE
+    normalizer = Normalizer()
+    normalized = normalizer.normalize("default", {}, record(text))
+    assert normalized.kind == "auditd" and normalized.event.command_line == "uname -a"
+    assert normalizer.assembler.pending() == (0, 0)
