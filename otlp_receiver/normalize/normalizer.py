@@ -52,22 +52,23 @@ class Normalizer:
 
     def normalize(self, tenant: str, resource: dict[str, Any], record: LogRecord) -> Normalized:
         """Never raises: a record that would is `invalid` (and a bug, logged the first time per type)."""
+        attrs = attributes_dict(record.attributes)
         try:
-            return self._normalize(tenant, resource, record)
+            return self._normalize(tenant, resource, record, attrs)
         except Exception as error:  # one bad record must never take its batch with it
             name = type(error).__name__
             if not self.failures[name]:
                 log.exception("normalising a record raised %s; counted as invalid", name)
             self.failures[name] += 1
-            return Normalized(None, "invalid")
+            return Normalized(None, "invalid", attrs)
 
     def take_counts(self) -> dict[str, int]:
         """Counts that belong to no one record (audit events evicted while waiting), since the last call."""
         evicted = self.assembler.take_evicted()
         return {"auditd_evicted": evicted} if evicted else {}
 
-    def _normalize(self, tenant: str, resource: dict[str, Any], record: LogRecord) -> Normalized:
-        attrs = attributes_dict(record.attributes)
+    def _normalize(self, tenant: str, resource: dict[str, Any], record: LogRecord,
+                   attrs: dict[str, Any]) -> Normalized:
         found = self._recognise(tenant, resource, attrs, record)
         if found is None:
             return Normalized(None, "unrecognised", attrs)

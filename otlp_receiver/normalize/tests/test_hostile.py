@@ -128,7 +128,10 @@ def test_a_record_that_raises_is_invalid_and_counted_not_fatal(monkeypatch: pyte
 
     monkeypatch.setattr(falco, "recognise", broken)
     normalizer = Normalizer()
-    assert normalizer.normalize("default", {}, record('{"rule": "x"}')).kind == "invalid"
+    rec = record('{"rule": "x"}')
+    rec.attributes.add(key="anomaly_score").value.double_value = 0.0  # kept for the forged-verdict check
+    result = normalizer.normalize("default", {}, rec)
+    assert (result.kind, result.attributes) == ("invalid", {"anomaly_score": 0.0})
     assert normalizer.failures == {"KeyError": 1}
     assert normalizer.normalize("default", {}, record("plain text")).kind == "unrecognised"
 
