@@ -55,8 +55,14 @@ def _process(document: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]
         semconv.CONTAINER_ID: None if container in (None, "", "host") else container,  # "host": no container
         semconv.HOST_NAME: first(document, "hostname") or first(fields, "evt.hostname"),
     }
-    names = (text(fields.get(f"proc.aname[{i}]")) for i in range(2, _MAX_ANCESTOR + 1))
-    ancestors = [ancestor for ancestor in names if ancestor]
+    ancestors = []
+    for index in range(2, _MAX_ANCESTOR + 1):  # Falco writes them in order: the first missing ends them
+        key = f"proc.aname[{index}]"
+        if key not in fields:
+            break
+        ancestor = text(fields[key])
+        if ancestor:
+            ancestors.append(ancestor)
     if ancestors and parent:
         attrs[semconv.PROCESS_ANCESTORS] = [parent, *ancestors]
     return attrs
