@@ -37,7 +37,7 @@ from scoring.commands import Command, program_name, unwrap
 from scoring.evidence import DEFENSE_EVASION, DISCOVERY, EXECUTION, PRIVILEGE_ESCALATION, Evidence
 from scoring.knowledge import deletes_of
 from scoring.programs import CGI_GATEWAYS, DATABASES, INTERPRETERS, SETUID_HELPERS, SHELLS, WEB_SERVERS
-from scoring.sequences import made_runnable, pipeline_evidence, resolve, runs_stdin, sends_stdin
+from scoring.sequences import CONSUMER, PRODUCER, made_runnable, pipe_role, pipeline_evidence, resolve
 
 MAX_ANCESTORS = 16
 PIPE_WINDOW = 0.25  # seconds between the execs of two siblings for a pipe guessed from timing
@@ -95,6 +95,11 @@ class Node:
     session: int | None  # pid of the session root (see _session_root)
     incident: Incident | None = None
     alerted: bool = False  # its own score reached the alert line
+    role: int = 0  # its possible part in a pipe (scoring/sequences.py pipe_role)
+    # Inherited from the parent when evaluated, so no event walks its ancestors: the nearest incident
+    # above it, and the nearest ancestor that alerted (name, pid).
+    incident_above: Incident | None = None
+    alerted_above: tuple[str, int] | None = None
 
 
 @dataclass(slots=True)
@@ -125,13 +130,54 @@ class ChainView:
     evidence: list[Evidence]
     linked: list[Incident]  # incidents this event belongs to by lineage, pipe or file
     linked_nodes: list[Node]  # earlier processes it is linked to (pipe partners), to join its incident
+    written: list[Written] = field(default_factory=list)  # files this event prepared (they join its incident)
     session_incident: Incident | None = None  # its session's incident: joined only if the event is notable
+
+
+class _Files:
+    """Files prepared on one host (downloaded, copied, made executable), by path and by name: a file
+    written as `.x` in an unknown directory is found when `./.x` or `/tmp/.x` runs. Oldest evicted first."""
+
+    def __init__(self) -> None:
+        self._by_path: OrderedDict[str, Written] = OrderedDict()
+        self._by_name: dict[str, str] = {}
+
+    def add(self, written: Written) -> None:
+        self._by_path[written.path] = written
+        self._by_path.move_to_end(written.path)
+        self._by_name[written.path.rsplit("/", 1)[-1]] = written.path
+        while len(self._by_path) > MAX_FILES:
+            oldest, _ = self._by_path.popitem(last=False)
+            name = oldest.rsplit("/", 1)[-1]
+            if self._by_name.get(name) == oldest:
+                del self._by_name[name]
+
+    def __bool__(self) -> bool:
+        return bool(self._by_path)
+
+    def has_name(self, path: str) -> bool:
+        return path.rstrip("/").rsplit("/", 1)[-1] in self._by_name
+
+    def lookup(self, path: str, now: float) -> Written | None:
+        if not path:
+            return None
+        written = self._by_path.get(path)
+        if written is None:
+            alias = self._by_name.get(path.rsplit("/", 1)[-1])
+            candidate = self._by_path.get(alias) if alias else None
+            # Only a relative or bare name may stand for a path written elsewhere.
+            if candidate is not None and ("/" not in candidate.path or "/" not in path or not path.startswith("/")
+                                          or not candidate.path.startswith("/")):
+                written = candidate
+        if written is not None and now - written.when <= WRITE_WINDOW:
+            return written
+        return None
 
 
 class _Host:
     def __init__(self) -> None:
         self.nodes: OrderedDict[int, Node] = OrderedDict()
-        self.files: OrderedDict[str, Written] = OrderedDict()
+        self.files = _Files()
         self.children: dict[int, deque[int]] = {}
         self.pipes: dict[str, int] = {}  # "pipe:<inode>" -> pid of the process writing it
         self.readers: dict[str, int] = {}  # "pipe:<inode>" -> pid of the process reading it
@@ -172,7 +218,7 @@ class ChainTracker:
                 node.lineage = _lineage_below(parent, node, event)
             node.session = _session_root(parent, node)
             view = ChainView(key, node, [], [], [])
-            self._link_lineage(view, host)
+            self._link_lineage(view, parent)
             if event.event_name == "process.exec":
                 self._lineage_evidence(view, event)
                 self._pipes(view, host, event)
@@ -218,7 +264,8 @@ class ChainTracker:
         args = event.args[:MAX_ARGS_KEPT]
         previous = host.nodes.get(event.pid) if event.pid is not None else None
         node = Node(event.pid if event.pid is not None else -1, name, event.parent_pid, event.timestamp, args,
-                    event.working_directory, event.stdin, event.stdout, _lineage_of_name(name), None)
+                    event.working_directory, event.stdin, event.stdout, _lineage_of_name(name), None,
+                    role=pipe_role(args))
         if previous is not None and previous.parent_pid == event.parent_pid:
             node.incident = previous.incident  # the same process exec'd again: still part of its chain
             node.lineage = previous.lineage
@@ -254,18 +301,6 @@ class ChainTracker:
     # -- the evidence -----------------------------------------------------------------------------------
 
     @staticmethod
-    def _line(host: _Host, pid: int | None) -> list[Node]:
-        """The process `pid` and its known ancestors, nearest first."""
-        line: list[Node] = []
-        while pid is not None and len(line) < MAX_ANCESTORS:
-            node = host.nodes.get(pid)
-            if node is None or node in line:
-                break
-            line.append(node)
-            pid = node.parent_pid
-        return line
-
-    @staticmethod
     def _lineage_evidence(view: ChainView, event: ProcessEvent) -> None:
         lineage, node = view.node.lineage, view.node
         if lineage.kind == "network":
@@ -277,25 +312,20 @@ class ChainTracker:
             view.evidence.append(Evidence(0.8, f"{node.name} with its input or output on a network socket "
                                                "(reverse shell)", "T1059.004", EXECUTION))
 
-    def _link_lineage(self, view: ChainView, host: _Host) -> None:
-        """An event below a process of an incident belongs to that incident."""
-        pid = view.node.parent_pid
-        seen = {view.node.pid}
-        for _ in range(MAX_ANCESTORS):
-            if pid is None or pid in seen:
-                return
-            seen.add(pid)
-            ancestor = host.nodes.get(pid)
-            if ancestor is None:
-                return
-            if ancestor.incident is not None and _open(ancestor.incident, view.node.started):
-                view.linked.append(ancestor.incident)
-                alerted = next((a for a in self._line(host, pid) if a.alerted), None)
-                if alerted is not None:
-                    view.evidence.append(Evidence(0.3, f"runs below {alerted.name} (pid {alerted.pid}), which "
-                                                       "alerted", "", EXECUTION))
-                return
-            pid = ancestor.parent_pid
+    @staticmethod
+    def _link_lineage(view: ChainView, parent: Node | None) -> None:
+        """An event below a process of an incident belongs to that incident; below one that alerted, a new
+        program is evidence."""
+        node = view.node
+        if parent is None:
+            return
+        node.incident_above = parent.incident or parent.incident_above
+        node.alerted_above = (parent.name, parent.pid) if parent.alerted else parent.alerted_above
+        if node.incident_above is not None and _open(node.incident_above, node.started):
+            view.linked.append(node.incident_above)
+            if node.alerted_above is not None:
+                name, pid = node.alerted_above
+                view.evidence.append(Evidence(0.3, f"runs below {name} (pid {pid}), which alerted", "", EXECUTION))
 
     def _pipes(self, view: ChainView, host: _Host, event: ProcessEvent) -> None:
         node = view.node
@@ -312,13 +342,16 @@ class ChainTracker:
             host.pipes[event.stdout] = node.pid
         _bound(host.pipes, 4096)
         _bound(host.readers, 4096)
-        if not partners and not event.stdin and not event.stdout and node.parent_pid is not None:
+        if not partners and node.role and not event.stdin and not event.stdout and node.parent_pid is not None:
             for pid in host.children.get(node.parent_pid, ()):
                 sibling = host.nodes.get(pid)
-                if sibling is not None and sibling is not node and not sibling.stdout and \
+                if sibling is not None and sibling is not node and sibling.role and not sibling.stdout and \
                         abs(node.started - sibling.started) <= PIPE_WINDOW:
                     partners.append((sibling, False))
-        if not partners:
+        roles = node.role
+        for partner, _ in partners:
+            roles |= partner.role
+        if not partners or roles != CONSUMER | PRODUCER:
             return
         ordered = _pipeline_order(node, partners)
         found = pipeline_evidence([Command(n.args) for n in ordered], confirmed=all(c for _, c in partners))
@@ -328,9 +361,17 @@ class ChainTracker:
             view.linked.extend(p.incident for p, _ in partners if p.incident is not None)
 
     def _files(self, view: ChainView, host: _Host, event: ProcessEvent) -> None:
+        """Files this exec runs, handles or deletes that the chain prepared; then what it prepares itself."""
+        command = unwrap(Command(view.node.args))
+        if host.files:
+            self._prepared_files_used(view, host, event, command)
+        self._prepare(view, host, command)
+
+    @staticmethod
+    def _prepared_files_used(view: ChainView, host: _Host, event: ProcessEvent, command: Command) -> None:
         node, now = view.node, view.node.started
         for path in (event.executable_path, node.args[0] if node.args else ""):
-            written = _lookup(host.files, resolve(path, node.cwd), now)
+            written = host.files.lookup(resolve(path, node.cwd), now)
             if written is not None:
                 written.executed = True
                 view.evidence.append(Evidence(written.weight, f"runs {written.path[:80]}, {written.how} "
@@ -339,21 +380,26 @@ class ChainTracker:
                 if written.incident is not None:
                     view.linked.append(written.incident)
                 break
-        command = unwrap(Command(node.args))
         for operand in command.args[1:]:
-            touched = _lookup(host.files, resolve(operand, node.cwd), now) if "/" in operand else None
+            if "/" not in operand or not host.files.has_name(operand):
+                continue
+            touched = host.files.lookup(resolve(operand, node.cwd), now)
             if touched is not None and touched.incident is not None:
                 view.linked.append(touched.incident)  # it handles a file of the chain (ls, rm, cat): same incident
         for path in deletes_of(command):
-            written = _lookup(host.files, resolve(path, node.cwd), now)
+            written = host.files.lookup(resolve(path, node.cwd), now)
             if written is not None and written.executed:
                 view.evidence.append(Evidence(0.35, f"deletes {written.path[:80]} after it ran", "T1070.004",
                                               DEFENSE_EVASION))
                 if written.incident is not None:
                     view.linked.append(written.incident)
+
+    @staticmethod
+    def _prepare(view: ChainView, host: _Host, command: Command) -> None:
+        node, now = view.node, view.node.started
         for path, how, weight, technique in made_runnable(command):
             resolved = resolve(path, node.cwd)
-            earlier = _lookup(host.files, resolved, now)
+            earlier = host.files.lookup(resolved, now)
             if earlier is not None and how.startswith(("made executable", "given the setuid bit")):
                 view.evidence.append(Evidence(0.35, f"{how.split(' by ')[0]} {earlier.path[:80]}, "
                                                     f"{earlier.how} {max(0.0, now - earlier.when):.0f}s before",
@@ -361,9 +407,9 @@ class ChainTracker:
                 weight, how = max(weight, earlier.weight), f"{earlier.how}, then {how}"
                 if earlier.incident is not None:
                     view.linked.append(earlier.incident)
-            host.files[resolved] = Written(resolved, now, how, weight, technique, None)
-            host.files.move_to_end(resolved)
-        _bound(host.files, MAX_FILES)
+            written = Written(resolved, now, how, weight, technique, None)
+            host.files.add(written)
+            view.written.append(written)
 
     @staticmethod
     def _privilege(view: ChainView, event: ProcessEvent) -> None:
@@ -430,9 +476,8 @@ class ChainTracker:
             if node.session is not None and notable:
                 host.incidents[node.session] = incident
                 _bound(host.incidents, MAX_SESSIONS)
-            for written in host.files.values():
-                if written.incident is None and abs(written.when - node.started) < 1e-9:
-                    written.incident = incident
+            for written in view.written:
+                written.incident = written.incident or incident
             incident.last = max(incident.last, node.started)
             incident.score = max(incident.score, score)
             incident.events += 1
@@ -477,8 +522,8 @@ def _counts_in_burst(item: Evidence, lineage: Lineage) -> bool:
 def _pipeline_order(node: Node, partners: list[tuple[Node, bool]]) -> list[Node]:
     """Producers first: by pipe identity where known, else the consumer role decides."""
     nodes = [p for p, _ in partners] + [node]
-    consumers = [n for n in nodes if runs_stdin(Command(n.args)) or sends_stdin(Command(n.args))]
-    producers = [n for n in nodes if n not in consumers]
+    consumers = [n for n in nodes if n.role & CONSUMER]
+    producers = [n for n in nodes if not n.role & CONSUMER]
     return sorted(producers, key=lambda n: n.started) + sorted(consumers, key=lambda n: n.started)
 
 
@@ -530,20 +575,6 @@ def _is_socket(stdio: str) -> bool:
 
 def _open(incident: Incident, now: float) -> bool:
     return now - incident.last <= INCIDENT_IDLE
-
-
-def _lookup(files: OrderedDict[str, Written], path: str, now: float) -> Written | None:
-    if not path:
-        return None
-    written = files.get(path)
-    if written is None and "/" in path:
-        name = path.rsplit("/", 1)[-1]
-        written = files.get(name)  # written relative, without a known working directory
-    if written is None and path and "/" not in path:
-        written = next((w for w in reversed(files.values()) if w.path.rsplit("/", 1)[-1] == path), None)
-    if written is not None and now - written.when <= WRITE_WINDOW:
-        return written
-    return None
 
 
 def _bound(mapping: dict, limit: int) -> None:  # type: ignore[type-arg]

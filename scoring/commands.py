@@ -12,7 +12,7 @@ scripts are cut at `MAX_SCRIPT` characters and `MAX_COMMANDS` commands.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from scoring.programs import SHELLS, WRAPPERS
@@ -44,10 +44,10 @@ class Command:
 
     args: tuple[str, ...]
     redirects: tuple[Redirect, ...] = ()
+    program: str = field(init=False, compare=False)
 
-    @property
-    def program(self) -> str:
-        return program_name(self.args[0]) if self.args else ""
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "program", program_name(self.args[0]) if self.args else "")
 
     @property
     def operands(self) -> tuple[str, ...]:

@@ -153,9 +153,10 @@ class AnomalyEngine:
                 vector = vectors_of[key]
                 program = program_of(event)
                 model = self._model_score(baseline, key, vector)
-                view = self.chains.evaluate(tenant, event, node, self._own_evidence(event))
+                own = self._own_evidence(event)
+                view = self.chains.evaluate(tenant, event, node, own)
                 verdict, evidence, novelty = self._verdict(event, key, program, vector, model, baseline, holdback,
-                                                           thresholds, workload, view)
+                                                           thresholds, workload, view, own)
                 incident = self.chains.record(view, verdict.score, evidence, novelty, thresholds.warn,
                                               thresholds.alert)
                 if incident is not None:
@@ -235,9 +236,9 @@ class AnomalyEngine:
 
     def _verdict(self, event: ProcessEvent, key: str, program: str, vector: np.ndarray, model: _ModelScore,
                  baseline: Baseline, holdback: HoldBack, thresholds: Thresholds, workload: str, view: ChainView,
-                 ) -> tuple[Verdict, list[Evidence], float]:
+                 own: list[Evidence]) -> tuple[Verdict, list[Evidence], float]:
         """(verdict, the evidence it counted, novelty)."""
-        evidence = self._evidence(event, view)
+        evidence = self._evidence(event, view, own)
         novelty = model.score
         if len(baseline) > 0 and baseline.executable_counts.get(program, 0) == 0:
             novelty = 1.0  # a program never run on this workload is as new as it gets, whatever its arguments
@@ -267,10 +268,9 @@ class AnomalyEngine:
         verdict = Verdict(score, severity, reasons, workload, nearest, self.featurizer.name, vector, techniques)
         return verdict, evidence, novelty
 
-    def _evidence(self, event: ProcessEvent, view: ChainView) -> list[Evidence]:
+    def _evidence(self, event: ProcessEvent, view: ChainView, own: list[Evidence]) -> list[Evidence]:
         """The event's own evidence (cached by what it depends on), raised where people do not type, plus the
         chain's; one item per technique (the strongest), so one act is not counted twice."""
-        own = self._own_evidence(event)
         if self.sigma is not None:
             own = [*own, *self._sigma_evidence(event, view)]
         lineage = view.node.lineage

@@ -60,6 +60,10 @@ _SPAWN_CALL = re.compile(r"\b(?:system|exec[lv]p?e?|popen|spawn|subprocess|os\.e
                          r"child_process|shell_exec|passthru|proc_open)\s*[(.]", re.IGNORECASE)
 
 
+# Substrings one of which each pattern needs (lowercase): a command line with none skips the pattern.
+_REVERSE_SHELL_ANCHORS = ("/dev/tcp", "/dev/udp", "mkfifo", "nc", "socat", "pty", "socket", "fsockopen")
+_SPAWN_ANCHORS = ("system", "exec", "popen", "spawn", "subprocess", "runtime", "child_process", "passthru",
+                  "proc_open")
 # A raw IP address, or a port other than the web's, in an endpoint: not a service people name.
 _BARE_ENDPOINT = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}|:(?!(?:80|443|8080|8443)\b)\d{2,5}\b")
 
@@ -174,16 +178,17 @@ def _shell_escape(event: ProcessEvent) -> list[Evidence]:
     if not args:
         return []
     text = _scan_text(args)
+    lowered = text.lower()  # cheap substring guards first: most command lines need no regex at all
     name = base_name(event.executable_name)
     found: list[Evidence] = []
-    if _REVERSE_SHELL.search(text):
+    if any(anchor in lowered for anchor in _REVERSE_SHELL_ANCHORS) and _REVERSE_SHELL.search(text):
         found.append(Evidence(0.8, "reverse-shell pattern in arguments", "T1059.004", EXECUTION))
     if is_shell(name):
         if "-i" in args:
             found.append(Evidence(0.4, "interactive shell started non-interactively", "T1059.004", EXECUTION))
-    elif name not in FILE_UTILITIES and _SHELL_WORD.search(text):
+    elif name not in FILE_UTILITIES and "sh" in text and _SHELL_WORD.search(text):
         found.append(Evidence(0.55, f"{name} arguments start a shell", "T1059.004", EXECUTION))
-    elif _SPAWN_CALL.search(text):
+    elif any(anchor in lowered for anchor in _SPAWN_ANCHORS) and _SPAWN_CALL.search(text):
         found.append(Evidence(0.35, f"{name} arguments execute commands", "T1059", EXECUTION))
     return found
 
@@ -221,6 +226,8 @@ def _network_destination(event: ProcessEvent) -> list[Evidence]:
     if event.event_name != "process.exec" or base_name(event.executable_name) in DOWNLOADERS:
         return []  # downloads and uploads are knowledge's to judge (scoring/knowledge.py)
     text = _scan_text(event.args[1:])
+    if ":" not in text and "@" not in text and "-h" not in text and "-connect" not in text:
+        return []
     match = _NETWORK_DESTINATION.search(text)
     if match is None or "localhost" in match.group(0) or "127.0.0.1" in match.group(0):
         return []
@@ -233,7 +240,7 @@ def _network_destination(event: ProcessEvent) -> list[Evidence]:
 def _privileged_shell_mode(event: ProcessEvent) -> list[Evidence]:
     """`-p` keeps a setuid shell's privileges: the textbook way to keep root from a suid binary."""
     args = event.args
-    if (any(is_shell(a) for a in args[:-1]) or is_shell(event.executable_name)) and "-p" in args[1:]:
+    if "-p" in args[1:] and (is_shell(event.executable_name) or any(is_shell(a) for a in args[:-1])):
         return [Evidence(0.4, "shell started in privileged mode (-p)", "T1548.001", PRIVILEGE_ESCALATION)]
     return []
 

@@ -41,6 +41,7 @@ from scoring.evidence import (
     PRIVILEGE_ESCALATION,
     Evidence,
 )
+from scoring.programs import DOWNLOADERS
 from scoring.tokens import address_class, path_class
 
 MAX_OPERAND = 512  # characters of one argument a check looks at
@@ -121,6 +122,7 @@ _PREFIXES = (
     ("/lib/security/", _PAM), ("/lib/x86_64-linux-gnu/security/", _PAM), ("/usr/lib/x86_64-linux-gnu/security/", _PAM),
 )
 # Names (before the first dot) of the logs that record logins, privilege use and the system's own events.
+_PREFIX_TEXTS = tuple(prefix for prefix, _ in _PREFIXES)
 _LOG_FILES = frozenset({"auth", "secure", "syslog", "messages", "kern", "wtmp", "btmp", "lastlog", "utmp", "faillog",
                         "audit", "daemon", "user", "mail", "maillog", "cron", "sudo", "boot"})
 _RC_FILES = frozenset({".bashrc", ".bash_profile", ".profile", ".bash_login", ".bash_logout", ".zshrc",
@@ -171,6 +173,10 @@ def location_of(path: str) -> Location | None:
         return _WEB_SCRIPT
     if name.endswith((".pem", ".key")) and ("private" in path or "privkey" in name or name.endswith(".key")):
         return _TLS_KEY
+    if path.rstrip("/*") in ("/var/log", "/var/log/audit", "/var/log/journal"):
+        return _LOGS
+    if not path.startswith(_PREFIX_TEXTS):
+        return None
     for prefix, location in _PREFIXES:
         if path.startswith(prefix):
             if location is _LOGS and name.split(".", 1)[0] not in _LOG_FILES and not _is_log_dir(path):
@@ -178,8 +184,6 @@ def location_of(path: str) -> Location | None:
             if location is _SYSTEMD and name.endswith(".timer"):
                 return _TIMER
             return location
-    if path.rstrip("/*") in ("/var/log", "/var/log/audit", "/var/log/journal"):
-        return _LOGS
     return None
 
 
@@ -212,7 +216,8 @@ def reads_of(command: Command) -> tuple[str, ...]:
         operands = operands[1:]  # the pattern or program comes first
     if program in _CONTENT_READERS or program in _COPIERS:
         found.extend(operands[:-1] if program in _COPIERS and len(operands) > 1 else operands)
-    found.extend(_option_values(command, ("if=",)))
+    if program == "dd":
+        found.extend(_option_values(command, ("if=",)))
     if program in ("curl", "wget", "openssl"):
         for option, value in _option_pairs(command, ("-d", "--data", "--data-binary", "-F", "--form", "-T",
                                                      "--upload-file", "--post-file", "-in")):
@@ -235,7 +240,8 @@ def writes_of(command: Command) -> tuple[str, ...]:
         found.extend(operands[1:])
     elif program in ("touch", "truncate", "chattr") and operands:
         found.extend(operands)
-    found.extend(_option_values(command, ("of=",)))
+    if program == "dd":
+        found.extend(_option_values(command, ("of=",)))
     if program in ("curl", "wget", "aria2c", "fetch"):
         found.extend(_option_values(command, ("-o", "--output", "-O", "--output-document", "-P", "-out")))
     return tuple(_clean(p) for p in found if p and p not in ("-", "/dev/null", "&1", "&2"))
@@ -424,6 +430,8 @@ _SECURITY_SERVICES = re.compile(
     r"fail2ban|sshguard|crowdstrike|elastic-agent|auditbeat|filebeat|rsyslog|syslog-ng|systemd-journald|"
     r"sysdig|tracee|qualys\S{0,20}|nessus\S{0,10}|splunkd?|td-agent|fluentd|fluent-bit|otelcol\S{0,20}|"
     r"procsight\S{0,20}|datadog-agent|newrelic\S{0,20})(?:\.service)?$", re.IGNORECASE)
+_SERVICE_VERBS = frozenset({"stop", "disable", "mask", "kill", "off", "remove", "start", "restart", "reload",
+                            "enable", "status", "--now"})
 _FIREWALLS = frozenset({"ufw", "firewalld", "nftables", "iptables", "ip6tables", "netfilter-persistent",
                         "shorewall", "csf"})
 
@@ -434,13 +442,15 @@ def _defenses(command: Command) -> list[Evidence]:
     if program in ("systemctl", "service", "update-rc.d", "chkconfig", "rc-service", "invoke-rc.d"):
         verbs = {"stop", "disable", "mask", "kill", "off", "remove"} & set(args)
         if verbs:
-            for unit in _operands(command):
+            for unit in (o for o in _operands(command) if o not in _SERVICE_VERBS):
                 if _SECURITY_SERVICES.match(unit):
                     found.append(Evidence(0.6, f"{program} {sorted(verbs)[0]}s {unit}, a security or logging "
                                                "service", "T1562.001", DEFENSE_EVASION))
                 elif unit.removesuffix(".service") in _FIREWALLS:
                     found.append(Evidence(0.5, f"{program} {sorted(verbs)[0]}s the firewall ({unit})", "T1562.004",
                                           DEFENSE_EVASION))
+                elif {"disable", "mask"} & verbs:
+                    found.append(Evidence(0.15, f"{program} {sorted(verbs)[0]}s {unit}", "T1489", IMPACT))
     elif program in ("kill", "pkill", "killall"):
         targets = [a for a in args[1:] if not a.startswith("-") and not a.isdigit()]
         if any(_SECURITY_SERVICES.match(t) for t in targets):
@@ -562,13 +572,10 @@ def _masquerading(command: Command) -> list[Evidence]:
 
 _URL = re.compile(r"^(?:https?|ftp|tftp)://([^/\s:]{1,255})(?::(\d{1,5}))?", re.IGNORECASE)
 _METADATA_HOSTS = ("169.254.169.254", "metadata.google.internal", "100.100.100.200", "fd00:ec2::254")
-_DOWNLOADERS = frozenset({"curl", "wget", "fetch", "aria2c", "tftp", "ftp", "lwp-download", "axel", "httpie",
-                          "http", "lftp"})
-
 
 def _transfers(command: Command) -> list[Evidence]:
     program = command.program
-    if program not in _DOWNLOADERS:
+    if program not in DOWNLOADERS:
         return []
     text = command.text()[:MAX_OPERAND * 2]
     if any(host in text for host in _METADATA_HOSTS):
@@ -626,6 +633,12 @@ for _names, _spec in (
     (("xclip", "xsel"), (0.3, "clipboard access", "T1115", COLLECTION)),
     (("xwd", "scrot", "gnome-screenshot"), (0.3, "screen capture", "T1113", COLLECTION)),
     (("logkeys", "pykeylogger"), (0.7, "keylogger", "T1056.001", COLLECTION)),
+    (("upx",), (0.4, "executable packer", "T1027.002", DEFENSE_EVASION)),
+    (("gcore",), (0.45, "core dump of a running process", "T1003.007", CREDENTIAL_ACCESS)),
+    (("hping3", "slowhttptest", "t50"), (0.5, "flood tool", "T1498", IMPACT)),
+    (("ldapsearch", "smbclient", "showmount", "rpcclient", "enum4linux", "smbmap"),
+     (0.2, "network share or directory lookup", "T1135", DISCOVERY)),
+    (("rclone", "megacmd", "mega-put", "gdrive"), (0.35, "cloud storage sync tool", "T1567.002", EXFILTRATION)),
 ):
     for _name in _names:
         _TOOLS[_name] = (_spec[0], _spec[1], _spec[2], _spec[3])
@@ -696,7 +709,6 @@ _DISKS = re.compile(r"^of=/dev/(?:sd[a-z]|nvme\d|vd[a-z]|xvd[a-z]|hd[a-z]|mmcblk
 
 def _impact(command: Command) -> list[Evidence]:
     program, args = command.program, command.args
-    text = command.text()[:MAX_OPERAND * 2]
     if program == "rm" and any(a in ("/", "/*", "--no-preserve-root") for a in args[1:]):
         return [Evidence(0.7, "rm deletes the whole file system", "T1485", IMPACT)]
     if program == "dd" and any(_DISKS.match(a) for a in args[1:]):
@@ -708,9 +720,61 @@ def _impact(command: Command) -> list[Evidence]:
     if program in ("shutdown", "reboot", "halt", "poweroff") or (program in ("init", "telinit") and
                                                                   {"0", "6"} & set(args)):
         return [Evidence(0.2, f"{program} stops the host", "T1529", IMPACT)]
-    if ":(){" in text.replace(" ", ""):
-        return [Evidence(0.6, "fork bomb", "T1499", IMPACT)]
     return []
+
+
+_FILE_DROP_HOSTS = ("transfer.sh", "file.io", "0x0.st", "termbin.com", "paste.ee", "pastebin.com", "webhook.site",
+                    "requestbin", "anonfiles", "gofile.io", "temp.sh", "bashupload.com", "oshi.at")
+
+
+def _remote_services(command: Command) -> list[Evidence]:
+    """Clients of remote services whose use is itself a technique: file-drop sites, DNS lookups carrying
+    data, TLS tunnels by hand, cloud and cluster credentials."""
+    program, args = command.program, command.args
+    text = " ".join(args)[:MAX_OPERAND * 4]
+    found: list[Evidence] = []
+    if any(host in text for host in _FILE_DROP_HOSTS) and program in DOWNLOADERS | {"nc", "ncat", "wget"}:
+        found.append(Evidence(0.5, f"{program} talks to a file-drop or paste service", "T1567", EXFILTRATION))
+    if program in ("dig", "nslookup", "host", "drill") and any(
+            "$(...)" in a or any(len(label) > 40 for label in a.split(".")) for a in args[1:]):
+        found.append(Evidence(0.45, f"{program} sends data inside a DNS name", "T1048.003", EXFILTRATION))
+    if program == "openssl" and "s_client" in args:
+        found.append(Evidence(0.3, "openssl opens a TLS connection by hand", "T1573", COMMAND_AND_CONTROL))
+    if program in ("aws", "gcloud", "az"):
+        if any(a in ("get-caller-identity", "list-users", "list-roles", "get-secret-value", "list-secrets",
+                     "print-access-token", "get-account-authorization-details") for a in args):
+            found.append(Evidence(0.35, f"{program} reads cloud identities or secrets", "T1552.001",
+                                  CREDENTIAL_ACCESS))
+        elif "s3" in args and "cp" in args and any(a.startswith("s3://") for a in args[-1:]):
+            found.append(Evidence(0.2, f"{program} copies files to cloud storage", "T1567.002", EXFILTRATION))
+        else:
+            found.append(Evidence(0.1, f"{program}: cloud account discovery", "T1580", DISCOVERY))
+    if program == "kubectl":
+        if "secret" in text or "secrets" in args:
+            found.append(Evidence(0.4, "kubectl reads cluster secrets", "T1552.007", CREDENTIAL_ACCESS))
+        elif "exec" in args:
+            found.append(Evidence(0.2, "kubectl runs a command in a container", "T1609", "execution"))
+    return found
+
+
+def _hiding(command: Command) -> list[Evidence]:
+    """Search paths hijacked, commands trapped on shell events, files wiped past recovery, hidden files
+    and directories made in temp places."""
+    program, args = command.program, command.args
+    text = " ".join(args)[:MAX_OPERAND * 4]
+    found: list[Evidence] = []
+    if "PATH=" in text and any(p in text for p in ("PATH=/tmp", "PATH=/dev/shm", "PATH=/var/tmp", "PATH=.:")):
+        found.append(Evidence(0.35, "the command search path starts in a writable directory", "T1574.007",
+                              PERSISTENCE))
+    if program == "trap" and len(args) >= 3:
+        found.append(Evidence(0.3, "a command trapped on a shell event", "T1546.005", PERSISTENCE))
+    if program in ("shred", "srm", "wipe") and ({"-u", "-z", "--remove"} & set(args) or program != "shred"):
+        found.append(Evidence(0.3, f"{program} deletes files past recovery", "T1070.004", DEFENSE_EVASION))
+    hidden = [o for o in _operands(command) if path_class(o) in ("tmp", "shm") and _hidden(o)]
+    if program in ("mkdir", "touch") and hidden:
+        found.append(Evidence(0.2, f"{program} makes a hidden file or directory in a temp place", "T1564.001",
+                              DEFENSE_EVASION))
+    return found
 
 
 def _escapes_and_injection(command: Command) -> list[Evidence]:
@@ -790,10 +854,52 @@ def _discovery(command: Command) -> list[Evidence]:
     return found
 
 
-_CHECKS: tuple[Callable[[Command], list[Evidence]], ...] = (
-    _file_effects, _accounts, _scheduling, _defenses, _history_tampering, _permissions, _kernel_modules,
-    _masquerading, _transfers, _tools, _network_tools, _collection, _impact, _escapes_and_injection, _discovery,
-)
+# Which checks can say anything about a program: most commands meet only the checks every command meets.
+_CHECKS_BY_PROGRAM: dict[str, tuple[Callable[[Command], list[Evidence]], ...]] = {}
+for _check, _programs in (
+    (_accounts, ("useradd", "adduser", "newusers", "usermod", "gpasswd", "addgroup", "chpasswd", "passwd",
+                 "userdel", "deluser", "groupdel", "groupadd", "vipw", "vigr", "visudo")),
+    (_scheduling, ("crontab", "at", "batch", "systemd-run", "systemctl", "update-rc.d", "chkconfig", "rc-update")),
+    (_defenses, ("systemctl", "service", "update-rc.d", "chkconfig", "rc-service", "invoke-rc.d", "kill", "pkill",
+                 "killall", "setenforce", "aa-disable", "aa-complain", "aa-teardown", "apparmor_parser", "auditctl",
+                 "iptables", "ip6tables", "iptables-legacy", "iptables-nft", "ufw", "nft", "journalctl", "sysctl")),
+    (_permissions, ("chmod", "chown", "chgrp", "chattr", "setcap", "touch")),
+    (_kernel_modules, ("insmod", "modprobe", "rmmod")),
+    (_transfers, tuple(DOWNLOADERS)),
+    (_network_tools, ("nc", "ncat", "netcat", "nc.traditional", "nc.openbsd", "socat", "ssh", "scp", "rsync",
+                      "sftp")),
+    (_collection, ("zip", "7z", "7za", "gpg", "openssl", "tar", "rar", "base64", "base32", "basenc", "xxd",
+                   "uuencode")),
+    (_impact, ("rm", "dd", "shred", "wipefs", "mkfs", "shutdown", "reboot", "halt", "poweroff", "init", "telinit")),
+    (_escapes_and_injection, ("nsenter", "docker", "podman", "nerdctl", "ctr", "gdb", "pyrasite", "strace")),
+    (_discovery, (*_DISCOVERY, "cat", "head", "tail", "less", "more", "grep", "egrep", "rg", "awk", "cut", "find",
+                  "sudo", "which", "command", "type", "whereis")),
+    (_remote_services, (*DOWNLOADERS, "nc", "ncat", "dig", "nslookup", "host", "drill", "openssl", "aws", "gcloud",
+                        "az", "kubectl")),
+    (_hiding, ("trap", "shred", "srm", "wipe", "mkdir", "touch")),
+):
+    for _program in _programs:
+        _CHECKS_BY_PROGRAM[_program] = (*_CHECKS_BY_PROGRAM.get(_program, ()), _check)
+_FILE_PROGRAMS = frozenset({*_CONTENT_READERS, *_COPIERS, *_DELETERS, *DOWNLOADERS, "tee", "sed", "touch",
+                            "truncate", "chattr", "openssl", ":", "true", "echo", "printf"})
+
+
+def _every_command(command: Command) -> list[Evidence]:
+    """What any program can do: touch sensitive files, hide in history or names, be a known tool, preload."""
+    found = _tools(command) + _masquerading(command)
+    program = command.program
+    joined = " ".join(command.args)[:MAX_OPERAND * 8]
+    if command.redirects or program in _FILE_PROGRAMS or "if=" in joined or "of=" in joined:
+        found += _file_effects(command)
+    if "HIST" in joined or "history" in joined:
+        found += _history_tampering(command)
+    if "LD_PRELOAD=" in joined and program not in _CHECKS_BY_PROGRAM:
+        found += _escapes_and_injection(command)
+    if "PATH=" in joined and program not in _CHECKS_BY_PROGRAM:
+        found += _hiding(command)
+    if "(){" in joined and ":(){" in joined.replace(" ", ""):
+        found.append(Evidence(0.6, "fork bomb", "T1499", IMPACT))
+    return found
 
 
 @lru_cache(maxsize=1 << 15)
@@ -802,8 +908,10 @@ def assess_command(command: Command) -> tuple[Evidence, ...]:
     command = unwrap(command)
     if not command.args:
         return ()
-    found: list[Evidence] = []
-    for check in _CHECKS:
+    found = _every_command(command)
+    program = command.program
+    checks = _CHECKS_BY_PROGRAM.get("mkfs" if program.startswith("mkfs") else program, ())
+    for check in checks:
         found.extend(check(command))
     found.sort(key=lambda e: -e.weight)
     return tuple(found)

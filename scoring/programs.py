@@ -20,8 +20,8 @@ ELEVATORS = frozenset({"sudo", "su", "doas", "pkexec", "run0"})
 WRAPPERS = frozenset({"env", "nohup", "timeout", "nice", "ionice", "setsid", "stdbuf", "chrt", "taskset", "time",
                       "xargs", "exec", "command", "builtin", "unbuffer", "flock", "runuser", "chroot", "nsenter",
                       "unshare", "strace", "ltrace", "watch", "script", *ELEVATORS})
-DOWNLOADERS = frozenset({"curl", "wget", "fetch", "aria2c", "tftp", "lwp-download", "lwp-request", "GET", "http",
-                         "axel", "lftp"})
+DOWNLOADERS = frozenset({"curl", "wget", "fetch", "aria2c", "tftp", "ftp", "lwp-download", "lwp-request", "GET",
+                         "http", "httpie", "axel", "lftp"})
 SENDERS = frozenset({"curl", "wget", "nc", "ncat", "netcat", "socat", "ssh", "openssl", "telnet", "ftp", "tftp",
                      "sftp"})
 ENCODERS = frozenset({"base64", "base32", "basenc", "xxd", "gzip", "bzip2", "xz", "zstd", "openssl", "gpg", "tar",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from functools import lru_cache
 
 from scoring.commands import Command, Script, unwrap
 from scoring.evidence import COMMAND_AND_CONTROL, DEFENSE_EVASION, EXECUTION, EXFILTRATION, Evidence
@@ -122,6 +123,22 @@ def _prepared(command: Command) -> list[tuple[str, str, float, str]]:
     if command.writes_to() and program in ("echo", "printf", "cat", "tee", "dd"):
         return [(p, f"written by {program}", 0.3, "T1105") for p in writes_of(command)]
     return []
+
+
+CONSUMER = 1  # reads its program or its payload from stdin: a shell, an interpreter, a network sender
+PRODUCER = 2  # writes what is worth piping: a download, decoded or encoded data, secrets
+
+
+@lru_cache(maxsize=1 << 14)
+def pipe_role(args: tuple[str, ...]) -> int:
+    """The part a process can play in a pipe worth noticing (CONSUMER | PRODUCER bits; 0: none)."""
+    command = unwrap(Command(args))
+    role = CONSUMER if runs_stdin(command) or sends_stdin(command) else 0
+    program = command.program
+    if (program in DOWNLOADERS and not writes_of(command)) or program in DECODERS or program in ENCODERS or \
+            program in SECRET_SOURCES:
+        role |= PRODUCER
+    return role
 
 
 def runs_stdin(command: Command) -> bool:
