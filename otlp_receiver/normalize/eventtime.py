@@ -52,7 +52,8 @@ def from_rfc3339(value: Any) -> EventTime | None:
         return None
     year, month, day, hour, minute, second, fraction, zulu, sign, off_hours, off_minutes = match.groups()
     fields = (int(year), int(month), int(day), int(hour), int(minute), int(second))
-    if not (1 <= fields[1] <= 12 and 1 <= fields[2] <= 31 and fields[3] < 24 and fields[4] < 60 and fields[5] <= 60):
+    if not (1900 <= fields[0] <= 2300 and 1 <= fields[1] <= 12 and 1 <= fields[2] <= 31 and fields[3] < 24
+            and fields[4] < 60 and fields[5] <= 60):  # (calendar.timegm raises on year 0)
         return None
     seconds = calendar.timegm(fields)
     if not zulu:

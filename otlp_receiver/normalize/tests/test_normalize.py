@@ -478,6 +478,7 @@ def test_the_record_keeps_a_sender_timestamp_and_gains_precision_only_where_it_a
 
 
 @pytest.mark.parametrize("value", ["1970-01-19T00:00:00Z", "2262-04-12T00:00:00Z", "2026-13-01T00:00:00Z",
+                                   "0000-01-01T00:00:00Z",  # found by bench/fuzz.py: calendar.timegm raised
                                    "2026-02-30T25:00:00Z", "yesterday", 1.5, None])
 def test_times_that_are_no_event_time_are_ignored(value: Any) -> None:
     document = json.loads(lines("tetragon-process_exec.jsonl")[0])
