@@ -64,6 +64,8 @@ class BatchScorer:
                     else:
                         forged += strip_verdict(record, normalized.attributes or {})
                     ordinal += 1
+        for kind, count in self.normalizer.take_counts().items():
+            kinds[kind] += count
         if not groups:
             return Outcome(None, dict(kinds), {}, forged)
         embeddings = np.zeros((ordinal, self.engine.featurizer.dim), dtype=np.float32)

