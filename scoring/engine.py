@@ -27,7 +27,7 @@ from scoring.baseline import Baseline, BaselineStore
 from scoring.config import EngineConfig, Thresholds
 from scoring.featurizer import get_embedder
 from scoring.heuristics import WEB_PORTS, Evidence, assess
-from scoring.policy import HoldBack
+from scoring.policy import HoldBack, PendingPattern
 from scoring.tokens import address_class, base_name, elevated_program
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,10 @@ class AnomalyEngine:
             vector = self.featurizer.embed([event])[0]
             baseline.learn(key, vector, event.command_line, program_of(event), self._when(event), times=times)
         self.store.flush_one(baseline)
+
+    def held_back(self, tenant: str, workload: str) -> list[PendingPattern]:
+        """The alert-level patterns of a workload waiting to be learned (scoring/policy.py), oldest first."""
+        return list(self._holdback(tenant, workload).pending.values())
 
     def flush(self) -> int:
         return self.store.flush()
