@@ -75,6 +75,7 @@ _WHERE = f"""TenantId = {{tenant:String}}
 
 # Events of one incident form one group; the others, one group per distinct (workload, host, command line),
 # so a command repeated a thousand times is one line with its count instead of hiding everything else.
+# Only events of the chosen severities count (a line "seen 3 times" among alerts means 3 alerts).
 _GROUPS = f"""SELECT group_id, any(incident) AS incident, max(AnomalyScore) AS top_score,
   max(incident_score) AS incident_score, greatest(top_score, incident_score) AS group_rank, count() AS events,
   toUnixTimestamp64Nano(min(Timestamp)) AS first_ns, toUnixTimestamp64Nano(max(Timestamp)) AS last_ns,
@@ -85,9 +86,9 @@ FROM (
     {LEVEL} AS level,
     if({{by_incident:UInt8}} = 1 AND incident != '', incident,
        concat('p:', hex(cityHash64(Workload, {HOST}, {COMMAND_LINE})))) AS group_id
-  FROM {{table}} WHERE {_WHERE})
+  FROM {{table}} WHERE {_WHERE} AND has({{levels:Array(UInt8)}}, {LEVEL}))
 GROUP BY group_id
-HAVING group_rank >= {{min_score:Float32}} AND has({{levels:Array(UInt8)}}, group_level)
+HAVING group_rank >= {{min_score:Float32}}
 ORDER BY group_rank DESC, last_ns DESC
 LIMIT {{limit:UInt32}}"""
 

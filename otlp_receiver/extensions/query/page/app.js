@@ -162,7 +162,8 @@ function renderVisibleRows() {
   for (const row of table.querySelectorAll(".row")) row.remove();
   for (let index = first; index < last; index += 1) {
     const item = state.rows[index];
-    const reason = (item.reasons || [])[0];
+    // The evidence (reasons naming an ATT&CK technique) says more than novelty: show it first.
+    const reason = (item.reasons || []).find((text) => /\[T\d{4}/.test(text)) || (item.reasons || [])[0];
     const count = item.kind === "incident" ? `incident · ${item.events}` : item.events > 1 ? `× ${item.events}` : "";
     const row = el("div", {
       class: "row", "data-record-id": item.record_id, "data-kind": item.kind, title: (item.reasons || []).join("\n"),
