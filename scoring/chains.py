@@ -96,6 +96,10 @@ class Node:
     incident: Incident | None = None
     alerted: bool = False  # its own score reached the alert line
     role: int = 0  # its possible part in a pipe (scoring/sequences.py pipe_role)
+    # Inherited from the parent when evaluated, so no event walks its ancestors: the nearest incident
+    # above it, and the nearest ancestor that alerted (name, pid).
+    incident_above: Incident | None = None
+    alerted_above: tuple[str, int] | None = None
 
 
 @dataclass(slots=True)
@@ -147,6 +151,12 @@ class _Files:
             name = oldest.rsplit("/", 1)[-1]
             if self._by_name.get(name) == oldest:
                 del self._by_name[name]
+
+    def __bool__(self) -> bool:
+        return bool(self._by_path)
+
+    def has_name(self, path: str) -> bool:
+        return path.rstrip("/").rsplit("/", 1)[-1] in self._by_name
 
     def lookup(self, path: str, now: float) -> Written | None:
         if not path:
@@ -208,7 +218,7 @@ class ChainTracker:
                 node.lineage = _lineage_below(parent, node, event)
             node.session = _session_root(parent, node)
             view = ChainView(key, node, [], [], [])
-            self._link_lineage(view, host)
+            self._link_lineage(view, parent)
             if event.event_name == "process.exec":
                 self._lineage_evidence(view, event)
                 self._pipes(view, host, event)
@@ -291,18 +301,6 @@ class ChainTracker:
     # -- the evidence -----------------------------------------------------------------------------------
 
     @staticmethod
-    def _line(host: _Host, pid: int | None) -> list[Node]:
-        """The process `pid` and its known ancestors, nearest first."""
-        line: list[Node] = []
-        while pid is not None and len(line) < MAX_ANCESTORS:
-            node = host.nodes.get(pid)
-            if node is None or node in line:
-                break
-            line.append(node)
-            pid = node.parent_pid
-        return line
-
-    @staticmethod
     def _lineage_evidence(view: ChainView, event: ProcessEvent) -> None:
         lineage, node = view.node.lineage, view.node
         if lineage.kind == "network":
@@ -314,25 +312,20 @@ class ChainTracker:
             view.evidence.append(Evidence(0.8, f"{node.name} with its input or output on a network socket "
                                                "(reverse shell)", "T1059.004", EXECUTION))
 
-    def _link_lineage(self, view: ChainView, host: _Host) -> None:
-        """An event below a process of an incident belongs to that incident."""
-        pid = view.node.parent_pid
-        seen = {view.node.pid}
-        for _ in range(MAX_ANCESTORS):
-            if pid is None or pid in seen:
-                return
-            seen.add(pid)
-            ancestor = host.nodes.get(pid)
-            if ancestor is None:
-                return
-            if ancestor.incident is not None and _open(ancestor.incident, view.node.started):
-                view.linked.append(ancestor.incident)
-                alerted = next((a for a in self._line(host, pid) if a.alerted), None)
-                if alerted is not None:
-                    view.evidence.append(Evidence(0.3, f"runs below {alerted.name} (pid {alerted.pid}), which "
-                                                       "alerted", "", EXECUTION))
-                return
-            pid = ancestor.parent_pid
+    @staticmethod
+    def _link_lineage(view: ChainView, parent: Node | None) -> None:
+        """An event below a process of an incident belongs to that incident; below one that alerted, a new
+        program is evidence."""
+        node = view.node
+        if parent is None:
+            return
+        node.incident_above = parent.incident or parent.incident_above
+        node.alerted_above = (parent.name, parent.pid) if parent.alerted else parent.alerted_above
+        if node.incident_above is not None and _open(node.incident_above, node.started):
+            view.linked.append(node.incident_above)
+            if node.alerted_above is not None:
+                name, pid = node.alerted_above
+                view.evidence.append(Evidence(0.3, f"runs below {name} (pid {pid}), which alerted", "", EXECUTION))
 
     def _pipes(self, view: ChainView, host: _Host, event: ProcessEvent) -> None:
         node = view.node
@@ -368,6 +361,14 @@ class ChainTracker:
             view.linked.extend(p.incident for p, _ in partners if p.incident is not None)
 
     def _files(self, view: ChainView, host: _Host, event: ProcessEvent) -> None:
+        """Files this exec runs, handles or deletes that the chain prepared; then what it prepares itself."""
+        command = unwrap(Command(view.node.args))
+        if host.files:
+            self._prepared_files_used(view, host, event, command)
+        self._prepare(view, host, command)
+
+    @staticmethod
+    def _prepared_files_used(view: ChainView, host: _Host, event: ProcessEvent, command: Command) -> None:
         node, now = view.node, view.node.started
         for path in (event.executable_path, node.args[0] if node.args else ""):
             written = host.files.lookup(resolve(path, node.cwd), now)
@@ -379,9 +380,10 @@ class ChainTracker:
                 if written.incident is not None:
                     view.linked.append(written.incident)
                 break
-        command = unwrap(Command(node.args))
         for operand in command.args[1:]:
-            touched = host.files.lookup(resolve(operand, node.cwd), now) if "/" in operand else None
+            if "/" not in operand or not host.files.has_name(operand):
+                continue
+            touched = host.files.lookup(resolve(operand, node.cwd), now)
             if touched is not None and touched.incident is not None:
                 view.linked.append(touched.incident)  # it handles a file of the chain (ls, rm, cat): same incident
         for path in deletes_of(command):
@@ -391,6 +393,10 @@ class ChainTracker:
                                               DEFENSE_EVASION))
                 if written.incident is not None:
                     view.linked.append(written.incident)
+
+    @staticmethod
+    def _prepare(view: ChainView, host: _Host, command: Command) -> None:
+        node, now = view.node, view.node.started
         for path, how, weight, technique in made_runnable(command):
             resolved = resolve(path, node.cwd)
             earlier = host.files.lookup(resolved, now)

@@ -430,6 +430,8 @@ _SECURITY_SERVICES = re.compile(
     r"fail2ban|sshguard|crowdstrike|elastic-agent|auditbeat|filebeat|rsyslog|syslog-ng|systemd-journald|"
     r"sysdig|tracee|qualys\S{0,20}|nessus\S{0,10}|splunkd?|td-agent|fluentd|fluent-bit|otelcol\S{0,20}|"
     r"procsight\S{0,20}|datadog-agent|newrelic\S{0,20})(?:\.service)?$", re.IGNORECASE)
+_SERVICE_VERBS = frozenset({"stop", "disable", "mask", "kill", "off", "remove", "start", "restart", "reload",
+                            "enable", "status", "--now"})
 _FIREWALLS = frozenset({"ufw", "firewalld", "nftables", "iptables", "ip6tables", "netfilter-persistent",
                         "shorewall", "csf"})
 
@@ -440,13 +442,15 @@ def _defenses(command: Command) -> list[Evidence]:
     if program in ("systemctl", "service", "update-rc.d", "chkconfig", "rc-service", "invoke-rc.d"):
         verbs = {"stop", "disable", "mask", "kill", "off", "remove"} & set(args)
         if verbs:
-            for unit in _operands(command):
+            for unit in (o for o in _operands(command) if o not in _SERVICE_VERBS):
                 if _SECURITY_SERVICES.match(unit):
                     found.append(Evidence(0.6, f"{program} {sorted(verbs)[0]}s {unit}, a security or logging "
                                                "service", "T1562.001", DEFENSE_EVASION))
                 elif unit.removesuffix(".service") in _FIREWALLS:
                     found.append(Evidence(0.5, f"{program} {sorted(verbs)[0]}s the firewall ({unit})", "T1562.004",
                                           DEFENSE_EVASION))
+                elif {"disable", "mask"} & verbs:
+                    found.append(Evidence(0.15, f"{program} {sorted(verbs)[0]}s {unit}", "T1489", IMPACT))
     elif program in ("kill", "pkill", "killall"):
         targets = [a for a in args[1:] if not a.startswith("-") and not a.isdigit()]
         if any(_SECURITY_SERVICES.match(t) for t in targets):
@@ -629,6 +633,12 @@ for _names, _spec in (
     (("xclip", "xsel"), (0.3, "clipboard access", "T1115", COLLECTION)),
     (("xwd", "scrot", "gnome-screenshot"), (0.3, "screen capture", "T1113", COLLECTION)),
     (("logkeys", "pykeylogger"), (0.7, "keylogger", "T1056.001", COLLECTION)),
+    (("upx",), (0.4, "executable packer", "T1027.002", DEFENSE_EVASION)),
+    (("gcore",), (0.45, "core dump of a running process", "T1003.007", CREDENTIAL_ACCESS)),
+    (("hping3", "slowhttptest", "t50"), (0.5, "flood tool", "T1498", IMPACT)),
+    (("ldapsearch", "smbclient", "showmount", "rpcclient", "enum4linux", "smbmap"),
+     (0.2, "network share or directory lookup", "T1135", DISCOVERY)),
+    (("rclone", "megacmd", "mega-put", "gdrive"), (0.35, "cloud storage sync tool", "T1567.002", EXFILTRATION)),
 ):
     for _name in _names:
         _TOOLS[_name] = (_spec[0], _spec[1], _spec[2], _spec[3])
@@ -711,6 +721,60 @@ def _impact(command: Command) -> list[Evidence]:
                                                                   {"0", "6"} & set(args)):
         return [Evidence(0.2, f"{program} stops the host", "T1529", IMPACT)]
     return []
+
+
+_FILE_DROP_HOSTS = ("transfer.sh", "file.io", "0x0.st", "termbin.com", "paste.ee", "pastebin.com", "webhook.site",
+                    "requestbin", "anonfiles", "gofile.io", "temp.sh", "bashupload.com", "oshi.at")
+
+
+def _remote_services(command: Command) -> list[Evidence]:
+    """Clients of remote services whose use is itself a technique: file-drop sites, DNS lookups carrying
+    data, TLS tunnels by hand, cloud and cluster credentials."""
+    program, args = command.program, command.args
+    text = " ".join(args)[:MAX_OPERAND * 4]
+    found: list[Evidence] = []
+    if any(host in text for host in _FILE_DROP_HOSTS) and program in DOWNLOADERS | {"nc", "ncat", "wget"}:
+        found.append(Evidence(0.5, f"{program} talks to a file-drop or paste service", "T1567", EXFILTRATION))
+    if program in ("dig", "nslookup", "host", "drill") and any(
+            "$(...)" in a or any(len(label) > 40 for label in a.split(".")) for a in args[1:]):
+        found.append(Evidence(0.45, f"{program} sends data inside a DNS name", "T1048.003", EXFILTRATION))
+    if program == "openssl" and "s_client" in args:
+        found.append(Evidence(0.3, "openssl opens a TLS connection by hand", "T1573", COMMAND_AND_CONTROL))
+    if program in ("aws", "gcloud", "az"):
+        if any(a in ("get-caller-identity", "list-users", "list-roles", "get-secret-value", "list-secrets",
+                     "print-access-token", "get-account-authorization-details") for a in args):
+            found.append(Evidence(0.35, f"{program} reads cloud identities or secrets", "T1552.001",
+                                  CREDENTIAL_ACCESS))
+        elif "s3" in args and "cp" in args and any(a.startswith("s3://") for a in args[-1:]):
+            found.append(Evidence(0.2, f"{program} copies files to cloud storage", "T1567.002", EXFILTRATION))
+        else:
+            found.append(Evidence(0.1, f"{program}: cloud account discovery", "T1580", DISCOVERY))
+    if program == "kubectl":
+        if "secret" in text or "secrets" in args:
+            found.append(Evidence(0.4, "kubectl reads cluster secrets", "T1552.007", CREDENTIAL_ACCESS))
+        elif "exec" in args:
+            found.append(Evidence(0.2, "kubectl runs a command in a container", "T1609", "execution"))
+    return found
+
+
+def _hiding(command: Command) -> list[Evidence]:
+    """Search paths hijacked, commands trapped on shell events, files wiped past recovery, hidden files
+    and directories made in temp places."""
+    program, args = command.program, command.args
+    text = " ".join(args)[:MAX_OPERAND * 4]
+    found: list[Evidence] = []
+    if "PATH=" in text and any(p in text for p in ("PATH=/tmp", "PATH=/dev/shm", "PATH=/var/tmp", "PATH=.:")):
+        found.append(Evidence(0.35, "the command search path starts in a writable directory", "T1574.007",
+                              PERSISTENCE))
+    if program == "trap" and len(args) >= 3:
+        found.append(Evidence(0.3, "a command trapped on a shell event", "T1546.005", PERSISTENCE))
+    if program in ("shred", "srm", "wipe") and ({"-u", "-z", "--remove"} & set(args) or program != "shred"):
+        found.append(Evidence(0.3, f"{program} deletes files past recovery", "T1070.004", DEFENSE_EVASION))
+    hidden = [o for o in _operands(command) if path_class(o) in ("tmp", "shm") and _hidden(o)]
+    if program in ("mkdir", "touch") and hidden:
+        found.append(Evidence(0.2, f"{program} makes a hidden file or directory in a temp place", "T1564.001",
+                              DEFENSE_EVASION))
+    return found
 
 
 def _escapes_and_injection(command: Command) -> list[Evidence]:
@@ -810,6 +874,9 @@ for _check, _programs in (
     (_escapes_and_injection, ("nsenter", "docker", "podman", "nerdctl", "ctr", "gdb", "pyrasite", "strace")),
     (_discovery, (*_DISCOVERY, "cat", "head", "tail", "less", "more", "grep", "egrep", "rg", "awk", "cut", "find",
                   "sudo", "which", "command", "type", "whereis")),
+    (_remote_services, (*DOWNLOADERS, "nc", "ncat", "dig", "nslookup", "host", "drill", "openssl", "aws", "gcloud",
+                        "az", "kubectl")),
+    (_hiding, ("trap", "shred", "srm", "wipe", "mkdir", "touch")),
 ):
     for _program in _programs:
         _CHECKS_BY_PROGRAM[_program] = (*_CHECKS_BY_PROGRAM.get(_program, ()), _check)
@@ -828,6 +895,8 @@ def _every_command(command: Command) -> list[Evidence]:
         found += _history_tampering(command)
     if "LD_PRELOAD=" in joined and program not in _CHECKS_BY_PROGRAM:
         found += _escapes_and_injection(command)
+    if "PATH=" in joined and program not in _CHECKS_BY_PROGRAM:
+        found += _hiding(command)
     if "(){" in joined and ":(){" in joined.replace(" ", ""):
         found.append(Evidence(0.6, "fork bomb", "T1499", IMPACT))
     return found

@@ -23,7 +23,7 @@ def tenant_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp_path = tmp_path_factory.mktemp("tenants")
     with OtlpSink() as sink:
         config = receiver_config(tmp_path, {"otlphttp/forward": {"endpoint": sink.http_url}})  # older alias
-        config["extensions"]["bearertokenauth"] = {"tokens": [
+        config["extensions"]["bearertokenauth"] = {"tenants": [
             {"token": token, "tenant": tenant} for tenant, token in TOKENS.items()]}
         config["service"]["extensions"].append("bearertokenauth")
         for protocol in ("grpc", "http"):

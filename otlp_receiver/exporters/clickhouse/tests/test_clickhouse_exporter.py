@@ -105,7 +105,7 @@ def test_yaml_testdata_decodes(monkeypatch: pytest.MonkeyPatch) -> None:
     ({"ttl": "a month"}, "duration"),
     ({"compress": "snappy"}, "compress"),
     ({"table_engine": {"name": "ReplicatedMergeTree"}}, "unknown setting 'table_engine'"),
-    ({"retry_on_failure": {"multiplier": 0.5}}, "multiplier"),
+    ({"retry_on_failure": {"multiplier": -1}}, "multiplier"),
 ])
 def test_invalid_config_is_a_clear_error(data: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as caught:
