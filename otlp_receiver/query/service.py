@@ -14,6 +14,7 @@ and every query is confined to the caller's tenant.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -299,9 +300,9 @@ class QueryService:
         rows = self._query(_PATTERNS, {"tenant": tenant, "workload": workload or ""})
         return [Pattern(record_id=row["record_id"], workload=row["workload"], host=row["host"],
                         command_line=row["command_line"], executable=row["executable"], parent=row["parent"],
-                        ancestors=tuple(string_list(row["ancestors"])),
-                        user=_user(row["user_name"], row["user_id"]), reasons=tuple(string_list(row["reasons"])),
-                        techniques=tuple(string_list(row["techniques"])), score=float(row["latest_score"]),
+                        ancestors=_string_tuple(row["ancestors"]), user=_user(row["user_name"], row["user_id"]),
+                        reasons=_string_tuple(row["reasons"]), techniques=_string_tuple(row["techniques"]),
+                        score=float(row["latest_score"]),
                         occurrences=int(row["occurrences"]))
                 for row in rows]
 
@@ -421,6 +422,12 @@ def string_list(value: str | list[Any]) -> list[str]:
     except ValueError:
         return [value]
     return [str(item) for item in decoded] if isinstance(decoded, list) else [str(decoded)]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _string_tuple(value: str) -> tuple[str, ...]:
+    """`string_list` of a stored text, cached: patterns share their ancestors, reasons and techniques."""
+    return tuple(string_list(value))
 
 
 def _typed(text: str) -> Any:
