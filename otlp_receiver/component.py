@@ -6,7 +6,8 @@ record the receiver accepted leaves through an OTLP exporter byte-for-byte as it
 attributes the `anomaly` processor added. Components are built by factories from their typed config
 (`otlp_receiver/registry.py` names the factories, `otlp_receiver/service.py` builds and wires them), the
 way the Collector builds them. The service never asks for a component by type name: it asks whether a
-component has a capability (`Batcher`, `AdmissionController`, `RouteProvider`, `Authenticator`).
+component has a capability (`Batcher`, `AdmissionController`, `RouteProvider`, `Authenticator`,
+`BaselineKeeper`, `BaselineClient`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -281,3 +282,28 @@ class RouteProvider(Protocol):
     """An extension that serves HTTP routes on the receivers' HTTP port (the `query` extension)."""
 
     def http_routes(self) -> Routes: ...
+
+
+@runtime_checkable
+class BaselineKeeper(Protocol):
+    """A processor that keeps learned baselines (the `anomaly` processor), reachable while it runs."""
+
+    def baselines(self, tenant: str) -> list[dict[str, Any]]:
+        """What each of the tenant's baselines holds: size, age, warm-up, thresholds, held-back patterns."""
+        ...
+
+    def acknowledge(self, tenant: str, workload: str, attributes: dict[str, Any]) -> None:
+        """A person says the event with these record attributes is normal on `workload`: learn it now."""
+        ...
+
+
+BaselineKeepers = Callable[[str], list[BaselineKeeper]]
+"""The baseline keepers of the pipelines that export to the exporter of the given id."""
+
+
+@runtime_checkable
+class BaselineClient(Protocol):
+    """An extension that shows or teaches baselines (the `query` extension's page and acknowledge route);
+    the service hands it `BaselineKeepers` once every pipeline is built."""
+
+    def bind_baselines(self, keepers: BaselineKeepers) -> None: ...

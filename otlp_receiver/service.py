@@ -8,7 +8,8 @@
 It builds each component with the factory its config names (`otlp_receiver/registry.py`) and wires
 them by capability (`otlp_receiver/component.py`), never by type name: a processor that is a `Batcher`
 groups its pipeline's batches, an `AdmissionController` may refuse requests, an extension that is an
-`Authenticator` serves the receivers' `auth`, one that is a `RouteProvider` adds HTTP routes.
+`Authenticator` serves the receivers' `auth`, one that is a `RouteProvider` adds HTTP routes, one that is
+a `BaselineClient` reaches the `BaselineKeeper` processors of the pipelines into an exporter.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from otlp_receiver.component import (
     AdmissionController,
     Authenticator,
     Backpressure,
+    BaselineClient,
+    BaselineKeeper,
     Batcher,
     ClientMetadata,
     CreateSettings,
@@ -161,6 +164,14 @@ class Service:
                 name, spool, processors, [self.exporters[e] for e in pipeline.exporters], self.telemetry,
                 batcher=batchers[0] if batchers else None,
                 admission=[p for p in processors if isinstance(p, AdmissionController)])
+        for extension in self.extensions.values():
+            if isinstance(extension, BaselineClient):
+                extension.bind_baselines(self._baseline_keepers)
+
+    def _baseline_keepers(self, exporter_id: str) -> list[BaselineKeeper]:
+        pipelines = self.settings.service.pipelines
+        return [processor for (pipeline, _), processor in self.processors.items()
+                if isinstance(processor, BaselineKeeper) and exporter_id in pipelines[pipeline].exporters]
 
     def _create(self, kind: str, component_id: str, shape: type[C]) -> C:
         module = registry.factory(kind, component_id)

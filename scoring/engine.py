@@ -33,7 +33,7 @@ from scoring.config import EngineConfig, Thresholds
 from scoring.evidence import COLLECTION, COMMAND_AND_CONTROL, DISCOVERY, PERSISTENCE, Evidence
 from scoring.featurizer import get_embedder
 from scoring.heuristics import WEB_PORTS, assess
-from scoring.policy import HoldBack
+from scoring.policy import HoldBack, PendingPattern
 from scoring.tokens import address_class, base_name, elevated_program
 
 if TYPE_CHECKING:
@@ -236,6 +236,10 @@ class AnomalyEngine:
             baseline.learn(key, vector, event.command_line, program_of(event), self._when(event), times=times,
                            techniques=_techniques(self._own_evidence(event)))
         self.store.flush_one(baseline)
+
+    def held_back(self, tenant: str, workload: str) -> list[PendingPattern]:
+        """The alert-level patterns of a workload waiting to be learned (scoring/policy.py), oldest first."""
+        return list(self._holdback(tenant, workload).pending.values())
 
     def flush(self) -> int:
         return self.store.flush()

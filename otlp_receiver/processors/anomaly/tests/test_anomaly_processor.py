@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
+from core import semconv
 from core.confmap import ConfigError, decode, load_yaml
 from otlp_receiver.component import CreateSettings, LogBatch
 from otlp_receiver.processors.anomaly import factory
@@ -193,3 +194,30 @@ def test_a_body_nested_thousands_deep_does_not_unscore_its_batch(processor) -> N
     processor.process(batch)
     assert "anomaly_score" in attributes(batch.logs.resource_logs[0].scope_logs[0].log_records[0])
     assert processor._kinds.value(kind="invalid") == 1
+
+
+@pytest.mark.parametrize("processor", ["false", "true"], indirect=True, ids=["in_process", "child_process"])
+def test_baselines_are_described_and_an_acknowledged_event_is_learned_while_running(processor) -> None:  # type: ignore[no-untyped-def]
+    processor.process(exec_batch([process_exec("nginx", "nginx -g daemon off;", 100 + i, 1, parent="systemd")
+                                  for i in range(30)]))
+    hook = process_exec("sh", "sh -c /opt/app/hooks/post-deploy.sh", 500, 100, parent="nginx", path="/bin/sh")
+    first = exec_batch([hook])
+    processor.process(first)
+    stored = attributes(first.logs.resource_logs[0].scope_logs[0].log_records[0])
+    assert stored["anomaly_severity"] == "alert" and stored["process.ancestors"] == ["nginx", "systemd"]
+    [web] = processor.baselines("default")
+    assert (web["workload"], web["state"], web["events_learned"], web["held_back_total"]) == ("web", "detecting", 30, 1)
+    assert web["held_back"][0]["command_line"] == hook["process.command_line"]
+    assert web["thresholds"] == {"warn": 0.5, "alert": 0.75} and web["oldest_pattern"] > 0
+    assert processor.baselines("other-tenant") == []
+
+    # What the query extension sends: the record as stored, without its verdict.
+    processor.acknowledge("default", "web", {key: value for key, value in stored.items()
+                                             if key not in semconv.VERDICT_KEYS} | {"host.name": "web-1"})
+    [web] = processor.baselines("default")
+    assert web["held_back_total"] == 0 and web["events_learned"] == 31
+    again = exec_batch([{**hook, "process.pid": 501}])
+    processor.process(again)
+    assert attributes(again.logs.resource_logs[0].scope_logs[0].log_records[0])["anomaly_severity"] == "none"
+    with pytest.raises(ValueError, match=r"process\.executable\.name"):
+        processor.acknowledge("default", "web", {"process.pid": 1})
