@@ -120,6 +120,10 @@ class YamlScalar(str):
             return str(self)
 
 
+# A loaded config written back out (to hand to another program) shows the value the expansion stood for.
+yaml.SafeDumper.add_representer(YamlScalar, lambda dumper, value: dumper.represent_data(value.typed()))
+
+
 def expand(text: str, environ: Mapping[str, str] | None = None) -> Any:
     """Expands the providers in one value. A value that is a single expansion gives what the provider
     returned (a mapping or list from `${file:...}`, else a `YamlScalar`); anything else gives text.
