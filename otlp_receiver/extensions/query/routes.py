@@ -77,6 +77,8 @@ def _search_request(body: bytes) -> dict[str, Any]:
         document = json.loads(body or b"{}")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadQuery(f"body is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BadQuery("body is JSON nested too deeply") from exc
     if not isinstance(document, dict):
         raise BadQuery('expected {"query": "...", "limit": N, "workload": "..."}')
     unknown = set(document) - {"query", "limit", "workload"}
@@ -116,7 +118,8 @@ def _number(value: str | None, name: str, default: float) -> float:
 def _limit(value: str | None, default: int) -> int:
     if value is None:
         return default
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+    # isascii: str.isdigit alone accepts digits int() refuses, such as "²".
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_LIMIT:
         raise BadQuery(f"limit must be an integer 1..{MAX_LIMIT}")
     return int(value)
 
@@ -125,6 +128,16 @@ def _since(value: str | None) -> float | None:
     """Epoch seconds, an ISO 8601 time, or a duration back from now (`15m`, `24h`)."""
     if value is None or value == "":
         return None
+    since = _parse_since(value)
+    if not 0 <= since <= _LATEST_SINCE:  # inf, nan, 1e300: the query's Int64 nanoseconds cannot hold them
+        raise BadQuery("since must be a time between 1970 and 2262")
+    return since
+
+
+_LATEST_SINCE = 9223372036.0  # 2262-04-11, the last second of Int64 nanoseconds
+
+
+def _parse_since(value: str) -> float:
     try:
         return float(value)
     except ValueError:

@@ -1,6 +1,6 @@
-"""OTLP/HTTP: `POST /v1/logs` (and the alias `/otlp/v1/events`), protobuf or JSON, gzip or deflate
-bodies, with the status codes the OTLP specification gives each failure. The same server carries the
-service's extra routes (`/metrics`, `/healthz`, the query API).
+"""OTLP/HTTP: `POST /v1/logs` (and the alias `/otlp/v1/events`), protobuf or JSON, bodies compressed
+as the Collector accepts them (`body.py`), with the status codes the OTLP specification gives each
+failure. The same server carries the service's extra routes (`/metrics`, `/healthz`, the query API).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import logging
 import math
 import socket
 import threading
-import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,6 +18,7 @@ from google.protobuf import json_format
 from google.rpc import status_pb2
 
 from otlp_receiver.component import Backpressure, HttpRoute, Routes, Unauthenticated
+from otlp_receiver.receivers.otlp.body import BadBody, BodyTooLarge, check_encoding, decompress, has_body, read_body
 from otlp_receiver.receivers.otlp.config import HttpConfig, split_endpoint
 from otlp_receiver.receivers.otlp.decode import InvalidRequest, decode_json, decode_protobuf
 from otlp_receiver.receivers.otlp.ingest import Ingest
@@ -29,16 +29,7 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 EVENTS_ALIAS = "/otlp/v1/events"  # the path some existing process-event agents post to
 _DECODERS = {PROTOBUF: decode_protobuf, JSON: decode_json}
-_WBITS = {"gzip": 31, "x-gzip": 31, "deflate": 15}  # deflate as HTTP means zlib-wrapped
 _IDLE_SECONDS = 30.0
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class _BadBody(Exception):
-    pass
 
 
 class HttpServer:
@@ -101,6 +92,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "procsight"
     timeout = _IDLE_SECONDS
+    _body_unread = False
 
     def setup(self) -> None:
         super().setup()
@@ -132,6 +124,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         self.owner.busy(1)
+        self._body_unread = has_body(self.headers)
         try:
             url = urlsplit(self.path)
             if url.path in self.owner.logs_paths:
@@ -164,11 +157,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(401, JSON, _json({"error": str(exc)}), {"WWW-Authenticate": "Bearer"})
                 return
         try:
-            body = self._body(limit=1 << 20)
-        except _TooLarge:
+            # Open routes (health, metrics) take no body: an unauthenticated client must not make the
+            # server read or buffer anything. An unread body closes the connection after the reply.
+            body = self._body(limit=1 << 20) if route.authenticated else b""
+        except BodyTooLarge:
             self._reply(413, JSON, _json({"error": "request body too large"}))
             return
-        except _BadBody as exc:
+        except BadBody as exc:
             self._reply(400, JSON, _json({"error": str(exc)}))
             return
         status, content_type, payload = route.handler(tenant, query, body)
@@ -191,11 +186,11 @@ class _Handler(BaseHTTPRequestHandler):
             response = ingest.export(decode, body, tenant)
         except Unauthenticated as exc:
             self._status(401, content_type, 16, str(exc), {"WWW-Authenticate": "Bearer"})
-        except _TooLarge:
+        except BodyTooLarge:
             ingest.refused("too_large")
             self._status(413, content_type, 8, "request body larger than max_request_body_size "
                                                f"({self.owner.config.max_request_body_size} bytes)")
-        except _BadBody as exc:
+        except BadBody as exc:
             ingest.refused("bad_body")
             self._status(400, content_type, 3, str(exc))
         except InvalidRequest as exc:
@@ -218,60 +213,24 @@ class _Handler(BaseHTTPRequestHandler):
         payload = _json(json_format.MessageToDict(status)) if content_type == JSON else status.SerializeToString()
         self._reply(http_status, content_type, payload, headers)
 
-    # -- bodies -----------------------------------------------------------------------------------
+    # -- bodies (framing and decompression live in body.py) ---------------------------------------
 
     def _body(self, limit: int) -> bytes:
-        """The request body, decompressed, never more than `limit` bytes (refusing before reading
-        when Content-Length already says it is too big)."""
+        """The request body, decompressed, never more than `limit` bytes. A body refused unread or cut
+        short leaves the connection unusable, so it is closed after the reply."""
         encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
-        if encoding not in _WBITS and encoding != "identity":
-            raise _BadBody(f"unsupported Content-Encoding {encoding!r} (use gzip or deflate)")
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            raw = self._read_chunked(limit)
-        else:
-            length_header = self.headers.get("Content-Length")
-            if length_header is None:
-                raw = b""
-            elif not length_header.isdigit():
-                raise _BadBody("invalid Content-Length")
-            elif int(length_header) > limit:
-                self.close_connection = True  # the unread body makes the connection unusable
-                raise _TooLarge()
-            else:
-                raw = self.rfile.read(int(length_header))
-        if encoding == "identity":
-            return raw
-        decompressor = zlib.decompressobj(wbits=_WBITS[encoding])
         try:
-            data = decompressor.decompress(raw, limit + 1)
-        except zlib.error as exc:
-            raise _BadBody(f"body is not valid {encoding}: {exc}") from exc
-        if len(data) > limit:  # a decompression bomb stops here
-            raise _TooLarge()
-        return data
-
-    def _read_chunked(self, limit: int) -> bytes:
-        parts: list[bytes] = []
-        total = 0
-        while True:
-            line = self.rfile.readline(65537).split(b";")[0].strip()
-            try:
-                size = int(line, 16)
-            except ValueError as exc:
-                self.close_connection = True
-                raise _BadBody("malformed chunked body") from exc
-            if size == 0:
-                while self.rfile.readline(65537).strip():
-                    pass  # trailers
-                return b"".join(parts)
-            total += size
-            if total > limit:
-                self.close_connection = True
-                raise _TooLarge()
-            parts.append(self.rfile.read(size))
-            self.rfile.readline(3)
+            check_encoding(encoding)
+            raw = read_body(self.rfile, self.headers, limit)
+        except (BodyTooLarge, BadBody):
+            self.close_connection = True
+            raise
+        self._body_unread = False
+        return decompress(encoding, raw, limit)
 
     def _reply(self, status: int, content_type: str, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        if self._body_unread:  # what is left of it would be read as the next request
+            self.close_connection = True
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))

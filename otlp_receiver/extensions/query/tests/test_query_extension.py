@@ -95,6 +95,7 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     (b'{"query": "x", "limit": "5"}', "limit"),
     (b'{"query": "x", "workload": 5}', "workload"),
     (b'{"query": "x", "drop": "table"}', "unknown fields"),
+    (b'{"query": ' * 100_000, "nested too deeply"),
 ])
 def test_search_rejects_bad_requests_with_400(start_service, tmp_path: Path, body: bytes, message: str) -> None:  # type: ignore[no-untyped-def]
     service = start_service(f"chdb://{tmp_path / 'clickhouse'}")
@@ -109,6 +110,9 @@ def test_anomalies_rejects_bad_parameters_and_answers_503_while_clickhouse_is_do
     assert requests.get(f"{base}?min_score=abc", headers=AUTH, timeout=10).status_code == 400
     assert requests.get(f"{base}?since=yesterday-ish", headers=AUTH, timeout=10).status_code == 400
     assert requests.get(f"{base}?limit=100000", headers=AUTH, timeout=10).status_code == 400
+    for hostile in ("since=inf", "since=1e300", "since=nan", "limit=%C2%B2", "min_score=inf"):
+        response = requests.get(f"{base}?{hostile}", headers=AUTH, timeout=10)
+        assert response.status_code == 400, hostile
     response = requests.get(f"{base}?since=24h&min_score=0.5", headers=AUTH, timeout=30)
     assert response.status_code == 503 and "query failed" in response.json()["error"]
     assert requests.post(base, headers=AUTH, timeout=10).status_code == 405
