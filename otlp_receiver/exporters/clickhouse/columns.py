@@ -91,6 +91,16 @@ _SPECIAL_KEYS = frozenset({semconv.ANOMALY_SCORE, semconv.ANOMALY_SEVERITY, semc
                            semconv.EVENT_NAME, semconv.RECORD_ID})
 
 
+# DateTime64(9) and Arrow's timestamp[ns] are signed 64-bit; OTLP's fixed64 times reach 2^64-1.
+_MAX_NANOS = (1 << 63) - 1
+
+
+def _in_range_time(record: Any) -> int:
+    """A time past 2262 (an attacker's 2^64-1) is not stored as is: the receipt time stands in for it."""
+    observed = record.observed_time_unix_nano
+    return observed if observed <= _MAX_NANOS else 0
+
+
 def batch_to_arrow(batch: LogBatch) -> pa.Table:
     # The hot loop of the exporter: one pass, per-record work kept to attribute reads and list appends;
     # everything constant per resource or scope is computed once and repeated.
@@ -126,7 +136,8 @@ def batch_to_arrow(batch: LogBatch) -> pa.Table:
             resource_maps.repeat(resource_keys, resource_values, count)
             scope_maps.repeat(scope_keys, scope_values, count)
             for record in records:
-                timestamps.append(record.time_unix_nano or record.observed_time_unix_nano)
+                timestamp = record.time_unix_nano or record.observed_time_unix_nano
+                timestamps.append(timestamp if timestamp <= _MAX_NANOS else _in_range_time(record))
                 trace_ids.append(record.trace_id.hex())
                 span_ids.append(record.span_id.hex())
                 flags.append(record.flags & 0xFF)
@@ -240,10 +251,12 @@ def encode_parts(batch: LogBatch, part_rows: int) -> list[bytes]:
     return [arrow_stream(table.slice(offset, part_rows)) for offset in range(0, table.num_rows, part_rows)]
 
 
-def encode_serialized(payload: bytes, tenant: str, batch_id: str, embeddings: Any, part_rows: int) -> list[bytes]:
+def encode_serialized(payload: bytes, tenant: str, batch_id: str, embeddings: Any, part_rows: int,
+                      record_id_prefix: str = "", first_ordinal: int = 0) -> list[bytes]:
     """`encode_parts` for an encoder process: the batch arrives as serialized protobuf (cheap to pickle)."""
     logs = ExportLogsServiceRequest.FromString(payload)
-    return encode_parts(LogBatch(logs=logs, tenant=tenant, batch_id=batch_id, embeddings=embeddings), part_rows)
+    return encode_parts(LogBatch(logs=logs, tenant=tenant, batch_id=batch_id, embeddings=embeddings,
+                                 record_id_prefix=record_id_prefix, first_ordinal=first_ordinal), part_rows)
 
 
 def arrow_stream(table: pa.Table) -> bytes:

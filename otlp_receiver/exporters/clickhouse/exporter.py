@@ -91,7 +91,7 @@ class ClickHouseExporter:
         encoder = self._encoder_process()
         try:
             return encoder.submit(encode_serialized, batch.logs.SerializeToString(), batch.tenant, batch.batch_id,
-                                  batch.embeddings, MAX_PART_ROWS).result()
+                                  batch.embeddings, MAX_PART_ROWS, batch.record_id_prefix, batch.first_ordinal).result()
         except BrokenProcessPool as exc:
             with self._encoder_lock:
                 self._encoder = None  # a new one is started for the retry
