@@ -17,6 +17,12 @@ Layout of `directory`:
 
 A torn write (power loss in the middle of an append) leaves a short or corrupt tail: it is detected
 by the header/crc check at start-up, logged, counted and truncated; it was never acknowledged.
+
+Corruption anywhere else (a flipped byte on disk) costs only the entries it hit: start-up and the
+reader step over a corrupt region to the next intact entry (`_intact_entries`), log it, and count the
+entries skipped that were not yet delivered (`procsight_spool_corrupt_entries_total`). Sequence
+numbers are never reused: the next one is above every number a segment or groups.log remembers, since
+a reused number would share its batch id (and ClickHouse deduplication token) with a delivered batch.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +46,7 @@ log = logging.getLogger(__name__)
 _MAGIC = 0x50534C31  # "PSL1"
 _HEADER = struct.Struct("<IQII")  # magic, seq, payload length, crc32(payload)
 _META = struct.Struct("<QIH")  # received unix ns, record count, tenant length
+_MAGIC_BYTES = struct.pack("<I", _MAGIC)
 _SEGMENT_PREFIX = "seg-"
 # Retry hint for clients of a full spool: it drains at exporter speed, seconds rather than milliseconds.
 FULL_RETRY_AFTER = 5.0
@@ -80,6 +88,9 @@ class _Groups:
     formed: dict[int, int] = field(default_factory=dict)
     committed: dict[int, int] = field(default_factory=dict)
     watermark: int = 0  # from a `W n` line: everything up to n was committed
+
+    def highest_seq(self) -> int:
+        return max([self.watermark, *self.formed.values(), *self.committed.values()])
 
 
 def encode_entry(seq: int, tenant: str, records: int, received_ns: int, payload: bytes) -> bytes:
@@ -135,6 +146,8 @@ class Spool:
                                        "Bytes truncated from a corrupt or torn spool tail at start-up")
         self._replayed = telemetry.counter("procsight_spool_replayed_entries_total",
                                            "Uncommitted spool entries found at start-up and replayed")
+        self._corrupt = telemetry.counter("procsight_spool_corrupt_entries_total",
+                                          "Acknowledged spool entries lost to corruption before delivery (skipped)")
 
     def _open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -149,6 +162,7 @@ class Spool:
             last = self._segments[-1]
             self._next_seq = max(last.first_seq, last.last_seq + 1)
         self._watermark = self._initial_watermark()
+        self._next_seq = max(self._next_seq, self._watermark + 1, self._groups.highest_seq() + 1)
         self._rewrite_groups()
         self._delete_committed_segments()
         if not self._segments:
@@ -163,23 +177,21 @@ class Spool:
         self._update_gauges()
 
     def _recover_segment(self, path: Path) -> _Segment:
+        """The segment's intact entries; what follows the last of them (a torn or corrupt tail) is cut."""
         segment = _Segment(first_seq=_segment_first_seq(path), path=path)
-        good = 0
-        expected = segment.first_seq
         with open(path, "rb") as handle:
             data = handle.read()
-        while good + _HEADER.size <= len(data):
-            magic, seq, length, crc = _HEADER.unpack_from(data, good)
-            end = good + _HEADER.size + length
-            intact = magic == _MAGIC and seq == expected and end <= len(data)
-            if not intact or zlib.crc32(data[good + _HEADER.size:end]) != crc:
-                break
+        good = 0
+        for seq, offset, end in _intact_entries(data, segment.first_seq):
+            if offset != good:
+                log.error("spool %s: %d corrupt bytes before entry %d; entries %d..%d are lost unless they were "
+                          "delivered", path, offset - good, seq, max(segment.last_seq + 1, segment.first_seq), seq - 1)
             segment.last_seq = seq
-            expected = seq + 1
             good = end
         if good < len(data):
             torn = len(data) - good
-            log.warning("spool %s: truncating %d bytes of a torn or corrupt tail (never acknowledged)", path, torn)
+            log.warning("spool %s: truncating %d bytes of a torn or corrupt tail (a torn write was never "
+                        "acknowledged)", path, torn)
             self._torn.inc(torn, spool=self.name)
             with open(path, "r+b") as handle:
                 handle.truncate(good)
@@ -312,18 +324,42 @@ class Spool:
                 if self._read_seq > self._synced_seq:
                     return None
                 seq = self._read_seq
-                segment = self._segments[bisect.bisect_right([s.first_seq for s in self._segments], seq) - 1]
+                index = bisect.bisect_right([s.first_seq for s in self._segments], seq) - 1
+                segment = self._segments[max(index, 0)]
+                after = self._segments[index + 1].first_seq if index + 1 < len(self._segments) else None
+            if index < 0:  # the entries' segment was lost (corrupt through to its end, then reclaimed)
+                self._skip_corrupt(seq, segment.first_seq)
+                continue
             entry = self._read_entry(segment, seq)
-            self._read_seq = seq + 1
+            if entry is None:  # nothing intact from `seq` to the end of the segment
+                self._skip_corrupt(seq, after if after is not None else self._synced_seq + 1)
+                continue
+            if entry.seq > seq:
+                self._skip_corrupt(seq, entry.seq)
+            self._read_seq = entry.seq + 1
             return entry
+
+    def _skip_corrupt(self, first: int, next_intact: int) -> None:
+        """Entries first..next_intact-1 could not be read: those not yet committed are lost."""
+        with self._lock:
+            lost = [seq for seq in range(first, next_intact) if not self._is_committed(seq)]
+        if lost:
+            self._corrupt.inc(len(lost), spool=self.name)
+            log.error("spool %s: entries %d..%d are corrupt; %d acknowledged entries that were not yet delivered "
+                      "are lost", self.directory, first, next_intact - 1, len(lost))
+        self._read_seq = max(self._read_seq, next_intact)
+
+    def _is_committed(self, seq: int) -> bool:
+        return seq <= self._watermark or any(f <= seq <= la for f, la in self._groups.committed.items())
 
     def _skip_committed(self) -> None:
         self._read_seq = max(self._read_seq, self._watermark + 1)
         while self._read_seq in self._groups.committed:
             self._read_seq = self._groups.committed[self._read_seq] + 1
 
-    def _read_entry(self, segment: _Segment, seq: int) -> SpoolEntry:
-        """Reads entry `seq`, which is fully written and synced, from its segment file."""
+    def _read_entry(self, segment: _Segment, seq: int) -> SpoolEntry | None:
+        """Entry `seq` (fully written and synced) from its segment file, or the next intact one after it
+        when it is corrupt; None when nothing intact follows in the segment."""
         if self._read_handle is None or self._read_segment is not segment:
             if self._read_handle is not None:
                 self._read_handle.close()
@@ -332,11 +368,30 @@ class Spool:
         handle = self._read_handle
         while True:
             header = handle.read(_HEADER.size)
-            _, entry_seq, length, _ = _HEADER.unpack(header)
+            if len(header) < _HEADER.size:
+                return self._resync(segment, seq)
+            magic, entry_seq, length, crc = _HEADER.unpack(header)
+            if magic != _MAGIC or entry_seq > seq:
+                return self._resync(segment, seq)
             if entry_seq < seq:  # committed before a restart, or skipped: step over it
                 handle.seek(length, os.SEEK_CUR)
                 continue
-            return _decode_body(entry_seq, handle.read(length))
+            body = handle.read(length)
+            if len(body) != length or zlib.crc32(body) != crc:
+                return self._resync(segment, seq)
+            return _decode_body(entry_seq, body)
+
+    def _resync(self, segment: _Segment, seq: int) -> SpoolEntry | None:
+        """The first intact entry numbered `seq` or later, found by walking the whole segment (rare: only
+        after corruption); the read handle is left just after it."""
+        assert self._read_handle is not None
+        self._read_handle.seek(0)
+        data = self._read_handle.read()
+        for entry_seq, offset, end in _intact_entries(data, segment.first_seq):
+            if entry_seq >= seq:
+                self._read_handle.seek(end)
+                return _decode_body(entry_seq, data[offset + _HEADER.size:end])
+        return None
 
     # -- groups and commits -----------------------------------------------------------------------
 
@@ -407,6 +462,45 @@ class Spool:
         self._groups_file.close()
         if self._read_handle is not None:
             self._read_handle.close()
+
+
+def _intact_entries(data: bytes, first_seq: int) -> Iterator[tuple[int, int, int]]:
+    """(seq, offset, end) of each intact entry of a segment's bytes, in order.
+
+    An entry is intact when its header has the magic, its length fits, and its crc matches. The
+    first must be `first_seq` and each the next number, so a flipped sequence byte cannot pass; after a
+    corrupt region the walk resumes at the next intact entry whose number the region could have held
+    (every lost entry takes at least a header's bytes)."""
+    expected = first_seq
+    position = 0
+    while position + _HEADER.size <= len(data):
+        entry = _intact_at(data, position)
+        if entry is not None and entry[0] == expected:
+            yield expected, position, entry[1]
+            expected += 1
+            position = entry[1]
+            continue
+        candidate = data.find(_MAGIC_BYTES, position + 1)
+        while candidate != -1:
+            entry = _intact_at(data, candidate)
+            if entry is not None and expected <= entry[0] <= expected + (candidate - position) // _HEADER.size:
+                break
+            candidate = data.find(_MAGIC_BYTES, candidate + 1)
+        if candidate == -1 or entry is None:
+            return
+        position, expected = candidate, entry[0]
+
+
+def _intact_at(data: bytes, position: int) -> tuple[int, int] | None:
+    """(seq, end) of the entry at `position` if its header and crc check out."""
+    if position + _HEADER.size > len(data):
+        return None
+    magic, seq, length, crc = _HEADER.unpack_from(data, position)
+    start = position + _HEADER.size
+    end = start + length
+    if magic != _MAGIC or length < _META.size or end > len(data) or zlib.crc32(data[start:end]) != crc:
+        return None
+    return seq, end
 
 
 def _segment_first_seq(path: Path) -> int:
