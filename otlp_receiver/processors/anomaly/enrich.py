@@ -47,6 +47,19 @@ def enrich(record: LogRecord, event: ProcessEvent, verdict: Verdict, present: di
     record.MergeFromString(b"".join(parts))
 
 
+UNSCORED = "unscored"  # the anomaly_severity of a record that could not be scored
+
+
+def mark_unscored(record: LogRecord, why: str) -> None:
+    """The verdict of a record that could not be scored (it failed or ran out of time alone): severity
+    `unscored` and the reason, never a silent score of 0. Any verdict the record carried is dropped."""
+    keep = [kv for kv in record.attributes if kv.key not in semconv.VERDICT_KEYS]
+    del record.attributes[:]
+    record.attributes.extend(keep)
+    record.MergeFromString(_static_attribute(semconv.ANOMALY_SEVERITY, UNSCORED)
+                           + log_attribute(semconv.ANOMALY_REASONS, (f"not scored: {why}",)))
+
+
 def _normalised_attributes(event: ProcessEvent, present: dict[str, Any]) -> bytes:
     """procsight's attributes (core/semconv.py) for a record of another shape (Falco, Tetragon, auditd,
     ECS), so every backend and query sees one vocabulary; the record's own attributes stay as they came."""

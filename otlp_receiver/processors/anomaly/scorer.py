@@ -7,7 +7,7 @@ Records that are not process or network events pass through untouched and are co
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ class Outcome:
     embeddings: np.ndarray | None  # float32 (records, dim), or None when nothing was scored
     kinds: dict[str, int]  # records by normalised shape
     severities: dict[str, int]  # scored records by severity
+    unscored: dict[str, int] = field(default_factory=dict)  # records that could not be scored, by reason
 
 
 class BatchScorer:
