@@ -32,6 +32,11 @@ from otlp_receiver.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
+# A processor on one batch for longer than this makes the pipeline unhealthy (the anomaly processor's own
+# time bounds, isolation included, end well before it).
+STUCK_AFTER = 300.0
+_FAILURE_PAUSE = 1.0  # seconds the worker waits after failing on a group
+
 
 class _Group:
     """Spool entries first..last in flight: committed when every (batch, exporter) reported."""
@@ -67,6 +72,9 @@ class Pipeline:
         self._stop = threading.Event()
         self._drain_deadline = float("inf")
         self._thread: threading.Thread | None = None
+        self._processing_since: float | None = None  # monotonic start of the processor running now
+        self._processing = ""  # its name
+        self.stuck_after = STUCK_AFTER
         self._stage = telemetry.histogram("procsight_stage_latency_seconds",
                                           "Time spent per stage (spool wait, each processor, submit to exporters)")
         self._batches = telemetry.counter("procsight_pipeline_batches_total", "Batches formed, by pipeline")
@@ -76,6 +84,8 @@ class Pipeline:
                                             "Log records every exporter of the pipeline reported")
         self._end_to_end = telemetry.histogram("procsight_end_to_end_latency_seconds",
                                                "From receipt to every exporter done, by pipeline")
+        self._failures = telemetry.counter("procsight_pipeline_failures_total",
+                                           "Times the pipeline worker failed on a group (it was left for replay)")
 
     def admit(self) -> None:
         """Raises Backpressure while an admission controller refuses new requests."""
@@ -107,19 +117,40 @@ class Pipeline:
         while True:
             if self._stop.is_set() and time.monotonic() > self._drain_deadline:
                 break
-            entries = self._collect()
-            if not entries:
-                if self._stop.is_set():
-                    break
-                continue
             try:
+                entries = self._collect()
+                if not entries:
+                    if self._stop.is_set():
+                        break
+                    continue
                 self._handle(entries)
             except (ExporterStoppedError, SpoolClosedError):
                 break  # shutting down: the group stays uncommitted and is replayed next start
             except Exception:
-                # A bug must not wedge the pipeline silently; the group stays uncommitted (replayed on restart).
-                log.exception("pipeline %s: failed on spool entries %d..%d", self.name, entries[0].seq,
-                              entries[-1].seq)
+                # A bug must not kill or wedge the pipeline silently; the group stays uncommitted (replayed on
+                # restart), the failure is counted, and the worker goes on after a pause (no busy loop).
+                self._failures.inc(pipeline=self.name)
+                log.exception("pipeline %s: failed on a group of spool entries; it is left for replay", self.name)
+                self._stop.wait(_FAILURE_PAUSE)
+
+    # -- health -----------------------------------------------------------------------------------
+
+    def problems(self) -> list[str]:
+        """What keeps this pipeline from doing its work now, in words; empty when healthy."""
+        problems = []
+        if self._thread is None or not self._thread.is_alive():
+            problems.append("the pipeline worker is not running")
+        since = self._processing_since
+        if since is not None and time.monotonic() - since > self.stuck_after:
+            problems.append(f"processor {self._processing} has been on one batch for "
+                            f"{time.monotonic() - since:.0f}s")
+        if self.spool.is_full():
+            problems.append("the spool is full: new records are refused")
+        return problems
+
+    def processing_seconds(self) -> float:
+        since = self._processing_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def _collect(self) -> list[SpoolEntry]:
         """The next group of spool entries: a group recorded before a restart (so a replay forms the
@@ -170,12 +201,15 @@ class Pipeline:
     def _process(self, batch: LogBatch) -> LogBatch:
         for processor in self.processors:
             started = time.monotonic()
+            self._processing, self._processing_since = processor.name, started
             try:
                 batch = processor.process(batch)
             except Exception:
                 self._processor_errors.inc(processor=processor.name)
                 log.exception("processor %s failed on batch %s; passing it on unprocessed", processor.name,
                               batch.batch_id)
+            finally:
+                self._processing_since = None
             self._stage.observe(time.monotonic() - started, stage=f"processor:{processor.name}", pipeline=self.name)
         return batch
 

@@ -121,6 +121,7 @@ class Spool:
         self._sync_lock = threading.Lock()  # one fsync at a time; waiting appenders share it
         self._readable = threading.Condition(self._lock)
         self._closed = False
+        self._refused_at = -FULL_RETRY_AFTER  # monotonic time of the last append refused for space
         self._segments: list[_Segment] = []
         self._write_file = None
         self._next_seq = 1
@@ -260,6 +261,7 @@ class Spool:
                 self._rotate()
                 self._delete_committed_segments()
             if self._bytes + len(data) > self.max_bytes:
+                self._refused_at = time.monotonic()
                 raise SpoolFullError(f"spool {self.name} is full ({self._bytes} of {self.max_bytes} bytes)",
                                      retry_after=FULL_RETRY_AFTER)
             active = self._segments[-1]
@@ -445,6 +447,11 @@ class Spool:
 
     def size_bytes(self) -> int:
         return self._bytes
+
+    def is_full(self) -> bool:
+        """Refusing appends: one was refused for space in the last FULL_RETRY_AFTER seconds, or the bytes
+        reached the bound."""
+        return self._bytes >= self.max_bytes or time.monotonic() - self._refused_at < FULL_RETRY_AFTER
 
     def _update_gauges(self) -> None:
         self._depth_bytes.set(self._bytes, spool=self.name)

@@ -75,6 +75,7 @@ class QueuedExporter:
         self.retry_config = retry_config
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=queue_config.queue_size)
         self._stopping = threading.Event()
+        self._failing_since: float | None = None
         self._consumers: list[threading.Thread] = []
         self._sent = telemetry.counter("procsight_exporter_sent_log_records_total",
                                        "Log records an exporter delivered")
@@ -138,6 +139,11 @@ class QueuedExporter:
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
+    def failing_seconds(self) -> float:
+        """How long the destination has been failing with retryable errors (0 once a batch got through)."""
+        since = self._failing_since
+        return 0.0 if since is None else time.monotonic() - since
+
     # -- consumers --------------------------------------------------------------------------------
 
     def _consume(self) -> None:
@@ -195,6 +201,8 @@ class QueuedExporter:
                 self.exporter.export(batch)
             except RetryableError as exc:
                 self._errors.inc(exporter=self.name, kind="retryable")
+                if self._failing_since is None:
+                    self._failing_since = time.monotonic()
                 if not self.retry_config.enabled:
                     log.error("exporter %s: dropping batch %s (%d records), retry_on_failure disabled: %s",
                               self.name, batch.batch_id, records, exc)
@@ -226,6 +234,7 @@ class QueuedExporter:
                 return _Attempt.REFUSED
             else:
                 self._sent.inc(records, exporter=self.name)
+                self._failing_since = None
                 return _Attempt.DELIVERED
 
     def _refused(self, batch: LogBatch, why: str, traceback: bool) -> None:
