@@ -102,6 +102,9 @@ class EngineConfig:
     compact_interval: Duration = Duration("10m")  # how often tables are compacted and old versions removed
     version_retention: Duration = Duration("10m")  # table versions this young survive clean-up (concurrent readers)
     max_resident_workloads: int = 1000  # baselines held in memory; the least recently used are unloaded
+    # Baselines one tenant may have (0: no cap); events of a workload past it are scored in the
+    # tenant's OVERFLOW_WORKLOAD baseline instead, and counted.
+    max_workloads_per_tenant: int = 500
 
     def validate(self) -> None:
         if self.model not in MODELS:

@@ -40,6 +40,7 @@ def merge(logs: ExportLogsServiceRequest, results: list[Result]) -> Outcome:
     severities: Counter[str] = Counter()
     unscored: Counter[str] = Counter()
     rows: list[np.ndarray | None] = []
+    overflow = 0
     for record, result in zip(_records(logs), results, strict=True):
         if isinstance(result, str):
             mark_unscored(record, result)
@@ -50,6 +51,7 @@ def merge(logs: ExportLogsServiceRequest, results: list[Result]) -> Outcome:
         record.CopyFrom(scored.resource_logs[0].scope_logs[0].log_records[0])
         kinds.update(outcome.kinds)
         severities.update(outcome.severities)
+        overflow += outcome.overflow_events
         rows.append(None if outcome.embeddings is None else outcome.embeddings[0])
     width = next((row.shape[0] for row in rows if row is not None), 0)
     embeddings = None
@@ -58,7 +60,7 @@ def merge(logs: ExportLogsServiceRequest, results: list[Result]) -> Outcome:
         for index, row in enumerate(rows):
             if row is not None:
                 embeddings[index] = row
-    return Outcome(embeddings, dict(kinds), dict(severities), dict(unscored))
+    return Outcome(embeddings, dict(kinds), dict(severities), dict(unscored), overflow)
 
 
 def unscored_outcome(logs: ExportLogsServiceRequest, why: str) -> Outcome:

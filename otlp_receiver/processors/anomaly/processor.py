@@ -35,6 +35,9 @@ class AnomalyProcessor:
                                         "Records seen by the anomaly processor, by recognised shape "
                                         "(unrecognised ones pass through unscored)")
         self._scored = telemetry.counter("procsight_scored_log_records_total", "Records scored, by severity")
+        self._overflow = telemetry.counter("procsight_workload_overflow_log_records_total",
+                                           "Records whose workload was refused a baseline (the tenant reached "
+                                           "max_workloads_per_tenant), scored in the tenant's _overflow baseline")
         self._unscored = telemetry.counter("procsight_unscored_log_records_total",
                                            "Records that could not be scored (marked anomaly_severity=unscored), "
                                            "by reason")
@@ -65,6 +68,8 @@ class AnomalyProcessor:
             self._scored.inc(count, severity=severity)
         for reason, count in outcome.unscored.items():
             self._unscored.inc(count, reason=_reason_label(reason))
+        if outcome.overflow_events:
+            self._overflow.inc(outcome.overflow_events, tenant=batch.tenant)
         if outcome.embeddings is not None:
             batch.embeddings = outcome.embeddings
         return batch

@@ -30,6 +30,7 @@ class Outcome:
     kinds: dict[str, int]  # records by normalised shape
     severities: dict[str, int]  # scored records by severity
     unscored: dict[str, int] = field(default_factory=dict)  # records that could not be scored, by reason
+    overflow_events: int = 0  # scored in the tenant's overflow baseline: their workload was past the cap
 
 
 class BatchScorer:
@@ -62,6 +63,7 @@ class BatchScorer:
                     ordinal += 1
         if not groups:
             return Outcome(None, dict(kinds), {})
+        overflow_before = self.engine.overflow_events[tenant]
         embeddings = np.zeros((ordinal, self.engine.featurizer.dim), dtype=np.float32)
         for workload, items in groups.items():
             verdicts = self.engine.process([item[2] for item in items], tenant=tenant, workload=workload,
@@ -71,7 +73,8 @@ class BatchScorer:
                 if verdict.vector.shape == (embeddings.shape[1],):
                     embeddings[index] = verdict.vector
                 severities[verdict.severity] += 1
-        return Outcome(embeddings, dict(kinds), dict(severities))
+        return Outcome(embeddings, dict(kinds), dict(severities),
+                       overflow_events=self.engine.overflow_events[tenant] - overflow_before)
 
     def _workload(self, resource: dict[str, Any]) -> str:
         for key in self.config.workload_key:
