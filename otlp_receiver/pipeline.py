@@ -74,6 +74,7 @@ class Pipeline:
         self._thread: threading.Thread | None = None
         self._processing_since: float | None = None  # monotonic start of the processor running now
         self._processing = ""  # its name
+        self._held: SpoolEntry | None = None  # read past the end of a recorded group: the next group's first
         self.stuck_after = STUCK_AFTER
         self._stage = telemetry.histogram("procsight_stage_latency_seconds",
                                           "Time spent per stage (spool wait, each processor, submit to exporters)")
@@ -118,12 +119,12 @@ class Pipeline:
             if self._stop.is_set() and time.monotonic() > self._drain_deadline:
                 break
             try:
-                entries = self._collect()
+                first, last, entries = self._collect()
                 if not entries:
                     if self._stop.is_set():
                         break
                     continue
-                self._handle(entries)
+                self._handle(first, last, entries)
             except (ExporterStoppedError, SpoolClosedError):
                 break  # shutting down: the group stays uncommitted and is replayed next start
             except Exception:
@@ -152,25 +153,30 @@ class Pipeline:
         since = self._processing_since
         return 0.0 if since is None else time.monotonic() - since
 
-    def _collect(self) -> list[SpoolEntry]:
-        """The next group of spool entries: a group recorded before a restart (so a replay forms the
-        same batch with the same id), or a new one as the batcher gathers it."""
-        first = self.spool.read(timeout=0.1)
+    def _collect(self) -> tuple[int, int, list[SpoolEntry]]:
+        """The next group: (first seq, last seq, its entries). A group recorded before a restart is formed
+        again with the same range (so a replay gets the same batch id), even when corruption cost it some
+        entries; otherwise the batcher gathers a new one."""
+        first = self._held or self.spool.read(timeout=0.1)
+        self._held = None
         if first is None:
-            return []
-        recorded = self.spool.recorded_group(first.seq)
+            return 0, 0, []
+        recorded = self.spool.recorded_group_of(first.seq)
         if recorded is None:
-            return self.batcher.gather(first, self.spool.read)
+            entries = self.batcher.gather(first, self.spool.read)
+            return entries[0].seq, entries[-1].seq, entries
         entries = [first]
-        while entries[-1].seq < recorded:
+        while entries[-1].seq < recorded[1]:
             entry = self.spool.read(timeout=1.0)
             if entry is None:
                 break  # closed under us
+            if entry.seq > recorded[1]:  # the group's last entries were lost: this one starts the next group
+                self._held = entry
+                break
             entries.append(entry)
-        return entries
+        return recorded[0], recorded[1], entries
 
-    def _handle(self, entries: list[SpoolEntry]) -> None:
-        first, last = entries[0].seq, entries[-1].seq
+    def _handle(self, first: int, last: int, entries: list[SpoolEntry]) -> None:
         group_id = self.spool.form_group(first, last)
         started = time.monotonic()
         self._stage.observe(max(0.0, time.time() - entries[0].received_ns / 1e9), stage="spool_wait",

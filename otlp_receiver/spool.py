@@ -342,9 +342,17 @@ class Spool:
             return entry
 
     def _skip_corrupt(self, first: int, next_intact: int) -> None:
-        """Entries first..next_intact-1 could not be read: those not yet committed are lost."""
+        """Entries first..next_intact-1 could not be read: those not yet committed are lost. Unless a
+        group recorded before a restart holds them (its batch commits them), they are committed here, so
+        the watermark (and segment reclamation) can pass them."""
         with self._lock:
             lost = [seq for seq in range(first, next_intact) if not self._is_committed(seq)]
+            for seq in lost:
+                group = next(((f, la) for f, la in self._groups.formed.items() if f <= seq <= la), None)
+                if group is None:
+                    self._commit_locked(seq, seq)
+                elif first <= group[0] and group[1] < next_intact and seq == group[0]:
+                    self._commit_locked(*group)  # the whole group is lost: no batch will commit it
         if lost:
             self._corrupt.inc(len(lost), spool=self.name)
             log.error("spool %s: entries %d..%d are corrupt; %d acknowledged entries that were not yet delivered "
@@ -401,6 +409,12 @@ class Spool:
         """The last seq of a batch formed from `first_seq` before a restart, if one was recorded."""
         return self._groups.formed.get(first_seq)
 
+    def recorded_group_of(self, seq: int) -> tuple[int, int] | None:
+        """(first, last) of a batch recorded before a restart that holds `seq` (its first entries may have
+        been lost to corruption; the batch keeps its id all the same)."""
+        with self._lock:
+            return next(((first, last) for first, last in self._groups.formed.items() if first <= seq <= last), None)
+
     def form_group(self, first_seq: int, last_seq: int) -> str:
         """Records durably that entries first..last form one batch; returns its stable batch id."""
         with self._lock:
@@ -421,15 +435,18 @@ class Spool:
         Not fsynced: losing a commit in a crash means a replay, which exporters deduplicate.
         """
         with self._lock:
-            self._groups.committed[first_seq] = last_seq
-            self._groups_file.write(f"C {first_seq} {last_seq}\n")
-            self._groups_file.flush()
-            while self._watermark + 1 in self._groups.committed:
-                first = self._watermark + 1
-                self._watermark = self._groups.committed.pop(first)
-                self._groups.formed.pop(first, None)
-            self._delete_committed_segments()
-            self._update_gauges()
+            self._commit_locked(first_seq, last_seq)
+
+    def _commit_locked(self, first_seq: int, last_seq: int) -> None:
+        self._groups.committed[first_seq] = last_seq
+        self._groups_file.write(f"C {first_seq} {last_seq}\n")
+        self._groups_file.flush()
+        while self._watermark + 1 in self._groups.committed:
+            first = self._watermark + 1
+            self._watermark = self._groups.committed.pop(first)
+            self._groups.formed.pop(first, None)
+        self._delete_committed_segments()
+        self._update_gauges()
 
     def _delete_committed_segments(self) -> None:
         # The active (last) segment is always kept: its name carries the next sequence number.

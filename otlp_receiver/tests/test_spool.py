@@ -280,3 +280,23 @@ def test_concurrent_appends_across_segment_rotations(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("seg-*.log"))) > 10
     assert [e.seq for e in _drain(spool)] == list(range(1, 801))
     spool.close()
+
+
+def test_entries_lost_to_corruption_are_committed_so_the_spool_drains(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, segment_bytes=300)
+    for i in range(9):
+        spool.append(b"payload %02d " % i + b"x" * 40, tenant="default", records=1)
+    spool.form_group(4, 6)  # a batch formed before the crash, all of whose entries will be corrupt
+    spool.close()
+    segment = sorted(tmp_path.glob("seg-*.log"))[1]  # entries 4..6
+    data = bytearray(segment.read_bytes())
+    for position in (20, 110, 200):
+        data[position] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    reopened = Spool(tmp_path)
+    read = _drain(reopened)
+    assert [e.seq for e in read] == [1, 2, 3, 7, 8, 9]
+    reopened.commit(1, 3)
+    reopened.commit(7, 9)
+    assert reopened.uncommitted_entries() == 0
+    reopened.close()
