@@ -85,7 +85,8 @@ def _raw_client(target: str, name: str, rate: float, seconds: float, results: An
             try:
                 export(payload, timeout=60)
             except grpc.RpcError as error:
-                if error.code() in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE):
+                backpressure = error.code() in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
+                if backpressure and time.monotonic() - started < seconds + 60:  # bounded: the run must end
                     resends += 1
                     time.sleep(0.5)
                     continue
