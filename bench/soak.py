@@ -164,16 +164,6 @@ def _health(http_endpoint: str) -> dict[str, Any] | None:
         return json.loads(body()) if body else None
 
 
-def tree_rss(process: psutil.Process) -> int:
-    total = process.memory_info().rss
-    for child in process.children(recursive=True):
-        try:
-            total += child.memory_info().rss
-        except psutil.Error:
-            continue
-    return total
-
-
 def end_to_end_buckets(http_endpoint: str) -> dict[str, float]:
     with urllib.request.urlopen(f"http://{http_endpoint}/metrics", timeout=10) as answer:
         text = answer.read().decode()
@@ -245,6 +235,8 @@ def main() -> int:
 
 def run(receiver: subprocess.Popen[bytes], clients: list[Any], results: Any, http_endpoint: str,
         seconds: float) -> dict[str, Any]:
+    from otlp_receiver.processors.memory_limiter.limiter import resident_bytes
+
     process = psutil.Process(receiver.pid)
     started = time.monotonic()
     for client in clients:
@@ -252,7 +244,7 @@ def run(receiver: subprocess.Popen[bytes], clients: list[Any], results: Any, htt
     samples: list[tuple[float, int]] = []
     health_problems: set[str] = set()
     while any(client.is_alive() for client in clients):
-        samples.append((time.monotonic() - started, tree_rss(process)))
+        samples.append((time.monotonic() - started, resident_bytes(process)))
         health = _health(http_endpoint) or {}
         health_problems.update(health.get("problems", []))
         time.sleep(RSS_SAMPLE_SECONDS)

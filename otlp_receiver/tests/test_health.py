@@ -4,33 +4,13 @@ it answer 503 `unhealthy` naming the problem, and show in `/metrics`; a failing 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 import requests
 
 from otlp_receiver.component import LogBatch
 from otlp_receiver.receivers.otlp.tests.test_otlp_receiver import PROTOBUF, request_of
 from otlp_receiver.service import Service
 from testing import wait_until
-
-RECEIVER_TESTDATA = Path(__file__).parents[1] / "receivers" / "otlp" / "tests" / "testdata"
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
-    started: list[Service] = []
-
-    def start_service(name: str) -> Service:
-        service = Service.from_config_file(RECEIVER_TESTDATA / name, {"DATA_DIR": str(tmp_path / "data")})
-        service.start()
-        started.append(service)
-        return service
-
-    yield start_service
-    for service in started:
-        service.shutdown(timeout=5)
 
 
 def health(service: Service) -> tuple[int, dict]:  # type: ignore[type-arg]
@@ -42,8 +22,8 @@ def metrics(service: Service) -> str:
     return requests.get(f"http://{service.http_endpoint()}/metrics", timeout=10).text
 
 
-def test_a_dead_pipeline_worker_is_unhealthy(start) -> None:  # type: ignore[no-untyped-def]
-    service = start("basic.yaml")
+def test_a_dead_pipeline_worker_is_unhealthy(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")
     assert health(service)[0] == 200 and 'procsight_pipeline_up{pipeline="logs"} 1' in metrics(service)
     service.pipelines["logs"].drain(0)  # the worker thread ends while the service still accepts records
     status, body = health(service)
@@ -53,8 +33,8 @@ def test_a_dead_pipeline_worker_is_unhealthy(start) -> None:  # type: ignore[no-
     assert 'procsight_pipeline_up{pipeline="logs"} 0' in text and "procsight_healthy 0" in text
 
 
-def test_a_processor_stuck_on_a_batch_is_unhealthy_until_it_finishes(start) -> None:  # type: ignore[no-untyped-def]
-    service = start("basic.yaml")
+def test_a_processor_stuck_on_a_batch_is_unhealthy_until_it_finishes(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")
     pipeline = service.pipelines["logs"]
     pipeline.stuck_after = 0.5
     processor = pipeline.processors[0]
@@ -79,8 +59,8 @@ def test_a_processor_stuck_on_a_batch_is_unhealthy_until_it_finishes(start) -> N
     assert pipeline.spool.uncommitted_entries() == 0
 
 
-def test_a_full_spool_is_unhealthy(start) -> None:  # type: ignore[no-untyped-def]
-    service = start("tiny_spool.yaml")  # a 1 MiB spool
+def test_a_full_spool_is_unhealthy(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("tiny_spool.yaml")  # a 1 MiB spool
     big = request_of("y" * 1_200_000).SerializeToString()
     response = requests.post(f"http://{service.http_endpoint()}/v1/logs", data=big, headers=PROTOBUF, timeout=10)
     assert response.status_code == 429

@@ -27,9 +27,10 @@ RETRY_AFTER = 5.0  # seconds a refused client is asked to wait
 log = logging.getLogger(__name__)
 
 
-def resident_bytes() -> int:
-    """Resident memory of this process and all its descendants (a child that exited meanwhile counts 0)."""
-    process = psutil.Process()
+def resident_bytes(process: psutil.Process | None = None) -> int:
+    """Resident memory of a process (this one by default) and all its descendants (a child that exited
+    meanwhile counts 0)."""
+    process = process or psutil.Process()
     total = process.memory_info().rss
     for child in process.children(recursive=True):
         try:
