@@ -147,6 +147,10 @@ class Pipeline:
                             f"{time.monotonic() - since:.0f}s")
         if self.spool.is_full():
             problems.append("the spool is full: new records are refused")
+        failures = self._failures.value(pipeline=self.name)
+        if failures:
+            problems.append(f"the worker failed on {failures:.0f} groups of records, which wait for a restart "
+                            "(see the log)")
         return problems
 
     def processing_seconds(self) -> float:

@@ -405,10 +405,6 @@ class Spool:
 
     # -- groups and commits -----------------------------------------------------------------------
 
-    def recorded_group(self, first_seq: int) -> int | None:
-        """The last seq of a batch formed from `first_seq` before a restart, if one was recorded."""
-        return self._groups.formed.get(first_seq)
-
     def recorded_group_of(self, seq: int) -> tuple[int, int] | None:
         """(first, last) of a batch recorded before a restart that holds `seq` (its first entries may have
         been lost to corruption; the batch keeps its id all the same)."""

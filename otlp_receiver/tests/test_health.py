@@ -67,3 +67,20 @@ def test_a_full_spool_is_unhealthy(start_service) -> None:  # type: ignore[no-un
     status, body = health(service)
     assert status == 503 and body["problems"] == ["pipeline logs: the spool is full: new records are refused"]
     assert 'procsight_spool_full{pipeline="logs"} 1' in metrics(service)
+
+
+def test_a_worker_that_fails_on_a_group_keeps_running_and_says_so(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")
+    pipeline = service.pipelines["logs"]
+
+    def failing(*_args: object) -> None:  # stands in for a bug on some group of records
+        raise RuntimeError("a bug")
+
+    pipeline._handle = failing  # type: ignore[method-assign]
+    response = requests.post(f"http://{service.http_endpoint()}/v1/logs",
+                             data=request_of("x").SerializeToString(), headers=PROTOBUF, timeout=10)
+    assert response.status_code == 200
+    wait_until(lambda: health(service)[0] == 503, what="/healthz to report the failure")
+    assert health(service)[1]["problems"] == [
+        "pipeline logs: the worker failed on 1 groups of records, which wait for a restart (see the log)"]
+    assert 'procsight_pipeline_up{pipeline="logs"} 1' in metrics(service)  # the worker goes on

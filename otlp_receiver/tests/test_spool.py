@@ -52,7 +52,7 @@ os.kill(os.getpid(), signal.SIGKILL)
     entries = _drain(spool)
     assert [e.payload for e in entries] == [b"r2", b"r3", b"r4", b"r5"]
     # The batch formed before the crash is formed again, with the same id.
-    assert spool.recorded_group(3) == 4
+    assert spool.recorded_group_of(3) == spool.recorded_group_of(4) == (3, 4)
     assert spool.form_group(3, 4) == spool.batch_id(3, 4)
     spool.close()
 
