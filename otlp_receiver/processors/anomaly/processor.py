@@ -8,7 +8,6 @@ exports. The feature vectors go to `LogBatch.embeddings` for the ClickHouse `Emb
 from __future__ import annotations
 
 import logging
-import time
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
@@ -92,11 +91,6 @@ class AnomalyProcessor:
             return single, self.scorer.score(single, tenant)
         except Exception as exc:
             return f"scoring failed on this record alone ({type(exc).__name__})"
-
-    def stuck_for(self) -> float:
-        """Seconds the scoring child has been on its current batch (0 when idle or in-process)."""
-        since = self.worker.busy_since if self.worker is not None else None
-        return 0.0 if since is None else time.monotonic() - since
 
 
 def _reason_label(reason: str) -> str:

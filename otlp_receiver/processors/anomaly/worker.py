@@ -52,7 +52,6 @@ class ScoringWorker:
         self._scorer_factory = scorer_factory or default_scorer
         self._lock = threading.Lock()
         self._context = multiprocessing.get_context("spawn")  # fork is unsafe with grpc threads
-        self.busy_since: float | None = None  # monotonic time the batch in the child was sent, None when idle
         self.restarts = 0
         self._restart_seconds = 0.0
         self._start()
@@ -70,10 +69,6 @@ class ScoringWorker:
         if reply[0] != "ready":
             self._stop_process()
             raise WorkerError(f"{self.name}: scoring process failed to start: {reply[1]}")
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
 
     def score(self, logs: ExportLogsServiceRequest, tenant: str) -> tuple[ExportLogsServiceRequest, Outcome]:
         """The batch scored (a new request); records that could not be scored are marked so."""
@@ -138,7 +133,6 @@ class ScoringWorker:
         return reply
 
     def _wait(self, timeout: float) -> Any:
-        self.busy_since = time.monotonic()
         try:
             if not self._conn.poll(max(timeout, 0.0)):
                 self._restart(f"took longer than {timeout:.1f}s")
@@ -147,8 +141,6 @@ class ScoringWorker:
         except (EOFError, OSError) as exc:
             self._restart(f"died ({exc})")
             return _DIED
-        finally:
-            self.busy_since = None
         if reply[0] == "error":
             log.error("%s: scoring failed in the child process:\n%s", self.name, reply[1])
             return "failed: " + reply[1].strip().splitlines()[-1][:200]
