@@ -22,7 +22,7 @@ minutes at 5,000 records/s offered, 2 SDK and 2 raw clients: 2,907,571 records s
 pacing reached 4,770/s), 0 errors, 0 backpressure resends, 2,907,571 rows with as many distinct ids,
 every one with a verdict; acknowledgement p50 15.7 ms, p99 246 ms; RSS with children 819 MiB at start,
 1,448 MiB after warm-up, 1,488 MiB in the last minute (+2.8%), at most 1,622 MiB. End to end the
-pipeline (scoring and ClickHouse on the same two loaded cores) did not keep up: about 3,500 records/s
+pipeline (scoring and ClickHouse on the same two loaded cores) did not keep up: 3,100 to 3,500 records/s
 were stored while 4,770/s arrived, so the spool grew (acknowledged records wait there, on disk) and
 drained in about 5 minutes after the clients stopped: end-to-end p50 under 10 s, p99 over 10 s.
 """
