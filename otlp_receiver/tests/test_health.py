@@ -8,9 +8,12 @@ import threading
 import requests
 
 from otlp_receiver.component import LogBatch
+from otlp_receiver.receivers.otlp.tests import test_otlp_receiver
 from otlp_receiver.receivers.otlp.tests.test_otlp_receiver import PROTOBUF, request_of
 from otlp_receiver.service import Service
 from testing import wait_until
+
+start_service = test_otlp_receiver.start_service  # the receiver tests' fixture: a Service from their testdata
 
 
 def health(service: Service) -> tuple[int, dict]:  # type: ignore[type-arg]
