@@ -1,7 +1,8 @@
 """Property-based fuzzing (hypothesis) of the decoders and normalisers, with a time bound per input.
 
 Each target is one row of `TARGETS`: a name, a strategy that builds inputs from the shape the code
-expects (audit headers and fields, Falco/Tetragon/ECS documents, OTLP values) mixed with noise, and a
+expects (audit headers and fields, Falco/Tetragon/ECS documents, OTLP values; OTLP requests and HTTP
+bodies from `bench/fuzz_otlp.py`) mixed with noise, and a
 check that feeds one input to the code and asserts what must hold whatever the input: no exception
 (the documented outcome for a bad record is the kind `invalid`), every bound kept (command line, argv,
 ids, bytes waiting for assembly), and no input slower than the deadline. A failure is printed with the
@@ -36,6 +37,7 @@ from hypothesis import strategies as st  # noqa: E402
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue  # noqa: E402
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord  # noqa: E402
 
+from bench.fuzz_otlp import TARGETS as OTLP_TARGETS  # noqa: E402
 from otlp_receiver.normalize import Normalizer, eventtime  # noqa: E402
 from otlp_receiver.normalize.auditd import AuditAssembler, parse_line  # noqa: E402
 from otlp_receiver.normalize.normalizer import KINDS, Normalized  # noqa: E402
@@ -226,6 +228,7 @@ TARGETS: tuple[Target, ...] = (
         lambda n, inner: "{" + '"a":' + "[" * n + inner + "]" * n + "}", st.integers(0, 3000), TEXT.map(json.dumps)),
         TEXT.map(lambda t: "{" + t)), check_json_body),
     Target("event time", TIMES, check_event_time),
+    *(Target(name, inputs, check) for name, inputs, check in OTLP_TARGETS),
 )
 
 

@@ -53,6 +53,10 @@ class LogBatch:
     # Set by the anomaly processor: float32 (record_count, dim) feature vectors in record order, zero rows
     # for records it did not score. Exporters may store them (ClickHouse keeps them for similarity search).
     embeddings: np.ndarray | None = None
+    # A part split off a batch (`part`) keeps its records' ids: they count from `first_ordinal` under the
+    # id of the batch it came from.
+    record_id_prefix: str = ""
+    first_ordinal: int = 0
 
     def records(self) -> Iterator[tuple[Resource, InstrumentationScope, LogRecord]]:
         """Every record with its resource and scope, in the order that defines record ordinals."""
@@ -65,7 +69,30 @@ class LogBatch:
         return sum(len(s.log_records) for r in self.logs.resource_logs for s in r.scope_logs)
 
     def record_id(self, ordinal: int) -> str:
-        return f"{self.batch_id}:{ordinal}"
+        return f"{self.record_id_prefix or self.batch_id}:{self.first_ordinal + ordinal}"
+
+    def part(self, start: int, end: int) -> LogBatch:
+        """Records start..end-1 as a batch of their own, with their resources, scopes, embeddings and
+        record ids; its `batch_id` names the range, so a replay that splits the same way gets the same ids."""
+        logs = ExportLogsServiceRequest()
+        ordinal = 0
+        for resource_logs in self.logs.resource_logs:
+            resource_part = None
+            for scope_logs in resource_logs.scope_logs:
+                count = len(scope_logs.log_records)
+                low, high = max(start - ordinal, 0), min(end - ordinal, count)
+                ordinal += count
+                if low >= high:
+                    continue
+                if resource_part is None:
+                    resource_part = logs.resource_logs.add(resource=resource_logs.resource,
+                                                           schema_url=resource_logs.schema_url)
+                scope_part = resource_part.scope_logs.add(scope=scope_logs.scope, schema_url=scope_logs.schema_url)
+                scope_part.log_records.extend(scope_logs.log_records[low:high])
+        embeddings = None if self.embeddings is None else self.embeddings[start:end]
+        return LogBatch(logs=logs, tenant=self.tenant, batch_id=f"{self.batch_id}~{start}-{end}",
+                        embeddings=embeddings, record_id_prefix=self.record_id_prefix or self.batch_id,
+                        first_ordinal=self.first_ordinal + start)
 
 
 @dataclass(slots=True)

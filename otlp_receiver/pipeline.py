@@ -34,6 +34,11 @@ from otlp_receiver.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
+# A processor on one batch for longer than this makes the pipeline unhealthy (the anomaly processor's own
+# time bounds, isolation included, end well before it).
+STUCK_AFTER = 300.0
+_FAILURE_PAUSE = 1.0  # seconds the worker waits after failing on a group
+
 
 class _Group:
     """Spool entries first..last in flight: committed when every (batch, exporter) reported."""
@@ -75,6 +80,10 @@ class Pipeline:
         self._stop = threading.Event()
         self._drain_deadline = float("inf")
         self._thread: threading.Thread | None = None
+        self._processing_since: float | None = None  # monotonic start of the processor running now
+        self._processing = ""  # its name
+        self._held: SpoolEntry | None = None  # read past the end of a recorded group: the next group's first
+        self.stuck_after = STUCK_AFTER
         self._stage = telemetry.histogram("procsight_stage_latency_seconds",
                                           "Time spent per stage (spool wait, each processor, submit to exporters)")
         self._batches = telemetry.counter("procsight_pipeline_batches_total", "Batches formed, by pipeline")
@@ -84,6 +93,8 @@ class Pipeline:
                                             "Log records every exporter of the pipeline reported")
         self._end_to_end = telemetry.histogram("procsight_end_to_end_latency_seconds",
                                                "From receipt to every exporter done, by pipeline")
+        self._failures = telemetry.counter("procsight_pipeline_failures_total",
+                                           "Times the pipeline worker failed on a group (it was left for replay)")
 
     def admit(self, metadata: ClientMetadata | None = None) -> ClientMetadata:
         """Raises Backpressure while an admission controller refuses new requests, TooManyPartitions when
@@ -117,39 +128,69 @@ class Pipeline:
         while True:
             if self._stop.is_set() and time.monotonic() > self._drain_deadline:
                 break
-            entries = self._collect()
-            if not entries:
-                if self._stop.is_set():
-                    break
-                continue
             try:
-                self._handle(entries)
+                first, last, entries = self._collect()
+                if not entries:
+                    if self._stop.is_set():
+                        break
+                    continue
+                self._handle(first, last, entries)
             except (ExporterStoppedError, SpoolClosedError):
                 break  # shutting down: the group stays uncommitted and is replayed next start
             except Exception:
-                # A bug must not wedge the pipeline silently; the group stays uncommitted (replayed on restart).
-                log.exception("pipeline %s: failed on spool entries %d..%d", self.name, entries[0].seq,
-                              entries[-1].seq)
+                # A bug must not kill or wedge the pipeline silently; the group stays uncommitted (replayed on
+                # restart), the failure is counted, and the worker goes on after a pause (no busy loop).
+                self._failures.inc(pipeline=self.name)
+                log.exception("pipeline %s: failed on a group of spool entries; it is left for replay", self.name)
+                self._stop.wait(_FAILURE_PAUSE)
 
-    def _collect(self) -> list[SpoolEntry]:
-        """The next group of spool entries: a group recorded before a restart (so a replay forms the
-        same batch with the same id), or a new one as the batcher gathers it."""
-        first = self.spool.read(timeout=0.1)
+    # -- health -----------------------------------------------------------------------------------
+
+    def problems(self) -> list[str]:
+        """What keeps this pipeline from doing its work now, in words; empty when healthy."""
+        problems = []
+        if self._thread is None or not self._thread.is_alive():
+            problems.append("the pipeline worker is not running")
+        since = self._processing_since
+        if since is not None and time.monotonic() - since > self.stuck_after:
+            problems.append(f"processor {self._processing} has been on one batch for "
+                            f"{time.monotonic() - since:.0f}s")
+        if self.spool.is_full():
+            problems.append("the spool is full: new records are refused")
+        failures = self._failures.value(pipeline=self.name)
+        if failures:
+            problems.append(f"the worker failed on {failures:.0f} groups of records, which wait for a restart "
+                            "(see the log)")
+        return problems
+
+    def processing_seconds(self) -> float:
+        since = self._processing_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    def _collect(self) -> tuple[int, int, list[SpoolEntry]]:
+        """The next group: (first seq, last seq, its entries). A group recorded before a restart is formed
+        again with the same range (so a replay gets the same batch id), even when corruption cost it some
+        entries; otherwise the batcher gathers a new one."""
+        first = self._held or self.spool.read(timeout=0.1)
+        self._held = None
         if first is None:
-            return []
-        recorded = self.spool.recorded_group(first.seq)
+            return 0, 0, []
+        recorded = self.spool.recorded_group_of(first.seq)
         if recorded is None:
-            return self.batcher.gather(first, self.spool.read)
+            entries = self.batcher.gather(first, self.spool.read)
+            return entries[0].seq, entries[-1].seq, entries
         entries = [first]
-        while entries[-1].seq < recorded:
+        while entries[-1].seq < recorded[1]:
             entry = self.spool.read(timeout=1.0)
             if entry is None:
                 break  # closed under us
+            if entry.seq > recorded[1]:  # the group's last entries were lost: this one starts the next group
+                self._held = entry
+                break
             entries.append(entry)
-        return entries
+        return recorded[0], recorded[1], entries
 
-    def _handle(self, entries: list[SpoolEntry]) -> None:
-        first, last = entries[0].seq, entries[-1].seq
+    def _handle(self, first: int, last: int, entries: list[SpoolEntry]) -> None:
         group_id = self.spool.form_group(first, last)
         started = time.monotonic()
         self._stage.observe(max(0.0, time.time() - entries[0].received_ns / 1e9), stage="spool_wait",
@@ -180,12 +221,15 @@ class Pipeline:
     def _process(self, batch: LogBatch) -> LogBatch:
         for processor in self.processors:
             started = time.monotonic()
+            self._processing, self._processing_since = processor.name, started
             try:
                 batch = processor.process(batch)
             except Exception:
                 self._processor_errors.inc(processor=processor.name)
                 log.exception("processor %s failed on batch %s; passing it on unprocessed", processor.name,
                               batch.batch_id)
+            finally:
+                self._processing_since = None
             self._stage.observe(time.monotonic() - started, stage=f"processor:{processor.name}", pipeline=self.name)
         return batch
 

@@ -68,6 +68,16 @@ class Service:
         self.processors: dict[tuple[str, str], Processor] = {}  # (pipeline, processor id)
         self.pipelines: dict[str, Pipeline] = {}
         self.metrics_servers: list[MetricsServer] = []  # service.telemetry.metrics readers
+        gauge = self.telemetry.gauge
+        self._gauges = {
+            "healthy": gauge("procsight_healthy", "1 when /healthz answers ok or degraded, 0 when unhealthy"),
+            "up": gauge("procsight_pipeline_up", "1 while the pipeline worker runs"),
+            "processing": gauge("procsight_pipeline_processing_seconds",
+                                "How long the processor running now has been on its batch (a stuck one grows)"),
+            "spool_full": gauge("procsight_spool_full", "1 while the pipeline's spool refuses new records"),
+            "failing": gauge("procsight_exporter_failing_seconds",
+                             "How long an exporter's destination has been failing (0 when delivering)"),
+        }
 
     @classmethod
     def from_config_file(cls, path: str | Path, environ: Mapping[str, str] | None = None) -> Service:
@@ -228,20 +238,43 @@ class Service:
         return routes
 
     def health(self) -> dict[str, Any]:
-        return {
-            "status": "ok" if self.state == "running" else self.state,
-            "pipelines": {name: {"spool_uncommitted_entries": p.spool.uncommitted_entries(),
-                                 "spool_bytes": p.spool.size_bytes(),
-                                 "exporter_queues": {e.name: e.queue_depth() for e in p.exporters}}
-                          for name, p in self.pipelines.items()},
-        }
+        """The truth about the service: `ok`; `degraded` (an exporter is failing: records are accepted and
+        wait in the spool); `unhealthy` (a pipeline worker died, a processor is stuck on a batch, a spool
+        is full: acknowledged records do not move, or new ones are refused); or `starting`/`stopping`.
+        Each problem is also a gauge in /metrics."""
+        problems: list[str] = []
+        pipelines = {}
+        for name, pipeline in self.pipelines.items():
+            found = pipeline.problems() if self.state == "running" else []
+            problems += [f"pipeline {name}: {problem}" for problem in found]
+            pipelines[name] = {"problems": found,
+                               "spool_uncommitted_entries": pipeline.spool.uncommitted_entries(),
+                               "spool_bytes": pipeline.spool.size_bytes(),
+                               "processing_seconds": round(pipeline.processing_seconds(), 1),
+                               "exporter_queues": {e.name: e.queue_depth() for e in pipeline.exporters}}
+            self._gauges["up"].set(int(not any("not running" in p for p in found)), pipeline=name)
+            self._gauges["processing"].set(pipeline.processing_seconds(), pipeline=name)
+            self._gauges["spool_full"].set(int(pipeline.spool.is_full()), pipeline=name)
+        failing = {name: exporter.failing_seconds() for name, exporter in self.exporters.items()}
+        for name, seconds in failing.items():
+            self._gauges["failing"].set(seconds, exporter=name)
+        degraded = [f"exporter {name}: failing for {seconds:.0f}s (records wait in the spool)"
+                    for name, seconds in failing.items() if seconds > 0]
+        if self.state != "running":
+            status = self.state
+        else:
+            status = "unhealthy" if problems else "degraded" if degraded else "ok"
+        self._gauges["healthy"].set(int(status in ("ok", "degraded")))
+        return {"status": status, "problems": problems + degraded, "pipelines": pipelines}
 
     def _metrics_route(self, _tenant: str | None, _query: dict[str, list[str]], _body: bytes) -> tuple[int, str, bytes]:
+        self.health()  # brings the health gauges up to date
         return 200, PROMETHEUS, self.telemetry.render().encode("utf-8")
 
     def _health_route(self, _tenant: str | None, _query: dict[str, list[str]], _body: bytes) -> tuple[int, str, bytes]:
         health = self.health()
-        return (200 if health["status"] == "ok" else 503), JSON, json.dumps(health, separators=(",", ":")).encode()
+        status = 200 if health["status"] in ("ok", "degraded") else 503
+        return status, JSON, json.dumps(health, separators=(",", ":")).encode()
 
 
 class _ReceiverHost:

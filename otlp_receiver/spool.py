@@ -18,6 +18,12 @@ Layout of `directory`:
 
 A torn write (power loss in the middle of an append) leaves a short or corrupt tail: it is detected
 by the header/crc check at start-up, logged, counted and truncated; it was never acknowledged.
+
+Corruption anywhere else (a flipped byte on disk) costs only the entries it hit: start-up and the
+reader step over a corrupt region to the next intact entry (`_intact_entries`), log it, and count the
+entries skipped that were not yet delivered (`procsight_spool_corrupt_entries_total`). Sequence
+numbers are never reused: the next one is above every number a segment or groups.log remembers, since
+a reused number would share its batch id (and ClickHouse deduplication token) with a delivered batch.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +50,8 @@ _MAGIC = 0x50534C32  # "PSL2"
 _HEADER = struct.Struct("<IQII")  # magic, seq, body length, crc32(body)
 _META = struct.Struct("<QIH")  # received unix ns, record count, tenant length
 _METADATA_LENGTH = struct.Struct("<I")  # PSL2: length of the JSON client metadata after the tenant
+_MAGICS = (_MAGIC, _MAGIC_V1)
+_MAGIC_BYTES = tuple(struct.pack("<I", magic) for magic in _MAGICS)
 _SEGMENT_PREFIX = "seg-"
 # Retry hint for clients of a full spool: it drains at exporter speed, seconds rather than milliseconds.
 FULL_RETRY_AFTER = 5.0
@@ -86,6 +95,9 @@ class _Groups:
     committed: dict[int, int] = field(default_factory=dict)
     watermark: int = 0  # from a `W n` line: everything up to n was committed
 
+    def highest_seq(self) -> int:
+        return max([self.watermark, *self.formed.values(), *self.committed.values()])
+
 
 def encode_entry(seq: int, tenant: str, records: int, received_ns: int, payload: bytes,
                  metadata: dict[str, list[str]] | None = None) -> bytes:
@@ -125,6 +137,7 @@ class Spool:
         self._sync_lock = threading.Lock()  # one fsync at a time; waiting appenders share it
         self._readable = threading.Condition(self._lock)
         self._closed = False
+        self._refused_at = -FULL_RETRY_AFTER  # monotonic time of the last append refused for space
         self._segments: list[_Segment] = []
         self._write_file = None
         self._next_seq = 1
@@ -150,6 +163,8 @@ class Spool:
                                        "Bytes truncated from a corrupt or torn spool tail at start-up")
         self._replayed = telemetry.counter("procsight_spool_replayed_entries_total",
                                            "Uncommitted spool entries found at start-up and replayed")
+        self._corrupt = telemetry.counter("procsight_spool_corrupt_entries_total",
+                                          "Acknowledged spool entries lost to corruption before delivery (skipped)")
 
     def _open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -164,6 +179,7 @@ class Spool:
             last = self._segments[-1]
             self._next_seq = max(last.first_seq, last.last_seq + 1)
         self._watermark = self._initial_watermark()
+        self._next_seq = max(self._next_seq, self._watermark + 1, self._groups.highest_seq() + 1)
         self._rewrite_groups()
         self._delete_committed_segments()
         if not self._segments:
@@ -178,23 +194,21 @@ class Spool:
         self._update_gauges()
 
     def _recover_segment(self, path: Path) -> _Segment:
+        """The segment's intact entries; what follows the last of them (a torn or corrupt tail) is cut."""
         segment = _Segment(first_seq=_segment_first_seq(path), path=path)
-        good = 0
-        expected = segment.first_seq
         with open(path, "rb") as handle:
             data = handle.read()
-        while good + _HEADER.size <= len(data):
-            magic, seq, length, crc = _HEADER.unpack_from(data, good)
-            end = good + _HEADER.size + length
-            intact = magic in (_MAGIC, _MAGIC_V1) and seq == expected and end <= len(data)
-            if not intact or zlib.crc32(data[good + _HEADER.size:end]) != crc:
-                break
+        good = 0
+        for seq, offset, end in _intact_entries(data, segment.first_seq):
+            if offset != good:
+                log.error("spool %s: %d corrupt bytes before entry %d; entries %d..%d are lost unless they were "
+                          "delivered", path, offset - good, seq, max(segment.last_seq + 1, segment.first_seq), seq - 1)
             segment.last_seq = seq
-            expected = seq + 1
             good = end
         if good < len(data):
             torn = len(data) - good
-            log.warning("spool %s: truncating %d bytes of a torn or corrupt tail (never acknowledged)", path, torn)
+            log.warning("spool %s: truncating %d bytes of a torn or corrupt tail (a torn write was never "
+                        "acknowledged)", path, torn)
             self._torn.inc(torn, spool=self.name)
             with open(path, "r+b") as handle:
                 handle.truncate(good)
@@ -264,6 +278,7 @@ class Spool:
                 self._rotate()
                 self._delete_committed_segments()
             if self._bytes + len(data) > self.max_bytes:
+                self._refused_at = time.monotonic()
                 raise SpoolFullError(f"spool {self.name} is full ({self._bytes} of {self.max_bytes} bytes)",
                                      retry_after=FULL_RETRY_AFTER)
             active = self._segments[-1]
@@ -328,18 +343,50 @@ class Spool:
                 if self._read_seq > self._synced_seq:
                     return None
                 seq = self._read_seq
-                segment = self._segments[bisect.bisect_right([s.first_seq for s in self._segments], seq) - 1]
+                index = bisect.bisect_right([s.first_seq for s in self._segments], seq) - 1
+                segment = self._segments[max(index, 0)]
+                after = self._segments[index + 1].first_seq if index + 1 < len(self._segments) else None
+            if index < 0:  # the entries' segment was lost (corrupt through to its end, then reclaimed)
+                self._skip_corrupt(seq, segment.first_seq)
+                continue
             entry = self._read_entry(segment, seq)
-            self._read_seq = seq + 1
+            if entry is None:  # nothing intact from `seq` to the end of the segment
+                self._skip_corrupt(seq, after if after is not None else self._synced_seq + 1)
+                continue
+            if entry.seq > seq:
+                self._skip_corrupt(seq, entry.seq)
+            self._read_seq = entry.seq + 1
             return entry
+
+    def _skip_corrupt(self, first: int, next_intact: int) -> None:
+        """Entries first..next_intact-1 could not be read: those not yet committed are lost. Unless a
+        group recorded before a restart holds them (its batch commits them), they are committed here, so
+        the watermark (and segment reclamation) can pass them."""
+        with self._lock:
+            lost = [seq for seq in range(first, next_intact) if not self._is_committed(seq)]
+            for seq in lost:
+                group = next(((f, la) for f, la in self._groups.formed.items() if f <= seq <= la), None)
+                if group is None:
+                    self._commit_locked(seq, seq)
+                elif first <= group[0] and group[1] < next_intact and seq == group[0]:
+                    self._commit_locked(*group)  # the whole group is lost: no batch will commit it
+        if lost:
+            self._corrupt.inc(len(lost), spool=self.name)
+            log.error("spool %s: entries %d..%d are corrupt; %d acknowledged entries that were not yet delivered "
+                      "are lost", self.directory, first, next_intact - 1, len(lost))
+        self._read_seq = max(self._read_seq, next_intact)
+
+    def _is_committed(self, seq: int) -> bool:
+        return seq <= self._watermark or any(f <= seq <= la for f, la in self._groups.committed.items())
 
     def _skip_committed(self) -> None:
         self._read_seq = max(self._read_seq, self._watermark + 1)
         while self._read_seq in self._groups.committed:
             self._read_seq = self._groups.committed[self._read_seq] + 1
 
-    def _read_entry(self, segment: _Segment, seq: int) -> SpoolEntry:
-        """Reads entry `seq`, which is fully written and synced, from its segment file."""
+    def _read_entry(self, segment: _Segment, seq: int) -> SpoolEntry | None:
+        """Entry `seq` (fully written and synced) from its segment file, or the next intact one after it
+        when it is corrupt; None when nothing intact follows in the segment."""
         if self._read_handle is None or self._read_segment is not segment:
             if self._read_handle is not None:
                 self._read_handle.close()
@@ -348,17 +395,38 @@ class Spool:
         handle = self._read_handle
         while True:
             header = handle.read(_HEADER.size)
-            magic, entry_seq, length, _ = _HEADER.unpack(header)
+            if len(header) < _HEADER.size:
+                return self._resync(segment, seq)
+            magic, entry_seq, length, crc = _HEADER.unpack(header)
+            if magic not in _MAGICS or entry_seq > seq:
+                return self._resync(segment, seq)
             if entry_seq < seq:  # committed before a restart, or skipped: step over it
                 handle.seek(length, os.SEEK_CUR)
                 continue
-            return _decode_body(entry_seq, handle.read(length), magic)
+            body = handle.read(length)
+            if len(body) != length or zlib.crc32(body) != crc:
+                return self._resync(segment, seq)
+            return _decode_body(entry_seq, body, magic)
+
+    def _resync(self, segment: _Segment, seq: int) -> SpoolEntry | None:
+        """The first intact entry numbered `seq` or later, found by walking the whole segment (rare: only
+        after corruption); the read handle is left just after it."""
+        assert self._read_handle is not None
+        self._read_handle.seek(0)
+        data = self._read_handle.read()
+        for entry_seq, offset, end in _intact_entries(data, segment.first_seq):
+            if entry_seq >= seq:
+                self._read_handle.seek(end)
+                return _decode_body(entry_seq, data[offset + _HEADER.size:end], _magic_at(data, offset))
+        return None
 
     # -- groups and commits -----------------------------------------------------------------------
 
-    def recorded_group(self, first_seq: int) -> int | None:
-        """The last seq of a batch formed from `first_seq` before a restart, if one was recorded."""
-        return self._groups.formed.get(first_seq)
+    def recorded_group_of(self, seq: int) -> tuple[int, int] | None:
+        """(first, last) of a batch recorded before a restart that holds `seq` (its first entries may have
+        been lost to corruption; the batch keeps its id all the same)."""
+        with self._lock:
+            return next(((first, last) for first, last in self._groups.formed.items() if first <= seq <= last), None)
 
     def form_group(self, first_seq: int, last_seq: int) -> str:
         """Records durably that entries first..last form one batch; returns its stable batch id."""
@@ -380,15 +448,18 @@ class Spool:
         Not fsynced: losing a commit in a crash means a replay, which exporters deduplicate.
         """
         with self._lock:
-            self._groups.committed[first_seq] = last_seq
-            self._groups_file.write(f"C {first_seq} {last_seq}\n")
-            self._groups_file.flush()
-            while self._watermark + 1 in self._groups.committed:
-                first = self._watermark + 1
-                self._watermark = self._groups.committed.pop(first)
-                self._groups.formed.pop(first, None)
-            self._delete_committed_segments()
-            self._update_gauges()
+            self._commit_locked(first_seq, last_seq)
+
+    def _commit_locked(self, first_seq: int, last_seq: int) -> None:
+        self._groups.committed[first_seq] = last_seq
+        self._groups_file.write(f"C {first_seq} {last_seq}\n")
+        self._groups_file.flush()
+        while self._watermark + 1 in self._groups.committed:
+            first = self._watermark + 1
+            self._watermark = self._groups.committed.pop(first)
+            self._groups.formed.pop(first, None)
+        self._delete_committed_segments()
+        self._update_gauges()
 
     def _delete_committed_segments(self) -> None:
         # The active (last) segment is always kept: its name carries the next sequence number.
@@ -407,6 +478,11 @@ class Spool:
     def size_bytes(self) -> int:
         return self._bytes
 
+    def is_full(self) -> bool:
+        """Refusing appends: one was refused for space in the last FULL_RETRY_AFTER seconds, or the bytes
+        reached the bound."""
+        return self._bytes >= self.max_bytes or time.monotonic() - self._refused_at < FULL_RETRY_AFTER
+
     def _update_gauges(self) -> None:
         self._depth_bytes.set(self._bytes, spool=self.name)
         self._depth_entries.set(self.uncommitted_entries(), spool=self.name)
@@ -423,6 +499,55 @@ class Spool:
         self._groups_file.close()
         if self._read_handle is not None:
             self._read_handle.close()
+
+
+def _intact_entries(data: bytes, first_seq: int) -> Iterator[tuple[int, int, int]]:
+    """(seq, offset, end) of each intact entry of a segment's bytes, in order.
+
+    An entry is intact when its header has the magic, its length fits, and its crc matches. The
+    first must be `first_seq` and each the next number, so a flipped sequence byte cannot pass; after a
+    corrupt region the walk resumes at the next intact entry whose number the region could have held
+    (every lost entry takes at least a header's bytes)."""
+    expected = first_seq
+    position = 0
+    while position + _HEADER.size <= len(data):
+        entry = _intact_at(data, position)
+        if entry is not None and entry[0] == expected:
+            yield expected, position, entry[1]
+            expected += 1
+            position = entry[1]
+            continue
+        candidate = _find_magic(data, position + 1)
+        while candidate != -1:
+            entry = _intact_at(data, candidate)
+            if entry is not None and expected <= entry[0] <= expected + (candidate - position) // _HEADER.size:
+                break
+            candidate = _find_magic(data, candidate + 1)
+        if candidate == -1 or entry is None:
+            return
+        position, expected = candidate, entry[0]
+
+
+def _intact_at(data: bytes, position: int) -> tuple[int, int] | None:
+    """(seq, end) of the entry at `position` if its header and crc check out."""
+    if position + _HEADER.size > len(data):
+        return None
+    magic, seq, length, crc = _HEADER.unpack_from(data, position)
+    start = position + _HEADER.size
+    end = start + length
+    if magic not in _MAGICS or length < _META.size or end > len(data) or zlib.crc32(data[start:end]) != crc:
+        return None
+    return seq, end
+
+
+def _find_magic(data: bytes, start: int) -> int:
+    """The offset of the next header magic (of either format) at or after `start`, or -1."""
+    found = [offset for offset in (data.find(magic, start) for magic in _MAGIC_BYTES) if offset != -1]
+    return min(found, default=-1)
+
+
+def _magic_at(data: bytes, offset: int) -> int:
+    return int(_HEADER.unpack_from(data, offset)[0])
 
 
 def _segment_first_seq(path: Path) -> int:

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 _SAFE_CHARS = re.compile(r"[^a-z0-9]+")
 TECHNIQUES = "techniques"  # the column of a pattern's ATT&CK techniques, space-separated (NULL: not recorded)
+REGISTRY_TABLE = "workloads"  # (tenant, workload, model) of every baseline, for the per-tenant cap
 PERSIST_LAST_SEEN_STEP = 3600.0  # seconds; pruning works in days, so last_seen need not be exact on disk
 
 
@@ -237,14 +238,49 @@ class Baseline:
 class BaselineStore:
     """Opens, caches, flushes and maintains baselines in one LanceDB database (directory or URI)."""
 
-    def __init__(self, uri: str, dim: int, model: str, *, max_resident: int = 1000) -> None:
+    def __init__(self, uri: str, dim: int, model: str, *, max_resident: int = 1000,
+                 max_workloads_per_tenant: int = 0) -> None:
         self.uri = uri
         self.dim = dim
         self.model = model
         self.max_resident = max_resident
+        self.max_workloads_per_tenant = max_workloads_per_tenant  # 0: no cap
         self._db = lancedb.connect(uri)
         self._resident: dict[tuple[str, str], Baseline] = {}
         self._lock = threading.Lock()
+        self._workloads: dict[str, set[str]] | None = None  # tenant -> workloads with a baseline (registry)
+
+    # -- the per-tenant cap -----------------------------------------------------------------------
+
+    def admit(self, tenant: str, workload: str) -> bool:
+        """Whether `workload` may have a baseline of its own: it has one already, or its tenant is under
+        `max_workloads_per_tenant` (then it is registered). A sender inventing workload names must not
+        make a table per name."""
+        with self._lock:
+            workloads = self._registered().setdefault(tenant, set())
+            if workload in workloads:
+                return True
+            if self.max_workloads_per_tenant and len(workloads) >= self.max_workloads_per_tenant:
+                return False
+            workloads.add(workload)
+        row = pa.table({"tenant": [_valid_utf8(tenant)], "workload": [_valid_utf8(workload)], "model": [self.model]})
+        try:
+            self._db.open_table(REGISTRY_TABLE).add(row)
+        except (FileNotFoundError, ValueError):
+            self._db.create_table(REGISTRY_TABLE, data=row)
+        return True
+
+    def _registered(self) -> dict[str, set[str]]:
+        if self._workloads is None:
+            self._workloads = {}
+            try:
+                rows = self._db.open_table(REGISTRY_TABLE).to_arrow().to_pylist()
+            except (FileNotFoundError, ValueError):
+                rows = []
+            for row in rows:
+                if row["model"] == self.model:
+                    self._workloads.setdefault(row["tenant"], set()).add(row["workload"])
+        return self._workloads
 
     def get(self, tenant: str, workload: str) -> Baseline:
         key = (tenant, workload)
@@ -322,6 +358,7 @@ class BaselineStore:
                 table.optimize(cleanup_older_than=timedelta(seconds=version_retention))
 
     def _table_names(self) -> list[str]:
+        """The baseline tables (not the registry)."""
         listing = self._db.list_tables()
         names = getattr(listing, "tables", listing)
-        return list(names)
+        return [name for name in names if name.startswith("b_")]

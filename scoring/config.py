@@ -107,6 +107,9 @@ class EngineConfig:
     # A directory of your own Sigma rules (Linux process_creation): each match is evidence weighted by its
     # level and named by its title. Empty: none. Needs the `sigma` extra (pySigma).
     sigma_rules: str = ""
+    # Baselines one tenant may have (0: no cap); events of a workload past it are scored in the
+    # tenant's OVERFLOW_WORKLOAD baseline instead, and counted.
+    max_workloads_per_tenant: int = 500
 
     def validate(self) -> None:
         if self.sigma_rules and not Path(self.sigma_rules).is_dir():

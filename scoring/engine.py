@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FREQUENCY_WEIGHT = 0.1
+OVERFLOW_WORKLOAD = "_overflow"  # a tenant's events of workloads past max_workloads_per_tenant
 # What novelty alone can score (0.62; 0.66 with a program never run here): an alert takes novelty plus
 # evidence of about 0.3 or more, so weak evidence (a plain download, `id`) ranks a new command higher
 # without making it an alert by itself.
@@ -157,7 +159,9 @@ class AnomalyEngine:
         check(self.config)
         self.featurizer = get_embedder(self.config.model)
         self.store = BaselineStore(self.config.baselines, self.featurizer.dim, self.featurizer.name,
-                                   max_resident=self.config.max_resident_workloads)
+                                   max_resident=self.config.max_resident_workloads,
+                                   max_workloads_per_tenant=self.config.max_workloads_per_tenant)
+        self.overflow_events: Counter[str] = Counter()  # per tenant: events of workloads past the cap
         self._holdbacks: dict[tuple[str, str], HoldBack] = {}
         self._heuristic_cache: dict[tuple, list[Evidence]] = {}
         self.chains = ChainTracker()
@@ -172,6 +176,7 @@ class AnomalyEngine:
         """Scores `events` in order, learning each per the policy before the next is scored."""
         if not events:
             return []
+        workload = self._admitted(tenant, workload, len(events))
         baseline = self.store.get(tenant, workload)
         holdback = self._holdback(tenant, workload)
         thresholds = self.config.thresholds.for_workload(workload)
@@ -213,6 +218,7 @@ class AnomalyEngine:
         behaviours (techniques) its evidence shows, chains included, as scoring would see them."""
         if not events:
             return
+        workload = self._admitted(tenant, workload, len(events))
         baseline = self.store.get(tenant, workload)
         nodes = [self.chains.register(tenant, event) for event in events]  # the same ancestors as scoring
         keys = self.featurizer.pattern_keys(events)
@@ -243,6 +249,18 @@ class AnomalyEngine:
 
     def flush(self) -> int:
         return self.store.flush()
+
+    def _admitted(self, tenant: str, workload: str, events: int) -> str:
+        """The workload whose baseline scores these events: their own, or past the tenant's
+        `max_workloads_per_tenant` the tenant's OVERFLOW_WORKLOAD (always admitted), counted."""
+        if workload == OVERFLOW_WORKLOAD or self.store.admit(tenant, workload):
+            return workload
+        if not self.overflow_events[tenant] % 1000:
+            log.warning("tenant %r has %d baselines (max_workloads_per_tenant): workload %r is scored in %r",
+                        tenant, self.config.max_workloads_per_tenant, workload[:80], OVERFLOW_WORKLOAD)
+        self.overflow_events[tenant] += events
+        self.store.admit(tenant, OVERFLOW_WORKLOAD)
+        return OVERFLOW_WORKLOAD
 
     def maintain(self, now: float | None = None) -> None:
         self.store.maintain(self.config.retention, now, self.config.version_retention)

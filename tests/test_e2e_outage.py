@@ -1,5 +1,6 @@
-"""A ClickHouse outage fills the ingest spool, a full spool answers with backpressure (never drops), and
-when ClickHouse is back the spool drains: every acknowledged record lands exactly once.
+"""A ClickHouse outage fills the ingest spool, a full spool answers with backpressure (never drops) and
+/healthz says so, and when ClickHouse is back the spool drains: every acknowledged record lands exactly
+once, and health is ok again.
 
 ClickHouse here is reached over HTTP; no server can be installed, so the endpoint is the test bridge
 that answers clickhouse-connect's requests with the embedded engine (hence `fake_server` in the name).
@@ -21,7 +22,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from otlp_receiver.exporters.clickhouse.tests.chdb_http_bridge import ChdbHttpBridge
 from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
 from otlp_receiver.service import Service
-from testing import free_port
+from testing import free_port, wait_until
 
 EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 RECORDS_PER_REQUEST = 50
@@ -74,6 +75,12 @@ def test_outage_fills_spool_backpressure_then_drains_exactly_once_fake_server(tm
         except urllib.error.HTTPError as error:
             assert error.code == 429 and error.headers["Retry-After"]
 
+        health = service.health()  # the truth: full, and why
+        assert health["status"] == "unhealthy"
+        assert "pipeline logs: the spool is full: new records are refused" in health["problems"]
+        wait_until(lambda: any(p.startswith("exporter clickhouse: failing for") for p in service.health()["problems"]),
+                   30, "health to name the failing exporter")
+
         with ChdbHttpBridge(str(tmp_path / "clickhouse"), port=port):  # ClickHouse is back
             clickhouse = ChdbTransport(str(tmp_path / "clickhouse"))
             try:
@@ -88,6 +95,8 @@ def test_outage_fills_spool_backpressure_then_drains_exactly_once_fake_server(tm
                         assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and time.monotonic() < deadline
                         time.sleep(0.2)
                 wait_for_rows(clickhouse, acknowledged + RECORDS_PER_REQUEST, timeout=60)
+                wait_until(lambda: service.health()["status"] == "ok", 30, "health to be ok again")
+                assert service.health()["problems"] == []
             finally:
                 clickhouse.close()
     finally:

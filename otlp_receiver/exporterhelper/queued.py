@@ -17,6 +17,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
+from enum import Enum
 
 from otlp_receiver.component import BatchDone, Exporter, LogBatch, PermanentError, RetryableError
 from otlp_receiver.exporterhelper.config import QueueConfig, RetryConfig
@@ -25,6 +26,15 @@ from otlp_receiver.telemetry import Telemetry
 log = logging.getLogger(__name__)
 
 _POLL_SECONDS = 0.1  # how often a blocked submit or an idle consumer looks at the stop flag
+
+
+class _Attempt(Enum):
+    """How exporting one batch (with its retries) ended."""
+
+    DELIVERED = "delivered"
+    DROPPED = "dropped"  # retries disabled: given up, counted
+    REFUSED = "refused"  # refused for good: the records are isolated (`_export_isolating`)
+    INTERRUPTED = "interrupted"  # shutdown while the destination was down: left for replay
 
 
 class ExporterStoppedError(RuntimeError):
@@ -68,6 +78,7 @@ class QueuedExporter:
         self._used = 0
         self._space = threading.Condition()
         self._stopping = threading.Event()
+        self._failing_since: float | None = None
         self._consumers: list[threading.Thread] = []
         self._sent = telemetry.counter("procsight_exporter_sent_log_records_total",
                                        "Log records an exporter delivered")
@@ -75,6 +86,9 @@ class QueuedExporter:
                                          "Log records an exporter gave up on, by reason")
         self._errors = telemetry.counter("procsight_exporter_errors_total",
                                          "Failed export attempts, by kind (retryable, permanent)")
+        self._isolated = telemetry.counter("procsight_exporter_isolated_log_records_total",
+                                           "Log records dropped alone after their batch was refused and split "
+                                           "(the rest of the batch was delivered)")
         self._overdue = telemetry.counter("procsight_exporter_retry_overdue_batches_total",
                                           "Batches still retried after retry_on_failure.max_elapsed_time")
         self._queue_size = telemetry.gauge("procsight_exporter_queue_size", "Batches waiting in a sending queue")
@@ -134,6 +148,11 @@ class QueuedExporter:
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
+    def failing_seconds(self) -> float:
+        """How long the destination has been failing with retryable errors (0 once a batch got through)."""
+        since = self._failing_since
+        return 0.0 if since is None else time.monotonic() - since
+
     # -- consumers --------------------------------------------------------------------------------
 
     def _consume(self) -> None:
@@ -149,7 +168,7 @@ class QueuedExporter:
             self._deliver(item)
 
     def _deliver(self, item: _Item) -> None:
-        delivered = self._export_with_retry(item.batch)
+        delivered = self._export_isolating(item.batch)
         if delivered is None:
             return  # stopped while the destination was down: left for replay
         if delivered:
@@ -159,8 +178,32 @@ class QueuedExporter:
         except Exception:
             log.exception("exporter %s: completion callback failed for batch %s", self.name, item.batch.batch_id)
 
-    def _export_with_retry(self, batch: LogBatch) -> bool | None:
-        """True delivered, False refused for good, None interrupted by shutdown."""
+    def _export_isolating(self, batch: LogBatch) -> bool | None:
+        """Exports the batch; when the exporter refuses it for good, one bad record must not take the
+        others with it: the batch is halved and each half exported (recursively), so only the records
+        that fail alone are dropped, and counted. Costs about 2·log2(n) attempts per bad record; the
+        halves are cut at the same places on a replay, so their ids (dedup tokens) are stable.
+
+        True all delivered, False some records dropped, None interrupted by shutdown (left for replay)."""
+        attempt = self._export_with_retry(batch)
+        if attempt is not _Attempt.REFUSED:
+            return None if attempt is _Attempt.INTERRUPTED else attempt is _Attempt.DELIVERED
+        count = batch.record_count()
+        if count <= 1:
+            log.error("exporter %s: record %s refused for good; dropped alone", self.name, batch.record_id(0))
+            self._failed.inc(count, exporter=self.name, reason="permanent")
+            self._isolated.inc(count, exporter=self.name)
+            return False
+        middle = count // 2
+        first = self._export_isolating(batch.part(0, middle))
+        if first is None:
+            return None
+        second = self._export_isolating(batch.part(middle, count))
+        if second is None:
+            return None
+        return first and second
+
+    def _export_with_retry(self, batch: LogBatch) -> _Attempt:
         records = batch.record_count()
         backoff = Backoff(self.retry_config)
         started = time.monotonic()
@@ -170,11 +213,13 @@ class QueuedExporter:
                 self.exporter.export(batch)
             except RetryableError as exc:
                 self._errors.inc(exporter=self.name, kind="retryable")
+                if self._failing_since is None:
+                    self._failing_since = time.monotonic()
                 if not self.retry_config.enabled:
                     log.error("exporter %s: dropping batch %s (%d records), retry_on_failure disabled: %s",
                               self.name, batch.batch_id, records, exc)
                     self._failed.inc(records, exporter=self.name, reason="retry_disabled")
-                    return False
+                    return _Attempt.DROPPED
                 delay = backoff.next_delay(exc.retry_after)
                 elapsed = time.monotonic() - started
                 limit = self.retry_config.max_elapsed_time
@@ -187,20 +232,28 @@ class QueuedExporter:
                     log.warning("exporter %s: batch %s failed (%s); retrying in %.2fs",
                                 self.name, batch.batch_id, exc, delay)
                 if self._stopping.wait(delay):
-                    return None
+                    return _Attempt.INTERRUPTED
             except PermanentError as exc:
                 self._errors.inc(exporter=self.name, kind="permanent")
-                self._failed.inc(records, exporter=self.name, reason="permanent")
-                log.error("exporter %s: batch %s (%d records) refused for good: %s",
-                          self.name, batch.batch_id, records, exc)
-                return False
-            except Exception:
-                # An exporter that raises something unclassified has a bug; retrying a bug forever would
-                # wedge the pipeline, so it counts as permanent, loudly.
+                self._refused(batch, f"refused for good: {exc}", traceback=False)
+                return _Attempt.REFUSED
+            except Exception as exc:
+                # An exporter that raises something unclassified has a bug, most likely on one record's
+                # values (an overflow, say); retrying it forever would wedge the pipeline, so it counts as
+                # a refusal, loudly, and the records are isolated like those of a permanent error.
                 self._errors.inc(exporter=self.name, kind="unexpected")
-                self._failed.inc(records, exporter=self.name, reason="unexpected")
-                log.exception("exporter %s: unexpected error exporting batch %s", self.name, batch.batch_id)
-                return False
+                self._refused(batch, f"unexpected error: {exc!r}", traceback=True)
+                return _Attempt.REFUSED
             else:
                 self._sent.inc(records, exporter=self.name)
-                return True
+                self._failing_since = None
+                return _Attempt.DELIVERED
+
+    def _refused(self, batch: LogBatch, why: str, traceback: bool) -> None:
+        """Logs a refusal: in full for a batch as the pipeline formed it, a line for each part split off it."""
+        records = batch.record_count()
+        if batch.record_id_prefix:
+            log.debug("exporter %s: part %s (%d records) %s", self.name, batch.batch_id, records, why)
+            return
+        log.error("exporter %s: batch %s (%d records) %s; isolating the records it fails on", self.name,
+                  batch.batch_id, records, why, exc_info=traceback)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import threading
@@ -13,9 +14,9 @@ import pytest
 from otlp_receiver.spool import Spool, SpoolFullError, encode_entry
 
 
-def _drain(spool: Spool) -> list:
+def _drain(spool: Spool, timeout: float = 0.05) -> list:
     entries = []
-    while (entry := spool.read(timeout=0.05)) is not None:
+    while (entry := spool.read(timeout=timeout)) is not None:
         entries.append(entry)
     return entries
 
@@ -51,7 +52,7 @@ os.kill(os.getpid(), signal.SIGKILL)
     entries = _drain(spool)
     assert [e.payload for e in entries] == [b"r2", b"r3", b"r4", b"r5"]
     # The batch formed before the crash is formed again, with the same id.
-    assert spool.recorded_group(3) == 4
+    assert spool.recorded_group_of(3) == spool.recorded_group_of(4) == (3, 4)
     assert spool.form_group(3, 4) == spool.batch_id(3, 4)
     spool.close()
 
@@ -144,8 +145,84 @@ def test_garbage_segment_and_groups_file_do_not_crash_startup(tmp_path: Path) ->
     (tmp_path / "groups.log").write_text("G 1 2\nC x y\nG 3")
     spool = Spool(tmp_path)
     assert _drain(spool) == []
-    assert spool.append(b"fresh", tenant="default", records=1) == 1
+    # groups.log remembers entries 1..2: their numbers are not reused (they would share a batch id).
+    assert spool.append(b"fresh", tenant="default", records=1) == 3
     spool.close()
+
+
+def _spool_of_three_segments(directory: Path) -> tuple[list[bytes], int]:
+    """9 entries in 3 segments; entries 1..2 committed. Returns the payloads and the last seq."""
+    spool = Spool(directory, segment_bytes=300)
+    payloads = [b"payload %02d " % i + b"x" * 40 for i in range(9)]
+    for payload in payloads:
+        spool.append(payload, tenant="default", records=1)
+    spool.form_group(1, 2)
+    spool.commit(1, 2)
+    spool.close()
+    assert len(list(directory.glob("seg-*.log"))) == 3
+    return payloads, 9
+
+
+def _flip(path: Path, position: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[position] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+def test_a_flipped_byte_anywhere_costs_at_most_the_entry_it_hit(tmp_path: Path) -> None:
+    """Every byte of every segment, one at a time: start-up never fails, every other undelivered entry
+    is read exactly once and in order, and a new entry is delivered (never taken for a committed one)."""
+    template = tmp_path / "template"
+    payloads, last = _spool_of_three_segments(template)
+    undelivered = payloads[2:]
+    checked = 0
+    for segment in sorted(template.glob("seg-*.log")):
+        for position in range(segment.stat().st_size):
+            directory = tmp_path / f"case-{checked}"
+            shutil.copytree(template, directory)
+            _flip(directory / segment.name, position)
+            spool = Spool(directory, fsync=False)
+            read = [e.payload for e in _drain(spool, timeout=0)]
+            missing = [p for p in undelivered if p not in read]
+            assert read == [p for p in undelivered if p in read], f"{segment.name}@{position}: out of order"
+            assert len(missing) <= 1, f"{segment.name}@{position}: lost {len(missing)} entries"
+            # A number is reused only when its entry was cut as a torn tail, never formed into a batch.
+            assert spool.append(b"new", tenant="default", records=1) >= last, f"{segment.name}@{position}"
+            assert [e.payload for e in _drain(spool, timeout=0)] == [b"new"], f"{segment.name}@{position}: skipped"
+            spool.close()
+            checked += 1
+    assert checked > 300
+
+
+def test_corruption_found_while_running_skips_the_entry_and_counts_it(tmp_path: Path) -> None:
+    from otlp_receiver.telemetry import Telemetry
+
+    telemetry = Telemetry()
+    spool = Spool(tmp_path, segment_bytes=300, telemetry=telemetry)
+    payloads = [b"payload %02d " % i + b"x" * 40 for i in range(9)]
+    for payload in payloads:
+        spool.append(payload, tenant="default", records=1)
+    middle = sorted(tmp_path.glob("seg-*.log"))[1]  # a non-last segment, as in the attack
+    _flip(middle, 40)
+    read = [e.payload for e in _drain(spool)]
+    assert read == payloads[:3] + payloads[4:]
+    assert telemetry.counter("procsight_spool_corrupt_entries_total", "").value(spool="spool") == 1
+    spool.close()
+
+
+def test_a_corrupt_committed_entry_in_the_active_segment_does_not_reuse_numbers(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    for i in range(300):
+        spool.append(b"entry %d" % i, tenant="default", records=1)
+    spool.form_group(1, 300)
+    spool.commit(1, 300)
+    spool.close()
+    _flip(next(tmp_path.glob("seg-*.log")), 100)  # inside entry 3, long committed
+    reopened = Spool(tmp_path)
+    seqs = [reopened.append(b"after %d" % i, tenant="default", records=1) for i in range(300)]
+    assert seqs[0] == 301
+    assert [e.payload for e in _drain(reopened)] == [b"after %d" % i for i in range(300)]
+    reopened.close()
 
 
 def test_concurrent_appends_share_fsyncs_and_all_arrive(tmp_path: Path) -> None:
@@ -220,3 +297,23 @@ def test_client_metadata_survives_a_restart_and_older_entries_still_read(tmp_pat
     old, new = _drain(Spool(tmp_path))
     assert (old.tenant, old.records, old.payload, old.metadata) == ("team-a", 1, b"old payload", {})
     assert (new.tenant, new.records, new.payload, new.metadata) == ("team-b", 2, b"new payload", {"x-tenant": ["acme"]})
+
+
+def test_entries_lost_to_corruption_are_committed_so_the_spool_drains(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, segment_bytes=300)
+    for i in range(9):
+        spool.append(b"payload %02d " % i + b"x" * 40, tenant="default", records=1)
+    spool.form_group(4, 6)  # a batch formed before the crash, all of whose entries will be corrupt
+    spool.close()
+    segment = sorted(tmp_path.glob("seg-*.log"))[1]  # entries 4..6
+    data = bytearray(segment.read_bytes())
+    for position in (20, 110, 200):
+        data[position] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    reopened = Spool(tmp_path)
+    read = _drain(reopened)
+    assert [e.seq for e in read] == [1, 2, 3, 7, 8, 9]
+    reopened.commit(1, 3)
+    reopened.commit(7, 9)
+    assert reopened.uncommitted_entries() == 0
+    reopened.close()

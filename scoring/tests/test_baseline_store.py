@@ -9,7 +9,7 @@ from core.confmap import Duration
 from core.event import ProcessEvent
 from scoring.baseline import table_name
 from scoring.config import EngineConfig
-from scoring.engine import AnomalyEngine
+from scoring.engine import OVERFLOW_WORKLOAD, AnomalyEngine
 from scoring.tests.workloads import nginx_restart, web_workload
 
 
@@ -21,7 +21,7 @@ def test_hostile_workload_names_stay_inside_the_data_directory(tmp_path, workloa
     name = table_name("default", workload, "hash128-v2")
     assert name.replace("_", "").isalnum() and name.startswith("b_")
     created = os.listdir(tmp_path / "db")
-    assert created == [f"{name}.lance"]
+    assert sorted(created) == sorted([f"{name}.lance", "workloads.lance"])  # the baseline and the registry
     assert sorted(os.listdir(tmp_path)) == ["db"]  # nothing escaped next to (or above) the database
     engine.close()
 
@@ -116,3 +116,25 @@ def test_a_table_from_before_techniques_were_recorded_loads_and_gains_the_column
     rows = dict(zip(stored.column("pattern").to_pylist(), stored.column("techniques").to_pylist(), strict=True))
     assert rows == {"k1": None, "k2": "T1003.008"}
     assert isinstance(stored.schema.field("techniques").type, type(pa.string()))
+
+
+def test_workloads_per_tenant_are_capped_and_the_rest_scored_in_the_overflow_baseline(tmp_path):
+    """2,000 invented workload names from one sender made 1,562 tables in 11 s; now at most the cap."""
+    config = EngineConfig(baselines=str(tmp_path / "db"), max_workloads_per_tenant=20)
+    engine = AnomalyEngine(config)
+    for i in range(200):
+        verdict = engine.process([nginx_restart(pid=i)], tenant="spray", workload=f"invented-{i}")[0]
+        assert verdict.workload == (f"invented-{i}" if i < 20 else OVERFLOW_WORKLOAD)
+    engine.process([nginx_restart(pid=1)], tenant="other", workload="web")  # another tenant is not affected
+    engine.flush()
+    assert engine.overflow_events == {"spray": 180}
+    tables = [name for name in os.listdir(tmp_path / "db") if name.startswith("b_")]
+    assert len(tables) == 20 + 1 + 1  # the cap, the overflow baseline, the other tenant's
+    engine.close()
+
+    restarted = AnomalyEngine(config)  # the registry survives a restart: the cap still holds
+    assert restarted.process([nginx_restart(pid=2)], tenant="spray", workload="invented-999")[0].workload == (
+        OVERFLOW_WORKLOAD)
+    assert restarted.process([nginx_restart(pid=3)], tenant="spray", workload="invented-3")[0].workload == (
+        "invented-3")
+    restarted.close()

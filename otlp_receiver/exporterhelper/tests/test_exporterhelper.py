@@ -174,28 +174,59 @@ def test_retries_continue_past_max_elapsed_time_and_report_it(telemetry: Telemet
     assert telemetry.counter("procsight_exporter_retry_overdue_batches_total", "").value(exporter="scripted") == 1
 
 
-def test_permanent_errors_complete_undelivered_without_retry(telemetry: Telemetry) -> None:
-    exporter = ScriptedExporter([PermanentError("bad data")])
+class PoisonedExporter(ScriptedExporter):
+    """Refuses every batch holding a record whose body starts with "poison" (as a destination refuses
+    one bad value), raising `error`; records what it delivered, record by record."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+        self.records: list[tuple[str, str]] = []  # (record id, body)
+
+    def export(self, batch: LogBatch) -> None:
+        with self.lock:
+            self.attempts += 1
+            bodies = [record.body.string_value for _, _, record in batch.records()]
+            if any(body.startswith("poison") for body in bodies):
+                raise self.error
+            self.records += [(batch.record_id(i), body) for i, body in enumerate(bodies)]
+
+
+@pytest.mark.parametrize("error", [PermanentError("bad data"), OverflowError("int too big to convert")])
+def test_one_refused_record_never_takes_its_batch_with_it(telemetry: Telemetry, error: Exception) -> None:
+    exporter = PoisonedExporter(error)
     queued = QueuedExporter(exporter, QueueConfig(num_consumers=1), FAST_RETRY, telemetry)
     done = Completions()
     queued.start()
-    queued.submit(make_batch("p", records=4), done)
+    batch = make_batch("p", records=201)
+    batch.logs.resource_logs[0].scope_logs[0].log_records[77].body.string_value = "poison"
+    queued.submit(batch, done)
     queued.submit(make_batch("q"), done)
     assert done.wait_for(2) == [("p", False), ("q", True)]
     queued.shutdown()
+    stored = dict(exporter.records)
+    assert len(stored) == 200 + 2 and "poison" not in stored.values()
+    # Every delivered record keeps the id it had in the whole batch (the ClickHouse exactly-once key).
+    assert all(stored[f"p:{i}"] == f"p-{i}" for i in range(201) if i != 77)
     failed = telemetry.counter("procsight_exporter_send_failed_log_records_total", "")
-    assert failed.value(exporter="scripted", reason="permanent") == 4
-    assert exporter.attempts == 2
+    assert failed.value(exporter="scripted", reason="permanent") == 1
+    assert telemetry.counter("procsight_exporter_isolated_log_records_total", "").value(exporter="scripted") == 1
+    assert exporter.attempts <= 2 + 2 * 8  # about 2·log2(201) attempts to find one record
 
 
-def test_unexpected_exceptions_count_as_permanent(telemetry: Telemetry) -> None:
-    exporter = ScriptedExporter([KeyError("bug")])
+def test_a_batch_refused_record_by_record_drops_each_and_counts_them(telemetry: Telemetry) -> None:
+    exporter = PoisonedExporter(PermanentError("schema mismatch"))
     queued = QueuedExporter(exporter, QueueConfig(enabled=False), FAST_RETRY, telemetry)
     done = Completions()
     queued.start()
-    queued.submit(make_batch("k"), done)
-    assert done.calls == [("k", False)]
+    batch = make_batch("k", records=5)
+    for record in batch.logs.resource_logs[0].scope_logs[0].log_records:
+        record.body.string_value = "poison " + record.body.string_value
+    queued.submit(batch, done)
+    assert done.calls == [("k", False)] and exporter.records == []
     queued.shutdown()
+    failed = telemetry.counter("procsight_exporter_send_failed_log_records_total", "")
+    assert failed.value(exporter="scripted", reason="permanent") == 5
 
 
 def test_retry_disabled_drops_like_the_collector(telemetry: Telemetry) -> None:

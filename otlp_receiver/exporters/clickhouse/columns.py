@@ -279,10 +279,12 @@ def encode_parts(batch: LogBatch, part_rows: int, columns: tuple[str, ...] = INS
 
 
 def encode_serialized(payload: bytes, tenant: str, batch_id: str, embeddings: Any, part_rows: int,
-                      columns: tuple[str, ...] = INSERT_COLUMNS) -> list[bytes]:
+                      columns: tuple[str, ...] = INSERT_COLUMNS, record_id_prefix: str = "",
+                      first_ordinal: int = 0) -> list[bytes]:
     """`encode_parts` for an encoder process: the batch arrives as serialized protobuf (cheap to pickle)."""
     logs = ExportLogsServiceRequest.FromString(payload)
-    return encode_parts(LogBatch(logs=logs, tenant=tenant, batch_id=batch_id, embeddings=embeddings), part_rows,
+    return encode_parts(LogBatch(logs=logs, tenant=tenant, batch_id=batch_id, embeddings=embeddings,
+                                 record_id_prefix=record_id_prefix, first_ordinal=first_ordinal), part_rows,
                         columns)
 
 

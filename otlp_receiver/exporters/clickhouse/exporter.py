@@ -188,7 +188,8 @@ class ClickHouseExporter:
         encoder = self._encoder_process()
         try:
             return encoder.submit(encode_serialized, batch.logs.SerializeToString(), batch.tenant, batch.batch_id,
-                                  batch.embeddings, MAX_PART_ROWS, columns).result()
+                                  batch.embeddings, MAX_PART_ROWS, columns, batch.record_id_prefix,
+                                  batch.first_ordinal).result()
         except BrokenProcessPool as exc:
             with self._encoder_lock:
                 self._encoder = None  # a new one is started for the retry

@@ -199,6 +199,8 @@ def _json_object(body: bytes, shape: str) -> dict[str, Any]:
         document = json.loads(body or b"{}")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadQuery(f"body is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BadQuery("body is JSON nested too deeply") from exc
     if not isinstance(document, dict):
         raise BadQuery(f"expected {shape}")
     return document
@@ -266,7 +268,8 @@ def _number(value: str | None, name: str, default: float) -> float:
 def _limit(value: str | None, default: int, most: int) -> int:
     if value is None:
         return default
-    if not value.isdigit() or not 1 <= int(value) <= most:
+    # isascii: str.isdigit alone accepts digits int() refuses, such as "²".
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= most:
         raise BadQuery(f"limit must be an integer 1..{most}")
     return int(value)
 
@@ -275,6 +278,16 @@ def _time(value: str | None, name: str) -> float | None:
     """Epoch seconds, an ISO 8601 time, or a duration back from now (`15m`, `24h`)."""
     if value is None or value == "":
         return None
+    moment = _parse_time(value, name)
+    if not 0 <= moment <= _LATEST_TIME:  # inf, nan, 1e300: the query's Int64 nanoseconds cannot hold them
+        raise BadQuery(f"{name} must be a time between 1970 and 2262")
+    return moment
+
+
+_LATEST_TIME = 9223372036.0  # 2262-04-11, the last second of Int64 nanoseconds
+
+
+def _parse_time(value: str, name: str) -> float:
     try:
         return float(value)
     except ValueError:

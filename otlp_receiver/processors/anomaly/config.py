@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core import semconv
-from core.confmap import ConfigError
+from core.confmap import ConfigError, Duration, check_positive
 from scoring.config import EngineConfig
 
 DEFAULT_WORKLOAD_KEY = [semconv.WORKLOAD, "k8s.deployment.name", "service.namespace", semconv.HOST_NAME]
@@ -20,9 +20,14 @@ class Config(EngineConfig):
     default_workload: str = "default"  # when none of workload_key is present
     learn: bool = True  # false scores without learning (a frozen baseline)
     separate_process: bool = True  # score in a child process, on another core (false: in this process)
+    # Time bounds of the child process: a batch, then (after a batch failed or timed out) each record
+    # scored alone. The isolation of one batch gets `timeout` in all; records left then are unscored.
+    timeout: Duration = Duration("30s")
+    record_timeout: Duration = Duration("5s")
 
     def validate(self) -> None:
         super().validate()
+        check_positive(self, "timeout", "record_timeout")
         if not self.workload_key:
             raise ConfigError("workload_key", "list at least one resource attribute")
         if not self.default_workload:

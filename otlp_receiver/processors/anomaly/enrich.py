@@ -53,10 +53,25 @@ def strip_verdict(record: LogRecord, present: dict[str, Any]) -> bool:
     only procsight writes them). True when there were any."""
     if not any(key in present for key in semconv.VERDICT_KEYS):
         return False
+    _drop_verdict(record)
+    return True
+
+
+UNSCORED = "unscored"  # the anomaly_severity of a record that could not be scored
+
+
+def mark_unscored(record: LogRecord, why: str) -> None:
+    """The verdict of a record that could not be scored (it failed or ran out of time alone): severity
+    `unscored` and the reason, never a silent score of 0. Any verdict the record carried is dropped."""
+    _drop_verdict(record)
+    record.MergeFromString(_static_attribute(semconv.ANOMALY_SEVERITY, UNSCORED)
+                           + log_attribute(semconv.ANOMALY_REASONS, (f"not scored: {why}",)))
+
+
+def _drop_verdict(record: LogRecord) -> None:
     keep = [kv for kv in record.attributes if kv.key not in semconv.VERDICT_KEYS]
     del record.attributes[:]
     record.attributes.extend(keep)
-    return True
 
 
 def _normalised_attributes(event: ProcessEvent, present: dict[str, Any]) -> bytes:

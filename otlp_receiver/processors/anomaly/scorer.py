@@ -10,7 +10,7 @@ what a person acknowledges (`acknowledge`).
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,8 @@ class Outcome:
     kinds: dict[str, int]  # records by normalised shape
     severities: dict[str, int]  # scored records by severity
     forged: int = 0  # unscored records that arrived carrying verdict attributes (removed)
+    unscored: dict[str, int] = field(default_factory=dict)  # records that could not be scored, by reason
+    overflow_events: int = 0  # scored in the tenant's overflow baseline: their workload was past the cap
 
 
 class BatchScorer:
@@ -71,7 +73,8 @@ class BatchScorer:
         for kind, count in self.normalizer.take_counts().items():
             kinds[kind] += count
         if not groups:
-            return Outcome(None, dict(kinds), {}, forged)
+            return Outcome(None, dict(kinds), {}, forged=forged)
+        overflow_before = self.engine.overflow_events[tenant]
         embeddings = np.zeros((ordinal, self.engine.featurizer.dim), dtype=np.float32)
         for workload, items in groups.items():
             verdicts = self.engine.process([item[2] for item in items], tenant=tenant, workload=workload,
@@ -81,7 +84,8 @@ class BatchScorer:
                 if verdict.vector.shape == (embeddings.shape[1],):
                     embeddings[index] = verdict.vector
                 severities[verdict.severity] += 1
-        return Outcome(embeddings, dict(kinds), dict(severities), forged)
+        return Outcome(embeddings, dict(kinds), dict(severities), forged=forged,
+                       overflow_events=self.engine.overflow_events[tenant] - overflow_before)
 
     def baselines(self, tenant: str) -> list[dict[str, Any]]:
         """The tenant's baselines this engine holds in memory (those used since start), by workload."""

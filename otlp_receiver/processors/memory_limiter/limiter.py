@@ -1,10 +1,11 @@
-"""`memory_limiter`: refuses new data while the process uses too much memory.
+"""`memory_limiter`: refuses new data while the receiver uses too much memory.
 
-Memory is measured every `check_interval` (resident set size). Above the soft limit (limit minus
-spike) a garbage collection is forced and, if still above, the limiter refuses: as the pipeline's
-`AdmissionController` it makes the receivers answer UNAVAILABLE / 503 with a retry hint, as the
-Collector's limiter does; below it data flows again. Data already acknowledged is in the spool and
-keeps flowing through the pipeline.
+Memory is measured every `check_interval`: the resident set of this process and of every process it
+started (the anomaly processor's scoring child, the ClickHouse encoder), since a child's memory is the
+receiver's as much as its own. Above the soft limit (limit minus spike) the limiter refuses: as the
+pipeline's `AdmissionController` it makes the receivers answer UNAVAILABLE / 503 with a retry hint,
+as the Collector's limiter does; above the hard limit it also forces a garbage collection. Below the
+soft limit data flows again. Data already acknowledged is in the spool and keeps flowing.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import psutil
 
 from otlp_receiver.component import Backpressure, LogBatch
 from otlp_receiver.processors.memory_limiter.config import MIB, Config
+from otlp_receiver.processors.memory_limiter.total import total_memory
 from otlp_receiver.telemetry import Telemetry
 
 RETRY_AFTER = 5.0  # seconds a refused client is asked to wait
@@ -25,24 +27,34 @@ RETRY_AFTER = 5.0  # seconds a refused client is asked to wait
 log = logging.getLogger(__name__)
 
 
-def _resident_bytes() -> int:
-    return psutil.Process().memory_info().rss
+def resident_bytes(process: psutil.Process | None = None) -> int:
+    """Resident memory of a process (this one by default) and all its descendants (a child that exited
+    meanwhile counts 0)."""
+    process = process or psutil.Process()
+    total = process.memory_info().rss
+    for child in process.children(recursive=True):
+        try:
+            total += child.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
 
 
 class MemoryLimiter:
     def __init__(self, config: Config, name: str = "memory_limiter", telemetry: Telemetry | None = None,
-                 measure: Callable[[], int] = _resident_bytes) -> None:
+                 measure: Callable[[], int] = resident_bytes) -> None:
         telemetry = telemetry or Telemetry()
         self.config = config
         self.name = name
-        self.soft_limit = config.soft_limit_bytes(psutil.virtual_memory().total)
+        self.hard_limit, self.soft_limit = config.limits_bytes(total_memory())
         self._measure = measure
         self._refusing = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._gauge = telemetry.gauge("procsight_memory_limiter_refusing",
                                       "1 while the memory limiter refuses new data")
-        self._rss = telemetry.gauge("procsight_process_resident_memory_bytes", "Resident memory of the receiver")
+        self._rss = telemetry.gauge("procsight_process_resident_memory_bytes",
+                                    "Resident memory of the receiver and the processes it started")
 
     def start(self) -> None:
         self.check()
@@ -68,10 +80,10 @@ class MemoryLimiter:
 
     def check(self) -> None:
         used = self._measure()
-        if used > self.soft_limit:
+        if used >= self.hard_limit:
             gc.collect()
             used = self._measure()
-        refusing = used > self.soft_limit
+        refusing = used >= self.soft_limit
         if refusing != self._refusing:
             log.warning("memory limiter %s: %s (%d MiB used, soft limit %d MiB)", self.name,
                         "refusing new data" if refusing else "accepting data again", used // MIB,

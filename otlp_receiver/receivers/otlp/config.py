@@ -21,13 +21,15 @@ from otlp_receiver.confighelpers import (
     no_middlewares,
 )
 from otlp_receiver.configtls import TLSServerConfig
+from otlp_receiver.receivers.otlp.body import SUPPORTED_ENCODINGS
 
 MIB = 1024 * 1024
 DEFAULT_GRPC_MESSAGE_MIB = 4  # grpc's default, which max_recv_msg_size_mib 0 means
 DEFAULT_MAX_REQUEST_BODY = 20 * MIB  # confighttp's, which max_request_body_size 0 means
 TRANSPORTS = ("tcp", "tcp4", "tcp6", "unix")
 # What confighttp accepts by default as Content-Encoding ("" is a body without one).
-UPSTREAM_ENCODINGS = ("", "gzip", "zstd", "zlib", "snappy", "deflate", "lz4", "x-snappy-framed")
+# `compression_algorithms` values: "" is an uncompressed body; x-gzip is read as gzip.
+UPSTREAM_ENCODINGS = ("", *(encoding for encoding in SUPPORTED_ENCODINGS if encoding != "x-gzip"))
 
 
 @dataclass

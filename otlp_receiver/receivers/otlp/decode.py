@@ -47,12 +47,16 @@ def decode_json(body: bytes) -> Decoded:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidRequest(f"malformed JSON: {exc}", "malformed_json") from exc
+    except RecursionError as exc:
+        raise InvalidRequest("JSON nested too deeply", "malformed_json") from exc
     if not isinstance(document, dict):
         raise InvalidRequest("an OTLP/JSON request is a JSON object", "malformed_json")
     request = ExportLogsServiceRequest()
     try:
         _hex_ids_to_base64(document)
         json_format.ParseDict(document, request, ignore_unknown_fields=True)
+    except RecursionError as exc:  # an AnyValue nested deeper than Python's stack
+        raise InvalidRequest("OTLP/JSON value nested too deeply", "malformed_json") from exc
     except (json_format.ParseError, ValueError, TypeError, AttributeError) as exc:
         raise InvalidRequest(f"not an OTLP/JSON ExportLogsServiceRequest: {_short(exc)}", "malformed_json") from exc
     return _validated(request, None)

@@ -1,7 +1,8 @@
 """OTLP/HTTP: `POST /v1/logs` (the `logs_url_path`, and the alias `/otlp/v1/events`), protobuf or JSON, with
 the status codes the OTLP specification gives each failure, and the Collector's confighttp server settings:
 TLS (`tls`), `cors`, `auth` (with `request_params`), `include_metadata`, `response_headers`,
-`compression_algorithms`, the timeouts and `keep_alives_enabled`. The same server carries the service's
+`compression_algorithms` (bodies framed and decompressed by `body.py`), the timeouts and
+`keep_alives_enabled`. The same server carries the service's
 extra routes (`/metrics`, `/healthz`, the query API and pages): behind the same `auth` when they are
 authenticated routes; a route that is not (`/healthz`) never reads a request body.
 
@@ -23,7 +24,6 @@ import socketserver
 import ssl
 import threading
 import time
-import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -32,6 +32,7 @@ from google.rpc import status_pb2
 
 from otlp_receiver.component import Backpressure, ClientMetadata, HttpRoute, Routes, TooManyPartitions, Unauthenticated
 from otlp_receiver.configtls import reloading
+from otlp_receiver.receivers.otlp.body import BadBody, BodyTooLarge, content_length, decompress, has_body, read_body
 from otlp_receiver.receivers.otlp.config import HttpConfig, split_endpoint
 from otlp_receiver.receivers.otlp.cors import Cors
 from otlp_receiver.receivers.otlp.decode import InvalidRequest, decode_json, decode_protobuf
@@ -43,19 +44,10 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 EVENTS_ALIAS = "/otlp/v1/events"  # the path some existing process-event agents post to
 _DECODERS = {PROTOBUF: decode_protobuf, JSON: decode_json}
-_WBITS = {"gzip": 31, "x-gzip": 31, "deflate": 15}  # deflate as HTTP means zlib-wrapped
 _TLS_HANDSHAKE_RECORD = b"\x16"
 _PLAINTEXT_TO_TLS = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
 _ROUTE_BODY_LIMIT = 1 << 20
 _DRAIN_LIMIT = 256 * 1024  # an unread body up to this is read and dropped to keep the connection, as Go does
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class _BadBody(Exception):
-    pass
 
 
 class HttpServer:
@@ -194,6 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._served = 0
         self._write_deadline: float | None = None
         self._extra_headers: dict[str, str] = {}
+        self._body_unread = False
         self.owner.track(self.connection, True)
 
     def finish(self) -> None:
@@ -244,6 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         self.owner.busy(1)
+        self._body_unread = has_body(self.headers)
         try:
             headers = self._first_values()
             cors = self.owner.cors
@@ -278,8 +272,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, route: HttpRoute, query: dict[str, list[str]]) -> None:
         if not route.authenticated:  # open routes (/healthz) never read a body: a client cannot make them work
-            if self.headers.get("Content-Length", "0") != "0" or self.headers.get("Transfer-Encoding"):
-                self.close_connection = True  # the unread body makes the connection unusable
             status, content_type, payload = route.handler(None, query, b"")
             self._reply(status, content_type, payload)
             return
@@ -292,10 +284,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self._check_encoding()
             body = self._body(limit=_ROUTE_BODY_LIMIT)
-        except _TooLarge:
+        except BodyTooLarge:
             self._reply(413, JSON, _json({"error": "request body too large"}))
             return
-        except _BadBody as exc:
+        except BadBody as exc:
             self._reply(400, JSON, _json({"error": str(exc)}))
             return
         status, content_type, payload = route.handler(tenant, query, body)
@@ -322,11 +314,11 @@ class _Handler(BaseHTTPRequestHandler):
         except Unauthenticated as exc:
             self._skip_body()
             self._status(401, content_type, 16, str(exc), {"WWW-Authenticate": "Bearer"})
-        except _TooLarge:
+        except BodyTooLarge:
             ingest.refused("too_large")
             self._status(413, content_type, 8, "request body larger than max_request_body_size "
                                                f"({config.body_limit} bytes)")
-        except _BadBody as exc:
+        except BadBody as exc:
             ingest.refused("bad_body")
             self._status(400, content_type, 3, str(exc))
         except InvalidRequest as exc:
@@ -377,75 +369,42 @@ class _Handler(BaseHTTPRequestHandler):
         """Before answering a request whose body is not wanted: a small body is read and dropped, so the
         connection serves the next request; otherwise the connection closes after the answer (closing with
         unread data would reset it, and the client could lose the answer)."""
-        length = self.headers.get("Content-Length", "0")
-        if length.isdigit() and int(length) <= _DRAIN_LIMIT and not self.headers.get("Transfer-Encoding"):
-            self.rfile.read(int(length))
+        if not self._body_unread:
+            return
+        try:
+            length = content_length(self.headers.get("Content-Length"))
+        except BadBody:
+            length = _DRAIN_LIMIT + 1
+        if length <= _DRAIN_LIMIT and not self.headers.get("Transfer-Encoding"):
+            self.rfile.read(length)
+            self._body_unread = False
         else:
             self.close_connection = True
 
     def _check_encoding(self) -> None:
         """Only the Content-Encodings of `compression_algorithms` (every one upstream takes, by default)."""
-        encoding = (self.headers.get("Content-Encoding") or "").strip().lower()
-        if (encoding if encoding != "identity" else "") not in self.owner.config.accepted_encodings:
+        encoding = _content_encoding(self.headers.get("Content-Encoding"))
+        if encoding not in self.owner.config.accepted_encodings:
             self._skip_body()
-            raise _BadBody(f"unsupported Content-Encoding: {encoding!r}")
+            accepted = ", ".join(e for e in self.owner.config.accepted_encodings if e)
+            raise BadBody(f"unsupported Content-Encoding {encoding!r}; use one of: {accepted}")
 
     # -- bodies -----------------------------------------------------------------------------------
 
     def _body(self, limit: int) -> bytes:
-        """The request body, decompressed, never more than `limit` bytes (refusing before reading
-        when Content-Length already says it is too big)."""
-        encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
-        if encoding not in _WBITS and encoding != "identity":
-            raise _BadBody(f"unsupported Content-Encoding {encoding!r} (use gzip or deflate)")
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            raw = self._read_chunked(limit)
-        else:
-            length_header = self.headers.get("Content-Length")
-            if length_header is None:
-                raw = b""
-            elif not length_header.isdigit():
-                raise _BadBody("invalid Content-Length")
-            elif int(length_header) > limit:
-                self.close_connection = True  # the unread body makes the connection unusable
-                raise _TooLarge()
-            else:
-                raw = self.rfile.read(int(length_header))
-        if encoding == "identity":
-            return raw
-        decompressor = zlib.decompressobj(wbits=_WBITS[encoding])
+        """The request body, decompressed, never more than `limit` bytes. A body refused unread or cut
+        short leaves the connection unusable, so it is closed after the reply."""
         try:
-            data = decompressor.decompress(raw, limit + 1)
-        except zlib.error as exc:
-            raise _BadBody(f"body is not valid {encoding}: {exc}") from exc
-        if len(data) > limit:  # a decompression bomb stops here
-            raise _TooLarge()
-        return data
-
-    def _read_chunked(self, limit: int) -> bytes:
-        parts: list[bytes] = []
-        total = 0
-        while True:
-            line = self.rfile.readline(65537).split(b";")[0].strip()
-            try:
-                size = int(line, 16)
-            except ValueError as exc:
-                self.close_connection = True
-                raise _BadBody("malformed chunked body") from exc
-            if size == 0:
-                while self.rfile.readline(65537).strip():
-                    pass  # trailers
-                return b"".join(parts)
-            total += size
-            if total > limit:
-                self.close_connection = True
-                raise _TooLarge()
-            parts.append(self.rfile.read(size))
-            self.rfile.readline(3)
+            raw = read_body(self.rfile, self.headers, limit)
+        except (BodyTooLarge, BadBody):
+            self.close_connection = True
+            raise
+        self._body_unread = False
+        return decompress(_content_encoding(self.headers.get("Content-Encoding")), raw, limit)
 
     def _reply(self, status: int, content_type: str, payload: bytes, headers: dict[str, str] | None = None) -> None:
         config = self.owner.config
-        if not config.keep_alives_enabled:
+        if not config.keep_alives_enabled or self._body_unread:  # an unread body would be read as a request
             self.close_connection = True
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -457,6 +416,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.connection.settimeout(_left(self._write_deadline))
         self.wfile.write(payload)
+
+
+def _content_encoding(header: str | None) -> str:
+    """The Content-Encoding as `compression_algorithms` names it: "" for none, `x-gzip` as gzip."""
+    encoding = (header or "").strip().lower()
+    return {"identity": "", "x-gzip": "gzip"}.get(encoding, encoding)
 
 
 def _deadline(seconds: float) -> float | None:

@@ -149,6 +149,32 @@ def test_unscored_records_have_no_embedding(chdb_dir: str, database: str) -> Non
     assert row["Embedding"] == [] and row["AnomalyScore"] == 0 and row["AnomalySeverity"] == ""
 
 
+def test_a_time_past_2262_is_stored_with_the_receipt_time(chdb_dir: str, database: str) -> None:
+    exporter = make_exporter(f"chdb://{chdb_dir}", database)
+    batch = make_batch("9", [f"cmd {i}" for i in range(201)])
+    hostile = batch.logs.resource_logs[0].scope_logs[0].log_records[100]
+    hostile.time_unix_nano = (1 << 64) - 1  # the attack: every other record of the batch went with it
+    hostile.observed_time_unix_nano = 1_700_000_000_000_000_000
+    try:
+        exporter.export(batch)
+        stored = rows(exporter)
+    finally:
+        exporter.shutdown()
+    assert len(stored) == 201
+    assert stored[[r["RecordId"] for r in stored].index("9:100")]["Timestamp"] == "2023-11-14 22:13:20.000000000"
+
+
+def test_a_part_split_off_a_batch_keeps_its_record_ids_in_the_helper_process(chdb_dir: str, database: str) -> None:
+    exporter = make_exporter(f"chdb://{chdb_dir}", database)
+    batch = make_batch("s", [f"cmd {i}" for i in range(2 * OFFLOAD_MIN_RECORDS)])
+    try:
+        exporter.export(batch.part(OFFLOAD_MIN_RECORDS - 10, 2 * OFFLOAD_MIN_RECORDS))
+        ids = {r["RecordId"] for r in rows(exporter)}
+    finally:
+        exporter.shutdown()
+    assert ids == {f"s:{i}" for i in range(OFFLOAD_MIN_RECORDS - 10, 2 * OFFLOAD_MIN_RECORDS)}
+
+
 @pytest.mark.parametrize("async_insert", [False, True])
 def test_replayed_batch_lands_exactly_once(chdb_dir: str, database: str, async_insert: bool) -> None:
     exporter = make_exporter(f"chdb://{chdb_dir}", database, async_insert=async_insert)

@@ -75,6 +75,7 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     (b'{"query": "x", "limit": "5"}', "limit"),
     (b'{"query": "x", "workload": 5}', "workload"),
     (b'{"query": "x", "drop": "table"}', "unknown fields"),
+    (b'{"query": ' * 100_000, "nested too deeply"),
 ])
 def test_search_rejects_bad_requests_with_400(start_service, body: bytes, message: str) -> None:  # type: ignore[no-untyped-def]
     service = start_service()
@@ -89,6 +90,8 @@ def test_routes_reject_bad_parameters_and_answer_503_while_clickhouse_is_down(st
     for bad in ("anomalies?min_score=abc", "anomalies?since=yesterday-ish", "anomalies?limit=100000",
                 "anomalies?severity=urgent", "anomalies?group=host", "volume?step=x", "event"):
         assert requests.get(f"{base}/{bad}", headers=AUTH, timeout=10).status_code == 400, bad
+    for hostile in ("since=inf", "since=1e300", "since=nan", "limit=%C2%B2", "min_score=inf"):
+        assert requests.get(f"{base}/anomalies?{hostile}", headers=AUTH, timeout=10).status_code == 400, hostile
     for route in ("anomalies?since=24h&min_score=0.5", "volume?since=1h&step=60", "facets", "event?record_id=1:1"):
         response = requests.get(f"{base}/{route}", headers=AUTH, timeout=30)
         assert response.status_code == 503 and "query failed" in response.json()["error"], route

@@ -1,0 +1,211 @@
+"""HTTP request bodies: framing (Content-Length, chunked) and decompression, always within a byte limit.
+
+Every reader here stops at `limit` bytes of the decoded body, whatever the client claims, so a
+hostile request costs at most `limit` bytes of memory: a chunk size of `-1` or `0x...`, a
+Content-Length of `²`, a decompression bomb or a body that never ends are refused, not read.
+
+Decompression is strict: the stream must end exactly where the body ends. A missing trailer (gzip's
+CRC, a cut zstd frame), a second gzip member or trailing bytes are a 400, never a silently shorter
+request. The encodings are those the Collector's HTTP server accepts by default
+(`compression_algorithms`: gzip, zstd, zlib, deflate, snappy, x-snappy-framed, lz4).
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Callable
+from email.message import Message
+from typing import BinaryIO, Protocol
+
+import cramjam
+import lz4.frame
+from backports import zstd
+
+# What the Collector's confighttp accepts when `compression_algorithms` is not set; `x-gzip` is the
+# old name of gzip some clients still send, `identity` the explicit "not compressed".
+SUPPORTED_ENCODINGS = ("gzip", "x-gzip", "zstd", "zlib", "deflate", "snappy", "x-snappy-framed", "lz4")
+_HEX_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")  # int(x, 16) alone would take "-1", "0x10" and "1_0"
+_DECIMAL = re.compile(r"[0-9]{1,19}")  # str.isdigit alone would take "²"
+_LINE_LIMIT = 65537
+
+
+class BodyTooLarge(Exception):
+    """The body (or what it decompresses to) is larger than the limit: 413."""
+
+
+class BadBody(Exception):
+    """The body is malformed (framing or compression): 400."""
+
+
+class _Decompressor(Protocol):
+    eof: bool
+    unused_data: bytes
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
+
+
+def has_body(headers: Message) -> bool:
+    """Whether the request announces a body (which the connection must read or be closed after)."""
+    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+        return True
+    length = headers.get("Content-Length")
+    return length is not None and length.strip() not in ("", "0")
+
+
+def read_body(rfile: BinaryIO, headers: Message, limit: int) -> bytes:
+    """The raw (still compressed) request body, at most `limit` bytes."""
+    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+        return read_chunked(rfile, limit)
+    length = content_length(headers.get("Content-Length"))
+    if length > limit:
+        raise BodyTooLarge(f"Content-Length {length} is over the limit of {limit} bytes")
+    data = rfile.read(length)
+    if len(data) != length:
+        raise BadBody(f"the body ended after {len(data)} of {length} bytes")
+    return data
+
+
+def content_length(header: str | None) -> int:
+    if header is None:
+        return 0
+    header = header.strip()
+    if not _DECIMAL.fullmatch(header):
+        raise BadBody(f"invalid Content-Length {header[:40]!r}: expected decimal digits")
+    return int(header)
+
+
+def read_chunked(rfile: BinaryIO, limit: int) -> bytes:
+    """A `Transfer-Encoding: chunked` body, refusing before reading once the sizes pass `limit`."""
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        size_field = rfile.readline(_LINE_LIMIT).split(b";")[0].strip()
+        if not _HEX_SIZE.fullmatch(size_field):
+            raise BadBody(f"malformed chunk size {size_field[:40]!r}: expected hexadecimal digits")
+        size = int(size_field, 16)
+        if size == 0:
+            _skip_trailers(rfile)
+            return b"".join(parts)
+        total += size
+        if total > limit:
+            raise BodyTooLarge(f"chunked body over the limit of {limit} bytes")
+        chunk = rfile.read(size)
+        if len(chunk) != size or rfile.readline(3).strip():
+            raise BadBody("chunked body cut short or a chunk not followed by CRLF")
+        parts.append(chunk)
+
+
+def _skip_trailers(rfile: BinaryIO) -> None:
+    for _ in range(100):
+        if not rfile.readline(_LINE_LIMIT).strip():
+            return
+    raise BadBody("more than 100 trailer lines")
+
+
+def check_encoding(encoding: str) -> None:
+    """Refuses an unsupported Content-Encoding (lower case) before the body is read."""
+    if encoding not in ("", "identity") and encoding not in _DECODERS:
+        raise BadBody(f"unsupported Content-Encoding {encoding!r}; use one of {', '.join(SUPPORTED_ENCODINGS)}")
+
+
+def decompress(encoding: str, data: bytes, limit: int) -> bytes:
+    """`data` decoded from `encoding` (a Content-Encoding value, lower case), at most `limit` bytes."""
+    check_encoding(encoding)
+    decoder = _DECODERS.get(encoding)
+    if decoder is None:
+        return data
+    try:
+        return decoder(data, limit)
+    except (BodyTooLarge, BadBody):
+        raise
+    except Exception as exc:  # each library has its own error type; all mean a corrupt body
+        raise BadBody(f"body is not valid {encoding}: {exc}") from exc
+
+
+def _stream(new: Callable[[], _Decompressor], name: str) -> Callable[[bytes, int], bytes]:
+    """A decoder for a format with a streaming decompressor that takes `max_length` (zlib, zstd, lz4)."""
+
+    def decode(data: bytes, limit: int) -> bytes:
+        decompressor = new()
+        output = decompressor.decompress(data, limit + 1)
+        if len(output) > limit:  # a decompression bomb stops here, having produced limit + 1 bytes
+            raise BodyTooLarge(f"{name} body decompresses to more than {limit} bytes")
+        if not decompressor.eof:
+            raise BadBody(f"{name} body is truncated (the stream has no end{' or CRC' if name == 'gzip' else ''})")
+        if decompressor.unused_data:
+            what = "a second gzip member" if decompressor.unused_data[:2] == b"\x1f\x8b" else "trailing bytes"
+            raise BadBody(f"{name} body has {what} after the end of the stream; send one stream")
+        return output
+
+    return decode
+
+
+_SNAPPY_STREAM_ID = b"\xff\x06\x00\x00sNaPpY"
+_SNAPPY_CHUNK_MAX = 65536  # the framing format's bound on a chunk's uncompressed size
+
+
+def _snappy(data: bytes, limit: int) -> bytes:
+    """Snappy as the Collector reads it: framed when the stream identifier starts it, else a raw block."""
+    if data.startswith(_SNAPPY_STREAM_ID):
+        return _snappy_framed(data, limit)
+    size = _uvarint(data)
+    if size > limit:
+        raise BodyTooLarge(f"snappy body decompresses to {size} bytes, over the limit of {limit}")
+    return bytes(cramjam.snappy.decompress_raw(data))
+
+
+def _snappy_framed(data: bytes, limit: int) -> bytes:
+    """The framing format chunk by chunk (each at most 64 KiB decoded, CRC checked by cramjam)."""
+    parts: list[bytes] = []
+    total = 0
+    position = 0
+    while position < len(data):
+        if position + 4 > len(data):
+            raise BadBody("x-snappy-framed body ends inside a chunk header")
+        kind = data[position]
+        length = int.from_bytes(data[position + 1:position + 4], "little")
+        end = position + 4 + length
+        if end > len(data):
+            raise BadBody("x-snappy-framed body ends inside a chunk")
+        chunk = data[position:end]
+        position = end
+        if kind == 0xFF:
+            if chunk != _SNAPPY_STREAM_ID:
+                raise BadBody("x-snappy-framed stream identifier is malformed")
+            continue
+        if kind in (0x00, 0x01):
+            if kind == 0x00 and _uvarint(chunk[8:]) > _SNAPPY_CHUNK_MAX:
+                raise BadBody("x-snappy-framed chunk larger than 64 KiB")
+            part = bytes(cramjam.snappy.decompress(_SNAPPY_STREAM_ID + chunk))
+            total += len(part)
+            if total > limit:
+                raise BodyTooLarge(f"x-snappy-framed body decompresses to more than {limit} bytes")
+            parts.append(part)
+        elif kind < 0x80:
+            raise BadBody(f"x-snappy-framed chunk type {kind:#x} is reserved and unskippable")
+    return b"".join(parts)
+
+
+def _uvarint(data: bytes) -> int:
+    """The little-endian base-128 length a snappy block starts with."""
+    value = 0
+    for index, byte in enumerate(data[:10]):
+        value |= (byte & 0x7F) << (7 * index)
+        if not byte & 0x80:
+            return value
+    raise BadBody("snappy block has no valid length header")
+
+
+_DECODERS: dict[str, Callable[[bytes, int], bytes]] = {
+    "gzip": _stream(lambda: zlib.decompressobj(wbits=31), "gzip"),
+    "x-gzip": _stream(lambda: zlib.decompressobj(wbits=31), "gzip"),
+    # The Collector reads both `zlib` and `deflate` with the zlib reader (RFC 1950, as HTTP's deflate means).
+    "zlib": _stream(lambda: zlib.decompressobj(wbits=15), "zlib"),
+    "deflate": _stream(lambda: zlib.decompressobj(wbits=15), "deflate"),
+    "zstd": _stream(zstd.ZstdDecompressor, "zstd"),
+    "lz4": _stream(lz4.frame.LZ4FrameDecompressor, "lz4"),
+    "snappy": _snappy,
+    "x-snappy-framed": _snappy,
+}
+assert set(_DECODERS) == set(SUPPORTED_ENCODINGS)

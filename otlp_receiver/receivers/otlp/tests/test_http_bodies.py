@@ -1,0 +1,169 @@
+"""Request bodies under attack: framing (chunked, Content-Length), strict decompression in every encoding
+the Collector accepts, bombs in bounded memory, and open routes that never read a body."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cramjam
+import lz4.frame
+import psutil
+import pytest
+import requests
+from backports import zstd
+from google.rpc import status_pb2
+
+from otlp_receiver.receivers.otlp.body import SUPPORTED_ENCODINGS, BadBody, BodyTooLarge, decompress
+from otlp_receiver.receivers.otlp.tests.test_otlp_receiver import PROTOBUF, request_of
+from otlp_receiver.service import Service
+from testing import wait_until
+
+TESTDATA = Path(__file__).parent / "testdata"
+LIMIT = 1 << 20
+
+COMPRESS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": gzip.compress,
+    "x-gzip": gzip.compress,
+    "zlib": zlib.compress,
+    "deflate": zlib.compress,
+    "zstd": zstd.compress,
+    "lz4": lz4.frame.compress,
+    "snappy": lambda data: bytes(cramjam.snappy.compress_raw(data)),
+    "x-snappy-framed": lambda data: bytes(cramjam.snappy.compress(data)),
+}
+
+
+def test_every_supported_encoding_has_a_compressor_here() -> None:
+    assert set(COMPRESS) == set(SUPPORTED_ENCODINGS)
+
+
+@pytest.mark.parametrize("encoding", sorted(COMPRESS))
+def test_each_encoding_round_trips_and_refuses_a_cut_or_padded_stream(encoding: str) -> None:
+    data = request_of(*(f"record {i}" for i in range(2000))).SerializeToString()
+    compressed = COMPRESS[encoding](data)
+    assert decompress(encoding, compressed, LIMIT) == data
+    with pytest.raises(BadBody):
+        decompress(encoding, compressed[: len(compressed) // 2], LIMIT)
+    if encoding != "snappy":  # a raw snappy block has no end marker: its length header is its bound
+        with pytest.raises(BadBody):
+            decompress(encoding, compressed + b"trailing garbage", LIMIT)
+
+
+@pytest.mark.parametrize("encoding", sorted(COMPRESS))
+def test_each_encoding_stops_a_bomb_at_the_limit(encoding: str) -> None:
+    bomb = COMPRESS[encoding](b"\x00" * (64 << 20))
+    process = psutil.Process()
+    before = process.memory_info().rss
+    with pytest.raises(BodyTooLarge):
+        decompress(encoding, bomb, LIMIT)
+    assert process.memory_info().rss - before < 16 << 20
+
+
+def test_gzip_refuses_a_second_member_and_a_missing_crc() -> None:
+    one, two = gzip.compress(b"first"), gzip.compress(b"second")
+    with pytest.raises(BadBody, match="second gzip member"):
+        decompress("gzip", one + two, LIMIT)
+    with pytest.raises(BadBody, match="truncated"):
+        decompress("gzip", one[:-8], LIMIT)  # the CRC32 and ISIZE trailer cut off
+    with pytest.raises(BadBody, match="trailing bytes"):
+        decompress("gzip", one + b"\x00junk", LIMIT)
+
+
+def test_snappy_framed_checks_each_chunk_crc() -> None:
+    framed = bytearray(COMPRESS["x-snappy-framed"](b"hello world" * 100))
+    framed[14] ^= 0xFF  # inside the first chunk's masked CRC-32C
+    with pytest.raises(BadBody):
+        decompress("x-snappy-framed", bytes(framed), LIMIT)
+
+
+def test_unknown_encoding_is_refused() -> None:
+    with pytest.raises(BadBody, match="unsupported Content-Encoding 'br'"):
+        decompress("br", b"x", LIMIT)
+
+
+# -- on a live receiver -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    started = Service.from_config_file(TESTDATA / "basic.yaml", {"DATA_DIR": str(tmp_path / "data")})
+    started.start()
+    yield started
+    started.shutdown(timeout=5)
+
+
+def raw_request(endpoint: str, head: str, body: bytes = b"", stream_bytes: int = 0) -> bytes:
+    """Sends a hand-made request (then `stream_bytes` more of filler) and returns the whole answer."""
+    host, port = endpoint.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        filler = b"A" * (1 << 20)
+        try:
+            for _ in range(stream_bytes // len(filler)):
+                sock.sendall(filler)
+        except OSError:
+            pass  # the server answered and closed: what the test wants
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except OSError:
+            pass
+        return answer
+
+
+def test_chunk_size_minus_one_on_an_open_route_reads_nothing(service: Service) -> None:
+    process = psutil.Process()
+    before = process.memory_info().rss
+    head = "GET /healthz HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\n-1\r\n"
+    answer = raw_request(service.http_endpoint(), head, stream_bytes=256 << 20)
+    assert answer.startswith(b"HTTP/1.1 200") and b"Connection: close" in answer
+    assert process.memory_info().rss - before < 64 << 20
+
+
+@pytest.mark.parametrize("size_line", ["-1", "0x10", "1_0", " +5", "fffffffffffffffff"])
+def test_malformed_chunk_sizes_are_400(service: Service, size_line: str) -> None:
+    head = ("POST /v1/logs HTTP/1.1\nHost: x\nContent-Type: application/x-protobuf\n"
+            f"Transfer-Encoding: chunked\n\n{size_line}\r\n")
+    answer = raw_request(service.http_endpoint(), head, stream_bytes=8 << 20)
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:80]
+
+
+@pytest.mark.parametrize("length", ["²", "-1", "1e3", "12 34"])
+def test_content_length_that_is_not_decimal_digits_is_400(service: Service, length: str) -> None:
+    head = f"POST /v1/logs HTTP/1.1\nHost: x\nContent-Type: application/x-protobuf\nContent-Length: {length}\n\n"
+    answer = raw_request(service.http_endpoint(), head)
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:80]
+    assert b"Content-Length" in answer
+
+
+def test_two_gzip_members_are_refused_not_half_stored(service: Service) -> None:
+    body = gzip.compress(request_of("member one").SerializeToString()) + gzip.compress(
+        request_of("member two").SerializeToString())
+    response = requests.post(f"http://{service.http_endpoint()}/v1/logs", data=body,
+                             headers={**PROTOBUF, "Content-Encoding": "gzip"}, timeout=10)
+    assert response.status_code == 400
+    assert "second gzip member" in status_pb2.Status.FromString(response.content).message
+    rejected = service.telemetry.counter("procsight_receiver_rejected_requests_total", "")
+    assert rejected.value(transport="http", reason="bad_body") == 1
+
+
+@pytest.mark.parametrize("encoding", ["zstd", "lz4", "snappy", "x-snappy-framed", "zlib"])
+def test_records_in_every_encoding_are_delivered(service: Service, encoding: str) -> None:
+    body = COMPRESS[encoding](request_of(f"sent as {encoding}").SerializeToString())
+    response = requests.post(f"http://{service.http_endpoint()}/v1/logs", data=body,
+                             headers={**PROTOBUF, "Content-Encoding": encoding}, timeout=10)
+    assert response.status_code == 200
+    pipeline = service.pipelines["logs"]
+    wait_until(lambda: pipeline.spool.uncommitted_entries() == 0, what="the record delivered")
+
+
+def test_a_zstd_bomb_is_413(service: Service) -> None:
+    bomb = zstd.compress(b"\x00" * (256 << 20))
+    response = requests.post(f"http://{service.http_endpoint()}/v1/logs", data=bomb,
+                             headers={**PROTOBUF, "Content-Encoding": "zstd"}, timeout=30)
+    assert response.status_code == 413
