@@ -31,6 +31,7 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from core.event import ProcessEvent
 from scoring.commands import Command, program_name, unwrap
@@ -362,13 +363,14 @@ class ChainTracker:
 
     def _files(self, view: ChainView, host: _Host, event: ProcessEvent) -> None:
         """Files this exec runs, handles or deletes that the chain prepared; then what it prepares itself."""
-        command = unwrap(Command(view.node.args))
+        acts = _file_acts(view.node.args)
         if host.files:
-            self._prepared_files_used(view, host, event, command)
-        self._prepare(view, host, command)
+            self._prepared_files_used(view, host, event, acts)
+        if acts.prepares:
+            self._prepare(view, host, acts.prepares)
 
     @staticmethod
-    def _prepared_files_used(view: ChainView, host: _Host, event: ProcessEvent, command: Command) -> None:
+    def _prepared_files_used(view: ChainView, host: _Host, event: ProcessEvent, acts: _FileActs) -> None:
         node, now = view.node, view.node.started
         for path in (event.executable_path, node.args[0] if node.args else ""):
             written = host.files.lookup(resolve(path, node.cwd), now)
@@ -380,13 +382,13 @@ class ChainTracker:
                 if written.incident is not None:
                     view.linked.append(written.incident)
                 break
-        for operand in command.args[1:]:
-            if "/" not in operand or not host.files.has_name(operand):
+        for operand in acts.path_operands:
+            if not host.files.has_name(operand):
                 continue
             touched = host.files.lookup(resolve(operand, node.cwd), now)
             if touched is not None and touched.incident is not None:
                 view.linked.append(touched.incident)  # it handles a file of the chain (ls, rm, cat): same incident
-        for path in deletes_of(command):
+        for path in acts.deletes:
             written = host.files.lookup(resolve(path, node.cwd), now)
             if written is not None and written.executed:
                 weight = 0.35 if hideout(written.path) else 0.1  # a build's own output, cleaned: routine
@@ -396,9 +398,9 @@ class ChainTracker:
                     view.linked.append(written.incident)
 
     @staticmethod
-    def _prepare(view: ChainView, host: _Host, command: Command) -> None:
+    def _prepare(view: ChainView, host: _Host, prepares: tuple[tuple[str, str, float, str], ...]) -> None:
         node, now = view.node, view.node.started
-        for path, how, weight, technique in made_runnable(command):
+        for path, how, weight, technique in prepares:
             resolved = resolve(path, node.cwd)
             earlier = host.files.lookup(resolved, now)
             if earlier is not None and how.startswith(("made executable", "given the setuid bit")):
@@ -507,6 +509,22 @@ class ChainTracker:
             _bound(host.sessions, MAX_SESSIONS)
         for item in items:
             queue.append(SessionItem(node.started, item.technique, item.weight, node.name))
+
+
+@dataclass(frozen=True, slots=True)
+class _FileActs:
+    """What an argv does to files, worked out once per distinct argv (most execs repeat one)."""
+
+    path_operands: tuple[str, ...]  # operands naming a path: a file of the chain it may handle
+    deletes: tuple[str, ...]
+    prepares: tuple[tuple[str, str, float, str], ...]  # scoring/sequences.py made_runnable
+
+
+@lru_cache(maxsize=1 << 14)
+def _file_acts(args: tuple[str, ...]) -> _FileActs:
+    command = unwrap(Command(args))
+    return _FileActs(tuple(a for a in command.args[1:] if "/" in a), deletes_of(command),
+                     tuple(made_runnable(command)))
 
 
 # What a command does that adds up in a session; where it runs (lineage, execution) is judged apart.
