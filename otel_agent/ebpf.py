@@ -160,7 +160,7 @@ class EbpfSource(ThreadedSource):
             parent_name=decode(head.pcomm),
             pid=head.pid,
             parent_pid=head.ppid or None,
-            user_id=head.uid,
+            real_user_id=head.uid,
             timestamp=self._clock.from_monotonic(head.ts),
             command_args_truncated=truncated,
         )
@@ -176,7 +176,7 @@ class EbpfSource(ThreadedSource):
             event_name=CONNECTION if connect else LISTEN,
             pid=net.pid,
             parent_pid=net.ppid or None,
-            user_id=net.uid,
+            real_user_id=net.uid,
             timestamp=self._clock.from_monotonic(net.ts),
             transport="tcp",
             local_address=address_text(bytes(net.saddr[:size])),
