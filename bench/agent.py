@@ -9,6 +9,9 @@ this process; a load process (a small C program, else Python) execs `/bin/true R
              also handles every other process on the machine: "all events" is the rate of everything it
              reported in the window, and the CPU per 1,000 of those
   delay      exec (kernel time) to arrival at the endpoint, p50 and p99, with the default 1 s batching
+  pipes      while the load runs, `sh -c 'curl -s URL | sh'` pipelines (the script is one no-op line: the
+             shortest-lived case): how often curl's stdout and the inner sh's stdin were read as a pipe
+             before the process was gone, and how often both name the same pipe
 Targets: eBPF 100% at 5,000/s under 5% of a core per 1,000/s; netlink 100% at 1,000/s; /proc as it is.
 
 Also a reference run in this process: a burst of 20,000 records through the SDK's BatchLogRecordProcessor
@@ -26,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -34,6 +38,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `testing` is not installed
 
+from testing import serving_files
 from testing.otlp_sink import OtlpSink
 
 LOAD_C = r"""
@@ -124,6 +129,39 @@ def wait_settled(endpoint: OtlpSink, load_pid: int, expected: int, timeout: floa
     return matching(endpoint, load_pid)
 
 
+def run_pipelines(base_url: str, run: str, count: int, pause: float, shells: list[int]) -> None:
+    """`count` download-into-shell pipelines, one after the other; the outer shells' pids go to `shells`."""
+    for i in range(count):
+        outer = subprocess.Popen(["sh", "-c", f"curl -s {base_url}/{run}-{i} | sh"])
+        outer.wait()
+        shells.append(outer.pid)
+        time.sleep(pause)
+
+
+def pipe_visibility(endpoint: OtlpSink, shells: list[int]) -> dict:
+    """Of the pipelines under `shells`: the fraction whose curl stdout, whose sh stdin, and whose both were
+    seen as a pipe, and both the same pipe."""
+    children: dict[int, dict[str, dict]] = {pid: {} for pid in shells}
+    for record in endpoint.flat():
+        parent = record.attributes.get("process.parent_pid")
+        if record.event_name == "process.exec" and parent in children:
+            children[parent][record.attributes.get("process.executable.name")] = record.attributes
+    pairs = [(c.get("curl", {}).get("procsight.stdout", ""), c.get("sh", {}).get("procsight.stdin", ""))
+             for c in children.values()]
+    count = max(len(shells), 1)
+    return {"pipelines": len(shells),
+            "curl_stdout": sum(out.startswith("pipe:") for out, _ in pairs) / count,
+            "sh_stdin": sum(into.startswith("pipe:") for _, into in pairs) / count,
+            "paired": sum(out.startswith("pipe:") and out == into for out, into in pairs) / count}
+
+
+class _ScriptForAnyPath(dict):
+    """What `serving_files` serves the pipelines: the same one-line shell script at every path."""
+
+    def get(self, _path: str, _default: object = None) -> bytes:
+        return b":\n"
+
+
 def cpu_seconds(process: psutil.Process) -> float:
     times = process.cpu_times()
     return times.user + times.system + times.children_user + times.children_system
@@ -149,7 +187,7 @@ def start_agent(mode: str, endpoint: OtlpSink, workdir: Path) -> subprocess.Pope
 
 def run_mode(mode: str, rates: list[int], seconds: float, load: list[str], workdir: Path) -> list[dict]:
     rows = []
-    with OtlpSink() as endpoint:
+    with OtlpSink() as endpoint, serving_files(_ScriptForAnyPath()) as base_url:
         agent = start_agent(mode, endpoint, workdir)
         process = psutil.Process(agent.pid)
         try:
@@ -162,11 +200,16 @@ def run_mode(mode: str, rates: list[int], seconds: float, load: list[str], workd
                 window_start = time.time()
                 generator = subprocess.Popen([*load, str(rate), str(seconds), run], stdout=subprocess.PIPE,
                                              text=True)
+                shells: list[int] = []
+                pipelines = threading.Thread(target=run_pipelines, args=(base_url, run, int(seconds * 5), 0.2, shells))
+                pipelines.start()
                 output, _ = generator.communicate()
+                pipelines.join()
                 spawned, elapsed = int(output.split()[0]), float(output.split()[1])
                 window_end = time.time()
                 found = wait_settled(endpoint, generator.pid, spawned)
                 used = cpu_seconds(process) - before
+                endpoint.wait_for(lambda r, last=shells[-1]: r.attributes.get("process.parent_pid") == last, 5)
                 # Everything the agent handled meanwhile: the load, and whatever else ran on this machine.
                 handled = sum(1 for r in endpoint.flat()
                               if window_start <= r.time_unix_nano / 1e9 <= window_end)
@@ -182,6 +225,7 @@ def run_mode(mode: str, rates: list[int], seconds: float, load: list[str], workd
                     "cpu_per_1k_handled": cpu_percent / (handled / elapsed / 1000) if handled else float("nan"),
                     "p50": statistics.median(delays) if delays else float("nan"),
                     "p99": delays[int(len(delays) * 0.99) - 1] if delays else float("nan"),
+                    **pipe_visibility(endpoint, shells),
                 })
                 print(format_row(rows[-1]), flush=True)
         finally:
@@ -195,7 +239,8 @@ def format_row(row: dict) -> str:
             f"captured {row['captured'] * 100:6.2f}% (with argv {row['with_argv'] * 100:6.2f}%)  "
             f"cpu/1k {row['cpu_per_1k']:6.2f}% of a core (idle {row['idle_cpu']:.2f}%; all events "
             f"{row['handled_rate']:5.0f}/s, {row['cpu_per_1k_handled']:5.2f}% per 1k)  "
-            f"delay p50 {row['p50']:.3f}s p99 {row['p99']:.3f}s")
+            f"delay p50 {row['p50']:.3f}s p99 {row['p99']:.3f}s  pipes of {row['pipelines']} curl|sh: curl stdout "
+            f"{row['curl_stdout']:.0%}, sh stdin {row['sh_stdin']:.0%}, paired {row['paired']:.0%}")
 
 
 def sdk_reference(workdir: Path, burst: int = 20_000) -> None:
