@@ -26,7 +26,7 @@ from core.event import ProcessEvent
 from otel_agent.config import AgentConfig, BatchConfig
 from otel_agent.counters import Counters
 from otel_agent.exporters import ExportError, RecordExporter, build_exporter
-from otel_agent.otlp import RequestEncoder, encode_log_record
+from otel_agent.otlp import RequestEncoder, encode_event
 from otel_agent.spool import DiskSpool
 
 log = logging.getLogger(__name__)
@@ -51,12 +51,6 @@ def build_resource(workload: str = "") -> Resource:
     if workload:
         attributes[semconv.WORKLOAD] = workload
     return Resource.create(attributes)
-
-
-def encode_event(event: ProcessEvent) -> bytes:
-    """An event as an encoded OTLP LogRecord: time is the event's (kernel) time, body the command line."""
-    return encode_log_record(int(event.timestamp * 1e9), time.time_ns(), event.event_name, event.command_line,
-                             semconv.event_to_attributes(event))
 
 
 class SpoolingBatchProcessor:
@@ -218,7 +212,7 @@ class Emitter:
             config.spool.retry_interval, counters)
 
     def emit(self, event: ProcessEvent) -> None:
-        self.processor.on_emit(encode_event(event))
+        self.processor.on_emit(encode_event(event, time.time_ns()))
 
     def flush(self, timeout: float = 30.0) -> bool:
         return self.processor.force_flush(int(timeout * 1000))
