@@ -23,11 +23,19 @@ def decode(raw: bytes) -> str:
     return raw.decode("utf-8", errors="backslashreplace")
 
 
+def decode_c_string(raw: bytes) -> str:
+    """A NUL-padded C string (a BPF event's comm or filename) up to its first NUL, decoded."""
+    return raw.partition(b"\0")[0].decode("utf-8", errors="backslashreplace")
+
+
 def split_argv(raw: bytes) -> tuple[str, ...]:
-    """NUL-separated argv (as in /proc/PID/cmdline and the BPF event) to a tuple."""
+    """NUL-separated argv (as in /proc/PID/cmdline and the BPF event) to a tuple.
+
+    Decoded whole, then split: a NUL byte is never part of a multi-byte UTF-8 sequence, so this gives
+    what decoding each argument would, in one call."""
     if raw.endswith(b"\0"):
         raw = raw[:-1]
-    return tuple(decode(arg) for arg in raw.split(b"\0")) if raw else ()
+    return tuple(decode(raw).split("\0")) if raw else ()
 
 
 def _read(path: str) -> bytes | None:

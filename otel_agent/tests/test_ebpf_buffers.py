@@ -1,4 +1,5 @@
-"""The eBPF output buffers: the perf-buffer fallback works, and a full buffer's losses are counted."""
+"""The eBPF output buffers: the perf-buffer fallback works, a full buffer's losses are counted, and an exec
+whose stdio was just redirected is handed over at once."""
 
 from __future__ import annotations
 
@@ -51,3 +52,26 @@ def test_full_ring_buffer_losses_are_counted_not_hidden():
     lost = counters.get("lost_in_kernel")
     assert lost > 0
     assert len(received) + lost >= 300
+
+
+def test_an_exec_with_redirected_stdio_is_read_at_once_however_long_the_drain_interval():
+    """A pipeline member wakes user space at once, so its stdout is read while it runs: here with a 10 s
+    drain interval, five times over (other processes' execs may wake the reader by chance, not five times
+    within 0.1 s of ours)."""
+    arrivals = {}
+    source = EbpfSource(decode(CaptureConfig, {"drain_interval": "10s"}, "test"), Counters())
+    source.open()
+    source.start(lambda event: arrivals.setdefault(event.pid, (time.time(), event)))
+    try:
+        children = []
+        for _ in range(5):
+            child = subprocess.Popen(["/bin/sleep", "0.3"], stdout=subprocess.PIPE)
+            child.wait()
+            child.stdout.close()
+            children.append(child)
+    finally:
+        source.stop()
+    for child in children:
+        arrived, event = arrivals[child.pid]
+        assert event.stdout.startswith("pipe:")
+        assert arrived - event.timestamp < 0.1
