@@ -1,9 +1,15 @@
 """Detection quality on the evaluation data: the reference kNN, heuristics alone, procsight's default.
 
-Protocol: for each benign workload, learn on the first half in time order; then score the second half
-in order, with that workload's GTFOBins attacks spread evenly through it (re-timed into the stream, as
+Single commands: for each benign workload, learn on the first half in time order; then score the second
+half in order, with that workload's GTFOBins attacks spread evenly through it (re-timed into the stream, as
 the evaluation data's own README asks). Scoring learns as it goes, each method by its own policy. Prints
 ROC-AUC, detection rate at fixed false-positive rates, and alert-level precision/recall, side by side.
+
+Chains (incidents): each captured intrusion scenario (chains_dev.jsonl: a second capture of its workload
+with the attack inside) is scored in capture order against a baseline learned on the workload's benign
+capture, followed by legitimate new activity of that workload (bench/legit_activity.py). Per scenario:
+whether it alerted, at which of its attack events first, and how many incidents its attack events fell
+into; overall, the share of benign events (the scenario's own and the new activity) at alert.
 
 The evaluation data (real benign traces of three workloads, GTFOBins attack command lines) is not in
 the repository: it is read from --eval-dir, by default shared/eval beside the repository (CI has it).
@@ -32,6 +38,9 @@ from scoring.config import EngineConfig  # noqa: E402
 from scoring.engine import AnomalyEngine  # noqa: E402
 from scoring.featurizer import get_embedder  # noqa: E402
 from scoring.heuristics import assess  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the legit-activity module beside this file
+from legit_activity import for_workload  # noqa: E402
 
 WORKLOADS = ("ci", "web", "admin")
 FPR_POINTS = (0.001, 0.005, 0.01, 0.05)
@@ -110,6 +119,24 @@ def heuristics_only(train: dict[str, list[Sample]], test: dict[str, list[Sample]
     return np.array(scores), np.array(labels)
 
 
+SIGMA_RULES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "sigma" / "rules" / "linux" / \
+    "process_creation"
+
+
+def sigmahq_scores(events: list[ProcessEvent]) -> tuple[np.ndarray, np.ndarray]:
+    """SigmaHQ's Linux process_creation rules through scoring/sigma.py: (noisy-OR of the matches' level
+    weights, whether a rule of level medium or higher matched: the anchor's alert)."""
+    from scoring.sigma import SigmaRules, level_at_least
+
+    rules = SigmaRules.load(SIGMA_RULES)
+    scores, flags = [], []
+    for event in events:
+        matches = rules.match(event)
+        scores.append(1.0 - float(np.prod([1.0 - m.weight for m in matches])) if matches else 0.0)
+        flags.append(any(level_at_least(m.level, "medium") for m in matches))
+    return np.array(scores), np.array(flags)
+
+
 def procsight_default(train: dict[str, list[Sample]], test: dict[str, list[Sample]],
                       model: str = "hash128-v2") -> tuple[np.ndarray, np.ndarray, list[str]]:
     with tempfile.TemporaryDirectory() as directory:
@@ -150,6 +177,102 @@ def alert_metrics(flags: np.ndarray, labels: np.ndarray) -> tuple[float, float, 
     return precision, recall, float(flags[~labels].mean())
 
 
+# -- chains --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ChainOutcome:
+    scenario: str
+    workload: str
+    attacks: int
+    first_alert: int | None  # 1-based index among the scenario's attack events
+    incidents: int  # distinct incident ids among its attack events (0: none grouped)
+    grouped: int  # attack events that belong to an incident
+    benign: int
+    benign_alerts: int
+    legit_alerts: int  # of which in the legitimate new activity
+
+
+ChainScorer = Callable[[str, list[dict], list[dict]], list[tuple[str, str]]]  # -> (severity, incident) per event
+
+
+def chain_streams(eval_dir: Path) -> dict[str, tuple[str, list[dict]]]:
+    """scenario -> (workload, its capture in time order followed by the workload's legitimate new activity)."""
+    scenarios: dict[str, list[dict]] = {}
+    for line in (eval_dir / "chains_dev.jsonl").open():
+        raw = json.loads(line)
+        scenarios.setdefault(raw["scenario"], []).append(raw)
+    streams = {}
+    for name, rows in sorted(scenarios.items()):
+        rows.sort(key=lambda r: r["ts"])
+        workload = rows[0]["workload"]
+        streams[name] = (workload, rows + for_workload(workload, after=rows[-1]["ts"]))
+    return streams
+
+
+def procsight_chains(workload: str, training: list[dict], stream: list[dict]) -> list[tuple[str, str]]:
+    with tempfile.TemporaryDirectory() as directory:
+        engine = AnomalyEngine(EngineConfig(baselines=directory))
+        engine.learn_only([event_from_attributes(r) for r in training], workload=workload)
+        verdicts = [engine.process([event_from_attributes(r)], workload=workload)[0] for r in stream]
+        engine.close()
+    return [(v.severity, v.incident) for v in verdicts]
+
+
+def reference_chains(workload: str, training: list[dict], stream: list[dict]) -> list[tuple[str, str]]:
+    """The reference kNN, learning every event, alerting at the default alert threshold; no incidents."""
+    embedder = get_embedder("hash128-v1")
+    alert_at = EngineConfig().thresholds.default.alert
+    memory = embedder.embed([event_from_attributes(r) for r in training])
+    found = []
+    for raw in stream:
+        vector = embedder.embed([event_from_attributes(raw)])[0]
+        score = min(1.0, 2.0 * max(0.0, 1.0 - float(np.max(memory @ vector))))
+        found.append(("alert" if score >= alert_at else "none", ""))
+        memory = np.vstack([memory, vector[None, :]])
+    return found
+
+
+def sigmahq_chains(workload: str, training: list[dict], stream: list[dict]) -> list[tuple[str, str]]:
+    _, flags = sigmahq_scores([event_from_attributes(r) for r in stream])
+    return [("alert" if flag else "none", "") for flag in flags]
+
+
+def measure_chains(eval_dir: Path, scorer: ChainScorer) -> list[ChainOutcome]:
+    outcomes = []
+    for scenario, (workload, stream) in chain_streams(eval_dir).items():
+        training = [json.loads(line) for line in (eval_dir / f"benign_{workload}.jsonl").open()]
+        verdicts = scorer(workload, training, stream)
+        attacks = [v for raw, v in zip(stream, verdicts, strict=True) if raw["label"] == "attack"]
+        benign = [(raw, v) for raw, v in zip(stream, verdicts, strict=True) if raw["label"] != "attack"]
+        first = next((i + 1 for i, (severity, _) in enumerate(attacks) if severity == "alert"), None)
+        outcomes.append(ChainOutcome(
+            scenario, workload, len(attacks), first, len({i for _, i in attacks if i}),
+            sum(bool(i) for _, i in attacks), len(benign),
+            sum(v[0] == "alert" for _, v in benign),
+            sum(v[0] == "alert" for raw, v in benign if raw["source"].startswith("legit:"))))
+    return outcomes
+
+
+def print_chains(name: str, outcomes: list[ChainOutcome]) -> None:
+    print(f"\n{name}")
+    print(f"  {'scenario':22} {'attack events':>13} {'first alert at':>14} {'incidents':>9} {'in one':>7} "
+          f"{'benign alerts':>14}")
+    for o in outcomes:
+        first = "never" if o.first_alert is None else f"event {o.first_alert}"
+        grouped = f"{o.grouped}/{o.attacks}"
+        print(f"  {o.scenario:22} {o.attacks:13} {first:>14} {o.incidents:9} {grouped:>7} "
+              f"{o.benign_alerts:8}/{o.benign:<5}")
+    alerted = sum(o.first_alert is not None for o in outcomes)
+    early = sum(o.first_alert is not None and o.first_alert <= 3 for o in outcomes)
+    benign = sum(o.benign for o in outcomes)
+    false = sum(o.benign_alerts for o in outcomes)
+    legit = sum(o.legit_alerts for o in outcomes)
+    print(f"  scenarios alerted {alerted}/{len(outcomes)}, within their first 3 attack events {early}/{len(outcomes)}; "
+          f"benign events at alert {false}/{benign} = {false / max(1, benign):.2%} "
+          f"({legit} of them in the legitimate new activity)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "eval")
@@ -172,6 +295,10 @@ def main() -> int:
     results["reference kNN (hash128-v1)"] = (scores, labels, scores >= alert_at)
     scores, labels = heuristics_only(train, test)
     results["heuristics only"] = (scores, labels, scores >= alert_at)
+    if SIGMA_RULES.is_dir():
+        stream = [s for w in WORKLOADS for s in test[w]]
+        scores, flags = sigmahq_scores([s.event for s in stream])
+        results["SigmaHQ rules (>= medium)"] = (scores, np.array([s.attack for s in stream]), flags)
     train, test = load(args.eval_dir)  # fresh events: the reference run re-timed nothing, but be safe
     scores, labels, severities = procsight_default(train, test)
     results["procsight default (hash128-v2)"] = (scores, labels, np.array([s == "alert" for s in severities]))
@@ -190,6 +317,17 @@ def main() -> int:
     better = all(detection_at_fpr(ours[0], ours[1], p) >= detection_at_fpr(reference[0], reference[1], p)
                  for p in FPR_POINTS)
     print(f"procsight >= reference kNN at every operating point above: {better}")
+
+    if not SIGMA_RULES.is_dir():
+        print(f"SigmaHQ rules not measured: {SIGMA_RULES} is absent")
+    if (args.eval_dir / "chains_dev.jsonl").exists():
+        print_chains("chains (incidents), procsight default", measure_chains(args.eval_dir, procsight_chains))
+        print_chains("chains, reference kNN (alert at 0.75)", measure_chains(args.eval_dir, reference_chains))
+        if SIGMA_RULES.is_dir():
+            print_chains("chains, SigmaHQ rules (a rule of level medium or higher)",
+                         measure_chains(args.eval_dir, sigmahq_chains))
+    else:
+        print(f"\nchains not measured: {args.eval_dir / 'chains_dev.jsonl'} is absent")
 
     if args.show_misses:
         scores, labels, _ = ours

@@ -1,7 +1,9 @@
 """`procsight score`: offline scoring of JSONL capture files with the receiver's policy.
 
 Reads events as flat record attributes (docs/records.md), in order, and writes each input object plus
-`anomaly_score`, `anomaly_severity`, `anomaly_reasons`, `anomaly_nearest`, `anomaly_model` to stdout.
+`anomaly_score`, `anomaly_severity`, `anomaly_reasons`, `anomaly_techniques`, `anomaly_nearest`, `anomaly_model`,
+`process.ancestors` (when the process tree knows them) and, for events of a chain, `anomaly_incident` and
+`anomaly_incident_score` to stdout.
 A bad line is reported on stderr with its file and line number and skipped.
 """
 
@@ -17,11 +19,15 @@ from typing import Any, TextIO
 
 from core.event import InvalidEvent, ProcessEvent
 from core.semconv import (
+    ANOMALY_INCIDENT,
+    ANOMALY_INCIDENT_SCORE,
     ANOMALY_MODEL,
     ANOMALY_NEAREST,
     ANOMALY_REASONS,
     ANOMALY_SCORE,
     ANOMALY_SEVERITY,
+    ANOMALY_TECHNIQUES,
+    PROCESS_ANCESTORS,
     event_from_attributes,
 )
 from scoring.config import EngineConfig
@@ -146,9 +152,15 @@ def _flush(engine: AnomalyEngine, batch: list[_Line], args: argparse.Namespace, 
                     ANOMALY_SCORE: round(verdict.score, 4),
                     ANOMALY_SEVERITY: verdict.severity,
                     ANOMALY_REASONS: verdict.reasons,
+                    ANOMALY_TECHNIQUES: list(verdict.techniques),
                     ANOMALY_NEAREST: verdict.nearest,
                     ANOMALY_MODEL: verdict.model,
                 })
+                if verdict.incident:
+                    line.raw.update({ANOMALY_INCIDENT: verdict.incident,
+                                     ANOMALY_INCIDENT_SCORE: verdict.incident_score})
+                if line.event.ancestors:
+                    line.raw.setdefault(PROCESS_ANCESTORS, list(line.event.ancestors))
                 out.write(json.dumps(line.raw, ensure_ascii=False) + "\n")
         start = end
     return len(batch)

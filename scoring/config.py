@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from core.confmap import ConfigError, Duration, check_positive
 from scoring.featurizer import MODELS
@@ -15,7 +16,8 @@ class Thresholds:
     """Scores at or above `warn` are warnings, at or above `alert` alerts.
 
     The defaults follow from how scores are built (scoring/engine.py): novelty alone reaches at most
-    0.745 (a never-seen executable), so alert=0.75 means "new here AND suspicious", never "new" alone;
+    0.66 (a never-seen executable), so alert=0.75 means "new here AND evidence of about 0.3", never "new"
+    alone, and weak evidence (a plain download, `id`) ranks a new command without making it an alert;
     warn=0.5 is where a first-seen but plausible command (a new build script) lands. Measured with
     bench/detect.py on the evaluation data; a sensitive workload can alert lower, a noisy one higher.
     """
@@ -102,8 +104,13 @@ class EngineConfig:
     compact_interval: Duration = Duration("10m")  # how often tables are compacted and old versions removed
     version_retention: Duration = Duration("10m")  # table versions this young survive clean-up (concurrent readers)
     max_resident_workloads: int = 1000  # baselines held in memory; the least recently used are unloaded
+    # A directory of your own Sigma rules (Linux process_creation): each match is evidence weighted by its
+    # level and named by its title. Empty: none. Needs the `sigma` extra (pySigma).
+    sigma_rules: str = ""
 
     def validate(self) -> None:
+        if self.sigma_rules and not Path(self.sigma_rules).is_dir():
+            raise ConfigError("sigma_rules", f"{self.sigma_rules} is not a directory of Sigma rules")
         if self.model not in MODELS:
             raise ConfigError("model", f"unknown model '{self.model}' (known: {', '.join(sorted(MODELS))})")
         if self.k < 1:

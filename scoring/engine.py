@@ -1,14 +1,16 @@
-"""The scoring engine: featurize, score against the workload's baseline, add heuristics, learn.
+"""The scoring engine: featurize, score against the workload's baseline, add evidence, group chains, learn.
 
 Score of one event (all in 0..1):
 - model: with no history 1.0; else over the k nearest patterns, min(1, 2 * distance + 0.1 / count)
   (the reference kNN's `min(1, 2 * nearest distance)`, see scoring/README.md, plus a frequency term: a
   pattern seen once is less normal than one seen a thousand times; seen once again, a new script drops
   from ~0.7 to ~0.1);
-- heuristics: each piece of evidence has a weight; weights are damped for patterns the workload
-  already knows (familiar evidence is the workload's normal, e.g. CGI shells under a web server);
-- final: noisy-OR, 1 - (1 - model) * prod(1 - weight), so evidence accumulates without exceeding 1.
-Severity comes from the workload's thresholds; learning follows `scoring.policy`.
+- evidence: about the event itself (scoring/heuristics.py, which applies scoring/knowledge.py) and across
+  execs (scoring/chains.py), one item per ATT&CK technique; each has a weight, damped for patterns the
+  workload already knows (familiar evidence is the workload's normal, e.g. CGI shells under a web server);
+- final: noisy-OR, 1 - (1 - 0.62 * model) * prod(1 - weight), so evidence accumulates without exceeding 1.
+Severity comes from the workload's thresholds; learning follows `scoring.policy`; the chain tracker
+groups linked events into incidents.
 """
 
 from __future__ import annotations
@@ -18,23 +20,36 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.confmap import check
+from core.confmap import ConfigError, check
 from core.event import CONNECTION, LISTEN, ProcessEvent
 from scoring.baseline import Baseline, BaselineStore
+from scoring.chains import ChainTracker, ChainView, Incident
 from scoring.config import EngineConfig, Thresholds
+from scoring.evidence import COLLECTION, COMMAND_AND_CONTROL, DISCOVERY, Evidence
 from scoring.featurizer import get_embedder
-from scoring.heuristics import WEB_PORTS, Evidence, assess
+from scoring.heuristics import WEB_PORTS, assess
 from scoring.policy import HoldBack
 from scoring.tokens import address_class, base_name, elevated_program
+
+if TYPE_CHECKING:
+    from scoring.sigma import SigmaRules
 
 log = logging.getLogger(__name__)
 
 FREQUENCY_WEIGHT = 0.1
-NOVELTY_CEILING = 0.7  # what novelty alone can score: alerts take novelty plus evidence
-NEW_EXECUTABLE_WEIGHT = 0.15
+# What novelty alone can score (0.62; 0.66 with a program never run here): an alert takes novelty plus
+# evidence of about 0.3 or more, so weak evidence (a plain download, `id`) ranks a new command higher
+# without making it an alert by itself.
+NOVELTY_CEILING = 0.62
+NEW_EXECUTABLE_WEIGHT = 0.1
+# Below a server or a network-connected shell, looking around and packing data up is reconnaissance
+# and staging, not an admin's routine: such evidence counts at least this much there.
+UNTYPED_LINEAGE_WEIGHT = 0.3
 NEW_LISTEN_WEIGHT = 0.35
 NEW_REMOTE_WEIGHT = 0.35  # a new peer on a non-web port (C2, exfiltration, lateral movement)
 NEW_REMOTE_WEB_WEIGHT = 0.1
@@ -54,6 +69,25 @@ def _new_endpoint(event: ProcessEvent) -> Evidence:
     return Evidence(weight, f"new remote address {event.remote_address}:{event.remote_port}{where}")
 
 
+def _load_sigma(directory: str) -> SigmaRules | None:
+    """The user's Sigma rules, or None when none are configured."""
+    if not directory:
+        return None
+    try:
+        from scoring.sigma import SigmaRules
+    except ImportError as exc:
+        raise ConfigError("sigma_rules", f"needs pySigma: install procsight with the `sigma` extra ({exc})") from exc
+    rules = SigmaRules.load(Path(directory))
+    log.info("Sigma rules: %s", rules.report.summary())
+    return rules
+
+
+def _untyped(item: Evidence, origin: str) -> Evidence:
+    if item.tactic in (DISCOVERY, COLLECTION, COMMAND_AND_CONTROL) and item.weight < UNTYPED_LINEAGE_WEIGHT:
+        return Evidence(UNTYPED_LINEAGE_WEIGHT, f"{item.reason}, below {origin}", item.technique, item.tactic)
+    return item
+
+
 def program_of(event: ProcessEvent) -> str:
     """What ran, for "never run here": the executable, or `sudo fish` for an elevated program."""
     inner = elevated_program(event)
@@ -69,6 +103,9 @@ class Verdict:
     nearest: str
     model: str
     vector: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.float32))
+    techniques: tuple[str, ...] = ()  # ATT&CK technique ids of the evidence, strongest first
+    incident: str = ""  # id of the chain this event belongs to ("" when none)
+    incident_score: float = 0.0  # the chain's strongest event, raised by the evidence across it
 
 
 @dataclass(slots=True)
@@ -90,6 +127,8 @@ class AnomalyEngine:
                                    max_resident=self.config.max_resident_workloads)
         self._holdbacks: dict[tuple[str, str], HoldBack] = {}
         self._heuristic_cache: dict[tuple, list[Evidence]] = {}
+        self.chains = ChainTracker()
+        self.sigma = _load_sigma(self.config.sigma_rules)
         self._last_flush = self._last_compact = time.monotonic()
         self._maintenance_lock = threading.Lock()
 
@@ -103,19 +142,36 @@ class AnomalyEngine:
         baseline = self.store.get(tenant, workload)
         holdback = self._holdback(tenant, workload)
         thresholds = self.config.thresholds.for_workload(workload)
+        nodes = [self.chains.register(tenant, event) for event in events]  # fills ancestors before keys
         keys = self.featurizer.pattern_keys(events)
         vectors_of = self._vectors_by_key(events, keys)
+        incidents: dict[int, Incident] = {}  # verdict index -> incident, to settle the batch's scores
+        by_node: dict[int, int] = {}
         with baseline.lock:
             verdicts = []
-            for event, key in zip(events, keys, strict=True):
+            for event, key, node in zip(events, keys, nodes, strict=True):
                 vector = vectors_of[key]
                 program = program_of(event)
                 model = self._model_score(baseline, key, vector)
-                verdict = self._verdict(event, key, program, vector, model, baseline, holdback, thresholds,
-                                        workload)
+                own = self._own_evidence(event)
+                view = self.chains.evaluate(tenant, event, node, own)
+                verdict, evidence, novelty = self._verdict(event, key, program, vector, model, baseline, holdback,
+                                                           thresholds, workload, view, own)
+                incident = self.chains.record(view, verdict.score, evidence, novelty, thresholds.warn,
+                                              thresholds.alert)
+                if incident is not None:
+                    incidents[len(verdicts)] = incident
+                    for partner in view.linked_nodes:  # earlier ends of a pipe, in this batch
+                        index = by_node.get(id(partner))
+                        if index is not None and index not in incidents:
+                            incidents[index] = incident
+                by_node[id(node)] = len(verdicts)
                 if learn:
-                    self._learn(event, key, program, vector, verdict, baseline, holdback)
+                    self._learn(event, key, program, vector, verdict, evidence, baseline, holdback)
                 verdicts.append(verdict)
+        for index, incident in incidents.items():
+            verdicts[index].incident = incident.id
+            verdicts[index].incident_score = incident.raised_score()
         self._maybe_maintain()
         return verdicts
 
@@ -124,6 +180,8 @@ class AnomalyEngine:
         if not events:
             return
         baseline = self.store.get(tenant, workload)
+        for event in events:
+            self.chains.register(tenant, event)  # the same ancestors as scoring will see
         keys = self.featurizer.pattern_keys(events)
         vectors_of = self._vectors_by_key(events, keys)
         with baseline.lock:
@@ -177,9 +235,10 @@ class AnomalyEngine:
         return _ModelScore(float(scores[best]), int(rows[best]), float(distances[best]), 0)
 
     def _verdict(self, event: ProcessEvent, key: str, program: str, vector: np.ndarray, model: _ModelScore,
-                 baseline: Baseline, holdback: HoldBack, thresholds: Thresholds, workload: str) -> Verdict:
-        evidence = self._evidence(event, key)
-        reasons: list[str] = []
+                 baseline: Baseline, holdback: HoldBack, thresholds: Thresholds, workload: str, view: ChainView,
+                 own: list[Evidence]) -> tuple[Verdict, list[Evidence], float]:
+        """(verdict, the evidence it counted, novelty)."""
+        evidence = self._evidence(event, view, own)
         novelty = model.score
         if len(baseline) > 0 and baseline.executable_counts.get(program, 0) == 0:
             novelty = 1.0  # a program never run on this workload is as new as it gets, whatever its arguments
@@ -189,9 +248,10 @@ class AnomalyEngine:
         # Evidence counts in full for what the workload does not know, and is quieted for its routine.
         damping = min(1.0, max(MIN_DAMPING, 2.0 * novelty))
         remaining = 1.0 - NOVELTY_CEILING * novelty
+        reasons: list[str] = []
         for item in evidence:
             remaining *= 1.0 - item.weight * damping
-            reasons.append(item.reason)
+            reasons.append(item.labelled())
         score = float(min(1.0, max(0.0, 1.0 - remaining)))
         reasons.append(self._model_reason(model, baseline))
         severity = thresholds.severity(score)
@@ -204,12 +264,37 @@ class AnomalyEngine:
             if severity == "alert" and thresholds.severity(heuristic_only) != "alert":
                 severity = "warn"
         nearest = baseline.examples[model.nearest_row] if model.nearest_row >= 0 else ""
-        return Verdict(score, severity, reasons, workload, nearest, self.featurizer.name, vector)
+        techniques = tuple(dict.fromkeys(e.technique for e in evidence if e.technique and e.weight >= 0.1))
+        verdict = Verdict(score, severity, reasons, workload, nearest, self.featurizer.name, vector, techniques)
+        return verdict, evidence, novelty
 
-    def _evidence(self, event: ProcessEvent, key: str) -> list[Evidence]:
-        cache_key = (key, event.parent_name, event.ancestors[:4], event.executable_path, event.working_directory,
-                     event.user_id == 0, event.executable_deleted, (event.cpu_percent or 0) >= 80,
-                     event.local_port, event.remote_address, event.remote_port)
+    def _evidence(self, event: ProcessEvent, view: ChainView, own: list[Evidence]) -> list[Evidence]:
+        """The event's own evidence (cached by what it depends on), raised where people do not type, plus the
+        chain's; one item per technique (the strongest), so one act is not counted twice."""
+        if self.sigma is not None:
+            own = [*own, *self._sigma_evidence(event, view)]
+        lineage = view.node.lineage
+        if lineage.kind:
+            own = [_untyped(item, lineage.origin) for item in own]
+        merged: dict[str, Evidence] = {}
+        plain: list[Evidence] = []
+        for item in [*own, *view.evidence]:
+            if not item.technique:
+                plain.append(item)
+            elif item.technique not in merged or merged[item.technique].weight < item.weight:
+                merged[item.technique] = item
+        return sorted([*merged.values(), *plain], key=lambda e: -e.weight)
+
+    def _sigma_evidence(self, event: ProcessEvent, view: ChainView) -> list[Evidence]:
+        matches = self.sigma.match(event, self.chains.parent_command_line(view)) if self.sigma else []
+        return [Evidence(m.weight, f"Sigma rule: {m.title} ({m.level})", m.techniques[0] if m.techniques else "")
+                for m in matches]
+
+    def _own_evidence(self, event: ProcessEvent) -> list[Evidence]:
+        cache_key = (event.command_line, event.executable_name, event.parent_name, event.ancestors[:4],
+                     event.executable_path, event.working_directory, event.user_id == 0, event.executable_deleted,
+                     (event.cpu_percent or 0) >= 80, event.event_name, event.local_port, event.remote_address,
+                     event.remote_port)
         found = self._heuristic_cache.get(cache_key)
         if found is None:
             if len(self._heuristic_cache) > _HEURISTIC_CACHE_LIMIT:
@@ -231,7 +316,7 @@ class AnomalyEngine:
     # -- learning ---------------------------------------------------------------------------------
 
     def _learn(self, event: ProcessEvent, key: str, program: str, vector: np.ndarray, verdict: Verdict,
-               baseline: Baseline, holdback: HoldBack) -> None:
+               evidence: list[Evidence], baseline: Baseline, holdback: HoldBack) -> None:
         when = self._when(event)
         if key in holdback.pending or verdict.severity == "alert":
             earned = holdback.observe(key, when, event.command_line, program, vector)
@@ -243,7 +328,7 @@ class AnomalyEngine:
         # quiet `sudo x` would make every later `sudo y` look familiar.
         row = baseline.index.get(key)
         recurring = row is not None and when - baseline.first_seen[row] >= self.config.learning.recurrence_window
-        suspicious = any(e.weight >= SUSPICIOUS_WEIGHT for e in self._evidence(event, key))
+        suspicious = any(e.weight >= SUSPICIOUS_WEIGHT for e in evidence)
         trusted = (verdict.severity == "none" and not suspicious) or recurring
         baseline.learn(key, vector, event.command_line, program, when, trusted=trusted)
 

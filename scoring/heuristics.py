@@ -1,35 +1,47 @@
-"""Layered heuristics: evidence about one event that needs no baseline.
+"""Evidence about one event that needs no baseline: where it runs, what ran, what its command does.
 
-Each heuristic returns `Evidence(weight, reason)`; the scorer folds the weights into the model score
-(noisy-OR), damped for patterns the workload has already learned. The same `assess` serves the
-receiver's scoring and the agent's host scan, so a reason reads the same wherever it is shown.
+`assess(event)` returns `Evidence(weight, reason, technique, tactic)` items: the checks below (a shell
+under a web server, a binary in /tmp, a reverse-shell pattern, ...), knowledge of what the command and
+each command of its script do (scoring/knowledge.py), and the sequences inside that script (a download
+piped into a shell, a file written then run: scoring/sequences.py). The engine folds the weights into
+the model score (noisy-OR), damped for patterns the workload has already learned; evidence across
+execs is scoring/chains.py's. The same `assess` serves the receiver's scoring and the agent's host
+scan, so a reason reads the same wherever it is shown.
 
-Weights are evidence strengths, not verdicts; they were set on textbook examples (a shell under nginx, a
-binary in /dev/shm, `curl | bash`) and checked on the evaluation data (bench/detect.py), never tuned to
-its individual command lines.
+Weights are evidence strengths, not verdicts; they were set from what each behaviour means and checked on
+the evaluation data (bench/detect.py), never tuned to its individual command lines.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from core.event import CONNECTION, ProcessEvent
-from scoring.tokens import ELEVATORS, address_class, base_name, elevated_program, path_class
+from scoring.commands import Command, script_of
+from scoring.evidence import COMMAND_AND_CONTROL, DEFENSE_EVASION, EXECUTION, PRIVILEGE_ESCALATION, Evidence
+from scoring.knowledge import assess_command
+from scoring.programs import (
+    CGI_GATEWAYS,
+    DOWNLOADERS,
+    ELEVATORS,
+    INTERPRETERS,
+    SCRIPT_RUNTIMES,
+    SHELLS,
+    WEB_SERVERS,
+)
+from scoring.sequences import script_evidence
+from scoring.tokens import address_class, base_name, elevated_program, path_class
 
-SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "ash", "busybox"})
-WEB_SERVERS = frozenset({
-    "nginx", "apache2", "httpd", "lighttpd", "caddy", "php-fpm", "php-cgi", "java", "node", "tomcat",
-    "gunicorn", "uwsgi", "uvicorn", "puma", "unicorn", "passenger", "httpd-prefork",
-})
-# Runtimes that host app servers but also run every other script on a host: weaker evidence.
-SCRIPT_RUNTIMES = frozenset({"python", "ruby"})
-INTERPRETERS = frozenset({"python", "perl", "ruby", "php", "node", "nodejs", "lua", "luajit", "julia", "Rscript", "R",
-                          "jjs", "jrunscript", "tclsh", "wish", "expect", "gjs", "pwsh", "osascript", "irb"})
 INLINE_CODE_FLAGS = frozenset({"-c", "-e", "-E", "-r", "--eval", "--exec", "-x", "--execute", "--command"})
-DOWNLOADERS = frozenset({"curl", "wget", "fetch", "tftp", "ftp", "scp", "sftp", "rsync", "nc", "ncat", "socat"})
 TEMP_CLASSES = frozenset({"tmp", "shm"})
 WEB_PORTS = frozenset({80, 443, 8080, 8443})
+# Toolchains that build into a temp directory and run what they built there (go test, isolated pip builds).
+TEMP_BUILDERS = frozenset({"go", "cargo", "rustc", "pip", "pip3", "dotnet", "bazel", "tox", "nox", "pipx"})
+# Programs that name files but never run them: a shell's path in their arguments starts nothing.
+FILE_UTILITIES = frozenset({"cp", "mv", "ln", "install", "rm", "chmod", "chown", "chgrp", "ls", "stat", "file",
+                            "touch", "useradd", "usermod", "adduser", "chsh", "which", "whereis", "readlink",
+                            "realpath", "md5sum", "sha1sum", "sha256sum", "sha512sum", "du", "wc", "dpkg", "rpm",
+                            "basename", "dirname", "test", "[", "getfacl", "setfacl", "lsattr", "chattr"})
 HIGH_CPU_PERCENT = 80.0
 MAX_SCAN = 2048  # characters of the command line the patterns look at: bounded work on hostile argv
 
@@ -38,20 +50,22 @@ MAX_SCAN = 2048  # characters of the command line the patterns look at: bounded 
 _SHELL_WORD = re.compile(r"(?<![\w.-])(?:/usr)?(?:/bin/)?(?:ba|da|z|k|c|tc|a|fi|ya|mk)?sh(?![\w.-])")
 _REVERSE_SHELL = re.compile(r"/dev/(?:tcp|udp)/|\bmkfifo\b|\bnc\b.{0,200}?\s-[ec]\b|\bsocat\b.{0,200}?exec:|"
                             r"pty\.spawn|\bsocket\b.{0,300}?\bconnect\b|fsockopen|TCPSocket", re.IGNORECASE)
-_PIPE_TO_SHELL = re.compile(r"\|\s{0,8}(?:sudo\s{1,8})?(?:/usr)?(?:/bin/)?(?:ba|da|z)?sh\b")
 _NETWORK_DESTINATION = re.compile(
     r"\b[a-z][a-z0-9+.-]{0,15}://[^\s/]{1,255}"
     r"|\b(?:[a-z0-9-]{1,63}\.){1,8}[a-z]{2,24}:\d{2,5}\b"
     r"|\b[\w.-]{1,64}@(?:[a-z0-9-]{1,63}\.){1,8}[a-z]{2,24}\b"
     r"|\btcp(?:-connect|-listen)?:|\b(?:-connect|--host|-h)\s{1,8}[^\s.]{1,63}\.\S", re.IGNORECASE)
-_SPAWN_CALL = re.compile(r"\b(?:system|exec[lv]?p?e?|popen|spawn|subprocess|os\.system|Runtime\.getRuntime|"
+# Process-spawning calls in inline code (Python's own `exec(...)` runs code, not a program: left out).
+_SPAWN_CALL = re.compile(r"\b(?:system|exec[lv]p?e?|popen|spawn|subprocess|os\.exec\w{0,3}|Runtime\.getRuntime|"
                          r"child_process|shell_exec|passthru|proc_open)\s*[(.]", re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    weight: float  # 0..1, how strongly this alone suggests "investigate"
-    reason: str
+# Substrings one of which each pattern needs (lowercase): a command line with none skips the pattern.
+_REVERSE_SHELL_ANCHORS = ("/dev/tcp", "/dev/udp", "mkfifo", "nc", "socat", "pty", "socket", "fsockopen")
+_SPAWN_ANCHORS = ("system", "exec", "popen", "spawn", "subprocess", "runtime", "child_process", "passthru",
+                  "proc_open")
+# A raw IP address, or a port other than the web's, in an endpoint: not a service people name.
+_BARE_ENDPOINT = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}|:(?!(?:80|443|8080|8443)\b)\d{2,5}\b")
 
 
 def is_shell(name: str) -> bool:
@@ -63,16 +77,28 @@ def is_web_server(name: str) -> bool:
 
 
 def _server_kind(name: str) -> float:
-    """Evidence weight of a shell under this parent: dedicated servers 0.7, scripting runtimes 0.4."""
+    """Evidence weight of a shell under this parent: dedicated servers 0.7, scripting runtimes 0.4, CGI
+    gateways 0.2 (starting programs for requests is what they are for)."""
     name = base_name(name)
-    return 0.7 if name in WEB_SERVERS else 0.4 if name in SCRIPT_RUNTIMES else 0.0
+    if name in WEB_SERVERS:
+        return 0.7
+    return 0.4 if name in SCRIPT_RUNTIMES else 0.2 if name in CGI_GATEWAYS else 0.0
 
 
 def assess(event: ProcessEvent) -> list[Evidence]:
-    """All heuristic evidence for one event, strongest first."""
+    """All evidence about one event on its own, strongest first: the checks below, knowledge of what its
+    command (or each command of its script) does, and the sequences inside its script."""
     found: list[Evidence] = []
     for check in _CHECKS:
         found.extend(check(event))
+    if event.event_name == "process.exec" and event.args:
+        script = script_of(event.args)
+        if script is None or base_name(event.executable_name) in SHELLS:
+            found.extend(assess_command(Command(event.args[:64])))
+        if script is not None:
+            for command in script.commands():
+                found.extend(assess_command(command))
+            found.extend(script_evidence(script, event.working_directory))
     found.sort(key=lambda e: -e.weight)
     return found
 
@@ -96,9 +122,9 @@ def _shell_under_web_server(event: ProcessEvent) -> list[Evidence]:
         weight = _server_kind(name)
         if weight:
             how = "" if depth == 0 else f" (via {' <- '.join(base_name(n) for n in lineage[:depth])})"
-            return [Evidence(weight, f"shell spawned by {base_name(name)}{how}")]
-        if not is_shell(name):
-            break  # only look through intermediate shells: bash under cron under nginx is not this
+            return [Evidence(weight, f"shell spawned by {base_name(name)}{how}", "T1505.003", EXECUTION)]
+        if not is_shell(name) and not name.endswith(".cgi"):
+            break  # only look through shells and CGI scripts: bash under cron under nginx is not this
     return []
 
 
@@ -109,7 +135,8 @@ def _child_of_web_server(event: ProcessEvent) -> list[Evidence]:
         return []
     if base_name(event.executable_name) == base_name(parent):
         return []  # a server re-executing itself (workers, reloads)
-    return [Evidence(0.4, f"{base_name(event.executable_name)} started directly by {base_name(parent)}")]
+    return [Evidence(0.4, f"{base_name(event.executable_name)} started directly by {base_name(parent)}", "T1505.003",
+                     EXECUTION)]
 
 
 def _binary_in_temp(event: ProcessEvent) -> list[Evidence]:
@@ -118,16 +145,30 @@ def _binary_in_temp(event: ProcessEvent) -> list[Evidence]:
                                              and path_class(event.working_directory + "/") in TEMP_CLASSES):
         return []
     where = "/dev/shm" if location == "shm" else "a temp directory"
-    found = [Evidence(0.75, f"binary in {where} ({event.executable_path})")]
+    if base_name(event.parent_name) in TEMP_BUILDERS or _build_environment(event):
+        return [Evidence(0.2, f"binary in {where} ({event.executable_path}), started by {event.parent_name}, a build "
+                              "tool that runs what it builds there", "T1204.002", EXECUTION)]
+    found = [Evidence(0.75, f"binary in {where} ({event.executable_path})", "T1204.002", EXECUTION)]
     if event.user_id == 0:
+        # An aggravation of the same act, not another technique: kept apart from the one-per-technique merge.
         found.append(Evidence(0.6, "privileged process (root) running from a temp directory"))
+    name = event.executable_path.rsplit("/", 1)[-1]
+    if name.startswith(".") and len(name) > 1:
+        found.append(Evidence(0.3, f"hidden file run from {where}", "T1564.001", DEFENSE_EVASION))
     return found
+
+
+def _build_environment(event: ProcessEvent) -> bool:
+    """A Python interpreter of a virtual environment a build frontend made in a temp directory."""
+    parts = event.executable_path.rsplit("/", 2)
+    return len(parts) == 3 and parts[1] == "bin" and base_name(parts[2]) == "python" and base_name(
+        event.parent_name) in ("python", "pip")
 
 
 def _missing_executable(event: ProcessEvent) -> list[Evidence]:
     path = event.executable_path
     if event.executable_deleted or path.endswith(" (deleted)") or path.startswith("/memfd:"):
-        return [Evidence(0.7, "no backing executable on disk (deleted or memfd)")]
+        return [Evidence(0.7, "no backing executable on disk (deleted or memfd)", "T1620", DEFENSE_EVASION)]
     return []
 
 
@@ -137,19 +178,18 @@ def _shell_escape(event: ProcessEvent) -> list[Evidence]:
     if not args:
         return []
     text = _scan_text(args)
+    lowered = text.lower()  # cheap substring guards first: most command lines need no regex at all
     name = base_name(event.executable_name)
     found: list[Evidence] = []
-    if _REVERSE_SHELL.search(text):
-        found.append(Evidence(0.8, "reverse-shell pattern in arguments"))
-    if _PIPE_TO_SHELL.search(text) and (name in DOWNLOADERS or any(d in text for d in DOWNLOADERS)):
-        found.append(Evidence(0.8, "download piped into a shell"))
+    if any(anchor in lowered for anchor in _REVERSE_SHELL_ANCHORS) and _REVERSE_SHELL.search(text):
+        found.append(Evidence(0.8, "reverse-shell pattern in arguments", "T1059.004", EXECUTION))
     if is_shell(name):
         if "-i" in args:
-            found.append(Evidence(0.4, "interactive shell started non-interactively"))
-    elif _SHELL_WORD.search(text):
-        found.append(Evidence(0.55, f"{name} arguments start a shell"))
-    elif _SPAWN_CALL.search(text):
-        found.append(Evidence(0.35, f"{name} arguments execute commands"))
+            found.append(Evidence(0.4, "interactive shell started non-interactively", "T1059.004", EXECUTION))
+    elif name not in FILE_UTILITIES and "sh" in text and _SHELL_WORD.search(text):
+        found.append(Evidence(0.55, f"{name} arguments start a shell", "T1059.004", EXECUTION))
+    elif any(anchor in lowered for anchor in _SPAWN_ANCHORS) and _SPAWN_CALL.search(text):
+        found.append(Evidence(0.35, f"{name} arguments execute commands", "T1059", EXECUTION))
     return found
 
 
@@ -159,11 +199,12 @@ def _privilege_elevation(event: ProcessEvent) -> list[Evidence]:
         return []
     found = []
     if any(is_web_server(n) for n in _lineage(event)[:3]):
-        found.append(Evidence(0.6, f"{name} run under a web/app server"))
+        found.append(Evidence(0.6, f"{name} run under a web/app server", "T1548.003", PRIVILEGE_ESCALATION))
     elif event.user_id is not None and event.user_id != 0:
-        found.append(Evidence(0.3, f"privilege elevation ({name}) by uid {event.user_id}"))
+        found.append(Evidence(0.3, f"privilege elevation ({name}) by uid {event.user_id}", "T1548.003",
+                              PRIVILEGE_ESCALATION))
     if is_shell(elevated_program(event)):
-        found.append(Evidence(0.5, f"shell started through {name}"))
+        found.append(Evidence(0.5, f"shell started through {name}", "T1548.003", PRIVILEGE_ESCALATION))
     return found
 
 
@@ -176,32 +217,37 @@ def _inline_code(event: ProcessEvent) -> list[Evidence]:
         return []
     flags = set(args[1:-1])
     if flags & INLINE_CODE_FLAGS or any(a.startswith("-M") for a in flags):
-        return [Evidence(0.3, f"inline code run by {base_name(args[0])}")]
+        return [Evidence(0.2, f"inline code run by {base_name(args[0])}", "T1059", EXECUTION)]
     return []
 
 
 def _network_destination(event: ProcessEvent) -> list[Evidence]:
     """A command line naming a remote endpoint (URL, host:port, tcp-connect): data may leave or arrive."""
-    if event.event_name != "process.exec":
-        return []
+    if event.event_name != "process.exec" or base_name(event.executable_name) in DOWNLOADERS:
+        return []  # downloads and uploads are knowledge's to judge (scoring/knowledge.py)
     text = _scan_text(event.args[1:])
+    if ":" not in text and "@" not in text and "-h" not in text and "-connect" not in text:
+        return []
     match = _NETWORK_DESTINATION.search(text)
     if match is None or "localhost" in match.group(0) or "127.0.0.1" in match.group(0):
         return []
-    return [Evidence(0.3, f"remote endpoint in arguments ({match.group(0)[:60]})")]
+    endpoint = match.group(0)
+    bare = _BARE_ENDPOINT.search(endpoint)
+    weight = 0.3 if bare else 0.15
+    return [Evidence(weight, f"remote endpoint in arguments ({endpoint[:60]})", "T1071", COMMAND_AND_CONTROL)]
 
 
 def _privileged_shell_mode(event: ProcessEvent) -> list[Evidence]:
     """`-p` keeps a setuid shell's privileges: the textbook way to keep root from a suid binary."""
     args = event.args
-    if (any(is_shell(a) for a in args[:-1]) or is_shell(event.executable_name)) and "-p" in args[1:]:
-        return [Evidence(0.4, "shell started in privileged mode (-p)")]
+    if "-p" in args[1:] and (is_shell(event.executable_name) or any(is_shell(a) for a in args[:-1])):
+        return [Evidence(0.4, "shell started in privileged mode (-p)", "T1548.001", PRIVILEGE_ESCALATION)]
     return []
 
 
 def _high_cpu(event: ProcessEvent) -> list[Evidence]:
     if event.cpu_percent is not None and event.cpu_percent >= HIGH_CPU_PERCENT:
-        return [Evidence(0.4, f"sustained high CPU ({event.cpu_percent:.0f}%)")]
+        return [Evidence(0.4, f"sustained high CPU ({event.cpu_percent:.0f}%)", "T1496", "impact")]
     return []
 
 
@@ -209,7 +255,8 @@ def _network(event: ProcessEvent) -> list[Evidence]:
     """Static facts of a connection; whether the port or peer is new to the workload is the engine's call."""
     if event.event_name == CONNECTION and event.remote_port not in WEB_PORTS and address_class(
             event.remote_address) == "public":
-        return [Evidence(0.3, f"connection to {event.remote_address}:{event.remote_port} on a non-web port")]
+        return [Evidence(0.3, f"connection to {event.remote_address}:{event.remote_port} on a non-web port", "T1571",
+                         COMMAND_AND_CONTROL)]
     return []
 
 

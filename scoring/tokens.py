@@ -18,6 +18,7 @@ import re
 from functools import lru_cache
 
 from core.event import CONNECTION, LISTEN, ProcessEvent
+from scoring.programs import ELEVATORS
 
 MAX_ARG_TOKENS = 24  # argv beyond this adds little and costs time; truncation is itself a token
 MAX_TOKEN_LENGTH = 64
@@ -38,8 +39,10 @@ _VOLATILE = re.compile(
     re.IGNORECASE,
 )
 
+# Programs whose numeric arguments are file modes, kept as they are rather than normalised like pids.
+_MODE_SETTERS = frozenset({"chmod", "install", "mkdir", "umask"})
+_OCTAL_MODE = re.compile(r"[0-7]{3,4}")
 _VERSION_SUFFIX = re.compile(r"[\d.]+$")
-ELEVATORS = frozenset({"sudo", "su", "doas", "pkexec", "run0"})
 
 # Most specific first; each alternative ends at a path separator (or the end), like a directory prefix.
 _PATH_CLASSES = (
@@ -164,8 +167,12 @@ def event_tokens(event: ProcessEvent) -> tuple[tuple[str, ...], tuple[str, ...]]
         *network_tokens(event))
     arguments: list[str] = []
     args = event.args
+    keeps_modes = base_name(event.executable_name) in _MODE_SETTERS
     for arg in args[1 : MAX_ARG_TOKENS + 1]:
-        arguments.extend(normalise_arg(arg[:MAX_ARG_SCAN]))
+        if keeps_modes and _OCTAL_MODE.fullmatch(arg):
+            arguments.append("arg:" + arg)  # 4755 is not 0755: the setuid bit is the point
+        else:
+            arguments.extend(normalise_arg(arg[:MAX_ARG_SCAN]))
     if len(args) > MAX_ARG_TOKENS + 1 or event.command_args_truncated:
         arguments.append("arg:<truncated>")
     return identity, tuple(arguments)

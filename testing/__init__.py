@@ -21,6 +21,8 @@ from pathlib import Path
 # The evaluation data (real benign traces, attack command lines) lives beside the repository, not in it.
 EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval"
 EVAL_MISSING = f"the evaluation data is not at {EVAL_DIR} (CI provides it)"
+# SigmaHQ's Linux process_creation rules (with their licence), beside the repository too.
+SIGMA_REFERENCE = EVAL_DIR.parent / "reference" / "sigma" / "rules" / "linux" / "process_creation"
 
 
 def free_port() -> int:

@@ -17,7 +17,6 @@ from core import semconv
 from core.event import EXEC, SCORED_EVENT_NAMES, InvalidEvent, ProcessEvent
 from otlp_receiver.normalize import shapes
 from otlp_receiver.normalize.auditd import AuditAssembler
-from otlp_receiver.normalize.tree import ProcessTree
 from otlp_receiver.normalize.values import MAX_ARGS, MAX_COMMAND_LINE, attributes_dict, flatten, to_python
 
 MAX_JSON_BODY = 1 << 20
@@ -32,11 +31,10 @@ class Normalized:
 
 
 class Normalizer:
-    """Thread-safe (the tree and the audit assembler lock); one per pipeline, so per-host state
-    (process tree, half-assembled audit events) spans batches."""
+    """Thread-safe (the audit assembler locks); one per pipeline, so half-assembled audit events span
+    batches. Ancestry is the scoring engine's: it keeps the process tree (scoring/chains.py)."""
 
-    def __init__(self, tree: ProcessTree | None = None, assembler: AuditAssembler | None = None) -> None:
-        self.tree = tree or ProcessTree()
+    def __init__(self, assembler: AuditAssembler | None = None) -> None:
         self.assembler = assembler or AuditAssembler()
 
     def normalize(self, tenant: str, resource: dict[str, Any], record: LogRecord) -> Normalized:
@@ -54,7 +52,6 @@ class Normalizer:
             return Normalized(None, "invalid", attrs)
         if event.event_name not in SCORED_EVENT_NAMES:
             return Normalized(None, "unrecognised", attrs)
-        self._ancestry(tenant, event)
         if kind == "semconv" and resource.get(semconv.SERVICE_NAME) == semconv.AGENT_SERVICE_NAME:
             kind = "agent"
         return Normalized(event, kind, attrs)
@@ -92,12 +89,6 @@ class Normalizer:
             flat["ts"] = (record.time_unix_nano or record.observed_time_unix_nano) / 1e9
         _bound(flat)
         return flat
-
-    def _ancestry(self, tenant: str, event: ProcessEvent) -> None:
-        ancestors = self.tree.observe((tenant, event.host), event.pid, event.executable_name, event.parent_pid,
-                                      event.parent_name)
-        if not event.ancestors and ancestors:
-            event.ancestors = ancestors
 
 
 def _body(record: LogRecord) -> Any:

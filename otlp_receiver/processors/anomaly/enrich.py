@@ -1,5 +1,6 @@
-"""The verdict written into a record: `anomaly_*` attributes, `process.ancestors`, procsight's process
-attributes for records of another shape, and a severity raised for warn and alert (never lowered).
+"""The verdict written into a record: `anomaly_*` attributes (with the chain's incident and the ATT&CK
+techniques), `process.ancestors`, procsight's process attributes for records of another shape, and a
+severity raised for warn and alert (never lowered).
 
 docs/records.md lists what is added; the keys are `core/semconv.py`'s.
 """
@@ -24,11 +25,7 @@ RAISED_SEVERITY = {"warn": (13, "WARN"), "alert": (17, "ERROR")}
 def enrich(record: LogRecord, event: ProcessEvent, verdict: Verdict, present: dict[str, Any]) -> None:
     """Appends the verdict as serialized LogRecord fields merged in one C call: building KeyValue
     messages attribute by attribute from Python costs several times more per record."""
-    if any(key in present for key in semconv.VERDICT_KEYS):
-        # A replayed or re-scored record: drop the old verdict instead of duplicating keys.
-        keep = [kv for kv in record.attributes if kv.key not in semconv.VERDICT_KEYS]
-        del record.attributes[:]
-        record.attributes.extend(keep)
+    strip_verdict(record, present)
     parts = [
         _SCORE_PREFIX + struct.pack("<d", round(float(verdict.score), 6)),
         _static_attribute(semconv.ANOMALY_SEVERITY, verdict.severity),
@@ -36,7 +33,11 @@ def enrich(record: LogRecord, event: ProcessEvent, verdict: Verdict, present: di
         _static_attribute(semconv.ANOMALY_WORKLOAD, verdict.workload),
         _static_attribute(semconv.ANOMALY_NEAREST, verdict.nearest),
         _static_attribute(semconv.ANOMALY_MODEL, verdict.model),
+        _techniques_attribute(verdict.techniques),
     ]
+    if verdict.incident:
+        parts.append(_static_attribute(semconv.ANOMALY_INCIDENT, verdict.incident))
+        parts.append(log_attribute(semconv.ANOMALY_INCIDENT_SCORE, round(float(verdict.incident_score), 6)))
     if event.ancestors and semconv.PROCESS_ANCESTORS not in present:
         parts.append(_ancestors_attribute(event.ancestors))
     if semconv.PROCESS_COMMAND_LINE not in present:
@@ -45,6 +46,17 @@ def enrich(record: LogRecord, event: ProcessEvent, verdict: Verdict, present: di
     if raised and record.severity_number < raised[0]:
         parts.append(_SEVERITY_FIELDS[verdict.severity])
     record.MergeFromString(b"".join(parts))
+
+
+def strip_verdict(record: LogRecord, present: dict[str, Any]) -> bool:
+    """Removes verdict attributes a record arrived with (a replay of our own, or a sender forging one:
+    only procsight writes them). True when there were any."""
+    if not any(key in present for key in semconv.VERDICT_KEYS):
+        return False
+    keep = [kv for kv in record.attributes if kv.key not in semconv.VERDICT_KEYS]
+    del record.attributes[:]
+    record.attributes.extend(keep)
+    return True
 
 
 def _normalised_attributes(event: ProcessEvent, present: dict[str, Any]) -> bytes:
@@ -62,6 +74,11 @@ def _static_attribute(key: str, value: str) -> bytes:
 @functools.lru_cache(maxsize=4096)
 def _reasons_attribute(reasons: tuple[str, ...]) -> bytes:
     return log_attribute(semconv.ANOMALY_REASONS, reasons)
+
+
+@functools.lru_cache(maxsize=4096)
+def _techniques_attribute(techniques: tuple[str, ...]) -> bytes:
+    return log_attribute(semconv.ANOMALY_TECHNIQUES, techniques)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -27,6 +27,8 @@ class AnomalyProcessor:
                                         "Records seen by the anomaly processor, by recognised shape "
                                         "(unrecognised ones pass through unscored)")
         self._scored = telemetry.counter("procsight_scored_log_records_total", "Records scored, by severity")
+        self._forged = telemetry.counter("procsight_forged_verdicts_total",
+                                         "Unscored records that arrived with verdict attributes (removed)")
 
     def start(self) -> None:
         if self.config.separate_process:
@@ -52,6 +54,8 @@ class AnomalyProcessor:
             self._kinds.inc(count, kind=kind)
         for severity, count in outcome.severities.items():
             self._scored.inc(count, severity=severity)
+        if outcome.forged:
+            self._forged.inc(outcome.forged)
         if outcome.embeddings is not None:
             batch.embeddings = outcome.embeddings
         return batch

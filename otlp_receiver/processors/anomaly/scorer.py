@@ -1,7 +1,8 @@
 """The anomaly processor's work: normalise each record to a `ProcessEvent`, score it against its
 (tenant, workload) baseline, and enrich the record in place with the verdict (`enrich.py`).
 
-Records that are not process or network events pass through untouched and are counted by kind.
+Records that are not process or network events pass through unscored and are counted by kind; verdict
+attributes they arrived with are removed (only procsight writes those) and counted as forged.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from core.event import ProcessEvent
 from otlp_receiver.normalize import Normalizer
 from otlp_receiver.normalize.values import attributes_dict
 from otlp_receiver.processors.anomaly.config import Config
-from otlp_receiver.processors.anomaly.enrich import enrich
+from otlp_receiver.processors.anomaly.enrich import enrich, strip_verdict
 from scoring.engine import AnomalyEngine
 
 MAX_WORKLOAD_CHARS = 256
@@ -29,6 +30,7 @@ class Outcome:
     embeddings: np.ndarray | None  # float32 (records, dim), or None when nothing was scored
     kinds: dict[str, int]  # records by normalised shape
     severities: dict[str, int]  # scored records by severity
+    forged: int = 0  # unscored records that arrived carrying verdict attributes (removed)
 
 
 class BatchScorer:
@@ -47,6 +49,7 @@ class BatchScorer:
         groups: dict[str, list[tuple[int, LogRecord, ProcessEvent, dict[str, Any]]]] = defaultdict(list)
         kinds: dict[str, int] = defaultdict(int)
         severities: dict[str, int] = defaultdict(int)
+        forged = 0
         ordinal = 0
         for resource_logs in logs.resource_logs:
             resource = attributes_dict(resource_logs.resource.attributes)
@@ -58,9 +61,11 @@ class BatchScorer:
                     if normalized.event is not None:
                         group = workload or _bounded(normalized.event.host) or self.config.default_workload
                         groups[group].append((ordinal, record, normalized.event, normalized.attributes or {}))
+                    else:
+                        forged += strip_verdict(record, normalized.attributes or {})
                     ordinal += 1
         if not groups:
-            return Outcome(None, dict(kinds), {})
+            return Outcome(None, dict(kinds), {}, forged)
         embeddings = np.zeros((ordinal, self.engine.featurizer.dim), dtype=np.float32)
         for workload, items in groups.items():
             verdicts = self.engine.process([item[2] for item in items], tenant=tenant, workload=workload,
@@ -70,7 +75,7 @@ class BatchScorer:
                 if verdict.vector.shape == (embeddings.shape[1],):
                     embeddings[index] = verdict.vector
                 severities[verdict.severity] += 1
-        return Outcome(embeddings, dict(kinds), dict(severities))
+        return Outcome(embeddings, dict(kinds), dict(severities), forged)
 
     def _workload(self, resource: dict[str, Any]) -> str:
         for key in self.config.workload_key:

@@ -77,6 +77,11 @@ def test_shell_under_nginx_through_sh_c_gets_ancestors_reasons_and_raised_severi
     assert shell["anomaly_severity"] in ("warn", "alert")
     assert records[1].severity_number >= 13 and records[1].severity_text in ("WARN", "ERROR")
     assert shell["anomaly_workload"] == "web" and shell["anomaly_model"]
+    # The shell's script pipes a download into bash; the bash it starts is the same chain.
+    script = attributes(records[0])
+    assert "T1105" in script["anomaly_techniques"] and script["anomaly_severity"] == "alert"
+    assert script["anomaly_incident"] and shell["anomaly_incident"] == script["anomaly_incident"]
+    assert shell["anomaly_incident_score"] == script["anomaly_incident_score"] >= script["anomaly_score"]
     assert attack.embeddings.shape[0] == 2 and abs(float((attack.embeddings[1] ** 2).sum()) - 1.0) < 1e-3
 
 
@@ -100,6 +105,17 @@ def test_non_process_records_pass_through_unscored_and_counted(processor) -> Non
     assert not batch.embeddings[1].any()
     kinds = processor._kinds
     assert kinds.value(kind="unrecognised") == 1 and kinds.value(kind="agent") == 1
+
+
+def test_senders_cannot_forge_a_verdict(processor) -> None:  # type: ignore[no-untyped-def]
+    batch = exec_batch([process_exec("ls", "ls -l", 5, 1)])
+    forged = batch.logs.resource_logs[0].scope_logs[0].log_records.add()
+    forged.body.string_value = "nothing the scorer recognises"
+    forged.attributes.extend(key_values({"anomaly_score": 0.99, "anomaly_severity": "alert",
+                                         "anomaly_workload": "prod-payments", "anomaly_incident": "x", "keep": 1}))
+    processor.process(batch)
+    assert attributes(forged) == {"keep": 1}
+    assert processor._forged.total() == 1
 
 
 def test_rescoring_a_replayed_record_does_not_duplicate_attributes(processor) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,848 @@
+"""Knowledge of sensitive behaviour: what a command does to credentials, persistence, logs, defences.
+
+A baseline says what is new; this says what is sensitive. Each check looks at one `Command` (a process
+or one command of a shell script, wrappers like sudo and nohup removed) and returns `Evidence` with
+the ATT&CK technique it points to. Weights are evidence strengths, set from what the behaviour means:
+
+- strong (0.35 and up): changes that attackers make and routine work rarely does, or reads of
+  secrets by a tool that prints or ships them: writing cron, systemd units, authorized_keys, shell rc
+  files or ld.so.preload; creating accounts or adding them to sudo; deleting security logs or shell
+  history; stopping security tools or the firewall; setuid bits; kernel modules from odd places;
+  reading password hashes or private keys; miners, scanners, crackers, tunnels.
+- weak (0.2 and below): what people also do every day: looking around (id, uname, ps, ss), archiving,
+  encoding, a plain download. Weak evidence ranks an event above bare novelty but cannot make a new
+  command an alert by itself (scoring/engine.py); it counts when it piles up in one session or runs
+  where people do not type (under a web server, see scoring/chains.py).
+
+Reads are judged by what reads: `cat /etc/shadow` ships a secret, `install privkey.pem /etc/nginx/`
+does not. Writes come from redirections, `tee`, `cp`/`mv`/`install` destinations, `sed -i`, `dd of=`,
+`curl -o` and `wget -O`; deletions from `rm`, `unlink`, `shred`, `truncate` and `> file`.
+Every pattern is bounded: these run on attacker-controlled text.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from scoring.commands import Command, unwrap
+from scoring.evidence import (
+    COLLECTION,
+    COMMAND_AND_CONTROL,
+    CREDENTIAL_ACCESS,
+    DEFENSE_EVASION,
+    DISCOVERY,
+    EXFILTRATION,
+    IMPACT,
+    PERSISTENCE,
+    PRIVILEGE_ESCALATION,
+    Evidence,
+)
+from scoring.programs import DOWNLOADERS
+from scoring.tokens import address_class, path_class
+
+MAX_OPERAND = 512  # characters of one argument a check looks at
+
+# -- sensitive locations ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """What a path is, and the evidence of reading, writing or deleting it: (weight, technique, tactic)."""
+
+    name: str
+    read: tuple[float, str, str] | None = None
+    write: tuple[float, str, str] | None = None
+    delete: tuple[float, str, str] | None = None
+
+
+_SHADOW = Location("password hashes", (0.6, "T1003.008", CREDENTIAL_ACCESS), (0.65, "T1098", PERSISTENCE),
+                   (0.3, "T1531", IMPACT))
+_ACCOUNTS = Location("the account list", (0.05, "T1087.001", DISCOVERY), (0.65, "T1136.001", PERSISTENCE),
+                     (0.3, "T1531", IMPACT))
+_SUDOERS = Location("sudo rules", (0.15, "T1069.001", DISCOVERY), (0.6, "T1548.003", PRIVILEGE_ESCALATION))
+_PRIVATE_KEY = Location("a private SSH key", (0.5, "T1552.004", CREDENTIAL_ACCESS), (0.2, "T1552.004", PERSISTENCE))
+_AUTHORIZED_KEYS = Location("SSH authorized_keys", (0.05, "T1098.004", DISCOVERY), (0.55, "T1098.004", PERSISTENCE),
+                            (0.15, "T1531", IMPACT))
+_CREDENTIALS = Location("a credentials file", (0.4, "T1552.001", CREDENTIAL_ACCESS))
+_TLS_KEY = Location("a TLS private key", (0.25, "T1552.004", CREDENTIAL_ACCESS))
+_HISTORY = Location("shell history", (0.3, "T1552.003", CREDENTIAL_ACCESS), (0.4, "T1070.003", DEFENSE_EVASION),
+                    (0.5, "T1070.003", DEFENSE_EVASION))
+_LOGS = Location("security logs", None, (0.45, "T1070.002", DEFENSE_EVASION), (0.55, "T1070.002", DEFENSE_EVASION))
+_CRON = Location("cron", (0.05, "T1053.003", DISCOVERY), (0.5, "T1053.003", PERSISTENCE))
+_SYSTEMD = Location("a systemd unit", None, (0.45, "T1543.002", PERSISTENCE))
+_TIMER = Location("a systemd timer", None, (0.45, "T1053.006", PERSISTENCE))
+_SHELL_RC = Location("a shell start-up file", None, (0.45, "T1546.004", PERSISTENCE))
+_PRELOAD = Location("the dynamic loader's preload list", (0.2, "T1574.006", DISCOVERY),
+                    (0.65, "T1574.006", PERSISTENCE))
+_LOADER_CONF = Location("the dynamic loader's configuration", None, (0.4, "T1574.006", PERSISTENCE))
+_INIT = Location("boot scripts", None, (0.45, "T1037.004", PERSISTENCE))
+_PAM = Location("PAM authentication", None, (0.55, "T1556.003", CREDENTIAL_ACCESS))
+_UDEV = Location("udev rules", None, (0.4, "T1546", PERSISTENCE))
+_AUTOSTART = Location("desktop autostart", None, (0.4, "T1547.013", PERSISTENCE))
+_MOTD = Location("login message scripts", None, (0.4, "T1546", PERSISTENCE))
+_SSHD = Location("the SSH server configuration", None, (0.3, "T1098.004", PERSISTENCE))
+_MODULES = Location("kernel modules loaded at boot", None, (0.45, "T1547.006", PERSISTENCE))
+_BINARIES = Location("system binaries", None, (0.25, "T1554", PERSISTENCE), (0.2, "T1485", IMPACT))
+_MEMORY = Location("another process's memory", (0.5, "T1003.007", CREDENTIAL_ACCESS), (0.6, "T1055", DEFENSE_EVASION))
+_ENVIRON = Location("another process's environment", (0.35, "T1552", CREDENTIAL_ACCESS))
+_DOCKER = Location("the Docker socket", (0.4, "T1611", PRIVILEGE_ESCALATION), (0.4, "T1611", PRIVILEGE_ESCALATION))
+_AUDIT_RULES = Location("audit rules", None, (0.5, "T1562.012", DEFENSE_EVASION), (0.5, "T1562.012", DEFENSE_EVASION))
+_CA_TRUST = Location("trusted root certificates", None, (0.35, "T1553.004", DEFENSE_EVASION))
+_SECURITY_CONFIG = Location("security configuration", None, (0.45, "T1562.001", DEFENSE_EVASION))
+_WEB_SCRIPT = Location("a script in a web root", None, (0.5, "T1505.003", PERSISTENCE))
+
+_EXACT = {
+    "/etc/shadow": _SHADOW, "/etc/gshadow": _SHADOW, "/etc/shadow-": _SHADOW, "/etc/gshadow-": _SHADOW,
+    "/etc/security/opasswd": _SHADOW, "/etc/master.passwd": _SHADOW,
+    "/etc/passwd": _ACCOUNTS, "/etc/group": _ACCOUNTS, "/etc/passwd-": _ACCOUNTS,
+    "/etc/sudoers": _SUDOERS, "/etc/crontab": _CRON, "/etc/anacrontab": _CRON,
+    "/etc/ld.so.preload": _PRELOAD, "/etc/ld.so.conf": _LOADER_CONF, "/etc/rc.local": _INIT,
+    "/etc/profile": _SHELL_RC, "/etc/bash.bashrc": _SHELL_RC, "/etc/environment": _SHELL_RC,
+    "/etc/zsh/zshrc": _SHELL_RC, "/etc/zshrc": _SHELL_RC, "/etc/ssh/sshd_config": _SSHD,
+    "/etc/modules": _MODULES, "/var/run/docker.sock": _DOCKER, "/run/docker.sock": _DOCKER,
+    "/etc/audit/audit.rules": _AUDIT_RULES, "/etc/selinux/config": _SECURITY_CONFIG,
+    "/etc/audit/auditd.conf": _AUDIT_RULES, "/etc/rsyslog.conf": _SECURITY_CONFIG, "/var/run/utmp": _LOGS,
+    "/run/utmp": _LOGS,
+}
+_PREFIXES = (
+    ("/etc/sudoers.d/", _SUDOERS), ("/etc/cron.", _CRON), ("/var/spool/cron", _CRON), ("/var/spool/at", _CRON),
+    ("/etc/profile.d/", _SHELL_RC), ("/etc/ld.so.conf.d/", _LOADER_CONF), ("/etc/init.d/", _INIT),
+    ("/etc/rc", _INIT), ("/etc/pam.d/", _PAM), ("/etc/udev/rules.d/", _UDEV), ("/lib/udev/rules.d/", _UDEV),
+    ("/etc/xdg/autostart/", _AUTOSTART), ("/etc/update-motd.d/", _MOTD), ("/etc/modules-load.d/", _MODULES),
+    ("/etc/audit/rules.d/", _AUDIT_RULES), ("/usr/local/share/ca-certificates/", _CA_TRUST),
+    ("/etc/pki/ca-trust/source/anchors/", _CA_TRUST), ("/etc/ssl/private/", _TLS_KEY),
+    ("/var/log/", _LOGS), ("/etc/systemd/system/", _SYSTEMD), ("/lib/systemd/system/", _SYSTEMD),
+    ("/usr/lib/systemd/system/", _SYSTEMD), ("/run/systemd/system/", _SYSTEMD), ("/etc/ssh/ssh_host_", _PRIVATE_KEY),
+    ("/var/run/secrets/", _CREDENTIALS), ("/run/secrets/", _CREDENTIALS),
+    ("/bin/", _BINARIES), ("/sbin/", _BINARIES), ("/usr/bin/", _BINARIES), ("/usr/sbin/", _BINARIES),
+    ("/lib/security/", _PAM), ("/lib/x86_64-linux-gnu/security/", _PAM), ("/usr/lib/x86_64-linux-gnu/security/", _PAM),
+)
+# Names (before the first dot) of the logs that record logins, privilege use and the system's own events.
+_PREFIX_TEXTS = tuple(prefix for prefix, _ in _PREFIXES)
+_LOG_FILES = frozenset({"auth", "secure", "syslog", "messages", "kern", "wtmp", "btmp", "lastlog", "utmp", "faillog",
+                        "audit", "daemon", "user", "mail", "maillog", "cron", "sudo", "boot"})
+_RC_FILES = frozenset({".bashrc", ".bash_profile", ".profile", ".bash_login", ".bash_logout", ".zshrc",
+                       ".zprofile", ".zlogin", ".zshenv", ".cshrc", ".tcshrc", ".kshrc", ".config/fish/config.fish"})
+_HISTORY_FILES = frozenset({".bash_history", ".zsh_history", ".history", ".sh_history", ".mysql_history",
+                            ".psql_history", ".python_history", ".node_repl_history", ".lesshst", ".viminfo"})
+_CREDENTIAL_FILES = frozenset({".netrc", ".pgpass", ".my.cnf", ".git-credentials", ".npmrc", ".pypirc",
+                               "credentials", "wp-config.php", ".env", "credentials.json", "secrets.yaml",
+                               "secrets.yml", ".htpasswd", ".vault-token", "id_token", "kubeconfig"})
+_CREDENTIAL_DIRS = ("/.aws/", "/.azure/", "/.config/gcloud/", "/.kube/", "/.docker/config.json", "/.gnupg/",
+                    "/.password-store/", "/.mozilla/firefox/", "/.config/google-chrome/")
+_WEB_ROOTS = ("/var/www/", "/srv/www/", "/usr/share/nginx/html/", "/htdocs/", "/webapps/", "/public_html/")
+_WEB_SCRIPT_SUFFIXES = (".php", ".phtml", ".jsp", ".jspx", ".asp", ".aspx", ".cgi", ".pl", ".py", ".sh")
+_PRIVATE_KEY_NAME = re.compile(r"(?:^|/)(?:id_(?:rsa|dsa|ecdsa|ed25519)(?:_sk)?|identity)$")
+_PROC_FILE = re.compile(r"^/proc/(?:\d{1,8}|self|\*)/(mem|maps|environ)$")
+
+
+@lru_cache(maxsize=1 << 14)
+def location_of(path: str) -> Location | None:
+    """What a path is, when it is one of the locations above; None for ordinary files."""
+    if not path or len(path) > MAX_OPERAND:
+        return None
+    path = path.strip("'\"")
+    found = _EXACT.get(path)
+    if found is not None:
+        return found
+    name = path.rsplit("/", 1)[-1]
+    if "/.ssh/" in path or path.startswith(".ssh/") or path.startswith("~/.ssh/"):
+        if name.startswith("authorized_keys"):
+            return _AUTHORIZED_KEYS
+        if _PRIVATE_KEY_NAME.search(path):
+            return _PRIVATE_KEY
+    if name in _HISTORY_FILES:
+        return _HISTORY
+    if name in _RC_FILES or path.endswith("/.config/fish/config.fish"):
+        return _SHELL_RC
+    if name in _CREDENTIAL_FILES or any(d in path for d in _CREDENTIAL_DIRS):
+        return _CREDENTIALS
+    if (memory := _PROC_FILE.match(path)) is not None:
+        return _ENVIRON if memory.group(1) == "environ" else _MEMORY
+    if path in ("/dev/mem", "/dev/kmem", "/proc/kcore"):
+        return _MEMORY
+    if "/.config/systemd/user/" in path:
+        return _TIMER if name.endswith(".timer") else _SYSTEMD
+    if "/.config/autostart/" in path:
+        return _AUTOSTART
+    if any(root in path for root in _WEB_ROOTS) and name.endswith(_WEB_SCRIPT_SUFFIXES):
+        return _WEB_SCRIPT
+    if name.endswith((".pem", ".key")) and ("private" in path or "privkey" in name or name.endswith(".key")):
+        return _TLS_KEY
+    if path.rstrip("/*") in ("/var/log", "/var/log/audit", "/var/log/journal"):
+        return _LOGS
+    if not path.startswith(_PREFIX_TEXTS):
+        return None
+    for prefix, location in _PREFIXES:
+        if path.startswith(prefix):
+            if location is _LOGS and name.split(".", 1)[0] not in _LOG_FILES and not _is_log_dir(path):
+                return None  # application logs: rotated and cleaned routinely
+            if location is _SYSTEMD and name.endswith(".timer"):
+                return _TIMER
+            return location
+    return None
+
+
+def _is_log_dir(path: str) -> bool:
+    return path.rstrip("/*") in ("/var/log", "/var/log/audit", "/var/log/journal") or path.startswith(
+        ("/var/log/audit/", "/var/log/journal/"))
+
+
+# -- what a command does to files -------------------------------------------------------------------------
+
+# Programs that print, encode, pack or ship what they read: reading a secret with these exposes it.
+_CONTENT_READERS = frozenset({
+    "cat", "head", "tail", "less", "more", "strings", "xxd", "od", "hexdump", "base64", "base32", "basenc",
+    "tac", "nl", "grep", "egrep", "fgrep", "zgrep", "rg", "awk", "gawk", "mawk", "sed", "cut", "sort", "uniq",
+    "tar", "zip", "7z", "7za", "rar", "gzip", "bzip2", "xz", "zstd", "scp", "rsync", "nc", "ncat", "netcat",
+    "socat", "dd", "gpg", "openssl", "python", "perl", "ruby", "php", "vi", "vim", "nano",
+    "view", "ed", "emacs", "unshadow", "john", "hashcat", "sftp", "ftp", "mail", "mutt", "sendmail", "split",
+    "busybox", "diff", "cmp", "paste", "column", "jq", "fold", "rev", "iconv", "uuencode",
+})
+_COPIERS = frozenset({"cp", "mv", "install", "rsync", "scp", "ln", "dd"})
+_DELETERS = frozenset({"rm", "unlink", "shred", "srm", "wipe", "truncate"})
+_STAGING = frozenset({"tmp", "shm", "home", "www", "relative"})
+
+
+def reads_of(command: Command) -> tuple[str, ...]:
+    """Files whose contents the command reads."""
+    program, operands = command.program, _operands(command)
+    found = [r.target for r in command.redirects if r.operator == "<"]
+    if program in ("grep", "egrep", "fgrep", "zgrep", "rg", "awk", "gawk", "mawk", "sed") and operands:
+        operands = operands[1:]  # the pattern or program comes first
+    if program in _CONTENT_READERS or program in _COPIERS:
+        found.extend(operands[:-1] if program in _COPIERS and len(operands) > 1 else operands)
+    if program == "dd":
+        found.extend(_option_values(command, ("if=",)))
+    if program in ("curl", "wget", "openssl"):
+        for option, value in _option_pairs(command, ("-d", "--data", "--data-binary", "-F", "--form", "-T",
+                                                     "--upload-file", "--post-file", "-in")):
+            if option in ("-T", "--upload-file", "--post-file", "-in"):
+                found.append(value)
+            elif "@" in value:
+                found.append(value.split("@", 1)[1].split(";", 1)[0])
+    return tuple(_clean(p) for p in found if p and p != "-")
+
+
+def writes_of(command: Command) -> tuple[str, ...]:
+    """Files the command creates or changes."""
+    program, operands = command.program, _operands(command)
+    found = list(command.writes_to())
+    if program == "tee":
+        found.extend(operands)
+    elif program in ("cp", "mv", "install", "ln", "rsync") and len(operands) >= 2:
+        found.append(_destination(operands[-1], operands[0]))
+    elif program == "sed" and any(a == "-i" or a.startswith(("-i", "--in-place")) for a in command.args[1:]):
+        found.extend(operands[1:])
+    elif program in ("touch", "truncate", "chattr") and operands:
+        found.extend(operands)
+    if program == "dd":
+        found.extend(_option_values(command, ("of=",)))
+    if program in ("curl", "wget", "aria2c", "fetch"):
+        found.extend(_option_values(command, ("-o", "--output", "-O", "--output-document", "-P", "-out")))
+    return tuple(_clean(p) for p in found if p and p not in ("-", "/dev/null", "&1", "&2"))
+
+
+def deletes_of(command: Command) -> tuple[str, ...]:
+    """Files the command removes or empties."""
+    program = command.program
+    found: list[str] = []
+    if program in _DELETERS:
+        found.extend(_operands(command))
+    elif program == "ln" and "/dev/null" in command.args:
+        found.extend(o for o in _operands(command) if o != "/dev/null")  # history pointed at nothing
+    if program in (":", "true", "echo", "printf") or (program == "cat" and "/dev/null" in command.args):
+        found.extend(r.target for r in command.redirects if r.operator == ">")
+    return tuple(_clean(p) for p in found if p)
+
+
+# Options that take a value, per program, so the value is not mistaken for a file operand.
+_VALUE_OPTIONS: dict[str, frozenset[str]] = {name: frozenset(options.split()) for name, options in {
+    "curl": "-o --output -d --data --data-binary --data-raw --data-urlencode -H --header -u --user -X --request "
+            "-A --user-agent -e --referer -F --form -T --upload-file -x --proxy -m --max-time -b --cookie "
+            "-c --cookie-jar -w --write-out --connect-timeout --retry --cacert --cert --key --resolve",
+    "wget": "-O --output-document -P --directory-prefix -o --output-file -a -U --user-agent --header "
+            "--post-file --post-data --user --password -t --tries -T --timeout -e",
+    "grep": "-e -f -m -A -B -C --include --exclude", "egrep": "-e -f -m -A -B -C", "rg": "-e -g -t -m",
+    "tar": "-f --file -C --directory --exclude -T", "find": "-name -iname -path -perm -type -user -group -mtime "
+            "-mmin -newer -maxdepth -mindepth -size -exec -execdir -regex",
+    "useradd": "-s -d -g -G -c -u -k -e -f -p -b -K", "usermod": "-s -d -g -G -c -u -e -f -p -l",
+    "adduser": "--shell --home --gid --uid --gecos --ingroup", "crontab": "-u", "openssl": "-in -out -k -pass "
+            "-passin -passout -key -keyout -subj -days -config -CAfile",
+    "gpg": "-o --output -r --recipient -u --local-user --passphrase", "zip": "-P --password",
+    "install": "-m --mode -o --owner -g --group -t -S", "cp": "-t --target-directory -S", "mv": "-t -S",
+    "ssh": "-i -p -o -l -L -R -D -F -J -W -b -c -E -m", "scp": "-i -P -o -l -F -S -c", "rsync": "-e --rsh",
+    "nc": "-p -w -s -i -x -X -q", "ncat": "-p -w -s -i -e -c --exec --sh-exec", "sed": "-e -f",
+    "awk": "-F -v -f", "gawk": "-F -v -f", "head": "-n -c", "tail": "-n -c -s", "touch": "-r -d -t --date "
+            "--reference", "journalctl": "-u --unit -p --since --until -n -o -t -b", "ps": "-o -p -u -U -C -G -t",
+    "systemctl": "-H -M --type -t --state -p --property -n", "chown": "--reference", "chmod": "--reference",
+    "dd": "", "sudo": "-u -g -C -h -p -U -r -t", "timeout": "-s -k", "nice": "-n", "ln": "-t -S",
+    "xargs": "-I -n -P -d -a -E -L -s", "tcpdump": "-i -c -w -r -s -C -W -G -F", "nmap": "-p -oN -oX -oG -oA -iL",
+    "7z": "-o",
+}.items()}
+
+
+def _operands(command: Command) -> tuple[str, ...]:
+    """Arguments that are not options or option values."""
+    takes_value = _VALUE_OPTIONS.get(command.program, frozenset())
+    operands, skip = [], False
+    for arg in command.args[1:]:
+        if skip:
+            skip = False
+        elif arg.startswith("-") and len(arg) > 1:
+            skip = arg in takes_value
+        else:
+            operands.append(arg[:MAX_OPERAND])
+    return tuple(operands)
+
+
+def _option_pairs(command: Command, names: tuple[str, ...]) -> list[tuple[str, str]]:
+    args, pairs = command.args, []
+    for i, arg in enumerate(args[1:], start=1):
+        name, equals, value = arg.partition("=")
+        if equals and name in names and name.startswith("--"):
+            pairs.append((name, value[:MAX_OPERAND]))
+        elif arg in names and i + 1 < len(args):
+            pairs.append((arg, args[i + 1][:MAX_OPERAND]))
+    return pairs
+
+
+def _option_values(command: Command, names: tuple[str, ...]) -> list[str]:
+    values = []
+    args = command.args
+    for i, arg in enumerate(args[1:], start=1):
+        for name in names:
+            if name.endswith("="):
+                if arg.startswith(name):
+                    values.append(arg[len(name):])
+            elif arg == name and i + 1 < len(args):
+                values.append(args[i + 1])
+            elif arg.startswith(name + "=") and name.startswith("--"):
+                values.append(arg[len(name) + 1:])
+    return [v[:MAX_OPERAND] for v in values]
+
+
+def _destination(target: str, source: str) -> str:
+    return target.rstrip("/") + "/" + source.rstrip("/").rsplit("/", 1)[-1] if target.endswith("/") else target
+
+
+def _clean(path: str) -> str:
+    return path.strip("'\"")[:MAX_OPERAND]
+
+
+# -- the checks -------------------------------------------------------------------------------------------
+
+
+def _evidence(spec: tuple[float, str, str], reason: str) -> Evidence:
+    weight, technique, tactic = spec
+    return Evidence(weight, reason, technique, tactic)
+
+
+def _file_effects(command: Command) -> list[Evidence]:
+    found: list[Evidence] = []
+    program = command.program
+    for path in reads_of(command):
+        location = location_of(path)
+        if location is None or location.read is None:
+            continue
+        weight, technique, tactic = location.read
+        if program in _COPIERS and weight >= 0.2:
+            destination = writes_of(command)
+            staged = destination and path_class(destination[0]) in _STAGING
+            if not staged:
+                weight *= 0.3  # a copy between system locations: deployment, not collection
+        found.append(Evidence(weight, f"{program} reads {location.name} ({path[:80]})", technique, tactic))
+    for path in writes_of(command):
+        location = location_of(path)
+        if location is not None and location.write is not None:
+            found.append(_evidence(location.write, f"{program} writes {location.name} ({path[:80]})"))
+    for path in deletes_of(command):
+        location = location_of(path)
+        if location is not None and location.delete is not None:
+            found.append(_evidence(location.delete, f"{program} deletes or empties {location.name} ({path[:80]})"))
+    return found
+
+
+_PRIVILEGED_GROUPS = frozenset({"sudo", "wheel", "admin", "root", "adm", "docker", "lxd", "disk", "shadow",
+                                "systemd-journal", "libvirt", "kvm"})
+
+
+def _accounts(command: Command) -> list[Evidence]:
+    program, args = command.program, command.args
+    if program in ("useradd", "adduser", "newusers"):
+        if "-o" in args or ("-u" in args and args[args.index("-u") + 1:args.index("-u") + 2] == ("0",)):
+            return [Evidence(0.7, f"{program} creates an account with uid 0", "T1136.001", PERSISTENCE)]
+        return [Evidence(0.4, f"{program} creates an account", "T1136.001", PERSISTENCE)]
+    if program in ("usermod", "gpasswd", "adduser", "addgroup"):
+        groups = {g for a in args[1:] for g in a.split(",")}
+        if groups & _PRIVILEGED_GROUPS:
+            group = sorted(groups & _PRIVILEGED_GROUPS)[0]
+            return [Evidence(0.5, f"{program} adds an account to the {group} group", "T1098", PRIVILEGE_ESCALATION)]
+        if program == "usermod" and ("-o" in args or ("-u" in args and "0" in args)):
+            return [Evidence(0.7, "usermod gives an account uid 0", "T1098", PRIVILEGE_ESCALATION)]
+        if program == "usermod" and ({"-L", "--lock", "-e", "--expiredate"} & set(args) or "nologin" in " ".join(args)):
+            return [Evidence(0.1, "usermod locks an account", "T1531", IMPACT)]
+        return [Evidence(0.2, f"{program} changes an account", "T1098", PERSISTENCE)]
+    if program == "chpasswd":
+        return [Evidence(0.35, "chpasswd sets passwords", "T1098", PERSISTENCE)]
+    if program == "passwd":
+        if {"-d", "--delete"} & set(args):
+            return [Evidence(0.45, "passwd removes a password", "T1098", PERSISTENCE)]
+        if {"-l", "--lock", "-S", "--status", "-e"} & set(args):
+            return [Evidence(0.05, "passwd locks or inspects an account", "T1531", IMPACT)]
+        if _operands(command):
+            return [Evidence(0.25, "passwd sets another account's password", "T1098", PERSISTENCE)]
+    if program in ("userdel", "deluser", "groupdel"):
+        return [Evidence(0.15, f"{program} removes an account", "T1531", IMPACT)]
+    if program in ("groupadd", "addgroup"):
+        return [Evidence(0.1, f"{program} creates a group", "T1136.001", PERSISTENCE)]
+    if program in ("vipw", "vigr", "visudo") and "-c" not in args:
+        return [Evidence(0.25, f"{program} edits accounts or sudo rules", "T1098", PERSISTENCE)]
+    return []
+
+
+def _scheduling(command: Command) -> list[Evidence]:
+    program, args = command.program, command.args
+    if program == "crontab":
+        if {"-l", "-r", "-i"} & set(args) and not _operands(command):
+            return [Evidence(0.05, "crontab lists or removes a schedule", "T1053.003", DISCOVERY)] if "-l" in args \
+                else []
+        if "-e" in args:
+            return [Evidence(0.15, "crontab edits a schedule", "T1053.003", PERSISTENCE)]
+        return [Evidence(0.45, "crontab installs a schedule from a file or stdin", "T1053.003", PERSISTENCE)]
+    if program in ("at", "batch") and not ({"-l", "-d", "-r"} & set(args)):
+        return [Evidence(0.4, f"{program} schedules a command", "T1053.002", PERSISTENCE)]
+    if program == "systemd-run" and any(a.startswith(("--on-", "--timer-property")) for a in args):
+        return [Evidence(0.4, "systemd-run schedules a transient timer", "T1053.006", PERSISTENCE)]
+    if program in ("systemctl", "update-rc.d", "chkconfig", "rc-update") and {"enable", "defaults", "on", "add"} & set(
+            args):
+        return [Evidence(0.15, f"{program} enables a service at boot", "T1543.002", PERSISTENCE)]
+    return []
+
+
+_SECURITY_SERVICES = re.compile(
+    r"^(?:auditd?|apparmor|selinux|falco\S{0,20}|tetragon|osqueryd?|wazuh\S{0,20}|ossec\S{0,20}|clamav\S{0,20}|"
+    r"clamd|freshclam|falcon-sensor|cbagent|cbdaemon|sentinel\S{0,20}|mdatp|sysmon\S{0,10}|aide|snort|suricata|"
+    r"fail2ban|sshguard|crowdstrike|elastic-agent|auditbeat|filebeat|rsyslog|syslog-ng|systemd-journald|"
+    r"sysdig|tracee|qualys\S{0,20}|nessus\S{0,10}|splunkd?|td-agent|fluentd|fluent-bit|otelcol\S{0,20}|"
+    r"procsight\S{0,20}|datadog-agent|newrelic\S{0,20})(?:\.service)?$", re.IGNORECASE)
+_FIREWALLS = frozenset({"ufw", "firewalld", "nftables", "iptables", "ip6tables", "netfilter-persistent",
+                        "shorewall", "csf"})
+
+
+def _defenses(command: Command) -> list[Evidence]:
+    program, args = command.program, command.args
+    found: list[Evidence] = []
+    if program in ("systemctl", "service", "update-rc.d", "chkconfig", "rc-service", "invoke-rc.d"):
+        verbs = {"stop", "disable", "mask", "kill", "off", "remove"} & set(args)
+        if verbs:
+            for unit in _operands(command):
+                if _SECURITY_SERVICES.match(unit):
+                    found.append(Evidence(0.6, f"{program} {sorted(verbs)[0]}s {unit}, a security or logging "
+                                               "service", "T1562.001", DEFENSE_EVASION))
+                elif unit.removesuffix(".service") in _FIREWALLS:
+                    found.append(Evidence(0.5, f"{program} {sorted(verbs)[0]}s the firewall ({unit})", "T1562.004",
+                                          DEFENSE_EVASION))
+    elif program in ("kill", "pkill", "killall"):
+        targets = [a for a in args[1:] if not a.startswith("-") and not a.isdigit()]
+        if any(_SECURITY_SERVICES.match(t) for t in targets):
+            found.append(Evidence(0.5, f"{program} stops a security tool", "T1562.001", DEFENSE_EVASION))
+    elif program == "setenforce" and "0" in args[1:]:
+        found.append(Evidence(0.6, "setenforce turns SELinux off", "T1562.001", DEFENSE_EVASION))
+    elif program in ("aa-disable", "aa-complain", "aa-teardown") or (program == "apparmor_parser" and "-R" in args):
+        found.append(Evidence(0.5, f"{program} weakens AppArmor", "T1562.001", DEFENSE_EVASION))
+    elif program == "auditctl" and ("-D" in args or "-e0" in args or _pair(args, "-e", "0")):
+        found.append(Evidence(0.6, "auditctl removes audit rules or turns auditing off", "T1562.012", DEFENSE_EVASION))
+    elif program in ("iptables", "ip6tables", "iptables-legacy", "iptables-nft") and (
+            {"-F", "--flush", "-X"} & set(args) or (("-P" in args or "--policy" in args) and "ACCEPT" in args)):
+        found.append(Evidence(0.5, f"{program} flushes or opens the firewall", "T1562.004", DEFENSE_EVASION))
+    elif (program == "ufw" and "disable" in args) or (program == "nft" and "flush" in args):
+        found.append(Evidence(0.5, f"{program} turns the firewall off", "T1562.004", DEFENSE_EVASION))
+    elif program == "journalctl" and any(a.startswith(("--vacuum", "--rotate")) for a in args):
+        found.append(Evidence(0.2, "journalctl discards journal entries", "T1070.002", DEFENSE_EVASION))
+    elif program == "sysctl" and any(a.startswith(_WEAKENED_KERNEL) for a in args):
+        found.append(Evidence(0.4, "sysctl weakens kernel protections", "T1562.001", DEFENSE_EVASION))
+    return found
+
+
+_WEAKENED_KERNEL = ("kernel.randomize_va_space=0", "kernel.yama", "kernel.kptr")
+
+
+def _pair(args: tuple[str, ...], flag: str, value: str) -> bool:
+    return any(a == flag and b == value for a, b in itertools.pairwise(args))
+
+
+_HISTORY_TRICKS = re.compile(r"\bHISTFILE=/dev/null|\bHISTFILESIZE=0\b|\bHISTSIZE=0\b|\bunset\s{1,8}HISTFILE\b|"
+                             r"\bset\s{1,8}\+o\s{1,8}history\b|\bhistory\s{1,8}-[cw]\b|\bHISTCONTROL=ignore")
+
+
+def _history_tampering(command: Command) -> list[Evidence]:
+    text = command.text()[:MAX_OPERAND * 2]
+    if ("HIST" in text or "history" in text) and _HISTORY_TRICKS.search(text):
+        return [Evidence(0.5, "shell history turned off or cleared", "T1070.003", DEFENSE_EVASION)]
+    return []
+
+
+_SETUID_MODE = re.compile(r"^(?:[ugoa]*\+[rwxXt]*s[rwxXt]*|[0-7]?[2467][0-7]{3})$")
+
+
+def _permissions(command: Command) -> list[Evidence]:
+    program, args = command.program, command.args
+    operands = [o for o in _operands(command)]
+    if program == "chmod" and operands:
+        mode, targets = operands[0], operands[1:]
+        if _SETUID_MODE.match(mode):
+            return [Evidence(0.55, f"chmod sets the setuid/setgid bit ({mode} {' '.join(targets)[:80]})",
+                             "T1548.001", PRIVILEGE_ESCALATION)]
+        if ("x" in mode or (mode[-3:].isdigit() and int(mode[-3:][0]) & 1)) and any(
+                path_class(t) in ("tmp", "shm", "dev") or _hidden(t) for t in targets):
+            return [Evidence(0.3, f"chmod makes a file in a temp or hidden location executable ({targets[0][:80]})",
+                             "T1222.002", DEFENSE_EVASION)]
+        if mode.endswith("777") and any(t.startswith("/etc") for t in targets):
+            return [Evidence(0.3, "chmod makes system configuration writable by everyone", "T1222.002",
+                             DEFENSE_EVASION)]
+    if program in ("chown", "chgrp") and len(operands) >= 2 and operands[0].split(":")[0] in ("root", "0") and any(
+            path_class(t) in ("tmp", "shm") for t in operands[1:]):
+        return [Evidence(0.35, f"{program} gives a temp file to root (setuid preparation)", "T1222.002",
+                         DEFENSE_EVASION)]
+    if program == "chattr" and any(a.startswith(("+i", "-i", "+a")) for a in args[1:]):
+        return [Evidence(0.3, "chattr changes a file's immutable flag", "T1222.002", DEFENSE_EVASION)]
+    if program == "setcap" and any(c in " ".join(args).lower() for c in ("cap_setuid", "cap_sys_admin", "cap_dac_",
+                                                                          "cap_sys_ptrace", "cap_chown")):
+        return [Evidence(0.55, "setcap grants a powerful capability", "T1548.001", PRIVILEGE_ESCALATION)]
+    if program == "touch" and any(a in ("-r", "-d", "-t", "--date", "--reference") or a.startswith(
+            ("--date=", "--reference=")) for a in args[1:]):
+        return [Evidence(0.35, "touch sets a file's timestamps (timestomping)", "T1070.006", DEFENSE_EVASION)]
+    return []
+
+
+def _hidden(path: str) -> bool:
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    return name.startswith(".") and name not in (".", "..")
+
+
+def _kernel_modules(command: Command) -> list[Evidence]:
+    program, operands = command.program, _operands(command)
+    if program == "insmod" and operands:
+        odd = path_class(operands[0]) in ("tmp", "shm", "home", "relative") or _hidden(operands[0])
+        return [Evidence(0.7 if odd else 0.5, f"insmod loads a kernel module ({operands[0][:80]})", "T1547.006",
+                         PERSISTENCE)]
+    if program == "modprobe" and operands and "-r" not in command.args:
+        return [Evidence(0.15, f"modprobe loads a kernel module ({operands[0][:60]})", "T1547.006", PERSISTENCE)]
+    if program in ("rmmod",) or (program == "modprobe" and "-r" in command.args):
+        return [Evidence(0.2, f"{program} unloads a kernel module", "T1547.006", DEFENSE_EVASION)]
+    return []
+
+
+_KERNEL_THREAD = re.compile(r"^\[?(?:kworker|kthreadd|ksoftirqd|kswapd\d?|migration|rcu_\w{1,10}|watchdog|"
+                            r"kdevtmpfs|jbd2|kauditd|khugepaged|irq/\d{1,4})[\]/:\w-]{0,20}$")
+_DAEMON_NAMES = frozenset({"sshd", "systemd", "cron", "crond", "dbus-daemon", "rsyslogd", "init", "agetty",
+                           "systemd-journald", "systemd-logind", "polkitd", "nginx", "apache2", "httpd", "mysqld",
+                           "postgres", "containerd", "dockerd", "kubelet", "atd", "udevd", "auditd"})
+
+
+def _masquerading(command: Command) -> list[Evidence]:
+    if not command.args:
+        return []
+    path = command.args[0]
+    name = path.strip("[]") if path.startswith("[") else path.rsplit("/", 1)[-1].lstrip(".")
+    where = path_class(path)
+    if _KERNEL_THREAD.match(name):
+        return [Evidence(0.5, f"program named like a kernel thread ({path[:80]})", "T1036.004", DEFENSE_EVASION)]
+    if name in _DAEMON_NAMES and where in ("tmp", "shm", "home", "relative", "dev", "var", "other"):
+        return [Evidence(0.45, f"system daemon name run from an unusual place ({path[:80]})", "T1036.005",
+                         DEFENSE_EVASION)]
+    if command.program in ("cp", "mv", "ln") and len(ops := _operands(command)) == 2:
+        source, target = ops
+        target_name = _destination(target, source).rsplit("/", 1)[-1]
+        if path_class(source) == "system" and path_class(target) in ("tmp", "shm", "dev") and (
+                target_name != source.rsplit("/", 1)[-1]):
+            return [Evidence(0.4, f"{command.program} copies a system program to {target[:80]} under another name",
+                             "T1036.003", DEFENSE_EVASION)]
+    return []
+
+
+_URL = re.compile(r"^(?:https?|ftp|tftp)://([^/\s:]{1,255})(?::(\d{1,5}))?", re.IGNORECASE)
+_METADATA_HOSTS = ("169.254.169.254", "metadata.google.internal", "100.100.100.200", "fd00:ec2::254")
+
+def _transfers(command: Command) -> list[Evidence]:
+    program = command.program
+    if program not in DOWNLOADERS:
+        return []
+    text = command.text()[:MAX_OPERAND * 2]
+    if any(host in text for host in _METADATA_HOSTS):
+        return [Evidence(0.5, f"{program} queries the cloud metadata service", "T1552.005", CREDENTIAL_ACCESS)]
+    if "--unix-socket" in text and "docker.sock" in text:
+        return [Evidence(0.45, f"{program} talks to the Docker socket", "T1611", PRIVILEGE_ESCALATION)]
+    found: list[Evidence] = []
+    sent = [p for p in reads_of(command) if p]
+    if sent:
+        sensitive = [p for p in sent if location_of(p) is not None and (location_of(p).read or (0, "", ""))[0] >= 0.2]
+        if sensitive:
+            found.append(Evidence(0.55, f"{program} uploads {sensitive[0][:80]}", "T1048", EXFILTRATION))
+        else:
+            found.append(Evidence(0.15, f"{program} uploads {sent[0][:80]}", "T1048", EXFILTRATION))
+    saved = writes_of(command)
+    if saved and any(path_class(p) in ("tmp", "shm", "dev") or _hidden(p) for p in saved):
+        found.append(Evidence(0.35, f"{program} downloads into a temp or hidden file ({saved[0][:80]})", "T1105",
+                              COMMAND_AND_CONTROL))
+    elif not sent:
+        url = next((m for a in command.args[1:] if (m := _URL.match(a[:MAX_OPERAND]))), None)
+        where = address_class(url.group(1)) if url is not None else ""
+        raw_ip = where == "public"
+        odd_port = where in ("public", "name") and url.group(2) not in (None, "80", "443", "8080", "8443")
+        if raw_ip or odd_port:
+            found.append(Evidence(0.3, f"{program} fetches from a bare address or unusual port ({url.group(0)[:80]})",
+                                  "T1105", COMMAND_AND_CONTROL))
+        elif saved:
+            found.append(Evidence(0.15, f"{program} downloads a file", "T1105", COMMAND_AND_CONTROL))
+    return found
+
+
+_TOOLS: dict[str, tuple[float, str, str, str]] = {}
+for _names, _spec in (
+    (("nmap", "masscan", "zmap", "rustscan", "arp-scan", "netdiscover", "nbtscan", "unicornscan", "naabu"),
+     (0.5, "network scanner", "T1046", DISCOVERY)),
+    (("hydra", "medusa", "ncrack", "john", "hashcat", "unshadow", "crackmapexec", "patator", "netexec", "kerbrute"),
+     (0.65, "password cracking tool", "T1110", CREDENTIAL_ACCESS)),
+    (("linpeas", "linpeas.sh", "linenum", "linenum.sh", "lse", "lse.sh", "linux-exploit-suggester",
+      "linux-exploit-suggester.sh", "les.sh", "pspy", "pspy64", "pspy32", "unix-privesc-check", "traitor", "peass",
+      "deepce", "deepce.sh", "gtfonow", "sudo_killer"),
+     (0.7, "privilege-escalation reconnaissance tool", "T1068", PRIVILEGE_ESCALATION)),
+    (("mimipenguin", "mimipenguin.sh", "lazagne", "laZagne", "3snake", "swap_digger"),
+     (0.75, "credential dumping tool", "T1003", CREDENTIAL_ACCESS)),
+    (("xmrig", "xmr-stak", "minerd", "cpuminer", "ccminer", "ethminer", "t-rex", "nbminer", "lolminer", "nanominer",
+      "xmrig-notls", "srbminer", "teamredminer", "bminer", "phoenixminer"),
+     (0.75, "cryptocurrency miner", "T1496", IMPACT)),
+    (("chisel", "ngrok", "frpc", "frps", "gost", "iodine", "iodined", "dnscat", "dnscat2", "ptunnel", "ptunnel-ng",
+      "ligolo", "ligolo-ng", "rathole", "bore", "revsocks", "sshuttle"),
+     (0.6, "tunnelling tool", "T1572", COMMAND_AND_CONTROL)),
+    (("ettercap", "bettercap", "dsniff", "responder", "arpspoof", "mitm6"),
+     (0.65, "traffic interception tool", "T1557", CREDENTIAL_ACCESS)),
+    (("tcpdump", "tshark", "tcpflow", "ngrep", "dumpcap"), (0.2, "packet capture", "T1040", CREDENTIAL_ACCESS)),
+    (("proxychains", "proxychains4", "tsocks"), (0.4, "traffic proxied through a chain", "T1090", COMMAND_AND_CONTROL)),
+    (("sshpass",), (0.35, "SSH with a password on the command line", "T1021.004", "lateral-movement")),
+    (("xclip", "xsel"), (0.3, "clipboard access", "T1115", COLLECTION)),
+    (("xwd", "scrot", "gnome-screenshot"), (0.3, "screen capture", "T1113", COLLECTION)),
+    (("logkeys", "pykeylogger"), (0.7, "keylogger", "T1056.001", COLLECTION)),
+):
+    for _name in _names:
+        _TOOLS[_name] = (_spec[0], _spec[1], _spec[2], _spec[3])
+
+_MINER_ARGS = re.compile(r"stratum\+(?:tcp|ssl|tls)://|--donate-level|--cpu-max-threads-hint|\bcryptonight\b|"
+                         r"\brandomx\b|--coin[= ]", re.IGNORECASE)
+
+
+def _tools(command: Command) -> list[Evidence]:
+    name = command.args[0].rsplit("/", 1)[-1] if command.args else ""
+    spec = _TOOLS.get(name) or _TOOLS.get(command.program)
+    found = []
+    if spec is not None:
+        weight, what, technique, tactic = spec
+        found.append(Evidence(weight, f"{what} ({name[:40]})", technique, tactic))
+    if spec is None or spec[2] != "T1496":
+        text = command.text()[:MAX_OPERAND * 2]
+        if ("stratum" in text or "--donate" in text or "--coin" in text or "random" in text) and _MINER_ARGS.search(
+                text):
+            found.append(Evidence(0.75, "cryptocurrency mining arguments", "T1496", IMPACT))
+    return found
+
+
+def _network_tools(command: Command) -> list[Evidence]:
+    program, args = command.program, command.args
+    if program in ("nc", "ncat", "netcat", "nc.traditional", "nc.openbsd"):
+        if "-l" in args or any(a.startswith("-l") and len(a) <= 4 for a in args[1:]):
+            return [Evidence(0.35, f"{program} listens for connections", "T1095", COMMAND_AND_CONTROL)]
+        if any(r.operator == "<" for r in command.redirects):
+            return [Evidence(0.4, f"{program} sends a file to a remote host", "T1048", EXFILTRATION)]
+        return [Evidence(0.2, f"{program} opens a raw connection", "T1095", COMMAND_AND_CONTROL)]
+    if program == "socat" and any("listen" in a.lower() for a in args[1:]):
+        return [Evidence(0.35, "socat listens for connections", "T1095", COMMAND_AND_CONTROL)]
+    if program == "ssh" and any(a in ("-R", "-L", "-D", "-w") or a.startswith(("-R", "-D")) for a in args[1:]):
+        return [Evidence(0.3, "ssh opens a tunnel", "T1572", COMMAND_AND_CONTROL)]
+    if program in ("scp", "rsync", "sftp") and any("@" in a or ":" in a for a in _operands(command)[-1:]):
+        sensitive = [p for p in reads_of(command) if location_of(p) is not None]
+        if sensitive:
+            return [Evidence(0.5, f"{program} copies {sensitive[0][:80]} to another host", "T1048", EXFILTRATION)]
+    return []
+
+
+_SENSITIVE_DIRS = ("/etc", "/home", "/root", "/.ssh", "/var/www", "/var/lib/mysql", "/var/lib/postgresql", "/opt",
+                   "/srv", "/var/backups")
+
+
+def _collection(command: Command) -> list[Evidence]:
+    program, args = command.program, command.args
+    encrypt = (program in ("zip",) and ({"-e", "-P", "--encrypt", "--password"} & set(args))) or (
+        program in ("7z", "7za") and any(a.startswith("-p") for a in args)) or (
+        program == "gpg" and ({"-c", "--symmetric", "-e", "--encrypt"} & set(args))) or (
+        program == "openssl" and len(args) > 1 and (args[1] == "enc" or args[1].startswith("aes")) and "-d" not in args)
+    if encrypt:
+        return [Evidence(0.35, f"{program} encrypts files", "T1560.001", COLLECTION)]
+    if program in ("tar", "zip", "7z", "7za", "rar") and any(
+            o.rstrip("/").endswith(_SENSITIVE_DIRS) or "/.ssh" in o for o in _operands(command)):
+        return [Evidence(0.15, f"{program} archives a sensitive directory", "T1560.001", COLLECTION)]
+    decoding = bool({"-d", "--decode", "-D", "-r"} & set(args))
+    if program in ("base64", "base32", "basenc", "xxd", "uuencode") and not decoding:
+        return [Evidence(0.1, f"{program} encodes data", "T1132.001", COMMAND_AND_CONTROL)]
+    if program in ("base64", "base32", "basenc", "xxd") or (program == "openssl" and "-d" in args and "base64" in args):
+        return [Evidence(0.1, f"{program} decodes data", "T1140", DEFENSE_EVASION)]
+    return []
+
+
+_DISKS = re.compile(r"^of=/dev/(?:sd[a-z]|nvme\d|vd[a-z]|xvd[a-z]|hd[a-z]|mmcblk\d|dm-\d|mapper/)")
+
+
+def _impact(command: Command) -> list[Evidence]:
+    program, args = command.program, command.args
+    if program == "rm" and any(a in ("/", "/*", "--no-preserve-root") for a in args[1:]):
+        return [Evidence(0.7, "rm deletes the whole file system", "T1485", IMPACT)]
+    if program == "dd" and any(_DISKS.match(a) for a in args[1:]):
+        return [Evidence(0.65, "dd overwrites a disk", "T1561.001", IMPACT)]
+    if program in ("shred", "wipefs") and any(a.startswith("/dev/") for a in args[1:]):
+        return [Evidence(0.6, f"{program} wipes a disk", "T1561.001", IMPACT)]
+    if program.startswith("mkfs") and any(a.startswith("/dev/") for a in args[1:]):
+        return [Evidence(0.3, f"{program} formats a disk", "T1561.002", IMPACT)]
+    if program in ("shutdown", "reboot", "halt", "poweroff") or (program in ("init", "telinit") and
+                                                                  {"0", "6"} & set(args)):
+        return [Evidence(0.2, f"{program} stops the host", "T1529", IMPACT)]
+    return []
+
+
+def _escapes_and_injection(command: Command) -> list[Evidence]:
+    program, args = command.program, command.args
+    text = command.text()[:MAX_OPERAND * 2]
+    if program == "nsenter" and (("-t" in args and "1" in args) or "--target=1" in args):
+        return [Evidence(0.55, "nsenter enters the host's namespaces", "T1611", PRIVILEGE_ESCALATION)]
+    if program in ("docker", "podman", "nerdctl", "ctr") and ("--privileged" in args or "/:/" in text or
+                                                             "--pid=host" in args):
+        return [Evidence(0.5, f"{program} starts a container with host access", "T1611", PRIVILEGE_ESCALATION)]
+    if program in ("gdb", "pyrasite") and ({"-p", "--pid", "attach"} & set(args) or any(
+            a.startswith("--pid=") for a in args)):
+        return [Evidence(0.45, f"{program} attaches to a running process", "T1055", DEFENSE_EVASION)]
+    if program == "strace" and ("-p" in args or any(a.startswith("-p") for a in args[1:])) and "read" in text:
+        return [Evidence(0.5, "strace reads another process's input", "T1056.001", COLLECTION)]
+    if "LD_PRELOAD=" in text:
+        return [Evidence(0.45, "a library is preloaded into a program", "T1574.006", DEFENSE_EVASION)]
+    return []
+
+
+# Discovery: what people also do every day, weak alone (scoring/chains.py raises it where people do not type).
+_DISCOVERY: dict[str, tuple[str, str]] = {}
+for _names, _what in (
+    (("id", "whoami", "who", "w", "users", "logname", "last", "lastlog", "lastb"), ("T1033", "who is on the host")),
+    (("uname", "hostnamectl", "lsb_release", "lscpu", "dmidecode", "systemd-detect-virt", "arch", "virt-what"),
+     ("T1082", "system information")),
+    (("getent", "lslogins"), ("T1087.001", "account list")),
+    (("groups",), ("T1069.001", "group memberships")),
+    (("ps", "pstree", "top", "htop"), ("T1057", "running processes")),
+    (("ss", "netstat", "lsof"), ("T1049", "network connections")),
+    (("ip", "ifconfig", "route", "arp", "iwconfig", "nmcli"), ("T1016", "network configuration")),
+    (("env", "printenv"), ("T1082", "environment variables")),
+    (("mount", "df", "lsblk", "findmnt"), ("T1082", "file systems")),
+    (("lsmod",), ("T1082", "kernel modules")),
+    (("getcap",), ("T1548.001", "file capabilities")),
+):
+    for _name in _names:
+        _DISCOVERY[_name] = _what
+_SYSTEM_FILES = frozenset({"/etc/passwd", "/etc/group", "/etc/hosts", "/etc/resolv.conf", "/etc/issue",
+                           "/etc/os-release", "/proc/version", "/etc/lsb-release", "/proc/cpuinfo", "/etc/hostname",
+                           "/etc/network/interfaces", "/proc/net/tcp", "/proc/net/arp", "/etc/login.defs",
+                           "/proc/1/cgroup", "/etc/exports", "/etc/fstab"})
+_SUID_SEARCH = re.compile(r"^(?:-?[/ug+]?[46]000|[ug]=s|-[ug]\+s|/[46]000)$")
+
+
+def _discovery(command: Command) -> list[Evidence]:
+    program, args = command.program, command.args
+    found = []
+    what = _DISCOVERY.get(program)
+    if what is not None and not (program == "ip" and {"add", "del", "set", "flush", "replace"} & set(args)):
+        found.append(Evidence(0.05, f"{program}: {what[1]}", what[0], DISCOVERY))
+    if program in ("cat", "head", "tail", "less", "more", "grep", "awk", "cut") and any(
+            o in _SYSTEM_FILES or (o.startswith("/etc/") and o.endswith("-release")) for o in _operands(command)):
+        found.append(Evidence(0.05, f"{program} reads system configuration", "T1082", DISCOVERY))
+    if program == "find":
+        perm = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "-perm"]
+        if any(_SUID_SEARCH.match(p) for p in perm):
+            found.append(Evidence(0.15, "find searches for setuid/setgid programs", "T1083", DISCOVERY))
+        elif "-writable" in args or any(p in ("-o+w", "-0002", "-2", "/o+w") for p in perm):
+            found.append(Evidence(0.1, "find searches for writable files", "T1083", DISCOVERY))
+        elif any(n in " ".join(args) for n in ("id_rsa", "*.pem", "*.key", "*pass*", "*.kdbx", "wp-config",
+                                                ".env", "credentials")):
+            found.append(Evidence(0.35, "find searches for keys or passwords", "T1552.001", CREDENTIAL_ACCESS))
+    if program == "sudo" and ("-l" in args or "--list" in args):
+        found.append(Evidence(0.15, "sudo lists what this user may run", "T1069.001", DISCOVERY))
+    if program in ("which", "command", "type", "whereis") and len(
+            set(args[1:]) & {"nc", "ncat", "netcat", "socat", "python", "python3", "perl", "gcc", "wget", "curl",
+                             "nmap", "ruby", "php", "tftp"}) >= 2:
+        found.append(Evidence(0.15, "looks for tools on the host", "T1518", DISCOVERY))
+    if program in ("grep", "egrep", "ps") and any(_SECURITY_SERVICES.match(a) for a in args[1:]):
+        found.append(Evidence(0.15, "looks for security tools", "T1518.001", DISCOVERY))
+    if program in ("grep", "egrep", "rg") and any(a.lower().strip("'\"") in ("password", "passwd", "pass", "secret",
+                                                                             "token", "api_key", "apikey", "pwd")
+                                                  for a in args[1:]) and ({"-r", "-R", "-ri", "-ir", "-Ri", "-iR"}
+                                                                          & set(args)):
+        found.append(Evidence(0.4, f"{program} searches files for passwords", "T1552.001", CREDENTIAL_ACCESS))
+    return found
+
+
+# Which checks can say anything about a program: most commands meet only the checks every command meets.
+_CHECKS_BY_PROGRAM: dict[str, tuple[Callable[[Command], list[Evidence]], ...]] = {}
+for _check, _programs in (
+    (_accounts, ("useradd", "adduser", "newusers", "usermod", "gpasswd", "addgroup", "chpasswd", "passwd",
+                 "userdel", "deluser", "groupdel", "groupadd", "vipw", "vigr", "visudo")),
+    (_scheduling, ("crontab", "at", "batch", "systemd-run", "systemctl", "update-rc.d", "chkconfig", "rc-update")),
+    (_defenses, ("systemctl", "service", "update-rc.d", "chkconfig", "rc-service", "invoke-rc.d", "kill", "pkill",
+                 "killall", "setenforce", "aa-disable", "aa-complain", "aa-teardown", "apparmor_parser", "auditctl",
+                 "iptables", "ip6tables", "iptables-legacy", "iptables-nft", "ufw", "nft", "journalctl", "sysctl")),
+    (_permissions, ("chmod", "chown", "chgrp", "chattr", "setcap", "touch")),
+    (_kernel_modules, ("insmod", "modprobe", "rmmod")),
+    (_transfers, tuple(DOWNLOADERS)),
+    (_network_tools, ("nc", "ncat", "netcat", "nc.traditional", "nc.openbsd", "socat", "ssh", "scp", "rsync",
+                      "sftp")),
+    (_collection, ("zip", "7z", "7za", "gpg", "openssl", "tar", "rar", "base64", "base32", "basenc", "xxd",
+                   "uuencode")),
+    (_impact, ("rm", "dd", "shred", "wipefs", "mkfs", "shutdown", "reboot", "halt", "poweroff", "init", "telinit")),
+    (_escapes_and_injection, ("nsenter", "docker", "podman", "nerdctl", "ctr", "gdb", "pyrasite", "strace")),
+    (_discovery, (*_DISCOVERY, "cat", "head", "tail", "less", "more", "grep", "egrep", "rg", "awk", "cut", "find",
+                  "sudo", "which", "command", "type", "whereis")),
+):
+    for _program in _programs:
+        _CHECKS_BY_PROGRAM[_program] = (*_CHECKS_BY_PROGRAM.get(_program, ()), _check)
+_FILE_PROGRAMS = frozenset({*_CONTENT_READERS, *_COPIERS, *_DELETERS, *DOWNLOADERS, "tee", "sed", "touch",
+                            "truncate", "chattr", "openssl", ":", "true", "echo", "printf"})
+
+
+def _every_command(command: Command) -> list[Evidence]:
+    """What any program can do: touch sensitive files, hide in history or names, be a known tool, preload."""
+    found = _tools(command) + _masquerading(command)
+    program = command.program
+    joined = " ".join(command.args)[:MAX_OPERAND * 8]
+    if command.redirects or program in _FILE_PROGRAMS or "if=" in joined or "of=" in joined:
+        found += _file_effects(command)
+    if "HIST" in joined or "history" in joined:
+        found += _history_tampering(command)
+    if "LD_PRELOAD=" in joined and program not in _CHECKS_BY_PROGRAM:
+        found += _escapes_and_injection(command)
+    if "(){" in joined and ":(){" in joined.replace(" ", ""):
+        found.append(Evidence(0.6, "fork bomb", "T1499", IMPACT))
+    return found
+
+
+@lru_cache(maxsize=1 << 15)
+def assess_command(command: Command) -> tuple[Evidence, ...]:
+    """All knowledge evidence about one command (wrappers removed), strongest first."""
+    command = unwrap(command)
+    if not command.args:
+        return ()
+    found = _every_command(command)
+    program = command.program
+    checks = _CHECKS_BY_PROGRAM.get("mkfs" if program.startswith("mkfs") else program, ())
+    for check in checks:
+        found.extend(check(command))
+    found.sort(key=lambda e: -e.weight)
+    return tuple(found)

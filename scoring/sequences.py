@@ -1,0 +1,195 @@
+"""Rules over sequences of commands, shared by shell scripts and chains of processes.
+
+A pipeline (`curl URL | sh`, `env | base64 | curl -d @- URL`) and a write-then-run sequence
+(`curl -o x URL; chmod +x x; ./x`) mean the same whether they sit in one `sh -c` string or arrive as
+separate execs: scoring/heuristics.py applies these rules to a script's commands, scoring/chains.py to
+processes linked by pipes, timing and files.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from functools import lru_cache
+
+from scoring.commands import Command, Script, unwrap
+from scoring.evidence import COMMAND_AND_CONTROL, DEFENSE_EVASION, EXECUTION, EXFILTRATION, Evidence
+from scoring.knowledge import deletes_of, writes_of
+from scoring.programs import DOWNLOADERS, ENCODERS, INTERPRETERS, SENDERS, SHELLS
+from scoring.tokens import path_class
+
+DECODERS = frozenset({"base64", "base32", "basenc", "xxd", "openssl", "gunzip", "zcat", "gzip", "bzip2", "xz",
+                      "uudecode", "rev", "zstd"})
+# The first command of a pipeline that ends in a network sender: these read what is worth stealing.
+SECRET_SOURCES = frozenset({"env", "printenv", "set", "history", "cat", "tar", "zip", "find", "ps", "ls", "gpg",
+                            "openssl", "base64", "gzip", "xxd", "dd", "strings", "head", "tail", "grep"})
+
+
+def pipeline_evidence(commands: Sequence[Command], confirmed: bool) -> list[Evidence]:
+    """Evidence of one pipeline, producers first: a download or decode feeding a shell or interpreter,
+    secrets read, encoded and sent out. `confirmed` when the pipe is known (syntax or identities)."""
+    if len(commands) < 2:
+        return []
+    inner = [unwrap(c) for c in commands]
+    found: list[Evidence] = []
+    strength = 1.0 if confirmed else 0.75
+    for producer, consumer in itertools.pairwise(inner):
+        if runs_stdin(consumer):
+            if producer.program in DOWNLOADERS and not writes_of(producer):
+                found.append(Evidence(0.8 * strength, f"download piped into {consumer.program}: "
+                                                      f"{producer.program} | {consumer.program}", "T1105",
+                                      COMMAND_AND_CONTROL))
+            elif _decodes(producer):
+                found.append(Evidence(0.7 * strength, f"decoded data run by {consumer.program}: "
+                                                      f"{producer.program} | {consumer.program}", "T1140",
+                                      DEFENSE_EVASION))
+    sender = inner[-1]
+    if sends_stdin(sender) and len(inner) >= 2:
+        sources = [c.program for c in inner[:-1]]
+        secret = any(p in ("env", "printenv", "set") for p in sources) or any(
+            p in SECRET_SOURCES for p in sources[:1])
+        encoded = any(p in ENCODERS for p in sources)
+        weight = (0.6 if secret and encoded else 0.45 if secret or encoded else 0.25) * strength
+        found.append(Evidence(weight, f"data piped out to the network: {' | '.join([*sources, sender.program])}",
+                              "T1041", EXFILTRATION))
+    return found
+
+
+def script_evidence(script: Script, cwd: str) -> list[Evidence]:
+    """The chain rules inside one script: its pipelines, and files it writes and then runs."""
+    found: list[Evidence] = []
+    for pipeline in script.pipelines:
+        found.extend(pipeline_evidence(pipeline.commands, confirmed=True))
+    written: dict[str, tuple[str, float, str]] = {}
+    executed: set[str] = set()
+    for command in (unwrap(c) for c in script.commands()):
+        path = resolve(command.args[0], cwd) if command.args else ""
+        if path in written:
+            how, weight, technique = written[path]
+            found.append(Evidence(weight, f"runs {path[:80]}, {how} earlier in the same script", technique, EXECUTION))
+            executed.add(path)
+        for target in deletes_of(command):
+            if resolve(target, cwd) in executed:
+                found.append(Evidence(0.35, f"deletes {target[:80]} after running it", "T1070.004", DEFENSE_EVASION))
+        for target, how, weight, technique in made_runnable(command):
+            resolved = resolve(target, cwd)
+            if resolved in written and how.startswith(("made executable", "given the setuid bit")):
+                previous = written[resolved]
+                how, weight = f"{previous[0]}, then {how}", max(weight, previous[1])
+            written[resolved] = (how, weight, technique)
+    if any(_substitution_feeds_interpreter(c) for c in script.commands()) and any(
+            unwrap(c).program in DOWNLOADERS for c in script.commands()):
+        found.append(Evidence(0.8, "downloaded code run through command substitution", "T1105", COMMAND_AND_CONTROL))
+    return found
+
+
+def made_runnable(command: Command) -> list[tuple[str, str, float, str]]:
+    """(path, how, weight of running it later, technique) for each file this command prepares. Running
+    what was prepared in a temp, shared-memory or hidden place counts in full; elsewhere (a build
+    directory, a deployment) a third."""
+    return [(path, how, weight if _hideout(path) else round(weight * 0.3, 3), technique)
+            for path, how, weight, technique in _prepared(command)]
+
+
+def _hideout(path: str) -> bool:
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    return path_class(path) in ("tmp", "shm", "dev") or (name.startswith(".") and name not in (".", ".."))
+
+
+def _prepared(command: Command) -> list[tuple[str, str, float, str]]:
+    program = command.program
+    if program in DOWNLOADERS:
+        return [(p, f"downloaded by {program}", 0.6, "T1105") for p in writes_of(command)]
+    if program in ("cp", "mv", "install", "rsync", "ln"):
+        targets = writes_of(command)
+        source = command.args[-2] if len(command.args) >= 3 else ""
+        system = path_class(source) == "system"
+        how = f"copied from {source[:60]} by {program}" if system else f"written by {program}"
+        return [(p, how, 0.45 if system else 0.3, "T1036.003" if system else "T1105") for p in targets]
+    if program == "chmod" and len(command.args) >= 3:
+        mode = command.args[1] if not command.args[1].startswith("-") else (command.args[2:3] or ("",))[0]
+        targets = [a for a in command.args[2:] if not a.startswith("-") and a != mode]
+        if "s" in mode or (mode[:1] in "246" and len(mode) == 4):
+            return [(p, "given the setuid bit by chmod", 0.5, "T1548.001") for p in targets]
+        if "x" in mode or mode.isdigit():
+            return [(p, "made executable by chmod", 0.35, "T1222.002") for p in targets]
+        return []
+    if program in DECODERS and command.writes_to():
+        return [(p, f"decoded by {program}", 0.6, "T1140") for p in command.writes_to()]
+    if program in ("gcc", "cc", "clang", "tcc", "go", "rustc") and "-o" in command.args:
+        index = command.args.index("-o")
+        if index + 1 < len(command.args):
+            return [(command.args[index + 1], f"compiled by {program}", 0.25, "T1027.004")]
+    if command.writes_to() and program in ("echo", "printf", "cat", "tee", "dd"):
+        return [(p, f"written by {program}", 0.3, "T1105") for p in writes_of(command)]
+    return []
+
+
+CONSUMER = 1  # reads its program or its payload from stdin: a shell, an interpreter, a network sender
+PRODUCER = 2  # writes what is worth piping: a download, decoded or encoded data, secrets
+
+
+@lru_cache(maxsize=1 << 14)
+def pipe_role(args: tuple[str, ...]) -> int:
+    """The part a process can play in a pipe worth noticing (CONSUMER | PRODUCER bits; 0: none)."""
+    command = unwrap(Command(args))
+    role = CONSUMER if runs_stdin(command) or sends_stdin(command) else 0
+    program = command.program
+    if (program in DOWNLOADERS and not writes_of(command)) or program in DECODERS or program in ENCODERS or \
+            program in SECRET_SOURCES:
+        role |= PRODUCER
+    return role
+
+
+def runs_stdin(command: Command) -> bool:
+    """A shell or interpreter reading its program from standard input (`sh`, `bash -s`, `python3 -`)."""
+    program = command.program
+    if program not in SHELLS and program not in INTERPRETERS:
+        return False
+    operands = [a for a in command.args[1:] if not a.startswith("-") or a == "-"]
+    flags = [a for a in command.args[1:] if a.startswith("-") and a != "-"]
+    return not operands or operands[0] == "-" or "-s" in flags or (program in SHELLS and not any(
+        "c" in f for f in flags if not f.startswith("--")) and operands[0] == "-")
+
+
+def sends_stdin(command: Command) -> bool:
+    """A network client sending what it reads on standard input."""
+    program, args = command.program, command.args
+    if program not in SENDERS:
+        return False
+    if program in ("curl", "wget"):
+        return any(a in ("@-", "-") or a.endswith("=@-") or a == "--data-binary=@-" for a in args[1:]) or (
+            "-T" in args and "-" in args) or "--post-file=/dev/stdin" in args
+    return program in ("nc", "ncat", "netcat", "socat", "telnet") or (program == "ssh" and len(args) > 2) or (
+        program == "openssl" and "s_client" in args)
+
+
+def _decodes(command: Command) -> bool:
+    program, args = command.program, command.args
+    if program in ("base64", "base32", "basenc"):
+        return bool({"-d", "--decode", "-D"} & set(args))
+    if program == "xxd":
+        return "-r" in args or "-rp" in args
+    if program == "openssl":
+        return "-d" in args
+    return program in ("gunzip", "zcat", "uudecode", "rev") or (program in ("gzip", "bzip2", "xz") and "-d" in args)
+
+
+def _substitution_feeds_interpreter(command: Command) -> bool:
+    command = unwrap(command)
+    program = command.program
+    runs = program in SHELLS or program in INTERPRETERS or program in ("eval", "source", ".")
+    return runs and any(a in ("$(...)", "<(...)") for a in command.args[1:])
+
+
+def resolve(path: str, cwd: str) -> str:
+    if not path:
+        return ""
+    path = path.strip("'\"")
+    if path.startswith("/"):
+        return path
+    if cwd:
+        while path.startswith("./"):
+            path = path[2:]
+        return cwd.rstrip("/") + "/" + path
+    return path.lstrip("./") or path

