@@ -62,7 +62,7 @@ def test_many_records_in_one_request_keep_their_order():
 def random_event(rng: random.Random) -> ProcessEvent:
     """An event with each optional field present or absent, values from awkward to plain."""
     words = ["", "sh", "/usr/bin/python3", "\x1b[0m", "🙂 x", "\udcff", "a" * 300, "pipe:4026531", "file:/dev/null",
-             "tty"]
+             "tty", *("x" * n for n in (97, 98, 99, 100, 101, 102, 103, 104, 105, 124, 125, 126, 127, 128, 129))]
 
     def maybe(value: object, absent: object = None) -> object:
         return value if rng.random() < 0.7 else absent
