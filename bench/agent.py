@@ -278,7 +278,7 @@ def sdk_reference(workdir: Path, burst: int = 20_000) -> None:
         emitter = Emitter(config, Counters())
         started = time.process_time()
         for event in events:
-            emitter.emit(event)
+            emitter.emit([event])
         emitter.shutdown()
         ours_cpu = (time.process_time() - started) / burst * 1e6
         deadline = time.monotonic() + 60

@@ -55,6 +55,9 @@ class EbpfSource(ThreadedSource):
         self._bpf = None
         self.ring_buffer = ring_buffer
         self._reported = {bpf_program.COUNT_LOST: 0, bpf_program.COUNT_SELF: 0}
+        # Filled by the buffer callbacks, handed to the sink after each drain, with what they counted.
+        self._batch: list[ProcessEvent] = []
+        self._missed = self._truncated = 0
         # Most ring-buffer records do not wake us (see bpf_program): this is how long they may wait.
         self._drain_ms = max(1, round(config.drain_interval * 1000))
 
@@ -112,6 +115,7 @@ class EbpfSource(ThreadedSource):
                 self._drain()  # and the others, which do not
             else:
                 self._bpf.perf_buffer_poll(_POLL_MS)
+                self._hand_over()
             if time.monotonic() - last_accounting >= 1.0:
                 last_accounting = time.monotonic()
                 self._account_kernel_counts()
@@ -122,6 +126,18 @@ class EbpfSource(ThreadedSource):
             self._bpf.ring_buffer_consume()
         else:
             self._bpf.perf_buffer_poll(0)
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        """What the callbacks collected goes to the sink in one call, their counts in one update each."""
+        if self._missed:
+            self._counters.add("enrich_missed", self._missed)
+        if self._truncated:
+            self._counters.add("truncated", self._truncated)
+        self._missed = self._truncated = 0
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self._sink(batch)
 
     def _account_kernel_counts(self) -> None:
         """Ring-buffer losses and the agent's own network events are counted in the kernel (per CPU); perf
@@ -150,20 +166,19 @@ class EbpfSource(ThreadedSource):
             raw = ctypes.string_at(data, size)
             event, cgroup_id = self._exec_event(raw) if raw[0] == bpf_program.EV_EXEC else self._net_event(raw)
             if not self._enricher.complete(event, cgroup_id):
-                self._counters.add("enrich_missed")
+                self._missed += 1
         except Exception:  # ctypes would print and swallow it: count and log instead
             self._counters.add("errors")
             log.exception("could not decode a BPF event")
             return
-        self._sink(event)
+        self._batch.append(event)
 
     def _exec_event(self, raw: bytes) -> tuple[ProcessEvent, int]:
         (_, pid, ppid, uid, ts, cgroup_id, _, args_len, flags, _, comm, parent_comm,
          filename) = bpf_program.EXEC_EVENT_HEAD.unpack_from(raw)
         args = split_argv(raw[_HEAD_SIZE:_HEAD_SIZE + args_len])
         truncated = bool(flags & bpf_program.FLAG_TRUNCATED)
-        if truncated:
-            self._counters.add("truncated")
+        self._truncated += truncated
         event = ProcessEvent(
             executable_name=decode_c_string(comm),
             command_line=" ".join(args),

@@ -9,8 +9,9 @@ protobuf wire format directly.
 take a path that writes the fields in the order `core.semconv.event_to_attributes` gives them without
 building that dict, encodes the attributes that repeat from exec to exec (the executable, the user, the
 parent, the directory, the container) once per distinct combination, and writes short values behind
-ready-made prefixes: measured here, 4.5 µs per exec record against 19 µs for the generic path. `tests/test_otlp_encoding.py` checks both paths produce the same bytes for any event
-and decode to exactly what the SDK's encoder produces for the same record.
+ready-made prefixes: measured here, 4.5 µs per exec record against 19 µs for the generic path.
+`tests/test_otlp_encoding.py` checks both paths produce the same bytes for any event and decode to
+exactly what the SDK's encoder produces for the same record.
 
 `exporters.py` sends the encoded requests.
 """

@@ -24,7 +24,7 @@ def test_perf_buffer_fallback_delivers_execs():
     source.open()
     try:
         assert source.ring_buffer is False
-        source.start(received.append)
+        source.start(received.extend)
         token = marker()
         subprocess.run(["/bin/true", token], check=True)
         deadline = time.monotonic() + 10
@@ -45,7 +45,7 @@ def test_full_ring_buffer_losses_are_counted_not_hidden():
     source.open()  # attached, but nothing drains the buffer until start()
     try:
         subprocess.run(["sh", "-c", "i=0; while [ $i -lt 300 ]; do /bin/true x; i=$((i+1)); done"], check=True)
-        source.start(received.append)
+        source.start(received.extend)
         time.sleep(0.3)
     finally:
         source.stop()
@@ -59,9 +59,14 @@ def test_an_exec_with_redirected_stdio_is_read_at_once_however_long_the_drain_in
     drain interval, five times over (other processes' execs may wake the reader by chance, not five times
     within 0.1 s of ours)."""
     arrivals = {}
+
+    def arrive(events):
+        for event in events:
+            arrivals.setdefault(event.pid, (time.time(), event))
+
     source = EbpfSource(decode(CaptureConfig, {"drain_interval": "10s"}, "test"), Counters())
     source.open()
-    source.start(lambda event: arrivals.setdefault(event.pid, (time.time(), event)))
+    source.start(arrive)
     try:
         children = []
         for _ in range(5):

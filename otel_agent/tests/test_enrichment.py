@@ -48,7 +48,7 @@ def test_cpu_sampler_reports_a_process_burning_cpu():
     # A low threshold: on a loaded 2-core CI machine a busy loop may get well under a full core.
     sampler = CpuSampler(interval=0.7, threshold_percent=25.0, counters=Counters())
     sampler.open()
-    sampler.start(reported.append)
+    sampler.start(reported.extend)
     try:
         deadline = time.monotonic() + 6
         while not any(e.pid == burner.pid for e in reported) and time.monotonic() < deadline:
