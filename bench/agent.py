@@ -17,12 +17,19 @@ Targets: eBPF 100% at 5,000/s under 5% of a core per 1,000/s; netlink 100% at 1,
 Also a reference run in this process: a burst of 20,000 records through the SDK's BatchLogRecordProcessor
 (default queue 2,048) against the agent's SpoolingBatchProcessor, same exporter, same endpoint.
 
-Run as root: `.venv/bin/python bench/agent.py [--modes ebpf,netlink,proc] [--rates 100,1000,5000] [--seconds 3]`.
+`--reference DIR` runs a second agent from another checkout of procsight (e.g. `git archive` of an older
+commit) beside this one, on the same load at the same time, each sending to its own endpoint, and prints
+this agent's CPU as a ratio of the reference's: on a shared machine whose load changes from minute to
+minute, that ratio is steadier than either number.
+
+Run as root: `.venv/bin/python bench/agent.py [--modes ebpf,netlink,proc] [--rates 100,1000,5000] [--seconds 3]
+[--reference DIR]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -32,6 +39,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -167,36 +175,53 @@ def cpu_seconds(process: psutil.Process) -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
-def start_agent(mode: str, endpoint: OtlpSink, workdir: Path) -> subprocess.Popen:
-    config = workdir / f"agent-{mode}.yaml"
-    config.write_text(f"spool: {{directory: {workdir / ('spool-' + mode)}}}\nstats_interval: 3600s\n")
-    with open(workdir / f"agent-{mode}.log", "w") as log_file:  # the child keeps its own descriptor
+@dataclass
+class RunningAgent:
+    label: str  # "this", or "reference" for the agent of `--reference`
+    endpoint: OtlpSink
+    popen: subprocess.Popen
+    process: psutil.Process
+    idle_cpu: float = 0.0
+
+
+def start_agent(mode: str, label: str, endpoint: OtlpSink, workdir: Path, code: Path | None = None) -> RunningAgent:
+    """`procsight agent` in `mode`, from this checkout or from `code` (another checkout), once it captures."""
+    name = f"{label}-{mode}"
+    config = workdir / f"agent-{name}.yaml"
+    config.write_text(f"spool: {{directory: {workdir / ('spool-' + name)}}}\nstats_interval: 3600s\n")
+    env = {**os.environ, "PYTHONPATH": str(code)} if code else None
+    with open(workdir / f"agent-{name}.log", "w") as log_file:  # the child keeps its own descriptor
         agent = subprocess.Popen([sys.executable, "-m", "procsight", "--log-level", "WARNING", "agent", "--mode",
-                                  mode, "--endpoint", endpoint.grpc_endpoint, "--config", str(config)], stderr=log_file)
+                                  mode, "--endpoint", endpoint.grpc_endpoint, "--config", str(config)], stderr=log_file,
+                                 env=env, cwd=code)
     probe = "probe-" + uuid.uuid4().hex[:8]
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:  # wait until it captures (a /bin/sleep lives long enough for every mode)
         subprocess.run(["/bin/sleep", "1.5", probe], check=False, stderr=subprocess.DEVNULL)
         if any(probe in r.attributes.get("process.command_args", []) for r in endpoint.flat()):
-            return agent
+            return RunningAgent(label, endpoint, agent, psutil.Process(agent.pid))
         if agent.poll() is not None:
             break
     agent.kill()
-    raise RuntimeError(f"agent in mode {mode} did not start; see {workdir}/agent-{mode}.log")
+    raise RuntimeError(f"agent {name} did not start; see {workdir}/agent-{name}.log")
 
 
-def run_mode(mode: str, rates: list[int], seconds: float, load: list[str], workdir: Path) -> list[dict]:
+def run_mode(mode: str, rates: list[int], seconds: float, load: list[str], workdir: Path,
+             reference: Path | None) -> list[dict]:
     rows = []
-    with OtlpSink() as endpoint, serving_files(_ScriptForAnyPath()) as base_url:
-        agent = start_agent(mode, endpoint, workdir)
-        process = psutil.Process(agent.pid)
+    with contextlib.ExitStack() as stack:
+        base_url = stack.enter_context(serving_files(_ScriptForAnyPath()))
+        agents: list[RunningAgent] = []
         try:
-            before = cpu_seconds(process)
+            for label, code in [("this", None), *([("reference", reference)] if reference else [])]:
+                agents.append(start_agent(mode, label, stack.enter_context(OtlpSink()), workdir, code))
+            before = [cpu_seconds(agent.process) for agent in agents]
             time.sleep(2.0)
-            idle = (cpu_seconds(process) - before) / 2.0 * 100
+            for agent, used in zip(agents, before, strict=True):
+                agent.idle_cpu = (cpu_seconds(agent.process) - used) / 2.0 * 100
             for rate in rates:
                 run = f"run-{mode}-{rate}-{uuid.uuid4().hex[:6]}"
-                before = cpu_seconds(process)
+                before = [cpu_seconds(agent.process) for agent in agents]
                 window_start = time.time()
                 generator = subprocess.Popen([*load, str(rate), str(seconds), run], stdout=subprocess.PIPE,
                                              text=True)
@@ -206,36 +231,47 @@ def run_mode(mode: str, rates: list[int], seconds: float, load: list[str], workd
                 output, _ = generator.communicate()
                 pipelines.join()
                 spawned, elapsed = int(output.split()[0]), float(output.split()[1])
-                window_end = time.time()
-                found = wait_settled(endpoint, generator.pid, spawned)
-                used = cpu_seconds(process) - before
-                endpoint.wait_for(lambda r, last=shells[-1]: r.attributes.get("process.parent_pid") == last, 5)
-                # Everything the agent handled meanwhile: the load, and whatever else ran on this machine.
-                handled = sum(1 for r in endpoint.flat()
-                              if window_start <= r.time_unix_nano / 1e9 <= window_end)
-                delays = sorted(r.received_at - r.time_unix_nano / 1e9 for r in found)
-                achieved = spawned / elapsed
-                cpu_percent = used / elapsed * 100
-                rows.append({
-                    "mode": mode, "rate": rate, "achieved": achieved, "spawned": spawned,
-                    "captured": len({r.attributes["process.pid"] for r in found}) / spawned,
-                    "with_argv": sum(run in r.attributes.get("process.command_args", ()) for r in found) / spawned,
-                    "cpu_per_1k": cpu_percent / (achieved / 1000), "idle_cpu": idle,
-                    "handled_rate": handled / elapsed,
-                    "cpu_per_1k_handled": cpu_percent / (handled / elapsed / 1000) if handled else float("nan"),
-                    "p50": statistics.median(delays) if delays else float("nan"),
-                    "p99": delays[int(len(delays) * 0.99) - 1] if delays else float("nan"),
-                    **pipe_visibility(endpoint, shells),
-                })
-                print(format_row(rows[-1]), flush=True)
+                window = (window_start, time.time())
+                for agent, used in zip(agents, before, strict=True):
+                    rows.append(measure(agent, mode, rate, run, generator.pid, spawned, elapsed, window, used, shells))
+                    print(format_row(rows[-1]), flush=True)
         finally:
-            agent.terminate()
-            agent.wait(timeout=60)
+            for agent in agents:
+                agent.popen.terminate()
+                agent.popen.wait(timeout=60)
     return rows
 
 
+def measure(agent: RunningAgent, mode: str, rate: int, run: str, load_pid: int, spawned: int, elapsed: float,
+            window: tuple[float, float], cpu_before: float, shells: list[int]) -> dict:
+    """One row: what `agent` delivered of a load run, and the CPU it took."""
+    endpoint = agent.endpoint
+    found = wait_settled(endpoint, load_pid, spawned)
+    used = cpu_seconds(agent.process) - cpu_before
+    endpoint.wait_for(lambda r, last=shells[-1]: r.attributes.get("process.parent_pid") == last, 5)
+    # Everything the agent handled meanwhile: the load, and whatever else ran on this machine.
+    handled = sum(1 for r in endpoint.flat() if window[0] <= r.time_unix_nano / 1e9 <= window[1])
+    delays = sorted(r.received_at - r.time_unix_nano / 1e9 for r in found)
+    achieved = spawned / elapsed
+    cpu_percent = used / elapsed * 100
+    return {
+        "agent": agent.label, "mode": mode, "rate": rate, "achieved": achieved, "spawned": spawned,
+        # pids wrap around (pid_max is often 32768) in long runs: an exec is its pid at its time
+        "captured": len({(r.attributes["process.pid"], r.time_unix_nano) for r in found}) / spawned,
+        "with_argv": sum(run in r.attributes.get("process.command_args", ()) for r in found) / spawned,
+        "cpu_per_1k": cpu_percent / (achieved / 1000), "idle_cpu": agent.idle_cpu,
+        "handled_rate": handled / elapsed,
+        "cpu_per_1k_handled": cpu_percent / (handled / elapsed / 1000) if handled else float("nan"),
+        "p50": statistics.median(delays) if delays else float("nan"),
+        "p99": delays[int(len(delays) * 0.99) - 1] if delays else float("nan"),
+        **pipe_visibility(endpoint, shells),
+    }
+
+
 def format_row(row: dict) -> str:
-    return (f"{row['mode']:8s} {row['rate']:6d}/s (achieved {row['achieved']:7.0f}/s, {row['spawned']:6d} execs)  "
+    label = "" if row["agent"] == "this" else f" ({row['agent']})"
+    return (f"{row['mode'] + label:20s} {row['rate']:6d}/s (achieved {row['achieved']:7.0f}/s, "
+            f"{row['spawned']:6d} execs)  "
             f"captured {row['captured'] * 100:6.2f}% (with argv {row['with_argv'] * 100:6.2f}%)  "
             f"cpu/1k {row['cpu_per_1k']:6.2f}% of a core (idle {row['idle_cpu']:.2f}%; all events "
             f"{row['handled_rate']:5.0f}/s, {row['cpu_per_1k_handled']:5.2f}% per 1k)  "
@@ -297,6 +333,7 @@ def main() -> int:
     parser.add_argument("--modes", default="ebpf,netlink,proc")
     parser.add_argument("--rates", default="100,1000,5000")
     parser.add_argument("--seconds", type=float, default=3.0, help="load duration per rate")
+    parser.add_argument("--reference", type=Path, help="another procsight checkout whose agent runs beside this one")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench/agent.py needs root (eBPF and the netlink connector)", file=sys.stderr)
@@ -310,12 +347,16 @@ def main() -> int:
         sdk_reference(workdir)
         rows = []
         for mode in args.modes.split(","):
-            rows.extend(run_mode(mode, rates, args.seconds, load, workdir))
+            rows.extend(run_mode(mode, rates, args.seconds, load, workdir, args.reference))
         print(f"\nsummary against targets (load average now {os.getloadavg()[0]:.1f}; other work on this machine "
               "inflates CPU and limits the achieved exec rate):")
         for row in rows:
             target = ""
-            if (row["mode"], row["rate"]) in (("ebpf", 5000), ("netlink", 1000)):
+            if row["agent"] == "reference":
+                ours = next(r for r in rows if r["agent"] == "this" and r["mode"] == row["mode"]
+                            and r["rate"] == row["rate"])
+                target = f"  this agent's CPU per 1k is {ours['cpu_per_1k'] / row['cpu_per_1k']:.2f}x the reference's"
+            elif (row["mode"], row["rate"]) in (("ebpf", 5000), ("netlink", 1000)):
                 met = row["captured"] >= 0.9999 and (row["mode"] != "ebpf" or row["cpu_per_1k_handled"] < 5)
                 goal = "100% and <5% cpu/1k" if row["mode"] == "ebpf" else "100%"
                 verdict = "MET" if met else "NOT MET"
