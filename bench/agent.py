@@ -2,7 +2,9 @@
 
 For each capture mode, `procsight agent` runs as its own process and sends to a real OTLP/gRPC endpoint in
 this process; a load process (a small C program, else Python) execs `/bin/true RUN I` at 100, 1,000 and
-5,000 execs/s. Printed per mode and rate:
+5,000 execs/s. With `--redirected`, every exec of the load has its stdout moved to /dev/null between fork
+and exec, as a shell's `cmd > file` or a pipeline would: in eBPF mode each such exec wakes the agent at
+once (otel_agent/README.md), the costliest case. Printed per mode and rate:
   captured   fraction of the load's execs that arrived at the endpoint
   cpu/1k     agent CPU (user+sys, % of one core) per 1,000 execs/s of the load; BPF programs run in the
              exec'ing tasks and are not in this number (the idle agent's CPU is shown separately). The agent
@@ -51,17 +53,25 @@ from testing.otlp_sink import OtlpSink
 
 LOAD_C = r"""
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <time.h>
 extern char **environ;
-/* load RATE SECONDS RUN: spawns /bin/true RUN I at RATE per second, paced on a monotonic clock. */
+/* load RATE SECONDS RUN [redirected]: spawns /bin/true RUN I at RATE per second, paced on a monotonic
+   clock; with "redirected", each child's stdout is moved onto /dev/null before its exec. */
 int main(int argc, char **argv) {
     double rate = atof(argv[1]), seconds = atof(argv[2]);
     long total = (long)(rate * seconds), spawned = 0;
     struct timespec start, now;
+    posix_spawn_file_actions_t actions, *redirect = NULL;
+    if (argc > 4) {
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+        redirect = &actions;
+    }
     clock_gettime(CLOCK_MONOTONIC, &start);
     char number[32];
     for (long i = 0; i < total; i++) {
@@ -76,7 +86,7 @@ int main(int argc, char **argv) {
         snprintf(number, sizeof number, "%ld", i);
         char *args[] = {"/bin/true", argv[3], number, NULL};
         pid_t pid;
-        if (posix_spawn(&pid, "/bin/true", NULL, NULL, args, environ) == 0) spawned++;
+        if (posix_spawn(&pid, "/bin/true", redirect, NULL, args, environ) == 0) spawned++;
         while (waitpid(-1, NULL, WNOHANG) > 0) {}
     }
     while (wait(NULL) > 0) {}
@@ -89,12 +99,13 @@ int main(int argc, char **argv) {
 LOAD_PY = """
 import os, sys, time
 rate, seconds, run = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+actions = [(os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0)] if len(sys.argv) > 4 else []
 start = time.monotonic(); spawned = 0
 for i in range(int(rate * seconds)):
     delay = start + i / rate - time.monotonic()
     if delay > 0:
         time.sleep(delay)
-    os.posix_spawn("/bin/true", ["/bin/true", run, str(i)], os.environ); spawned += 1
+    os.posix_spawn("/bin/true", ["/bin/true", run, str(i)], os.environ, file_actions=actions); spawned += 1
     while True:
         try:
             if os.waitpid(-1, os.WNOHANG)[0] == 0: break
@@ -207,7 +218,7 @@ def start_agent(mode: str, label: str, endpoint: OtlpSink, workdir: Path, code: 
 
 
 def run_mode(mode: str, rates: list[int], seconds: float, load: list[str], workdir: Path,
-             reference: Path | None) -> list[dict]:
+             reference: Path | None, redirected: bool) -> list[dict]:
     rows = []
     with contextlib.ExitStack() as stack:
         base_url = stack.enter_context(serving_files(_ScriptForAnyPath()))
@@ -223,8 +234,8 @@ def run_mode(mode: str, rates: list[int], seconds: float, load: list[str], workd
                 run = f"run-{mode}-{rate}-{uuid.uuid4().hex[:6]}"
                 before = [cpu_seconds(agent.process) for agent in agents]
                 window_start = time.time()
-                generator = subprocess.Popen([*load, str(rate), str(seconds), run], stdout=subprocess.PIPE,
-                                             text=True)
+                generator = subprocess.Popen([*load, str(rate), str(seconds), run, *(["redirected"] * redirected)],
+                                             stdout=subprocess.PIPE, text=True)
                 shells: list[int] = []
                 pipelines = threading.Thread(target=run_pipelines, args=(base_url, run, int(seconds * 5), 0.2, shells))
                 pipelines.start()
@@ -334,6 +345,7 @@ def main() -> int:
     parser.add_argument("--rates", default="100,1000,5000")
     parser.add_argument("--seconds", type=float, default=3.0, help="load duration per rate")
     parser.add_argument("--reference", type=Path, help="another procsight checkout whose agent runs beside this one")
+    parser.add_argument("--redirected", action="store_true", help="every exec of the load has its stdout redirected")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench/agent.py needs root (eBPF and the netlink connector)", file=sys.stderr)
@@ -342,12 +354,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="procsight-bench-") as tmp:
         workdir = Path(tmp)
         load = load_command(workdir)
-        print(f"load generator: {'C (posix_spawn)' if load[0].endswith('load') else 'Python'}; "
+        print(f"load generator: {'C (posix_spawn)' if load[0].endswith('load') else 'Python'}"
+              f"{', every exec redirected' if args.redirected else ''}; "
               f"{os.cpu_count()} CPUs; {args.seconds:.0f} s per rate; load average {os.getloadavg()[0]:.1f}")
         sdk_reference(workdir)
         rows = []
         for mode in args.modes.split(","):
-            rows.extend(run_mode(mode, rates, args.seconds, load, workdir, args.reference))
+            rows.extend(run_mode(mode, rates, args.seconds, load, workdir, args.reference, args.redirected))
         print(f"\nsummary against targets (load average now {os.getloadavg()[0]:.1f}; other work on this machine "
               "inflates CPU and limits the achieved exec rate):")
         for row in rows:
