@@ -8,9 +8,11 @@ match the running kernel are harmless (bcc still wants some headers to compile a
   (pid, uid, comm, time, parent) and sends it; `sys_exit_execve(at)` forgets entries of failed calls.
 - `sched:sched_process_fork` remembers each child's parent pid and name in `parents`;
   `sched:sched_process_exit` removes them.
-- `syscalls:sys_enter_dup2`/`dup3` onto descriptor 0 or 1 mark the process in `redirected`: this is how a
-  shell (or any spawner) wires a pipe, socket or file to a child's stdin or stdout between fork and exec,
-  and how a reverse shell or a daemon rewires its own. Forks inherit the mark, and an exec consumes it:
+- `syscalls:sys_enter_dup2`/`dup3` onto descriptor 0 or 1, and `sys_enter_close` of one (the next open,
+  pipe or socket takes the lowest free descriptor: glibc's `posix_spawn` opens a file onto stdout that
+  way), mark the process in `redirected`: this is how a shell (or any spawner) wires a pipe, socket or
+  file to a child's stdin or stdout between fork and exec, and how a reverse shell or a daemon rewires its
+  own. Forks inherit the mark, and an exec consumes it:
   the exec of a marked process wakes user space at once, so it reads /proc/PID/fd before a short pipeline
   member (`curl … | sh`) or a reverse shell's `id` exits; other execs wait for the next drain (see
   `ebpf.py`), which costs less.
@@ -141,6 +143,10 @@ TRACEPOINT_PROBE(syscalls, sys_enter_dup2) {
 
 TRACEPOINT_PROBE(syscalls, sys_enter_dup3) {
     return note_redirect(args->newfd);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_close) {
+    return note_redirect(args->fd);
 }
 
 static __always_inline int remember_argv(const char *filename, const char *const *argv) {

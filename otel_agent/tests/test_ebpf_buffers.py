@@ -3,6 +3,7 @@ whose stdio was just redirected is handed over at once."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 
@@ -56,8 +57,9 @@ def test_full_ring_buffer_losses_are_counted_not_hidden():
 
 def test_an_exec_with_redirected_stdio_is_read_at_once_however_long_the_drain_interval():
     """A pipeline member wakes user space at once, so its stdout is read while it runs: here with a 10 s
-    drain interval, five times over (other processes' execs may wake the reader by chance, not five times
-    within 0.1 s of ours)."""
+    drain interval, six times over (other processes' execs may wake the reader by chance, not six times
+    within 0.1 s of ours). Redirected by dup2 (subprocess, shells) and by close-then-open (glibc's
+    posix_spawn opening a file onto stdout)."""
     arrivals = {}
 
     def arrive(events):
@@ -68,15 +70,19 @@ def test_an_exec_with_redirected_stdio_is_read_at_once_however_long_the_drain_in
     source.open()
     source.start(arrive)
     try:
-        children = []
-        for _ in range(5):
+        expected = {}
+        for _ in range(3):
             child = subprocess.Popen(["/bin/sleep", "0.3"], stdout=subprocess.PIPE)
             child.wait()
             child.stdout.close()
-            children.append(child)
+            expected[child.pid] = "pipe:"
+            pid = os.posix_spawn("/bin/sleep", ["/bin/sleep", "0.3"], os.environ,
+                                 file_actions=[(os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0)])
+            os.waitpid(pid, 0)
+            expected[pid] = "file:/dev/null"
     finally:
         source.stop()
-    for child in children:
-        arrived, event = arrivals[child.pid]
-        assert event.stdout.startswith("pipe:")
+    for pid, stdout in expected.items():
+        arrived, event = arrivals[pid]
+        assert event.stdout.startswith(stdout)
         assert arrived - event.timestamp < 0.1
