@@ -6,6 +6,7 @@
 setup:
 	bash scripts/setup.sh
 
+# `procsight run` prints the page's address, then a status line every few seconds.
 run: setup
 	.venv/bin/procsight run
 
@@ -21,3 +22,5 @@ bench: setup
 	.venv/bin/python bench/scoring.py
 	.venv/bin/python bench/receiver.py
 	.venv/bin/python bench/agent.py
+	.venv/bin/python bench/fleet.py
+	.venv/bin/python bench/search.py

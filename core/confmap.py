@@ -1,10 +1,15 @@
 """The one configuration loader: Collector-style YAML into typed dataclasses.
 
-`load_yaml(path)` reads a file and expands `${env:VAR}`, `${VAR}` and `${env:VAR:-default}` the way the
-OpenTelemetry Collector's confmap does. `decode(ConfigClass, mapping, where, source=file)` turns a
-mapping into a dataclass, strictly: an unknown key, a wrong type or a missing required value raises
-`ConfigError` naming the file and the dotted key path, with a suggestion for a misspelt key.
-Collector durations ("5s", "500ms", "720h", "1h30m") become `Duration`s here, once.
+`load_yaml(path)` reads a file and expands the Collector's config providers the way its confmap does:
+`${env:VAR}`, `${VAR}`, `${env:VAR:-default}`, `${file:PATH}` (the file's content, parsed as YAML, so a
+whole value can be a mapping or a list), nested (`${env:${env:NAME}}`), and `$$` for a literal `$`.
+A value that is one expansion and nothing else is typed as YAML would type it (`port: ${env:PORT}` is a
+number), except where the setting is text, which keeps the text as written (`token: ${env:PIN}` with
+PIN=0123 stays "0123"). `decode(ConfigClass, mapping, where, source=file)` turns a mapping into a
+dataclass, strictly: an unknown key, a wrong type or a missing required value raises `ConfigError`
+naming the file and the dotted key path, with a suggestion for a misspelt key. Collector durations
+("5s", "500ms", "720h", "1h30m") become `Duration`s here, once. An optional section (`X | None`) may be
+switched off with `enabled: false`, as the Collector's optional sections can.
 
 Each component's config is a dataclass with defaults and a `validate()` method, which `decode` calls
 after its nested sections are decoded (and validated). `validate()` raises `ConfigError(key, message)`
@@ -29,7 +34,8 @@ import yaml
 
 T = TypeVar("T")
 
-_ENV_PATTERN = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MAX_NESTING = 100  # expansions inside one value, as the Collector bounds them
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -98,30 +104,134 @@ def check_positive(section: object, *names: str) -> None:
             raise ConfigError(name, f"must be greater than zero, got {value}")
 
 
-def expand_env(text: str, environ: Mapping[str, str] | None = None) -> str:
-    """Expands `${env:VAR}`, `${VAR}` and `${env:VAR:-default}`; `$$` is a literal `$`."""
+Raw = typing.NewType("Raw", object)
+"""A setting kept as it was read (with its `YamlScalar`s), for a section decoded later by its own
+config class: the Collector document's component sections."""
+
+
+class YamlScalar(str):
+    """The text of a value that was one `${...}` expansion and nothing else: `decode` reads it as YAML
+    (a number, a boolean, null) for a setting that is not text, and as the text itself for one that is."""
+
+    def typed(self) -> Any:
+        try:
+            return yaml.safe_load(self) if self.strip() else None
+        except yaml.YAMLError:
+            return str(self)
+
+
+def expand(text: str, environ: Mapping[str, str] | None = None) -> Any:
+    """Expands the providers in one value. A value that is a single expansion gives what the provider
+    returned (a mapping or list from `${file:...}`, else a `YamlScalar`); anything else gives text.
+    Raises ValueError saying what is wrong."""
     env = os.environ if environ is None else environ
+    parts, _ = _expand_parts(text, 0, env, depth=0, closing=False)
+    if len(parts) == 1 and isinstance(parts[0], _Resolved):
+        return parts[0].whole()
+    return "".join(part.text() if isinstance(part, _Resolved) else part for part in parts)
 
-    def replace(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        name, default = match.group(1), match.group(2)
-        if name in env:
-            return env[name]
-        return default if default is not None else ""
 
-    return _ENV_PATTERN.sub(replace, text)
+class _Resolved:
+    """What one `${scheme:...}` gave: `value` as the provider parsed it, `raw` its text."""
+
+    def __init__(self, uri: str, value: Any, raw: str) -> None:
+        self.uri, self.value, self.raw = uri, value, raw
+
+    def whole(self) -> Any:
+        if isinstance(self.value, dict | list):
+            return self.value
+        return YamlScalar(self.raw)
+
+    def text(self) -> str:
+        if isinstance(self.value, dict | list):
+            raise ValueError(f"${{{self.uri}}} is a {_type_name(self.value)}; it can only be a whole value, "
+                             "not part of a text")
+        return self.raw
+
+
+def _expand_parts(text: str, start: int, env: Mapping[str, str], depth: int,
+                  closing: bool) -> tuple[list[str | _Resolved], int]:
+    """Scans `text` from `start`: literal text and resolved `${...}`; with `closing`, stops at the `}` that
+    ends the enclosing expansion and returns the index after it."""
+    if depth > _MAX_NESTING:
+        raise ValueError(f"more than {_MAX_NESTING} nested ${{...}} expansions")
+    parts: list[str | _Resolved] = []
+    literal: list[str] = []
+    index = start
+    while index < len(text):
+        char = text[index]
+        if text.startswith("$$", index):
+            literal.append("$")  # an escaped dollar is never expanded again
+            index += 2
+        elif text.startswith("${", index):
+            inner, index = _expand_parts(text, index + 2, env, depth + 1, closing=True)
+            if literal:
+                parts.append("".join(literal))
+                literal = []
+            uri = "".join(p.text() if isinstance(p, _Resolved) else p for p in inner)
+            parts.append(_resolve(uri, env))
+        elif closing and char == "}":
+            if literal:
+                parts.append("".join(literal))
+            return parts, index + 1
+        else:
+            literal.append(char)
+            index += 1
+    if closing:
+        raise ValueError(f"'${{' without its closing '}}' in {text!r}")
+    if literal:
+        parts.append("".join(literal))
+    return parts, index
+
+
+def _resolve(uri: str, env: Mapping[str, str]) -> _Resolved:
+    scheme, colon, rest = uri.partition(":")
+    if not colon or scheme not in ("env", "file"):
+        if _ENV_NAME.fullmatch(scheme) and (not colon or rest.startswith("-")):
+            scheme, rest = "env", uri  # ${VAR} and ${VAR:-default}: the default scheme is env
+        elif colon and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+            raise ValueError(f"${{{uri}}}: procsight resolves the env and file providers only, not '{scheme}:'")
+        else:
+            raise ValueError(f"${{{uri}}}: expected ${{env:NAME}}, ${{NAME}} or ${{file:PATH}}")
+    if scheme == "file":
+        return _read_file(uri, rest)
+    name, has_default, default = rest.partition(":-")
+    if not _ENV_NAME.fullmatch(name):
+        raise ValueError(f"${{{uri}}}: {name!r} is not an environment variable name "
+                         "(letters, digits and _, not starting with a digit)")
+    value = env.get(name)
+    if value is None:
+        value = default if has_default else ""
+    return _Resolved(uri, value, value)
+
+
+def _read_file(uri: str, path: str) -> _Resolved:
+    if not path:
+        raise ValueError(f"${{{uri}}}: no file named")
+    try:
+        raw = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"${{{uri}}}: cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"${{{uri}}}: {path} is not UTF-8 text") from exc
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"${{{uri}}}: {path} is not valid YAML: {exc}") from exc
+    # Inside text the file stands for its content; a file of one line does not bring its newline.
+    text = value if isinstance(value, str) else raw.strip()
+    return _Resolved(uri, value, text)
 
 
 def load_yaml(path: str | Path, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Reads a YAML config file with environment expansion; the top level must be a mapping."""
+    """Reads a YAML config file and expands its `${...}` values; the top level must be a mapping."""
     path = Path(path)
     try:
         raw = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError("", f"cannot read config file: {exc.strerror}", str(path)) from exc
     try:
-        # Expand inside scalar values only, after parsing, so a variable cannot inject YAML structure.
+        # Expand inside values only, after parsing, so an environment variable cannot inject YAML structure.
         data = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise ConfigError("", f"invalid YAML: {exc}", str(path)) from exc
@@ -129,23 +239,29 @@ def load_yaml(path: str | Path, environ: Mapping[str, str] | None = None) -> dic
         return {}
     if not isinstance(data, dict):
         raise ConfigError("", "the top level must be a mapping of sections", str(path))
-    return _expand_tree(data, environ)
+    try:
+        return _expand_tree(data, environ, "", depth=0)
+    except ConfigError as exc:
+        raise exc.in_file(str(path)) from None
 
 
-def _expand_tree(node: Any, environ: Mapping[str, str] | None) -> Any:
+def _expand_tree(node: Any, environ: Mapping[str, str] | None, where: str, depth: int) -> Any:
     if isinstance(node, str):
-        expanded = expand_env(node, environ)
-        # A value that was only a variable takes the type YAML would give it (ports, booleans).
-        if expanded != node and _ENV_PATTERN.fullmatch(node.strip()):
-            try:
-                return yaml.safe_load(expanded) if expanded else expanded
-            except yaml.YAMLError:
-                return expanded
-        return expanded
+        if "$" not in node:
+            return node
+        try:
+            value = expand(node, environ)
+        except ValueError as exc:
+            raise ConfigError(where, str(exc)) from None
+        if isinstance(value, dict | list):  # a whole section from ${file:...}: its own values expand too
+            if depth >= _MAX_NESTING:
+                raise ConfigError(where, f"files included more than {_MAX_NESTING} levels deep")
+            return _expand_tree(value, environ, where, depth + 1)
+        return value
     if isinstance(node, dict):
-        return {key: _expand_tree(value, environ) for key, value in node.items()}
+        return {key: _expand_tree(value, environ, _join(where, str(key)), depth) for key, value in node.items()}
     if isinstance(node, list):
-        return [_expand_tree(item, environ) for item in node]
+        return [_expand_tree(item, environ, f"{where}[{index}]", depth) for index, item in enumerate(node)]
     return node
 
 
@@ -211,13 +327,21 @@ def _sections(config: object) -> Iterator[tuple[str, object]]:
 def _convert(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
-    if hint is Any:
+    if hint is Raw:
         return value
+    if hint is Any:
+        return _typed(value)
+    if isinstance(value, YamlScalar) and hint is not str and origin not in (typing.Union, types.UnionType):
+        value = value.typed()
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
+        if type(None) in args and (value is None or (isinstance(value, YamlScalar) and value.typed() is None)):
             return None
         options = [a for a in args if a is not type(None)]
         if len(options) == 1:  # Optional[X]: X's own error names the exact key
+            if dataclasses.is_dataclass(options[0]):
+                value = _optional_section(options[0], value, where)
+                if value is None:
+                    return None
             return _convert(options[0], value, where)
         for option in options:
             try:
@@ -256,12 +380,34 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
             return value
     elif hint is str:
         if isinstance(value, str):
-            return value
+            return str(value)
         if isinstance(value, int | float) and not isinstance(value, bool):
             return str(value)
     elif isinstance(hint, type) and isinstance(value, hint):
         return value
     raise ConfigError(where, f"expected {_hint_name(hint)}, got {_type_name(value)} {value!r}")
+
+
+def _optional_section(cls: type, value: Any, where: str) -> Any:
+    """An optional section written with `enabled: false` is absent (None), as in the Collector
+    (configoptional); with `enabled: true` the rest is the section. Sections with their own `enabled`
+    setting keep it."""
+    own_switch = "enabled" in {f.name for f in dataclasses.fields(cls)}
+    if not isinstance(value, Mapping) or "enabled" not in value or own_switch:
+        return value
+    enabled = _convert(bool, value["enabled"], _join(where, "enabled"))
+    return {key: item for key, item in value.items() if key != "enabled"} if enabled else None
+
+
+def _typed(value: Any) -> Any:
+    """Raw YAML for a setting of any type: every `YamlScalar` read as YAML."""
+    if isinstance(value, YamlScalar):
+        return value.typed()
+    if isinstance(value, dict):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_typed(item) for item in value]
+    return value
 
 
 def _unknown_key_message(key: str, fields: Mapping[str, Any]) -> str:

@@ -28,11 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        settings = ServiceSettings.load(args.config)
         if args.check:
-            ServiceSettings.load(args.config)
             print(f"{args.config}: configuration is valid")
             return 0
-        service = Service.from_config_file(args.config)
+        settings.service.telemetry.logs.apply()
+        service = Service(settings)
         service.start()
     except ConfigError as exc:
         log.error("%s", exc)
@@ -43,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     for receiver_id in service.receivers:
         log.info("receiver %s: OTLP/gRPC on %s, OTLP/HTTP on %s", receiver_id, service.grpc_endpoint(receiver_id),
                  service.http_endpoint(receiver_id))
+    for server in service.metrics_servers:
+        log.info("metrics on http://%s/metrics", server.endpoint)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:

@@ -6,15 +6,16 @@ record the receiver accepted leaves through an OTLP exporter byte-for-byte as it
 attributes the `anomaly` processor added. Components are built by factories from their typed config
 (`otlp_receiver/registry.py` names the factories, `otlp_receiver/service.py` builds and wires them), the
 way the Collector builds them. The service never asks for a component by type name: it asks whether a
-component has a capability (`Batcher`, `AdmissionController`, `RouteProvider`, `Authenticator`).
+component has a capability (`Batcher`, `AdmissionController`, `RouteProvider`, `Authenticator`,
+`BaselineKeeper`, `BaselineClient`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -22,10 +23,15 @@ from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
+from core.confmap import ConfigError
 from otlp_receiver.spool import SpoolEntry
 from otlp_receiver.telemetry import Telemetry
 
 DEFAULT_TENANT = "default"
+
+ClientMetadata = dict[str, list[str]]
+"""A request's headers (HTTP) or metadata (gRPC), names in lower case: what `include_metadata` carries
+into the pipeline, as the Collector's client.Info.Metadata."""
 
 
 # -- data ----------------------------------------------------------------------------------------------
@@ -42,6 +48,8 @@ class LogBatch:
     logs: ExportLogsServiceRequest
     tenant: str = DEFAULT_TENANT
     batch_id: str = ""
+    # The client metadata the batch was formed by (the batch processor's metadata_keys), name -> values.
+    metadata: ClientMetadata = field(default_factory=dict)
     # Set by the anomaly processor: float32 (record_count, dim) feature vectors in record order, zero rows
     # for records it did not score. Exporters may store them (ClickHouse keeps them for similarity search).
     embeddings: np.ndarray | None = None
@@ -95,6 +103,15 @@ class CreateSettings:
     component_id: str  # as written in the YAML, e.g. "clickhouse" or "clickhouse/archive"
     data_dir: Path  # where the component may keep files (spools, queues); created by the pipeline
     telemetry: Telemetry  # counters, gauges, histograms for /metrics
+    extensions: Mapping[str, object] = field(default_factory=dict)  # the running extensions, by id
+
+    def client_authenticator(self, extension_id: str) -> ClientAuthenticator:
+        """The extension an exporter's `auth.authenticator` names, as a client authenticator."""
+        extension = self.extensions.get(extension_id)
+        if not isinstance(extension, ClientAuthenticator):
+            problem = "is not enabled in service.extensions" if extension is None else "cannot authenticate a client"
+            raise ConfigError(f"exporters.{self.component_id}.auth.authenticator", f"'{extension_id}' {problem}")
+        return extension
 
 
 # -- errors --------------------------------------------------------------------------------------------
@@ -128,23 +145,39 @@ class Unauthenticated(Exception):
     """A request without valid credentials (gRPC UNAUTHENTICATED, HTTP 401)."""
 
 
+class TooManyPartitions(Exception):
+    """A request with a new combination of metadata values past the batch processor's
+    `metadata_cardinality_limit`: refused for good (gRPC INTERNAL, HTTP 500, as the Collector answers)."""
+
+
 # -- the shapes of components ----------------------------------------------------------------------------
 
 
 @runtime_checkable
 class Authenticator(Protocol):
-    """An extension that maps a request's credentials to a tenant (`bearertokenauth`)."""
+    """An extension that checks a request's credentials and names its tenant (`bearertokenauth`)."""
 
-    def authenticate(self, authorization: str | None) -> str:
-        """The tenant of a request from its Authorization header; raises Unauthenticated."""
+    def authenticate(self, headers: Mapping[str, str]) -> str:
+        """The tenant of a request from its headers (gRPC metadata), names in lower case; raises
+        Unauthenticated."""
+        ...
+
+
+@runtime_checkable
+class ClientAuthenticator(Protocol):
+    """An extension that gives an exporter the credentials to send (the client side of `bearertokenauth`)."""
+
+    def client_headers(self) -> dict[str, str]:
+        """Headers (gRPC metadata) for the next request, as they are now (a token file may have changed)."""
         ...
 
 
 class Host(Protocol):
     """What a receiver needs from the service around it."""
 
-    def consume(self, decoded: Decoded, tenant: str) -> None:
-        """Durably accepts the records (returns) or refuses them (raises Backpressure)."""
+    def consume(self, decoded: Decoded, tenant: str, metadata: ClientMetadata | None = None) -> None:
+        """Durably accepts the records (returns) or refuses them (raises Backpressure, or
+        PartitionLimitError); `metadata` only with the receiver's `include_metadata`."""
         ...
 
     def authenticator(self, extension_id: str) -> Authenticator: ...
@@ -224,6 +257,16 @@ class Batcher(Protocol):
         """`first` and the requests after it that belong in its batch, read with `read`."""
         ...
 
+    def partition(self, metadata: ClientMetadata) -> ClientMetadata:
+        """The part of a request's client metadata its batches are keyed by (kept in the spool with the
+        request: nothing else of the headers is written to disk); raises TooManyPartitions."""
+        ...
+
+    def split(self, batch: LogBatch) -> list[LogBatch]:
+        """The batch in the parts that go through the processors and exporters (deterministic, so a replay
+        gives the same parts with the same ids)."""
+        ...
+
 
 @runtime_checkable
 class AdmissionController(Protocol):
@@ -239,3 +282,28 @@ class RouteProvider(Protocol):
     """An extension that serves HTTP routes on the receivers' HTTP port (the `query` extension)."""
 
     def http_routes(self) -> Routes: ...
+
+
+@runtime_checkable
+class BaselineKeeper(Protocol):
+    """A processor that keeps learned baselines (the `anomaly` processor), reachable while it runs."""
+
+    def baselines(self, tenant: str) -> list[dict[str, Any]]:
+        """What each of the tenant's baselines holds: size, age, warm-up, thresholds, held-back patterns."""
+        ...
+
+    def acknowledge(self, tenant: str, workload: str, attributes: dict[str, Any]) -> None:
+        """A person says the event with these record attributes is normal on `workload`: learn it now."""
+        ...
+
+
+BaselineKeepers = Callable[[str], list[BaselineKeeper]]
+"""The baseline keepers of the pipelines that export to the exporter of the given id."""
+
+
+@runtime_checkable
+class BaselineClient(Protocol):
+    """An extension that shows or teaches baselines (the `query` extension's page and acknowledge route);
+    the service hands it `BaselineKeepers` once every pipeline is built."""
+
+    def bind_baselines(self, keepers: BaselineKeepers) -> None: ...

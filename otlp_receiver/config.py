@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from core.confmap import ConfigError, Duration, decode, load_yaml
+from core.confmap import ConfigError, Duration, Raw, decode, load_yaml
 from otlp_receiver import registry
+from otlp_receiver.servicetelemetry import TelemetryConfig
 
 KINDS = ("extensions", "receivers", "processors", "exporters")
 PIPELINE_KINDS = ("receivers", "processors", "exporters")
@@ -47,6 +48,7 @@ class ServiceConfig:
     data_dir: str = "./procsight-data"  # spools and component state live under here
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     shutdown_timeout: Duration = Duration("10s")
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)  # the Collector's service.telemetry
 
     def validate(self) -> None:
         if not self.pipelines:
@@ -60,10 +62,11 @@ class ServiceConfig:
 @dataclass
 class Document:
     service: ServiceConfig
-    receivers: dict[str, Any] = field(default_factory=dict)
-    processors: dict[str, Any] = field(default_factory=dict)
-    exporters: dict[str, Any] = field(default_factory=dict)
-    extensions: dict[str, Any] = field(default_factory=dict)
+    # Each component's section is decoded by its own factory's Config, so it is kept as read.
+    receivers: dict[str, Raw] = field(default_factory=dict)
+    processors: dict[str, Raw] = field(default_factory=dict)
+    exporters: dict[str, Raw] = field(default_factory=dict)
+    extensions: dict[str, Raw] = field(default_factory=dict)
 
 
 @dataclass
@@ -87,11 +90,11 @@ class ServiceSettings:
                 where = f"{kind}.{component_id}"
                 try:
                     module = registry.factory(kind, str(component_id))
+                    prepare = getattr(module, "prepare", None)
+                    raw = prepare(raw) if prepare else raw
                 except ConfigError as exc:
                     raise exc.within(where).in_file(source) from None
-                prepare = getattr(module, "prepare", None)
-                configs[kind][str(component_id)] = decode(module.Config, prepare(raw) if prepare else raw, where,
-                                                          source=source)
+                configs[kind][str(component_id)] = decode(module.Config, raw, where, source=source)
         settings = cls(source, document.service, configs)
         try:
             settings._check_references()

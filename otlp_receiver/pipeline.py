@@ -3,13 +3,14 @@
 Data flow (one mechanism for durability):
   receiver --decode/validate/auth--> every pipeline's spool (fsynced) --> acknowledge the client
   pipeline worker: spool entries --group (the batcher; the group is recorded in the spool)--> LogBatch
-      per tenant --> processors in order --> QueuedExporter.submit for each exporter
+      per tenant and metadata partition --> processors in order --> QueuedExporter.submit for each exporter
   each exporter reports done(batch) --> when all reported, the group is committed in the spool.
 A full spool or an admission controller refuses requests with backpressure; nothing acknowledged is dropped.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -21,6 +22,7 @@ from otlp_receiver.component import (
     AdmissionController,
     Backpressure,
     Batcher,
+    ClientMetadata,
     Decoded,
     LogBatch,
     Processor,
@@ -46,6 +48,12 @@ class OneRequestPerBatch:
 
     def gather(self, first: SpoolEntry, read: ReadEntry) -> list[SpoolEntry]:
         return [first]
+
+    def partition(self, metadata: ClientMetadata) -> ClientMetadata:
+        return {}
+
+    def split(self, batch: LogBatch) -> list[LogBatch]:
+        return [batch]
 
 
 class Pipeline:
@@ -77,15 +85,17 @@ class Pipeline:
         self._end_to_end = telemetry.histogram("procsight_end_to_end_latency_seconds",
                                                "From receipt to every exporter done, by pipeline")
 
-    def admit(self) -> None:
-        """Raises Backpressure while an admission controller refuses new requests."""
+    def admit(self, metadata: ClientMetadata | None = None) -> ClientMetadata:
+        """Raises Backpressure while an admission controller refuses new requests, TooManyPartitions when
+        the batcher refuses the request's metadata; returns the metadata its batches are keyed by."""
         for controller in self.admission:
             controller.admit()
+        return self.batcher.partition(metadata or {})
 
-    def append(self, decoded: Decoded, tenant: str) -> None:
+    def append(self, decoded: Decoded, tenant: str, partition: ClientMetadata | None = None) -> None:
         """Spools an accepted request durably, or raises Backpressure (spool full, shutting down)."""
         try:
-            self.spool.append(decoded.payload, tenant, decoded.accepted)
+            self.spool.append(decoded.payload, tenant, decoded.accepted, metadata=partition)
         except SpoolFullError as exc:
             raise Backpressure(str(exc), retry_after=exc.retry_after, reason="spool_full") from exc
         except SpoolClosedError as exc:
@@ -144,7 +154,7 @@ class Pipeline:
         started = time.monotonic()
         self._stage.observe(max(0.0, time.time() - entries[0].received_ns / 1e9), stage="spool_wait",
                             pipeline=self.name)
-        batches = _batches_by_tenant(entries, group_id)
+        batches = [part for batch in _batches_by_tenant(entries, group_id) for part in self.batcher.split(batch)]
         group = _Group(first, last, len(batches) * len(self.exporters))
         received = entries[0].received_ns / 1e9
         records = sum(e.records for e in entries)
@@ -181,15 +191,18 @@ class Pipeline:
 
 
 def _batches_by_tenant(entries: list[SpoolEntry], group_id: str) -> list[LogBatch]:
-    """One LogBatch per tenant, in order of first appearance; concatenated protobuf messages parse as
-    one message whose repeated fields are joined, so merging costs one parse."""
-    payloads: dict[str, list[bytes]] = {}
+    """One LogBatch per tenant and metadata partition, in order of first appearance; concatenated protobuf
+    messages parse as one message whose repeated fields are joined, so merging costs one parse."""
+    payloads: dict[tuple[str, str], list[bytes]] = {}
+    partitions: dict[tuple[str, str], ClientMetadata] = {}
     for entry in entries:
-        payloads.setdefault(entry.tenant, []).append(entry.payload)
+        key = (entry.tenant, json.dumps(entry.metadata, sort_keys=True))
+        payloads.setdefault(key, []).append(entry.payload)
+        partitions[key] = entry.metadata
     batches = []
-    for index, (tenant, parts) in enumerate(payloads.items()):
+    for index, (key, parts) in enumerate(payloads.items()):
         request = ExportLogsServiceRequest()
         request.ParseFromString(b"".join(parts))
         batch_id = group_id if len(payloads) == 1 else f"{group_id}.{index}"
-        batches.append(LogBatch(logs=request, tenant=tenant, batch_id=batch_id))
+        batches.append(LogBatch(logs=request, tenant=key[0], batch_id=batch_id, metadata=partitions[key]))
     return batches

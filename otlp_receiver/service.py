@@ -8,7 +8,8 @@
 It builds each component with the factory its config names (`otlp_receiver/registry.py`) and wires
 them by capability (`otlp_receiver/component.py`), never by type name: a processor that is a `Batcher`
 groups its pipeline's batches, an `AdmissionController` may refuse requests, an extension that is an
-`Authenticator` serves the receivers' `auth`, one that is a `RouteProvider` adds HTTP routes.
+`Authenticator` serves the receivers' `auth`, one that is a `RouteProvider` adds HTTP routes, one that is
+a `BaselineClient` reaches the `BaselineKeeper` processors of the pipelines into an exporter.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from otlp_receiver.component import (
     AdmissionController,
     Authenticator,
     Backpressure,
+    BaselineClient,
+    BaselineKeeper,
     Batcher,
+    ClientMetadata,
     CreateSettings,
     Decoded,
     Exporter,
@@ -41,6 +45,7 @@ from otlp_receiver.component import (
 from otlp_receiver.config import ServiceSettings
 from otlp_receiver.exporterhelper import HelperSettings, QueueConfig, QueuedExporter, RetryConfig
 from otlp_receiver.pipeline import Pipeline
+from otlp_receiver.servicetelemetry import MetricsServer, record_resource
 from otlp_receiver.spool import Spool
 from otlp_receiver.telemetry import Telemetry
 
@@ -62,6 +67,7 @@ class Service:
         self.exporters: dict[str, QueuedExporter] = {}
         self.processors: dict[tuple[str, str], Processor] = {}  # (pipeline, processor id)
         self.pipelines: dict[str, Pipeline] = {}
+        self.metrics_servers: list[MetricsServer] = []  # service.telemetry.metrics readers
 
     @classmethod
     def from_config_file(cls, path: str | Path, environ: Mapping[str, str] | None = None) -> Service:
@@ -73,6 +79,8 @@ class Service:
         """Builds and starts everything; on failure, stops what was started and re-raises."""
         try:
             self._build()
+            for server in self.metrics_servers:
+                server.start()
             for extension in self.extensions.values():
                 extension.start()
             for exporter in self.exporters.values():
@@ -109,11 +117,20 @@ class Service:
             _quietly(pipeline.spool.close)
         for extension in self.extensions.values():
             _quietly(extension.shutdown)
+        for server in self.metrics_servers:
+            _quietly(server.shutdown)
         self.state = "stopped"
 
     def _build(self) -> None:
         service = self.settings.service
         configs = self.settings.configs
+        record_resource(service.telemetry, self.telemetry)
+        for prometheus in service.telemetry.metrics.prometheus:
+            try:
+                self.metrics_servers.append(MetricsServer(prometheus, self.telemetry))
+            except OSError as exc:
+                raise OSError(f"cannot serve metrics on {prometheus.host}:{prometheus.port} "
+                              f"(service.telemetry.metrics.readers): {exc.strerror}") from exc
         for ext_id in service.extensions:
             self.extensions[ext_id] = self._create("extensions", ext_id, Extension)
         used = {kind: {c for p in service.pipelines.values() for c in getattr(p, kind)}
@@ -147,11 +164,20 @@ class Service:
                 name, spool, processors, [self.exporters[e] for e in pipeline.exporters], self.telemetry,
                 batcher=batchers[0] if batchers else None,
                 admission=[p for p in processors if isinstance(p, AdmissionController)])
+        for extension in self.extensions.values():
+            if isinstance(extension, BaselineClient):
+                extension.bind_baselines(self._baseline_keepers)
+
+    def _baseline_keepers(self, exporter_id: str) -> list[BaselineKeeper]:
+        pipelines = self.settings.service.pipelines
+        return [processor for (pipeline, _), processor in self.processors.items()
+                if isinstance(processor, BaselineKeeper) and exporter_id in pipelines[pipeline].exporters]
 
     def _create(self, kind: str, component_id: str, shape: type[C]) -> C:
         module = registry.factory(kind, component_id)
         component_dir = Path(self.settings.service.data_dir) / kind / _safe_name(component_id)
-        settings = CreateSettings(component_id=component_id, data_dir=component_dir, telemetry=self.telemetry)
+        settings = CreateSettings(component_id=component_id, data_dir=component_dir, telemetry=self.telemetry,
+                                  extensions=self.extensions)
         component = module.create(self.settings.configs[kind][component_id], settings)
         if not isinstance(component, shape):
             raise TypeError(f"{kind}.{component_id}: the factory built {type(component).__name__}, "
@@ -169,16 +195,16 @@ class Service:
     def _receiver(self, receiver_id: str | None) -> Receiver:
         return self.receivers[receiver_id] if receiver_id else next(iter(self.receivers.values()))
 
-    def consume(self, receiver_id: str, decoded: Decoded, tenant: str) -> None:
+    def consume(self, receiver_id: str, decoded: Decoded, tenant: str, metadata: ClientMetadata | None = None) -> None:
         if self.state != "running":
             raise Backpressure("the receiver is shutting down", retry_after=5.0, reason="shutting_down",
                                unavailable=True)
         targets = [p for name, p in self.pipelines.items()
                    if receiver_id in self.settings.service.pipelines[name].receivers]
-        for pipeline in targets:  # every pipeline admits the request before any spools it
-            pipeline.admit()
-        for pipeline in targets:
-            pipeline.append(decoded, tenant)
+        # every pipeline admits the request before any spools it
+        partitions = [pipeline.admit(metadata) for pipeline in targets]
+        for pipeline, partition in zip(targets, partitions, strict=True):
+            pipeline.append(decoded, tenant, partition)
 
     def authenticator(self, extension_id: str) -> Authenticator:
         extension = self.extensions[extension_id]
@@ -188,10 +214,9 @@ class Service:
 
     def http_routes(self) -> Routes:
         """The service's own routes (`/metrics`, `/healthz`) and those of every RouteProvider extension."""
-        routes = {
-            ("GET", "/metrics"): HttpRoute(self._metrics_route, authenticated=False),
-            ("GET", "/healthz"): HttpRoute(self._health_route, authenticated=False),
-        }
+        routes = {("GET", "/healthz"): HttpRoute(self._health_route, authenticated=False)}
+        if self.settings.service.telemetry.metrics.level != "none":
+            routes[("GET", "/metrics")] = HttpRoute(self._metrics_route)  # behind the receiver's auth, if it has one
         for extension_id, extension in self.extensions.items():
             if not isinstance(extension, RouteProvider):
                 continue
@@ -226,8 +251,8 @@ class _ReceiverHost:
         self.service = service
         self.receiver_id = receiver_id
 
-    def consume(self, decoded: Decoded, tenant: str) -> None:
-        self.service.consume(self.receiver_id, decoded, tenant)
+    def consume(self, decoded: Decoded, tenant: str, metadata: ClientMetadata | None = None) -> None:
+        self.service.consume(self.receiver_id, decoded, tenant, metadata)
 
     def authenticator(self, extension_id: str) -> Authenticator:
         return self.service.authenticator(extension_id)

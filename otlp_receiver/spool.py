@@ -11,7 +11,8 @@ uncommitted entry is read again.
 Layout of `directory`:
   spool.id                 random id of this spool, part of every batch id (so a wiped spool never
                            reuses ids that ClickHouse still remembers)
-  seg-<first seq>.log      entries: header (magic, seq, payload length, crc32) + payload
+  seg-<first seq>.log      entries: header (magic, seq, body length, crc32) + body: received time, record
+                           count, tenant, client metadata (JSON, format PSL2; PSL1 entries have none), payload
   groups.log               text lines `G first last` (a batch was formed), `C first last` (committed)
                            and `W n` (everything up to n committed)
 
@@ -22,6 +23,7 @@ by the header/crc check at start-up, logged, counted and truncated; it was never
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 import os
 import struct
@@ -36,9 +38,11 @@ from otlp_receiver.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
-_MAGIC = 0x50534C31  # "PSL1"
-_HEADER = struct.Struct("<IQII")  # magic, seq, payload length, crc32(payload)
+_MAGIC_V1 = 0x50534C31  # "PSL1": entries without client metadata (still read)
+_MAGIC = 0x50534C32  # "PSL2"
+_HEADER = struct.Struct("<IQII")  # magic, seq, body length, crc32(body)
 _META = struct.Struct("<QIH")  # received unix ns, record count, tenant length
+_METADATA_LENGTH = struct.Struct("<I")  # PSL2: length of the JSON client metadata after the tenant
 _SEGMENT_PREFIX = "seg-"
 # Retry hint for clients of a full spool: it drains at exporter speed, seconds rather than milliseconds.
 FULL_RETRY_AFTER = 5.0
@@ -63,6 +67,7 @@ class SpoolEntry:
     records: int
     received_ns: int
     payload: bytes  # the serialized ExportLogsServiceRequest
+    metadata: dict[str, list[str]] = field(default_factory=dict)  # the client metadata batches are keyed by
 
 
 @dataclass
@@ -82,17 +87,27 @@ class _Groups:
     watermark: int = 0  # from a `W n` line: everything up to n was committed
 
 
-def encode_entry(seq: int, tenant: str, records: int, received_ns: int, payload: bytes) -> bytes:
+def encode_entry(seq: int, tenant: str, records: int, received_ns: int, payload: bytes,
+                 metadata: dict[str, list[str]] | None = None) -> bytes:
     tenant_bytes = tenant.encode("utf-8")
-    body = _META.pack(received_ns, records, len(tenant_bytes)) + tenant_bytes + payload
+    metadata_bytes = json.dumps(metadata or {}, separators=(",", ":")).encode("utf-8")
+    body = (_META.pack(received_ns, records, len(tenant_bytes)) + tenant_bytes
+            + _METADATA_LENGTH.pack(len(metadata_bytes)) + metadata_bytes + payload)
     return _HEADER.pack(_MAGIC, seq, len(body), zlib.crc32(body)) + body
 
 
-def _decode_body(seq: int, body: bytes) -> SpoolEntry:
+def _decode_body(seq: int, body: bytes, magic: int = _MAGIC) -> SpoolEntry:
     received_ns, records, tenant_len = _META.unpack_from(body)
     start = _META.size
     tenant = body[start:start + tenant_len].decode("utf-8")
-    return SpoolEntry(seq, tenant, records, received_ns, body[start + tenant_len:])
+    start += tenant_len
+    metadata = {}
+    if magic == _MAGIC:
+        (metadata_len,) = _METADATA_LENGTH.unpack_from(body, start)
+        start += _METADATA_LENGTH.size
+        metadata = json.loads(body[start:start + metadata_len])
+        start += metadata_len
+    return SpoolEntry(seq, tenant, records, received_ns, body[start:], metadata)
 
 
 class Spool:
@@ -171,7 +186,7 @@ class Spool:
         while good + _HEADER.size <= len(data):
             magic, seq, length, crc = _HEADER.unpack_from(data, good)
             end = good + _HEADER.size + length
-            intact = magic == _MAGIC and seq == expected and end <= len(data)
+            intact = magic in (_MAGIC, _MAGIC_V1) and seq == expected and end <= len(data)
             if not intact or zlib.crc32(data[good + _HEADER.size:end]) != crc:
                 break
             segment.last_seq = seq
@@ -231,7 +246,8 @@ class Spool:
 
     # -- writing ----------------------------------------------------------------------------------
 
-    def append(self, payload: bytes, tenant: str, records: int, received_ns: int | None = None) -> int:
+    def append(self, payload: bytes, tenant: str, records: int, received_ns: int | None = None,
+               metadata: dict[str, list[str]] | None = None) -> int:
         """Writes one request durably and returns its sequence number.
 
         Raises SpoolFullError when the spool is at its size bound (nothing was written).
@@ -241,7 +257,7 @@ class Spool:
             if self._closed:
                 raise SpoolClosedError(f"spool {self.name} is closed")
             seq = self._next_seq
-            data = encode_entry(seq, tenant, records, received_ns, payload)
+            data = encode_entry(seq, tenant, records, received_ns, payload, metadata)
             active = self._segments[-1]
             if self._bytes + len(data) > self.max_bytes and active.size and active.last_seq <= self._watermark:
                 # Everything written is committed: start a new segment so the old one can be reclaimed.
@@ -332,11 +348,11 @@ class Spool:
         handle = self._read_handle
         while True:
             header = handle.read(_HEADER.size)
-            _, entry_seq, length, _ = _HEADER.unpack(header)
+            magic, entry_seq, length, _ = _HEADER.unpack(header)
             if entry_seq < seq:  # committed before a restart, or skipped: step over it
                 handle.seek(length, os.SEEK_CUR)
                 continue
-            return _decode_body(entry_seq, handle.read(length))
+            return _decode_body(entry_seq, handle.read(length), magic)
 
     # -- groups and commits -----------------------------------------------------------------------
 

@@ -50,12 +50,16 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, OSError) as exc:
         print(f"procsight run: cannot start the receiver: {exc}", file=sys.stderr)
         return 2
-    print(f"receiver: OTLP/gRPC {service.grpc_endpoint()}, OTLP/HTTP and queries http://{service.http_endpoint()}")
+    http = service.http_endpoint()
+    print(f"receiver: OTLP/gRPC {service.grpc_endpoint()}, OTLP/HTTP and queries http://{http}")
+    if ("GET", "/ui/") in service.http_routes():
+        print(f"page: http://{http}/ui/   (triage, search, baselines; open it in a browser)")
     agent = None if args.no_agent else _start_agent(args, service.grpc_endpoint())
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    print("running; Ctrl-C to stop. Triage: procsight top   Search: procsight search \"curl piped to bash\"")
+    print("running; Ctrl-C to stop. In another terminal: .venv/bin/procsight top, "
+          ".venv/bin/procsight search \"reverse shell\"")
     try:
         while not stop.wait(args.status_interval):
             print(_status_line(service), flush=True)
@@ -93,4 +97,22 @@ def _status_line(service: Service) -> str:
     received = telemetry.counter("procsight_receiver_accepted_log_records_total", "").total()
     scored = telemetry.counter("procsight_scored_log_records_total", "")
     return (f"received {received:.0f}  scored {scored.total():.0f}  "
-            f"warn {scored.value(severity='warn'):.0f}  alert {scored.value(severity='alert'):.0f}")
+            f"warn {scored.value(severity='warn'):.0f}  alert {scored.value(severity='alert'):.0f}"
+            f"{_learning(service)}")
+
+
+def _learning(service: Service) -> str:
+    """The baselines still in warm-up, with their progress (a new workload learns before it alerts)."""
+    from otlp_receiver.component import DEFAULT_TENANT, BaselineKeeper
+
+    learning = []
+    for processor in service.processors.values():
+        if not isinstance(processor, BaselineKeeper):
+            continue
+        try:
+            baselines = processor.baselines(DEFAULT_TENANT)
+        except RuntimeError:  # the scoring process is restarting: no progress to show this time
+            continue
+        learning += [f"{b['workload']} {b['events_learned']}/{b['warmup_events']}" for b in baselines
+                     if b["state"] == "learning"]
+    return f"  warm-up: {', '.join(learning)}" if learning else ""

@@ -31,6 +31,7 @@ import pyarrow as pa
 log = logging.getLogger(__name__)
 
 _SAFE_CHARS = re.compile(r"[^a-z0-9]+")
+TECHNIQUES = "techniques"  # the column of a pattern's ATT&CK techniques, space-separated (NULL: not recorded)
 PERSIST_LAST_SEEN_STEP = 3600.0  # seconds; pruning works in days, so last_seen need not be exact on disk
 
 
@@ -49,6 +50,10 @@ def table_name(tenant: str, workload: str, model: str) -> str:
 def _valid_utf8(text: str) -> str:
     """Arrow strings must be valid UTF-8; JSON input can carry lone surrogates."""
     return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _techniques_text(techniques: frozenset[str] | None) -> str | None:
+    return None if techniques is None else " ".join(sorted(techniques))
 
 
 @dataclass(slots=True)
@@ -70,6 +75,9 @@ class Baseline:
         self.keys: list[str] = []
         self.examples: list[str] = []
         self.executables: list[str] = []
+        # ATT&CK techniques the pattern's evidence showed when learned: a behaviour the workload has shown.
+        # None: not known (a row stored before procsight recorded them), which counts as familiar.
+        self.techniques: list[frozenset[str] | None] = []
         self._allocate(64)
         self.executable_counts: Counter[str] = Counter()
         self.events_learned = 0
@@ -115,11 +123,16 @@ class Baseline:
         return Neighbours(rows, distances.astype(np.float32))
 
     def learn(self, key: str, vector: np.ndarray, example: str, executable: str, when: float, *, times: int = 1,
-              trusted: bool = True) -> int:
+              trusted: bool = True, techniques: frozenset[str] = frozenset()) -> int:
         """Counts an occurrence. An untrusted (provisional) pattern becomes trusted when `trusted` is passed."""
         row = self.index.get(key)
         if row is None:
             row = self._append(key, vector, example, executable, when)
+            self.techniques[row] = techniques
+            self.dirty.add(row)
+        elif techniques and not techniques <= (self.techniques[row] or frozenset()):
+            self.techniques[row] = techniques | (self.techniques[row] or frozenset())
+            self.dirty.add(row)
         newly_trusted = trusted and not self.trusted[row]
         self.trusted[row] |= trusted
         self.counts[row] += times
@@ -156,6 +169,7 @@ class Baseline:
         self.keys.append(key)
         self.examples.append(example)
         self.executables.append(executable)
+        self.techniques.append(frozenset())
         self.vectors[row] = vector
         self.first_seen[row] = when
         self.last_seen[row] = when
@@ -171,6 +185,7 @@ class Baseline:
         self.keys = [self.keys[i] for i in rows]
         self.examples = [self.examples[i] for i in rows]
         self.executables = [self.executables[i] for i in rows]
+        self.techniques = [self.techniques[i] for i in rows]
         for name in self._row_arrays():
             setattr(self, name, getattr(self, name)[rows].copy())
         self.index = {key: i for i, key in enumerate(self.keys)}
@@ -192,6 +207,7 @@ class Baseline:
             "trusted": pa.array(self.trusted[rows], pa.bool_()),
             "example": pa.array([_valid_utf8(self.examples[i]) for i in rows], pa.string()),
             "executable": pa.array([_valid_utf8(self.executables[i]) for i in rows], pa.string()),
+            "techniques": pa.array([_techniques_text(self.techniques[i]) for i in rows], pa.string()),
         })
 
     def load_arrow(self, table: pa.Table) -> None:
@@ -201,6 +217,8 @@ class Baseline:
         self.keys = table.column("pattern").to_pylist()
         self.examples = table.column("example").to_pylist()
         self.executables = table.column("executable").to_pylist()
+        stored = table.column(TECHNIQUES).to_pylist() if TECHNIQUES in table.column_names else [None] * n
+        self.techniques = [None if text is None else frozenset(text.split()) for text in stored]
         self._allocate(max(64, 1 << (n - 1).bit_length()))
         vectors = table.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
         self.vectors[:n] = vectors.reshape(n, self.dim)
@@ -279,6 +297,8 @@ class BaselineStore:
         except (FileNotFoundError, ValueError):
             self._db.create_table(name, data=data)
             return len(rows)
+        if TECHNIQUES not in table.schema.names:  # a table written before techniques were recorded
+            table.add_columns({TECHNIQUES: "CAST(NULL AS STRING)"})
         (table.merge_insert("pattern").when_matched_update_all().when_not_matched_insert_all().execute(data))
         return len(rows)
 

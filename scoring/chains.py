@@ -37,7 +37,7 @@ from scoring.commands import Command, program_name, unwrap
 from scoring.evidence import DEFENSE_EVASION, DISCOVERY, EXECUTION, PRIVILEGE_ESCALATION, Evidence
 from scoring.knowledge import deletes_of
 from scoring.programs import CGI_GATEWAYS, DATABASES, INTERPRETERS, SETUID_HELPERS, SHELLS, WEB_SERVERS
-from scoring.sequences import CONSUMER, PRODUCER, made_runnable, pipe_role, pipeline_evidence, resolve
+from scoring.sequences import CONSUMER, PRODUCER, hideout, made_runnable, pipe_role, pipeline_evidence, resolve
 
 MAX_ANCESTORS = 16
 PIPE_WINDOW = 0.25  # seconds between the execs of two siblings for a pipe guessed from timing
@@ -394,7 +394,8 @@ class ChainTracker:
         for path in deletes_of(command):
             written = host.files.lookup(resolve(path, node.cwd), now)
             if written is not None and written.executed:
-                view.evidence.append(Evidence(0.35, f"deletes {written.path[:80]} after it ran", "T1070.004",
+                weight = 0.35 if hideout(written.path) else 0.1  # a build's own output, cleaned: routine
+                view.evidence.append(Evidence(weight, f"deletes {written.path[:80]} after it ran", "T1070.004",
                                               DEFENSE_EVASION))
                 if written.incident is not None:
                     view.linked.append(written.incident)
@@ -516,12 +517,15 @@ class ChainTracker:
 
 
 # What a command does that adds up in a session; where it runs (lineage, execution) is judged apart.
+BURST_WEIGHT = 0.3  # weaker acts (a packet capture, a debugger attached) are an investigator's routine too
 BURST_TACTICS = frozenset({"credential-access", "persistence", "privilege-escalation", "defense-evasion",
                            "collection", "exfiltration", "command-and-control", "impact", "lateral-movement"})
 
 
 def _counts_in_burst(item: Evidence, lineage: Lineage) -> bool:
-    if item.weight < 0.1 or not item.technique:
+    """Strong sensitive acts add up anywhere; below a server or a reverse shell, looking around does too
+    (it is raised to strong there: scoring/engine.py)."""
+    if item.weight < BURST_WEIGHT or not item.technique:
         return False
     return item.tactic in BURST_TACTICS or (item.tactic == DISCOVERY and bool(lineage.kind))
 

@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -36,6 +37,7 @@ from scoring.engine import AnomalyEngine
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
+PROGRESS_SECONDS = 5.0  # long work says how far it got this often (on stderr)
 
 
 @dataclass(slots=True)
@@ -77,6 +79,8 @@ def _files_and_baselines(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     engine = AnomalyEngine(EngineConfig(baselines=args.baselines, model=args.model))
     skipped = scored = 0
+    verb = "learned" if args.learn_only else "scored"
+    started = reported = time.monotonic()
     try:
         batch: list[_Line] = []
         for item in _read_lines(args.files, args.workload, args.workload_from_field):
@@ -87,10 +91,13 @@ def run(args: argparse.Namespace) -> int:
             if len(batch) >= BATCH_SIZE:
                 scored += _flush(engine, batch, args, sys.stdout)
                 batch = []
+                if time.monotonic() - reported >= PROGRESS_SECONDS:
+                    reported = time.monotonic()
+                    log.info("%s %d events so far (%.0f/s)", verb, scored, scored / (reported - started))
         scored += _flush(engine, batch, args, sys.stdout)
     finally:
         engine.close()
-    log.info("%s %d events, skipped %d bad lines", "learned" if args.learn_only else "scored", scored, skipped)
+    log.info("%s %d events, skipped %d bad lines", verb, scored, skipped)
     return 0
 
 

@@ -58,7 +58,10 @@ class Command:
         return tuple(r.target for r in self.redirects if r.writes)
 
     def text(self) -> str:
-        return " ".join(self.args)
+        """The command as a shell would show it, redirections included (`bash -i >& /dev/tcp/...`)."""
+        if not self.redirects:
+            return " ".join(self.args)
+        return " ".join((*self.args, *(f"{r.operator} {r.target}" for r in self.redirects)))
 
 
 @dataclass(frozen=True, slots=True)

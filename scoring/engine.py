@@ -30,10 +30,10 @@ from core.event import CONNECTION, LISTEN, ProcessEvent
 from scoring.baseline import Baseline, BaselineStore
 from scoring.chains import ChainTracker, ChainView, Incident
 from scoring.config import EngineConfig, Thresholds
-from scoring.evidence import COLLECTION, COMMAND_AND_CONTROL, DISCOVERY, Evidence
+from scoring.evidence import COLLECTION, COMMAND_AND_CONTROL, DISCOVERY, PERSISTENCE, Evidence
 from scoring.featurizer import get_embedder
 from scoring.heuristics import WEB_PORTS, assess
-from scoring.policy import HoldBack
+from scoring.policy import HoldBack, PendingPattern
 from scoring.tokens import address_class, base_name, elevated_program
 
 if TYPE_CHECKING:
@@ -50,6 +50,13 @@ NEW_EXECUTABLE_WEIGHT = 0.1
 # Below a server or a network-connected shell, looking around and packing data up is reconnaissance
 # and staging, not an admin's routine: such evidence counts at least this much there.
 UNTYPED_LINEAGE_WEIGHT = 0.3
+WEB_SHELL = "T1505.003"
+WEB_SHELL_WRITE_WEIGHT = 0.6  # a script written into a web root by what a server started
+# Evidence this strong of a technique the workload's nearest patterns never showed is a new behaviour, as
+# new as a program never run here: `cat /etc/shadow` is not routine because `cat /etc/os-release` is.
+NEW_BEHAVIOUR_WEIGHT = 0.3
+LEARNED_TECHNIQUE_WEIGHT = 0.1  # evidence a learned pattern records as its behaviour
+FAMILIAR_DISTANCE = 0.35  # neighbours this close (and the nearest) vouch for the behaviours they showed
 NEW_LISTEN_WEIGHT = 0.35
 NEW_REMOTE_WEIGHT = 0.35  # a new peer on a non-web port (C2, exfiltration, lateral movement)
 NEW_REMOTE_WEB_WEIGHT = 0.1
@@ -69,6 +76,28 @@ def _new_endpoint(event: ProcessEvent) -> Evidence:
     return Evidence(weight, f"new remote address {event.remote_address}:{event.remote_port}{where}")
 
 
+def _familiar(baseline: Baseline, model: _ModelScore) -> frozenset[str] | None:
+    """Techniques the pattern's neighbourhood has shown; None when a neighbour predates that record."""
+    found: set[str] = set()
+    for row in model.neighbours:
+        techniques = baseline.techniques[row]
+        if techniques is None:
+            return None
+        found |= techniques
+    return frozenset(found)
+
+
+def _new_behaviour(evidence: list[Evidence], familiar: frozenset[str] | None) -> list[str]:
+    if familiar is None:
+        return []
+    return sorted({e.technique for e in evidence
+                   if e.technique and e.weight >= NEW_BEHAVIOUR_WEIGHT and e.technique not in familiar})
+
+
+def _techniques(evidence: list[Evidence]) -> frozenset[str]:
+    return frozenset(e.technique for e in evidence if e.technique and e.weight >= LEARNED_TECHNIQUE_WEIGHT)
+
+
 def _load_sigma(directory: str) -> SigmaRules | None:
     """The user's Sigma rules, or None when none are configured."""
     if not directory:
@@ -85,6 +114,9 @@ def _load_sigma(directory: str) -> SigmaRules | None:
 def _untyped(item: Evidence, origin: str) -> Evidence:
     if item.tactic in (DISCOVERY, COLLECTION, COMMAND_AND_CONTROL) and item.weight < UNTYPED_LINEAGE_WEIGHT:
         return Evidence(UNTYPED_LINEAGE_WEIGHT, f"{item.reason}, below {origin}", item.technique, item.tactic)
+    if item.technique == WEB_SHELL and item.tactic == PERSISTENCE and item.weight < WEB_SHELL_WRITE_WEIGHT:
+        return Evidence(WEB_SHELL_WRITE_WEIGHT, f"{item.reason}, below {origin} (a web shell)", item.technique,
+                        item.tactic)
     return item
 
 
@@ -114,6 +146,7 @@ class _ModelScore:
     nearest_row: int  # -1 without history
     distance: float
     known_count: int  # > 0 when the exact pattern is in the baseline
+    neighbours: tuple[int, ...] = ()  # the rows it was compared with (the exact row, or the k nearest)
 
 
 class AnomalyEngine:
@@ -176,17 +209,20 @@ class AnomalyEngine:
         return verdicts
 
     def learn_only(self, events: Sequence[ProcessEvent], tenant: str = "default", workload: str = "default") -> None:
-        """Learns every event unconditionally (bootstrapping a baseline from a trusted capture)."""
+        """Learns every event unconditionally (bootstrapping a baseline from a trusted capture), with the
+        behaviours (techniques) its evidence shows, chains included, as scoring would see them."""
         if not events:
             return
         baseline = self.store.get(tenant, workload)
-        for event in events:
-            self.chains.register(tenant, event)  # the same ancestors as scoring will see
+        nodes = [self.chains.register(tenant, event) for event in events]  # the same ancestors as scoring
         keys = self.featurizer.pattern_keys(events)
         vectors_of = self._vectors_by_key(events, keys)
         with baseline.lock:
-            for event, key in zip(events, keys, strict=True):
-                baseline.learn(key, vectors_of[key], event.command_line, program_of(event), self._when(event))
+            for event, key, node in zip(events, keys, nodes, strict=True):
+                own = self._own_evidence(event)
+                evidence = self._evidence(event, self.chains.evaluate(tenant, event, node, own), own)
+                baseline.learn(key, vectors_of[key], event.command_line, program_of(event), self._when(event),
+                               techniques=_techniques(evidence))
         self._maybe_maintain()
 
     def acknowledge(self, event: ProcessEvent, tenant: str = "default", workload: str = "default") -> None:
@@ -197,8 +233,13 @@ class AnomalyEngine:
         times = pending.occurrences if pending else 1
         with baseline.lock:
             vector = self.featurizer.embed([event])[0]
-            baseline.learn(key, vector, event.command_line, program_of(event), self._when(event), times=times)
+            baseline.learn(key, vector, event.command_line, program_of(event), self._when(event), times=times,
+                           techniques=_techniques(self._own_evidence(event)))
         self.store.flush_one(baseline)
+
+    def held_back(self, tenant: str, workload: str) -> list[PendingPattern]:
+        """The alert-level patterns of a workload waiting to be learned (scoring/policy.py), oldest first."""
+        return list(self._holdback(tenant, workload).pending.values())
 
     def flush(self) -> int:
         return self.store.flush()
@@ -223,7 +264,7 @@ class AnomalyEngine:
         row = baseline.index.get(key)
         if row is not None:
             count = int(baseline.counts[row])
-            return _ModelScore(min(1.0, FREQUENCY_WEIGHT / count), row, 0.0, count)
+            return _ModelScore(min(1.0, FREQUENCY_WEIGHT / count), row, 0.0, count, (row,))
         neighbours = baseline.nearest(vector[None, :], self.config.k)
         rows, distances = neighbours.rows[0], neighbours.distances[0]
         valid = rows >= 0
@@ -232,7 +273,9 @@ class AnomalyEngine:
         rows, distances = rows[valid], distances[valid]
         scores = np.minimum(1.0, 2.0 * distances + FREQUENCY_WEIGHT / baseline.counts[rows])
         best = int(np.argmin(scores))
-        return _ModelScore(float(scores[best]), int(rows[best]), float(distances[best]), 0)
+        near = tuple(int(r) for r, d in zip(rows, distances, strict=True) if d <= max(float(distances[best]),
+                                                                                        FAMILIAR_DISTANCE))
+        return _ModelScore(float(scores[best]), int(rows[best]), float(distances[best]), 0, near)
 
     def _verdict(self, event: ProcessEvent, key: str, program: str, vector: np.ndarray, model: _ModelScore,
                  baseline: Baseline, holdback: HoldBack, thresholds: Thresholds, workload: str, view: ChainView,
@@ -240,6 +283,10 @@ class AnomalyEngine:
         """(verdict, the evidence it counted, novelty)."""
         evidence = self._evidence(event, view, own)
         novelty = model.score
+        new = _new_behaviour(evidence, _familiar(baseline, model))
+        if new:
+            novelty = 1.0
+            evidence = [*evidence, Evidence(0.0, f"a behaviour this workload has not shown ({', '.join(new)})")]
         if len(baseline) > 0 and baseline.executable_counts.get(program, 0) == 0:
             novelty = 1.0  # a program never run on this workload is as new as it gets, whatever its arguments
             evidence = [Evidence(NEW_EXECUTABLE_WEIGHT, f"{program} never run on this workload"), *evidence]
@@ -319,9 +366,10 @@ class AnomalyEngine:
                evidence: list[Evidence], baseline: Baseline, holdback: HoldBack) -> None:
         when = self._when(event)
         if key in holdback.pending or verdict.severity == "alert":
-            earned = holdback.observe(key, when, event.command_line, program, vector)
+            earned = holdback.observe(key, when, event.command_line, program, vector, _techniques(evidence))
             if earned is not None:
-                baseline.learn(key, vector, earned.example, earned.executable, when, times=earned.occurrences)
+                baseline.learn(key, vector, earned.example, earned.executable, when, times=earned.occurrences,
+                               techniques=earned.techniques)
             return
         # A warn-level or suspicious pattern is learned provisionally: its own repeats score low at once,
         # but it vouches for similar commands only once it recurs in a later time window. Otherwise one
@@ -330,7 +378,8 @@ class AnomalyEngine:
         recurring = row is not None and when - baseline.first_seen[row] >= self.config.learning.recurrence_window
         suspicious = any(e.weight >= SUSPICIOUS_WEIGHT for e in evidence)
         trusted = (verdict.severity == "none" and not suspicious) or recurring
-        baseline.learn(key, vector, event.command_line, program, when, trusted=trusted)
+        baseline.learn(key, vector, event.command_line, program, when, trusted=trusted,
+                       techniques=_techniques(evidence))
 
     def _holdback(self, tenant: str, workload: str) -> HoldBack:
         key = (tenant, workload)

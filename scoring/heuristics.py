@@ -40,7 +40,7 @@ TEMP_BUILDERS = frozenset({"go", "cargo", "rustc", "pip", "pip3", "dotnet", "baz
 # Programs that name files but never run them: a shell's path in their arguments starts nothing.
 FILE_UTILITIES = frozenset({"cp", "mv", "ln", "install", "rm", "chmod", "chown", "chgrp", "ls", "stat", "file",
                             "touch", "useradd", "usermod", "adduser", "chsh", "which", "whereis", "readlink",
-                            "realpath", "md5sum", "sha1sum", "sha256sum", "sha512sum", "du", "wc", "dpkg", "rpm",
+                            "realpath", "md5sum", "sha1sum", "sha256sum", "sha512sum", "du", "wc",
                             "basename", "dirname", "test", "[", "getfacl", "setfacl", "lsattr", "chattr"})
 HIGH_CPU_PERCENT = 80.0
 MAX_SCAN = 2048  # characters of the command line the patterns look at: bounded work on hostile argv
@@ -48,7 +48,9 @@ MAX_SCAN = 2048  # characters of the command line the patterns look at: bounded 
 # Every repetition is bounded (or possessive): these run on attacker-controlled argv, so a pattern
 # must not backtrack quadratically over a long argument.
 _SHELL_WORD = re.compile(r"(?<![\w.-])(?:/usr)?(?:/bin/)?(?:ba|da|z|k|c|tc|a|fi|ya|mk)?sh(?![\w.-])")
-_REVERSE_SHELL = re.compile(r"/dev/(?:tcp|udp)/|\bmkfifo\b|\bnc\b.{0,200}?\s-[ec]\b|\bsocat\b.{0,200}?exec:|"
+_REVERSE_SHELL = re.compile(r"/dev/(?:tcp|udp)/[^\s]{1,300}?\s{0,4}(?:0>&1|<&|>&)|>&\s{0,4}/dev/(?:tcp|udp)/|"
+                            r"\bexec\b.{0,20}/dev/(?:tcp|udp)/|"
+                            r"\bztcp\b.{0,300}?>&\s{0,4}\$REPLY|\bmkfifo\b|\bnc\b.{0,200}?\s-[ec]\b|\bsocat\b.{0,200}?exec:|"
                             r"pty\.spawn|\bsocket\b.{0,300}?\bconnect\b|fsockopen|TCPSocket", re.IGNORECASE)
 _NETWORK_DESTINATION = re.compile(
     r"\b[a-z][a-z0-9+.-]{0,15}://[^\s/]{1,255}"
@@ -60,8 +62,13 @@ _SPAWN_CALL = re.compile(r"\b(?:system|exec[lv]p?e?|popen|spawn|subprocess|os\.e
                          r"child_process|shell_exec|passthru|proc_open)\s*[(.]", re.IGNORECASE)
 
 
+_SSH_CLIENTS = frozenset({"ssh", "scp", "sftp", "rsync", "sshpass", "autossh", "mosh"})
+_NAMES_PEOPLE = frozenset({"mail", "mailx", "mutt", "sendmail", "msmtp", "s-nail", "git"})
+# What turns a socket or a fifo into a remote shell: a shell, stream duplication or a spawned process.
+_HANDS_A_SHELL = re.compile(r"\bdup2\b|pty\.spawn|subprocess|/bin/(?:ba|da|z)?sh\b|\bsh -i\b|\bexec\b|\bnc\b|"
+                            r"\btelnet\b|openssl s_client", re.IGNORECASE)
 # Substrings one of which each pattern needs (lowercase): a command line with none skips the pattern.
-_REVERSE_SHELL_ANCHORS = ("/dev/tcp", "/dev/udp", "mkfifo", "nc", "socat", "pty", "socket", "fsockopen")
+_REVERSE_SHELL_ANCHORS = ("/dev/tcp", "/dev/udp", "mkfifo", "nc", "socat", "pty", "socket", "fsockopen", "ztcp")
 _SPAWN_ANCHORS = ("system", "exec", "popen", "spawn", "subprocess", "runtime", "child_process", "passthru",
                   "proc_open")
 # A raw IP address, or a port other than the web's, in an endpoint: not a service people name.
@@ -94,7 +101,7 @@ def assess(event: ProcessEvent) -> list[Evidence]:
     if event.event_name == "process.exec" and event.args:
         script = script_of(event.args)
         if script is None or base_name(event.executable_name) in SHELLS:
-            found.extend(assess_command(Command(event.args[:64])))
+            found.extend(assess_command(Command(event.args[:64]), exec_itself=True))
         if script is not None:
             for command in script.commands():
                 found.extend(assess_command(command))
@@ -181,8 +188,11 @@ def _shell_escape(event: ProcessEvent) -> list[Evidence]:
     lowered = text.lower()  # cheap substring guards first: most command lines need no regex at all
     name = base_name(event.executable_name)
     found: list[Evidence] = []
-    if any(anchor in lowered for anchor in _REVERSE_SHELL_ANCHORS) and _REVERSE_SHELL.search(text):
+    if any(anchor in lowered for anchor in _REVERSE_SHELL_ANCHORS) and _reverse_shell(event, text):
         found.append(Evidence(0.8, "reverse-shell pattern in arguments", "T1059.004", EXECUTION))
+    elif "/dev/tcp/" in text or "/dev/udp/" in text or "ztcp" in text:
+        found.append(Evidence(0.3, "the shell opens a network connection itself (/dev/tcp, ztcp)", "T1095",
+                              COMMAND_AND_CONTROL))
     if is_shell(name):
         if "-i" in args:
             found.append(Evidence(0.4, "interactive shell started non-interactively", "T1059.004", EXECUTION))
@@ -191,6 +201,22 @@ def _shell_escape(event: ProcessEvent) -> list[Evidence]:
     elif any(anchor in lowered for anchor in _SPAWN_ANCHORS) and _SPAWN_CALL.search(text):
         found.append(Evidence(0.35, f"{name} arguments execute commands", "T1059", EXECUTION))
     return found
+
+
+def _reverse_shell(event: ProcessEvent, text: str) -> bool:
+    """A reverse-shell pattern within one command (a script's `nc -z db 5432; psql -c ...` is two commands),
+    and for a socket or a fifo, something that hands it a shell."""
+    script = script_of(event.args) if base_name(event.executable_name) in SHELLS else None
+    pieces = [c.text()[:MAX_SCAN] for c in script.commands()] if script is not None else [text]
+    for piece in pieces:
+        match = _REVERSE_SHELL.search(piece)
+        if match is None:
+            continue
+        found = match.group(0).lower()
+        if ("socket" in found or "mkfifo" in found) and not _HANDS_A_SHELL.search(" ".join(pieces)):
+            continue
+        return True
+    return False
 
 
 def _privilege_elevation(event: ProcessEvent) -> list[Evidence]:
@@ -223,8 +249,8 @@ def _inline_code(event: ProcessEvent) -> list[Evidence]:
 
 def _network_destination(event: ProcessEvent) -> list[Evidence]:
     """A command line naming a remote endpoint (URL, host:port, tcp-connect): data may leave or arrive."""
-    if event.event_name != "process.exec" or base_name(event.executable_name) in DOWNLOADERS:
-        return []  # downloads and uploads are knowledge's to judge (scoring/knowledge.py)
+    if event.event_name != "process.exec" or base_name(event.executable_name) in DOWNLOADERS | _NAMES_PEOPLE:
+        return []  # downloads and uploads are knowledge's to judge (scoring/knowledge.py); mail names people
     text = _scan_text(event.args[1:])
     if ":" not in text and "@" not in text and "-h" not in text and "-connect" not in text:
         return []
@@ -232,6 +258,10 @@ def _network_destination(event: ProcessEvent) -> list[Evidence]:
     if match is None or "localhost" in match.group(0) or "127.0.0.1" in match.group(0):
         return []
     endpoint = match.group(0)
+    if endpoint.startswith("git@"):
+        return []  # a git remote over SSH
+    if "@" in endpoint and "://" not in endpoint and base_name(event.executable_name) not in _SSH_CLIENTS:
+        return []  # user@domain is an e-mail address (a gpg recipient, a mail to) unless an SSH client reads it
     bare = _BARE_ENDPOINT.search(endpoint)
     weight = 0.3 if bare else 0.15
     return [Evidence(weight, f"remote endpoint in arguments ({endpoint[:60]})", "T1071", COMMAND_AND_CONTROL)]

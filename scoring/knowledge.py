@@ -84,16 +84,21 @@ _PAM = Location("PAM authentication", None, (0.55, "T1556.003", CREDENTIAL_ACCES
 _UDEV = Location("udev rules", None, (0.4, "T1546", PERSISTENCE))
 _AUTOSTART = Location("desktop autostart", None, (0.4, "T1547.013", PERSISTENCE))
 _MOTD = Location("login message scripts", None, (0.4, "T1546", PERSISTENCE))
-_SSHD = Location("the SSH server configuration", None, (0.3, "T1098.004", PERSISTENCE))
+_SSHD = Location("the SSH server configuration", None, (0.1, "T1098.004", PERSISTENCE))
 _MODULES = Location("kernel modules loaded at boot", None, (0.45, "T1547.006", PERSISTENCE))
 _BINARIES = Location("system binaries", None, (0.25, "T1554", PERSISTENCE), (0.2, "T1485", IMPACT))
 _MEMORY = Location("another process's memory", (0.5, "T1003.007", CREDENTIAL_ACCESS), (0.6, "T1055", DEFENSE_EVASION))
-_ENVIRON = Location("another process's environment", (0.35, "T1552", CREDENTIAL_ACCESS))
+_ENVIRON = Location("another process's environment", (0.25, "T1552", CREDENTIAL_ACCESS))
+_ALL_ENVIRONS = Location("every process's environment", (0.45, "T1552", CREDENTIAL_ACCESS))
 _DOCKER = Location("the Docker socket", (0.4, "T1611", PRIVILEGE_ESCALATION), (0.4, "T1611", PRIVILEGE_ESCALATION))
 _AUDIT_RULES = Location("audit rules", None, (0.5, "T1562.012", DEFENSE_EVASION), (0.5, "T1562.012", DEFENSE_EVASION))
 _CA_TRUST = Location("trusted root certificates", None, (0.35, "T1553.004", DEFENSE_EVASION))
 _SECURITY_CONFIG = Location("security configuration", None, (0.45, "T1562.001", DEFENSE_EVASION))
-_WEB_SCRIPT = Location("a script in a web root", None, (0.5, "T1505.003", PERSISTENCE))
+# Deployments write web roots all day: a web shell is told apart by who writes it (scoring/engine.py raises this
+# below a server).
+_WEB_SCRIPT = Location("a script in a web root", None, (0.25, "T1505.003", PERSISTENCE))
+_KERNEL_TUNABLES = Location("kernel protections", None, (0.45, "T1562.001", DEFENSE_EVASION))
+_GIT_HOOKS = Location("git hooks", None, (0.4, "T1546", PERSISTENCE))
 
 _EXACT = {
     "/etc/shadow": _SHADOW, "/etc/gshadow": _SHADOW, "/etc/shadow-": _SHADOW, "/etc/gshadow-": _SHADOW,
@@ -109,6 +114,7 @@ _EXACT = {
     "/run/utmp": _LOGS,
 }
 _PREFIXES = (
+    ("/proc/sys/kernel/", _KERNEL_TUNABLES),
     ("/etc/sudoers.d/", _SUDOERS), ("/etc/cron.", _CRON), ("/var/spool/cron", _CRON), ("/var/spool/at", _CRON),
     ("/etc/profile.d/", _SHELL_RC), ("/etc/ld.so.conf.d/", _LOADER_CONF), ("/etc/init.d/", _INIT),
     ("/etc/rc", _INIT), ("/etc/pam.d/", _PAM), ("/etc/udev/rules.d/", _UDEV), ("/lib/udev/rules.d/", _UDEV),
@@ -123,6 +129,7 @@ _PREFIXES = (
 )
 # Names (before the first dot) of the logs that record logins, privilege use and the system's own events.
 _PREFIX_TEXTS = tuple(prefix for prefix, _ in _PREFIXES)
+_ROTATED = re.compile(r"(?:\.\d{1,3}|-\d{8})(?:\.(?:gz|bz2|xz|zst))?$|\.(?:gz|bz2|xz|zst)$")
 _LOG_FILES = frozenset({"auth", "secure", "syslog", "messages", "kern", "wtmp", "btmp", "lastlog", "utmp", "faillog",
                         "audit", "daemon", "user", "mail", "maillog", "cron", "sudo", "boot"})
 _RC_FILES = frozenset({".bashrc", ".bash_profile", ".profile", ".bash_login", ".bash_logout", ".zshrc",
@@ -162,13 +169,17 @@ def location_of(path: str) -> Location | None:
     if name in _CREDENTIAL_FILES or any(d in path for d in _CREDENTIAL_DIRS):
         return _CREDENTIALS
     if (memory := _PROC_FILE.match(path)) is not None:
-        return _ENVIRON if memory.group(1) == "environ" else _MEMORY
+        if memory.group(1) == "environ":
+            return _ALL_ENVIRONS if "*" in path else _ENVIRON
+        return _MEMORY
     if path in ("/dev/mem", "/dev/kmem", "/proc/kcore"):
         return _MEMORY
     if "/.config/systemd/user/" in path:
         return _TIMER if name.endswith(".timer") else _SYSTEMD
     if "/.config/autostart/" in path:
         return _AUTOSTART
+    if "/.git/hooks/" in path or path.startswith(".git/hooks/"):
+        return _GIT_HOOKS
     if any(root in path for root in _WEB_ROOTS) and name.endswith(_WEB_SCRIPT_SUFFIXES):
         return _WEB_SCRIPT
     if name.endswith((".pem", ".key")) and ("private" in path or "privkey" in name or name.endswith(".key")):
@@ -179,8 +190,9 @@ def location_of(path: str) -> Location | None:
         return None
     for prefix, location in _PREFIXES:
         if path.startswith(prefix):
-            if location is _LOGS and name.split(".", 1)[0] not in _LOG_FILES and not _is_log_dir(path):
-                return None  # application logs: rotated and cleaned routinely
+            if location is _LOGS and (name.split(".", 1)[0] not in _LOG_FILES or _ROTATED.search(name)) and \
+                    not _is_log_dir(path):
+                return None  # application logs, and rotated copies: cleaned routinely
             if location is _SYSTEMD and name.endswith(".timer"):
                 return _TIMER
             return location
@@ -234,7 +246,7 @@ def writes_of(command: Command) -> tuple[str, ...]:
     found = list(command.writes_to())
     if program == "tee":
         found.extend(operands)
-    elif program in ("cp", "mv", "install", "ln", "rsync") and len(operands) >= 2:
+    elif program in ("cp", "mv", "install", "ln", "rsync") and len(operands) >= 2 and operands[0] != "/dev/null":
         found.append(_destination(operands[-1], operands[0]))
     elif program == "sed" and any(a == "-i" or a.startswith(("-i", "--in-place")) for a in command.args[1:]):
         found.extend(operands[1:])
@@ -342,6 +354,10 @@ def _evidence(spec: tuple[float, str, str], reason: str) -> Evidence:
     return Evidence(weight, reason, technique, tactic)
 
 
+_WEAK_SSHD = re.compile(r"PermitRootLogin\s{0,4}yes|PasswordAuthentication\s{0,4}yes|PermitEmptyPasswords\s{0,4}yes|"
+                        r"AuthorizedKeysFile|AuthorizedKeysCommand|PubkeyAuthentication", re.IGNORECASE)
+
+
 def _file_effects(command: Command) -> list[Evidence]:
     found: list[Evidence] = []
     program = command.program
@@ -360,6 +376,9 @@ def _file_effects(command: Command) -> list[Evidence]:
         location = location_of(path)
         if location is not None and location.write is not None:
             found.append(_evidence(location.write, f"{program} writes {location.name} ({path[:80]})"))
+            if location is _SSHD and _WEAK_SSHD.search(command.text()[:MAX_OPERAND * 2]):
+                found.append(Evidence(0.4, "the SSH server is told to let more in (keys, root, passwords)",
+                                      "T1098.004", PERSISTENCE))
     for path in deletes_of(command):
         location = location_of(path)
         if location is not None and location.delete is not None:
@@ -430,6 +449,9 @@ _SECURITY_SERVICES = re.compile(
     r"fail2ban|sshguard|crowdstrike|elastic-agent|auditbeat|filebeat|rsyslog|syslog-ng|systemd-journald|"
     r"sysdig|tracee|qualys\S{0,20}|nessus\S{0,10}|splunkd?|td-agent|fluentd|fluent-bit|otelcol\S{0,20}|"
     r"procsight\S{0,20}|datadog-agent|newrelic\S{0,20})(?:\.service)?$", re.IGNORECASE)
+_IPTABLES = frozenset({"iptables", "ip6tables", "iptables-legacy", "iptables-nft"})
+_SERVICE_VERBS = frozenset({"stop", "disable", "mask", "kill", "off", "remove", "start", "restart", "reload",
+                            "enable", "status", "--now"})
 _FIREWALLS = frozenset({"ufw", "firewalld", "nftables", "iptables", "ip6tables", "netfilter-persistent",
                         "shorewall", "csf"})
 
@@ -440,13 +462,15 @@ def _defenses(command: Command) -> list[Evidence]:
     if program in ("systemctl", "service", "update-rc.d", "chkconfig", "rc-service", "invoke-rc.d"):
         verbs = {"stop", "disable", "mask", "kill", "off", "remove"} & set(args)
         if verbs:
-            for unit in _operands(command):
+            for unit in (o for o in _operands(command) if o not in _SERVICE_VERBS):
                 if _SECURITY_SERVICES.match(unit):
                     found.append(Evidence(0.6, f"{program} {sorted(verbs)[0]}s {unit}, a security or logging "
                                                "service", "T1562.001", DEFENSE_EVASION))
                 elif unit.removesuffix(".service") in _FIREWALLS:
                     found.append(Evidence(0.5, f"{program} {sorted(verbs)[0]}s the firewall ({unit})", "T1562.004",
                                           DEFENSE_EVASION))
+                elif {"disable", "mask"} & verbs:
+                    found.append(Evidence(0.15, f"{program} {sorted(verbs)[0]}s {unit}", "T1489", IMPACT))
     elif program in ("kill", "pkill", "killall"):
         targets = [a for a in args[1:] if not a.startswith("-") and not a.isdigit()]
         if any(_SECURITY_SERVICES.match(t) for t in targets):
@@ -457,19 +481,31 @@ def _defenses(command: Command) -> list[Evidence]:
         found.append(Evidence(0.5, f"{program} weakens AppArmor", "T1562.001", DEFENSE_EVASION))
     elif program == "auditctl" and ("-D" in args or "-e0" in args or _pair(args, "-e", "0")):
         found.append(Evidence(0.6, "auditctl removes audit rules or turns auditing off", "T1562.012", DEFENSE_EVASION))
-    elif program in ("iptables", "ip6tables", "iptables-legacy", "iptables-nft") and (
-            {"-F", "--flush", "-X"} & set(args) or (("-P" in args or "--policy" in args) and "ACCEPT" in args)):
-        found.append(Evidence(0.5, f"{program} flushes or opens the firewall", "T1562.004", DEFENSE_EVASION))
+    elif program in _IPTABLES and {"-F", "--flush", "-X"} & set(args):
+        found.append(Evidence(0.5, f"{program} flushes the firewall", "T1562.004", DEFENSE_EVASION))
+    elif program in _IPTABLES and ("-P" in args or "--policy" in args) and "ACCEPT" in args:
+        found.append(Evidence(0.2, f"{program} sets a chain to accept by default", "T1562.004", DEFENSE_EVASION))
     elif (program == "ufw" and "disable" in args) or (program == "nft" and "flush" in args):
         found.append(Evidence(0.5, f"{program} turns the firewall off", "T1562.004", DEFENSE_EVASION))
-    elif program == "journalctl" and any(a.startswith(("--vacuum", "--rotate")) for a in args):
-        found.append(Evidence(0.2, "journalctl discards journal entries", "T1070.002", DEFENSE_EVASION))
+    elif program == "journalctl" and any(_SHORT_RETENTION.match(a) for a in args):
+        found.append(Evidence(0.3, "journalctl discards nearly all journal entries", "T1070.002", DEFENSE_EVASION))
     elif program == "sysctl" and any(a.startswith(_WEAKENED_KERNEL) for a in args):
         found.append(Evidence(0.4, "sysctl weakens kernel protections", "T1562.001", DEFENSE_EVASION))
     return found
 
 
+# Journal retention of seconds, minutes or a few kilobytes: not a retention policy, a wipe.
+_SHORT_RETENTION = re.compile(r"--vacuum-(?:time=\d{1,4}(?:s|sec|m|min|us|ms)?$|size=\d{1,4}[KkBb]?$|files=[01]$)")
 _WEAKENED_KERNEL = ("kernel.randomize_va_space=0", "kernel.yama", "kernel.kptr")
+
+
+def _short_flags(args: tuple[str, ...]) -> set[str]:
+    """Every option as written, plus each letter of combined short flags (`-zu` is `-z` and `-u`)."""
+    flags = {a for a in args[1:] if a.startswith("-")}
+    for arg in list(flags):
+        if not arg.startswith("--") and 2 < len(arg) <= 6 and arg[1:].isalpha():
+            flags.update(f"-{letter}" for letter in arg[1:])
+    return flags
 
 
 def _pair(args: tuple[str, ...], flag: str, value: str) -> bool:
@@ -499,7 +535,7 @@ def _permissions(command: Command) -> list[Evidence]:
             return [Evidence(0.55, f"chmod sets the setuid/setgid bit ({mode} {' '.join(targets)[:80]})",
                              "T1548.001", PRIVILEGE_ESCALATION)]
         if ("x" in mode or (mode[-3:].isdigit() and int(mode[-3:][0]) & 1)) and any(
-                path_class(t) in ("tmp", "shm", "dev") or _hidden(t) for t in targets):
+                path_class(t) in ("tmp", "shm", "dev") for t in targets):
             return [Evidence(0.3, f"chmod makes a file in a temp or hidden location executable ({targets[0][:80]})",
                              "T1222.002", DEFENSE_EVASION)]
         if mode.endswith("777") and any(t.startswith("/etc") for t in targets):
@@ -566,7 +602,9 @@ def _masquerading(command: Command) -> list[Evidence]:
     return []
 
 
-_URL = re.compile(r"^(?:https?|ftp|tftp)://([^/\s:]{1,255})(?::(\d{1,5}))?", re.IGNORECASE)
+_URL = re.compile(r"^([a-z][a-z0-9+.-]{1,15})://([^/\s:]{1,255})(?::(\d{1,5}))?", re.IGNORECASE)
+# URL schemes of protocols older than the web that let a client speak raw bytes to a port (SSRF, smuggling).
+_RAW_SCHEMES = frozenset({"gopher", "dict", "telnet", "ldap", "tftp"})
 _METADATA_HOSTS = ("169.254.169.254", "metadata.google.internal", "100.100.100.200", "fd00:ec2::254")
 
 def _transfers(command: Command) -> list[Evidence]:
@@ -584,6 +622,9 @@ def _transfers(command: Command) -> list[Evidence]:
         sensitive = [p for p in sent if location_of(p) is not None and (location_of(p).read or (0, "", ""))[0] >= 0.2]
         if sensitive:
             found.append(Evidence(0.55, f"{program} uploads {sensitive[0][:80]}", "T1048", EXFILTRATION))
+        elif any(_staged(p) for p in sent):
+            found.append(Evidence(0.4, f"{program} uploads a file from a temp or hidden place ({sent[0][:80]})",
+                                  "T1048", EXFILTRATION))
         else:
             found.append(Evidence(0.15, f"{program} uploads {sent[0][:80]}", "T1048", EXFILTRATION))
     saved = writes_of(command)
@@ -592,15 +633,25 @@ def _transfers(command: Command) -> list[Evidence]:
                               COMMAND_AND_CONTROL))
     elif not sent:
         url = next((m for a in command.args[1:] if (m := _URL.match(a[:MAX_OPERAND]))), None)
-        where = address_class(url.group(1)) if url is not None else ""
+        where = address_class(url.group(2)) if url is not None else ""
         raw_ip = where == "public"
-        odd_port = where in ("public", "name") and url.group(2) not in (None, "80", "443", "8080", "8443")
-        if raw_ip or odd_port:
-            found.append(Evidence(0.3, f"{program} fetches from a bare address or unusual port ({url.group(0)[:80]})",
-                                  "T1105", COMMAND_AND_CONTROL))
+        odd_port = where in ("public", "name") and url.group(3) not in (None, "80", "443", "8080", "8443")
+        raw_scheme = url is not None and url.group(1).lower() in _RAW_SCHEMES
+        if raw_ip or odd_port or raw_scheme:
+            found.append(Evidence(0.3, f"{program} talks to a bare address, an unusual port or a raw protocol "
+                                       f"({url.group(0)[:80]})", "T1105", COMMAND_AND_CONTROL))
         elif saved:
             found.append(Evidence(0.15, f"{program} downloads a file", "T1105", COMMAND_AND_CONTROL))
+        elif url is not None and where != "loopback" and _posts_data(command):
+            found.append(Evidence(0.2, f"{program} sends data to {url.group(2)[:60]}", "T1048", EXFILTRATION))
     return found
+
+
+def _posts_data(command: Command) -> bool:
+    args = command.args
+    sends = ("-d", "--data", "-F", "--form", "-T", "--upload-file", "--post-data")
+    return any(a.startswith(sends) for a in args[1:]) or any(
+        a == "-X" and b.upper() in ("POST", "PUT") for a, b in itertools.pairwise(args))
 
 
 _TOOLS: dict[str, tuple[float, str, str, str]] = {}
@@ -629,10 +680,19 @@ for _names, _spec in (
     (("xclip", "xsel"), (0.3, "clipboard access", "T1115", COLLECTION)),
     (("xwd", "scrot", "gnome-screenshot"), (0.3, "screen capture", "T1113", COLLECTION)),
     (("logkeys", "pykeylogger"), (0.7, "keylogger", "T1056.001", COLLECTION)),
+    (("upx",), (0.4, "executable packer", "T1027.002", DEFENSE_EVASION)),
+    (("gcore",), (0.45, "core dump of a running process", "T1003.007", CREDENTIAL_ACCESS)),
+    (("hping3", "slowhttptest", "t50"), (0.5, "flood tool", "T1498", IMPACT)),
+    (("ldapsearch", "smbclient", "showmount", "rpcclient", "enum4linux", "smbmap"),
+     (0.2, "network share or directory lookup", "T1135", DISCOVERY)),
+    (("rclone", "megacmd", "mega-put", "gdrive"), (0.2, "cloud storage sync tool", "T1567.002", EXFILTRATION)),
+    (("tmate", "anydesk", "rustdesk", "teamviewer", "x11vnc", "meshagent"),
+     (0.5, "remote access tool", "T1219", COMMAND_AND_CONTROL)),
 ):
     for _name in _names:
         _TOOLS[_name] = (_spec[0], _spec[1], _spec[2], _spec[3])
 
+_SCRIPT_RUNNERS = frozenset({"sh", "bash", "dash", "zsh", "python", "perl", "ruby", "php", "node"})
 _MINER_ARGS = re.compile(r"stratum\+(?:tcp|ssl|tls)://|--donate-level|--cpu-max-threads-hint|\bcryptonight\b|"
                          r"\brandomx\b|--coin[= ]", re.IGNORECASE)
 
@@ -640,6 +700,9 @@ _MINER_ARGS = re.compile(r"stratum\+(?:tcp|ssl|tls)://|--donate-level|--cpu-max-
 def _tools(command: Command) -> list[Evidence]:
     name = command.args[0].rsplit("/", 1)[-1] if command.args else ""
     spec = _TOOLS.get(name) or _TOOLS.get(command.program)
+    if spec is None and len(command.args) > 1 and command.program in _SCRIPT_RUNNERS:
+        name = command.args[1].rsplit("/", 1)[-1]  # `python3 mimipenguin.py`, `bash linpeas.sh`
+        spec = _TOOLS.get(name) or _TOOLS.get(name.rsplit(".", 1)[0])
     found = []
     if spec is not None:
         weight, what, technique, tactic = spec
@@ -665,9 +728,14 @@ def _network_tools(command: Command) -> list[Evidence]:
     if program == "ssh" and any(a in ("-R", "-L", "-D", "-w") or a.startswith(("-R", "-D")) for a in args[1:]):
         return [Evidence(0.3, "ssh opens a tunnel", "T1572", COMMAND_AND_CONTROL)]
     if program in ("scp", "rsync", "sftp") and any("@" in a or ":" in a for a in _operands(command)[-1:]):
-        sensitive = [p for p in reads_of(command) if location_of(p) is not None]
+        sent = reads_of(command)
+        sensitive = [p for p in sent if location_of(p) is not None]
         if sensitive:
             return [Evidence(0.5, f"{program} copies {sensitive[0][:80]} to another host", "T1048", EXFILTRATION)]
+        staged = [p for p in sent if _staged(p) or any(p.rstrip("/").endswith(d) for d in _SENSITIVE_DIRS)]
+        if staged:
+            return [Evidence(0.4, f"{program} copies {staged[0][:80]} to another host", "T1048", EXFILTRATION)]
+        return [Evidence(0.15, f"{program} copies files to another host", "T1570", "lateral-movement")]
     return []
 
 
@@ -675,23 +743,73 @@ _SENSITIVE_DIRS = ("/etc", "/home", "/root", "/.ssh", "/var/www", "/var/lib/mysq
                    "/srv", "/var/backups")
 
 
+_SECRET_DIRS = ("/.ssh", "/.aws", "/.gnupg", "/.kube", "/.docker", "/.password-store", "/.config/gcloud", ".ssh",
+                ".aws", ".gnupg", ".kube")
+_ARCHIVERS = frozenset({"tar", "zip", "7z", "7za", "rar"})
+
+
 def _collection(command: Command) -> list[Evidence]:
     program, args = command.program, command.args
-    encrypt = (program in ("zip",) and ({"-e", "-P", "--encrypt", "--password"} & set(args))) or (
-        program in ("7z", "7za") and any(a.startswith("-p") for a in args)) or (
-        program == "gpg" and ({"-c", "--symmetric", "-e", "--encrypt"} & set(args))) or (
-        program == "openssl" and len(args) > 1 and (args[1] == "enc" or args[1].startswith("aes")) and "-d" not in args)
-    if encrypt:
-        return [Evidence(0.35, f"{program} encrypts files", "T1560.001", COLLECTION)]
-    if program in ("tar", "zip", "7z", "7za", "rar") and any(
-            o.rstrip("/").endswith(_SENSITIVE_DIRS) or "/.ssh" in o for o in _operands(command)):
-        return [Evidence(0.15, f"{program} archives a sensitive directory", "T1560.001", COLLECTION)]
+    flags = _short_flags(args)
+    if program == "gpg" and ({"-c", "--symmetric"} & flags or any(a.startswith("--passphrase") for a in args)):
+        return [Evidence(0.35, "gpg encrypts with a passphrase (no recipient key)", "T1560.001", COLLECTION)]
+    if program == "gpg" and ({"-e", "--encrypt"} & flags):
+        return [Evidence(0.15, "gpg encrypts for a recipient", "T1560.001", COLLECTION)]
+    if program == "openssl" and len(args) > 1 and (args[1] == "enc" or args[1].startswith("aes")) and "-d" not in args:
+        on_line = "-k" in args or any(a.startswith("pass:") for a in args)
+        return [Evidence(0.35 if on_line else 0.2, "openssl encrypts files" + (" with the key on the command line"
+                                                                             if on_line else ""), "T1560.001",
+                         COLLECTION)]
+    if (program == "zip" and {"-P", "--password"} & set(args)) or (program in ("7z", "7za") and any(
+            a.startswith("-p") and len(a) > 2 for a in args)):
+        return [Evidence(0.35, f"{program} encrypts an archive with the password on the command line", "T1560.001",
+                         COLLECTION)]
+    if program == "zip" and {"-e", "--encrypt"} & flags:
+        return [Evidence(0.2, "zip encrypts an archive", "T1560.001", COLLECTION)]
+    if program in _ARCHIVERS:
+        return _archive(command)
     decoding = bool({"-d", "--decode", "-D", "-r"} & set(args))
     if program in ("base64", "base32", "basenc", "xxd", "uuencode") and not decoding:
         return [Evidence(0.1, f"{program} encodes data", "T1132.001", COMMAND_AND_CONTROL)]
     if program in ("base64", "base32", "basenc", "xxd") or (program == "openssl" and "-d" in args and "base64" in args):
         return [Evidence(0.1, f"{program} decodes data", "T1140", DEFENSE_EVASION)]
+    if program in ("pg_dump", "pg_dumpall", "mysqldump", "mongodump", "mariadb-dump") and any(
+            _staged(p) for p in writes_of(command) + tuple(_option_values(command, ("-f", "--file", "--out")))):
+        return [Evidence(0.3, f"{program} dumps a database into a temp or hidden file", "T1074.001", COLLECTION)]
     return []
+
+
+def _archive(command: Command) -> list[Evidence]:
+    """Secrets packed up (keys, cloud credentials), sensitive trees archived, archives staged out of sight."""
+    operands = _operands(command)
+    found: list[Evidence] = []
+    if any(any(d in o for d in _SECRET_DIRS) for o in operands):
+        found.append(Evidence(0.5, f"{command.program} packs up private keys or credentials", "T1552.004",
+                              CREDENTIAL_ACCESS))
+    elif any(o.rstrip("/").endswith(_SENSITIVE_DIRS) for o in operands):
+        found.append(Evidence(0.15, f"{command.program} archives a sensitive directory", "T1560.001", COLLECTION))
+    outputs = [*writes_of(command), *_option_values(command, ("-f", "--file"))]
+    if command.program == "zip" and operands:
+        outputs.append(operands[0])
+    if command.program == "tar":
+        outputs.extend(_tar_archive(command.args))
+    if any(_staged(o) for o in outputs):
+        found.append(Evidence(0.3, f"{command.program} writes an archive into a temp or hidden place", "T1074.001",
+                              COLLECTION))
+    return found
+
+
+def _tar_archive(args: tuple[str, ...]) -> list[str]:
+    """The archive of `tar czf X ...` or `tar -czf X ...`: the word after bundled letters holding `f`."""
+    for i, arg in enumerate(args[1:-1], start=1):
+        letters = arg.lstrip("-")
+        if 0 < len(letters) <= 8 and letters.isalpha() and "f" in letters and not arg.startswith("--"):
+            return [args[i + 1]]
+    return []
+
+
+def _staged(path: str) -> bool:
+    return path_class(path) in ("tmp", "shm", "dev") or _hidden(path)
 
 
 _DISKS = re.compile(r"^of=/dev/(?:sd[a-z]|nvme\d|vd[a-z]|xvd[a-z]|hd[a-z]|mmcblk\d|dm-\d|mapper/)")
@@ -713,19 +831,98 @@ def _impact(command: Command) -> list[Evidence]:
     return []
 
 
+_FILE_DROP_HOSTS = ("transfer.sh", "file.io", "0x0.st", "termbin.com", "paste.ee", "pastebin.com", "webhook.site",
+                    "requestbin", "anonfiles", "gofile.io", "temp.sh", "bashupload.com", "oshi.at")
+
+
+def _remote_services(command: Command) -> list[Evidence]:
+    """Clients of remote services whose use is itself a technique: file-drop sites, DNS lookups carrying
+    data, TLS tunnels by hand, cloud and cluster credentials."""
+    program, args = command.program, command.args
+    text = " ".join(args)[:MAX_OPERAND * 4]
+    found: list[Evidence] = []
+    if any(host in text for host in _FILE_DROP_HOSTS) and program in DOWNLOADERS | {"nc", "ncat", "wget"}:
+        found.append(Evidence(0.5, f"{program} talks to a file-drop or paste service", "T1567", EXFILTRATION))
+    if program in ("dig", "nslookup", "host", "drill") and any(
+            "$(...)" in a or any(len(label) > 40 for label in a.split(".")) for a in args[1:]):
+        found.append(Evidence(0.45, f"{program} sends data inside a DNS name", "T1048.003", EXFILTRATION))
+    if program == "openssl" and "s_client" in args:
+        found.append(Evidence(0.3, "openssl opens a TLS connection by hand", "T1573", COMMAND_AND_CONTROL))
+    if program in ("aws", "gcloud", "az"):
+        if any(a in ("get-caller-identity", "list-users", "list-roles", "get-secret-value", "list-secrets",
+                     "print-access-token", "get-account-authorization-details") for a in args):
+            found.append(Evidence(0.35, f"{program} reads cloud identities or secrets", "T1552.001",
+                                  CREDENTIAL_ACCESS))
+        elif "s3" in args and "cp" in args and any(a.startswith("s3://") for a in args[-1:]):
+            found.append(Evidence(0.2, f"{program} copies files to cloud storage", "T1567.002", EXFILTRATION))
+        else:
+            found.append(Evidence(0.1, f"{program}: cloud account discovery", "T1580", DISCOVERY))
+    if program == "kubectl":
+        if "secret" in text or "secrets" in args:
+            found.append(Evidence(0.4, "kubectl reads cluster secrets", "T1552.007", CREDENTIAL_ACCESS))
+        elif "exec" in args:
+            found.append(Evidence(0.2, "kubectl runs a command in a container", "T1609", "execution"))
+    return found
+
+
+def _compiling(command: Command) -> list[Evidence]:
+    output = _option_values(command, ("-o",))
+    if output and _staged(output[0]):
+        return [Evidence(0.3, f"{command.program} compiles into a temp or hidden file ({output[0][:80]})",
+                          "T1027.004", DEFENSE_EVASION)]
+    return []
+
+
+def _capsh(command: Command) -> list[Evidence]:
+    if any(a.startswith(("--uid=", "--gid=", "--caps=", "--inh=")) for a in command.args[1:]) or "--" in command.args:
+        return [Evidence(0.4, "capsh starts a shell with chosen ids or capabilities", "T1548", PRIVILEGE_ESCALATION)]
+    return []
+
+
+def _hiding(command: Command) -> list[Evidence]:
+    """Search paths hijacked, commands trapped on shell events, files wiped past recovery, hidden files
+    and directories made in temp places."""
+    program, args = command.program, command.args
+    text = " ".join(args)[:MAX_OPERAND * 4]
+    found: list[Evidence] = []
+    if "PATH=" in text and any(p in text for p in ("PATH=/tmp", "PATH=/dev/shm", "PATH=/var/tmp", "PATH=.:")):
+        found.append(Evidence(0.35, "the command search path starts in a writable directory", "T1574.007",
+                              PERSISTENCE))
+    if program == "trap" and len(args) >= 3:
+        found.append(Evidence(0.3, "a command trapped on a shell event", "T1546.005", PERSISTENCE))
+    if program in ("shred", "srm", "wipe") and ({"-u", "-z", "--remove"} & _short_flags(args) or program != "shred"):
+        found.append(Evidence(0.3, f"{program} deletes files past recovery", "T1070.004", DEFENSE_EVASION))
+    hidden = [o for o in _operands(command) if path_class(o) in ("tmp", "shm") and _hidden(o)]
+    if program in ("mkdir", "touch") and hidden:
+        found.append(Evidence(0.2, f"{program} makes a hidden file or directory in a temp place", "T1564.001",
+                              DEFENSE_EVASION))
+    return found
+
+
+def _mounts_host_root(args: tuple[str, ...]) -> bool:
+    """`-v /:/host`, `--volume=/:/mnt`, `--mount type=bind,source=/,...`: the host's root inside a container."""
+    for i, arg in enumerate(args):
+        value = args[i + 1] if arg in ("-v", "--volume", "--mount") and i + 1 < len(args) else arg.split("=", 1)[-1] \
+            if arg.startswith(("--volume=", "--mount=")) else ""
+        if value.startswith("/:") or "source=/," in value or "src=/," in value or value.endswith(("source=/", "src=/")):
+            return True
+    return False
+
+
 def _escapes_and_injection(command: Command) -> list[Evidence]:
     program, args = command.program, command.args
     text = command.text()[:MAX_OPERAND * 2]
     if program == "nsenter" and (("-t" in args and "1" in args) or "--target=1" in args):
         return [Evidence(0.55, "nsenter enters the host's namespaces", "T1611", PRIVILEGE_ESCALATION)]
-    if program in ("docker", "podman", "nerdctl", "ctr") and ("--privileged" in args or "/:/" in text or
-                                                             "--pid=host" in args):
+    if program in ("docker", "podman", "nerdctl", "ctr") and ("--privileged" in args or "--pid=host" in args or
+                                                             _mounts_host_root(args)):
         return [Evidence(0.5, f"{program} starts a container with host access", "T1611", PRIVILEGE_ESCALATION)]
     if program in ("gdb", "pyrasite") and ({"-p", "--pid", "attach"} & set(args) or any(
             a.startswith("--pid=") for a in args)):
-        return [Evidence(0.45, f"{program} attaches to a running process", "T1055", DEFENSE_EVASION)]
+        return [Evidence(0.2, f"{program} attaches to a running process", "T1055", DEFENSE_EVASION)]
     if program == "strace" and ("-p" in args or any(a.startswith("-p") for a in args[1:])) and "read" in text:
-        return [Evidence(0.5, "strace reads another process's input", "T1056.001", COLLECTION)]
+        # Debugging looks the same; reading what a login or sudo types is what an attacker wants from it.
+        return [Evidence(0.2, "strace reads another process's input", "T1056.001", COLLECTION)]
     if "LD_PRELOAD=" in text:
         return [Evidence(0.45, "a library is preloaded into a program", "T1574.006", DEFENSE_EVASION)]
     return []
@@ -743,7 +940,7 @@ for _names, _what in (
     (("ss", "netstat", "lsof"), ("T1049", "network connections")),
     (("ip", "ifconfig", "route", "arp", "iwconfig", "nmcli"), ("T1016", "network configuration")),
     (("env", "printenv"), ("T1082", "environment variables")),
-    (("mount", "df", "lsblk", "findmnt"), ("T1082", "file systems")),
+    (("mount",), ("T1082", "mounted file systems")),
     (("lsmod",), ("T1082", "kernel modules")),
     (("getcap",), ("T1548.001", "file capabilities")),
 ):
@@ -753,7 +950,7 @@ _SYSTEM_FILES = frozenset({"/etc/passwd", "/etc/group", "/etc/hosts", "/etc/reso
                            "/etc/os-release", "/proc/version", "/etc/lsb-release", "/proc/cpuinfo", "/etc/hostname",
                            "/etc/network/interfaces", "/proc/net/tcp", "/proc/net/arp", "/etc/login.defs",
                            "/proc/1/cgroup", "/etc/exports", "/etc/fstab"})
-_SUID_SEARCH = re.compile(r"^(?:-?[/ug+]?[46]000|[ug]=s|-[ug]\+s|/[46]000)$")
+_SUID_SEARCH = re.compile(r"^[-/+]?(?:[ug]=s|[ug]\+s|[246]000|6000)$")
 
 
 def _discovery(command: Command) -> list[Evidence]:
@@ -771,9 +968,11 @@ def _discovery(command: Command) -> list[Evidence]:
             found.append(Evidence(0.15, "find searches for setuid/setgid programs", "T1083", DISCOVERY))
         elif "-writable" in args or any(p in ("-o+w", "-0002", "-2", "/o+w") for p in perm):
             found.append(Evidence(0.1, "find searches for writable files", "T1083", DISCOVERY))
-        elif any(n in " ".join(args) for n in ("id_rsa", "*.pem", "*.key", "*pass*", "*.kdbx", "wp-config",
-                                                ".env", "credentials")):
+        elif any(n in " ".join(args) for n in ("id_rsa", "id_ed25519", "*pass*", "*.kdbx", "wp-config", ".env",
+                                                "credentials", ".git-credentials", "authorized_keys")):
             found.append(Evidence(0.35, "find searches for keys or passwords", "T1552.001", CREDENTIAL_ACCESS))
+        elif any(n in " ".join(args) for n in ("*.pem", "*.key", "*.p12", "*.pfx")):
+            found.append(Evidence(0.2, "find searches for certificates and keys", "T1552.004", CREDENTIAL_ACCESS))
     if program == "sudo" and ("-l" in args or "--list" in args):
         found.append(Evidence(0.15, "sudo lists what this user may run", "T1069.001", DISCOVERY))
     if program in ("which", "command", "type", "whereis") and len(
@@ -786,7 +985,7 @@ def _discovery(command: Command) -> list[Evidence]:
                                                                              "token", "api_key", "apikey", "pwd")
                                                   for a in args[1:]) and ({"-r", "-R", "-ri", "-ir", "-Ri", "-iR"}
                                                                           & set(args)):
-        found.append(Evidence(0.4, f"{program} searches files for passwords", "T1552.001", CREDENTIAL_ACCESS))
+        found.append(Evidence(0.3, f"{program} searches files for passwords", "T1552.001", CREDENTIAL_ACCESS))
     return found
 
 
@@ -805,16 +1004,30 @@ for _check, _programs in (
     (_network_tools, ("nc", "ncat", "netcat", "nc.traditional", "nc.openbsd", "socat", "ssh", "scp", "rsync",
                       "sftp")),
     (_collection, ("zip", "7z", "7za", "gpg", "openssl", "tar", "rar", "base64", "base32", "basenc", "xxd",
-                   "uuencode")),
+                   "uuencode", "pg_dump", "pg_dumpall", "mysqldump", "mongodump", "mariadb-dump")),
     (_impact, ("rm", "dd", "shred", "wipefs", "mkfs", "shutdown", "reboot", "halt", "poweroff", "init", "telinit")),
     (_escapes_and_injection, ("nsenter", "docker", "podman", "nerdctl", "ctr", "gdb", "pyrasite", "strace")),
     (_discovery, (*_DISCOVERY, "cat", "head", "tail", "less", "more", "grep", "egrep", "rg", "awk", "cut", "find",
                   "sudo", "which", "command", "type", "whereis")),
+    (_remote_services, (*DOWNLOADERS, "nc", "ncat", "dig", "nslookup", "host", "drill", "openssl", "aws", "gcloud",
+                        "az", "kubectl")),
+    (_hiding, ("trap", "shred", "srm", "wipe", "mkdir", "touch")),
+    (_compiling, ("gcc", "cc", "clang", "tcc", "g++", "go", "rustc")),
+    (_capsh, ("capsh",)),
 ):
     for _program in _programs:
         _CHECKS_BY_PROGRAM[_program] = (*_CHECKS_BY_PROGRAM.get(_program, ()), _check)
 _FILE_PROGRAMS = frozenset({*_CONTENT_READERS, *_COPIERS, *_DELETERS, *DOWNLOADERS, "tee", "sed", "touch",
                             "truncate", "chattr", "openssl", ":", "true", "echo", "printf"})
+
+
+def _runs_from_hideout(command: Command) -> list[Evidence]:
+    """A program run from a temp or shared-memory place (inside a script, or behind nohup and the like; the
+    exec itself is judged on its path by scoring/heuristics.py)."""
+    path = command.args[0]
+    if path_class(path) in ("tmp", "shm", "dev"):
+        return [Evidence(0.5, f"runs a program from a temp directory ({path[:80]})", "T1204.002", "execution")]
+    return []
 
 
 def _every_command(command: Command) -> list[Evidence]:
@@ -828,18 +1041,24 @@ def _every_command(command: Command) -> list[Evidence]:
         found += _history_tampering(command)
     if "LD_PRELOAD=" in joined and program not in _CHECKS_BY_PROGRAM:
         found += _escapes_and_injection(command)
+    if "PATH=" in joined and program not in _CHECKS_BY_PROGRAM:
+        found += _hiding(command)
     if "(){" in joined and ":(){" in joined.replace(" ", ""):
         found.append(Evidence(0.6, "fork bomb", "T1499", IMPACT))
     return found
 
 
 @lru_cache(maxsize=1 << 15)
-def assess_command(command: Command) -> tuple[Evidence, ...]:
-    """All knowledge evidence about one command (wrappers removed), strongest first."""
+def assess_command(command: Command, exec_itself: bool = False) -> tuple[Evidence, ...]:
+    """All knowledge evidence about one command (wrappers removed), strongest first. `exec_itself`: the
+    command is the exec being judged, whose own path scoring/heuristics.py weighs (build tools included)."""
+    wrapped = command
     command = unwrap(command)
     if not command.args:
         return ()
     found = _every_command(command)
+    if not exec_itself or command is not wrapped:
+        found += _runs_from_hideout(command)
     program = command.program
     checks = _CHECKS_BY_PROGRAM.get("mkfs" if program.startswith("mkfs") else program, ())
     for check in checks:

@@ -70,7 +70,8 @@ def script_evidence(script: Script, cwd: str) -> list[Evidence]:
             executed.add(path)
         for target in deletes_of(command):
             if resolve(target, cwd) in executed:
-                found.append(Evidence(0.35, f"deletes {target[:80]} after running it", "T1070.004", DEFENSE_EVASION))
+                weight = 0.35 if hideout(target) else 0.1
+                found.append(Evidence(weight, f"deletes {target[:80]} after running it", "T1070.004", DEFENSE_EVASION))
         for target, how, weight, technique in made_runnable(command):
             resolved = resolve(target, cwd)
             if resolved in written and how.startswith(("made executable", "given the setuid bit")):
@@ -87,11 +88,12 @@ def made_runnable(command: Command) -> list[tuple[str, str, float, str]]:
     """(path, how, weight of running it later, technique) for each file this command prepares. Running
     what was prepared in a temp, shared-memory or hidden place counts in full; elsewhere (a build
     directory, a deployment) a third."""
-    return [(path, how, weight if _hideout(path) else round(weight * 0.3, 3), technique)
+    return [(path, how, weight if hideout(path) else round(weight * 0.3, 3), technique)
             for path, how, weight, technique in _prepared(command)]
 
 
-def _hideout(path: str) -> bool:
+def hideout(path: str) -> bool:
+    """A temp, shared-memory or device directory, or a hidden name: where droppers put what they run."""
     name = path.rstrip("/").rsplit("/", 1)[-1]
     return path_class(path) in ("tmp", "shm", "dev") or (name.startswith(".") and name not in (".", ".."))
 

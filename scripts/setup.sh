@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Sets up everything procsight needs on a Debian 12 host: system packages for eBPF (bcc and kernel
-# headers), a virtualenv in .venv with procsight installed (editable), and the npm clients the tests use.
-# Idempotent: a second run only checks.
+# headers) and for the page's browser tests (chromium, chromedriver), a virtualenv in .venv with procsight
+# installed (editable), and the npm clients the tests use.
+# Idempotent: a second run only checks, in one line. Installer output goes to .venv/setup.log, shown
+# only when a step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '[setup] %s\n' "$*"; }
 
-apt_packages=(bpfcc-tools python3-bpfcc linux-headers-amd64 iproute2 nodejs npm)
+# clickhouse-server: Debian's (18.16), for the native-protocol tests of the clickhouse exporter;
+# chromium and chromium-driver: the page's browser tests
+apt_packages=(bpfcc-tools python3-bpfcc linux-headers-amd64 iproute2 nodejs npm clickhouse-server chromium chromium-driver)
 install_system_packages() {
   local missing=()
   for pkg in "${apt_packages[@]}"; do
@@ -52,21 +56,36 @@ mount_tracefs() {
   mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || log "could not mount tracefs"
 }
 
+# pip runs only when pyproject.toml changed since the last install (its hash is kept in .venv), so a
+# second run neither reinstalls nor prints screens of build warnings.
 create_virtualenv() {
-  local python="${PYTHON:-python3}"
+  local python="${PYTHON:-python3}" stamp=.venv/.procsight-installed wanted
   if [ ! -x .venv/bin/python ]; then
     log "creating .venv with $($python --version)"
     "$python" -m venv .venv
   fi
-  log "installing procsight and its dependencies into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+  wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    log "installing procsight and its dependencies into .venv (log: .venv/setup.log)"
+    quietly .venv/bin/pip install --disable-pip-version-check --upgrade pip
+    quietly .venv/bin/pip install --disable-pip-version-check -e '.[dev]'
+    echo "$wanted" >"$stamp"
+  fi
   # bcc's Python bindings come from Debian (the PyPI package named bcc is unrelated): expose that one
   # package to the virtualenv without pulling in the rest of the system site-packages.
   local site bcc_dir=/usr/lib/python3/dist-packages/bcc
   site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   if [ -d "$bcc_dir" ] && [ ! -e "$site/bcc" ]; then
     ln -s "$bcc_dir" "$site/bcc"
+  fi
+}
+
+# Runs a command with its output in .venv/setup.log; on failure, shows the end of that log.
+quietly() {
+  if ! "$@" >>.venv/setup.log 2>&1; then
+    log "failed: $* (last lines of .venv/setup.log below)"
+    tail -n 30 .venv/setup.log >&2
+    return 1
   fi
 }
 
@@ -84,4 +103,4 @@ link_kernel_headers
 mount_tracefs
 create_virtualenv
 install_npm_clients
-log "ready: .venv/bin/procsight"
+log "ready: .venv/bin/procsight ($(.venv/bin/procsight --version))"

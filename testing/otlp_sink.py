@@ -17,6 +17,7 @@ import json
 import ssl
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -193,9 +194,7 @@ def _http_handler(sink: OtlpSink) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_POST(self) -> None:
-            body = self._read_body()
-            if self.headers.get("Content-Encoding") == "gzip":
-                body = gzip.decompress(body)
+            body = _decompress(self.headers.get("Content-Encoding", ""), self._read_body())
             request = ExportLogsServiceRequest()
             is_json = "json" in (self.headers.get("Content-Type") or "")
             if is_json:
@@ -235,6 +234,31 @@ def _http_handler(sink: OtlpSink) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(payload)
 
     return Handler
+
+
+def _decompress(encoding: str, body: bytes) -> bytes:
+    """A request body in any Content-Encoding procsight's exporters send (the Collector's list)."""
+    if encoding in ("", "identity"):
+        return body
+    if encoding == "gzip":
+        return gzip.decompress(body)
+    if encoding in ("zlib", "deflate"):
+        return zlib.decompress(body)
+    if encoding == "zstd":
+        from backports import zstd
+
+        return zstd.decompress(body)
+    if encoding == "lz4":
+        import lz4.frame
+
+        return lz4.frame.decompress(body)
+    import cramjam
+
+    if encoding == "x-snappy-framed":
+        return bytes(cramjam.snappy.decompress(body))
+    if encoding == "snappy":
+        return bytes(cramjam.snappy.decompress_raw(body))
+    raise ValueError(f"the test endpoint cannot decode Content-Encoding {encoding!r}")
 
 
 def _flatten(item: Received) -> list[FlatRecord]:

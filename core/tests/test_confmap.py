@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from core.confmap import ConfigError, Duration, check, check_positive, decode, expand_env, load_yaml
+from core.confmap import ConfigError, Duration, Raw, YamlScalar, check, check_positive, decode, expand, load_yaml
 
 
 @dataclass
@@ -41,17 +41,90 @@ class Sample:
     window: Window = field(default_factory=Window)
 
 
+@dataclass
+class Server:
+    endpoint: str = ""
+    port: int = 0
+    token: str = ""
+    verbose: bool = False
+    tags: list[str] = field(default_factory=list)
+    limits: Limits | None = None
+
+
 def test_env_expansion_forms():
-    env = {"TOKEN": "s3cret", "PORT": "4317"}
-    assert expand_env("${env:TOKEN}/${TOKEN}/${env:MISSING:-dflt}/$$", env) == "s3cret/s3cret/dflt/$"
+    env = {"TOKEN": "s3cret", "PORT": "4317", "EMPTY": "", "NAME": "TOKEN"}
+    assert expand("${env:TOKEN}/${TOKEN}/${env:MISSING:-dflt}/$$", env) == "s3cret/s3cret/dflt/$"
+    assert expand("${env:EMPTY:-dflt}|${env:MISSING}|${MISSING:-}", env) == "||"  # set-but-empty stays empty
+    assert expand("$${env:TOKEN} $$$${TOKEN} $$${TOKEN} $HOME", env) == "${env:TOKEN} $${TOKEN} $s3cret $HOME"
+    assert expand("${env:${env:NAME}}", env) == "s3cret"  # the inner expansion first
 
 
-def test_a_lone_variable_takes_its_yaml_type(tmp_path):
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("${env:bad-name}", "not an environment variable name"),
+    ("${http://example.com/c.yaml}", "env and file providers only"),
+    ("${s3:bucket/key}", "env and file providers only, not 's3:'"),
+    ("${env:TOKEN", "without its closing"),
+    ("${file:}", "no file named"),
+    ("${file:/nonexistent/token}", "cannot read /nonexistent/token"),
+])
+def test_bad_expansions_say_what_is_wrong(text, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        expand(text, {"TOKEN": "x"})
+
+
+def test_a_lone_variable_takes_its_yaml_type_unless_the_setting_is_text(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("sample:\n  k: ${env:K}\n  name: ${env:DIR}/b\n")
-    data = load_yaml(path, {"K": "7", "DIR": "/data"})
-    assert data == {"sample": {"k": 7, "name": "/data/b"}}
+    path.write_text("sample:\n  k: ${env:K}\n  name: ${env:DIR}/b\n"
+                    "server:\n  port: ${env:PIN}\n  token: ${env:PIN}\n  verbose: ${env:ON}\n  tags: ${env:TAGS}\n")
+    data = load_yaml(path, {"K": "7", "DIR": "/data", "PIN": "0123", "ON": "true", "TAGS": "[a, b]"})
+    assert data["sample"]["name"] == "/data/b" and isinstance(data["sample"]["k"], YamlScalar)
     assert decode(Sample, data["sample"]).k == 7
+    server = decode(Server, data["server"])
+    assert server.token == "0123" and type(server.token) is str  # text keeps the text as written
+    assert server.port == 0o123 and server.verbose is True and server.tags == ["a", "b"]
+
+
+def test_raw_sections_keep_the_text_for_their_own_decoding(tmp_path):
+    @dataclass
+    class Document:
+        sections: dict[str, Raw] = field(default_factory=dict)
+
+    path = tmp_path / "c.yaml"
+    path.write_text("sections:\n  server: {token: '${env:PIN}', port: '${env:PIN}', limits: '${env:UNSET}'}\n")
+    document = decode(Document, load_yaml(path, {"PIN": "0123"}))
+    server = decode(Server, document.sections["server"])
+    assert (server.token, server.port, server.limits) == ("0123", 83, None)  # unset: the section is absent
+
+
+def test_file_provider_reads_text_and_whole_sections(tmp_path):
+    (tmp_path / "token").write_text("s3cret\n")
+    (tmp_path / "limits.yaml").write_text("warn: 0.25\nalert: ${env:ALERT}\n")
+    path = tmp_path / "c.yaml"
+    path.write_text(f"server:\n  token: ${{file:{tmp_path}/token}}\n  endpoint: Bearer ${{file:{tmp_path}/token}}\n"
+                    f"  limits: ${{file:{tmp_path}/limits.yaml}}\n")
+    server = decode(Server, load_yaml(path, {"ALERT": "0.5"})["server"])
+    assert server.token == "s3cret" and server.endpoint == "Bearer s3cret"
+    assert server.limits == Limits(warn=0.25, alert=0.5)  # the file's own ${...} expand too
+
+
+def test_expansion_errors_name_the_file_and_key(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"server:\n  tags: [a, '${{file:{tmp_path}/missing}}']\n")
+    with pytest.raises(ConfigError) as info:
+        load_yaml(path)
+    assert info.value.path == "server.tags[1]" and info.value.source == str(path)
+    (tmp_path / "section.yaml").write_text("a: 1\n")
+    path.write_text(f"server:\n  endpoint: http://${{file:{tmp_path}/section.yaml}}\n")
+    with pytest.raises(ConfigError, match=r"server\.endpoint: .*only be a whole value"):
+        load_yaml(path)
+
+
+def test_an_optional_section_can_be_switched_off():
+    assert decode(Server, {"limits": {"enabled": False, "warn": 0.1}}).limits is None
+    assert decode(Server, {"limits": {"enabled": True, "warn": 0.1}}).limits == Limits(warn=0.1)
+    assert decode(Server, {"limits": {}}).limits == Limits()
+    with pytest.raises(ConfigError, match=r"limits\.enabled: expected a boolean"):
+        decode(Server, {"limits": {"enabled": "no"}})
 
 
 def test_misspelt_key_names_file_path_and_suggestion(tmp_path):

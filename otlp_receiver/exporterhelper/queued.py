@@ -36,6 +36,7 @@ class _Item:
     batch: LogBatch
     done: BatchDone
     enqueued: float
+    size: int = 1  # in the queue's sizer: 1 request, its log records, or its bytes
 
 
 class Backoff:
@@ -63,7 +64,9 @@ class QueuedExporter:
         self.name = name or exporter.name
         self.queue_config = queue_config
         self.retry_config = retry_config
-        self._queue: queue.Queue[_Item] = queue.Queue(maxsize=queue_config.queue_size)
+        self._queue: queue.Queue[_Item] = queue.Queue()  # bounded by _used against queue_size, in the sizer's unit
+        self._used = 0
+        self._space = threading.Condition()
         self._stopping = threading.Event()
         self._consumers: list[threading.Thread] = []
         self._sent = telemetry.counter("procsight_exporter_sent_log_records_total",
@@ -108,19 +111,25 @@ class QueuedExporter:
 
     def submit(self, batch: LogBatch, done: BatchDone) -> None:
         """Queues the batch, blocking while the queue is full; without a queue, exports right here."""
-        item = _Item(batch, done, time.monotonic())
+        item = _Item(batch, done, time.monotonic(), self._size(batch))
         if not self.queue_config.enabled:
             self._deliver(item)
             return
-        while True:
+        with self._space:
+            # A batch bigger than the whole queue still goes, alone, rather than never.
+            while self._used and self._used + item.size > self.queue_config.queue_size:
+                if self._stopping.is_set():
+                    break
+                self._space.wait(_POLL_SECONDS)
             if self._stopping.is_set():
                 raise ExporterStoppedError(f"exporter {self.name} is shutting down")
-            try:
-                self._queue.put(item, timeout=_POLL_SECONDS)
-                break
-            except queue.Full:
-                continue
+            self._used += item.size
+        self._queue.put(item)
         self._queue_size.set(self._queue.qsize(), exporter=self.name)
+
+    def _size(self, batch: LogBatch) -> int:
+        sizer = self.queue_config.sizer
+        return 1 if sizer == "requests" else batch.record_count() if sizer == "items" else batch.logs.ByteSize()
 
     def queue_depth(self) -> int:
         return self._queue.qsize()
@@ -133,6 +142,9 @@ class QueuedExporter:
                 item = self._queue.get(timeout=_POLL_SECONDS)
             except queue.Empty:
                 continue
+            with self._space:
+                self._used -= item.size
+                self._space.notify_all()
             self._queue_size.set(self._queue.qsize(), exporter=self.name)
             self._deliver(item)
 

@@ -1,4 +1,4 @@
-"""`procsight search "..."` and `procsight top`: the ranked triage list in the terminal.
+"""`procsight search "..."` and `procsight top`: the ranked triage list in the terminal, grouped by incident.
 
 By default they ask a running receiver over HTTP (`--endpoint`, bearer token from PROCSIGHT_TOKEN),
 exactly what the HTTP routes return; `--clickhouse chdb://PATH` or `http://host:8123` reads the
@@ -21,8 +21,7 @@ from core.confmap import ConfigError, Duration, decode
 from otlp_receiver.component import DEFAULT_TENANT, PermanentError, RetryableError
 from otlp_receiver.exporters.clickhouse.config import Config as ClickHouseConfig
 from otlp_receiver.query.render import triage_list
-from otlp_receiver.query.service import QueryService
-from scoring.config import EngineConfig
+from otlp_receiver.query.service import SEVERITIES, Filter, QueryService
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 
@@ -32,19 +31,25 @@ class QueryError(Exception):
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    search = subparsers.add_parser("search", help="find stored process events nearest to a description",
-                                   description="Similarity search over stored events, e.g. "
-                                               "procsight search \"curl piped to bash\"")
-    search.add_argument("query", help="free text: command words, binaries, paths")
+    search = subparsers.add_parser("search", help="find stored process events by what they do, in plain English",
+                                   description="Search stored events by behaviour, e.g. procsight search "
+                                               "\"reverse shell\" or \"persistence via cron\"")
+    search.add_argument("query", help="plain English (\"download and execute\"), ATT&CK ids, command words")
     search.add_argument("--limit", type=int, default=20, help="how many results (default 20)")
     _common_options(search)
     search.set_defaults(handler=run_search)
 
-    top = subparsers.add_parser("top", help="the highest-scoring recent process events, ranked",
-                                description="Ranked recent anomalies with reasons, lineage and nearest normal pattern")
+    top = subparsers.add_parser("top", help="the highest-scoring recent anomalies, one line per incident",
+                                description="Ranked recent anomalies with reasons, the incident's chain of "
+                                            "processes as a tree, and the nearest normal pattern")
     top.add_argument("--since", default="24h", help="how far back: a duration like 1h or 7d (default 24h)")
     top.add_argument("--min-score", type=float, default=0.5, help="lowest score shown (default 0.5)")
     top.add_argument("--limit", type=int, default=20, help="how many results (default 20)")
+    top.add_argument("--host", default="", help="only this host")
+    top.add_argument("--severity", default=",".join(SEVERITIES),
+                     help="comma-separated severities shown (default none,warn,alert)")
+    top.add_argument("--group", choices=["incident", "pattern"], default="incident",
+                     help="one line per incident (default), or per distinct command line")
     _common_options(top)
     top.set_defaults(handler=run_top)
 
@@ -59,9 +64,6 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database", default="procsight", help="with --clickhouse (default procsight)")
     parser.add_argument("--table", default="security_events", help="with --clickhouse (default security_events)")
     parser.add_argument("--tenant", default=DEFAULT_TENANT, help="with --clickhouse: whose events (default default)")
-    parser.add_argument("--model", default=EngineConfig.model,
-                        help=f"with --clickhouse: the anomaly processor's model, which embedded the stored events "
-                             f"(default {EngineConfig.model})")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the triage list")
 
 
@@ -70,7 +72,8 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def run_top(args: argparse.Namespace) -> int:
-    return _run(args, "top", f"Top anomalies since {args.since} (score >= {args.min_score:g})")
+    grouped = ", by incident" if args.group == "incident" else ""
+    return _run(args, "top", f"Top anomalies since {args.since} (score >= {args.min_score:g}{grouped})")
 
 
 def _run(args: argparse.Namespace, kind: str, title: str) -> int:
@@ -94,17 +97,26 @@ def _since_epoch(args: argparse.Namespace) -> float:
         raise QueryError(f"--since: {exc}") from None
 
 
+def _severities(args: argparse.Namespace) -> tuple[str, ...]:
+    severities = tuple(s.strip() for s in args.severity.split(",") if s.strip())
+    if not severities or set(severities) - set(SEVERITIES):
+        raise QueryError(f"--severity: a comma-separated list of {', '.join(SEVERITIES)}")
+    return severities
+
+
 def _query_directly(args: argparse.Namespace, kind: str) -> list[dict[str, Any]]:
     try:
         config = decode(ClickHouseConfig, {"endpoint": args.clickhouse, "database": args.database,
                                            "logs_table_name": args.table}, "--clickhouse")
-        service = QueryService.from_exporter_config(config, args.model)
+        service = QueryService.from_exporter_config(config)
     except (ConfigError, PermanentError) as exc:
         raise QueryError(str(exc)) from None
     try:
         if kind == "search":
             return service.search(args.tenant, args.query, args.limit, args.workload)
-        return service.anomalies(args.tenant, _since_epoch(args), args.min_score, args.workload, args.limit)
+        where = Filter(args.tenant, _since_epoch(args), None, args.workload or "", args.host,
+                       _severities(args), args.min_score)
+        return service.anomalies(where, args.limit, by_incident=args.group == "incident")
     except (ValueError, RetryableError, PermanentError) as exc:
         raise QueryError(str(exc)) from None
     finally:
@@ -124,9 +136,11 @@ def _query_receiver(args: argparse.Namespace, kind: str) -> list[dict[str, Any]]
         request = urllib.request.Request(f"{base}/telemetry/security/search", data=json.dumps(body).encode(),
                                          headers={**headers, "Content-Type": "application/json"}, method="POST")
     else:
-        params = {"since": f"{_since_epoch(args):.3f}", "min_score": args.min_score, "limit": args.limit}
-        if args.workload:
-            params["workload"] = args.workload
+        params = {"since": f"{_since_epoch(args):.3f}", "min_score": args.min_score, "limit": args.limit,
+                  "group": args.group, "severity": ",".join(_severities(args))}
+        for name in ("workload", "host"):
+            if getattr(args, name):
+                params[name] = getattr(args, name)
         request = urllib.request.Request(f"{base}/api/anomalies?{urllib.parse.urlencode(params)}", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:

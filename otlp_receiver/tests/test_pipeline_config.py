@@ -59,7 +59,7 @@ def test_the_shipped_config_files_are_valid_and_serve_queries(shipped: str) -> N
     assert "clickhouse" in pipeline.exporters
     assert settings.service.extensions == ["query"]
     query = settings.configs["extensions"]["query"]
-    assert query.model == settings.configs["processors"]["anomaly"].model
+    assert query.clickhouse is settings.configs["exporters"]["clickhouse"] and query.page
 
 
 def test_a_pipeline_gets_its_batcher_and_admission_by_capability(tmp_path: Path) -> None:

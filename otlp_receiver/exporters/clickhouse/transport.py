@@ -1,9 +1,11 @@
-"""Two ways to reach ClickHouse behind one interface: the embedded engine (chdb) and a server over HTTP.
+"""Three ways to reach ClickHouse behind one interface: the embedded engine (chdb), a server over HTTP
+(clickhouse-connect) and a server over the native protocol (clickhouse-driver).
 
-Both run the same SQL text with the same `{name:Type}` query parameters (ClickHouse binds them
-server-side, so user input never becomes SQL), and both insert Arrow IPC streams. Failures come out
-as `RetryableError` (the engine or server may recover: network, overload, timeouts) or
-`PermanentError` (the statement or the data is wrong).
+All run the same SQL text with the same `{name:Type}` query parameters (ClickHouse binds them
+server-side, so user input never becomes SQL), and all insert the same Arrow IPC streams: chdb and HTTP
+send them as `FORMAT ArrowStream`, the native transport hands the same columns to the driver, which
+sends them as Native blocks. Failures come out as `RetryableError` (the engine or server may recover:
+network, overload, timeouts) or `PermanentError` (the statement or the data is wrong).
 """
 
 from __future__ import annotations
@@ -11,16 +13,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import re
 import threading
 from collections.abc import Mapping
+from datetime import date, datetime
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
+import pyarrow as pa
 from clickhouse_connect.driver.binding import format_bind_value
 
 from otlp_receiver.component import PermanentError, RetryableError
-from otlp_receiver.exporters.clickhouse.config import Config
+from otlp_receiver.exporters.clickhouse.config import Config, Connection
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +61,10 @@ def classify(exc: Exception) -> Exception:
     message = str(exc).strip()
     match = _CODE.search(message)
     code = int(match.group(1)) if match else None
-    short = message.splitlines()[0][:500] if message else type(exc).__name__
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if len(lines) > 1 and _CODE.fullmatch(lines[0].rstrip(".")):  # clickhouse-driver: "Code: 516." then the message
+        lines = [f"{lines[0]} {lines[1]}"]
+    short = lines[0][:500] if lines else type(exc).__name__
     if code in _RETRYABLE_CODES:
         return RetryableError(f"ClickHouse is unavailable (code {code}): {short}")
     return ClickHouseError(f"ClickHouse refused the statement: {short}", code)
@@ -66,7 +73,9 @@ def classify(exc: Exception) -> Exception:
 class Transport(Protocol):
     def command(self, sql: str) -> None: ...
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]: ...
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Rows as JSON gives them (numbers, text, lists, dicts); date-times come back as text."""
+        ...
 
     def insert_arrow(self, table: str, columns: tuple[str, ...], stream: bytes, settings: Mapping[str, str]) -> None:
         """`table` is already quoted and qualified; `stream` an Arrow IPC stream of `columns`."""
@@ -76,9 +85,12 @@ class Transport(Protocol):
 
 
 def open_transport(config: Config) -> Transport:
-    if config.scheme == "chdb":
-        return ChdbTransport(config.chdb_path)
-    return HttpTransport(config)
+    connection = config.connection()
+    if connection.kind == "chdb":
+        return ChdbTransport(connection.path)
+    if connection.kind == "native":
+        return NativeTransport(connection)
+    return HttpTransport(connection)
 
 
 # -- embedded ------------------------------------------------------------------------------------
@@ -178,50 +190,71 @@ def _parse_json_each_row(data: bytes) -> list[dict[str, Any]]:
     return [json.loads(line) for line in data.splitlines() if line.strip()]
 
 
-# -- server over HTTP ----------------------------------------------------------------------------
+# -- a server over HTTP ------------------------------------------------------------------------
 
 
-class HttpTransport:
-    """A ClickHouse server through clickhouse-connect. The client is created on first use, so a server that
-    is down at start-up delays delivery (records wait in the spool) instead of failing the receiver."""
+class _ServerTransport:
+    """A client made on first use and forgotten after a connection failure, so a server that is down at
+    start-up delays delivery (records wait in the spool) instead of failing the receiver."""
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
         self._client: Any = None
         self._lock = threading.Lock()
 
-    def _get_client(self) -> Any:
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _client_now(self) -> Any:
         with self._lock:
             if self._client is None:
-                import clickhouse_connect
-
-                url = urlsplit(self.config.endpoint)
-                secure = url.scheme == "https"
-                timeout = self.config.timeout
-                compress: bool | str = False if self.config.compress == "none" else self.config.compress
-                self._client = clickhouse_connect.get_client(
-                    host=url.hostname, port=url.port or (8443 if secure else 8123), secure=secure,
-                    username=self.config.username, password=self.config.password, compress=compress,
-                    connect_timeout=timeout, send_receive_timeout=timeout, autogenerate_session_id=False,
-                )
+                self._client = self._connect()
             return self._client
+
+    def _unreachable(self, exc: Exception) -> RetryableError:
+        with self._lock:
+            self._client = None  # reconnect on the next call
+        return RetryableError(f"ClickHouse at {self.connection.address} is unreachable: {exc}")
+
+    def _disconnect(self, client: Any) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._disconnect(self._client)
+                self._client = None
+
+
+class HttpTransport(_ServerTransport):
+    def _connect(self) -> Any:
+        import clickhouse_connect
+
+        connection = self.connection
+        (host, port), = connection.hosts
+        compress: bool | str = False if connection.compress == "none" else connection.compress
+        return clickhouse_connect.get_client(
+            host=host, port=port, secure=connection.secure, username=connection.username,
+            password=connection.password, compress=compress, connect_timeout=connection.connect_timeout,
+            send_receive_timeout=connection.read_timeout, autogenerate_session_id=False,
+            settings=dict(connection.settings), verify=not connection.skip_verify,
+            ca_cert=connection.ca_file or None, client_cert=connection.cert_file or None,
+            client_cert_key=connection.key_file or None, server_host_name=connection.server_name or None,
+            client_name=connection.client_name or None, proxy_path=connection.http_path,
+            http_proxy=connection.http_proxy or None,
+        )
 
     def _run(self, call: Any) -> Any:
         from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
         try:
-            return call(self._get_client())
-        except OperationalError as exc:
-            # Connection refused, reset, timed out: the server is away; forget the client to reconnect.
-            with self._lock:
-                self._client = None
-            raise RetryableError(f"ClickHouse at {self.config.endpoint} is unreachable: {exc}") from exc
+            return call(self._client_now())
+        except OperationalError as exc:  # connection refused, reset, timed out: the server is away
+            raise self._unreachable(exc) from exc
         except DatabaseError as exc:
             raise classify(exc) from exc
         except OSError as exc:
-            with self._lock:
-                self._client = None
-            raise RetryableError(f"ClickHouse at {self.config.endpoint} is unreachable: {exc}") from exc
+            raise self._unreachable(exc) from exc
 
     def command(self, sql: str) -> None:
         self._run(lambda client: client.command(sql))
@@ -234,8 +267,90 @@ class HttpTransport:
         self._run(lambda client: client.raw_insert(table, list(columns), stream, settings=dict(settings),
                                                    fmt="ArrowStream"))
 
-    def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+    def _disconnect(self, client: Any) -> None:
+        client.close()
+
+
+# -- a server over the native protocol -------------------------------------------------------------
+
+
+class NativeTransport(_ServerTransport):
+    """clickhouse-driver, with query parameters bound by the server (`server_side_params`), as over HTTP."""
+
+    def _connect(self) -> Any:
+        from clickhouse_driver import Client
+
+        connection = self.connection
+        hosts = list(connection.hosts)
+        if connection.open_strategy == "random":
+            random.shuffle(hosts)
+        (host, port), others = hosts[0], hosts[1:]
+        if connection.debug:
+            logging.getLogger("clickhouse_driver").setLevel(logging.DEBUG)
+        return Client(
+            host=host, port=port, user=connection.username, password=connection.password,
+            alt_hosts=",".join(f"{h}:{p}" for h, p in others) or None,
+            round_robin=connection.open_strategy == "round_robin",
+            secure=connection.secure, verify=not connection.skip_verify, ca_certs=connection.ca_file or None,
+            certfile=connection.cert_file or None, keyfile=connection.key_file or None,
+            server_hostname=connection.server_name or None,
+            compression=False if connection.compress == "none" else connection.compress,
+            connect_timeout=connection.connect_timeout, send_receive_timeout=connection.read_timeout,
+            sync_request_timeout=connection.read_timeout, client_name=connection.client_name or "procsight",
+            settings={**connection.settings, "server_side_params": True},
+        )
+
+    def _run(self, call: Any) -> Any:
+        from clickhouse_driver import errors
+
+        client = self._client_now()
+        try:
+            return call(client)
+        except errors.ServerException as exc:
+            raise classify(exc) from exc
+        except (errors.NetworkError, errors.SocketTimeoutError, errors.UnexpectedPacketFromServerError, EOFError,
+                OSError) as exc:
+            client.disconnect()
+            raise self._unreachable(exc) from exc
+        except errors.Error as exc:  # raised by the driver itself, e.g. a value it cannot encode
+            raise ClickHouseError(f"ClickHouse driver refused the statement: {exc}", exc.code) from exc
+
+    def command(self, sql: str) -> None:
+        self._run(lambda client: client.execute(sql))
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        rows, columns = self._run(lambda client: client.execute(sql, dict(params or {}), with_column_types=True))
+        names = [name for name, _type in columns]
+        return [{name: _json_like(value) for name, value in zip(names, row, strict=True)} for row in rows]
+
+    def insert_arrow(self, table: str, columns: tuple[str, ...], stream: bytes, settings: Mapping[str, str]) -> None:
+        arrow = pa.ipc.open_stream(stream).read_all()
+        data = [_python_column(arrow.column(name)) for name in columns]
+        statement = f"INSERT INTO {table} ({', '.join(f'`{name}`' for name in columns)}) VALUES"
+        self._run(lambda client: client.execute(statement, data, columnar=True, settings=dict(settings)))
+
+    def _disconnect(self, client: Any) -> None:
+        client.disconnect()
+
+
+def _python_column(column: pa.ChunkedArray) -> list[Any]:
+    """An Arrow column as the values clickhouse-driver encodes: timestamps as raw nanoseconds (exact, no
+    datetime round trip), maps as dicts."""
+    kind = column.type
+    if pa.types.is_timestamp(kind):
+        return column.cast(pa.int64()).to_pylist()
+    if pa.types.is_map(kind):
+        return [dict(items) for items in column.to_pylist()]
+    return column.to_pylist()
+
+
+def _json_like(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_json_like(item) for item in value]
+    if isinstance(value, list):
+        return [_json_like(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _json_like(item) for key, item in value.items()}
+    return value

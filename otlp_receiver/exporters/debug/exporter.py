@@ -35,8 +35,8 @@ class DebugExporter:
     def export(self, batch: LogBatch) -> None:
         if not self._sampled():
             return
-        log.info("%s: batch %s tenant %s: %d log records", self.name, batch.batch_id, batch.tenant,
-                 batch.record_count())
+        log.info("%s: batch %s tenant %s%s: %d log records", self.name, batch.batch_id, batch.tenant,
+                 f" metadata {batch.metadata}" if batch.metadata else "", batch.record_count())
         if self.config.verbosity == "basic":
             return
         for ordinal, (resource, _scope, record) in enumerate(batch.records()):

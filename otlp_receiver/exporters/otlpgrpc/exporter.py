@@ -9,13 +9,17 @@ it could and told us why it rejected the rest.
 from __future__ import annotations
 
 import logging
+import threading
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
-from otlp_receiver.component import LogBatch, PermanentError, RetryableError
+from otlp_receiver.component import ClientAuthenticator, LogBatch, PermanentError, RetryableError
+from otlp_receiver.confighelpers import USER_AGENT
+from otlp_receiver.configtls import reloading
 from otlp_receiver.exporters.otlpgrpc.config import Config
+from otlp_receiver.reloading import Reloading
 from otlp_receiver.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -23,6 +27,7 @@ log = logging.getLogger(__name__)
 _RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED,
               grpc.StatusCode.ABORTED, grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.DATA_LOSS}
 _MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+EXPORT_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 
 
 def retry_info_delay(error: grpc.RpcError) -> float | None:
@@ -49,40 +54,65 @@ def classify(error: grpc.RpcError, endpoint: str) -> Exception:
 
 
 class OtlpGrpcExporter:
-    def __init__(self, config: Config, name: str = "otlp_grpc", telemetry: Telemetry | None = None) -> None:
+    def __init__(self, config: Config, name: str = "otlp_grpc", telemetry: Telemetry | None = None,
+                 authenticator: ClientAuthenticator | None = None) -> None:
         telemetry = telemetry or Telemetry()
         self.config = config
         self.name = name
+        self._authenticator = authenticator
         self._channel: grpc.Channel | None = None
-        self._stub: LogsServiceStub | None = None
+        self._export: grpc.UnaryUnaryMultiCallable | None = None
+        self._credentials: Reloading[grpc.ChannelCredentials] | None = None
+        self._credentials_version = 0
+        self._lock = threading.Lock()
         self._metadata = tuple((key.lower(), value) for key, value in config.headers.items())  # gRPC wants lowercase
         self._rejected = telemetry.counter(
             "procsight_exporter_rejected_log_records_total",
             "Log records a destination rejected in a partial success")
 
     def start(self) -> None:
-        options = [("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
-                   ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES)]
-        compression = grpc.Compression.Gzip if self.config.compression == "gzip" else grpc.Compression.NoCompression
-        if self.config.plaintext:
-            self._channel = grpc.insecure_channel(self.config.target, options=options, compression=compression)
-        else:
+        if not self.config.plaintext:
             tls = self.config.tls
-            credentials = grpc.ssl_channel_credentials(tls.read("ca_file"), tls.read("key_file"), tls.read("cert_file"))
-            self._channel = grpc.secure_channel(self.config.target, credentials, options=options,
-                                                compression=compression)
-        self._stub = LogsServiceStub(self._channel)
+            self._credentials = reloading(tls, lambda: grpc.ssl_channel_credentials(
+                tls.ca_bundle(), tls.read("key"), tls.read("cert")))
+        self._connect()
+
+    def _connect(self) -> None:
+        """A channel with the current credentials (again after the TLS files changed: tls.reload_interval)."""
+        config = self.config
+        compression = grpc.Compression.Gzip if config.compression == "gzip" else grpc.Compression.NoCompression
+        options = channel_options(config)
+        if self._credentials is None:
+            channel = grpc.insecure_channel(config.target, options=options, compression=compression)
+        else:
+            self._credentials_version = self._credentials.version
+            channel = grpc.secure_channel(config.target, self._credentials.current(), options=options,
+                                          compression=compression)
+        previous, self._channel = self._channel, channel
+        self._export = channel.unary_unary(EXPORT_METHOD, request_serializer=lambda m: m.SerializeToString(),
+                                           response_deserializer=ExportLogsServiceResponse.FromString)
+        if previous is not None:
+            previous.close()
 
     def shutdown(self) -> None:
         if self._channel is not None:
             self._channel.close()
-            self._channel = self._stub = None
+            self._channel = self._export = None
 
     def export(self, batch: LogBatch) -> None:
-        if self._stub is None:
+        if self._export is None:
             raise RetryableError(f"{self.name} is not started")
+        if self._credentials is not None:
+            with self._lock:
+                self._credentials.current()
+                if self._credentials.version != self._credentials_version:
+                    self._connect()
+        metadata = self._metadata
+        if self._authenticator is not None:
+            metadata += tuple((key.lower(), value) for key, value in self._authenticator.client_headers().items())
         try:
-            response = self._stub.Export(batch.logs, timeout=self.config.timeout, metadata=self._metadata)
+            response = self._export(batch.logs, timeout=self.config.timeout or None, metadata=metadata,
+                                    wait_for_ready=self.config.wait_for_ready)
         except grpc.RpcError as error:
             raise classify(error, self.config.endpoint) from None
         rejected = response.partial_success.rejected_log_records
@@ -90,3 +120,23 @@ class OtlpGrpcExporter:
             log.warning("%s: %s accepted batch %s partially: %d records rejected: %s", self.name,
                         self.config.endpoint, batch.batch_id, rejected, response.partial_success.error_message)
             self._rejected.inc(rejected, exporter=self.name)
+
+
+def channel_options(config: Config) -> list[tuple[str, int | str]]:
+    """grpcio channel arguments for the configgrpc client keys."""
+    options: list[tuple[str, int | str]] = [
+        ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES), ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+        ("grpc.primary_user_agent", config.user_agent or USER_AGENT), ("grpc.lb_policy_name", config.balancer_name)]
+    if config.read_buffer_size:
+        options.append(("grpc.experimental.tcp_read_chunk_size", config.read_buffer_size))
+    if config.write_buffer_size:
+        options.append(("grpc.http2.write_buffer_size", config.write_buffer_size))
+    if config.keepalive is not None:
+        options += [("grpc.keepalive_time_ms", int(config.keepalive.time * 1000)),
+                    ("grpc.keepalive_timeout_ms", int(config.keepalive.timeout * 1000)),
+                    ("grpc.keepalive_permit_without_calls", int(config.keepalive.permit_without_stream))]
+    if config.authority:
+        options.append(("grpc.default_authority", config.authority))
+    if config.tls.server_name_override:
+        options.append(("grpc.ssl_target_name_override", config.tls.server_name_override))
+    return options

@@ -7,10 +7,16 @@ OTLP specification, "Failures (HTTP)": 429, 502, 503 and 504 are retryable, hono
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
-import gzip
+import functools
+import http.client
+import http.cookiejar
 import json
 import logging
+import socket
+import ssl
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -20,7 +26,9 @@ from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
 
-from otlp_receiver.component import LogBatch, PermanentError, RetryableError
+from otlp_receiver import configcompression
+from otlp_receiver.component import ClientAuthenticator, LogBatch, PermanentError, RetryableError
+from otlp_receiver.confighelpers import USER_AGENT
 from otlp_receiver.exporters.otlphttp.config import Config
 from otlp_receiver.telemetry import Telemetry
 
@@ -67,12 +75,16 @@ def _status_message(body: bytes, content_type: str) -> str:
 
 
 class OtlpHttpExporter:
-    def __init__(self, config: Config, name: str = "otlp_http", telemetry: Telemetry | None = None) -> None:
+    def __init__(self, config: Config, name: str = "otlp_http", telemetry: Telemetry | None = None,
+                 authenticator: ClientAuthenticator | None = None) -> None:
         telemetry = telemetry or Telemetry()
         self.config = config
         self.name = name
+        self._authenticator = authenticator
         self._content_type = "application/json" if config.encoding == "json" else "application/x-protobuf"
-        self._ssl = config.tls.ssl_context() if config.url.startswith("https://") else None
+        self._compressed = config.compression not in ("", "none")
+        self._opener = build_opener(config)
+        self._slots = threading.BoundedSemaphore(config.max_conns_per_host) if config.max_conns_per_host else None
         self._rejected = telemetry.counter(
             "procsight_exporter_rejected_log_records_total",
             "Log records a destination rejected in a partial success")
@@ -84,19 +96,23 @@ class OtlpHttpExporter:
         pass
 
     def export(self, batch: LogBatch) -> None:
-        body = to_otlp_json(batch.logs) if self.config.encoding == "json" else batch.logs.SerializeToString()
-        headers = {"Content-Type": self._content_type, "User-Agent": "procsight-otlp-http", **self.config.headers}
-        if self.config.compression == "gzip":
-            body = gzip.compress(body, compresslevel=5)
-            headers["Content-Encoding"] = "gzip"
-        request = urllib.request.Request(self.config.url, data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=self.config.timeout, context=self._ssl) as answer:
-                self._check_partial_success(batch, answer.read(), answer.headers.get("Content-Type", ""))
-        except urllib.error.HTTPError as error:
-            raise self._classify(error) from None
-        except (urllib.error.URLError, OSError) as error:
-            raise RetryableError(f"{self.config.url} is unreachable: {error}") from None
+        config = self.config
+        body = to_otlp_json(batch.logs) if config.encoding == "json" else batch.logs.SerializeToString()
+        headers = {"Content-Type": self._content_type, "User-Agent": USER_AGENT, **config.headers}
+        if self._compressed:
+            body = configcompression.compress(config.compression, body, config.compression_params.level)
+            headers["Content-Encoding"] = config.compression
+        if self._authenticator is not None:
+            headers.update(self._authenticator.client_headers())
+        request = urllib.request.Request(config.url, data=body, headers=headers, method="POST")
+        with self._slots or contextlib.nullcontext():
+            try:
+                with self._opener.open(request, timeout=config.timeout or None) as answer:
+                    self._check_partial_success(batch, answer.read(), answer.headers.get("Content-Type", ""))
+            except urllib.error.HTTPError as error:
+                raise self._classify(error) from None
+            except (urllib.error.URLError, OSError) as error:
+                raise RetryableError(f"{config.url} is unreachable: {error}") from None
 
     def _classify(self, error: urllib.error.HTTPError) -> Exception:
         detail = _status_message(error.read(), error.headers.get("Content-Type", ""))
@@ -122,3 +138,64 @@ class OtlpHttpExporter:
             log.warning("%s: %s accepted batch %s partially: %d records rejected: %s", self.name, self.config.url,
                         batch.batch_id, partial.rejected_log_records, partial.error_message)
             self._rejected.inc(partial.rejected_log_records, exporter=self.name)
+
+
+def build_opener(config: Config) -> urllib.request.OpenerDirector:
+    """urllib with the confighttp client settings: TLS, proxy, cookies, buffer sizes, the TLS server name."""
+    context = config.tls.ssl_context() if config.url.startswith("https://") else None
+    handlers: list[urllib.request.BaseHandler] = [_Connections(config, context)]
+    if config.proxy_url:
+        handlers.append(urllib.request.ProxyHandler({"http": config.proxy_url, "https": config.proxy_url}))
+    if config.cookies is not None:
+        handlers.append(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    return urllib.request.build_opener(*handlers)
+
+
+class _Connections(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):
+    """Opens each request's connection with `write_buffer_size` (http.client's blocksize), `read_buffer_size`
+    and, over TLS, `tls.server_name_override` as the name the certificate must carry."""
+
+    def __init__(self, config: Config, context: ssl.SSLContext | None) -> None:
+        urllib.request.HTTPHandler.__init__(self)
+        urllib.request.HTTPSHandler.__init__(self, context=context)
+        self._config = config
+        self._context = context
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_HTTPConnection, read_buffer=self._config.read_buffer_size,
+                                              blocksize=self._config.write_buffer_size or 8192), req)
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_HTTPSConnection, read_buffer=self._config.read_buffer_size,
+                                              server_name=self._config.tls.server_name_override,
+                                              blocksize=self._config.write_buffer_size or 8192),
+                            req, context=self._context)
+
+
+class _BufferedResponse(http.client.HTTPResponse):
+    read_buffer = 0
+
+    def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        if self.read_buffer:
+            self.fp = sock.makefile("rb", buffering=self.read_buffer)
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args: Any, read_buffer: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.response_class = type("Response", (_BufferedResponse,), {"read_buffer": read_buffer})
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args: Any, read_buffer: int = 0, server_name: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.response_class = type("Response", (_BufferedResponse,), {"read_buffer": read_buffer})
+        self._server_name = server_name
+
+    def connect(self) -> None:
+        if not self._server_name:
+            super().connect()
+            return
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self._server_name)  # type: ignore[attr-defined]

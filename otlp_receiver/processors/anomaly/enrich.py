@@ -40,7 +40,7 @@ def enrich(record: LogRecord, event: ProcessEvent, verdict: Verdict, present: di
         parts.append(log_attribute(semconv.ANOMALY_INCIDENT_SCORE, round(float(verdict.incident_score), 6)))
     if event.ancestors and semconv.PROCESS_ANCESTORS not in present:
         parts.append(_ancestors_attribute(event.ancestors))
-    if semconv.PROCESS_COMMAND_LINE not in present:
+    if semconv.PROCESS_EXECUTABLE_NAME not in present:  # another shape than ours (ECS has process.command_line)
         parts.append(_normalised_attributes(event, present))
     raised = RAISED_SEVERITY.get(verdict.severity)
     if raised and record.severity_number < raised[0]:

@@ -3,9 +3,12 @@
 It runs a `BatchScorer` (`scorer.py`) in this process, or (`separate_process: true`, the default) in a
 child process (`worker.py`), so scoring uses the second core while this one receives, spools and
 exports. The feature vectors go to `LogBatch.embeddings` for the ClickHouse `Embedding` column.
+It is a `BaselineKeeper`: the query extension's page shows its baselines and acknowledges events into them.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from otlp_receiver.component import LogBatch
 from otlp_receiver.processors.anomaly.config import Config
@@ -59,3 +62,16 @@ class AnomalyProcessor:
         if outcome.embeddings is not None:
             batch.embeddings = outcome.embeddings
         return batch
+
+    def baselines(self, tenant: str) -> list[dict[str, Any]]:
+        if self.worker is not None:
+            return self.worker.control("baselines", tenant)
+        assert self.scorer is not None, "start() first"
+        return self.scorer.baselines(tenant)
+
+    def acknowledge(self, tenant: str, workload: str, attributes: dict[str, Any]) -> None:
+        if self.worker is not None:
+            self.worker.control("acknowledge", tenant, workload, attributes)
+        else:
+            assert self.scorer is not None, "start() first"
+            self.scorer.acknowledge(tenant, workload, attributes)

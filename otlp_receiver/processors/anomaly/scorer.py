@@ -3,6 +3,8 @@
 
 Records that are not process or network events pass through unscored and are counted by kind; verdict
 attributes they arrived with are removed (only procsight writes those) and counted as forged.
+It also answers for its baselines while the pipeline runs: what they hold (`baselines`) and learning
+what a person acknowledges (`acknowledge`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from core.event import ProcessEvent
+from core.semconv import event_from_attributes
 from otlp_receiver.normalize import Normalizer
 from otlp_receiver.normalize.values import attributes_dict
 from otlp_receiver.processors.anomaly.config import Config
@@ -23,6 +26,7 @@ from otlp_receiver.processors.anomaly.enrich import enrich, strip_verdict
 from scoring.engine import AnomalyEngine
 
 MAX_WORKLOAD_CHARS = 256
+MAX_HELD_BACK_SHOWN = 100  # per workload, the most recent: a flood of alert patterns stays readable
 
 
 @dataclass
@@ -64,6 +68,8 @@ class BatchScorer:
                     else:
                         forged += strip_verdict(record, normalized.attributes or {})
                     ordinal += 1
+        for kind, count in self.normalizer.take_counts().items():
+            kinds[kind] += count
         if not groups:
             return Outcome(None, dict(kinds), {}, forged)
         embeddings = np.zeros((ordinal, self.engine.featurizer.dim), dtype=np.float32)
@@ -76,6 +82,43 @@ class BatchScorer:
                     embeddings[index] = verdict.vector
                 severities[verdict.severity] += 1
         return Outcome(embeddings, dict(kinds), dict(severities), forged)
+
+    def baselines(self, tenant: str) -> list[dict[str, Any]]:
+        """The tenant's baselines this engine holds in memory (those used since start), by workload."""
+        engine = self.engine
+        summaries = []
+        for baseline in engine.store.resident():
+            if baseline.tenant != tenant:
+                continue
+            with baseline.lock:
+                size = len(baseline)
+                first_seen = baseline.first_seen[:size]
+                summary = {
+                    "workload": baseline.workload, "patterns": size,
+                    "trusted_patterns": int(baseline.trusted[:size].sum()),
+                    "events_learned": baseline.events_learned,
+                    "oldest_pattern": float(first_seen.min()) if size else None,
+                    "newest_pattern": float(first_seen.max()) if size else None,
+                }
+            held = engine.held_back(tenant, baseline.workload)
+            thresholds = engine.config.thresholds.for_workload(baseline.workload)
+            warmup = engine.config.learning.warmup_events
+            summary.update({
+                "state": "learning" if baseline.events_learned < warmup else "detecting",
+                "warmup_events": warmup,
+                "thresholds": {"warn": thresholds.warn, "alert": thresholds.alert},
+                "recurrence_windows": engine.config.learning.recurrence_windows,
+                "held_back_total": len(held),
+                "held_back": [{"command_line": p.example, "executable": p.executable, "first_seen": p.first_seen,
+                               "windows_seen": len(p.windows), "occurrences": p.occurrences}
+                              for p in held[-MAX_HELD_BACK_SHOWN:][::-1]],
+            })
+            summaries.append(summary)
+        return sorted(summaries, key=lambda item: item["workload"])
+
+    def acknowledge(self, tenant: str, workload: str, attributes: dict[str, Any]) -> None:
+        """Learns the event of a stored record now (a person said it is normal), releasing it from hold-back."""
+        self.engine.acknowledge(event_from_attributes(attributes), tenant, _bounded(workload))
 
     def _workload(self, resource: dict[str, Any]) -> str:
         for key in self.config.workload_key:

@@ -4,7 +4,8 @@ Python runs one thread at a time, and scoring is most of the CPU a record costs;
 it runs on the other core while the parent receives, spools and exports. Batches cross a pipe as
 serialized protobuf (one C-level serialize and parse each way). The child owns the engine and the
 normalizer state (process trees, half-assembled audit events), so one child serves one pipeline.
-If the child dies it is restarted and the batch is sent again once.
+If the child dies it is restarted and the batch is sent again once. Besides batches, the child answers
+`Control` messages: the baselines it holds, and acknowledgements to learn (`BatchScorer`'s methods).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import multiprocessing
 import signal
 import threading
 import traceback
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -32,6 +34,17 @@ _STOP_TIMEOUT = 60.0
 
 class WorkerError(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class Control:
+    """A call of one of BatchScorer's `CONTROL_METHODS` in the child, between batches."""
+
+    method: str
+    args: tuple[Any, ...]
+
+
+CONTROL_METHODS = frozenset({"baselines", "acknowledge"})
 
 
 class ScoringWorker:
@@ -69,6 +82,20 @@ class ScoringWorker:
         if reply[0] != "ok":
             raise WorkerError(f"{self.name}: scoring failed in the child process:\n{reply[1]}")
         return ExportLogsServiceRequest.FromString(reply[1]), reply[2]
+
+    def control(self, method: str, *args: Any) -> Any:
+        """Calls `method` of the child's BatchScorer; a ValueError there (a bad event) is raised here."""
+        with self._lock:
+            try:
+                self._conn.send(Control(method, args))
+                reply = self._conn.recv()
+            except (EOFError, OSError) as exc:
+                raise WorkerError(f"{self.name}: scoring process unavailable ({exc})") from exc
+        if reply[0] == "invalid":
+            raise ValueError(reply[1])
+        if reply[0] != "ok":
+            raise WorkerError(f"{self.name}: {method} failed in the child process:\n{reply[1]}")
+        return reply[1]
 
     def _exchange(self, tenant: str, payload: bytes) -> Any:
         self._conn.send((tenant, payload))
@@ -108,6 +135,9 @@ def serve(config: Config, conn: Connection) -> None:
                 break  # the parent died: flush what was learned and go
             if message is None:
                 break
+            if isinstance(message, Control):
+                conn.send(_control(scorer, message))
+                continue
             tenant, payload = message
             logs = ExportLogsServiceRequest.FromString(payload)
             try:
@@ -118,3 +148,14 @@ def serve(config: Config, conn: Connection) -> None:
             conn.send(("ok", logs.SerializeToString(), outcome))
     finally:
         scorer.close()
+
+
+def _control(scorer: BatchScorer, message: Control) -> tuple[str, Any]:
+    if message.method not in CONTROL_METHODS:
+        return "error", f"unknown control method {message.method!r}"
+    try:
+        return "ok", getattr(scorer, message.method)(*message.args)
+    except ValueError as exc:  # InvalidEvent included: the caller's input, not the child's failure
+        return "invalid", str(exc)
+    except Exception:
+        return "error", traceback.format_exc()

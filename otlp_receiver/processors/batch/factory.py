@@ -12,4 +12,4 @@ __all__ = ["TYPE", "Config", "create"]
 
 
 def create(config: Config, settings: CreateSettings) -> BatchProcessor:
-    return BatchProcessor(config, settings.component_id)
+    return BatchProcessor(config, settings.component_id, settings.telemetry)

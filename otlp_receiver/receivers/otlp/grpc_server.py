@@ -1,4 +1,6 @@
-"""OTLP/gRPC: `opentelemetry.proto.collector.logs.v1.LogsService/Export`.
+"""OTLP/gRPC: `opentelemetry.proto.collector.logs.v1.LogsService/Export`, with the Collector's configgrpc
+server settings mapped onto grpcio's channel arguments (`server_options`) and TLS credentials that are
+re-read when their files change.
 
 The request is taken as raw bytes (no generated servicer), so the bytes that were validated are the
 bytes spooled, parsed once with the upb protobuf runtime.
@@ -15,8 +17,9 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
-from otlp_receiver.component import Backpressure, Unauthenticated
-from otlp_receiver.receivers.otlp.config import MIB, GrpcConfig, split_endpoint
+from otlp_receiver.component import Backpressure, ClientMetadata, TooManyPartitions, Unauthenticated
+from otlp_receiver.configtls import TLSServerConfig, reloading
+from otlp_receiver.receivers.otlp.config import GrpcConfig, split_endpoint
 from otlp_receiver.receivers.otlp.decode import InvalidRequest, decode_protobuf
 from otlp_receiver.receivers.otlp.ingest import Ingest
 
@@ -26,33 +29,79 @@ SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 _WORKERS = 16
 
 
+def server_options(config: GrpcConfig) -> list[tuple[str, int]]:
+    """grpcio channel arguments for the configgrpc keys (a 0 keeps grpc's default, as in the Collector)."""
+    options = [("grpc.max_receive_message_length", config.max_message_bytes), ("grpc.so_reuseport", 0)]
+    settings: list[tuple[str, float]] = [
+        ("grpc.max_concurrent_streams", config.max_concurrent_streams),
+        ("grpc.experimental.tcp_read_chunk_size", config.read_buffer_size),
+        ("grpc.http2.write_buffer_size", config.write_buffer_size),
+    ]
+    keepalive = config.keepalive
+    if keepalive is not None and keepalive.server_parameters is not None:
+        parameters = keepalive.server_parameters
+        settings += [("grpc.max_connection_idle_ms", parameters.max_connection_idle * 1000),
+                     ("grpc.max_connection_age_ms", parameters.max_connection_age * 1000),
+                     ("grpc.max_connection_age_grace_ms", parameters.max_connection_age_grace * 1000),
+                     ("grpc.keepalive_time_ms", parameters.time * 1000),
+                     ("grpc.keepalive_timeout_ms", parameters.timeout * 1000)]
+    if keepalive is not None and keepalive.enforcement_policy is not None:
+        policy = keepalive.enforcement_policy
+        settings.append(("grpc.http2.min_recv_ping_interval_without_data_ms", policy.min_time * 1000))
+        options.append(("grpc.keepalive_permit_without_calls", int(policy.permit_without_stream)))
+    options += [(name, int(value)) for name, value in settings if value]
+    return options
+
+
+def server_credentials(tls: TLSServerConfig) -> grpc.ServerCredentials:
+    """TLS credentials; grpc asks for them at each new connection, and gets new ones once the files changed."""
+
+    def build() -> grpc.ServerCertificateConfiguration:
+        return grpc.ssl_server_certificate_configuration([(tls.read("key"), tls.read("cert"))],
+                                                         root_certificates=tls.client_ca())
+
+    material = reloading(tls, build)
+    served = [material.version]
+
+    def fetch() -> grpc.ServerCertificateConfiguration | None:
+        configuration = material.current()
+        if material.version == served[0]:
+            return None  # unchanged
+        served[0] = material.version
+        return configuration
+
+    return grpc.dynamic_ssl_server_credentials(material.current(), fetch,
+                                               require_client_authentication=bool(tls.client_ca_file))
+
+
 class GrpcServer:
     def __init__(self, config: GrpcConfig, ingest: Ingest) -> None:
         self.config = config
         self.ingest = ingest
         self.endpoint = ""
-        options = [
-            ("grpc.max_receive_message_length", config.max_recv_msg_size_mib * MIB),
-            ("grpc.so_reuseport", 0),
-        ]
-        if config.max_concurrent_streams:
-            options.append(("grpc.max_concurrent_streams", config.max_concurrent_streams))
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="otlp-grpc"),
-                                   options=options)
+                                   options=server_options(config))
         handler = grpc.unary_unary_rpc_method_handler(
             self._export, request_deserializer=None, response_serializer=lambda m: m.SerializeToString())
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),))
 
     def start(self) -> None:
-        host, port = split_endpoint(self.config.endpoint)
-        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if self.config.transport == "unix":
+            address = f"unix:{self.config.endpoint}"
+        else:
+            host, port = split_endpoint(self.config.endpoint)
+            address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
-            bound = self._server.add_insecure_port(address)
+            if self.config.tls is None:
+                bound = self._server.add_insecure_port(address)
+            else:
+                bound = self._server.add_secure_port(address, server_credentials(self.config.tls))
         except RuntimeError as exc:  # grpc reports a port in use this way
             raise OSError(f"cannot listen for OTLP/gRPC on {self.config.endpoint}: {exc}") from exc
         if not bound:
             raise OSError(f"cannot listen for OTLP/gRPC on {self.config.endpoint}")
-        self.endpoint = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
+        unix = self.config.transport == "unix"
+        self.endpoint = self.config.endpoint if unix else address.rsplit(":", 1)[0] + f":{bound}"
         self._server.start()
 
     def shutdown(self, timeout: float) -> None:
@@ -61,22 +110,28 @@ class GrpcServer:
 
     def _export(self, body: bytes, context: grpc.ServicerContext) -> ExportLogsServiceResponse:
         try:
-            tenant = self.ingest.tenant(_authorization(context))
-            return self.ingest.export(decode_protobuf, body, tenant)
+            metadata = _metadata(context)
+            tenant = self.ingest.tenant({name: values[0] for name, values in metadata.items()})
+            return self.ingest.export(decode_protobuf, body, tenant,
+                                      metadata if self.config.include_metadata else None)
         except Unauthenticated as exc:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
         except InvalidRequest as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except TooManyPartitions as exc:
+            context.abort(grpc.StatusCode.INTERNAL, str(exc))
         except Backpressure as exc:
             code = grpc.StatusCode.UNAVAILABLE if exc.unavailable else grpc.StatusCode.RESOURCE_EXHAUSTED
             _abort_with_retry_info(context, code, str(exc), exc.retry_after)
 
 
-def _authorization(context: grpc.ServicerContext) -> str | None:
+def _metadata(context: grpc.ServicerContext) -> ClientMetadata:
+    """The request's metadata, text values only (binary `-bin` values are not headers anyone keys on)."""
+    metadata: ClientMetadata = {}
     for key, value in context.invocation_metadata():
-        if key == "authorization":
-            return value
-    return None
+        if isinstance(value, str):
+            metadata.setdefault(key.lower(), []).append(value)
+    return metadata
 
 
 def _abort_with_retry_info(context: grpc.ServicerContext, code: grpc.StatusCode, message: str,

@@ -1,16 +1,28 @@
-"""OTLP/HTTP: `POST /v1/logs` (and the alias `/otlp/v1/events`), protobuf or JSON, gzip or deflate
-bodies, with the status codes the OTLP specification gives each failure. The same server carries the
-service's extra routes (`/metrics`, `/healthz`, the query API).
+"""OTLP/HTTP: `POST /v1/logs` (the `logs_url_path`, and the alias `/otlp/v1/events`), protobuf or JSON, with
+the status codes the OTLP specification gives each failure, and the Collector's confighttp server settings:
+TLS (`tls`), `cors`, `auth` (with `request_params`), `include_metadata`, `response_headers`,
+`compression_algorithms`, the timeouts and `keep_alives_enabled`. The same server carries the service's
+extra routes (`/metrics`, `/healthz`, the query API and pages): behind the same `auth` when they are
+authenticated routes; a route that is not (`/healthz`) never reads a request body.
+
+Connections: one thread each. With TLS the handshake runs in that thread (a slow client never holds up
+`accept`), and a client speaking plain HTTP gets `400 Client sent an HTTP request to an HTTPS server`,
+as from the Collector. The timeouts are deadlines for a whole phase (request line and headers, body,
+response, idle wait between requests), as Go's http.Server keeps them, not per socket read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import math
 import socket
+import socketserver
+import ssl
 import threading
+import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -18,8 +30,10 @@ from urllib.parse import parse_qs, urlsplit
 from google.protobuf import json_format
 from google.rpc import status_pb2
 
-from otlp_receiver.component import Backpressure, HttpRoute, Routes, Unauthenticated
+from otlp_receiver.component import Backpressure, ClientMetadata, HttpRoute, Routes, TooManyPartitions, Unauthenticated
+from otlp_receiver.configtls import reloading
 from otlp_receiver.receivers.otlp.config import HttpConfig, split_endpoint
+from otlp_receiver.receivers.otlp.cors import Cors
 from otlp_receiver.receivers.otlp.decode import InvalidRequest, decode_json, decode_protobuf
 from otlp_receiver.receivers.otlp.ingest import Ingest
 
@@ -30,7 +44,10 @@ JSON = "application/json"
 EVENTS_ALIAS = "/otlp/v1/events"  # the path some existing process-event agents post to
 _DECODERS = {PROTOBUF: decode_protobuf, JSON: decode_json}
 _WBITS = {"gzip": 31, "x-gzip": 31, "deflate": 15}  # deflate as HTTP means zlib-wrapped
-_IDLE_SECONDS = 30.0
+_TLS_HANDSHAKE_RECORD = b"\x16"
+_PLAINTEXT_TO_TLS = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+_ROUTE_BODY_LIMIT = 1 << 20
+_DRAIN_LIMIT = 256 * 1024  # an unread body up to this is read and dropped to keep the connection, as Go does
 
 
 class _TooLarge(Exception):
@@ -47,21 +64,26 @@ class HttpServer:
         self.ingest = ingest
         self.routes = routes
         self.logs_paths = {config.logs_url_path, EVENTS_ALIAS}
+        self.cors = Cors(config.cors)
         self.endpoint = ""
+        self._tls = reloading(config.tls, config.tls.ssl_context) if config.tls else None
         self._connections: set[socket.socket] = set()
         self._in_flight = 0
         self._idle = threading.Condition()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: socketserver.BaseServer | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        host, port = split_endpoint(self.config.endpoint)
-        server_class = _V6Server if ":" in host else ThreadingHTTPServer
         handler = type("Handler", (_Handler,), {"owner": self})
-        self._server = server_class((host, port), handler)
-        self._server.daemon_threads = True
-        bound = self._server.server_address[1]
-        self.endpoint = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
+        if self.config.transport == "unix":
+            self._server = _UnixServer(self.config.endpoint, handler, self)
+            self.endpoint = self.config.endpoint
+        else:
+            host, port = split_endpoint(self.config.endpoint)
+            server_class = _V6Server if ":" in host else _Server
+            self._server = server_class((host, port), handler, self)
+            bound = self._server.server_address[1]
+            self.endpoint = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="otlp-http", daemon=True)
         self._thread.start()
@@ -82,6 +104,25 @@ class HttpServer:
             self._thread.join(timeout)
         self._server = None
 
+    def open_connection(self, connection: socket.socket) -> socket.socket | None:
+        """The connection to serve: with TLS, after the handshake; None when it is not to be served (plain
+        HTTP sent to the TLS port, which is answered 400, or a failed handshake)."""
+        if self._tls is None:
+            return connection
+        try:
+            connection.settimeout(self.config.read_header_timeout or None)
+            first = connection.recv(1, socket.MSG_PEEK)
+            if first != _TLS_HANDSHAKE_RECORD:
+                if first:
+                    connection.sendall(_PLAINTEXT_TO_TLS)
+                return None
+            secure = self._tls.current().wrap_socket(connection, server_side=True, do_handshake_on_connect=False)
+            secure.do_handshake()
+            return secure
+        except (OSError, ssl.SSLError) as exc:  # a client that gave up, a certificate it refused, no client cert
+            log.debug("TLS handshake with %s failed: %s", _peer(connection), exc)
+            return None
+
     def track(self, connection: socket.socket, open_: bool) -> None:
         with self._idle:
             (self._connections.add if open_ else self._connections.discard)(connection)
@@ -92,26 +133,94 @@ class HttpServer:
             self._idle.notify_all()
 
 
-class _V6Server(ThreadingHTTPServer):
+class _Serving:
+    """What the server classes share: the connection is opened (TLS) in its own thread."""
+
+    owner: HttpServer
+    daemon_threads = True
+
+    def finish_request(self, request: socket.socket, client_address: object) -> None:
+        connection = self.owner.open_connection(request)
+        if connection is None:
+            return
+        try:
+            self.RequestHandlerClass(connection, client_address, self)  # type: ignore[attr-defined]
+        finally:
+            if connection is not request:
+                connection.close()
+
+
+class _Server(_Serving, ThreadingHTTPServer):
+    def __init__(self, address: tuple[str, int], handler: type, owner: HttpServer) -> None:
+        self.owner = owner
+        super().__init__(address, handler)
+
+
+class _V6Server(_Server):
     address_family = socket.AF_INET6
+
+
+class _UnixServer(_Serving, socketserver.ThreadingUnixStreamServer):
+    def __init__(self, path: str, handler: type, owner: HttpServer) -> None:
+        self.owner = owner
+        super().__init__(path, handler)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """Socket reads that fail with TimeoutError once `deadline` (a monotonic time, None for none) passed."""
+
+    def __init__(self, connection: socket.socket) -> None:
+        super().__init__()
+        self.connection = connection
+        self.deadline: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        self.connection.settimeout(_left(self.deadline))
+        return self.connection.recv_into(buffer)
 
 
 class _Handler(BaseHTTPRequestHandler):
     owner: HttpServer
     protocol_version = "HTTP/1.1"
     server_version = "procsight"
-    timeout = _IDLE_SECONDS
 
     def setup(self) -> None:
         super().setup()
+        self._reader = _DeadlineReader(self.connection)
+        self.rfile = io.BufferedReader(self._reader, 65536)
+        self._served = 0
+        self._write_deadline: float | None = None
+        self._extra_headers: dict[str, str] = {}
         self.owner.track(self.connection, True)
 
     def finish(self) -> None:
         self.owner.track(self.connection, False)
         super().finish()
 
+    def address_string(self) -> str:
+        return _peer(self.connection)
+
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s %s", self.address_string(), format % args)
+
+    def handle_one_request(self) -> None:
+        config = self.owner.config
+        # The first request line must come within read_header_timeout; later ones within idle_timeout.
+        wait = (config.idle_timeout or config.read_timeout) if self._served else config.read_header_timeout
+        self._reader.deadline = _deadline(wait)
+        self._served += 1
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        config = self.owner.config
+        self._reader.deadline = _deadline(config.read_header_timeout or config.read_timeout)
+        parsed = super().parse_request()
+        self._reader.deadline = _deadline(config.read_timeout)  # the body
+        self._write_deadline = _deadline(config.write_timeout)
+        return parsed
 
     def do_POST(self) -> None:
         self._dispatch("POST")
@@ -128,15 +237,25 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:
         self._dispatch("PATCH")
 
+    def do_OPTIONS(self) -> None:
+        self._dispatch("OPTIONS")
+
     # -- routing ----------------------------------------------------------------------------------
 
     def _dispatch(self, method: str) -> None:
         self.owner.busy(1)
         try:
+            headers = self._first_values()
+            cors = self.owner.cors
+            if cors.enabled and cors.is_preflight(method, headers):  # before auth: a preflight has no credentials
+                self._extra_headers = cors.preflight(headers)
+                self._reply(204, "text/plain", b"")
+                return
+            self._extra_headers = cors.actual(method, headers)
             url = urlsplit(self.path)
             if url.path in self.owner.logs_paths:
                 if method == "POST":
-                    self._export()
+                    self._export(parse_qs(url.query))
                 else:
                     self._reply(405, "text/plain", b"use POST\n", {"Allow": "POST"})
                 return
@@ -149,6 +268,8 @@ class _Handler(BaseHTTPRequestHandler):
                     self._reply(404, "text/plain", b"not found\n")
                 return
             self._route(route, parse_qs(url.query))
+        except TimeoutError:
+            raise  # a deadline passed: the connection is closed without an answer, as Go's server does
         except Exception:
             log.exception("HTTP %s %s failed", method, self.path)
             self._reply(500, "text/plain", b"internal error\n")
@@ -156,15 +277,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.owner.busy(-1)
 
     def _route(self, route: HttpRoute, query: dict[str, list[str]]) -> None:
-        tenant = None
-        if route.authenticated:
-            try:
-                tenant = self.owner.ingest.tenant(self.headers.get("Authorization"))
-            except Unauthenticated as exc:
-                self._reply(401, JSON, _json({"error": str(exc)}), {"WWW-Authenticate": "Bearer"})
-                return
+        if not route.authenticated:  # open routes (/healthz) never read a body: a client cannot make them work
+            if self.headers.get("Content-Length", "0") != "0" or self.headers.get("Transfer-Encoding"):
+                self.close_connection = True  # the unread body makes the connection unusable
+            status, content_type, payload = route.handler(None, query, b"")
+            self._reply(status, content_type, payload)
+            return
         try:
-            body = self._body(limit=1 << 20)
+            tenant = self.owner.ingest.tenant(self._auth_headers(query))
+        except Unauthenticated as exc:
+            self._skip_body()
+            self._reply(401, JSON, _json({"error": str(exc)}), {"WWW-Authenticate": "Bearer"})
+            return
+        try:
+            self._check_encoding()
+            body = self._body(limit=_ROUTE_BODY_LIMIT)
         except _TooLarge:
             self._reply(413, JSON, _json({"error": "request body too large"}))
             return
@@ -176,30 +303,36 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- OTLP export ------------------------------------------------------------------------------
 
-    def _export(self) -> None:
+    def _export(self, query: dict[str, list[str]]) -> None:
         ingest = self.owner.ingest
+        config = self.owner.config
         content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         decode = _DECODERS.get(content_type)
         if decode is None:
             ingest.refused("unsupported_media_type")
+            self._skip_body()
             self._reply(415, JSON, _json({"code": 3, "message": f"unsupported Content-Type {content_type!r}; "
                                           f"use {PROTOBUF} or {JSON}"}), {"Accept-Post": f"{PROTOBUF}, {JSON}"})
             return
         try:
-            tenant = ingest.tenant(self.headers.get("Authorization"))
-            body = self._body(limit=self.owner.config.max_request_body_size)
-            response = ingest.export(decode, body, tenant)
+            tenant = ingest.tenant(self._auth_headers(query))
+            self._check_encoding()
+            body = self._body(limit=config.body_limit)
+            response = ingest.export(decode, body, tenant, self._metadata() if config.include_metadata else None)
         except Unauthenticated as exc:
+            self._skip_body()
             self._status(401, content_type, 16, str(exc), {"WWW-Authenticate": "Bearer"})
         except _TooLarge:
             ingest.refused("too_large")
             self._status(413, content_type, 8, "request body larger than max_request_body_size "
-                                               f"({self.owner.config.max_request_body_size} bytes)")
+                                               f"({config.body_limit} bytes)")
         except _BadBody as exc:
             ingest.refused("bad_body")
             self._status(400, content_type, 3, str(exc))
         except InvalidRequest as exc:
             self._status(400, content_type, 3, str(exc))
+        except TooManyPartitions as exc:
+            self._status(500, content_type, 13, str(exc))
         except Backpressure as exc:
             status = 503 if exc.unavailable else 429
             self._status(status, content_type, 14 if exc.unavailable else 8, str(exc),
@@ -217,6 +350,45 @@ class _Handler(BaseHTTPRequestHandler):
         status = status_pb2.Status(code=code, message=message)
         payload = _json(json_format.MessageToDict(status)) if content_type == JSON else status.SerializeToString()
         self._reply(http_status, content_type, payload, headers)
+
+    # -- headers ----------------------------------------------------------------------------------
+
+    def _metadata(self) -> ClientMetadata:
+        """Every request header, names in lower case (the Collector's client.Info.Metadata)."""
+        metadata: ClientMetadata = {}
+        for name, value in self.headers.items():
+            metadata.setdefault(name.lower(), []).append(value)
+        return metadata
+
+    def _first_values(self) -> dict[str, str]:
+        return {name: values[0] for name, values in self._metadata().items()}
+
+    def _auth_headers(self, query: dict[str, list[str]]) -> dict[str, str]:
+        """What the authenticator sees: the headers, and the query parameters `auth.request_params` names
+        (a parameter wins over a header of the same name, as in the Collector)."""
+        headers = self._first_values()
+        auth = self.owner.config.auth
+        for param in auth.request_params if auth else ():
+            if query.get(param):
+                headers[param.lower()] = query[param][0]
+        return headers
+
+    def _skip_body(self) -> None:
+        """Before answering a request whose body is not wanted: a small body is read and dropped, so the
+        connection serves the next request; otherwise the connection closes after the answer (closing with
+        unread data would reset it, and the client could lose the answer)."""
+        length = self.headers.get("Content-Length", "0")
+        if length.isdigit() and int(length) <= _DRAIN_LIMIT and not self.headers.get("Transfer-Encoding"):
+            self.rfile.read(int(length))
+        else:
+            self.close_connection = True
+
+    def _check_encoding(self) -> None:
+        """Only the Content-Encodings of `compression_algorithms` (every one upstream takes, by default)."""
+        encoding = (self.headers.get("Content-Encoding") or "").strip().lower()
+        if (encoding if encoding != "identity" else "") not in self.owner.config.accepted_encodings:
+            self._skip_body()
+            raise _BadBody(f"unsupported Content-Encoding: {encoding!r}")
 
     # -- bodies -----------------------------------------------------------------------------------
 
@@ -272,15 +444,41 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.readline(3)
 
     def _reply(self, status: int, content_type: str, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        config = self.owner.config
+        if not config.keep_alives_enabled:
+            self.close_connection = True
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
+        for name, value in {**config.response_headers, **self._extra_headers, **(headers or {})}.items():
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
+        self.connection.settimeout(_left(self._write_deadline))
         self.wfile.write(payload)
+
+
+def _deadline(seconds: float) -> float | None:
+    return time.monotonic() + seconds if seconds else None
+
+
+def _left(deadline: float | None) -> float | None:
+    """Seconds until `deadline` for a socket timeout (None: no deadline); TimeoutError once it passed."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("deadline passed")
+    return left
+
+
+def _peer(connection: socket.socket) -> str:
+    with contextlib.suppress(OSError):
+        peer = connection.getpeername()
+        if isinstance(peer, tuple):
+            return str(peer[0])
+    return "unix"
 
 
 def _json(document: object) -> bytes:

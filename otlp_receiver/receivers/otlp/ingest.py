@@ -8,12 +8,20 @@ these outcomes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
-from otlp_receiver.component import DEFAULT_TENANT, Backpressure, Decoded, Host, Unauthenticated
-from otlp_receiver.receivers.otlp.config import AuthConfig
+from otlp_receiver.component import (
+    DEFAULT_TENANT,
+    Backpressure,
+    ClientMetadata,
+    Decoded,
+    Host,
+    TooManyPartitions,
+    Unauthenticated,
+)
+from otlp_receiver.confighelpers import AuthConfig
 from otlp_receiver.receivers.otlp.decode import InvalidRequest
 from otlp_receiver.telemetry import Telemetry
 
@@ -33,17 +41,24 @@ class Ingest:
         self._duration = telemetry.histogram("procsight_receiver_request_duration_seconds",
                                              "Time to decode, spool and answer a request, by transport")
 
-    def tenant(self, authorization: str | None) -> str:
+    @property
+    def authenticates(self) -> bool:
+        return self._authenticator is not None
+
+    def tenant(self, headers: Mapping[str, str]) -> str:
+        """The request's tenant from its headers (names in lower case); raises Unauthenticated."""
         if self._authenticator is None:
             return DEFAULT_TENANT
         try:
-            return self._authenticator.authenticate(authorization)
+            return self._authenticator.authenticate(headers)
         except Unauthenticated:
             self.refused("unauthenticated")
             raise
 
-    def export(self, decode: Callable[[bytes], Decoded], body: bytes, tenant: str) -> ExportLogsServiceResponse:
-        """Raises InvalidRequest or Backpressure; returns the response with any partial_success."""
+    def export(self, decode: Callable[[bytes], Decoded], body: bytes, tenant: str,
+               metadata: ClientMetadata | None = None) -> ExportLogsServiceResponse:
+        """Raises InvalidRequest, Backpressure or TooManyPartitions; returns the response with any
+        partial_success. `metadata` is given with `include_metadata` only."""
         started = time.perf_counter()
         try:
             decoded = decode(body)
@@ -52,9 +67,12 @@ class Ingest:
             raise
         if decoded.accepted:
             try:
-                self.host.consume(decoded, tenant)
+                self.host.consume(decoded, tenant, metadata)
             except Backpressure as exc:
                 self.refused(exc.reason, decoded.accepted + decoded.rejected)
+                raise
+            except TooManyPartitions:
+                self.refused("metadata_cardinality", decoded.accepted + decoded.rejected)
                 raise
         response = ExportLogsServiceResponse()
         if decoded.rejected:

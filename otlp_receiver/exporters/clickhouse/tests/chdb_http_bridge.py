@@ -1,15 +1,19 @@
 """A ClickHouse HTTP interface served by the embedded engine, for tests only.
 
-No ClickHouse server can be installed here, so the http transport's requests (as clickhouse-connect
-sends them: SQL, `param_*` bindings, settings, Arrow bodies) are answered by chdb. The SQL is executed
-for real; only the HTTP framing is reimplemented. Tests using it carry `fake_server` in their name.
+Debian's ClickHouse server (18.16) is too old for procsight's table, so the http transport's requests (as
+clickhouse-connect sends them: SQL, `param_*` bindings, settings, Arrow bodies, over TLS when given a
+certificate) are answered by chdb. The SQL is executed for real; only the HTTP framing is reimplemented.
+Each request's user and URL parameters are recorded. Tests using it carry `fake_server` in their name.
 """
 
 from __future__ import annotations
 
+import base64
 import re
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from otlp_receiver.exporters.clickhouse.transport import _EmbeddedEngine
@@ -21,9 +25,11 @@ _FORMAT = re.compile(r"\s+FORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 
 
 class ChdbHttpBridge:
-    def __init__(self, chdb_path: str, port: int = 0) -> None:
+    def __init__(self, chdb_path: str, port: int = 0, tls: tuple[Path, Path] | None = None) -> None:
         self.engine = _EmbeddedEngine.acquire(chdb_path)
         self.requests: list[str] = []
+        self.users: set[str] = set()  # who the requests authenticated as
+        self.params: list[dict[str, str]] = []  # each request's URL parameters
         bridge = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -39,6 +45,11 @@ class ChdbHttpBridge:
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.url = f"https://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def __enter__(self) -> ChdbHttpBridge:
@@ -65,6 +76,8 @@ class ChdbHttpBridge:
         elif sql is None:
             sql, body = body.decode("utf-8"), b""
         self.requests.append(sql)
+        self.users.add(_user(request.headers))
+        self.params.append(query)
         params = {key[len("param_"):]: value for key, value in query.items() if key.startswith("param_")}
         settings = {key: value for key, value in query.items() if key in _STATEMENT_SETTINGS}
         try:
@@ -102,3 +115,14 @@ class ChdbHttpBridge:
             if statement.lstrip().upper().startswith("SELECT") and clause:
                 statement += clause
             return session.query(statement, fmt, params=params).bytes()
+
+
+def _user(headers: object) -> str:
+    """The user of a request: clickhouse-connect sends X-ClickHouse-User or HTTP basic authentication."""
+    user = headers.get("X-ClickHouse-User")  # type: ignore[attr-defined]
+    if user:
+        return str(user)
+    scheme, _, value = str(headers.get("Authorization") or "").partition(" ")  # type: ignore[attr-defined]
+    if scheme.lower() == "basic":
+        return base64.b64decode(value).decode().partition(":")[0]
+    return ""

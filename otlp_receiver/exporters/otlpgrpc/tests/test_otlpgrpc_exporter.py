@@ -11,6 +11,7 @@ from core.confmap import ConfigError, decode, load_yaml
 from otlp_receiver.component import CreateSettings, LogBatch, PermanentError, RetryableError
 from otlp_receiver.exporterhelper import QueuedExporter
 from otlp_receiver.exporters.otlpgrpc import factory
+from otlp_receiver.exporters.otlpgrpc.exporter import channel_options
 from otlp_receiver.telemetry import Telemetry
 from testing.otlp_sink import Failure, OtlpSink
 
@@ -47,40 +48,58 @@ def test_yaml_testdata_decodes(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (config.target, config.plaintext, config.timeout) == ("collector.example:4317", True, 2.0)
     assert config.headers == {"X-Tenant": "team-a", "authorization": "Bearer abc"}
     assert factory.TYPE == "otlp_grpc"
+    upstream = decode(factory.Config, load_yaml(TESTDATA / "upstream.yaml"), source="upstream.yaml")
+    assert upstream.headers == {"x-tenant": "acme", "x-scope": "logs"}  # the list form
+    assert (upstream.balancer_name, upstream.wait_for_ready, upstream.keepalive.time) == ("pick_first", True, 20.0)
+    options = dict(channel_options(upstream))
+    assert options["grpc.keepalive_time_ms"] == 20000 and options["grpc.lb_policy_name"] == "pick_first"
+    assert options["grpc.default_authority"] == "collector.internal"
+    assert options["grpc.http2.write_buffer_size"] == 524288  # the otlp exporter's default
+    assert options["grpc.primary_user_agent"] == "procsight-forwarder"
 
 
 @pytest.mark.parametrize(("data", "message"), [
-    ({}, "endpoint: required"),
+    ({}, 'requires a non-empty "endpoint"'),
     ({"endpoint": "collector"}, "needs a port"),
-    ({"endpoint": "c:4317", "compression": "zstd"}, "compression"),
+    ({"endpoint": "collector:otlp"}, 'invalid port "otlp"'),
+    ({"endpoint": "unix://"}, "unix socket path cannot be empty"),
+    ({"endpoint": "c:4317", "compression": "zstd"}, "grpcio compresses gRPC messages with gzip only"),
+    ({"endpoint": "c:4317", "compression": "br"}, "unsupported compression type"),
     ({"endpoint": "c:4317", "tls": {"insecure": "yes"}}, "expected a boolean"),
     ({"endpoint": "c:4317", "tls": {"ca_file": "/nonexistent/ca.pem"}}, "no such file"),
-    ({"endpoint": "c:4317", "balancer_name": "round_robin"}, "unknown setting 'balancer_name'"),
+    ({"endpoint": "c:4317", "tls": {"insecure_skip_verify": True}}, "grpcio always verifies"),
+    ({"endpoint": "c:4317", "tls": {"max_version": "1.2"}}, "grpcio always offers TLS 1.2 and 1.3"),
+    ({"endpoint": "c:4317", "balancer_name": "least_request"}, "invalid balancer_name"),
+    ({"endpoint": "c:4317", "tls": {"insecure": True}, "auth": {"authenticator": "bearertokenauth"}},
+     "sends credentials over TLS only"),
+    ({"endpoint": "c:4317", "headers": [{"name": "a", "value": "1"}, {"name": "A", "value": "2"}]}, "duplicate"),
+    ({"endpoint": "c:4317", "sending_queue": {"batch": {"min_size": 10}}}, "batch processor"),
 ])
 def test_invalid_config_is_a_clear_error(data: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         decode(factory.Config, data, "exporters.otlp_grpc")
 
 
-def test_forwards_records_byte_for_byte_with_headers(sink: OtlpSink) -> None:
-    exporter = start_exporter(sink.grpc_endpoint, headers={"X-Tenant": "team-a"})
-    batch = make_batch()
-    try:
-        exporter.export(batch)
-    finally:
-        exporter.shutdown()
-    (received,) = sink.received
-    assert received.request == batch.logs
-    assert received.headers["x-tenant"] == "team-a"
+def test_endpoint_forms(sink: OtlpSink) -> None:
+    for endpoint in (f"http://{sink.grpc_endpoint}", f"dns:///{sink.grpc_endpoint}",
+                     f"passthrough:///{sink.grpc_endpoint}"):
+        exporter = start_exporter(endpoint, compression="none", wait_for_ready=True)
+        try:
+            exporter.export(make_batch())
+        finally:
+            exporter.shutdown()
+    assert len(sink.records()) == 9
 
 
-def test_plaintext_via_http_scheme_without_compression(sink: OtlpSink) -> None:
-    exporter = start_exporter(f"http://{sink.grpc_endpoint}", tls={}, compression="none")
+def test_http_prefix_does_not_mean_plain_text(sink: OtlpSink) -> None:
+    """As in the Collector, only tls.insecure makes a gRPC client speak plain text; http:// is stripped."""
+    exporter = start_exporter(f"http://{sink.grpc_endpoint}", tls={}, timeout="1s")
     try:
-        exporter.export(make_batch())
+        with pytest.raises(RetryableError, match="UNAVAILABLE"):
+            exporter.export(make_batch())
     finally:
         exporter.shutdown()
-    assert len(sink.records()) == 3
+    assert sink.records() == []
 
 
 @pytest.mark.parametrize(("failure", "expected", "retry_after"), [

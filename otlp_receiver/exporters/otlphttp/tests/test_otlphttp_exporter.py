@@ -51,18 +51,43 @@ def test_yaml_testdata_decodes() -> None:
     assert (config.encoding, config.timeout, config.sending_queue.queue_size) == ("json", 10.0, 50)
     assert config.headers["Authorization"].startswith("Bearer ")
     assert factory.TYPE == "otlp_http"
+    upstream = decode(factory.Config, load_yaml(TESTDATA / "upstream.yaml"), source="upstream.yaml")
+    assert upstream.url == "https://example.com:4318/v1/logs"
+    assert (upstream.compression, upstream.compression_params.level) == ("zstd", 3)
+    assert upstream.cookies is not None and factory.Config().cookies is None  # cookies: {enabled: true} switches on
+    assert upstream.headers == {"x-tenant": "acme"}
 
 
 @pytest.mark.parametrize(("data", "message"), [
     ({}, "endpoint: required"),
     ({"endpoint": "collector:4318"}, "not an http"),
-    ({"endpoint": "http://c:4318", "encoding": "avro"}, "encoding"),
+    ({"endpoint": "http://c:4318", "encoding": "avro"}, "invalid encoding type"),
     ({"endpoint": "http://c:4318", "headers": {"X-A": "b\r\nInjected: 1"}}, "not a valid header"),
-    ({"endpoint": "http://c:4318", "traces_endpoint": "http://c/v1/traces"}, "unknown setting 'traces_endpoint'"),
+    ({"endpoint": "http://c:4318", "compression": "brotli"}, "unsupported compression type"),
+    ({"endpoint": "http://c:4318", "compression": "lz4", "compression_params": {"level": 3}}, "takes no level"),
+    ({"endpoint": "http://c:4318", "compression_params": {"level": 12}}, "gzip takes -2"),
+    ({"endpoint": "http://c:4318", "proxy_url": "socks5://proxy:1080"}, "proxy_url"),
+    ({"endpoint": "http://c:4318", "middlewares": [{"id": "x"}]}, "no middleware"),
 ])
 def test_invalid_config_is_a_clear_error(data: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         decode(factory.Config, data, "exporters.otlp_http")
+
+
+@pytest.mark.parametrize("compression", ["zlib", "deflate", "zstd", "lz4", "snappy", "x-snappy-framed"])
+def test_every_compression_the_collector_offers(sink: OtlpSink, compression: str) -> None:
+    exporter = start_exporter(sink.http_url, compression=compression)
+    batch = make_batch()
+    exporter.export(batch)
+    (received,) = sink.received
+    assert received.request == batch.logs and received.headers["content-encoding"] == compression
+
+
+def test_gzip_levels_and_buffer_sizes(sink: OtlpSink) -> None:
+    for level in (-2, 1, 9):
+        start_exporter(sink.http_url, compression_params={"level": level}, read_buffer_size=1024,
+                       write_buffer_size=64).export(make_batch())
+    assert len(sink.received) == 3 and all(r.request == make_batch().logs for r in sink.received)
 
 
 @pytest.mark.parametrize("encoding", ["proto", "json"])

@@ -1,84 +1,64 @@
-"""The query extension: which table and model it resolves to, and what its routes decide before a query
-runs (the queries themselves: otlp_receiver/query/tests and tests/test_e2e_query.py)."""
+"""The query extension: its settings, what its routes decide before a query runs, the page's files, and
+acknowledging an event into the baseline of a running receiver (the queries themselves:
+otlp_receiver/query/tests; the page in a browser: tests/test_e2e_page.py)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from core.confmap import ConfigError
 from otlp_receiver.config import ServiceSettings
-from otlp_receiver.extensions.query.config import Config
-from otlp_receiver.extensions.query.extension import QueryExtension
 from otlp_receiver.service import Service
+from testing import wait_until
+from testing.otlp_values import key_values
 
 TESTDATA = Path(__file__).parent / "testdata"
 AUTH = {"Authorization": "Bearer s3cret"}
 
 
-def settings(query: dict[str, Any], *models: str, exporter: str = "clickhouse") -> ServiceSettings:
-    """A document where one pipeline per model scores into `exporter`."""
-    processors = {f"anomaly/{i}": {"model": model} for i, model in enumerate(models)}
-    pipelines = {f"logs/{i}": {"receivers": ["otlp"], "processors": [name], "exporters": [exporter]}
-                 for i, name in enumerate(processors)} or {"logs": {"receivers": ["otlp"], "exporters": [exporter]}}
+def settings(query: dict[str, Any], exporter: str = "clickhouse") -> ServiceSettings:
     return ServiceSettings.from_mapping({
         "receivers": {"otlp": {"protocols": {"grpc": None}}},
-        "processors": processors,
         "exporters": {"clickhouse": {"endpoint": "chdb://./x"}, "debug": {}},
         "extensions": {"query": query},
-        "service": {"extensions": ["query"], "pipelines": pipelines},
+        "service": {"extensions": ["query"], "pipelines": {"logs": {"receivers": ["otlp"], "exporters": [exporter]}}},
     }, "query.yaml")
 
 
-def query_config(document: ServiceSettings) -> Config:
-    return document.configs["extensions"]["query"]
+def test_the_extension_resolves_its_exporters_table() -> None:
+    config = settings({}).configs["extensions"]["query"]
+    assert config.clickhouse is not None and config.clickhouse.endpoint == "chdb://./x"
+    assert (config.neural, config.page) == ("", True)
 
 
-def test_search_embeds_with_the_model_of_the_anomaly_processor_writing_the_table() -> None:
-    resolved = query_config(settings({}, "hash128-v1"))
-    assert resolved.model == "hash128-v1"  # not the engine's default: the table holds v1 vectors
-    assert resolved.clickhouse is not None and resolved.clickhouse.endpoint == "chdb://./x"
-    assert query_config(settings({"model": "hash128-v1"}, "hash128-v1")).model == "hash128-v1"
-    assert query_config(settings({})).model == "hash128-v2"  # nothing scores into it: the engine's default
-
-
-@pytest.mark.parametrize(("query", "models", "exporter", "key", "words"), [
-    ({"model": "hash128-v2"}, ["hash128-v1"], "clickhouse", "model", "not the model the anomaly processor"),
-    ({}, ["hash128-v1", "hash128-v2"], "clickhouse", "model", "several models"),
-    ({"model": "bert"}, ["hash128-v2"], "clickhouse", "model", "unknown model 'bert'"),
-    ({"exporter": "debug"}, [], "debug", "exporter", "not a clickhouse exporter"),
-    ({"exporter": "clickhouse/missing"}, [], "clickhouse", "exporter", "(clickhouse exporters: clickhouse)"),
+@pytest.mark.parametrize(("query", "exporter", "key", "words"), [
+    ({"neural": "bert"}, "clickhouse", "neural", "unknown sentence embedder 'bert'"),
+    ({"exporter": "debug"}, "debug", "exporter", "not a clickhouse exporter"),
+    ({"exporter": "clickhouse/missing"}, "clickhouse", "exporter", "(clickhouse exporters: clickhouse)"),
 ])
-def test_a_query_that_could_not_work_fails_start_up(query: dict[str, Any], models: list[str], exporter: str,
-                                                     key: str, words: str) -> None:
+def test_a_query_that_could_not_work_fails_start_up(query: dict[str, Any], exporter: str, key: str,
+                                                     words: str) -> None:
     with pytest.raises(ConfigError) as error:
-        settings(query, *models, exporter=exporter)
+        settings(query, exporter=exporter)
     assert error.value.path == f"extensions.query.{key}" and error.value.source == "query.yaml"
     assert words in error.value.message
-
-
-def test_the_query_service_uses_the_resolved_model(tmp_path: Path) -> None:
-    config = query_config(settings({}, "hash128-v1"))
-    assert config.clickhouse is not None
-    config.clickhouse.endpoint = f"chdb://{tmp_path}"
-    extension = QueryExtension(config)
-    try:
-        assert extension.query_service().embedder.name == "hash128-v1"
-    finally:
-        extension.shutdown()
 
 
 @pytest.fixture
 def start_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     started: list[Service] = []
 
-    def start(clickhouse_endpoint: str) -> Service:
-        service = Service.from_config_file(TESTDATA / "query.yaml", {
-            "DATA_DIR": str(tmp_path), "TOKEN": "s3cret", "CLICKHOUSE_ENDPOINT": clickhouse_endpoint})
+    def start(clickhouse_endpoint: str = "", config: str = "query.yaml") -> Service:
+        service = Service.from_config_file(TESTDATA / config, {
+            "DATA_DIR": str(tmp_path), "TOKEN": "s3cret",
+            "CLICKHOUSE_ENDPOINT": clickhouse_endpoint or f"chdb://{tmp_path / 'clickhouse'}"})
         service.start()
         started.append(service)
         return service
@@ -96,28 +76,110 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     (b'{"query": "x", "workload": 5}', "workload"),
     (b'{"query": "x", "drop": "table"}', "unknown fields"),
 ])
-def test_search_rejects_bad_requests_with_400(start_service, tmp_path: Path, body: bytes, message: str) -> None:  # type: ignore[no-untyped-def]
-    service = start_service(f"chdb://{tmp_path / 'clickhouse'}")
+def test_search_rejects_bad_requests_with_400(start_service, body: bytes, message: str) -> None:  # type: ignore[no-untyped-def]
+    service = start_service()
     response = requests.post(f"http://{service.http_endpoint()}/telemetry/security/search", data=body, headers=AUTH,
                              timeout=10)
     assert response.status_code == 400 and message in response.json()["error"]
 
 
-def test_anomalies_rejects_bad_parameters_and_answers_503_while_clickhouse_is_down(start_service) -> None:  # type: ignore[no-untyped-def]
+def test_routes_reject_bad_parameters_and_answer_503_while_clickhouse_is_down(start_service) -> None:  # type: ignore[no-untyped-def]
     service = start_service("http://127.0.0.1:9/")  # nothing listens on the discard port
-    base = f"http://{service.http_endpoint()}/api/anomalies"
-    assert requests.get(f"{base}?min_score=abc", headers=AUTH, timeout=10).status_code == 400
-    assert requests.get(f"{base}?since=yesterday-ish", headers=AUTH, timeout=10).status_code == 400
-    assert requests.get(f"{base}?limit=100000", headers=AUTH, timeout=10).status_code == 400
-    response = requests.get(f"{base}?since=24h&min_score=0.5", headers=AUTH, timeout=30)
-    assert response.status_code == 503 and "query failed" in response.json()["error"]
-    assert requests.post(base, headers=AUTH, timeout=10).status_code == 405
+    base = f"http://{service.http_endpoint()}/api"
+    for bad in ("anomalies?min_score=abc", "anomalies?since=yesterday-ish", "anomalies?limit=100000",
+                "anomalies?severity=urgent", "anomalies?group=host", "volume?step=x", "event"):
+        assert requests.get(f"{base}/{bad}", headers=AUTH, timeout=10).status_code == 400, bad
+    for route in ("anomalies?since=24h&min_score=0.5", "volume?since=1h&step=60", "facets", "event?record_id=1:1"):
+        response = requests.get(f"{base}/{route}", headers=AUTH, timeout=30)
+        assert response.status_code == 503 and "query failed" in response.json()["error"], route
+    assert requests.post(f"{base}/anomalies", headers=AUTH, timeout=10).status_code == 405
 
 
-def test_query_routes_need_the_token_when_auth_is_on(start_service, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    service = start_service(f"chdb://{tmp_path / 'clickhouse'}")
+def test_routes_need_the_token_and_the_page_does_not(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service()
     base = f"http://{service.http_endpoint()}"
-    assert requests.get(f"{base}/api/anomalies", timeout=10).status_code == 401
+    for route in ("/api/anomalies", "/api/event?record_id=x", "/api/volume", "/api/facets", "/api/baselines"):
+        assert requests.get(f"{base}{route}", timeout=10).status_code == 401, route
+        assert requests.get(f"{base}{route}", headers={"Authorization": "Bearer wrong"}, timeout=10).status_code == 401
     assert requests.post(f"{base}/telemetry/security/search", json={"query": "x"}, timeout=10).status_code == 401
-    wrong = {"Authorization": "Bearer wrong"}
-    assert requests.get(f"{base}/api/anomalies", headers=wrong, timeout=10).status_code == 401
+    assert requests.post(f"{base}/api/acknowledge", json={"record_id": "x"}, timeout=10).status_code == 401
+    page = requests.get(f"{base}/ui/", timeout=10)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert "<title>procsight</title>" in page.text and "app.js" in page.text
+    assert requests.get(f"{base}/ui/app.js", timeout=10).headers["Content-Type"].startswith("text/javascript")
+    assert "url=/ui/" in requests.get(f"{base}/", timeout=10).text
+    assert requests.get(f"{base}/ui/secret.txt", timeout=10).status_code == 404
+
+
+def test_acknowledge_needs_an_anomaly_processor_and_a_known_record(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service()  # query.yaml: no anomaly processor feeds the table
+    base = f"http://{service.http_endpoint()}/api"
+    response = requests.post(f"{base}/acknowledge", json={"record_id": "1:0"}, headers=AUTH, timeout=10)
+    assert response.status_code == 409 and "no anomaly processor" in response.json()["error"]
+    assert requests.get(f"{base}/baselines", headers=AUTH, timeout=10).status_code == 409
+    for body in (b"[]", b'{"record_id": 5}', b'{"record_id": "x", "more": 1}'):
+        assert requests.post(f"{base}/acknowledge", data=body, headers=AUTH, timeout=10).status_code == 400
+
+
+# -- acknowledging on a running receiver ---------------------------------------------------------------------
+
+HOOK = "sh -c /opt/app/hooks/post-deploy.sh"  # a web app's deploy hook: a shell under the web server
+
+
+def send(service: Service, pid: int, command: str, parent: str) -> None:
+    request = ExportLogsServiceRequest()
+    resource_logs = request.resource_logs.add()
+    resource_logs.resource.attributes.extend(key_values({"host.name": "web-1", "procsight.workload": "web"}))
+    record = resource_logs.scope_logs.add().log_records.add()
+    record.time_unix_nano = time.time_ns()
+    record.body.string_value = command
+    record.attributes.extend(key_values({
+        "process.pid": pid, "process.parent_pid": 10, "process.executable.name": command.split()[0],
+        "process.executable.path": f"/usr/bin/{command.split()[0]}", "process.command_line": command,
+        "process.command_args": command.split(), "process.user.id": 33, "process.parent.executable.name": parent}))
+    response = requests.post(f"http://{service.http_endpoint()}/v1/logs", data=request.SerializeToString(),
+                             headers={**AUTH, "Content-Type": "application/x-protobuf"}, timeout=10)
+    assert response.status_code == 200
+
+
+def runs_of(base: str, command: str, count: int) -> dict[str, Any]:
+    """The list's line of `command` once it counts `count` scored runs (its lead is the highest-scored)."""
+    def line() -> dict[str, Any] | None:
+        rows = requests.get(f"{base}/api/anomalies?group=pattern&severity=none,warn,alert&limit=100", headers=AUTH,
+                            timeout=10).json()["results"]
+        return next((r for r in rows if r["command_line"] == command and r["events"] >= count), None)
+
+    wait_until(lambda: line() is not None, timeout=60, what=f"{count} scored runs of {command!r}")
+    found = line()
+    assert found is not None
+    return found
+
+
+@pytest.mark.slow
+def test_acknowledged_event_stops_alerting_on_the_running_receiver(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service(config="query_scoring.yaml")
+    base = f"http://{service.http_endpoint()}"
+    send(service, 1, "nginx -g daemon off;", "systemd")
+    send(service, 2, HOOK, "nginx")
+    first = runs_of(base, HOOK, 1)
+    assert first["severity"] == "alert", first
+    [web] = requests.get(f"{base}/api/baselines", headers=AUTH, timeout=10).json()["baselines"]
+    assert web["workload"] == "web" and web["state"] == "detecting"
+    assert HOOK in [pattern["command_line"] for pattern in web["held_back"]]
+
+    answer = requests.post(f"{base}/api/acknowledge", json={"record_id": first["record_id"]}, headers=AUTH, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"acknowledged": first["record_id"], "workload": "web", "command_line": HOOK}
+    [web] = requests.get(f"{base}/api/baselines", headers=AUTH, timeout=10).json()["baselines"]
+    assert HOOK not in [pattern["command_line"] for pattern in web["held_back"]]
+
+    acknowledged = time.time()
+    send(service, 3, HOOK, "nginx")
+    runs_of(base, HOOK, 2)
+    since = f"since={acknowledged:.6f}&group=pattern&severity=none,warn,alert"
+    [second] = [r for r in requests.get(f"{base}/api/anomalies?{since}", headers=AUTH, timeout=10).json()["results"]
+                if r["command_line"] == HOOK]
+    assert second["severity"] == "none" and second["score"] < 0.5, second
+    assert "seen 1 times on this workload" in second["reasons"]
+    unknown = requests.post(f"{base}/api/acknowledge", json={"record_id": "nope:1"}, headers=AUTH, timeout=10)
+    assert unknown.status_code == 404

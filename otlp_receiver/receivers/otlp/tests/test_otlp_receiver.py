@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
-import logging
+import socket
 import threading
 import time
 import zlib
@@ -49,13 +49,6 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     yield start
     for service in started:
         service.shutdown(timeout=5)
-
-
-@pytest.fixture
-def exported(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
-    """Lines the debug exporter logged, i.e. what came out of the pipeline."""
-    caplog.set_level(logging.INFO, logger="procsight.debug")
-    return lambda: [r.getMessage() for r in caplog.records if r.name == "procsight.debug"]
 
 
 def request_of(*bodies: str, trace_id: bytes = b"", **resource: str) -> ExportLogsServiceRequest:
@@ -349,15 +342,27 @@ def test_json_response_for_success_is_valid_otlp_json(start_service) -> None:  #
 # -- the service's own routes on the HTTP port ------------------------------------------------------------
 
 
-def test_health_and_metrics_stay_open_when_auth_is_on_and_other_paths_are_404(start_service, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_metrics_are_behind_auth_health_stays_open_and_other_paths_are_404(start_service, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     token_file = tmp_path / "b.token"
     token_file.write_text("secret-b")
     service = start_service("auth.yaml", TEAM_A_TOKEN="secret-a", TEAM_B_TOKEN_FILE=str(token_file))
     base = f"http://{service.http_endpoint()}"
     assert requests.get(f"{base}/healthz", timeout=10).status_code == 200
-    assert requests.get(f"{base}/metrics", timeout=10).status_code == 200
+    assert requests.get(f"{base}/metrics", timeout=10).status_code == 401
+    metrics = requests.get(f"{base}/metrics", headers={"Authorization": "Bearer secret-b"}, timeout=10)
+    assert metrics.status_code == 200 and "procsight_receiver_rejected_requests_total" in metrics.text
     # the query routes belong to the `query` extension (otlp_receiver/extensions/query), not enabled here
     assert requests.get(f"{base}/api/anomalies", timeout=10).status_code == 404
+
+
+def test_healthz_never_reads_a_request_body(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")
+    host, port = service.http_endpoint().rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        # a body announced but never sent: an answer means the server did not wait for it
+        connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n")
+        answer = connection.recv(65536).decode()
+    assert answer.startswith("HTTP/1.1 200") and "Connection: close" in answer
 
 
 def test_shutdown_under_load_delivers_every_acknowledged_record(start_service, exported) -> None:  # type: ignore[no-untyped-def]

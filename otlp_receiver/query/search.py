@@ -1,0 +1,314 @@
+"""Search that understands behaviour: a plain-English query ranked against stored event patterns.
+
+A query is read two ways. Through the ATT&CK lexicon (`attack.py`) it becomes the techniques it means,
+each with a weight: "persistence via cron" means T1053.003 above all, other persistence a little. Its
+own words are kept for plain matching ("nginx reload"). A pattern (one distinct command line of a
+workload and host) is then ranked by
+
+- behaviour: how strongly the techniques it shows are the ones the query means. It shows a technique
+  when its evidence names it (`anomaly_techniques`, the `[T…]` of its reasons) or when its command
+  line and ancestry carry one of the technique's indicators (`crontab`, `/dev/tcp/`), so an event the
+  scoring found unremarkable is still found;
+- words: the query's words found in the command, its ancestry and its reasons ("shell spawned by
+  nginx" answers "web shell"), weighted by how rare each word is among the patterns;
+- meaning (optional, `procsight[neural]`): cosine similarity of sentence embeddings of the query and of
+  a descriptive rendering of the pattern (`neural.py`);
+- the anomaly score, which scales the match, so among equally good matches the suspicious come first.
+
+What is derived from a pattern (words, indicated techniques, its embedding) is computed once per
+distinct pattern and cached, never on the scoring path.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
+
+import numpy as np
+
+from otlp_receiver.query.attack import TACTICS, TECHNIQUES, Technique, stem, technique_ids, without_technique, words
+from otlp_receiver.query.neural import SentenceEmbedder
+
+# How well a pattern matches: behaviour and words, and with a sentence embedder meaning, which then takes
+# NEURAL_SHARE while the others shrink in proportion. The match is then scaled by the anomaly score, so
+# that of two equal matches the one to investigate comes first: a score of 0 keeps 1 - SCORE_SHARE of it.
+BEHAVIOUR_WEIGHT = 0.65
+WORDS_WEIGHT = 0.35
+NEURAL_SHARE = 0.25
+SCORE_SHARE = 0.5
+INDICATED = 0.8  # a technique an indicator shows counts a little less than one the evidence names
+TACTIC_FACTOR = 0.5  # a query naming a tactic ("credential access") means each of its techniques this much
+MIN_TECHNIQUE = 0.15  # query techniques weaker than this are noise
+MIN_RELEVANCE = 0.12  # patterns below this match only if they contain a word of the query
+MAX_CACHED = 200_000  # patterns whose derived features are kept
+
+
+@dataclass
+class Pattern:
+    """One distinct (workload, host, command line) of the table, with what ranking needs."""
+
+    record_id: str
+    workload: str
+    host: str
+    command_line: str
+    executable: str = ""
+    parent: str = ""
+    ancestors: tuple[str, ...] = ()
+    user: str = ""
+    reasons: tuple[str, ...] = ()
+    techniques: tuple[str, ...] = ()
+    score: float = 0.0
+    occurrences: int = 1
+
+
+@dataclass
+class Match:
+    pattern: Pattern
+    relevance: float
+    techniques: list[str]  # the query's techniques this pattern shows, strongest first
+    words: list[str]  # the query's words found in it
+    similarity: float | None = None  # cosine to the query, with a sentence embedder
+
+
+@dataclass(frozen=True)
+class Meaning:
+    """What a query asks for: technique id -> weight (0..1), and its own stemmed words."""
+
+    techniques: dict[str, float]
+    broader: dict[str, float]  # parent technique id -> the weight of its strongest meant sub-technique
+    words: tuple[str, ...]  # stemmed
+    spelled: dict[str, str]  # stemmed word -> as the query spelled it
+
+
+@dataclass
+class _Features:
+    tokens: frozenset[str]
+    shown: dict[str, float] = field(default_factory=dict)  # technique id -> how surely the pattern shows it
+
+
+class BehaviourSearch:
+    def __init__(self, embedder: SentenceEmbedder | None = None) -> None:
+        self.embedder = embedder
+        self._features: dict[tuple, _Features] = {}
+        self._vectors: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def rank(self, query: str, patterns: Sequence[Pattern], limit: int) -> list[Match]:
+        meaning = understand(query)
+        features = [self._features_of(pattern) for pattern in patterns]
+        rarity = _rarity(meaning.words, features)
+        similarities = self._similarities(query, patterns)
+        weights = _weights(similarities is not None)
+        matches = []
+        for index, (pattern, feature) in enumerate(zip(patterns, features, strict=True)):
+            behaviour, shown = _behaviour(meaning, feature)
+            found = [word for word in meaning.words if word in feature.tokens]
+            word_part = sum(rarity[word] for word in found) / (sum(rarity.values()) or 1.0)
+            similarity = None if similarities is None else float(similarities[index])
+            fit = weights[0] * behaviour + weights[1] * word_part
+            if similarity is not None:
+                fit += weights[2] * max(0.0, similarity)
+            if fit < MIN_RELEVANCE and not found:  # a word of the query is always a match
+                continue
+            relevance = fit * (1.0 - SCORE_SHARE + SCORE_SHARE * pattern.score)
+            matches.append(Match(pattern, round(relevance, 4), shown, [meaning.spelled[w] for w in found], similarity))
+        matches.sort(key=lambda match: (-match.relevance, -match.pattern.score, match.pattern.command_line))
+        return matches[:limit]
+
+    def embed_patterns(self, patterns: Sequence[Pattern]) -> int:
+        """Embeds the patterns not embedded yet (in batches); returns how many were new. A no-op without
+        a sentence embedder. Safe to call from a background thread while searches run."""
+        if self.embedder is None:
+            return 0
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in (rendering(p) for p in patterns) if t not in self._vectors))
+        if not missing:
+            return 0
+        vectors = self.embedder.embed(missing)
+        with self._lock:
+            if len(self._vectors) + len(missing) > MAX_CACHED:
+                self._vectors.clear()
+            self._vectors.update(zip(missing, vectors, strict=True))
+        return len(missing)
+
+    def _similarities(self, query: str, patterns: Sequence[Pattern]) -> np.ndarray | None:
+        if self.embedder is None:
+            return None
+        self.embed_patterns(patterns)
+        query_vector = self.embedder.embed([query])[0]
+        with self._lock:
+            vectors = [self._vectors.get(rendering(p)) for p in patterns]
+        matrix = np.stack([v if v is not None else np.zeros_like(query_vector) for v in vectors]) if vectors else \
+            np.zeros((0, len(query_vector)), np.float32)
+        return matrix @ query_vector
+
+    def _features_of(self, pattern: Pattern) -> _Features:
+        key = (pattern.command_line, pattern.executable, pattern.parent, pattern.ancestors, pattern.user,
+               pattern.reasons, pattern.techniques)
+        found = self._features.get(key)
+        if found is None:
+            if len(self._features) >= MAX_CACHED:
+                self._features.clear()
+            found = self._features[key] = _derive(pattern)
+        return found
+
+
+def _weights(neural: bool) -> tuple[float, float, float]:
+    """(behaviour, words, meaning)."""
+    if not neural:
+        return BEHAVIOUR_WEIGHT, WORDS_WEIGHT, 0.0
+    rest = 1.0 - NEURAL_SHARE
+    return BEHAVIOUR_WEIGHT * rest, WORDS_WEIGHT * rest, NEURAL_SHARE
+
+
+def _behaviour(meaning: Meaning, feature: _Features) -> tuple[float, list[str]]:
+    """The best product of what the query means and what the pattern shows, and the techniques matched.
+    A shown sub-technique of a meant technique counts 0.8 of it; a shown parent of one, 0.6."""
+    scored: dict[str, float] = {}
+    for shown, sureness in feature.shown.items():
+        wanted = max(meaning.techniques.get(shown, 0.0), 0.8 * meaning.techniques.get(shown.split(".")[0], 0.0)
+                     if "." in shown else 0.6 * meaning.broader.get(shown, 0.0))
+        if wanted:
+            scored[shown] = wanted * sureness
+    if not scored:
+        return 0.0, []
+    ranked = sorted(scored, key=lambda technique: -scored[technique])
+    return scored[ranked[0]], ranked
+
+
+def _rarity(query_words: Sequence[str], features: Sequence[_Features]) -> dict[str, float]:
+    """Inverse document frequency of each query word over the patterns (a word in none counts as rarest)."""
+    total = len(features)
+    rarity = {}
+    for word in query_words:
+        containing = sum(1 for feature in features if word in feature.tokens)
+        rarity[word] = math.log(1.0 + (total + 1) / (containing + 1))
+    return rarity
+
+
+# -- the query ---------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1024)
+def understand(query: str) -> Meaning:
+    spelled = {stem(word): word for word in reversed(_TOKEN.findall(query.lower()))}
+    query_words = tuple(dict.fromkeys(words(query)))
+    techniques: dict[str, float] = {}
+    for technique_id in technique_ids([query]):  # "T1059.004" typed as such
+        techniques[technique_id] = 1.0
+    if query_words:
+        wanted = set(query_words)
+        matched = {technique.id: _phrase_match(wanted, technique) for technique in TECHNIQUES.values()}
+        best = max(matched.values())
+        for technique_id, weight in matched.items():
+            # What the query says best counts in full; what it also touches, in proportion to how close
+            # it comes to that ("privilege escalation through sudo" is about sudo, a little about setuid).
+            weight *= weight / best if best else 0.0
+            if weight >= MIN_TECHNIQUE:
+                techniques[technique_id] = max(weight, techniques.get(technique_id, 0.0))
+    broader: dict[str, float] = {}
+    for technique_id, weight in techniques.items():
+        if "." in technique_id:
+            parent = technique_id.split(".")[0]
+            broader[parent] = max(weight, broader.get(parent, 0.0))
+    return Meaning(techniques, broader, query_words, spelled)
+
+
+def _phrase_match(wanted: set[str], technique: Technique) -> float:
+    """How well the query's words say one of the technique's phrases (or its name, or a tactic of it):
+    the share of the query's (rarity-weighted) words the phrase covers, times the share of the phrase
+    the query covers, softened."""
+    best = 0.0
+    total = sum(_LEXICON_RARITY.get(word, _UNKNOWN_RARITY) for word in wanted)
+    candidates = [(phrase, 1.0) for phrase in _phrase_words(technique)]
+    candidates += [(phrase, TACTIC_FACTOR) for tactic in technique.tactics for phrase in _tactic_words(tactic)]
+    for phrase, factor in candidates:
+        overlap = wanted & phrase
+        if not overlap:
+            continue
+        covered = sum(_LEXICON_RARITY.get(word, _UNKNOWN_RARITY) for word in overlap) / total
+        best = max(best, factor * covered * math.sqrt(len(overlap) / len(phrase)))
+    return best
+
+
+@cache
+def _phrase_words(technique: Technique) -> tuple[frozenset[str], ...]:
+    phrases = [technique.name, *technique.phrases]
+    return tuple(frozenset(found) for found in (words(phrase) for phrase in phrases) if found)
+
+
+@cache
+def _tactic_words(tactic: str) -> tuple[frozenset[str], ...]:
+    """The words of each way to say a tactic (`TACTICS`)."""
+    return tuple(frozenset(words(phrase)) for phrase in TACTICS.get(tactic, tactic).split(";") if words(phrase))
+
+
+def _lexicon_rarity() -> dict[str, float]:
+    """How rare each word is among the techniques' phrases: 'cron' says more than 'shell'."""
+    documents = [frozenset().union(*_phrase_words(t)) for t in TECHNIQUES.values()]
+    documents += [frozenset().union(*_tactic_words(tactic)) for tactic in TACTICS]
+    counts: dict[str, int] = {}
+    for document in documents:
+        for word in document:
+            counts[word] = counts.get(word, 0) + 1
+    return {word: math.log(1.0 + len(documents) / count) for word, count in counts.items()}
+
+
+_LEXICON_RARITY = _lexicon_rarity()
+_UNKNOWN_RARITY = max(_LEXICON_RARITY.values())
+
+
+# -- the pattern -------------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+_WORDISH = re.compile(r"[a-z0-9_]")
+
+
+def _derive(pattern: Pattern) -> _Features:
+    command = " " + " ".join(pattern.command_line.lower().split()) + " "
+    ancestry = " " + " ".join([pattern.parent, *pattern.ancestors, pattern.user]).lower() + " "
+    reason_text = " ".join(without_technique(reason) for reason in pattern.reasons).lower()
+    tokens = {stem(token) for token in _TOKEN.findall(" ".join((command, pattern.executable.lower(), ancestry,
+                                                                reason_text)))}
+    shown: dict[str, float] = {}
+    for technique_id in (*pattern.techniques, *technique_ids(pattern.reasons)):
+        shown[technique_id] = 1.0
+    for technique in TECHNIQUES.values():
+        sureness = INDICATED * max(_strongest(command, technique.all_of or (technique.indicators,)),
+                                   _strongest(ancestry, (technique.ancestry,)))
+        if sureness > shown.get(technique.id, 0.0):
+            shown[technique.id] = sureness
+    return _Features(frozenset(tokens), shown)
+
+
+def _strongest(text: str, groups: tuple[tuple[tuple[str, float], ...], ...]) -> float:
+    """The weakest group's strongest indicator found in `text` (0 when a group has none there)."""
+    return min(max((weight for indicator, weight in group if _contains(text, indicator)), default=0.0)
+               for group in groups) if any(groups) else 0.0
+
+
+def _contains(text: str, indicator: str) -> bool:
+    """`indicator` in `text` as whole words: a word character at either end of the indicator must not
+    continue a word of the text ('nc' is not in 'sync', '/tmp/.' is in '/tmp/.x')."""
+    start = text.find(indicator)
+    while start >= 0:
+        end = start + len(indicator)
+        left_ok = not _WORDISH.match(indicator[0]) or not _WORDISH.match(text[start - 1])
+        right_ok = not _WORDISH.match(indicator[-1]) or end >= len(text) or not _WORDISH.match(text[end])
+        if left_ok and right_ok:
+            return True
+        start = text.find(indicator, start + 1)
+    return False
+
+
+def rendering(pattern: Pattern) -> str:
+    """A pattern in words, for a sentence embedder: who ran what under whom, and why it stood out."""
+    parent = f" started by {pattern.parent}" if pattern.parent else ""
+    user = f" as {pattern.user}" if pattern.user else ""
+    reasons = "; ".join(without_technique(reason) for reason in pattern.reasons[:4])
+    return f"{pattern.executable or 'a process'}{parent}{user}: {pattern.command_line[:300]}" + (
+        f". {reasons}" if reasons else "")
