@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import select
 import time
 
 from core.event import CONNECTION, LISTEN, ProcessEvent
@@ -63,7 +64,11 @@ class EbpfSource(ThreadedSource):
         self._batch: list[ProcessEvent] = []
         self._missed = self._truncated = 0
         # Most ring-buffer records do not wake us (see bpf_program): this is how long they may wait.
-        self._drain_ms = max(1, round(config.drain_interval * 1000))
+        self._drain_seconds = config.drain_interval
+        # Edge-triggered, so only a record that wakes returns it early. bcc's own ring_buffer_poll waits
+        # level-triggered: after one wake-up it returns at once for as long as records keep arriving,
+        # measured here as 120 wake-ups/s instead of 50 at 1,000 execs/s.
+        self._wake: select.epoll | None = None
 
     def open(self) -> None:
         try:
@@ -94,6 +99,8 @@ class EbpfSource(ThreadedSource):
         try:
             if self.ring_buffer:
                 events.open_ring_buffer(self._on_event)
+                self._wake = select.epoll()
+                self._wake.register(events.map_fd, select.EPOLLIN | select.EPOLLET)
             else:
                 events.open_perf_buffer(self._on_event_perf, page_cnt=self._config.ring_buffer_pages,
                                         lost_cb=self._on_lost)
@@ -110,12 +117,15 @@ class EbpfSource(ThreadedSource):
             self._account_kernel_counts()
             self._bpf.cleanup()
             self._bpf = None
+        if self._wake is not None:
+            self._wake.close()
+            self._wake = None
 
     def _run(self) -> None:
         last_accounting = last_wake = time.monotonic()
         while not self._stop.is_set():
             if self.ring_buffer:
-                self._bpf.ring_buffer_poll(self._drain_ms)  # returns at once for a record that wakes
+                self._wake.poll(self._drain_seconds)  # returns at once for a record that wakes
                 self._drain()  # and the others, which do not
                 # A host running many redirected execs would wake us for each, about 100 µs of CPU a time
                 # on a busy machine: at most one wake-up per MIN_WAKE_GAP, the first of a burst at once.
