@@ -39,9 +39,10 @@ def may_load_bpf() -> bool:
     tracing = 1 << CAP_BPF | 1 << CAP_PERFMON
     return bool(caps & 1 << CAP_SYS_ADMIN) or caps & tracing == tracing
 _POLL_MS = 100  # perf buffer: wait at most this long for a wake-up
-# Measured with `bench/agent.py --redirected` (every exec redirected, so every one would wake us) at
-# 1,000 execs/s: 16.8% of a core per 1,000 execs/s without a gap, 13.4% with 2 ms, 9.8% with 5 ms, 8.2%
-# with 10 ms; curl|sh pipelines run meanwhile were read in time in 96 to 100% of cases up to 5 ms.
+# Measured with every exec of a 1,000 execs/s load redirected (`bench/agent.py --redirected`), so that
+# every one would wake us, on a quiet machine: 13.7 to 14.1% of a core per 1,000 execs/s without a gap,
+# 11.6 to 13.5% with 2 ms, 8.3 to 9.1% with 5 ms; curl|sh pipelines run meanwhile were read in time
+# in 100% of cases with each.
 MIN_WAKE_GAP = 0.005
 _DUP2_FORMAT = "/sys/kernel/tracing/events/syscalls/sys_enter_dup2/format"
 
