@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Sequence
 
 from core.event import EXEC, ProcessEvent
 from otel_agent.capture import CaptureSource, CaptureUnavailable
@@ -81,19 +82,20 @@ class Agent:
         self._stats_thread = threading.Thread(target=self._log_stats, name="procsight-stats", daemon=True)
         self._stats_thread.start()
 
-    def submit(self, event: ProcessEvent) -> None:
+    def submit(self, events: Sequence[ProcessEvent]) -> None:
         """Every captured event passes here: one place to count and to drop the agent's own traffic."""
-        if event.event_name != EXEC and event.pid == self._own_pid:
-            # The agent's own export connections would otherwise be reported, exported, reported...
-            # Its execs are still reported: something exec'ing as the agent is worth seeing.
-            self.counters.add("self_filtered")
-            return
-        self.counters.add("captured")
+        # The agent's own export connections would otherwise be reported, exported, reported... (eBPF drops
+        # them in the kernel; the socket pollers see them here). Its execs are still reported: something
+        # exec'ing as the agent is worth seeing.
+        kept = [event for event in events if event.event_name == EXEC or event.pid != self._own_pid]
+        if len(kept) < len(events):
+            self.counters.add("self_filtered", len(events) - len(kept))
+        self.counters.add("captured", len(kept))
         try:
-            self.emitter.emit(event)
-        except Exception:  # one bad event must not stop capture; it is counted and logged, not hidden
-            self.counters.add("errors")
-            log.exception("could not emit a captured event (pid %s)", event.pid)
+            self.emitter.emit(kept)
+        except Exception:  # e.g. the spool's disk: capture goes on; the loss is counted and logged, not hidden
+            self.counters.add("errors", len(kept))
+            log.exception("could not queue %d captured events", len(kept))
 
     def flush(self, timeout: float = 30.0) -> bool:
         return self.emitter.flush(timeout)

@@ -8,6 +8,15 @@ match the running kernel are harmless (bcc still wants some headers to compile a
   (pid, uid, comm, time, parent) and sends it; `sys_exit_execve(at)` forgets entries of failed calls.
 - `sched:sched_process_fork` remembers each child's parent pid and name in `parents`;
   `sched:sched_process_exit` removes them.
+- `syscalls:sys_enter_dup2`/`dup3` onto descriptor 0 or 1, and `sys_enter_close` of one (the next open,
+  pipe or socket takes the lowest free descriptor: glibc's `posix_spawn` opens a file onto stdout that
+  way), mark the process in `redirected`: this is how a shell (or any spawner) wires a pipe, socket or
+  file to a child's stdin or stdout between fork and exec, and how a reverse shell or a daemon rewires its
+  own. Forks inherit the mark, and an exec consumes it:
+  the exec of a marked process wakes user space at once, so it reads /proc/PID/fd before a short pipeline
+  member (`curl … | sh`) or a reverse shell's `id` exits; other execs wait for the next drain (see
+  `ebpf.py`), which costs less.
+- The agent's own network events (its exports) are dropped here (`AGENT_TGID`) and counted.
 - `sock:inet_sock_set_state` reports TCP sockets entering LISTEN, and outbound connections reaching
   ESTABLISHED; the owner of an outbound connection is noted at SYN_SENT, which runs in the connecting
   process, because ESTABLISHED usually happens in softirq context with an unrelated current task.
@@ -15,14 +24,12 @@ match the running kernel are harmless (bcc still wants some headers to compile a
 
 from __future__ import annotations
 
-import ctypes
+import struct
 
 # Mirrors of the C definitions that user space reads (kinds other than these two are listens).
 EV_EXEC = 1
 EV_CONNECT = 2
 FLAG_TRUNCATED = 1
-COMM_LEN = 16
-FILENAME_LEN = 256
 
 SOURCE = r"""
 #define EV_EXEC 1
@@ -37,6 +44,12 @@ SOURCE = r"""
 #define PROTO_TCP 6
 #define FAMILY_INET 2
 #define FAMILY_INET6 10
+#define COUNT_LOST 0
+#define COUNT_SELF 1
+#ifndef BPF_RB_NO_WAKEUP
+#define BPF_RB_NO_WAKEUP 1
+#define BPF_RB_FORCE_WAKEUP 2
+#endif
 
 struct exec_event {
     u32 kind;
@@ -84,10 +97,11 @@ struct owner_t {
 };
 
 BPF_PERCPU_ARRAY(scratch, struct exec_event, 1);
-BPF_PERCPU_ARRAY(lost, u64, 1);
+BPF_PERCPU_ARRAY(counts, u64, 2);  // COUNT_LOST: events the buffer had no room for; COUNT_SELF: the agent's own
 BPF_TABLE("lru_hash", u32, struct exec_event, pending, PENDING_ENTRIES);
 BPF_TABLE("lru_hash", u32, struct parent_t, parents, PARENT_ENTRIES);
 BPF_TABLE("lru_hash", u64, struct owner_t, connecting, 8192);
+BPF_TABLE("lru_hash", u32, u8, redirected, 8192);  // process id -> stdin/stdout moved since its last exec
 
 #ifdef USE_RINGBUF
 BPF_RINGBUF_OUTPUT(events, BUFFER_PAGES);
@@ -96,21 +110,43 @@ BPF_PERF_OUTPUT(events);
 #endif
 
 // bcc does not allow map calls inside macros, hence a function for the two output kinds.
-// Ring buffer records do not wake user space (BPF_RB_NO_WAKEUP = 1): it drains the buffer on a short
-// timer instead, so a burst costs one wake-up per interval rather than one per exec.
-static __always_inline int submit(void *ctx, void *data, u32 size) {
+// Ring buffer records do not wake user space unless `wake` (BPF_RB_NO_WAKEUP): it drains the buffer on
+// a short timer instead, so a burst costs one wake-up per interval rather than one per exec.
+static __always_inline int submit(void *ctx, void *data, u32 size, int wake) {
 #ifdef USE_RINGBUF
-    return events.ringbuf_output(data, size, 1);
+    return events.ringbuf_output(data, size, wake ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 #else
     return events.perf_submit(ctx, data, size);
 #endif
 }
 
-static __always_inline void count_lost(void) {
-    int zero = 0;
-    u64 *value = lost.lookup(&zero);
+static __always_inline void count(int which) {
+    u64 *value = counts.lookup(&which);
     if (value)
         __sync_fetch_and_add(value, 1);
+}
+
+static __always_inline int note_redirect(u64 newfd) {
+    if (newfd <= 1) {
+        u32 pid = bpf_get_current_pid_tgid() >> 32;
+        u8 one = 1;
+        redirected.update(&pid, &one);
+    }
+    return 0;
+}
+
+#ifdef HAVE_DUP2  // arm64 and newer architectures have only dup3
+TRACEPOINT_PROBE(syscalls, sys_enter_dup2) {
+    return note_redirect(args->newfd);
+}
+#endif
+
+TRACEPOINT_PROBE(syscalls, sys_enter_dup3) {
+    return note_redirect(args->newfd);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_close) {
+    return note_redirect(args->fd);
 }
 
 static __always_inline int remember_argv(const char *filename, const char *const *argv) {
@@ -204,8 +240,11 @@ TRACEPOINT_PROBE(sched, sched_process_exec) {
         e->pcomm[0] = 0;
     }
     u32 size = offsetof(struct exec_event, args) + (e->args_len & (2 * ARGS_SIZE - 1));
-    if (submit(args, e, size) < 0)
-        count_lost();
+    int wake = redirected.lookup(&pid) != NULL;
+    if (wake)
+        redirected.delete(&pid);
+    if (submit(args, e, size, wake) < 0)
+        count(COUNT_LOST);
     pending.delete(&old_pid);
     return 0;
 }
@@ -216,12 +255,17 @@ TRACEPOINT_PROBE(sched, sched_process_fork) {
     bpf_get_current_comm(&parent.comm, sizeof(parent.comm));
     u32 child = args->child_pid;
     parents.update(&child, &parent);
+    if (redirected.lookup(&parent.ppid)) {
+        u8 one = 1;
+        redirected.update(&child, &one);
+    }
     return 0;
 }
 
 TRACEPOINT_PROBE(sched, sched_process_exit) {
     u32 pid = args->pid;
     parents.delete(&pid);
+    redirected.delete(&pid);
     return 0;
 }
 
@@ -237,10 +281,14 @@ static __always_inline void send_net(void *ctx, struct net_event *ev, u32 kind, 
     ev->sport = sport;
     ev->dport = dport;
     u32 pid = owner->pid;
+    if (pid == AGENT_TGID) {
+        count(COUNT_SELF);
+        return;
+    }
     struct parent_t *parent = parents.lookup(&pid);
     ev->ppid = parent ? parent->ppid : 0;
-    if (submit(ctx, ev, sizeof(*ev)) < 0)
-        count_lost();
+    if (submit(ctx, ev, sizeof(*ev), 0) < 0)
+        count(COUNT_LOST);
 }
 
 static __always_inline void current_owner(struct owner_t *owner) {
@@ -296,31 +344,24 @@ TRACEPOINT_PROBE(sock, inet_sock_set_state) {
 """
 
 
-class EventHeader(ctypes.Structure):
-    _fields_ = [("kind", ctypes.c_uint32), ("pid", ctypes.c_uint32), ("ppid", ctypes.c_uint32),
-                ("uid", ctypes.c_uint32), ("ts", ctypes.c_uint64), ("cgroup_id", ctypes.c_uint64)]
+# The events as user space unpacks them, in one call each (ctypes field by field costs several times more).
+# kind, pid, ppid, uid, ts, cgroup_id; then argc, args_len, flags, pad, comm, pcomm, filename (argv follows)
+EXEC_EVENT_HEAD = struct.Struct("<IIIIQQIIII16s16s256s")
+# kind, pid, ppid, uid, ts, cgroup_id; then family, sport, dport, pad, saddr, daddr, comm
+NET_EVENT = struct.Struct("<IIIIQQHHHH16s16s16s")
 
 
-class ExecEventHead(ctypes.Structure):
-    """`struct exec_event` without its variable-length argv tail."""
-
-    _fields_ = [*EventHeader._fields_,
-                ("argc", ctypes.c_uint32), ("args_len", ctypes.c_uint32), ("flags", ctypes.c_uint32),
-                ("pad", ctypes.c_uint32), ("comm", ctypes.c_char * COMM_LEN), ("pcomm", ctypes.c_char * COMM_LEN),
-                ("filename", ctypes.c_char * FILENAME_LEN)]
+COUNT_LOST, COUNT_SELF = 0, 1  # indexes of the `counts` map
 
 
-class NetEvent(ctypes.Structure):
-    _fields_ = [*EventHeader._fields_,
-                ("family", ctypes.c_uint16), ("sport", ctypes.c_uint16), ("dport", ctypes.c_uint16),
-                ("pad", ctypes.c_uint16), ("saddr", ctypes.c_uint8 * 16), ("daddr", ctypes.c_uint8 * 16),
-                ("comm", ctypes.c_char * COMM_LEN)]
-
-
-def compile_flags(max_args: int, args_size: int, arg_length: int, buffer_pages: int, ring_buffer: bool) -> list[str]:
+def compile_flags(max_args: int, args_size: int, arg_length: int, buffer_pages: int, ring_buffer: bool,
+                  agent_tgid: int, have_dup2: bool) -> list[str]:
     """`-D` definitions for bcc; `args_size` must be a power of two and `arg_length` at most `args_size`."""
     flags = [f"-DMAX_ARGS={max_args}", f"-DARGS_SIZE={args_size}", f"-DARG_LEN={arg_length}",
-             f"-DBUFFER_PAGES={buffer_pages}", "-DPENDING_ENTRIES=1024", "-DPARENT_ENTRIES=65536"]
+             f"-DBUFFER_PAGES={buffer_pages}", "-DPENDING_ENTRIES=1024", "-DPARENT_ENTRIES=65536",
+             f"-DAGENT_TGID={agent_tgid}"]
     if ring_buffer:
         flags.append("-DUSE_RINGBUF")
+    if have_dup2:
+        flags.append("-DHAVE_DUP2")
     return flags

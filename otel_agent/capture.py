@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from core.event import ProcessEvent
 
-Sink = Callable[[ProcessEvent], None]
+# Takes captured events in capture order, as many as the source has at hand (all of one buffer drain or
+# poll): per-call costs (locks, counters, clocks) are paid once per batch, not once per exec.
+Sink = Callable[[Sequence[ProcessEvent]], None]
 
 
 class CaptureUnavailable(RuntimeError):
@@ -32,7 +34,7 @@ class ThreadedSource:
     """The background-thread half of a capture source: `start` runs `_run` until `stop`.
 
     Subclasses call `super().__init__()`, implement `_run` (looping until `self._stop` is set and
-    handing events to `self._sink`), and extend `stop` with their own clean-up after `super().stop()`.
+    handing lists of events to `self._sink`), and extend `stop` with their own clean-up after `super().stop()`.
     """
 
     thread_name = "procsight-capture"

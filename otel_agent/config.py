@@ -37,6 +37,10 @@ class ArgvLimits:
 class CaptureConfig:
     argv: ArgvLimits = field(default_factory=ArgvLimits)
     ring_buffer_pages: int = 1024  # 4 MiB: about 8,000 typical execs of slack while user space catches up
+    # eBPF: how long an exec may wait in the ring buffer before user space drains it and reads /proc/PID.
+    # Longer costs less CPU per exec, but more short-lived processes are gone before their working directory
+    # and stdio are read. Execs whose stdin or stdout was just redirected (pipelines) never wait.
+    drain_interval: Duration = Duration("20ms")
     proc_poll_interval: Duration = Duration("1s")  # /proc mode: how often the process table is compared
     socket_poll_interval: Duration = Duration("1s")  # netlink and /proc modes: how often sockets are compared
     cpu_interval: Duration = Duration("30s")  # how often CPU use of running processes is sampled
@@ -47,7 +51,10 @@ class CaptureConfig:
         if not 8 <= pages <= 65536 or pages & (pages - 1):
             raise ConfigError("ring_buffer_pages", f"must be a power of two from 8 to 65536 (256 MiB), "
                                                            f"got {pages}")
-        check_positive(self, "proc_poll_interval", "socket_poll_interval", "cpu_interval", "cpu_threshold_percent")
+        check_positive(self, "drain_interval", "proc_poll_interval", "socket_poll_interval", "cpu_interval",
+                       "cpu_threshold_percent")
+        if self.drain_interval > 10:
+            raise ConfigError("drain_interval", f"must be at most 10s, got {self.drain_interval:g}s")
 
 
 @dataclass

@@ -71,4 +71,4 @@ class CpuSampler(ThreadedSource):
         event = ProcessEvent(executable_name="", command_line="", event_name=CPU_SAMPLE, pid=pid,
                              timestamp=time.time(), cpu_percent=round(percent, 1))
         if self._enricher.complete(event):  # still running when read
-            self._sink(event)
+            self._sink([event])

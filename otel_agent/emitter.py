@@ -26,7 +26,7 @@ from core.event import ProcessEvent
 from otel_agent.config import AgentConfig, BatchConfig
 from otel_agent.counters import Counters
 from otel_agent.exporters import ExportError, RecordExporter, build_exporter
-from otel_agent.otlp import RequestEncoder, encode_log_record
+from otel_agent.otlp import RequestEncoder, encode_event
 from otel_agent.spool import DiskSpool
 
 log = logging.getLogger(__name__)
@@ -53,12 +53,6 @@ def build_resource(workload: str = "") -> Resource:
     return Resource.create(attributes)
 
 
-def encode_event(event: ProcessEvent) -> bytes:
-    """An event as an encoded OTLP LogRecord: time is the event's (kernel) time, body the command line."""
-    return encode_log_record(int(event.timestamp * 1e9), time.time_ns(), event.event_name, event.command_line,
-                             semconv.event_to_attributes(event))
-
-
 class SpoolingBatchProcessor:
     """Batches encoded records to an exporter; spills to a disk spool instead of dropping (see module docstring)."""
 
@@ -81,15 +75,16 @@ class SpoolingBatchProcessor:
         self._worker = threading.Thread(target=self._run, name="procsight-export", daemon=True)
         self._worker.start()
 
-    def on_emit(self, record: bytes) -> None:
+    def on_emit(self, records: Sequence[bytes]) -> None:
         with self._condition:
-            if len(self._queue) < self._queue_size:
-                self._queue.append(record)
-                if len(self._queue) >= self._batch_size:
-                    self._condition.notify()
+            room = max(0, self._queue_size - len(self._queue))
+            self._queue.extend(records[:room])
+            if len(self._queue) >= self._batch_size:
+                self._condition.notify()
+            if len(records) <= room:
                 return
             # Memory full: to disk rather than block capture (a blocked capture loses events in the kernel).
-            self._overflow.append(record)
+            self._overflow.extend(records[room:])
             if len(self._overflow) < _OVERFLOW_CHUNK:
                 return
             chunk, self._overflow = self._overflow, []
@@ -210,6 +205,7 @@ class Emitter:
     """The agent's logs pipeline: encode each event once, batch (spilling to disk), export over OTLP."""
 
     def __init__(self, config: AgentConfig, counters: Counters) -> None:
+        self._counters = counters
         self.resource = build_resource(config.workload)
         request_encoder = RequestEncoder(self.resource.attributes, SCOPE_NAME, __version__)
         self.spool = DiskSpool(config.spool.directory, int(config.spool.max_size_mib * 1024 * 1024), counters)
@@ -217,8 +213,17 @@ class Emitter:
             build_exporter(config.exporter, request_encoder), self.spool, config.batch,
             config.spool.retry_interval, counters)
 
-    def emit(self, event: ProcessEvent) -> None:
-        self.processor.on_emit(encode_event(event))
+    def emit(self, events: Sequence[ProcessEvent]) -> None:
+        """Encodes and queues `events`; one that cannot be encoded is counted and logged, the others go on."""
+        observed = time.time_ns()  # when the agent saw them: the same for one drain of the capture
+        records = []
+        for event in events:
+            try:
+                records.append(encode_event(event, observed))
+            except Exception:
+                self._counters.add("errors")
+                log.exception("could not encode a captured event (pid %s)", event.pid)
+        self.processor.on_emit(records)
 
     def flush(self, timeout: float = 30.0) -> bool:
         return self.processor.force_flush(int(timeout * 1000))

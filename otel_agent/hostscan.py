@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 
 from core.event import CONNECTION, LISTEN, ProcessEvent
+from otel_agent.procfs import Enricher
 from scoring.heuristics import WEB_PORTS, Evidence, assess
 
 SNAPSHOT_VERSION = 1
@@ -68,7 +69,8 @@ def _sockets() -> tuple[list[Socket], list[Socket]]:
 
 
 def _processes(cpu_sample: float) -> dict[int, ProcessEvent]:
-    attrs = ["pid", "ppid", "name", "exe", "cmdline", "uids", "username", "cwd"]
+    attrs = ["pid", "ppid", "name", "exe", "cmdline", "uids", "cwd"]
+    names = Enricher()  # user names, cached (psutil's `username` is the real user's)
     found: dict[int, ProcessEvent] = {}
     handles: dict[int, psutil.Process] = {}
     for proc in psutil.process_iter(attrs):
@@ -78,10 +80,12 @@ def _processes(cpu_sample: float) -> dict[int, ProcessEvent]:
         exe = info["exe"] or ""
         if not name or not (args or exe):
             continue  # kernel threads: no program of their own, and names like kworker/u8:1 that churn
+        uids = info["uids"]
         found[proc.pid] = ProcessEvent(
             executable_name=name, command_line=" ".join(args) or f"[{name}]", command_args=args,
             executable_path=exe, pid=proc.pid, parent_pid=info["ppid"],
-            user_id=info["uids"].real if info["uids"] else None, user_name=info["username"] or "",
+            user_id=uids.effective if uids else None, real_user_id=uids.real if uids else None,
+            user_name=names.user_name(uids.effective) if uids else "",
             working_directory=info["cwd"] or "", timestamp=time.time(),
             executable_deleted=exe.endswith(" (deleted)"))
         handles[proc.pid] = proc

@@ -149,4 +149,4 @@ class NetlinkSource(ThreadedSource):
         if not event.command_line:
             event.command_line = event.executable_name
         self._names[pid] = event.executable_name
-        self._sink(event)
+        self._sink([event])

@@ -65,4 +65,4 @@ class ProcPollSource(ThreadedSource):
         if not self._enricher.complete(event):
             self._counters.add("enrich_missed")
         if event.executable_name:  # gone between listing and reading: nothing to report
-            self._sink(event)
+            self._sink([event])

@@ -131,4 +131,4 @@ class SocketPoller(ThreadedSource):
         if not self._enricher.complete(event):
             self._counters.add("enrich_missed")
         if event.executable_name:
-            self._sink(event)
+            self._sink([event])

