@@ -29,18 +29,17 @@ from pathlib import Path
 
 # Run as a script, bench/ comes first on sys.path, where bench/scoring.py would shadow the scoring package.
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for bench.legit_activity
 
 import numpy as np  # noqa: E402
 
+from bench.legit_activity import for_workload  # noqa: E402
 from core.event import ProcessEvent  # noqa: E402
 from core.semconv import event_from_attributes  # noqa: E402
 from scoring.config import EngineConfig  # noqa: E402
 from scoring.engine import AnomalyEngine  # noqa: E402
 from scoring.featurizer import get_embedder  # noqa: E402
 from scoring.heuristics import assess  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the legit-activity module beside this file
-from legit_activity import for_workload  # noqa: E402
 
 WORKLOADS = ("ci", "web", "admin")
 FPR_POINTS = (0.001, 0.005, 0.01, 0.05)
