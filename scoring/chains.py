@@ -346,11 +346,11 @@ class ChainTracker:
             host.pipes[event.stdout] = node.pid
         _bound(host.pipes, 4096)
         _bound(host.readers, 4096)
-        if not partners and node.role and not event.stdin and not event.stdout and node.parent_pid is not None:
+        if not partners and node.role and node.parent_pid is not None:
             for pid in host.children.get(node.parent_pid, ()):
                 sibling = host.nodes.get(pid)
-                if sibling is not None and sibling is not node and sibling.role and not sibling.stdout and \
-                        abs(node.started - sibling.started) <= PIPE_WINDOW:
+                if sibling is not None and sibling is not node and sibling.role and \
+                        abs(node.started - sibling.started) <= PIPE_WINDOW and _may_share_a_pipe(node, sibling):
                     partners.append((sibling, False))
         roles = node.role
         for partner, _ in partners:
@@ -546,6 +546,16 @@ def _counts_in_burst(item: Evidence, lineage: Lineage) -> bool:
     if item.weight < BURST_WEIGHT or not item.technique:
         return False
     return item.tactic in BURST_TACTICS or (item.tactic == DISCOVERY and bool(lineage.kind))
+
+
+def _may_share_a_pipe(one: Node, other: Node) -> bool:
+    """Whether the stdio the agent read allows a pipe between the two: unknown stdio (a process gone before
+    it was read) allows one, a terminal or a file does not, and two pipe identities only if they match
+    (which the identity check would have found)."""
+    def compatible(output: str, input_: str) -> bool:
+        return (not output or output.startswith("pipe:")) and (not input_ or input_.startswith("pipe:")) and \
+            not (output and input_)
+    return compatible(other.stdout, one.stdin) or compatible(one.stdout, other.stdin)
 
 
 def _pipeline_order(node: Node, partners: list[tuple[Node, bool]]) -> list[Node]:

@@ -766,7 +766,7 @@ def _collection(command: Command) -> list[Evidence]:
                          COLLECTION)]
     if program == "zip" and {"-e", "--encrypt"} & flags:
         return [Evidence(0.2, "zip encrypts an archive", "T1560.001", COLLECTION)]
-    if program in _ARCHIVERS:
+    if program in _ARCHIVERS and not (program == "tar" and not _tar_creates(args)):
         return _archive(command)
     decoding = bool({"-d", "--decode", "-D", "-r"} & set(args))
     if program in ("base64", "base32", "basenc", "xxd", "uuencode") and not decoding:
@@ -797,6 +797,20 @@ def _archive(command: Command) -> list[Evidence]:
         found.append(Evidence(0.3, f"{command.program} writes an archive into a temp or hidden place", "T1074.001",
                               COLLECTION))
     return found
+
+
+_TAR_CREATING = frozenset({"--create", "--append", "--update", "--concatenate"})
+
+
+def _tar_creates(args: tuple[str, ...]) -> bool:
+    """Whether tar writes an archive (`c`, `r`, `u`, `A` in its bundled letters), rather than extracting or
+    listing one (`tar xzf /tmp/gh.tgz -C /tmp` unpacks a download: what runs from it is judged when it runs)."""
+    # Letters come bundled first (`tar czf`) or as options (`tar -c -z -f`); later bare words are operands.
+    bundles = [arg[1:] for arg in args[1:] if arg.startswith("-") and not arg.startswith("--")]
+    if len(args) > 1 and not args[1].startswith("-"):
+        bundles.append(args[1])
+    return any(arg in _TAR_CREATING for arg in args[1:]) or any(
+        0 < len(bundle) <= 8 and bundle.isalpha() and bool(set(bundle) & set("cruA")) for bundle in bundles)
 
 
 def _tar_archive(args: tuple[str, ...]) -> list[str]:

