@@ -203,8 +203,8 @@ def test_the_agent_spool_delivers_after_a_receiver_outage(tmp_path: Path) -> Non
                                    spool={"retry_interval": "500ms"}), Counters())
     try:
         for number in range(300):  # the receiver is down: the agent spools to disk
-            emitter.emit(ProcessEvent(executable_name="worker", command_line=f"/usr/bin/worker --job=a{number}",
-                                      pid=10_000 + number, parent_pid=1, timestamp=time.time()))
+            emitter.emit([ProcessEvent(executable_name="worker", command_line=f"/usr/bin/worker --job=a{number}",
+                                       pid=10_000 + number, parent_pid=1, timestamp=time.time())])
         wait_until(lambda: emitter.spool.pending == 300, 30, "the agent to spool every record")
         receiver = start_receiver(write_config(tmp_path / "receiver.yaml", config), http, tmp_path / "receiver.log")
         try:

@@ -213,14 +213,14 @@ class MiniLM:
     @classmethod
     def load(cls, path: str | Path | None = None) -> "MiniLM":
         """Load from the installed model package, or from `path` (a model.zip or a directory of model files)."""
+        source = Path(path) if path is not None else _find_model_source()
+        if not source.exists():
+            raise FileNotFoundError(f"{source} does not exist; {INSTALL_HINT}")
         try:
             import safetensors.numpy  # noqa: F401  (used by _read_model_files; checked here for a clear message)
             from tokenizers import Tokenizer
         except ImportError as e:
             raise ImportError(f"{e}; {INSTALL_HINT}") from e
-        source = Path(path) if path is not None else _find_model_source()
-        if not source.exists():
-            raise FileNotFoundError(f"{source} does not exist; {INSTALL_HINT}")
         weights, tokenizer_json = _read_model_files(source)
         return cls(weights, Tokenizer.from_str(tokenizer_json))
 

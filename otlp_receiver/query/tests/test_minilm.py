@@ -103,10 +103,10 @@ def test_missing_model_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
         MiniLM.load()
 
 
-def test_missing_tokenizers_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_tokenizers_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "tokenizers", None)  # makes `import tokenizers` raise ImportError
     with pytest.raises(ImportError, match="procsight\\[neural\\]"):
-        MiniLM.load()
+        MiniLM.load(tmp_path)  # the model files are looked for first; an existing path gets past that
 
 
 def test_loads_from_extracted_directory(model: MiniLM, tmp_path: Path) -> None:
