@@ -17,6 +17,8 @@ in full, as before.
 
 from __future__ import annotations
 
+from core.otlpwire import read_varint
+
 _ATTRIBUTE = 0x32  # LogRecord field 6 (attributes), length-delimited
 _TIMES = (0x09, 0x59)  # LogRecord fields 1 (time_unix_nano) and 11 (observed_time_unix_nano), fixed64
 # A KeyValue's key field, then its value field's tag: how each id attribute starts.
@@ -92,17 +94,3 @@ def _int_value(data: bytes, value_field: int, following: int) -> int | None:
     if after != following:
         return None
     return value - (1 << 64) if value >= 1 << 63 else value  # int64 two's complement
-
-
-def read_varint(data: bytes, position: int) -> tuple[int, int]:
-    """(value, position after it) of the base-128 varint at `position`."""
-    value = shift = 0
-    while True:
-        byte = data[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, position
-        shift += 7
-        if shift > 63:
-            raise IndexError("varint longer than 10 bytes")
