@@ -1,4 +1,5 @@
-"""Protobuf wire encoding of the few OTLP shapes written on hot paths (agent records, verdict attributes).
+"""Protobuf wire encoding of the few OTLP shapes written on hot paths (agent records, verdict attributes),
+and the varint the receiver's readers of wire bytes need.
 
 Building protobuf messages field by field from Python costs several times more than writing the wire
 format and letting the C implementation parse or merge it once. Shared by the agent (records) and the
@@ -41,6 +42,20 @@ def varint(value: int) -> bytes:
     if 16384 <= value < 2097152:  # pids and ports: three bytes
         return bytes((value & 0x7F | 0x80, value >> 7 & 0x7F | 0x80, value >> 14))
     return _varint_of(value)
+
+
+def read_varint(data: bytes, position: int) -> tuple[int, int]:
+    """(value, position after it) of the base-128 varint at `position`; IndexError when it is cut short."""
+    value = shift = 0
+    while True:
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position
+        shift += 7
+        if shift > 63:
+            raise IndexError("varint longer than 10 bytes")
 
 
 def length_delimited(tag: bytes, payload: bytes) -> bytes:

@@ -9,6 +9,7 @@ through as `<source>_other`; everything else as `unrecognised`; both unscored an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections import Counter
@@ -22,6 +23,7 @@ from core.event import EXEC, SCORED_EVENT_NAMES, InvalidEvent, ProcessEvent
 from otlp_receiver.normalize import attributes, eventtime, falco, tetragon
 from otlp_receiver.normalize.auditd import AuditAssembler
 from otlp_receiver.normalize.fields import Found, identifier
+from otlp_receiver.normalize.repeats import record_key
 from otlp_receiver.normalize.values import MAX_ARGS, MAX_COMMAND_LINE, attributes_dict, flatten, to_python
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,10 @@ KINDS = ("agent", "semconv", "ecs", "falco", "tetragon", "auditd", "ecs_other", 
 # what is written back into records always fits OTLP's int64.
 _NUMERIC = (semconv.PROCESS_PID, semconv.PROCESS_PARENT_PID, semconv.PROCESS_USER_ID, semconv.PROCESS_REAL_USER_ID,
             semconv.SOURCE_PORT, semconv.DESTINATION_PORT)
+# Distinct records whose normalisation is kept for their repeats (repeats.py); past it the cache starts
+# again. About 2 KB each: a key, an event's fields and the attributes.
+MAX_REPEATS = 8192
+_EVENT_FIELDS = tuple(item.name for item in dataclasses.fields(ProcessEvent))
 
 
 @dataclass(slots=True)
@@ -49,18 +55,45 @@ class Normalizer:
     def __init__(self, assembler: AuditAssembler | None = None) -> None:
         self.assembler = assembler or AuditAssembler()
         self.failures: Counter[str] = Counter()  # records that raised, by exception type: bugs, counted invalid
+        self._repeats: dict[Any, _Repeat] = {}  # record key (repeats.py) -> what the record normalised to
+        self.repeats = 0  # records normalised from the cache of repeats
 
     def normalize(self, tenant: str, resource: dict[str, Any], record: LogRecord) -> Normalized:
         """Never raises: a record that would is `invalid` (and a bug, logged the first time per type)."""
+        key = self._key(resource, record)
+        if key is not None:
+            repeat = self._repeats.get(key[0])
+            if repeat is not None:
+                self.repeats += 1
+                return repeat.again(record, key[1], key[2])
         attrs = attributes_dict(record.attributes)
         try:
-            return self._normalize(tenant, resource, record, attrs)
+            normalized, repeatable = self._normalize(tenant, resource, record, attrs)
         except Exception as error:  # one bad record must never take its batch with it
             name = type(error).__name__
             if not self.failures[name]:
                 log.exception("normalising a record raised %s; counted as invalid", name)
             self.failures[name] += 1
             return Normalized(None, "invalid", attrs)
+        if repeatable and key is not None:
+            if len(self._repeats) >= MAX_REPEATS:
+                self._repeats.clear()
+            self._repeats[key[0]] = _Repeat(normalized)
+        return normalized
+
+    @staticmethod
+    def _key(resource: dict[str, Any], record: LogRecord) -> tuple[Any, int | None, int | None] | None:
+        """The record's key for the cache of repeats, with what of its resource the normalisation reads."""
+        keyed = record_key(record.SerializeToString())
+        if keyed is None:
+            return None
+        seen_from = (resource.get(semconv.HOST_NAME), resource.get(semconv.CONTAINER_ID),
+                     resource.get(semconv.SERVICE_NAME) == semconv.AGENT_SERVICE_NAME)
+        try:
+            hash(seen_from)
+        except TypeError:  # a list or a map as the host name: normalised in full every time
+            return None
+        return (keyed[0], seen_from), keyed[1], keyed[2]
 
     def take_counts(self) -> dict[str, int]:
         """Counts that belong to no one record (audit events evicted while waiting), since the last call."""
@@ -68,31 +101,36 @@ class Normalizer:
         return {"auditd_evicted": evicted} if evicted else {}
 
     def _normalize(self, tenant: str, resource: dict[str, Any], record: LogRecord,
-                   attrs: dict[str, Any]) -> Normalized:
-        found = self._recognise(tenant, resource, attrs, record)
+                   attrs: dict[str, Any]) -> tuple[Normalized, bool]:
+        """The record normalised, and whether every repeat of it normalises the same: true for the semantic
+        conventions' shape, read from the attributes, the event name and the resource only (a repeat's times
+        and ids are put in by `_Repeat.again`)."""
+        found = attributes.recognise(attrs)
+        repeatable = found is not None and found.kind == "semconv"
         if found is None:
-            return Normalized(None, "unrecognised", attrs)
+            found = self._recognise(tenant, resource, attrs, record)
+        if found is None:
+            return Normalized(None, "unrecognised", attrs), False
         if found.time is not None:
             eventtime.stamp(record, found.time)
+            repeatable = False
         if found.attributes is None:
-            return Normalized(None, found.kind, attrs)
+            return Normalized(None, found.kind, attrs), repeatable
         flat = self._flat(resource, found, attrs, record)
         try:
             event = semconv.event_from_attributes(flat)
         except InvalidEvent:
-            return Normalized(None, "invalid", attrs)
+            return Normalized(None, "invalid", attrs), repeatable
         if event.event_name not in SCORED_EVENT_NAMES:
-            return Normalized(None, "unrecognised", attrs)
+            return Normalized(None, "unrecognised", attrs), repeatable
         kind = found.kind
         if kind == "semconv" and resource.get(semconv.SERVICE_NAME) == semconv.AGENT_SERVICE_NAME:
             kind = "agent"
-        return Normalized(event, kind, attrs)
+        return Normalized(event, kind, attrs), repeatable
 
     def _recognise(self, tenant: str, resource: dict[str, Any], attrs: dict[str, Any],
                    record: LogRecord) -> Found | None:
-        found = attributes.recognise(attrs)
-        if found is not None:
-            return found
+        """What the record holds when its attributes are not process attributes themselves."""
         if any(isinstance(value, dict) for value in attrs.values()):
             # The Collector's json_parser operator puts a parsed JSON line into attributes as maps.
             found = _from_document(attrs)
@@ -170,3 +208,31 @@ def _bound(flat: dict[str, Any]) -> None:
         truncated = True
     if truncated:
         flat[semconv.PROCESS_COMMAND_ARGS_TRUNCATED] = True
+
+
+class _Repeat:
+    """What a record normalised to, made again for a repeat of it: a new event (the engine fills in its
+    ancestry) with the repeat's ids and time, and the repeat's own attributes."""
+
+    __slots__ = ("attributes", "fields", "kind")
+
+    def __init__(self, normalized: Normalized) -> None:
+        self.kind = normalized.kind
+        self.attributes = normalized.attributes or {}
+        event = normalized.event
+        self.fields = None if event is None else tuple(getattr(event, name) for name in _EVENT_FIELDS)
+
+    def again(self, record: LogRecord, pid: int | None, parent_pid: int | None) -> Normalized:
+        attrs = dict(self.attributes)
+        if pid is not None:
+            attrs[semconv.PROCESS_PID] = pid
+        if parent_pid is not None:
+            attrs[semconv.PROCESS_PARENT_PID] = parent_pid
+        if self.fields is None:
+            return Normalized(None, self.kind, attrs)
+        event = ProcessEvent(*self.fields)
+        # As _flat and _bound made them: the record's time, ids that are ids.
+        event.timestamp = (record.time_unix_nano or record.observed_time_unix_nano) / 1e9
+        event.pid = None if pid is None else identifier(pid)
+        event.parent_pid = None if parent_pid is None else identifier(parent_pid)
+        return Normalized(event, self.kind, attrs)

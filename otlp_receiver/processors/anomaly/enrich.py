@@ -15,7 +15,17 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from core import semconv
 from core.event import ProcessEvent
-from core.otlpwire import field, log_attribute, varint
+from core.otlpwire import (
+    TAG_ARRAY,
+    TAG_ATTRIBUTE,
+    TAG_STRING,
+    TAG_VALUE,
+    any_value,
+    field,
+    length_delimited,
+    log_attribute,
+    varint,
+)
 from scoring.engine import Verdict
 
 # severity_number / severity_text a verdict raises a record to (never lowers it).
@@ -27,9 +37,9 @@ def enrich(record: LogRecord, event: ProcessEvent, verdict: Verdict, present: di
     messages attribute by attribute from Python costs several times more per record."""
     strip_verdict(record, present)
     parts = [
-        _SCORE_PREFIX + struct.pack("<d", round(float(verdict.score), 6)),
+        _SCORE_PREFIX + _DOUBLE.pack(round(float(verdict.score), 6)),
         _static_attribute(semconv.ANOMALY_SEVERITY, verdict.severity),
-        _reasons_attribute(tuple(verdict.reasons)),
+        _reasons_attribute(verdict.reasons),
         _static_attribute(semconv.ANOMALY_WORKLOAD, verdict.workload),
         _static_attribute(semconv.ANOMALY_NEAREST, verdict.nearest),
         _static_attribute(semconv.ANOMALY_MODEL, verdict.model),
@@ -37,7 +47,7 @@ def enrich(record: LogRecord, event: ProcessEvent, verdict: Verdict, present: di
     ]
     if verdict.incident:
         parts.append(_static_attribute(semconv.ANOMALY_INCIDENT, verdict.incident))
-        parts.append(log_attribute(semconv.ANOMALY_INCIDENT_SCORE, round(float(verdict.incident_score), 6)))
+        parts.append(_INCIDENT_SCORE_PREFIX + _DOUBLE.pack(round(float(verdict.incident_score), 6)))
     if event.ancestors and semconv.PROCESS_ANCESTORS not in present:
         parts.append(_ancestors_attribute(event.ancestors))
     if semconv.PROCESS_EXECUTABLE_NAME not in present:  # another shape than ours (ECS has process.command_line)
@@ -51,7 +61,7 @@ def enrich(record: LogRecord, event: ProcessEvent, verdict: Verdict, present: di
 def strip_verdict(record: LogRecord, present: dict[str, Any]) -> bool:
     """Removes verdict attributes a record arrived with (a replay of our own, or a sender forging one:
     only procsight writes them). True when there were any."""
-    if not any(key in present for key in semconv.VERDICT_KEYS):
+    if semconv.VERDICT_KEYS.isdisjoint(present):
         return False
     _drop_verdict(record)
     return True
@@ -86,9 +96,16 @@ def _static_attribute(key: str, value: str) -> bytes:
     return log_attribute(key, value)
 
 
-@functools.lru_cache(maxsize=4096)
-def _reasons_attribute(reasons: tuple[str, ...]) -> bytes:
-    return log_attribute(semconv.ANOMALY_REASONS, reasons)
+def _reasons_attribute(reasons: list[str]) -> bytes:
+    """As log_attribute(ANOMALY_REASONS, reasons), from the encoding of each reason: a reason repeats with its
+    pattern, yet the list rarely does (reasons carry counts, "seen 5 times")."""
+    array = length_delimited(TAG_ARRAY, b"".join(map(_array_item, reasons)))
+    return length_delimited(TAG_ATTRIBUTE, _REASONS_KEY + length_delimited(TAG_VALUE, array))
+
+
+@functools.lru_cache(maxsize=16384)
+def _array_item(item: str) -> bytes:
+    return length_delimited(TAG_STRING, any_value(item))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -101,8 +118,11 @@ def _ancestors_attribute(ancestors: tuple[str, ...]) -> bytes:
     return log_attribute(semconv.PROCESS_ANCESTORS, ancestors)
 
 
-# The score attribute has a fixed length: its encoding up to the 8 bytes of the double.
+# The score attributes have a fixed length: their encoding up to the 8 bytes of the double.
+_DOUBLE = struct.Struct("<d")
 _SCORE_PREFIX = log_attribute(semconv.ANOMALY_SCORE, 0.0)[:-8]
+_INCIDENT_SCORE_PREFIX = log_attribute(semconv.ANOMALY_INCIDENT_SCORE, 0.0)[:-8]
+_REASONS_KEY = length_delimited(TAG_STRING, semconv.ANOMALY_REASONS.encode("ascii"))
 
 # severity_number (field 2, varint) and severity_text (field 3) raised for warn and alert
 _SEVERITY_FIELDS = {severity: varint(2 << 3) + varint(number) + field(3, name.encode("ascii"))
