@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 _SAFE_CHARS = re.compile(r"[^a-z0-9]+")
 TECHNIQUES = "techniques"  # the column of a pattern's ATT&CK techniques, space-separated (NULL: not recorded)
 REGISTRY_TABLE = "workloads"  # (tenant, workload, model) of every baseline, for the per-tenant cap
+_PRODUCT_CELLS = 4_000_000  # similarities computed at once by a NearestCache: 16 MB of float32
 PERSIST_LAST_SEEN_STEP = 3600.0  # seconds; pruning works in days, so last_seen need not be exact on disk
 
 
@@ -83,6 +84,9 @@ class Baseline:
         self.executable_counts: Counter[str] = Counter()
         self.events_learned = 0
         self.dirty: set[int] = set()
+        # Rows in the order they became trusted, since the rows were last renumbered (`keep`, loading):
+        # how a `NearestCache` made earlier catches up.
+        self.trust_log: list[int] = []
         self.lock = threading.RLock()
 
     def __len__(self) -> int:
@@ -123,6 +127,10 @@ class Baseline:
             distances = np.pad(distances, ((0, 0), (0, k - take)), constant_values=np.inf)
         return Neighbours(rows, distances.astype(np.float32))
 
+    def nearest_cache(self, queries: dict[str, np.ndarray], k: int) -> NearestCache:
+        """The k nearest trusted patterns of each query, found now, kept current (see NearestCache)."""
+        return NearestCache(self, queries, k)
+
     def learn(self, key: str, vector: np.ndarray, example: str, executable: str, when: float, *, times: int = 1,
               trusted: bool = True, techniques: frozenset[str] = frozenset()) -> int:
         """Counts an occurrence. An untrusted (provisional) pattern becomes trusted when `trusted` is passed."""
@@ -136,6 +144,8 @@ class Baseline:
             self.dirty.add(row)
         newly_trusted = trusted and not self.trusted[row]
         self.trusted[row] |= trusted
+        if newly_trusted:
+            self.trust_log.append(row)
         self.counts[row] += times
         self.last_seen[row] = max(self.last_seen[row], when)
         self.executable_counts[executable] += times
@@ -190,6 +200,7 @@ class Baseline:
         for name in self._row_arrays():
             setattr(self, name, getattr(self, name)[rows].copy())
         self.index = {key: i for i, key in enumerate(self.keys)}
+        self.trust_log = []
         self.executable_counts = Counter()
         for executable, count in zip(self.executables, self.counts, strict=True):
             self.executable_counts[executable] += int(count)
@@ -227,12 +238,51 @@ class Baseline:
         self.first_seen[:n] = table.column("first_seen").to_numpy()
         self.last_seen[:n] = table.column("last_seen").to_numpy()
         self.trusted[:n] = table.column("trusted").to_numpy(zero_copy_only=False)
+        self.trust_log = []
         self.persisted_count[:n] = self.counts[:n]
         self.persisted_last_seen[:n] = self.last_seen[:n]
         self.index = {key: i for i, key in enumerate(self.keys)}
         for executable, count in zip(self.executables, self.counts[:n], strict=True):
             self.executable_counts[executable] += int(count)
         self.events_learned = int(self.counts[:n].sum())
+
+
+class NearestCache:
+    """The k nearest trusted patterns of a batch's unseen patterns: one matrix product for the batch
+    instead of one per event, then brought up to date with the rows trusted since (`Baseline.trust_log`).
+
+    Exact while the batch holds the baseline's lock: rows are then only appended, and trust only grows, so
+    the nearest now are among those found at the start and the rows trusted since.
+    """
+
+    def __init__(self, baseline: Baseline, queries: dict[str, np.ndarray], k: int) -> None:
+        self._baseline = baseline
+        self._k = k
+        self._mark = len(baseline.trust_log)
+        self._found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        keys = list(queries)
+        step = max(1, _PRODUCT_CELLS // max(1, len(baseline)))  # bounds the (queries x rows) product's memory
+        for start in range(0, len(keys), step):
+            chunk = keys[start:start + step]
+            found = baseline.nearest(np.stack([queries[key] for key in chunk]), k)
+            for i, key in enumerate(chunk):
+                self._found[key] = (found.rows[i], found.distances[i])
+
+    def get(self, key: str, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, distances) of one query as `Baseline.nearest` would find them now."""
+        rows, distances = self._found[key]
+        since = self._baseline.trust_log[self._mark:]
+        if not since:
+            return rows, distances
+        added = np.asarray(since, dtype=np.int64)
+        added_distances = np.clip(1.0 - self._baseline.vectors[added] @ vector, 0.0, np.inf).astype(np.float32)
+        valid = rows >= 0
+        rows = np.concatenate([rows[valid], added])
+        distances = np.concatenate([distances[valid], added_distances])
+        order = np.argsort(distances, kind="stable")[:self._k]
+        missing = self._k - len(order)
+        return (np.pad(rows[order], (0, missing), constant_values=-1),
+                np.pad(distances[order], (0, missing), constant_values=np.inf))
 
 
 class BaselineStore:

@@ -28,7 +28,7 @@ import numpy as np
 
 from core.confmap import ConfigError, check
 from core.event import CONNECTION, LISTEN, ProcessEvent
-from scoring.baseline import Baseline, BaselineStore
+from scoring.baseline import Baseline, BaselineStore, NearestCache
 from scoring.chains import ChainTracker, ChainView, Incident
 from scoring.config import EngineConfig, Thresholds
 from scoring.evidence import COLLECTION, COMMAND_AND_CONTROL, DISCOVERY, PERSISTENCE, Evidence
@@ -186,11 +186,13 @@ class AnomalyEngine:
         incidents: dict[int, Incident] = {}  # verdict index -> incident, to settle the batch's scores
         by_node: dict[int, int] = {}
         with baseline.lock:
+            nearest = baseline.nearest_cache({key: vector for key, vector in vectors_of.items()
+                                              if key not in baseline.index}, self.config.k)
             verdicts = []
             for event, key, node in zip(events, keys, nodes, strict=True):
                 vector = vectors_of[key]
                 program = program_of(event)
-                model = self._model_score(baseline, key, vector)
+                model = self._model_score(baseline, key, vector, nearest)
                 own = self._own_evidence(event)
                 view = self.chains.evaluate(tenant, event, node, own)
                 verdict, evidence, novelty = self._verdict(event, key, program, vector, model, baseline, holdback,
@@ -278,13 +280,13 @@ class AnomalyEngine:
 
     # -- scoring ----------------------------------------------------------------------------------
 
-    def _model_score(self, baseline: Baseline, key: str, vector: np.ndarray) -> _ModelScore:
+    @staticmethod
+    def _model_score(baseline: Baseline, key: str, vector: np.ndarray, nearest: NearestCache) -> _ModelScore:
         row = baseline.index.get(key)
         if row is not None:
             count = int(baseline.counts[row])
             return _ModelScore(min(1.0, FREQUENCY_WEIGHT / count), row, 0.0, count, (row,))
-        neighbours = baseline.nearest(vector[None, :], self.config.k)
-        rows, distances = neighbours.rows[0], neighbours.distances[0]
+        rows, distances = nearest.get(key, vector)  # unseen at the batch's start, so asked then
         valid = rows >= 0
         if not valid.any():
             return _ModelScore(1.0, -1, 1.0, 0)

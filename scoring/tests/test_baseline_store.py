@@ -3,11 +3,12 @@ from __future__ import annotations
 import os
 
 import lancedb
+import numpy as np
 import pytest
 
 from core.confmap import Duration
 from core.event import ProcessEvent
-from scoring.baseline import table_name
+from scoring.baseline import Baseline, table_name
 from scoring.config import EngineConfig
 from scoring.engine import OVERFLOW_WORKLOAD, AnomalyEngine
 from scoring.tests.workloads import nginx_restart, web_workload
@@ -138,3 +139,24 @@ def test_workloads_per_tenant_are_capped_and_the_rest_scored_in_the_overflow_bas
     assert restarted.process([nginx_restart(pid=3)], tenant="spray", workload="invented-3")[0].workload == (
         "invented-3")
     restarted.close()
+
+
+def test_a_nearest_cache_made_before_rows_are_learned_or_trusted_finds_what_nearest_finds_now():
+    rng = np.random.default_rng(7)
+    unit = lambda: (lambda v: (v / np.linalg.norm(v)).astype(np.float32))(rng.normal(size=16))  # noqa: E731
+    baseline = Baseline(16, "default", "web")
+    for number in range(40):
+        baseline.learn(f"row{number}", unit(), "", "x", 0.0, trusted=number % 3 != 0)
+    queries = {f"query{number}": unit() for number in range(5)}
+    cache = baseline.nearest_cache(queries, k=8)
+    trusted_before = len(baseline.trust_log)
+    for number in range(0, 40, 3):  # provisional rows become trusted, new rows arrive, some of them provisional
+        baseline.learn(f"row{number}", baseline.vectors[number], "", "x", 0.0, trusted=True)
+    for number in range(40, 60):
+        baseline.learn(f"row{number}", unit(), "", "x", 0.0, trusted=number % 2 == 0)
+    assert len(baseline.trust_log) - trusted_before == 14 + 10
+    for key, vector in queries.items():
+        rows, distances = cache.get(key, vector)
+        now = baseline.nearest(vector[None, :], 8)
+        assert rows.tolist() == now.rows[0].tolist()
+        assert np.allclose(distances, now.distances[0], atol=1e-6)
