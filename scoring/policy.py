@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 MAX_PENDING_PER_WORKLOAD = 10_000
 
 
@@ -18,7 +20,7 @@ class PendingPattern:
     first_seen: float
     example: str
     executable: str
-    vector: object  # numpy row; kept so promotion needs no re-embedding
+    vector: np.ndarray  # kept so promotion needs no re-embedding
     techniques: frozenset[str] = frozenset()  # its evidence's ATT&CK techniques, learned with it
     windows: set[int] = field(default_factory=set)
     occurrences: int = 0
@@ -32,14 +34,15 @@ class HoldBack:
         self.window_seconds = window_seconds
         self.pending: dict[str, PendingPattern] = {}
 
-    def observe(self, key: str, when: float, example: str, executable: str, vector: object,
+    def observe(self, key: str, when: float, example: str, executable: str, vector: np.ndarray,
                 techniques: frozenset[str] = frozenset()) -> PendingPattern | None:
         """Records an alert-level occurrence; returns the pattern when it has earned learning."""
         pattern = self.pending.get(key)
         if pattern is None:
             if len(self.pending) >= MAX_PENDING_PER_WORKLOAD:
                 self.pending.pop(next(iter(self.pending)))  # oldest first: bounded memory under a flood
-            pattern = self.pending[key] = PendingPattern(when, example, executable, vector, techniques)
+            # A copy: the row of a batch's embeddings would keep the whole batch's matrix alive while it waits.
+            pattern = self.pending[key] = PendingPattern(when, example, executable, vector.copy(), techniques)
         pattern.windows.add(int(when // self.window_seconds))
         pattern.occurrences += 1
         if len(pattern.windows) >= self.windows_required:
