@@ -1,5 +1,5 @@
 """Protobuf wire encoding of the few OTLP shapes written on hot paths (agent records, verdict attributes),
-and the varint the receiver's readers of wire bytes need.
+and what the receiver's readers of wire bytes need (a varint, the end of a field).
 
 Building protobuf messages field by field from Python costs several times more than writing the wire
 format and letting the C implementation parse or merge it once. Shared by the agent (records) and the
@@ -58,6 +58,23 @@ def read_varint(data: bytes, position: int) -> tuple[int, int]:
             raise IndexError("varint longer than 10 bytes")
 
 
+def skip_field(data: bytes, position: int) -> int:
+    """The position after the field whose tag is at `position`; IndexError when it is cut short, ValueError
+    for a group (wire types 3 and 4: not in OTLP)."""
+    tag, position = read_varint(data, position)
+    wire_type = tag & 7
+    if wire_type == 0:
+        return read_varint(data, position)[1]
+    if wire_type == 1:
+        return position + 8
+    if wire_type == 2:
+        length, position = read_varint(data, position)
+        return position + length
+    if wire_type == 5:
+        return position + 4
+    raise ValueError(f"wire type {wire_type} (a group) in an OTLP message")
+
+
 def length_delimited(tag: bytes, payload: bytes) -> bytes:
     return tag + varint(len(payload)) + payload
 
@@ -83,8 +100,13 @@ def any_value(value: Any) -> bytes:
     if isinstance(value, float):
         return b"\x21" + struct.pack("<d", value)
     if isinstance(value, tuple | list):
-        return length_delimited(TAG_ARRAY, b"".join(length_delimited(TAG_STRING, any_value(item)) for item in value))
+        return length_delimited(TAG_ARRAY, b"".join(map(array_item, value)))
     return length_delimited(TAG_STRING, text(str(value)))
+
+
+def array_item(value: Any) -> bytes:
+    """One entry of an `ArrayValue` (its field 1, an AnyValue)."""
+    return length_delimited(TAG_STRING, any_value(value))
 
 
 def key_value(key: str, value: Any) -> bytes:

@@ -17,7 +17,7 @@ in full, as before.
 
 from __future__ import annotations
 
-from core.otlpwire import read_varint
+from core.otlpwire import read_varint, skip_field
 
 _ATTRIBUTE = 0x32  # LogRecord field 6 (attributes), length-delimited
 _TIMES = (0x09, 0x59)  # LogRecord fields 1 (time_unix_nano) and 11 (observed_time_unix_nano), fixed64
@@ -36,7 +36,7 @@ def record_key(data: bytes) -> RecordKey | None:
     """The key of a LogRecord's serialised bytes, or None when the record is not of the shape keyed."""
     try:
         return _walk(data)
-    except IndexError:  # cut short: not a whole record
+    except (IndexError, ValueError):  # cut short, or a group: not a whole OTLP record
         return None
 
 
@@ -47,17 +47,10 @@ def _walk(data: bytes) -> RecordKey | None:
     ids: list[int | None] = [None, None]
     while position < end:
         tag = data[position]
-        header_end = position + 1
-        if tag >= 0x80:  # a field number above 15 (an unknown field): kept as it is
-            tag, header_end = read_varint(data, position)
-        wire_type = tag & 7
-        if wire_type == 2:
-            length = data[header_end]
-            start = header_end + 1
-            if length >= 0x80:
-                length, start = read_varint(data, header_end)
+        if tag == _ATTRIBUTE:
+            length, start = read_varint(data, position + 1)
             following = start + length
-            if tag == _ATTRIBUTE and data[start + 1] in _ID_KEY_LENGTHS:  # a key as long as an id's: maybe one
+            if data[start + 1] in _ID_KEY_LENGTHS:  # a key as long as an id's: maybe one
                 which = 0 if data.startswith(_PID, start) else 1 if data.startswith(_PARENT_PID, start) else -1
                 if which >= 0:
                     value = _int_value(data, start + (len(_PID) if which == 0 else len(_PARENT_PID)), following)
@@ -68,17 +61,11 @@ def _walk(data: bytes) -> RecordKey | None:
                     parts.append(_PID_MARK if which == 0 else _PARENT_PID_MARK)
                     kept_from = following
             position = following
-        elif wire_type == 1:
-            if tag in _TIMES:
-                parts.append(data[kept_from:position])
-                kept_from = header_end + 8
-            position = header_end + 8
-        elif wire_type == 0:
-            _, position = read_varint(data, header_end)
-        elif wire_type == 5:
-            position = header_end + 4
-        else:
-            return None  # groups: not in OTLP
+        elif tag in _TIMES:
+            parts.append(data[kept_from:position])
+            position = kept_from = position + 9
+        else:  # any other field, an unknown one included: kept as it is
+            position = skip_field(data, position)
     if position != end:
         return None
     parts.append(data[kept_from:])

@@ -21,7 +21,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from core import semconv
-from core.otlpwire import read_varint
+from core.otlpwire import read_varint, skip_field
 from otlp_receiver.component import LogBatch
 from otlp_receiver.exporters.clickhouse.schema import INSERT_COLUMNS
 
@@ -257,7 +257,7 @@ class _Rows:
                 (flags,) = _FIXED32.unpack_from(data, position + 1)
                 position += 5
             else:  # dropped_attributes_count, or a field this schema does not know: skipped
-                position = _skip(data, position)
+                position = skip_field(data, position)
         record_id = self.record_id(len(self.record_ids))
         self.record_ids.append(record_id)
         log_keys.append(semconv.RECORD_ID)
@@ -442,29 +442,13 @@ def _fields(data: bytes, position: int, end: int) -> Iterator[tuple[int, int, in
     while position < end:
         tag, start = read_varint(data, position)
         if tag & 7 != 2:
-            position = _skip(data, position)
+            position = skip_field(data, position)
             continue
         length, start = read_varint(data, start)
         position = start + length
         if position > end:
             raise ValueError("a field runs past its message: not a serialized ExportLogsServiceRequest")
         yield tag >> 3, start, position
-
-
-def _skip(data: bytes, position: int) -> int:
-    """The position after the field at `position`."""
-    tag, position = read_varint(data, position)
-    wire_type = tag & 7
-    if wire_type == 0:
-        return read_varint(data, position)[1]
-    if wire_type == 1:
-        return position + 8
-    if wire_type == 2:
-        length, position = read_varint(data, position)
-        return position + length
-    if wire_type == 5:
-        return position + 4
-    raise ValueError(f"wire type {wire_type} (a group) in an OTLP message")
 
 
 def encode_parts(batch: LogBatch, part_rows: int, columns: tuple[str, ...] = INSERT_COLUMNS,

@@ -20,10 +20,11 @@ from core.otlpwire import (
     TAG_ATTRIBUTE,
     TAG_STRING,
     TAG_VALUE,
-    any_value,
+    array_item,
     field,
     length_delimited,
     log_attribute,
+    text,
     varint,
 )
 from scoring.engine import Verdict
@@ -99,13 +100,11 @@ def _static_attribute(key: str, value: str) -> bytes:
 def _reasons_attribute(reasons: list[str]) -> bytes:
     """As log_attribute(ANOMALY_REASONS, reasons), from the encoding of each reason: a reason repeats with its
     pattern, yet the list rarely does (reasons carry counts, "seen 5 times")."""
-    array = length_delimited(TAG_ARRAY, b"".join(map(_array_item, reasons)))
+    array = length_delimited(TAG_ARRAY, b"".join(map(_reason_item, reasons)))
     return length_delimited(TAG_ATTRIBUTE, _REASONS_KEY + length_delimited(TAG_VALUE, array))
 
 
-@functools.lru_cache(maxsize=16384)
-def _array_item(item: str) -> bytes:
-    return length_delimited(TAG_STRING, any_value(item))
+_reason_item = functools.lru_cache(maxsize=16384)(array_item)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -122,7 +121,7 @@ def _ancestors_attribute(ancestors: tuple[str, ...]) -> bytes:
 _DOUBLE = struct.Struct("<d")
 _SCORE_PREFIX = log_attribute(semconv.ANOMALY_SCORE, 0.0)[:-8]
 _INCIDENT_SCORE_PREFIX = log_attribute(semconv.ANOMALY_INCIDENT_SCORE, 0.0)[:-8]
-_REASONS_KEY = length_delimited(TAG_STRING, semconv.ANOMALY_REASONS.encode("ascii"))
+_REASONS_KEY = length_delimited(TAG_STRING, text(semconv.ANOMALY_REASONS))
 
 # severity_number (field 2, varint) and severity_text (field 3) raised for warn and alert
 _SEVERITY_FIELDS = {severity: varint(2 << 3) + varint(number) + field(3, name.encode("ascii"))
