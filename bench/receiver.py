@@ -302,7 +302,7 @@ def measure_stages(requests: list[bytes], records_per_batch: int, data_dir: Path
     scoring_engine = engine_seconds[0] / records * 1e6
     scorer.close()
     stages += [("normalise (anomaly processor)", normalise),
-               ("scoring engine (the lead's: scoring/)", scoring_engine),
+               ("scoring engine (scoring/)", scoring_engine),
                ("enrich and the rest of the scorer", max(0.0, scoring - scoring_engine - normalise)),
                ("a batch to a child process and back", 2 * cpu_per_record(3, records, lambda: [
                    ExportLogsServiceRequest.FromString(batch.SerializeToString()) for batch in scored]))]

@@ -127,10 +127,6 @@ class Baseline:
             distances = np.pad(distances, ((0, 0), (0, k - take)), constant_values=np.inf)
         return Neighbours(rows, distances.astype(np.float32))
 
-    def nearest_cache(self, queries: dict[str, np.ndarray], k: int) -> NearestCache:
-        """The k nearest trusted patterns of each query, found now, kept current (see NearestCache)."""
-        return NearestCache(self, queries, k)
-
     def learn(self, key: str, vector: np.ndarray, example: str, executable: str, when: float, *, times: int = 1,
               trusted: bool = True, techniques: frozenset[str] = frozenset()) -> int:
         """Counts an occurrence. An untrusted (provisional) pattern becomes trusted when `trusted` is passed."""

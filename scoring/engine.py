@@ -186,8 +186,8 @@ class AnomalyEngine:
         incidents: dict[int, Incident] = {}  # verdict index -> incident, to settle the batch's scores
         by_node: dict[int, int] = {}
         with baseline.lock:
-            nearest = baseline.nearest_cache({key: vector for key, vector in vectors_of.items()
-                                              if key not in baseline.index}, self.config.k)
+            nearest = NearestCache(baseline, {key: vector for key, vector in vectors_of.items()
+                                               if key not in baseline.index}, self.config.k)
             verdicts = []
             for event, key, node in zip(events, keys, nodes, strict=True):
                 vector = vectors_of[key]

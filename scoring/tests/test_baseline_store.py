@@ -8,7 +8,7 @@ import pytest
 
 from core.confmap import Duration
 from core.event import ProcessEvent
-from scoring.baseline import Baseline, table_name
+from scoring.baseline import Baseline, NearestCache, table_name
 from scoring.config import EngineConfig
 from scoring.engine import OVERFLOW_WORKLOAD, AnomalyEngine
 from scoring.tests.workloads import nginx_restart, web_workload
@@ -148,7 +148,7 @@ def test_a_nearest_cache_made_before_rows_are_learned_or_trusted_finds_what_near
     for number in range(40):
         baseline.learn(f"row{number}", unit(), "", "x", 0.0, trusted=number % 3 != 0)
     queries = {f"query{number}": unit() for number in range(5)}
-    cache = baseline.nearest_cache(queries, k=8)
+    cache = NearestCache(baseline, queries, k=8)
     trusted_before = len(baseline.trust_log)
     for number in range(0, 40, 3):  # provisional rows become trusted, new rows arrive, some of them provisional
         baseline.learn(f"row{number}", baseline.vectors[number], "", "x", 0.0, trusted=True)
