@@ -57,7 +57,7 @@ WEB_SHELL_WRITE_WEIGHT = 0.6  # a script written into a web root by what a serve
 # Evidence this strong of a technique the workload's nearest patterns never showed is a new behaviour, as
 # new as a program never run here: `cat /etc/shadow` is not routine because `cat /etc/os-release` is.
 NEW_BEHAVIOUR_WEIGHT = 0.3
-LEARNED_TECHNIQUE_WEIGHT = 0.1  # evidence a learned pattern records as its behaviour
+TECHNIQUE_WEIGHT = 0.1  # evidence this strong names its technique: in the verdict, and as a learned pattern's behaviour
 FAMILIAR_DISTANCE = 0.35  # neighbours this close (and the nearest) vouch for the behaviours they showed
 NEW_LISTEN_WEIGHT = 0.35
 NEW_REMOTE_WEIGHT = 0.35  # a new peer on a non-web port (C2, exfiltration, lateral movement)
@@ -96,8 +96,9 @@ def _new_behaviour(evidence: list[Evidence], familiar: frozenset[str] | None) ->
                    if e.technique and e.weight >= NEW_BEHAVIOUR_WEIGHT and e.technique not in familiar})
 
 
-def _techniques(evidence: list[Evidence]) -> frozenset[str]:
-    return frozenset(e.technique for e in evidence if e.technique and e.weight >= LEARNED_TECHNIQUE_WEIGHT)
+def _techniques(evidence: list[Evidence]) -> tuple[str, ...]:
+    """The techniques the evidence names, strongest first (evidence is sorted so), each once."""
+    return tuple(dict.fromkeys(e.technique for e in evidence if e.technique and e.weight >= TECHNIQUE_WEIGHT))
 
 
 def _load_sigma(directory: str) -> SigmaRules | None:
@@ -230,7 +231,7 @@ class AnomalyEngine:
                 own = self._own_evidence(event)
                 evidence = self._evidence(event, self.chains.evaluate(tenant, event, node, own), own)
                 baseline.learn(key, vectors_of[key], event.command_line, program_of(event), self._when(event),
-                               techniques=_techniques(evidence))
+                               techniques=frozenset(_techniques(evidence)))
         self._maybe_maintain()
 
     def acknowledge(self, event: ProcessEvent, tenant: str = "default", workload: str = "default") -> None:
@@ -242,7 +243,7 @@ class AnomalyEngine:
         with baseline.lock:
             vector = self.featurizer.embed([event])[0]
             baseline.learn(key, vector, event.command_line, program_of(event), self._when(event), times=times,
-                           techniques=_techniques(self._own_evidence(event)))
+                           techniques=frozenset(_techniques(self._own_evidence(event))))
         self.store.flush_one(baseline)
 
     def held_back(self, tenant: str, workload: str) -> list[PendingPattern]:
@@ -331,7 +332,7 @@ class AnomalyEngine:
             if severity == "alert" and thresholds.severity(heuristic_only) != "alert":
                 severity = "warn"
         nearest = baseline.examples[model.nearest_row] if model.nearest_row >= 0 else ""
-        techniques = tuple(dict.fromkeys(e.technique for e in evidence if e.technique and e.weight >= 0.1))
+        techniques = _techniques(evidence)
         verdict = Verdict(score, severity, reasons, workload, nearest, self.featurizer.name, vector, techniques)
         return verdict, evidence, novelty
 
@@ -386,7 +387,7 @@ class AnomalyEngine:
                evidence: list[Evidence], baseline: Baseline, holdback: HoldBack) -> None:
         when = self._when(event)
         if key in holdback.pending or verdict.severity == "alert":
-            earned = holdback.observe(key, when, event.command_line, program, vector, _techniques(evidence))
+            earned = holdback.observe(key, when, event.command_line, program, vector, frozenset(verdict.techniques))
             if earned is not None:
                 baseline.learn(key, vector, earned.example, earned.executable, when, times=earned.occurrences,
                                techniques=earned.techniques)
@@ -399,7 +400,7 @@ class AnomalyEngine:
         suspicious = any(e.weight >= SUSPICIOUS_WEIGHT for e in evidence)
         trusted = (verdict.severity == "none" and not suspicious) or recurring
         baseline.learn(key, vector, event.command_line, program, when, trusted=trusted,
-                       techniques=_techniques(evidence))
+                       techniques=frozenset(verdict.techniques))
 
     def _holdback(self, tenant: str, workload: str) -> HoldBack:
         key = (tenant, workload)
