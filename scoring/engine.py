@@ -97,7 +97,7 @@ def _new_behaviour(evidence: list[Evidence], familiar: frozenset[str] | None) ->
 
 
 def _techniques(evidence: list[Evidence]) -> tuple[str, ...]:
-    """The techniques the evidence names, strongest first (evidence is sorted so), each once."""
+    """The techniques the evidence names, in its order (strongest first but for late additions), each once."""
     return tuple(dict.fromkeys(e.technique for e in evidence if e.technique and e.weight >= TECHNIQUE_WEIGHT))
 
 
