@@ -30,6 +30,7 @@ class ProcPollSource(ThreadedSource):
         self._enricher = Enricher()
         # pid -> (start ticks, comm): a reused pid has another start time, an exec changes comm
         self._known: dict[int, tuple[int, str]] = {}
+        self._retrying: set[int] = set()  # seen last poll with nothing to read yet (see poll)
 
     def open(self) -> None:
         if not os.path.exists(f"/proc/{os.getpid()}/stat"):
@@ -53,16 +54,27 @@ class ProcPollSource(ThreadedSource):
     def poll(self) -> None:
         table = self._table()
         self._clock.refresh()
+        retrying = set()
         for pid, (ticks, comm) in sorted(table.items(), key=lambda item: item[1][0]):
             # New, or the same process under a new name: it exec'd since (a poll can land between fork and exec).
-            if self._known.get(pid) != (ticks, comm):
-                self._report(pid, ticks)
-        self._known = table
+            if self._known.get(pid) == (ticks, comm) or self._report(pid, ticks):
+                continue
+            if pid in self._retrying:
+                self._counters.add("enrich_missed")  # nothing to read twice: gone, or a zombie
+            else:
+                # Caught inside its exec (the new name is set before the new argv is): once more next poll.
+                retrying.add(pid)
+                del table[pid]
+        self._known, self._retrying = table, retrying
 
-    def _report(self, pid: int, ticks: int) -> None:
+    def _report(self, pid: int, ticks: int) -> bool:
+        """Reports the process; False when /proc had nothing of it to read."""
         event = ProcessEvent(executable_name="", command_line="", pid=pid,
                              timestamp=self._clock.from_boot_ticks(ticks))
-        if not self._enricher.complete(event):
+        alive = self._enricher.complete(event)
+        if not event.executable_name:
+            return False
+        if not alive:
             self._counters.add("enrich_missed")
-        if event.executable_name:  # gone between listing and reading: nothing to report
-            self._sink([event])
+        self._sink([event])
+        return True

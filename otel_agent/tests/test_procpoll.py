@@ -1,0 +1,87 @@
+"""/proc polling on real processes: a poll that lands inside an exec must not lose the process.
+
+Inside an exec the kernel sets the new name before the new argv exists, so for a moment /proc shows
+`sleep` with nothing to read. The moment is too short to hit on purpose, so one test stands in for it:
+the first read of the child comes back empty, as it does then (`first_read_empty`).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from core.event import ProcessEvent
+from otel_agent.counters import Counters
+from otel_agent.procpoll import ProcPollSource
+from testing import wait_until
+
+
+@pytest.fixture
+def source() -> Iterator[tuple[ProcPollSource, list[ProcessEvent], Counters]]:
+    counters = Counters()
+    polled = ProcPollSource(interval=3600.0, counters=counters)  # the thread never polls: the test does
+    polled.open()
+    events: list[ProcessEvent] = []
+    polled.start(events.extend)
+    try:
+        yield polled, events, counters
+    finally:
+        polled.stop()
+
+
+def first_read_empty(polled: ProcPollSource, pid: int) -> None:
+    """Makes the first enrichment of `pid` find nothing, as a poll inside its exec does."""
+    complete = polled._enricher.complete
+    missed: list[int] = []
+
+    def complete_after_one_miss(event: ProcessEvent, cgroup_id: int | None = None) -> bool:
+        if event.pid == pid and not missed:
+            missed.append(pid)
+            return False  # argv not there yet: every field left empty
+        return complete(event, cgroup_id)
+
+    polled._enricher.complete = complete_after_one_miss  # type: ignore[method-assign]
+
+
+def reported(events: list[ProcessEvent], pid: int) -> list[str]:
+    return [event.executable_name for event in events if event.pid == pid]
+
+
+def test_a_process_caught_inside_its_exec_is_reported_at_the_next_poll(source) -> None:
+    polled, events, _ = source
+    child = subprocess.Popen(["/bin/sleep", "5"])
+    try:
+        first_read_empty(polled, child.pid)
+        polled.poll()
+        assert reported(events, child.pid) == []
+        polled.poll()
+        assert reported(events, child.pid) == ["sleep"]
+        polled.poll()
+        assert reported(events, child.pid) == ["sleep"]  # once
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_process_with_nothing_to_read_twice_is_counted_and_left(source) -> None:
+    polled, events, counters = source
+    zombie = subprocess.Popen(["/bin/true"])
+    try:
+        wait_until(lambda: _state(zombie.pid) == "Z", 10, "the child to exit (a zombie until reaped)")
+        polled.poll()  # nothing to read: looked at again next poll
+        polled.poll()  # nothing again: counted, and known from now on
+        missed = counters.get("enrich_missed")
+        assert missed >= 1
+        polled.poll()
+        assert reported(events, zombie.pid) == []
+        assert counters.get("enrich_missed") == missed  # not read a third time (other new zombies aside)
+    finally:
+        zombie.wait()
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        raw = stat.read()
+    return raw[raw.rfind(b")") + 2:].split()[0].decode()
