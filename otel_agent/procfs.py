@@ -10,12 +10,14 @@ import pwd
 import re
 import stat
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from core.event import EXEC, ProcessEvent
 
 _CONTAINER_ID = re.compile(r"([0-9a-f]{64})")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+MAX_EXEC_NAMES = 4096  # recent execs remembered per Enricher, for naming parents that exited
 
 
 def decode(raw: bytes) -> str:
@@ -198,6 +200,9 @@ class Enricher:
     def __init__(self) -> None:
         self._user_names: dict[int, str] = {}
         self._containers: dict[int, str] = {}
+        # pid -> executable name of the execs completed lately: the parent of a child read after the parent
+        # exited (a shell running a short script) is still named.
+        self._exec_names: OrderedDict[int, str] = OrderedDict()
 
     def user_name(self, uid: int) -> str:
         name = self._user_names.get(uid)
@@ -233,9 +238,14 @@ class Enricher:
         if event.user_id is None and event.real_user_id is not None:
             event.user_id = effective_uid_from_file(event.executable_path, event.real_user_id)
         if event.parent_pid and not event.parent_name:
-            event.parent_name = read_comm(event.parent_pid)
+            event.parent_name = read_comm(event.parent_pid) or self._exec_names.get(event.parent_pid, "")
         if not event.executable_name:
             event.executable_name = os.path.basename(event.executable_path)
+        if event.event_name == EXEC and event.executable_name:
+            self._exec_names[event.pid] = event.executable_name
+            self._exec_names.move_to_end(event.pid)
+            if len(self._exec_names) > MAX_EXEC_NAMES:
+                self._exec_names.popitem(last=False)
         if not event.command_line:
             event.command_line = " ".join(event.command_args) or event.executable_path or event.executable_name
         if event.user_id is not None and not event.user_name:

@@ -10,14 +10,16 @@ import time
 
 import pytest
 
-from core.event import CPU_SAMPLE
+from core.event import CPU_SAMPLE, ProcessEvent
 from otel_agent.counters import Counters
 from otel_agent.cpu import CpuSampler
 from otel_agent.procfs import (
+    Enricher,
     container_id,
     container_id_from_cgroup,
     effective_uid,
     effective_uid_from_file,
+    read_comm,
     read_status,
     stdio_identity,
 )
@@ -116,3 +118,19 @@ def test_setuid_bit_on_a_nosuid_mount_grants_nothing(tmp_path):
         assert effective_uid_from_file(str(mount_point / "true"), 1002) == 1002
     finally:
         subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_a_parent_that_exited_is_named_from_its_own_exec():
+    """A shell running a short script is often gone when its children are read: its name comes from its
+    own exec, completed while it ran."""
+    enricher = Enricher()
+    parent = subprocess.Popen(["/bin/sleep", "30"])
+    try:
+        enricher.complete(ProcessEvent(executable_name="", command_line="", pid=parent.pid))
+    finally:
+        parent.kill()
+        parent.wait()
+    assert read_comm(parent.pid) == ""
+    child = ProcessEvent(executable_name="", command_line="", pid=os.getpid(), parent_pid=parent.pid)
+    enricher.complete(child)
+    assert child.parent_name == "sleep"
