@@ -527,7 +527,7 @@ class _FileActs:
     prepares: tuple[tuple[str, str, float, str], ...]  # scoring/sequences.py made_runnable
 
 
-@lru_cache(maxsize=1 << 14)
+@lru_cache(maxsize=1 << 13)
 def _file_acts(args: tuple[str, ...]) -> _FileActs:
     command = unwrap(Command(args))
     return _FileActs(tuple(a for a in command.args[1:] if "/" in a), deletes_of(command),

@@ -164,7 +164,7 @@ def _dash_c_argument(args: tuple[str, ...]) -> str:
 _SPLIT_SIGNS = (";", "|", "&&", ">", "<")
 
 
-@lru_cache(maxsize=1 << 14)
+@lru_cache(maxsize=1 << 12)
 def parse_script(text: str) -> Script:
     """Parses shell text into pipelines of simple commands; `$(...)` and backquotes are parsed too."""
     pipelines: list[Pipeline] = []

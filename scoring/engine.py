@@ -64,7 +64,7 @@ NEW_REMOTE_WEIGHT = 0.35  # a new peer on a non-web port (C2, exfiltration, late
 NEW_REMOTE_WEB_WEIGHT = 0.1
 SUSPICIOUS_WEIGHT = 0.3  # evidence this strong keeps a pattern provisional, whatever its score
 MIN_DAMPING = 0.2  # heuristic weight kept for a pattern the workload knows well
-_HEURISTIC_CACHE_LIMIT = 1 << 16  # distinct (command, context) assessments kept; a fleet receiver repeats far fewer
+_HEURISTIC_CACHE_LIMIT = 1 << 14  # distinct (command, context) assessments kept; a fleet receiver repeats far fewer
 
 
 def _new_endpoint(event: ProcessEvent) -> Evidence:

@@ -147,7 +147,7 @@ _PRIVATE_KEY_NAME = re.compile(r"(?:^|/)(?:id_(?:rsa|dsa|ecdsa|ed25519)(?:_sk)?|
 _PROC_FILE = re.compile(r"^/proc/(?:\d{1,8}|self|\*)/(mem|maps|environ)$")
 
 
-@lru_cache(maxsize=1 << 14)
+@lru_cache(maxsize=1 << 13)
 def location_of(path: str) -> Location | None:
     """What a path is, when it is one of the locations above; None for ordinary files."""
     if not path or len(path) > MAX_OPERAND:
@@ -1062,7 +1062,7 @@ def _every_command(command: Command) -> list[Evidence]:
     return found
 
 
-@lru_cache(maxsize=1 << 15)
+@lru_cache(maxsize=1 << 13)
 def assess_command(command: Command, exec_itself: bool = False) -> tuple[Evidence, ...]:
     """All knowledge evidence about one command (wrappers removed), strongest first. `exec_itself`: the
     command is the exec being judged, whose own path scoring/heuristics.py weighs (build tools included)."""

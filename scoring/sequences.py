@@ -131,7 +131,7 @@ CONSUMER = 1  # reads its program or its payload from stdin: a shell, an interpr
 PRODUCER = 2  # writes what is worth piping: a download, decoded or encoded data, secrets
 
 
-@lru_cache(maxsize=1 << 14)
+@lru_cache(maxsize=1 << 13)
 def pipe_role(args: tuple[str, ...]) -> int:
     """The part a process can play in a pipe worth noticing (CONSUMER | PRODUCER bits; 0: none)."""
     command = unwrap(Command(args))

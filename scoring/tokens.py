@@ -124,7 +124,7 @@ def normalise_name(name: str) -> str:
     return _NUMBER.sub("#", name)[:MAX_TOKEN_LENGTH]
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 14)
 def normalise_arg(arg: str) -> tuple[str, ...]:
     """Tokens for one argument ("arg:" + normalised value), plus class tokens for paths, addresses, URLs."""
     if arg.isalpha() or (arg.startswith("-") and arg[1:].replace("-", "").isalpha()):
