@@ -274,31 +274,35 @@ class NearestCache:
     def __init__(self, baseline: Baseline, queries: dict[str, np.ndarray], k: int) -> None:
         self._baseline = baseline
         self._k = k
-        self._mark = len(baseline.trust_log)
-        self._found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        mark = len(baseline.trust_log)
+        # key -> (rows, distances, the trust_log length they include): a key asked again (an unseen
+        # pattern repeated in the batch) merges only the rows trusted since it was last asked.
+        self._found: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
         keys = list(queries)
         step = max(1, _PRODUCT_CELLS // max(1, len(baseline)))  # bounds the (queries x rows) product's memory
         for start in range(0, len(keys), step):
             chunk = keys[start:start + step]
             found = baseline.nearest(np.stack([queries[key] for key in chunk]), k)
             for i, key in enumerate(chunk):
-                self._found[key] = (found.rows[i], found.distances[i])
+                self._found[key] = (found.rows[i], found.distances[i], mark)
 
     def get(self, key: str, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rows, distances) of one query as `Baseline.nearest` would find them now."""
-        rows, distances = self._found[key]
-        since = self._baseline.trust_log[self._mark:]
-        if not since:
+        rows, distances, mark = self._found[key]
+        trust_log = self._baseline.trust_log
+        if mark == len(trust_log):
             return rows, distances
-        added = np.asarray(since, dtype=np.int64)
+        added = np.asarray(trust_log[mark:], dtype=np.int64)
         added_distances = np.clip(1.0 - self._baseline.vectors[added] @ vector, 0.0, np.inf).astype(np.float32)
         valid = rows >= 0
         rows = np.concatenate([rows[valid], added])
         distances = np.concatenate([distances[valid], added_distances])
-        order = np.argsort(distances, kind="stable")[:self._k]
+        order = np.argsort(distances, kind="stable")[:self._k]  # stable: ties keep the order a one-shot merge gives
         missing = self._k - len(order)
-        return (np.pad(rows[order], (0, missing), constant_values=-1),
-                np.pad(distances[order], (0, missing), constant_values=np.inf))
+        rows = np.pad(rows[order], (0, missing), constant_values=-1)
+        distances = np.pad(distances[order], (0, missing), constant_values=np.inf)
+        self._found[key] = (rows, distances, len(trust_log))
+        return rows, distances
 
 
 class BaselineStore:

@@ -288,15 +288,18 @@ class AnomalyEngine:
             count = int(baseline.counts[row])
             return _ModelScore(min(1.0, FREQUENCY_WEIGHT / count), row, 0.0, count, (row,))
         rows, distances = nearest.get(key, vector)  # unseen at the batch's start, so asked then
-        valid = rows >= 0
-        if not valid.any():
+        # k is small: plain floats beat numpy's per-call cost here (the values are the same float32 distances)
+        neighbours = [(row, distance) for row, distance in zip(rows.tolist(), distances.tolist(), strict=True)
+                      if row >= 0]
+        if not neighbours:
             return _ModelScore(1.0, -1, 1.0, 0)
-        rows, distances = rows[valid], distances[valid]
-        scores = np.minimum(1.0, 2.0 * distances + FREQUENCY_WEIGHT / baseline.counts[rows])
-        best = int(np.argmin(scores))
-        near = tuple(int(r) for r, d in zip(rows, distances, strict=True) if d <= max(float(distances[best]),
-                                                                                        FAMILIAR_DISTANCE))
-        return _ModelScore(float(scores[best]), int(rows[best]), float(distances[best]), 0, near)
+        counts = baseline.counts
+        scores = [min(1.0, 2.0 * distance + FREQUENCY_WEIGHT / int(counts[row])) for row, distance in neighbours]
+        best = scores.index(min(scores))  # the first of equal scores
+        best_row, best_distance = neighbours[best]
+        familiar = max(best_distance, FAMILIAR_DISTANCE)
+        near = tuple(row for row, distance in neighbours if distance <= familiar)
+        return _ModelScore(scores[best], best_row, best_distance, 0, near)
 
     def _verdict(self, event: ProcessEvent, key: str, program: str, vector: np.ndarray, model: _ModelScore,
                  baseline: Baseline, holdback: HoldBack, thresholds: Thresholds, workload: str, view: ChainView,

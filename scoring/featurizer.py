@@ -22,6 +22,7 @@ from core.event import ProcessEvent
 from scoring.tokens import event_tokens
 
 DIM = 128
+VECTOR_CACHE_LIMIT = 1 << 13  # token groups whose vectors are kept (512 bytes each): a batch's patterns mostly recur
 
 
 class Embedder(Protocol):
@@ -122,6 +123,7 @@ class HashingV2:
     def __init__(self) -> None:
         self._bucket_cache: dict[str, tuple[int, float]] = {}
         self._key_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
+        self._vector_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], np.ndarray] = {}
 
     def pattern_keys(self, events: Sequence[ProcessEvent]) -> list[str]:
         return [self.pattern_key(event_tokens(e)) for e in events]
@@ -139,6 +141,17 @@ class HashingV2:
         return self.embed_tokens([event_tokens(e) for e in events])
 
     def embed_tokens(self, token_groups: Sequence[tuple[tuple[str, ...], tuple[str, ...]]]) -> np.ndarray:
+        """Each group's vector, computed once per distinct group while it keeps recurring."""
+        vectors = [self._vector_cache.get(tokens) for tokens in token_groups]
+        missing = [i for i, vector in enumerate(vectors) if vector is None]
+        if missing:
+            if len(self._vector_cache) + len(missing) > VECTOR_CACHE_LIMIT:
+                self._vector_cache.clear()
+            for i, vector in zip(missing, self._computed([token_groups[i] for i in missing]), strict=True):
+                vectors[i] = self._vector_cache[token_groups[i]] = vector
+        return np.stack(vectors) if vectors else np.zeros((0, self.dim), np.float32)
+
+    def _computed(self, token_groups: Sequence[tuple[tuple[str, ...], tuple[str, ...]]]) -> np.ndarray:
         rows: list[int] = []
         columns: list[int] = []
         weights: list[float] = []

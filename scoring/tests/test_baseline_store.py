@@ -141,7 +141,7 @@ def test_workloads_per_tenant_are_capped_and_the_rest_scored_in_the_overflow_bas
     restarted.close()
 
 
-def test_a_nearest_cache_made_before_rows_are_learned_or_trusted_finds_what_nearest_finds_now():
+def test_a_nearest_cache_made_before_rows_are_learned_or_trusted_finds_what_nearest_finds_now_each_time_asked():
     rng = np.random.default_rng(7)
     unit = lambda: (lambda v: (v / np.linalg.norm(v)).astype(np.float32))(rng.normal(size=16))  # noqa: E731
     baseline = Baseline(16, "default", "web")
@@ -150,13 +150,18 @@ def test_a_nearest_cache_made_before_rows_are_learned_or_trusted_finds_what_near
     queries = {f"query{number}": unit() for number in range(5)}
     cache = NearestCache(baseline, queries, k=8)
     trusted_before = len(baseline.trust_log)
+
+    def assert_cache_finds_what_nearest_finds_now() -> None:
+        for key, vector in queries.items():
+            rows, distances = cache.get(key, vector)
+            now = baseline.nearest(vector[None, :], 8)
+            assert rows.tolist() == now.rows[0].tolist()
+            assert np.allclose(distances, now.distances[0], atol=1e-6)
+
     for number in range(0, 40, 3):  # provisional rows become trusted, new rows arrive, some of them provisional
         baseline.learn(f"row{number}", baseline.vectors[number], "", "x", 0.0, trusted=True)
+    assert_cache_finds_what_nearest_finds_now()  # each query asked once: it merges the rows trusted so far
     for number in range(40, 60):
         baseline.learn(f"row{number}", unit(), "", "x", 0.0, trusted=number % 2 == 0)
     assert len(baseline.trust_log) - trusted_before == 14 + 10
-    for key, vector in queries.items():
-        rows, distances = cache.get(key, vector)
-        now = baseline.nearest(vector[None, :], 8)
-        assert rows.tolist() == now.rows[0].tolist()
-        assert np.allclose(distances, now.distances[0], atol=1e-6)
+    assert_cache_finds_what_nearest_finds_now()  # asked again: it merges only the rows trusted since

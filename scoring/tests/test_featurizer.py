@@ -41,6 +41,16 @@ def test_vectors_are_identical_in_another_process(model):
     np.testing.assert_array_equal(here, np.array(json.loads(out), dtype=np.float32))
 
 
+def test_a_recurring_pattern_is_embedded_as_in_its_own_batch_and_callers_own_their_rows():
+    events = [_event(("curl", "-s", "http://203.0.113.5:8080/a")), _event(("ls", "-la", "/srv"))]
+    alone = [get_embedder("hash128-v2").embed([event])[0] for event in events]
+    v2 = get_embedder("hash128-v2")
+    first = v2.embed(events)  # computed, then kept
+    first[:] = 0.0  # what a caller does to its rows does not reach the kept vectors
+    again = v2.embed([events[1], events[0], events[1]])
+    np.testing.assert_array_equal(again, np.stack([alone[1], alone[0], alone[1]]))
+
+
 def test_v2_pattern_ignores_pids_temp_names_hex_ids_and_ephemeral_ports():
     v2 = get_embedder("hash128-v2")
     a = _event(("rm", "-rf", "/tmp/tmp.a8F3kqZ2", "--pid", "4242", "--id", "deadbeefcafe0042", "127.0.0.1:51234"))
