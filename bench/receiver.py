@@ -36,7 +36,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -73,21 +73,35 @@ def load_events(eval_dir: Path) -> dict[str, list[dict[str, Any]]]:
     return events
 
 
+RECORD_KEYS = ("process.pid", "process.parent_pid", "process.executable.name", "process.executable.path",
+               "process.command_line", "process.command_args", "process.user.id", "process.parent.executable.name",
+               "process.working_directory")
+
+
+def request_contents(events: dict[str, list[dict[str, Any]]], count: int,
+                     records_per_request: int) -> Iterator[tuple[str, str, list[dict[str, Any]]]]:
+    """(workload, host, records) of `count` requests: the workloads in turn, HOSTS_PER_WORKLOAD hosts each,
+    each workload's events cycled; a record holds the event's RECORD_KEYS."""
+    cursor = dict.fromkeys(events, 0)
+    for index in range(count):
+        workload = WORKLOADS[index % len(WORKLOADS)]
+        pool = events[workload]
+        records = []
+        for _ in range(records_per_request):
+            raw = pool[cursor[workload] % len(pool)]
+            cursor[workload] += 1
+            records.append({key: raw[key] for key in RECORD_KEYS if raw.get(key) is not None})
+        yield workload, f"{workload}-{index // len(WORKLOADS) % HOSTS_PER_WORKLOAD}", records
+
+
 def encode_requests(events: dict[str, list[dict[str, Any]]], count: int, records_per_request: int,
                     tag: bool = False) -> list[bytes]:
     """`count` ExportLogsServiceRequests, each one host of one workload; `tag` marks each with
     resource attribute bench.request = its index (for the latency run)."""
-    keys = ("process.pid", "process.parent_pid", "process.executable.name", "process.executable.path",
-            "process.command_line", "process.command_args", "process.user.id", "process.parent.executable.name",
-            "process.working_directory")
     requests = []
-    cursor = {workload: 0 for workload in events}
-    for index in range(count):
-        workload = WORKLOADS[index % len(WORKLOADS)]
-        pool = events[workload]
+    for index, (workload, host, records) in enumerate(request_contents(events, count, records_per_request)):
         request = ExportLogsServiceRequest()
         resource_logs = request.resource_logs.add()
-        host = f"{workload}-{index // len(WORKLOADS) % HOSTS_PER_WORKLOAD}"
         resource = {"service.name": "procsight-agent", "host.name": host, "procsight.workload": workload}
         if tag:
             resource["bench.request"] = str(index)
@@ -95,15 +109,13 @@ def encode_requests(events: dict[str, list[dict[str, Any]]], count: int, records
         scope_logs = resource_logs.scope_logs.add()
         scope_logs.scope.name = "procsight.agent"
         now = time.time_ns()
-        for _ in range(records_per_request):
-            raw = pool[cursor[workload] % len(pool)]
-            cursor[workload] += 1
+        for attributes in records:
             record = scope_logs.log_records.add()
             record.time_unix_nano = record.observed_time_unix_nano = now
             record.event_name = "process.exec"
             record.severity_number = 9
-            record.body.string_value = raw.get("process.command_line", "")
-            record.attributes.extend(key_values({k: raw[k] for k in keys if raw.get(k) is not None}))
+            record.body.string_value = attributes.get("process.command_line", "")
+            record.attributes.extend(key_values(attributes))
         requests.append(request.SerializeToString())
     return requests
 

@@ -19,35 +19,31 @@ import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 # Run as a script, bench/ comes first on sys.path, where bench/scoring.py would shadow the scoring package.
 sys.path = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
-from bench.receiver import EVAL_DIR, HOSTS_PER_WORKLOAD, WORKLOADS, load_events  # noqa: E402
+from bench.receiver import EVAL_DIR, load_events, request_contents  # noqa: E402
 from bench.scoring import BATCH, make_stream  # noqa: E402
 from core.event import ProcessEvent  # noqa: E402
 from core.semconv import HOST_NAME, event_from_attributes  # noqa: E402
 from scoring.config import EngineConfig  # noqa: E402
 from scoring.engine import AnomalyEngine, Verdict  # noqa: E402
 
-RECORDS_PER_BATCH = 500  # as bench/receiver.py's requests
+RECORDS_PER_BATCH = 500  # bench/receiver.py's default records per request
 
 
 def replayed_batches(eval_dir: Path, records: int) -> list[tuple[str, list[ProcessEvent]]]:
-    """(workload, events) batches of the evaluation captures, cycled, one host of one workload each."""
-    pools = load_events(eval_dir)
-    cursor = dict.fromkeys(pools, 0)
+    """(workload, events) batches with the records of bench/receiver.py's requests, 0.2 ms apart."""
     batches = []
     timestamp = 1_800_000_000.0
-    for index in range(records // RECORDS_PER_BATCH):
-        workload = WORKLOADS[index % len(WORKLOADS)]
-        host = f"{workload}-{index // len(WORKLOADS) % HOSTS_PER_WORKLOAD}"
+    for workload, host, attributes in request_contents(load_events(eval_dir), records // RECORDS_PER_BATCH,
+                                                       RECORDS_PER_BATCH):
         events = []
-        for _ in range(RECORDS_PER_BATCH):
-            raw = dict(pools[workload][cursor[workload] % len(pools[workload])], **{HOST_NAME: host})
-            cursor[workload] += 1
-            event = event_from_attributes(raw)
+        for record in attributes:
+            event = event_from_attributes({**record, HOST_NAME: host})
             timestamp += 0.0002
             event.timestamp = timestamp
             events.append(event)
@@ -76,7 +72,7 @@ def fingerprint(batches: Iterable[tuple[str, list[ProcessEvent]]]) -> tuple[str,
     return digest.hexdigest(), events, seconds
 
 
-def _update(digest: hashlib._Hash, verdict: Verdict) -> None:
+def _update(digest: Any, verdict: Verdict) -> None:  # a hashlib hash object
     digest.update(verdict.vector.tobytes())
     digest.update(repr((verdict.score, verdict.severity, verdict.reasons, verdict.nearest, verdict.techniques,
                         verdict.incident, verdict.incident_score)).encode())
