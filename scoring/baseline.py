@@ -51,8 +51,9 @@ _MALLOC_TRIM = _glibc_malloc_trim()
 
 
 def _return_freed_memory() -> None:
-    """Gives the heap memory LanceDB's writer threads freed back to the system. glibc keeps it in
-    per-thread arenas otherwise: measured 40 MB of the resident memory after 1M events (bench/scoring.py)."""
+    """Gives the heap memory a flush or compaction freed (LanceDB's writer threads, Arrow's system pool)
+    back to the system. glibc keeps it in per-thread arenas otherwise: 40 MB of the resident memory after
+    1M events (bench/scoring.py)."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
 

@@ -141,7 +141,8 @@ class HashingV2:
         return self.embed_tokens([event_tokens(e) for e in events])
 
     def embed_tokens(self, token_groups: Sequence[tuple[tuple[str, ...], tuple[str, ...]]]) -> np.ndarray:
-        """Each group's vector, computed once per distinct group while it keeps recurring."""
+        """Each group's vector; a group seen before is not computed again (until VECTOR_CACHE_LIMIT groups
+        fill the cache and it starts over)."""
         vectors = [self._vector_cache.get(tokens) for tokens in token_groups]
         missing = [i for i, vector in enumerate(vectors) if vector is None]
         if missing:
