@@ -47,6 +47,27 @@ def wait_until(condition: Callable[[], object], timeout: float = 10.0, what: str
         time.sleep(interval)
 
 
+def spawn_executed(argv: Sequence[str], **popen_kwargs: object) -> subprocess.Popen:
+    """`subprocess.Popen`, returned once the child's exec has finished (its argv readable in /proc).
+
+    Popen forks with vfork, which returns when the child lets go of the parent's memory: inside execve,
+    before the new program's argv is set up. A test reading /proc right after Popen can find the child
+    without argv, as if it had exited.
+    """
+    child = subprocess.Popen(argv, **popen_kwargs)  # type: ignore[call-overload]
+    wait_until(lambda: child.poll() is not None or _has_argv(child.pid), 10, f"{argv[0]} to finish its exec",
+               interval=0.001)
+    return child
+
+
+def _has_argv(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return bool(cmdline.read(1))
+    except OSError:
+        return False
+
+
 @contextmanager
 def serving_files(files: Mapping[str, bytes]) -> Iterator[str]:
     """A plain HTTP server on 127.0.0.1 answering GET of each path in `files` with its bytes (404 otherwise);

@@ -23,6 +23,7 @@ from otel_agent.procfs import (
     read_status,
     stdio_identity,
 )
+from testing import spawn_executed
 
 ID = "3f4e8a9c1b2d4e5f60718293a4b5c6d7e8f90123456789abcdef0123456789ab"
 
@@ -124,7 +125,7 @@ def test_a_parent_that_exited_is_named_from_its_own_exec():
     """A shell running a short script is often gone when its children are read: its name comes from its
     own exec, completed while it ran."""
     enricher = Enricher()
-    parent = subprocess.Popen(["/bin/sleep", "30"])
+    parent = spawn_executed(["/bin/sleep", "30"])
     try:
         enricher.complete(ProcessEvent(executable_name="", command_line="", pid=parent.pid))
     finally:
