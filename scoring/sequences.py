@@ -190,8 +190,9 @@ def resolve(path: str, cwd: str) -> str:
     path = path.strip("'\"")
     if path.startswith("/"):
         return path
+    relative = path
+    while relative.startswith("./"):
+        relative = relative[2:]
     if cwd:
-        while path.startswith("./"):
-            path = path[2:]
-        return cwd.rstrip("/") + "/" + path
-    return path.lstrip("./") or path
+        return cwd.rstrip("/") + "/" + relative
+    return relative or path  # `.x` stays `.x`: a hidden name is evidence (hideout)

