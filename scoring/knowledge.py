@@ -254,9 +254,94 @@ def writes_of(command: Command) -> tuple[str, ...]:
         found.extend(operands)
     if program == "dd":
         found.extend(_option_values(command, ("of=",)))
-    if program in ("curl", "wget", "aria2c", "fetch"):
-        found.extend(_option_values(command, ("-o", "--output", "-O", "--output-document", "-P", "-out")))
+    if program in ("curl", "wget"):
+        named, after_url = downloads_of(command)
+        found.extend((*named, *after_url))
+    elif program in ("aria2c", "fetch"):
+        found.extend(_option_values(command, ("-o", "--out")))
     return tuple(_clean(p) for p in found if p and p not in ("-", "/dev/null", "&1", "&2"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Downloader:
+    """How one downloader's arguments name what it saves."""
+
+    short_values: frozenset[str]  # short options that take a value (the rest of the cluster, or the next argument)
+    long_values: frozenset[str]
+    output: tuple[str, ...]  # options naming the saved file
+    directory: tuple[str, ...]  # options naming the directory URL-named files go to
+    remote_name: tuple[str, ...]  # curl: options saving the next URL under its own name
+    saves_by_default: bool  # wget: every URL is saved under its own name unless an output is named
+
+
+_DOWNLOADERS = {
+    "curl": _Downloader(
+        frozenset("oHdeuXAxwmTFbcrKECYyzUQtP"),
+        frozenset({"--output", "--output-dir", "--header", "--data", "--data-binary", "--data-raw", "--data-urlencode",
+                   "--user", "--request", "--user-agent", "--referer", "--proxy", "--write-out", "--max-time",
+                   "--connect-timeout", "--upload-file", "--form", "--cookie", "--cookie-jar", "--range", "--config",
+                   "--cert", "--cacert", "--key", "--retry", "--limit-rate", "--resolve", "--url"}),
+        ("-o", "--output"), ("--output-dir",), ("-O", "--remote-name"), saves_by_default=False),
+    "wget": _Downloader(
+        frozenset("OoPaieTtwQUlARDIXB"),
+        frozenset({"--output-document", "--directory-prefix", "--output-file", "--append-output", "--input-file",
+                   "--user-agent", "--header", "--post-data", "--post-file", "--user", "--password", "--tries",
+                   "--timeout", "--wait", "--quota", "--level", "--execute", "--referer", "--accept", "--reject",
+                   "--domains", "--base", "--bind-address", "--limit-rate"}),
+        ("-O", "--output-document"), ("-P", "--directory-prefix"), (), saves_by_default=True),
+}
+
+
+def downloads_of(command: Command) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(files named on the command line, files named after their URL) that curl or wget saves: `curl -o f`,
+    `wget -qO /tmp/x`, `curl -sO URL` (the URL's last segment), `wget -P /tmp URL` (in that directory)."""
+    downloader = _DOWNLOADERS.get(command.program)
+    if downloader is None:
+        return (), ()
+    options: list[tuple[str, str]] = []
+    urls: list[str] = []
+    remote_names = 0
+    args = command.args[1:64]
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("--"):
+            name, equals, value = arg.partition("=")
+            if name in downloader.long_values and not equals and i + 1 < len(args):
+                i, value = i + 1, args[i + 1]
+            options.append((name, value))
+            if name in downloader.remote_name:
+                remote_names += 1
+            elif name == "--remote-name-all" and downloader.remote_name:
+                remote_names = len(args)
+        elif arg.startswith("-") and len(arg) > 1:
+            for at, letter in enumerate(arg[1:16], start=2):  # a cluster of options is short
+                if letter not in downloader.short_values:
+                    remote_names += f"-{letter}" in downloader.remote_name  # -O in a cluster: `curl -fsSLO`
+                    continue
+                value = arg[at:]
+                if not value and i + 1 < len(args):
+                    i, value = i + 1, args[i + 1]
+                options.append((f"-{letter}", value))
+                break
+        elif "://" in arg:
+            urls.append(arg)
+        i += 1
+    urls += [value for name, value in options if name == "--url"]
+    named = tuple(value for name, value in options if name in downloader.output and value and value != "-")
+    if any(name in downloader.output for name, _ in options) or not (downloader.saves_by_default or remote_names):
+        return named, ()
+    directory = next((value for name, value in options if name in downloader.directory and value), "")
+    saved = urls if downloader.saves_by_default else urls[:remote_names]
+    after_url = (_url_file_name(url, "index.html" if downloader.saves_by_default else "") for url in saved)
+    return named, tuple(f"{directory.rstrip('/')}/{name}" if directory else name for name in after_url if name)
+
+
+def _url_file_name(url: str, default: str) -> str:
+    """The last path segment of a URL (what `curl -O` and `wget` name the file), `default` when it has none."""
+    rest = url.split("://", 1)[-1][:MAX_OPERAND]
+    path = rest.split("/", 1)[1] if "/" in rest else ""
+    return path.split("?", 1)[0].split("#", 1)[0].rsplit("/", 1)[-1] or default
 
 
 def deletes_of(command: Command) -> tuple[str, ...]:

