@@ -14,11 +14,20 @@ the evaluation data (bench/detect.py), never tuned to its individual command lin
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from core.event import CONNECTION, ProcessEvent
 from scoring.commands import Command, script_of
-from scoring.evidence import COMMAND_AND_CONTROL, DEFENSE_EVASION, EXECUTION, PRIVILEGE_ESCALATION, Evidence
+from scoring.evidence import (
+    COMMAND_AND_CONTROL,
+    DEFENSE_EVASION,
+    EXECUTION,
+    EXFILTRATION,
+    LATERAL_MOVEMENT,
+    PRIVILEGE_ESCALATION,
+    Evidence,
+)
 from scoring.knowledge import assess_command
 from scoring.programs import (
     CGI_GATEWAYS,
@@ -290,6 +299,68 @@ def _network(event: ProcessEvent) -> list[Evidence]:
     return []
 
 
+# Servers a single command starts on a directory: a way in for tools, and a way out for files.
+_FILE_SERVER_MODULES = ("http.server", "SimpleHTTPServer", "pyftpdlib", "uploadserver", "updog")
+_SYSTEM_TREES = ("/", "/home")  # these directories themselves: every account's files
+_SENSITIVE_TREES = ("/etc", "/root", "/var/backups", "/var/lib/mysql", "/var/lib/postgresql")  # and below
+_SECRET_DIRECTORIES = ("/.ssh", "/.aws", "/.gnupg", "/.kube", "/.docker")
+
+
+def _ad_hoc_file_server(event: ProcessEvent) -> list[Evidence]:
+    """`python3 -m http.server`, `php -S`, `ruby -run -e httpd`, `busybox httpd`: a directory served to the
+    network by one command. Serving system or secret directories is exfiltration; elsewhere, tool transfer."""
+    if event.event_name != "process.exec":
+        return []
+    args = list(event.args[:64])
+    while args and base_name(args[0]) in ELEVATORS:
+        args = args[1:]
+    directory = _served_directory(args)
+    if directory is None:
+        return []
+    served = _directory_of(directory, event.working_directory)
+    program = base_name(args[0])
+    if served and (served in _SYSTEM_TREES or any(served == tree or served.startswith(tree + "/")
+                                                   for tree in _SENSITIVE_TREES)
+                   or any(part in served for part in _SECRET_DIRECTORIES)):
+        return [Evidence(0.5, f"{program} serves {served[:80]} over the network", "T1048", EXFILTRATION)]
+    return [Evidence(0.2, f"{program} serves a directory over the network (an ad-hoc file server)", "T1570",
+                     LATERAL_MOVEMENT)]
+
+
+def _directory_of(path: str, cwd: str) -> str:
+    """`path` made absolute against `cwd`, without a trailing slash; "" when that is not known."""
+    if not path.startswith("/"):
+        if not cwd:
+            return ""
+        relative = path.removeprefix("./").strip("/")
+        path = f"{cwd.rstrip('/')}/{relative}" if relative not in ("", ".") else cwd
+    return path.rstrip("/") or "/"
+
+
+def _served_directory(args: list[str]) -> str | None:
+    """The directory an ad-hoc file server command serves ("" for its working directory), None if it is not one."""
+    if not args:
+        return None
+    program, rest = base_name(args[0]), args[1:]
+    text = " ".join(a[:MAX_SCAN] for a in rest)[:MAX_SCAN]
+    if program in INTERPRETERS and any(module in text for module in _FILE_SERVER_MODULES):
+        return _option_value(rest, ("-d", "--directory")) or ""
+    if program.startswith("php") and "-S" in rest:
+        return _option_value(rest, ("-t",)) or ""
+    if program.startswith("ruby") and ("httpd" in text and "-run" in text):
+        return _option_value(rest, ("--DocumentRoot",)) or ""
+    if program == "busybox" and rest[:1] == ["httpd"]:
+        return _option_value(rest, ("-h",)) or ""
+    return None
+
+
+def _option_value(args: list[str], names: tuple[str, ...]) -> str:
+    for name, value in itertools.pairwise(args):
+        if name in names:
+            return value
+    return ""
+
+
 _CHECKS = (
     _shell_under_web_server,
     _child_of_web_server,
@@ -302,4 +373,5 @@ _CHECKS = (
     _privileged_shell_mode,
     _high_cpu,
     _network,
+    _ad_hoc_file_server,
 )

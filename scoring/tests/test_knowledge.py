@@ -6,7 +6,9 @@ import time
 
 import pytest
 
+from core.event import ProcessEvent
 from scoring.commands import Command, parse_script
+from scoring.heuristics import assess
 from scoring.knowledge import assess_command, location_of, writes_of
 
 
@@ -188,9 +190,6 @@ ROUTINE_THAT_LOOKS_SENSITIVE = [
 
 @pytest.mark.parametrize("line", ROUTINE_THAT_LOOKS_SENSITIVE)
 def test_routine_work_that_looks_sensitive_stays_weak(line: str) -> None:
-    from core.event import ProcessEvent
-    from scoring.heuristics import assess
-
     args = tuple(line.split()) if not line.startswith("sh -c") else ("sh", "-c", line[6:])
     strong = [e for e in assess(ProcessEvent(args[0], line, args)) if e.weight >= 0.3]
     assert not strong, (line, strong)
@@ -217,3 +216,27 @@ def test_the_sshd_config_counts_when_it_lets_more_in() -> None:
 def test_downloads_name_the_files_they_save(line: str, saved: tuple[str, ...]) -> None:
     """What a download writes, as the file a later `chmod` or `./name` refers to."""
     assert writes_of(parse_script(line).commands()[0]) == saved
+
+
+@pytest.mark.parametrize(("line", "cwd", "weight", "reason"), [
+    ("python3 -m http.server 8000", "/etc", 0.5, "python serves /etc over the network"),
+    ("sudo python3 -m http.server -d /root 80", "/tmp", 0.5, "python serves /root over the network"),
+    ("ruby -run -e httpd . -p 8000", "/home/u/.ssh", 0.5, "ruby serves /home/u/.ssh over the network"),
+    ("php -S 0.0.0.0:8080 -t /", "/srv", 0.5, "php serves / over the network"),
+    ("busybox httpd -f -p 8080 -h /var/backups", "/", 0.5, "busybox serves /var/backups over the network"),
+    ("python3 -m http.server", "/home/u/site", 0.2, "python serves a directory over the network"),
+    ("php -S 127.0.0.1:8000", "", 0.2, "php serves a directory over the network"),  # no cwd: not judged as "/"
+    ("python3 -m http.server", "/etcetera", 0.2, "python serves a directory over the network"),
+])
+def test_a_directory_served_by_one_command_is_named_by_what_it_exposes(line: str, cwd: str, weight: float,
+                                                                        reason: str) -> None:
+    args = tuple(line.split())
+    found = [e for e in assess(ProcessEvent(args[0], line, args, working_directory=cwd)) if "serves" in e.reason]
+    assert [(e.weight, e.reason[:len(reason)]) for e in found] == [(weight, reason)]
+
+
+@pytest.mark.parametrize("line", ["python3 manage.py runserver", "python3 -m pip install requests", "php artisan serve",
+                                  "ruby -e 'puts 1'", "busybox ls"])
+def test_programs_that_are_not_file_servers_serve_nothing(line: str) -> None:
+    args = tuple(line.split())
+    assert not [e for e in assess(ProcessEvent(args[0], line, args, working_directory="/etc")) if "serves" in e.reason]
