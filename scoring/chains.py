@@ -38,7 +38,16 @@ from scoring.commands import Command, program_name, unwrap
 from scoring.evidence import DEFENSE_EVASION, DISCOVERY, EXECUTION, PRIVILEGE_ESCALATION, Evidence
 from scoring.knowledge import deletes_of
 from scoring.programs import CGI_GATEWAYS, DATABASES, INTERPRETERS, SETUID_HELPERS, SHELLS, WEB_SERVERS
-from scoring.sequences import CONSUMER, PRODUCER, hideout, made_runnable, pipe_role, pipeline_evidence, resolve
+from scoring.sequences import (
+    CONSUMER,
+    PRODUCER,
+    discounted,
+    hideout,
+    pipe_role,
+    pipeline_evidence,
+    prepared_files,
+    resolve,
+)
 
 MAX_ANCESTORS = 16
 PIPE_WINDOW = 0.25  # seconds between the execs of two siblings for a pipe guessed from timing
@@ -50,6 +59,8 @@ MAX_HOSTS = 4096
 MAX_FILES = 4096  # per host
 MAX_SESSIONS = 2048  # per host
 MAX_ARGS_KEPT = 32
+SUSPECT_ARRIVAL = 0.3  # evidence this strong about how a file arrived makes preparing and running it count in full
+MADE_EXECUTABLE_WEIGHT = 0.35  # making a suspect file executable; a third of that for any other prepared file
 SERVERS = WEB_SERVERS | CGI_GATEWAYS | DATABASES
 
 
@@ -108,11 +119,20 @@ class Written:
     path: str
     when: float
     how: str  # "downloaded by curl", ...
-    weight: float  # evidence weight of running it
+    weight: float  # evidence weight of running it when it is suspect (run_weight)
     technique: str
     incident: Incident | None
     executed: bool = False
     writer: Node | None = None  # the process that wrote it, to join the incident its use starts
+    arrival: float = 0.0  # the strongest evidence about the command that wrote it (a bare address, ...)
+
+    def suspect(self) -> bool:
+        """Prepared where droppers put files, or by a command that was itself suspect: a download from a
+        bare address counts as much in a build directory as in /tmp; a release fetched by name does not."""
+        return hideout(self.path) or self.arrival >= SUSPECT_ARRIVAL
+
+    def run_weight(self) -> float:
+        return self.weight if self.suspect() else discounted(self.weight)
 
 
 @dataclass(slots=True)
@@ -224,7 +244,7 @@ class ChainTracker:
             if event.event_name == "process.exec":
                 self._lineage_evidence(view, event)
                 self._pipes(view, host, event)
-                self._files(view, host, event)
+                self._files(view, host, event, own)
                 self._privilege(view, event)
                 self._session_burst(view, host, own)
             return view
@@ -364,13 +384,14 @@ class ChainTracker:
             view.linked_nodes.extend(p for p, _ in partners)
             view.linked.extend(p.incident for p, _ in partners if p.incident is not None)
 
-    def _files(self, view: ChainView, host: _Host, event: ProcessEvent) -> None:
+    def _files(self, view: ChainView, host: _Host, event: ProcessEvent, own: Sequence[Evidence]) -> None:
         """Files this exec runs, handles or deletes that the chain prepared; then what it prepares itself."""
         acts = _file_acts(view.node.args)
         if host.files:
             self._prepared_files_used(view, host, event, acts)
         if acts.prepares:
-            self._prepare(view, host, acts.prepares)
+            arrival = max((e.weight for e in own if e.technique), default=0.0)
+            self._prepare(view, host, acts.prepares, arrival)
 
     @staticmethod
     def _prepared_files_used(view: ChainView, host: _Host, event: ProcessEvent, acts: _FileActs) -> None:
@@ -379,7 +400,7 @@ class ChainTracker:
             written = host.files.lookup(resolve(path, node.cwd), now)
             if written is not None:
                 written.executed = True
-                view.evidence.append(Evidence(written.weight, f"runs {written.path[:80]}, {written.how} "
+                view.evidence.append(Evidence(written.run_weight(), f"runs {written.path[:80]}, {written.how} "
                                                               f"{max(0.0, now - written.when):.0f}s before",
                                               written.technique, EXECUTION))
                 if written.incident is not None:
@@ -396,28 +417,33 @@ class ChainTracker:
         for path in acts.deletes:
             written = host.files.lookup(resolve(path, node.cwd), now)
             if written is not None and written.executed:
-                weight = 0.35 if hideout(written.path) else 0.1  # a build's own output, cleaned: routine
+                weight = 0.35 if written.suspect() else 0.1  # a build's own output, cleaned: routine
                 view.evidence.append(Evidence(weight, f"deletes {written.path[:80]} after it ran", "T1070.004",
                                               DEFENSE_EVASION))
                 if written.incident is not None:
                     view.linked.append(written.incident)
 
     @staticmethod
-    def _prepare(view: ChainView, host: _Host, prepares: tuple[tuple[str, str, float, str], ...]) -> None:
+    def _prepare(view: ChainView, host: _Host, prepares: tuple[tuple[str, str, float, str], ...],
+                 arrival: float) -> None:
         node, now = view.node, view.node.started
         for path, how, weight, technique in prepares:
+            file_arrival = arrival
             resolved = resolve(path, node.cwd)
             earlier = host.files.lookup(resolved, now)
             if earlier is not None and how.startswith(("made executable", "given the setuid bit")):
-                view.evidence.append(Evidence(0.35, f"{how.split(' by ')[0]} {earlier.path[:80]}, "
-                                                    f"{earlier.how} {max(0.0, now - earlier.when):.0f}s before",
+                full = earlier.suspect() or how.startswith("given the setuid bit")
+                strength = MADE_EXECUTABLE_WEIGHT if full else round(MADE_EXECUTABLE_WEIGHT / 3, 3)
+                view.evidence.append(Evidence(strength, f"{how.split(' by ')[0]} {earlier.path[:80]}, "
+                                                        f"{earlier.how} {max(0.0, now - earlier.when):.0f}s before",
                                               "T1222.002", DEFENSE_EVASION))
                 weight, how = max(weight, earlier.weight), f"{earlier.how}, then {how}"
+                file_arrival = max(arrival, earlier.arrival)
                 if earlier.incident is not None:
                     view.linked.append(earlier.incident)
                 if earlier.writer is not None:
                     view.linked_nodes.append(earlier.writer)
-            written = Written(resolved, now, how, weight, technique, None, writer=node)
+            written = Written(resolved, now, how, weight, technique, None, writer=node, arrival=file_arrival)
             host.files.add(written)
             view.written.append(written)
 
@@ -524,14 +550,14 @@ class _FileActs:
 
     path_operands: tuple[str, ...]  # operands naming a path: a file of the chain it may handle
     deletes: tuple[str, ...]
-    prepares: tuple[tuple[str, str, float, str], ...]  # scoring/sequences.py made_runnable
+    prepares: tuple[tuple[str, str, float, str], ...]  # scoring/sequences.py prepared_files
 
 
 @lru_cache(maxsize=1 << 13)
 def _file_acts(args: tuple[str, ...]) -> _FileActs:
     command = unwrap(Command(args))
     return _FileActs(tuple(a for a in command.args[1:] if "/" in a), deletes_of(command),
-                     tuple(made_runnable(command)))
+                     tuple(prepared_files(command)))
 
 
 # What a command does that adds up in a session; where it runs (lineage, execution) is judged apart.

@@ -88,8 +88,13 @@ def made_runnable(command: Command) -> list[tuple[str, str, float, str]]:
     """(path, how, weight of running it later, technique) for each file this command prepares. Running
     what was prepared in a temp, shared-memory or hidden place counts in full; elsewhere (a build
     directory, a deployment) a third."""
-    return [(path, how, weight if hideout(path) else round(weight * 0.3, 3), technique)
-            for path, how, weight, technique in _prepared(command)]
+    return [(path, how, weight if hideout(path) else discounted(weight), technique)
+            for path, how, weight, technique in prepared_files(command)]
+
+
+def discounted(weight: float) -> float:
+    """The weight of running a prepared file that nothing about it makes suspect."""
+    return round(weight * 0.3, 3)
 
 
 def hideout(path: str) -> bool:
@@ -98,7 +103,8 @@ def hideout(path: str) -> bool:
     return path_class(path) in ("tmp", "shm", "dev") or (name.startswith(".") and name not in (".", ".."))
 
 
-def _prepared(command: Command) -> list[tuple[str, str, float, str]]:
+def prepared_files(command: Command) -> list[tuple[str, str, float, str]]:
+    """(path, how, weight of running it later when it is suspect, technique) for each file this command prepares."""
     program = command.program
     if program in DOWNLOADERS:
         return [(p, f"downloaded by {program}", 0.6, "T1105") for p in writes_of(command)]

