@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from core.event import InvalidEvent, ProcessEvent
 from core.semconv import (
@@ -32,7 +32,9 @@ from core.semconv import (
     event_from_attributes,
 )
 from scoring.config import EngineConfig
-from scoring.engine import AnomalyEngine
+
+if TYPE_CHECKING:
+    from scoring.engine import AnomalyEngine
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,7 @@ def _files_and_baselines(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    engine = AnomalyEngine(EngineConfig(baselines=args.baselines, model=args.model))
+    engine = _open_engine(args)
     skipped = scored = 0
     verb = "learned" if args.learn_only else "scored"
     started = reported = time.monotonic()
@@ -102,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_ack(args: argparse.Namespace) -> int:
-    engine = AnomalyEngine(EngineConfig(baselines=args.baselines, model=args.model))
+    engine = _open_engine(args)
     acknowledged = 0
     try:
         for item in _read_lines(args.files, args.workload, None):
@@ -113,6 +115,13 @@ def run_ack(args: argparse.Namespace) -> int:
         engine.close()
     print(f"acknowledged {acknowledged} events as normal for workload {args.workload!r}", file=sys.stderr)
     return 0
+
+
+def _open_engine(args: argparse.Namespace) -> AnomalyEngine:
+    # Imported here: every `procsight` command registers this module, and the agent has no use for LanceDB.
+    from scoring.engine import AnomalyEngine
+
+    return AnomalyEngine(EngineConfig(baselines=args.baselines, model=args.model))
 
 
 def _read_lines(files: list[str], workload: str, workload_field: str | None) -> Iterator[_Line | None]:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from otel_agent.tests.conftest import bcc_missing
 from otel_agent.tests.workload import by_pid, exec_records, marker
@@ -33,6 +34,9 @@ def test_agent_command_reports_execs_and_stops_cleanly_on_sigterm(tmp_path):
                 records = exec_records(endpoint, token, timeout=1)
             assert records, "no exec arrived from the agent"
             assert records[0].attributes["process.parent_pid"] == os.getpid()
+            # `procsight` registers every part's commands: the agent's process must not load the receiver's.
+            mapped = Path(f"/proc/{agent.pid}/maps").read_text()
+            assert "lancedb" not in mapped and "pyarrow" not in mapped, "the agent process loaded LanceDB or Arrow"
         finally:
             agent.send_signal(signal.SIGTERM)
             _, stderr = agent.communicate(timeout=30)

@@ -20,8 +20,8 @@ from typing import Any
 from core.confmap import ConfigError, Duration, decode
 from otlp_receiver.component import DEFAULT_TENANT, PermanentError, RetryableError
 from otlp_receiver.exporters.clickhouse.config import Config as ClickHouseConfig
+from otlp_receiver.query.incidents import SEVERITIES
 from otlp_receiver.query.render import triage_list
-from otlp_receiver.query.service import SEVERITIES, Filter, QueryService
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 
@@ -105,6 +105,9 @@ def _severities(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def _query_directly(args: argparse.Namespace, kind: str) -> list[dict[str, Any]]:
+    # Imported here: every `procsight` command registers this module, and only --clickhouse reads storage.
+    from otlp_receiver.query.service import Filter, QueryService
+
     try:
         config = decode(ClickHouseConfig, {"endpoint": args.clickhouse, "database": args.database,
                                            "logs_table_name": args.table}, "--clickhouse")

@@ -15,6 +15,7 @@ from typing import Any
 NODE_FIELDS = ("record_id", "time", "pid", "executable", "command_line", "user", "score", "severity", "reasons",
                "techniques")
 SEVERITY_LEVEL = {"none": 0, "warn": 1, "alert": 2}
+SEVERITIES = tuple(SEVERITY_LEVEL)
 
 
 def process_tree(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

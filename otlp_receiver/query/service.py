@@ -28,7 +28,7 @@ from core import semconv
 from otlp_receiver.exporters.clickhouse.config import Config as ClickHouseConfig
 from otlp_receiver.exporters.clickhouse.transport import Transport, open_transport
 from otlp_receiver.query import attack
-from otlp_receiver.query.incidents import SEVERITY_LEVEL, highest_severity, process_tree
+from otlp_receiver.query.incidents import SEVERITIES, SEVERITY_LEVEL, highest_severity, process_tree
 from otlp_receiver.query.neural import SentenceEmbedder
 from otlp_receiver.query.search import BehaviourSearch, Pattern
 
@@ -38,7 +38,6 @@ MAX_QUERY_CHARS = 4096
 MAX_SEARCHED_PATTERNS = 200_000  # distinct command lines a search ranks, the most recent first
 MAX_CHAIN_EVENTS = 50  # events of an incident drawn in the list; the event view draws up to MAX_INCIDENT_EVENTS
 MAX_INCIDENT_EVENTS = 500
-SEVERITIES = tuple(SEVERITY_LEVEL)
 
 # The incident verdict: the clickhouse exporter's own columns (indexed); the techniques as the record carries
 # them (a JSON array in LogAttributes, which string_list reads).

@@ -30,7 +30,8 @@ from typing import Any
 from core import semconv
 from core.confmap import Duration
 from otlp_receiver.component import DEFAULT_TENANT, BaselineKeeper, HttpRoute, PermanentError, RetryableError, Routes
-from otlp_receiver.query.service import MAX_GROUPS, MAX_LIMIT, MAX_QUERY_CHARS, SEVERITIES, Filter, QueryService
+from otlp_receiver.query.incidents import SEVERITIES
+from otlp_receiver.query.service import MAX_GROUPS, MAX_LIMIT, MAX_QUERY_CHARS, Filter, QueryService
 
 log = logging.getLogger(__name__)
 
