@@ -296,8 +296,8 @@ def downloads_of(command: Command) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(files named on the command line, files named after their URL) that curl or wget saves: `curl -o f`,
     `wget -qO /tmp/x`, `curl -sO URL` (the URL's last segment), `wget -P /tmp URL` (in that directory)."""
     downloader = _DOWNLOADERS.get(command.program)
-    if downloader is None:
-        return (), ()
+    if downloader is None or any(a in ("--spider", "--delete-after") for a in command.args[1:64]):
+        return (), ()  # a health check or a cache warm-up: nothing stays on disk
     options: list[tuple[str, str]] = []
     urls: list[str] = []
     remote_names = 0

@@ -212,6 +212,7 @@ def test_the_sshd_config_counts_when_it_lets_more_in() -> None:
     ("wget -qO- http://203.0.113.9/s.sh", ()),
     ("wget --output-document=- http://203.0.113.9/s.sh", ()),
     ("wget https://example.org/", ("index.html",)),
+    ("wget -q --spider http://localhost:8080/health", ()),  # a health check saves nothing
 ])
 def test_downloads_name_the_files_they_save(line: str, saved: tuple[str, ...]) -> None:
     """What a download writes, as the file a later `chmod` or `./name` refers to."""
