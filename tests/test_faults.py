@@ -154,6 +154,37 @@ def test_kill_9_under_load_loses_and_duplicates_nothing_acknowledged(tmp_path: P
     assert load.acknowledged <= set(stored), f"{len(load.acknowledged - set(stored))} acknowledged records lost"
 
 
+def test_a_receiver_killed_by_kill_9_leaves_no_process_behind(tmp_path: Path) -> None:
+    """Its helpers (the ClickHouse encoder for batches of 1,000 records or more, the resource tracker) exit
+    with it: a receiver restarted after every OOM kill must not pile up orphans and their memory."""
+    data_dir = tmp_path / "data"
+    config = fault_config(data_dir)
+    grpc_endpoint, http = endpoints(config)
+    receiver = start_receiver(write_config(tmp_path / "receiver.yaml", config), http, tmp_path / "receiver.log")
+    try:
+        with grpc.insecure_channel(grpc_endpoint) as channel:
+            channel.unary_unary(EXPORT)(request([f"r{i}" for i in range(1500)]), timeout=30)
+        wait_until(lambda: children_of(receiver.pid), 60, "the encoder process to start")
+        helpers = children_of(receiver.pid)
+    finally:
+        receiver.send_signal(signal.SIGKILL)
+        receiver.wait(timeout=30)
+    wait_until(lambda: not [pid for pid in helpers if Path(f"/proc/{pid}").exists()], 15,
+               f"the receiver's helper processes {helpers} to exit with it")
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def test_a_corrupt_spool_segment_costs_only_the_entry_hit_and_health_stays_true(tmp_path: Path) -> None:
     """The attack's flipped byte in a non-last segment: the pipeline thread died, /healthz said ok, and
     records acknowledged afterwards were never delivered."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -45,6 +46,19 @@ log = logging.getLogger(__name__)
 # keeps its deduplication token `{batch_id}/{part}`.
 MAX_PART_ROWS = 50_000
 OFFLOAD_MIN_RECORDS = 1_000  # batches at least this big are encoded in the helper process
+PARENT_CHECK_SECONDS = 1.0  # how often the helper process checks that the receiver is still there
+
+
+def exit_with_parent(parent: int) -> None:
+    """The encoder process's initializer: it exits once the receiver is gone. Its queues are pipes whose
+    both ends it holds, so a receiver killed by kill -9 or the OOM killer would leave it waiting on them
+    (or writing a result nobody reads) for ever, a process and its memory per crash."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 class ClickHouseExporter:
@@ -199,7 +213,8 @@ class ClickHouseExporter:
         with self._encoder_lock:
             if self._encoder is None:
                 # spawn, not fork: the parent runs threads and the embedded engine.
-                self._encoder = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+                self._encoder = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                                    initializer=exit_with_parent, initargs=(os.getpid(),))
             return self._encoder
 
     def _insert(self, stream: bytes, columns: tuple[str, ...], token: str) -> None:
