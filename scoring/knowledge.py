@@ -298,10 +298,21 @@ def downloads_of(command: Command) -> tuple[tuple[str, ...], tuple[str, ...]]:
     downloader = _DOWNLOADERS.get(command.program)
     if downloader is None or any(a in ("--spider", "--delete-after") for a in command.args[1:64]):
         return (), ()  # a health check or a cache warm-up: nothing stays on disk
+    options, urls, remote_names = _download_arguments(command.args[1:64], downloader)
+    named = tuple(value for name, value in options if name in downloader.output and value and value != "-")
+    if any(name in downloader.output for name, _ in options) or not (downloader.saves_by_default or remote_names):
+        return named, ()
+    directory = next((value for name, value in options if name in downloader.directory and value), "")
+    saved = urls if downloader.saves_by_default else urls[:remote_names]
+    after_url = (_url_file_name(url, "index.html" if downloader.saves_by_default else "") for url in saved)
+    return named, tuple(f"{directory.rstrip('/')}/{name}" if directory else name for name in after_url if name)
+
+
+def _download_arguments(args: tuple[str, ...], downloader: _Downloader) -> tuple[list[tuple[str, str]], list[str], int]:
+    """(options with their values, URLs, how many URLs are saved under their own name) of a download."""
     options: list[tuple[str, str]] = []
     urls: list[str] = []
     remote_names = 0
-    args = command.args[1:64]
     i = 0
     while i < len(args):
         arg = args[i]
@@ -327,14 +338,7 @@ def downloads_of(command: Command) -> tuple[tuple[str, ...], tuple[str, ...]]:
         elif "://" in arg:
             urls.append(arg)
         i += 1
-    urls += [value for name, value in options if name == "--url"]
-    named = tuple(value for name, value in options if name in downloader.output and value and value != "-")
-    if any(name in downloader.output for name, _ in options) or not (downloader.saves_by_default or remote_names):
-        return named, ()
-    directory = next((value for name, value in options if name in downloader.directory and value), "")
-    saved = urls if downloader.saves_by_default else urls[:remote_names]
-    after_url = (_url_file_name(url, "index.html" if downloader.saves_by_default else "") for url in saved)
-    return named, tuple(f"{directory.rstrip('/')}/{name}" if directory else name for name in after_url if name)
+    return options, urls + [value for name, value in options if name == "--url"], remote_names
 
 
 def _url_file_name(url: str, default: str) -> str:
