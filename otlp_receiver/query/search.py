@@ -45,6 +45,8 @@ TACTIC_FACTOR = 0.5  # a query naming a tactic ("credential access") means each 
 MIN_TECHNIQUE = 0.15  # query techniques weaker than this are noise
 MIN_RELEVANCE = 0.12  # patterns below this match only if they contain a word of the query
 MAX_CACHED = 200_000  # patterns whose derived features are kept
+MIN_FRAGMENT = 3  # each part of a compound query word ("port" + "scan") is a lexicon word this long at least
+MIN_PREFIX = 5  # a shortened query word ("exfil") stands for the one lexicon word it starts, from this length
 
 
 @dataclass
@@ -201,7 +203,7 @@ def understand(query: str) -> Meaning:
     for technique_id in technique_ids([query]):  # "T1059.004" typed as such
         techniques[technique_id] = 1.0
     if query_words:
-        wanted = set(query_words)
+        wanted = set(query_words).union(*(_lexicon_parts(word) for word in spelled.values()))
         matched = {technique.id: _phrase_match(wanted, technique) for technique in TECHNIQUES.values()}
         best = max(matched.values())
         for technique_id, weight in matched.items():
@@ -216,6 +218,21 @@ def understand(query: str) -> Meaning:
             parent = technique_id.split(".")[0]
             broader[parent] = max(weight, broader.get(parent, 0.0))
     return Meaning(techniques, broader, query_words, spelled)
+
+
+@lru_cache(maxsize=4096)
+def _lexicon_parts(word: str) -> frozenset[str]:
+    """The lexicon words a query word the lexicon lacks stands for: a compound of two ("cryptominer",
+    "portscan", "reverseshell") or the start of one ("exfil"). Empty for a word it knows, and when
+    nothing fits exactly."""
+    if stem(word) in _LEXICON_RARITY or len(word) < MIN_FRAGMENT + 2:
+        return frozenset()
+    for cut in range(MIN_FRAGMENT, len(word) - MIN_FRAGMENT + 1):
+        head, tail = stem(word[:cut]), stem(word[cut:])
+        if head in _LEXICON_RARITY and tail in _LEXICON_RARITY:
+            return frozenset((head, tail))
+    completions = [known for known in _LEXICON_RARITY if known.startswith(word)]
+    return frozenset(completions) if len(completions) == 1 and len(word) >= MIN_PREFIX else frozenset()
 
 
 def _phrase_match(wanted: set[str], technique: Technique) -> float:

