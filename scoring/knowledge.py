@@ -240,8 +240,9 @@ def reads_of(command: Command) -> tuple[str, ...]:
     return tuple(_clean(p) for p in found if p and p != "-")
 
 
-def writes_of(command: Command) -> tuple[str, ...]:
-    """Files the command creates or changes."""
+def writes_of(command: Command, after_url: bool = True) -> tuple[str, ...]:
+    """Files the command creates or changes; with `after_url` False, only those it names (a download's
+    output named after its URL, wget's default and `curl -O`, left out)."""
     program, operands = command.program, _operands(command)
     found = list(command.writes_to())
     if program == "tee":
@@ -255,8 +256,8 @@ def writes_of(command: Command) -> tuple[str, ...]:
     if program == "dd":
         found.extend(_option_values(command, ("of=",)))
     if program in ("curl", "wget"):
-        named, after_url = downloads_of(command)
-        found.extend((*named, *after_url))
+        named, url_named = downloads_of(command)
+        found.extend((*named, *url_named) if after_url else named)
     elif program in ("aria2c", "fetch"):
         found.extend(_option_values(command, ("-o", "--out")))
     return tuple(_clean(p) for p in found if p and p not in ("-", "/dev/null", "&1", "&2"))

