@@ -60,7 +60,7 @@ MAX_FILES = 4096  # per host
 MAX_SESSIONS = 2048  # per host
 MAX_ARGS_KEPT = 32
 SUSPECT_ARRIVAL = 0.3  # evidence this strong about how a file arrived makes preparing and running it count in full
-MADE_EXECUTABLE_WEIGHT = 0.35  # making a suspect file executable; a third of that for any other prepared file
+MADE_EXECUTABLE_WEIGHT = 0.35  # making a suspect file executable; discounted for any other prepared file
 SERVERS = WEB_SERVERS | CGI_GATEWAYS | DATABASES
 
 
@@ -433,7 +433,7 @@ class ChainTracker:
             earlier = host.files.lookup(resolved, now)
             if earlier is not None and how.startswith(("made executable", "given the setuid bit")):
                 full = earlier.suspect() or how.startswith("given the setuid bit")
-                strength = MADE_EXECUTABLE_WEIGHT if full else round(MADE_EXECUTABLE_WEIGHT / 3, 3)
+                strength = MADE_EXECUTABLE_WEIGHT if full else discounted(MADE_EXECUTABLE_WEIGHT)
                 view.evidence.append(Evidence(strength, f"{how.split(' by ')[0]} {earlier.path[:80]}, "
                                                         f"{earlier.how} {max(0.0, now - earlier.when):.0f}s before",
                                               "T1222.002", DEFENSE_EVASION))

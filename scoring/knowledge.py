@@ -256,7 +256,7 @@ def writes_of(command: Command, after_url: bool = True) -> tuple[str, ...]:
     if program == "dd":
         found.extend(_option_values(command, ("of=",)))
     if program in ("curl", "wget"):
-        named, url_named = downloads_of(command)
+        named, url_named = _downloads_of(command)
         found.extend((*named, *url_named) if after_url else named)
     elif program in ("aria2c", "fetch"):
         found.extend(_option_values(command, ("-o", "--out")))
@@ -293,7 +293,7 @@ _DOWNLOADERS = {
 }
 
 
-def downloads_of(command: Command) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _downloads_of(command: Command) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(files named on the command line, files named after their URL) that curl or wget saves: `curl -o f`,
     `wget -qO /tmp/x`, `curl -sO URL` (the URL's last segment), `wget -P /tmp URL` (in that directory)."""
     downloader = _DOWNLOADERS.get(command.program)
