@@ -14,7 +14,6 @@ the evaluation data (bench/detect.py), never tuned to its individual command lin
 
 from __future__ import annotations
 
-import itertools
 import re
 
 from core.event import CONNECTION, ProcessEvent
@@ -28,7 +27,7 @@ from scoring.evidence import (
     PRIVILEGE_ESCALATION,
     Evidence,
 )
-from scoring.knowledge import assess_command
+from scoring.knowledge import assess_command, option_values
 from scoring.programs import (
     CGI_GATEWAYS,
     DOWNLOADERS,
@@ -344,21 +343,16 @@ def _served_directory(args: list[str]) -> str | None:
     program, rest = base_name(args[0]), args[1:]
     text = " ".join(a[:MAX_SCAN] for a in rest)[:MAX_SCAN]
     if program in INTERPRETERS and any(module in text for module in _FILE_SERVER_MODULES):
-        return _option_value(rest, ("-d", "--directory")) or ""
-    if program.startswith("php") and "-S" in rest:
-        return _option_value(rest, ("-t",)) or ""
-    if program.startswith("ruby") and ("httpd" in text and "-run" in text):
-        return _option_value(rest, ("--DocumentRoot",)) or ""
-    if program == "busybox" and rest[:1] == ["httpd"]:
-        return _option_value(rest, ("-h",)) or ""
-    return None
-
-
-def _option_value(args: list[str], names: tuple[str, ...]) -> str:
-    for name, value in itertools.pairwise(args):
-        if name in names:
-            return value
-    return ""
+        option = ("-d", "--directory")
+    elif program.startswith("php") and "-S" in rest:
+        option = ("-t",)
+    elif program.startswith("ruby") and ("httpd" in text and "-run" in text):
+        option = ("--DocumentRoot",)
+    elif program == "busybox" and rest[:1] == ["httpd"]:
+        option = ("-h",)
+    else:
+        return None
+    return next(iter(option_values(Command(tuple(args)), option)), "")
 
 
 _CHECKS = (

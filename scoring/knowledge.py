@@ -229,7 +229,7 @@ def reads_of(command: Command) -> tuple[str, ...]:
     if program in _CONTENT_READERS or program in _COPIERS:
         found.extend(operands[:-1] if program in _COPIERS and len(operands) > 1 else operands)
     if program == "dd":
-        found.extend(_option_values(command, ("if=",)))
+        found.extend(option_values(command, ("if=",)))
     if program in ("curl", "wget", "openssl"):
         for option, value in _option_pairs(command, ("-d", "--data", "--data-binary", "-F", "--form", "-T",
                                                      "--upload-file", "--post-file", "-in")):
@@ -254,12 +254,12 @@ def writes_of(command: Command, after_url: bool = True) -> tuple[str, ...]:
     elif program in ("touch", "truncate", "chattr") and operands:
         found.extend(operands)
     if program == "dd":
-        found.extend(_option_values(command, ("of=",)))
+        found.extend(option_values(command, ("of=",)))
     if program in ("curl", "wget"):
         named, url_named = _downloads_of(command)
         found.extend((*named, *url_named) if after_url else named)
     elif program in ("aria2c", "fetch"):
-        found.extend(_option_values(command, ("-o", "--out")))
+        found.extend(option_values(command, ("-o", "--out")))
     return tuple(_clean(p) for p in found if p and p not in ("-", "/dev/null", "&1", "&2"))
 
 
@@ -413,7 +413,7 @@ def _option_pairs(command: Command, names: tuple[str, ...]) -> list[tuple[str, s
     return pairs
 
 
-def _option_values(command: Command, names: tuple[str, ...]) -> list[str]:
+def option_values(command: Command, names: tuple[str, ...]) -> list[str]:
     values = []
     args = command.args
     for i, arg in enumerate(args[1:], start=1):
@@ -864,7 +864,7 @@ def _collection(command: Command) -> list[Evidence]:
     if program in ("base64", "base32", "basenc", "xxd") or (program == "openssl" and "-d" in args and "base64" in args):
         return [Evidence(0.1, f"{program} decodes data", "T1140", DEFENSE_EVASION)]
     if program in ("pg_dump", "pg_dumpall", "mysqldump", "mongodump", "mariadb-dump") and any(
-            _staged(p) for p in writes_of(command) + tuple(_option_values(command, ("-f", "--file", "--out")))):
+            _staged(p) for p in writes_of(command) + tuple(option_values(command, ("-f", "--file", "--out")))):
         return [Evidence(0.3, f"{program} dumps a database into a temp or hidden file", "T1074.001", COLLECTION)]
     return []
 
@@ -878,7 +878,7 @@ def _archive(command: Command) -> list[Evidence]:
                               CREDENTIAL_ACCESS))
     elif any(o.rstrip("/").endswith(_SENSITIVE_DIRS) for o in operands):
         found.append(Evidence(0.15, f"{command.program} archives a sensitive directory", "T1560.001", COLLECTION))
-    outputs = [*writes_of(command), *_option_values(command, ("-f", "--file"))]
+    outputs = [*writes_of(command), *option_values(command, ("-f", "--file"))]
     if command.program == "zip" and operands:
         outputs.append(operands[0])
     if command.program == "tar":
@@ -970,7 +970,7 @@ def _remote_services(command: Command) -> list[Evidence]:
 
 
 def _compiling(command: Command) -> list[Evidence]:
-    output = _option_values(command, ("-o",))
+    output = option_values(command, ("-o",))
     if output and _staged(output[0]):
         return [Evidence(0.3, f"{command.program} compiles into a temp or hidden file ({output[0][:80]})",
                           "T1027.004", DEFENSE_EVASION)]
