@@ -37,7 +37,7 @@ from scoring.programs import (
     SHELLS,
     WEB_SERVERS,
 )
-from scoring.sequences import script_evidence
+from scoring.sequences import resolve, script_evidence
 from scoring.tokens import address_class, base_name, elevated_program, path_class
 
 INLINE_CODE_FLAGS = frozenset({"-c", "-e", "-E", "-r", "--eval", "--exec", "-x", "--execute", "--command"})
@@ -328,12 +328,10 @@ def _ad_hoc_file_server(event: ProcessEvent) -> list[Evidence]:
 
 def _directory_of(path: str, cwd: str) -> str:
     """`path` made absolute against `cwd`, without a trailing slash; "" when that is not known."""
-    if not path.startswith("/"):
-        if not cwd:
-            return ""
-        relative = path.removeprefix("./").strip("/")
-        path = f"{cwd.rstrip('/')}/{relative}" if relative not in ("", ".") else cwd
-    return path.rstrip("/") or "/"
+    if not path.startswith("/") and not cwd:
+        return ""
+    absolute = cwd if path in ("", ".", "./") else resolve(path, cwd)
+    return absolute.rstrip("/") or "/"
 
 
 def _served_directory(args: list[str]) -> str | None:
