@@ -23,6 +23,7 @@ from test_e2e_crash_replay import metric, start_receiver
 from core.event import ProcessEvent
 from otel_agent.counters import Counters
 from otel_agent.emitter import Emitter
+from otel_agent.procfs import list_pids, read_status
 from otel_agent.tests.conftest import agent_config
 from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
 from testing import free_port, wait_until
@@ -174,15 +175,7 @@ def test_a_receiver_killed_by_kill_9_leaves_no_process_behind(tmp_path: Path) ->
 
 
 def children_of(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # gone meanwhile
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
+    return [child for child in list_pids() if (status := read_status(child)) is not None and status.ppid == pid]
 
 
 def test_a_corrupt_spool_segment_costs_only_the_entry_hit_and_health_stays_true(tmp_path: Path) -> None:
