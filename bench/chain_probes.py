@@ -21,15 +21,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Run as a script, bench/ comes first on sys.path, where bench/scoring.py would shadow the scoring package.
+# Run as a script, bench/ comes first on sys.path, where bench/scoring.py would shadow the scoring package;
+# the repository root goes there instead (`testing` is not installed).
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.event import ProcessEvent  # noqa: E402
 from core.semconv import event_from_attributes  # noqa: E402
 from scoring.config import EngineConfig  # noqa: E402
 from scoring.engine import AnomalyEngine, Verdict  # noqa: E402
+from testing import EVAL_DIR  # noqa: E402
 
-EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval"
 C2 = "45.9.148.3"  # a public address: what droppers fetch from (never contacted)
 SEVERITY_MARK = {"alert": "A", "warn": "w", "none": "."}
 
