@@ -339,12 +339,11 @@ def _served_directory(args: list[str]) -> str | None:
     if not args:
         return None
     program, rest = base_name(args[0]), args[1:]
-    text = " ".join(a[:MAX_SCAN] for a in rest)[:MAX_SCAN]
-    if program in INTERPRETERS and any(module in text for module in _FILE_SERVER_MODULES):
+    if program in INTERPRETERS and any(module in _scan_text(rest) for module in _FILE_SERVER_MODULES):
         option = ("-d", "--directory")
     elif program.startswith("php") and "-S" in rest:
         option = ("-t",)
-    elif program.startswith("ruby") and ("httpd" in text and "-run" in text):
+    elif program.startswith("ruby") and "httpd" in _scan_text(rest) and "-run" in _scan_text(rest):
         option = ("--DocumentRoot",)
     elif program == "busybox" and rest[:1] == ["httpd"]:
         option = ("-h",)
