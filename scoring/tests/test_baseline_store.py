@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 import lancedb
 import numpy as np
@@ -165,3 +168,23 @@ def test_a_nearest_cache_made_before_rows_are_learned_or_trusted_finds_what_near
         baseline.learn(f"row{number}", unit(), "", "x", 0.0, trusted=number % 2 == 0)
     assert len(baseline.trust_log) - trusted_before == 14 + 10
     assert_cache_finds_what_nearest_finds_now()  # asked again: it merges only the rows trusted since
+
+
+def test_an_engine_runs_blas_on_one_thread(tmp_path):
+    """The k-nearest products are small: a second BLAS thread only spins on the core the receiver needs."""
+    code = (
+        "import json, sys, threadpoolctl\n"
+        "from scoring.config import EngineConfig\n"
+        "from scoring.engine import AnomalyEngine\n"
+        "def blas(): return [p['num_threads'] for p in threadpoolctl.threadpool_info() if p['user_api'] == 'blas']\n"
+        "before = blas()\n"
+        "AnomalyEngine(EngineConfig(baselines=sys.argv[1]))\n"
+        "print(json.dumps([before, blas()]))\n"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.endswith("_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, text=True,
+                          check=True, timeout=120)
+    before, after = json.loads(done.stdout)
+    assert before and after == [1] * len(before)
+    if (os.cpu_count() or 1) > 1:
+        assert max(before) > 1  # BLAS's own default here: the setting is what made it one
