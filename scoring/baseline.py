@@ -175,18 +175,23 @@ class Baseline:
         elif techniques and not techniques <= (self.techniques[row] or frozenset()):
             self.techniques[row] = techniques | (self.techniques[row] or frozenset())
             self.dirty.add(row)
-        newly_trusted = trusted and not self.trusted[row]
-        self.trusted[row] |= trusted
+        # Read and compared as Python numbers (`item`): numpy scalars cost several times more per operation,
+        # and this runs for every event learned.
+        newly_trusted = trusted and not self.trusted.item(row)
         if newly_trusted:
+            self.trusted[row] = True
             self.trust_log.append(row)
-        self.counts[row] += times
-        self.last_seen[row] = max(self.last_seen[row], when)
+        count = self.counts.item(row) + times
+        self.counts[row] = count
+        last_seen = self.last_seen.item(row)
+        if when > last_seen:
+            self.last_seen[row] = last_seen = when
         self.executable_counts[executable] += times
         self.events_learned += times
         # Worth writing: a new or newly trusted pattern, a count that doubled, a last-seen an hour on.
         # Routine repeats change neither the score (frequency is logarithmic in effect) nor pruning.
-        if (newly_trusted or self.counts[row] >= 2 * self.persisted_count[row]
-                or self.last_seen[row] - self.persisted_last_seen[row] >= PERSIST_LAST_SEEN_STEP):
+        if (newly_trusted or count >= 2 * self.persisted_count.item(row)
+                or last_seen - self.persisted_last_seen.item(row) >= PERSIST_LAST_SEEN_STEP):
             self.dirty.add(row)
         return row
 

@@ -177,6 +177,13 @@ class _Files:
     def __bool__(self) -> bool:
         return bool(self._by_path)
 
+    def find(self, path: str, cwd: str, now: float) -> Written | None:
+        """`lookup(resolve(path, cwd), now)`, answered at once when no prepared file has the path's name (most
+        execs). Exact: every path kept has its name in `_by_name` (the newest of a name is evicted last)."""
+        if path.strip("'\"").rsplit("/", 1)[-1] not in self._by_name:
+            return None
+        return self.lookup(resolve(path, cwd), now)
+
     def has_name(self, path: str) -> bool:
         return path.rstrip("/").rsplit("/", 1)[-1] in self._by_name
 
@@ -397,7 +404,7 @@ class ChainTracker:
     def _prepared_files_used(view: ChainView, host: _Host, event: ProcessEvent, acts: _FileActs) -> None:
         node, now = view.node, view.node.started
         for path in (event.executable_path, node.args[0] if node.args else ""):
-            written = host.files.lookup(resolve(path, node.cwd), now)
+            written = host.files.find(path, node.cwd, now)
             if written is not None:
                 written.executed = True
                 view.evidence.append(Evidence(written.run_weight(), f"runs {written.path[:80]}, {written.how} "
@@ -411,11 +418,11 @@ class ChainTracker:
         for operand in acts.path_operands:
             if not host.files.has_name(operand):
                 continue
-            touched = host.files.lookup(resolve(operand, node.cwd), now)
+            touched = host.files.find(operand, node.cwd, now)
             if touched is not None and touched.incident is not None:
                 view.linked.append(touched.incident)  # it handles a file of the chain (ls, rm, cat): same incident
         for path in acts.deletes:
-            written = host.files.lookup(resolve(path, node.cwd), now)
+            written = host.files.find(path, node.cwd, now)
             if written is not None and written.executed:
                 weight = 0.35 if written.suspect() else 0.1  # a build's own output, cleaned: routine
                 view.evidence.append(Evidence(weight, f"deletes {written.path[:80]} after it ran", "T1070.004",

@@ -89,15 +89,19 @@ def _familiar(baseline: Baseline, model: _ModelScore) -> frozenset[str] | None:
     return frozenset(found)
 
 
-def _new_behaviour(evidence: list[Evidence], familiar: frozenset[str] | None) -> list[str]:
-    if familiar is None:
+def _new_behaviour(evidence: list[Evidence], baseline: Baseline, model: _ModelScore) -> list[str]:
+    """Techniques of strong evidence the pattern's neighbourhood never showed (none without strong evidence)."""
+    strong = {e.technique for e in evidence if e.technique and e.weight >= NEW_BEHAVIOUR_WEIGHT}
+    if not strong:
         return []
-    return sorted({e.technique for e in evidence
-                   if e.technique and e.weight >= NEW_BEHAVIOUR_WEIGHT and e.technique not in familiar})
+    familiar = _familiar(baseline, model)
+    return [] if familiar is None else sorted(strong - familiar)
 
 
 def _techniques(evidence: list[Evidence]) -> tuple[str, ...]:
     """The techniques the evidence names, in its order (strongest first but for late additions), each once."""
+    if not evidence:
+        return ()
     return tuple(dict.fromkeys(e.technique for e in evidence if e.technique and e.weight >= TECHNIQUE_WEIGHT))
 
 
@@ -285,7 +289,7 @@ class AnomalyEngine:
     def _model_score(baseline: Baseline, key: str, vector: np.ndarray, nearest: NearestCache) -> _ModelScore:
         row = baseline.index.get(key)
         if row is not None:
-            count = int(baseline.counts[row])
+            count = baseline.counts.item(row)
             return _ModelScore(min(1.0, FREQUENCY_WEIGHT / count), row, 0.0, count, (row,))
         rows, distances = nearest.get(key, vector)  # unseen at the batch's start, so asked then
         # k is small: plain floats beat numpy's per-call cost here (the values are the same float32 distances)
@@ -294,7 +298,7 @@ class AnomalyEngine:
         if not neighbours:
             return _ModelScore(1.0, -1, 1.0, 0)
         counts = baseline.counts
-        scores = [min(1.0, 2.0 * distance + FREQUENCY_WEIGHT / int(counts[row])) for row, distance in neighbours]
+        scores = [min(1.0, 2.0 * distance + FREQUENCY_WEIGHT / counts.item(row)) for row, distance in neighbours]
         best = scores.index(min(scores))  # the first of equal scores
         best_row, best_distance = neighbours[best]
         familiar = max(best_distance, FAMILIAR_DISTANCE)
@@ -307,7 +311,7 @@ class AnomalyEngine:
         """(verdict, the evidence it counted, novelty)."""
         evidence = self._evidence(event, view, own)
         novelty = model.score
-        new = _new_behaviour(evidence, _familiar(baseline, model))
+        new = _new_behaviour(evidence, baseline, model)
         if new:
             novelty = 1.0
             evidence = [*evidence, Evidence(0.0, f"a behaviour this workload has not shown ({', '.join(new)})")]
@@ -399,7 +403,7 @@ class AnomalyEngine:
         # but it vouches for similar commands only once it recurs in a later time window. Otherwise one
         # quiet `sudo x` would make every later `sudo y` look familiar.
         row = baseline.index.get(key)
-        recurring = row is not None and when - baseline.first_seen[row] >= self.config.learning.recurrence_window
+        recurring = row is not None and when - baseline.first_seen.item(row) >= self.config.learning.recurrence_window
         suspicious = any(e.weight >= SUSPICIOUS_WEIGHT for e in evidence)
         trusted = (verdict.severity == "none" and not suspicious) or recurring
         baseline.learn(key, vector, event.command_line, program, when, trusted=trusted,

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.event import ProcessEvent
+from scoring import chains
 from scoring.chains import ChainTracker
 from scoring.config import EngineConfig
 from scoring.engine import AnomalyEngine
+from scoring.sequences import resolve
 
 HOST = "web-1"
 
@@ -287,3 +291,22 @@ def test_the_process_table_is_bounded():
         tracker.register("t", event)
     assert len(tracker._hosts) == 3
     assert all(len(h.nodes) <= 1000 for h in tracker._hosts.values())
+
+
+_NAMES = st.sampled_from(["x", ".x", "bot", "run.sh", "", "dir/", "'x'"])
+_DIRS = st.sampled_from(["", "/tmp/", "/tmp/a/", "./", "a/", "/home/u/"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(added=st.lists(st.tuples(_DIRS, _NAMES), max_size=40), asked=st.tuples(_DIRS, _NAMES),
+       cwd=st.sampled_from(["", "/tmp", "/home/u/"]))
+def test_finding_a_prepared_file_by_name_first_is_the_full_lookup(added, asked, cwd):
+    """`_Files.find` skips the lookup when no kept file has the name; evictions must never make it skip one."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(chains, "MAX_FILES", 5)  # evictions in most examples
+        files = chains._Files()
+        for when, (directory, name) in enumerate(added):
+            files.add(chains.Written(resolve(directory + name, cwd), float(when), "downloaded by curl", 0.5, "T1105",
+                                     None))
+    path = asked[0] + asked[1]
+    assert files.find(path, cwd, 50.0) is files.lookup(resolve(path, cwd), 50.0)
