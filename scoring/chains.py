@@ -500,6 +500,8 @@ class ChainTracker:
                 return None
             node = view.node
             node.alerted = score >= alert
+            if not evidence and not view.linked:
+                return None  # most execs: nothing to remember, and no incident to join or start
             if node.lineage.kind != "network" and any(e.technique == "T1059.004" and e.weight >= 0.8 for e in evidence):
                 node.lineage = Lineage("network", f"{node.name} (pid {node.pid}), a reverse shell")
             self._remember_session(host, node, evidence, novelty)
