@@ -640,7 +640,10 @@ def _session_root(parent: Node | None, node: Node) -> int | None:
 
 
 def _one_shot(node: Node) -> bool:
-    return any(a == "-c" or (a.startswith("-") and not a.startswith("--") and "c" in a) for a in node.args[1:3])
+    for arg in node.args[1:3]:  # noqa: SIM110 - a loop, not any(): this runs for every exec with a known parent
+        if arg == "-c" or (arg.startswith("-") and not arg.startswith("--") and "c" in arg):
+            return True
+    return False
 
 
 def _is_socket(stdio: str) -> bool:

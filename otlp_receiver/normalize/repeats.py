@@ -48,7 +48,11 @@ def _walk(data: bytes) -> RecordKey | None:
     while position < end:
         tag = data[position]
         if tag == _ATTRIBUTE:
-            length, start = read_varint(data, position + 1)
+            length = data[position + 1]
+            if length < 0x80:  # a one-byte length, as most attributes have: no call
+                start = position + 2
+            else:
+                length, start = read_varint(data, position + 1)
             following = start + length
             if data[start + 1] in _ID_KEY_LENGTHS:  # a key as long as an id's: maybe one
                 which = 0 if data.startswith(_PID, start) else 1 if data.startswith(_PARENT_PID, start) else -1
