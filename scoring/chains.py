@@ -361,18 +361,20 @@ class ChainTracker:
     def _pipes(self, view: ChainView, host: _Host, event: ProcessEvent) -> None:
         node = view.node
         partners: list[tuple[Node, bool]] = []  # (earlier process, confirmed by a pipe identity)
-        if event.stdin.startswith("pipe:"):
+        reads_pipe, writes_pipe = event.stdin.startswith("pipe:"), event.stdout.startswith("pipe:")
+        if reads_pipe:
             producer = host.nodes.get(host.pipes.get(event.stdin, -1))
             if producer is not None:
                 partners.append((producer, True))
             host.readers[event.stdin] = node.pid
-        if event.stdout.startswith("pipe:"):
+        if writes_pipe:
             consumer = host.nodes.get(host.readers.get(event.stdout, -1))
             if consumer is not None:
                 partners.append((consumer, True))
             host.pipes[event.stdout] = node.pid
-        _bound(host.pipes, 4096)
-        _bound(host.readers, 4096)
+        if reads_pipe or writes_pipe:
+            _bound(host.pipes, 4096)
+            _bound(host.readers, 4096)
         if not partners and node.role and node.parent_pid is not None:
             for pid in host.children.get(node.parent_pid, ()):
                 sibling = host.nodes.get(pid)
@@ -469,6 +471,8 @@ class ChainTracker:
         incident = host.incidents.get(session)
         if incident is not None and _open(incident, now):
             view.session_incident = incident
+        if not own:
+            return  # nothing of its own to add up (most execs)
         items = host.sessions.get(session)
         if not items or not any(_counts_in_burst(e, view.node.lineage) for e in own):
             return
