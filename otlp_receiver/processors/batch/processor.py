@@ -33,15 +33,18 @@ class BatchProcessor:
             "procsight_batch_metadata_cardinality", "Distinct metadata_keys value combinations seen, by processor")
 
     def gather(self, first: SpoolEntry, read: ReadEntry) -> list[SpoolEntry]:
-        """`first` and the requests after it until send_batch_size records or the timeout."""
+        """`first` and the requests after it until send_batch_size records or the timeout, which runs from
+        when `first` was received, as the Collector's runs from the batch's first item: a request that
+        waited in the spool while the pipeline was busy is not held again. Past the timeout the batch still
+        takes the requests already spooled, so a backlog is sent in full batches."""
         entries = [first]
         records = first.records
-        deadline = time.monotonic() + self.config.timeout
-        while 0 < records < self.config.send_batch_size:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            entry = read(remaining)
+        if not 0 < records < self.config.send_batch_size or self.config.timeout <= 0:
+            return entries  # full already, or `timeout: 0`: each request is sent as it comes
+        waited = min(max(0.0, time.time() - first.received_ns / 1e9), self.config.timeout)
+        deadline = time.monotonic() + self.config.timeout - waited
+        while records < self.config.send_batch_size:
+            entry = read(max(0.0, deadline - time.monotonic()))
             if entry is None:
                 break
             entries.append(entry)

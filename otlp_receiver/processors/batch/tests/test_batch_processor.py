@@ -54,6 +54,21 @@ def test_timeout_closes_a_small_batch(tmp_path: Path) -> None:
     assert time.monotonic() - started >= 0.1
 
 
+def test_the_timeout_runs_from_when_the_first_request_was_received(tmp_path: Path) -> None:
+    """Requests that waited in the spool (the pipeline was busy) past the timeout are not held again, and
+    what is already spooled still joins their batch."""
+    spool = Spool(tmp_path)
+    for _ in range(3):
+        spool.append(payload(1), "default", 1)
+    config = decode(Config, {"timeout": "400ms", "send_batch_size": 1000})
+    time.sleep(0.4)
+    started = time.monotonic()
+    pipeline = Pipeline("logs", spool, [], [], Telemetry(), batcher=BatchProcessor(config))
+    first, last, _ = pipeline._collect()
+    assert (first, last) == (1, 3)
+    assert time.monotonic() - started < 0.2  # was held another 400 ms
+
+
 def test_recorded_groups_are_formed_again_after_restart(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     for _ in range(6):
