@@ -419,11 +419,13 @@ def wait_for_rows(transport: Any, total: int, timeout: float = 600.0) -> None:
 def measure_procsight(requests: list[bytes], senders: int, total: int, data_dir: Path,
                       scoring: bool = True) -> tuple[float, float, int]:
     """(records/s to queryable rows, records/s acknowledged, backpressure resends)."""
+    from core.runtime import tune_garbage_collection
     from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
     from otlp_receiver.service import Service
 
     service = Service(procsight_settings(data_dir, scoring))
     service.start()
+    tune_garbage_collection()  # as `procsight receiver` does once started
     transport = ChdbTransport(str(data_dir / "clickhouse"))
     try:
         meter = CpuMeter()
@@ -453,6 +455,7 @@ def print_stage_times(metrics: str) -> None:
 def measure_latency(events: dict[str, list[dict[str, Any]]], rate: int, seconds: float, records_per_request: int,
                     data_dir: Path) -> list[float]:
     """Send-to-queryable seconds of every request at a steady `rate` records/s."""
+    from core.runtime import tune_garbage_collection
     from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
     from otlp_receiver.service import Service
 
@@ -460,6 +463,7 @@ def measure_latency(events: dict[str, list[dict[str, Any]]], rate: int, seconds:
     requests = encode_requests(events, count, records_per_request, tag=True)
     service = Service(procsight_settings(data_dir))
     service.start()
+    tune_garbage_collection()  # as `procsight receiver` does once started
     transport = ChdbTransport(str(data_dir / "clickhouse"))
     context = mp.get_context("spawn")
     results = context.Queue()

@@ -9,6 +9,7 @@ import threading
 from types import FrameType
 
 from core.confmap import ConfigError
+from core.runtime import tune_garbage_collection
 from otlp_receiver.config import ServiceSettings
 from otlp_receiver.service import Service
 
@@ -35,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
         settings.service.telemetry.logs.apply()
         service = Service(settings)
         service.start()
+        tune_garbage_collection()
     except ConfigError as exc:
         log.error("%s", exc)
         return 2

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
 from core.event import InvalidEvent, ProcessEvent
+from core.runtime import tune_garbage_collection
 from core.semconv import (
     ANOMALY_INCIDENT,
     ANOMALY_INCIDENT_SCORE,
@@ -80,6 +81,7 @@ def _files_and_baselines(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     engine = _open_engine(args)
+    tune_garbage_collection()
     skipped = scored = 0
     verb = "learned" if args.learn_only else "scored"
     started = reported = time.monotonic()

@@ -30,6 +30,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
+from core.runtime import tune_garbage_collection
 from otlp_receiver.processors.anomaly.config import Config
 from otlp_receiver.processors.anomaly.isolate import Result, merge, single_records
 from otlp_receiver.processors.anomaly.scorer import BatchScorer, Outcome
@@ -227,6 +228,7 @@ def serve(config: Config, conn: Connection, scorer_factory: Callable[[Config], B
     except Exception:
         conn.send(("error", traceback.format_exc()))
         return
+    tune_garbage_collection()
     conn.send(("ready",))
     try:
         while True:

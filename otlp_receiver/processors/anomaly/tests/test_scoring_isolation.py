@@ -8,6 +8,7 @@ with a scorer that hangs on a record whose body is STALL and raises on one whose
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from core.confmap import decode, load_yaml
+from core.runtime import YOUNG_GENERATION_THRESHOLD
 from otlp_receiver.component import CreateSettings, LogBatch
 from otlp_receiver.processors.anomaly import factory
 from otlp_receiver.processors.anomaly.config import Config
@@ -138,3 +140,24 @@ def test_time_bounds_must_be_positive(tmp_path: Path, timeout: str) -> None:
 
     with pytest.raises(ConfigError, match="timeout"):
         config(tmp_path, timeout=timeout)
+
+
+class GcReportingScorer(BatchScorer):
+    """The real scorer, whose `baselines` answer is the child's garbage-collector settings instead."""
+
+    def baselines(self, tenant: str) -> list[dict[str, Any]]:
+        return [{"young_threshold": gc.get_threshold()[0], "frozen": gc.get_freeze_count()}]
+
+
+def gc_reporting_scorer(config: Config) -> BatchScorer:
+    return GcReportingScorer(config, AnomalyEngine(config))
+
+
+def test_the_scoring_child_runs_with_the_long_running_garbage_collector_settings(tmp_path: Path) -> None:
+    worker = ScoringWorker(config(tmp_path), scorer_factory=gc_reporting_scorer)
+    try:
+        settings = worker.control("baselines", "default")[0]
+    finally:
+        worker.close()
+    assert settings["young_threshold"] == YOUNG_GENERATION_THRESHOLD
+    assert settings["frozen"] > 10_000  # modules, libraries and the engine as built
