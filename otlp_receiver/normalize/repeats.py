@@ -47,14 +47,14 @@ def _walk(data: bytes) -> RecordKey | None:
     ids: list[int | None] = [None, None]
     while position < end:
         tag = data[position]
-        if tag == _ATTRIBUTE:
+        if tag < 0x80 and tag & 7 == 2:  # a length-delimited field with a one-byte tag: attributes, body, ...
             length = data[position + 1]
-            if length < 0x80:  # a one-byte length, as most attributes have: no call
+            if length < 0x80:  # a one-byte length, as most fields have: no call
                 start = position + 2
             else:
                 length, start = read_varint(data, position + 1)
             following = start + length
-            if data[start + 1] in _ID_KEY_LENGTHS:  # a key as long as an id's: maybe one
+            if tag == _ATTRIBUTE and data[start + 1] in _ID_KEY_LENGTHS:  # a key as long as an id's: maybe one
                 which = 0 if data.startswith(_PID, start) else 1 if data.startswith(_PARENT_PID, start) else -1
                 if which >= 0:
                     value = _int_value(data, start + (len(_PID) if which == 0 else len(_PARENT_PID)), following)
