@@ -346,6 +346,8 @@ class AnomalyEngine:
     def _evidence(self, event: ProcessEvent, view: ChainView, own: list[Evidence]) -> list[Evidence]:
         """The event's own evidence (cached by what it depends on), raised where people do not type, plus the
         chain's; one item per technique (the strongest), so one act is not counted twice."""
+        if not own and not view.evidence and self.sigma is None:
+            return []  # most execs
         if self.sigma is not None:
             own = [*own, *self._sigma_evidence(event, view)]
         lineage = view.node.lineage
