@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 
 from core.event import CONNECTION, ProcessEvent
-from scoring.commands import Command, script_of
+from scoring.commands import Command, script_of, unwrap
 from scoring.evidence import (
     COMMAND_AND_CONTROL,
     DEFENSE_EVASION,
@@ -308,16 +308,14 @@ _SECRET_DIRECTORIES = ("/.ssh", "/.aws", "/.gnupg", "/.kube", "/.docker")
 def _ad_hoc_file_server(event: ProcessEvent) -> list[Evidence]:
     """`python3 -m http.server`, `php -S`, `ruby -run -e httpd`, `busybox httpd`: a directory served to the
     network by one command. Serving system or secret directories is exfiltration; elsewhere, tool transfer."""
-    if event.event_name != "process.exec":
+    if event.event_name != "process.exec" or not event.args:
         return []
-    args = list(event.args[:64])
-    while args and base_name(args[0]) in ELEVATORS:
-        args = args[1:]
-    directory = _served_directory(args)
+    command = unwrap(Command(event.args[:64]))  # `sudo -u www nohup python3 -m http.server`
+    directory = _served_directory(command)
     if directory is None:
         return []
     served = _directory_of(directory, event.working_directory)
-    program = base_name(args[0])
+    program = base_name(command.args[0])
     if served and (served in _SYSTEM_TREES or any(served == tree or served.startswith(tree + "/")
                                                    for tree in _SENSITIVE_TREES)
                    or any(part in served for part in _SECRET_DIRECTORIES)):
@@ -334,11 +332,9 @@ def _directory_of(path: str, cwd: str) -> str:
     return absolute.rstrip("/") or "/"
 
 
-def _served_directory(args: list[str]) -> str | None:
+def _served_directory(command: Command) -> str | None:
     """The directory an ad-hoc file server command serves ("" for its working directory), None if it is not one."""
-    if not args:
-        return None
-    program, rest = base_name(args[0]), args[1:]
+    program, rest = base_name(command.args[0]), list(command.args[1:])
     if program in INTERPRETERS and any(module in _scan_text(rest) for module in _FILE_SERVER_MODULES):
         option = ("-d", "--directory")
     elif program.startswith("php") and "-S" in rest:
@@ -349,7 +345,7 @@ def _served_directory(args: list[str]) -> str | None:
         option = ("-h",)
     else:
         return None
-    return next(iter(option_values(Command(tuple(args)), option)), "")
+    return next(iter(option_values(command, option)), "")
 
 
 _CHECKS = (

@@ -222,6 +222,7 @@ def test_downloads_name_the_files_they_save(line: str, saved: tuple[str, ...]) -
 @pytest.mark.parametrize(("line", "cwd", "weight", "reason"), [
     ("python3 -m http.server 8000", "/etc", 0.5, "python serves /etc over the network"),
     ("sudo python3 -m http.server -d /root 80", "/tmp", 0.5, "python serves /root over the network"),
+    ("sudo -u www nohup python3 -m http.server 80", "/etc", 0.5, "python serves /etc over the network"),
     ("ruby -run -e httpd . -p 8000", "/home/u/.ssh", 0.5, "ruby serves /home/u/.ssh over the network"),
     ("php -S 0.0.0.0:8080 -t /", "/srv", 0.5, "php serves / over the network"),
     ("busybox httpd -f -p 8080 -h /var/backups", "/", 0.5, "busybox serves /var/backups over the network"),
