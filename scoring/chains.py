@@ -41,6 +41,7 @@ from scoring.programs import CGI_GATEWAYS, DATABASES, INTERPRETERS, SETUID_HELPE
 from scoring.sequences import (
     CONSUMER,
     PRODUCER,
+    deleted_after_run_weight,
     discounted,
     hideout,
     pipe_role,
@@ -426,8 +427,8 @@ class ChainTracker:
         for path in acts.deletes:
             written = host.files.find(path, node.cwd, now)
             if written is not None and written.executed:
-                weight = 0.35 if written.suspect() else 0.1  # a build's own output, cleaned: routine
-                view.evidence.append(Evidence(weight, f"deletes {written.path[:80]} after it ran", "T1070.004",
+                view.evidence.append(Evidence(deleted_after_run_weight(written.suspect()),
+                                              f"deletes {written.path[:80]} after it ran", "T1070.004",
                                               DEFENSE_EVASION))
                 if written.incident is not None:
                     view.linked.append(written.incident)

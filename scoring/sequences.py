@@ -70,8 +70,8 @@ def script_evidence(script: Script, cwd: str) -> list[Evidence]:
             executed.add(path)
         for target in deletes_of(command):
             if resolve(target, cwd) in executed:
-                weight = 0.35 if hideout(target) else 0.1
-                found.append(Evidence(weight, f"deletes {target[:80]} after running it", "T1070.004", DEFENSE_EVASION))
+                found.append(Evidence(deleted_after_run_weight(hideout(target)),
+                                      f"deletes {target[:80]} after running it", "T1070.004", DEFENSE_EVASION))
         for target, how, weight, technique in made_runnable(command):
             resolved = resolve(target, cwd)
             if resolved in written and how.startswith(("made executable", "given the setuid bit")):
@@ -95,6 +95,12 @@ def made_runnable(command: Command) -> list[tuple[str, str, float, str]]:
 def discounted(weight: float) -> float:
     """The weight of running a prepared file that nothing about it makes suspect."""
     return round(weight * 0.3, 3)
+
+
+def deleted_after_run_weight(suspect: bool) -> float:
+    """Deleting a file after running it: covering tracks when the file was suspect; a build cleaning its
+    own output otherwise."""
+    return 0.35 if suspect else 0.1
 
 
 def hideout(path: str) -> bool:
