@@ -144,20 +144,22 @@ def test_tcp_listen_and_outbound_connection_are_reported(capture):
 @pytest.mark.parametrize("capture", ["ebpf", "netlink"], indirect=True)
 def test_short_lived_execs_are_all_reported(capture):
     """Processes that exit within milliseconds: eBPF sees everything; netlink always sees the exec itself
-    (pid, parent) but may lose argv to the race with /proc, which it counts."""
+    (pid, parent) but may lose argv and name to the race with /proc, which it counts. The children are named
+    after the shell as its own record names it (the shell too may be gone before it is read)."""
     mode, agent, endpoint = capture
     token = marker()
     script = f"/bin/true {token}-1; /bin/echo {token}-2 >/dev/null; /bin/true {token}-3; exit 0"
     shell = subprocess.Popen(["sh", "-c", script])
     shell.wait()
-    by_pid(endpoint, shell.pid)
+    shell_name = by_pid(endpoint, shell.pid)[0].attributes["process.executable.name"]
     children = []
     deadline = time.monotonic() + 10
     while len(children) < 3 and time.monotonic() < deadline:
         children = [r for r in endpoint.flat() if r.attributes.get("process.parent_pid") == shell.pid]
         time.sleep(0.05)
     assert len(children) == 3, [c.attributes for c in children]
-    assert {c.attributes["process.parent.executable.name"] for c in children} == {"sh"}
+    assert {c.attributes["process.parent.executable.name"] for c in children} == {shell_name}
+    assert shell_name == "sh" or (mode == "netlink" and agent.counters.get("enrich_missed") >= 1)
     argvs = [c.attributes.get("process.command_args") for c in children]
     if mode == "ebpf":
         assert sorted(argvs) == sorted([["/bin/true", f"{token}-1"], ["/bin/echo", f"{token}-2"],
