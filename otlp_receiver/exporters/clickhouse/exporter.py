@@ -4,7 +4,9 @@ Turning OTLP records into columns is pure-Python work (about 1 us per attribute 
 protobuf runtime), which would compete for the GIL with receiving and scoring. Large batches are
 therefore encoded in a helper process (the serialized protobuf goes in, Arrow IPC streams come out),
 so that work runs on another core; the insert itself runs in ClickHouse's own threads either way.
-Small batches are encoded in place, where the round trip would cost more than it saves.
+Small batches are encoded in place, where the round trip would cost more than it saves. The first large
+batch starts the helper, and large batches are encoded in place until it is up: a spawned interpreter
+importing pyarrow takes most of a second, which the batch would otherwise wait.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import multiprocessing
 import os
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from core.confmap import ConfigError
@@ -75,6 +77,7 @@ class ClickHouseExporter:
         self._columns: tuple[str, ...] | None = None  # the table's insert columns, once checked
         self._schema_lock = threading.Lock()
         self._encoder: ProcessPoolExecutor | None = None
+        self._encoder_up: Future[int] | None = None  # done once the helper process runs
         self._encoder_lock = threading.Lock()
         self._insert_seconds = telemetry.histogram("procsight_clickhouse_insert_seconds",
                                                    "Time of one ClickHouse insert")
@@ -92,7 +95,7 @@ class ClickHouseExporter:
         with self._encoder_lock:
             if self._encoder is not None:
                 self._encoder.shutdown(wait=True, cancel_futures=True)
-                self._encoder = None
+                self._encoder = self._encoder_up = None
         if self.transport is not None:
             self.transport.close()
             self.transport = None
@@ -197,24 +200,34 @@ class ClickHouseExporter:
             self._insert(stream, columns, token)
 
     def _encode(self, batch: LogBatch, columns: tuple[str, ...]) -> list[bytes]:
-        if batch.record_count() < OFFLOAD_MIN_RECORDS:
+        encoder = self._running_encoder() if batch.record_count() >= OFFLOAD_MIN_RECORDS else None
+        if encoder is None:
             return encode_parts(batch, MAX_PART_ROWS, columns)
-        encoder = self._encoder_process()
         try:
             return encoder.submit(encode_serialized, batch.logs.SerializeToString(), batch.tenant, batch.batch_id,
                                   batch.embeddings, MAX_PART_ROWS, columns, batch.record_id_prefix,
                                   batch.first_ordinal).result()
         except BrokenProcessPool as exc:
             with self._encoder_lock:
-                self._encoder = None  # a new one is started for the retry
+                self._encoder = self._encoder_up = None  # a new one is started for the retry
             raise RetryableError(f"{self.name}: the encoder process died: {exc}") from exc
 
-    def _encoder_process(self) -> ProcessPoolExecutor:
+    def _running_encoder(self) -> ProcessPoolExecutor | None:
+        """The helper process once it runs; until then None, and the first call starts it."""
         with self._encoder_lock:
             if self._encoder is None:
                 # spawn, not fork: the parent runs threads and the embedded engine.
                 self._encoder = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                                                     initializer=exit_with_parent, initargs=(os.getpid(),))
+                self._encoder_up = self._encoder.submit(os.getpid)
+            up = self._encoder_up
+            if up is None or not up.done():
+                return None
+            if up.exception() is not None:
+                log.warning("%s: the encoder process did not start (%s); encoding in place, and trying again with "
+                            "the next large batch", self.name, up.exception())
+                self._encoder = self._encoder_up = None
+                return None
             return self._encoder
 
     def _insert(self, stream: bytes, columns: tuple[str, ...], token: str) -> None:

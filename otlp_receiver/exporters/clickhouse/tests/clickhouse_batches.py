@@ -75,3 +75,12 @@ def rows(exporter: ClickHouseExporter, where: str = "1", order: str = "RecordId"
 def column_types(exporter: ClickHouseExporter) -> dict[str, str]:
     assert exporter.transport is not None
     return {row["name"]: row["type"] for row in exporter.transport.query(f"DESCRIBE TABLE {exporter.table}")}
+
+
+def start_encoder(exporter: ClickHouseExporter) -> None:
+    """Starts the exporter's helper process as its first large batch does, and waits until it runs, so
+    that the next large batch is encoded there."""
+    assert exporter._running_encoder() is None  # started just now, not up yet
+    assert exporter._encoder_up is not None
+    exporter._encoder_up.result(timeout=120)
+    assert exporter._running_encoder() is not None

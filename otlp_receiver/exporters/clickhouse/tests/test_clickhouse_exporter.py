@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 from chdb_http_bridge import ChdbHttpBridge
-from clickhouse_batches import HOSTILE, column_types, make_batch, make_exporter, rows
+from clickhouse_batches import HOSTILE, column_types, make_batch, make_exporter, rows, start_encoder
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from core.confmap import ConfigError, decode
 from otlp_receiver.component import LogBatch, PermanentError, RetryableError
 from otlp_receiver.exporterhelper import QueuedExporter
-from otlp_receiver.exporters.clickhouse.columns import value_to_text
+from otlp_receiver.exporters.clickhouse import exporter as exporter_module
+from otlp_receiver.exporters.clickhouse.columns import encode_parts, value_to_text
 from otlp_receiver.exporters.clickhouse.exporter import OFFLOAD_MIN_RECORDS
 from otlp_receiver.exporters.clickhouse.schema import INSERT_COLUMNS, create_database_sql
 from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
@@ -168,6 +169,7 @@ def test_a_part_split_off_a_batch_keeps_its_record_ids_in_the_helper_process(chd
     exporter = make_exporter(f"chdb://{chdb_dir}", database)
     batch = make_batch("s", [f"cmd {i}" for i in range(2 * OFFLOAD_MIN_RECORDS)])
     try:
+        start_encoder(exporter)
         exporter.export(batch.part(OFFLOAD_MIN_RECORDS - 10, 2 * OFFLOAD_MIN_RECORDS))
         ids = {r["RecordId"] for r in rows(exporter)}
     finally:
@@ -190,14 +192,16 @@ def test_replayed_batch_lands_exactly_once(chdb_dir: str, database: str, async_i
     assert stats == [{"n": 101, "ids": 101}]
 
 
-def test_large_batches_are_encoded_in_the_helper_process(chdb_dir: str, database: str) -> None:
+def test_large_batches_are_encoded_in_the_helper_process(chdb_dir: str, database: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     exporter = make_exporter(f"chdb://{chdb_dir}", database)
     commands = [f"worker --item={i} {HOSTILE}" for i in range(OFFLOAD_MIN_RECORDS + 500)]
     try:
+        start_encoder(exporter)
+        monkeypatch.setattr(exporter_module, "encode_parts", refuse_to_encode_here)
         batch = make_batch("big", commands)
         exporter.export(batch)
         exporter.export(batch)  # a replay through the helper process is deduplicated too
-        assert exporter._encoder is not None
         stats = exporter.transport.query(  # type: ignore[union-attr]
             "SELECT count() AS n, uniqExact(RecordId) AS ids, countIf(Body = {last:String}) AS last, "
             f"sum(length(Embedding) = 4) AS embedded FROM {exporter.table}", {"last": commands[-1]})
@@ -205,6 +209,34 @@ def test_large_batches_are_encoded_in_the_helper_process(chdb_dir: str, database
         exporter.shutdown()
     assert stats == [{"n": len(commands), "ids": len(commands), "last": 1, "embedded": len(commands)}]
     assert exporter._encoder is None
+
+
+def refuse_to_encode_here(*_args: object) -> list[bytes]:
+    raise AssertionError("encoded in the receiver's process")
+
+
+def test_large_batches_do_not_wait_for_the_helper_process_to_start(chdb_dir: str, database: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first large batch starts the helper and is encoded in place: a spawned interpreter importing pyarrow
+    takes most of a second, which every record of that batch would wait."""
+    in_place: list[int] = []
+
+    def encode_here(batch: LogBatch, *args: object) -> list[bytes]:
+        in_place.append(batch.record_count())
+        return encode_parts(batch, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(exporter_module, "encode_parts", encode_here)
+    exporter = make_exporter(f"chdb://{chdb_dir}", database)
+    try:
+        exporter.export(make_batch("first", [f"cmd {i}" for i in range(OFFLOAD_MIN_RECORDS)]))
+        assert in_place == [OFFLOAD_MIN_RECORDS] and exporter._encoder_up is not None
+        exporter._encoder_up.result(timeout=120)
+        exporter.export(make_batch("next", [f"other {i}" for i in range(OFFLOAD_MIN_RECORDS)]))
+        (count,) = exporter.transport.query(f"SELECT count() AS n FROM {exporter.table}")  # type: ignore[union-attr]
+    finally:
+        exporter.shutdown()
+    assert in_place == [OFFLOAD_MIN_RECORDS]  # the next one went to the helper, now running
+    assert count == {"n": 2 * OFFLOAD_MIN_RECORDS}
 
 
 # -- tables that already exist -------------------------------------------------------------------
@@ -217,6 +249,7 @@ def test_writes_into_an_upstream_otel_logs_table(chdb_dir: str, database: str, c
     exporter = make_exporter(f"chdb://{chdb_dir}", database, logs_table_name="otel_logs", create_schema=create_schema)
     big = make_batch("big", [f"cmd {i}" for i in range(OFFLOAD_MIN_RECORDS)])
     try:
+        start_encoder(exporter)
         exporter.export(make_batch("1", ["curl x | bash", "ls"], incident=True))
         exporter.export(big)  # through the encoder process, with the same column choice
         types = column_types(exporter)
