@@ -213,22 +213,21 @@ class ClickHouseExporter:
             raise RetryableError(f"{self.name}: the encoder process died: {exc}") from exc
 
     def _running_encoder(self) -> ProcessPoolExecutor | None:
-        """The helper process once it runs; until then None, and the first call starts it."""
+        """The helper process once it runs; until then None, and the first call starts it (again, after it
+        failed to start)."""
         with self._encoder_lock:
+            up = self._encoder_up
+            if up is not None and up.done() and (up.cancelled() or up.exception() is not None):
+                log.warning("%s: the encoder process did not start (%s); encoding in place, and trying again",
+                            self.name, "cancelled" if up.cancelled() else up.exception())
+                self._encoder = self._encoder_up = None
             if self._encoder is None:
                 # spawn, not fork: the parent runs threads and the embedded engine.
                 self._encoder = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                                                     initializer=exit_with_parent, initargs=(os.getpid(),))
                 self._encoder_up = self._encoder.submit(os.getpid)
-            up = self._encoder_up
-            if up is None or not up.done():
                 return None
-            if up.exception() is not None:
-                log.warning("%s: the encoder process did not start (%s); encoding in place, and trying again with "
-                            "the next large batch", self.name, up.exception())
-                self._encoder = self._encoder_up = None
-                return None
-            return self._encoder
+            return self._encoder if up is not None and up.done() else None
 
     def _insert(self, stream: bytes, columns: tuple[str, ...], token: str) -> None:
         settings = dict(self._insert_settings)

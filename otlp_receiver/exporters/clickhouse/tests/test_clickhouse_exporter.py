@@ -6,6 +6,7 @@ import os
 import re
 import threading
 import time
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -213,6 +214,29 @@ def test_large_batches_are_encoded_in_the_helper_process(chdb_dir: str, database
 
 def refuse_to_encode_here(*_args: object) -> list[bytes]:
     raise AssertionError("encoded in the receiver's process")
+
+
+def fail_to_start(_parent: int) -> None:
+    raise OSError("no process for you")
+
+
+def test_an_encoder_process_that_cannot_start_costs_no_record(chdb_dir: str, database: str,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(exporter_module, "exit_with_parent", fail_to_start)  # the helper's initializer
+    exporter = make_exporter(f"chdb://{chdb_dir}", database)
+    try:
+        for index in range(2):
+            exporter.export(make_batch(str(index), [f"cmd {index} {i}" for i in range(OFFLOAD_MIN_RECORDS)]))
+            assert exporter._encoder_up is not None
+            with pytest.raises(BrokenProcessPool):
+                exporter._encoder_up.result(timeout=120)
+        exporter.export(make_batch("2", [f"last {i}" for i in range(OFFLOAD_MIN_RECORDS)]))
+        (count,) = exporter.transport.query(f"SELECT count() AS n FROM {exporter.table}")  # type: ignore[union-attr]
+    finally:
+        exporter.shutdown()
+    assert count == {"n": 3 * OFFLOAD_MIN_RECORDS}  # all encoded in place
+    assert caplog.text.count("the encoder process did not start") == 2  # and tried again each time
 
 
 def test_large_batches_do_not_wait_for_the_helper_process_to_start(chdb_dir: str, database: str,
