@@ -12,7 +12,8 @@ near 16k records/s):
    send to all its rows being visible to `SELECT` (polled every 50 ms, so figures carry up to 50 ms of
    polling granularity; each poll reads only the parts that can hold requests not seen yet); p50/p99 printed
    over the whole run, which starts cold (empty baselines and caches, the ClickHouse encoder process not yet
-   started), and over the steady part after its first --warm-up seconds;
+   started), and over the steady part after its first --warm-up seconds. It runs in a process of its own,
+   away from the embedded ClickHouse merging the throughput runs' tables in this one;
 5. where the CPU goes: each stage of the path run alone in this process on the same records, CPU
    microseconds per record (`time.process_time`, best of three passes, so other load on the machine
    counts less than in the wall-clock figures). The throughput runs also print the CPU the receiver's
@@ -33,6 +34,7 @@ import argparse
 import contextlib
 import json
 import multiprocessing as mp
+import queue
 import statistics
 import sys
 import tempfile
@@ -510,6 +512,30 @@ def measure_latency(events: dict[str, list[dict[str, Any]]], rate: int, seconds:
     return [(sent[i] - first, visible[i] - sent[i]) for i in sorted(sent)]
 
 
+def measure_latency_apart(events: dict[str, list[dict[str, Any]]], rate: int, seconds: float,
+                          records_per_request: int, data_dir: Path) -> list[tuple[float, float]]:
+    """`measure_latency` in a process of its own. The embedded ClickHouse runs in the bench's process, and its
+    background merges of the throughput runs' tables would go on competing with the receiver measured."""
+    context = mp.get_context("spawn")
+    results = context.Queue()
+    process = context.Process(target=_latency_process,
+                              args=(events, rate, seconds, records_per_request, data_dir, results))
+    process.start()
+    try:
+        while True:
+            with contextlib.suppress(queue.Empty):
+                return results.get(timeout=1.0)
+            if not process.is_alive():
+                raise RuntimeError(f"the latency run's process ended without a result (exit code {process.exitcode})")
+    finally:
+        process.join(timeout=60)
+
+
+def _latency_process(events: dict[str, list[dict[str, Any]]], rate: int, seconds: float, records_per_request: int,
+                     data_dir: Path, results: Any) -> None:
+    results.put(measure_latency(events, rate, seconds, records_per_request, data_dir))
+
+
 def percentile(values: list[float], q: float) -> float:
     """The q-quantile of sorted `values`."""
     return values[min(len(values) - 1, round(q * (len(values) - 1)))]
@@ -582,7 +608,7 @@ def main() -> None:
             print(f"procsight acknowledged:    {acked:>10,.0f} records/s  (in the fsynced spool; {retries} requests "
                   "resent after backpressure)")
         if args.only in (None, "latency"):
-            latencies = measure_latency(events, args.rate, args.seconds, 100, Path(tmp) / "latency")
+            latencies = measure_latency_apart(events, args.rate, args.seconds, 100, Path(tmp) / "latency")
     if latencies:
         print_latency(latencies, args.rate, args.warm_up)
     if args.only == "latency":
