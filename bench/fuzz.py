@@ -38,11 +38,12 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue  # noqa: E402
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord  # noqa: E402
 
 from bench.fuzz_otlp import TARGETS as OTLP_TARGETS  # noqa: E402
+from core.event import MAX_ARGS, MAX_COMMAND_LINE  # noqa: E402
 from otlp_receiver.normalize import Normalizer, eventtime  # noqa: E402
 from otlp_receiver.normalize.auditd import AuditAssembler, parse_line  # noqa: E402
 from otlp_receiver.normalize.normalizer import KINDS, Normalized  # noqa: E402
 from otlp_receiver.normalize.tetragon import split_arguments  # noqa: E402
-from otlp_receiver.normalize.values import MAX_ARGS, MAX_COMMAND_LINE, MAX_DEPTH, flatten, to_python  # noqa: E402
+from otlp_receiver.normalize.values import MAX_DEPTH, flatten, to_python  # noqa: E402
 from testing.otlp_values import any_value  # noqa: E402
 
 # -- inputs ----------------------------------------------------------------------------------------

@@ -14,6 +14,11 @@ LISTEN = "network.listen"
 CPU_SAMPLE = "process.cpu"  # the agent's CPU sampler: a running process above the CPU threshold
 SCORED_EVENT_NAMES = (EXEC, CONNECTION, LISTEN)  # what the receiver scores; other events pass through
 
+# The bounds every event read from attributes is held to (core/semconv.py), whoever sent it: past them a
+# command line or argv is cut and flagged `command_args_truncated`.
+MAX_COMMAND_LINE = 8192  # characters of a command line, and of argv's arguments together
+MAX_ARGS = 256  # argv entries, and ancestors
+
 
 class InvalidEvent(ValueError):
     """An event lacks what scoring needs (the executable and the command line)."""
@@ -57,3 +62,21 @@ class ProcessEvent:
     def args(self) -> tuple[str, ...]:
         """argv, falling back to a whitespace split of the command line."""
         return self.command_args or tuple(self.command_line.split())
+
+
+def bounded_command(command_line: str, args: tuple[str, ...]) -> tuple[str, tuple[str, ...], bool]:
+    """`command_line` and `args` held to MAX_COMMAND_LINE and MAX_ARGS; True when anything was cut. Linear:
+    every check of the scoring engine is linear in argv or better, and an unbounded argv made some of them
+    take minutes."""
+    truncated = len(command_line) > MAX_COMMAND_LINE
+    command_line = command_line[:MAX_COMMAND_LINE]
+    if len(args) > MAX_ARGS or sum(map(len, args)) > MAX_COMMAND_LINE:
+        kept: list[str] = []
+        room = MAX_COMMAND_LINE
+        for arg in args[:MAX_ARGS]:
+            kept.append(arg[:room])
+            room -= len(kept[-1])
+            if room <= 0:
+                break
+        args, truncated = tuple(kept), True
+    return command_line, args, truncated

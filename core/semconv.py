@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from core.event import EXEC, InvalidEvent, ProcessEvent
+from core.event import EXEC, MAX_ARGS, InvalidEvent, ProcessEvent, bounded_command
 
 # -- resource ---------------------------------------------------------------------------------------
 SERVICE_NAME = "service.name"
@@ -106,11 +106,12 @@ def event_from_attributes(attrs: Mapping[str, Any]) -> ProcessEvent:
     Raises InvalidEvent without an executable (name, path or argv[0]) and a command line (or argv).
     """
     args = _as_args(attrs.get(PROCESS_COMMAND_ARGS))
-    command_line = _as_str(attrs.get(PROCESS_COMMAND_LINE)) or " ".join(args)
+    command_line = _as_str(attrs.get(PROCESS_COMMAND_LINE)) or " ".join(args[:MAX_ARGS])
     path = _as_str(attrs.get(PROCESS_EXECUTABLE_PATH))
     name = _as_str(attrs.get(PROCESS_EXECUTABLE_NAME)) or _basename(path) or (_basename(args[0]) if args else "")
     if not name or not command_line:
         raise InvalidEvent(f"needs {PROCESS_EXECUTABLE_NAME} (or .path) and {PROCESS_COMMAND_LINE} (or _args)")
+    command_line, args, truncated = bounded_command(command_line, args)
     return ProcessEvent(
         executable_name=name,
         command_line=command_line,
@@ -118,7 +119,7 @@ def event_from_attributes(attrs: Mapping[str, Any]) -> ProcessEvent:
         event_name=_as_str(attrs.get(EVENT_NAME) or attrs.get("EventName")) or EXEC,
         executable_path=path,
         parent_name=_as_str(attrs.get(PROCESS_PARENT_EXECUTABLE_NAME)),
-        ancestors=_as_args(attrs.get(PROCESS_ANCESTORS)),
+        ancestors=_as_args(attrs.get(PROCESS_ANCESTORS))[:MAX_ARGS],
         pid=_as_int(attrs.get(PROCESS_PID)),
         parent_pid=_as_int(attrs.get(PROCESS_PARENT_PID)),
         user_id=_as_int(attrs.get(PROCESS_USER_ID)),
@@ -128,7 +129,7 @@ def event_from_attributes(attrs: Mapping[str, Any]) -> ProcessEvent:
         container_id=_as_str(attrs.get(CONTAINER_ID)),
         host=_as_str(attrs.get(HOST_NAME)),
         timestamp=_as_float(next((attrs[k] for k in _TIME_KEYS if k in attrs), None)) or 0.0,
-        command_args_truncated=bool(attrs.get(PROCESS_COMMAND_ARGS_TRUNCATED, False)),
+        command_args_truncated=truncated or bool(attrs.get(PROCESS_COMMAND_ARGS_TRUNCATED, False)),
         executable_deleted=bool(attrs.get(PROCESS_EXECUTABLE_DELETED, False)),
         cpu_percent=_as_float(attrs.get(PROCESS_CPU_UTILIZATION)),
         transport=_as_str(attrs.get(NETWORK_TRANSPORT)),

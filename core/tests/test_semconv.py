@@ -7,7 +7,7 @@ import json
 import pytest
 
 from core import semconv
-from core.event import CONNECTION, InvalidEvent, ProcessEvent
+from core.event import CONNECTION, MAX_ARGS, MAX_COMMAND_LINE, InvalidEvent, ProcessEvent
 from core.semconv import event_from_attributes, event_to_attributes
 
 EVENTS = [
@@ -42,3 +42,23 @@ def test_reading_accepts_what_senders_send() -> None:
     assert event.user_id is None and event.timestamp == 1_700_000_000.5 and event.host == "web-1"
     with pytest.raises(InvalidEvent, match=r"process\.executable\.name"):
         event_from_attributes({"process.pid": 5})
+
+
+@pytest.mark.parametrize(("args", "first"), [
+    (["sudo"] * 100_000 + ["id"], "sudo"),  # a list, as OTLP arrays and JSON give argv
+    (" ".join(["sudo"] * 100_000 + ["id"]), "sudo"),  # a string, split on whitespace
+    (["x" * 100_000, "y"], "x" * MAX_COMMAND_LINE),  # few arguments, too many characters
+], ids=["many arguments", "a string of many", "long arguments"])
+def test_argv_is_bounded_and_flagged_whoever_sent_it(args: list[str] | str, first: str) -> None:
+    event = event_from_attributes({"process.executable.name": "sudo", "process.command_args": args,
+                                   "process.ancestors": ["sh"] * 100_000})
+    assert len(event.command_args) <= MAX_ARGS and sum(map(len, event.command_args)) <= MAX_COMMAND_LINE
+    assert len(event.command_line) <= MAX_COMMAND_LINE and len(event.ancestors) == MAX_ARGS
+    assert event.command_args_truncated and event.command_args[0] == first
+
+
+def test_argv_within_the_bounds_is_kept_whole() -> None:
+    args = ["a" * 100] * (MAX_COMMAND_LINE // 100)
+    event = event_from_attributes({"process.command_args": args})
+    assert event.command_args == tuple(args) and event.command_line == " ".join(args)
+    assert not event.command_args_truncated

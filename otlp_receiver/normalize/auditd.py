@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import semconv
+from core.event import MAX_ARGS
 from otlp_receiver.normalize import eventtime
 from otlp_receiver.normalize.fields import Found, executable, identifier
-from otlp_receiver.normalize.values import MAX_ARGS
 
 MAX_LINE = 64 * 1024  # characters of one line; the kernel's records stay under 9 KiB
 MAX_LINES = 64  # lines read from one record's text

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from core.event import MAX_ARGS
 from otlp_receiver.normalize.eventtime import EventTime
-from otlp_receiver.normalize.values import MAX_ARGS
 
 # Placeholders sources write where a path is unknown (auditd, Sysmon for Linux).
 _NO_PATH = frozenset({"", "(null)", "(none)", "?"})

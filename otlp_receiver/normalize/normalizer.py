@@ -24,7 +24,7 @@ from otlp_receiver.normalize import attributes, eventtime, falco, tetragon
 from otlp_receiver.normalize.auditd import AuditAssembler
 from otlp_receiver.normalize.fields import Found, identifier
 from otlp_receiver.normalize.repeats import record_key
-from otlp_receiver.normalize.values import MAX_ARGS, MAX_COMMAND_LINE, attributes_dict, flatten, to_python
+from otlp_receiver.normalize.values import attributes_dict, flatten, to_python
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ class Normalizer:
             flat["ts"] = found.time.seconds
         else:
             flat["ts"] = (record.time_unix_nano or record.observed_time_unix_nano) / 1e9
-        _bound(flat)
+        _drop_bad_ids(flat)
         return flat
 
 
@@ -184,30 +184,12 @@ def _from_document(document: dict[str, Any]) -> Found | None:
     return falco.recognise(document) or tetragon.recognise(document) or attributes.recognise(flatten(document))
 
 
-def _bound(flat: dict[str, Any]) -> None:
-    """Hostile sizes stop here: a command line or argv beyond the bounds is cut and flagged; an id that
-    is no id is dropped."""
+def _drop_bad_ids(flat: dict[str, Any]) -> None:
+    """An id that is no id is dropped. (Hostile sizes of a command line or argv are cut and flagged where
+    every event is read from attributes, core/semconv.py.)"""
     for key in _NUMERIC:
         if key in flat:
             flat[key] = identifier(flat[key])
-    line = flat.get(semconv.PROCESS_COMMAND_LINE)
-    args = flat.get(semconv.PROCESS_COMMAND_ARGS)
-    truncated = False
-    if isinstance(line, str) and len(line) > MAX_COMMAND_LINE:
-        flat[semconv.PROCESS_COMMAND_LINE] = line[:MAX_COMMAND_LINE]
-        truncated = True
-    if isinstance(args, list) and (len(args) > MAX_ARGS or sum(len(str(a)) for a in args) > MAX_COMMAND_LINE):
-        kept, total = [], 0
-        for arg in args[:MAX_ARGS]:
-            arg = str(arg)[: MAX_COMMAND_LINE - total]
-            kept.append(arg)
-            total += len(arg)
-            if total >= MAX_COMMAND_LINE:
-                break
-        flat[semconv.PROCESS_COMMAND_ARGS] = kept
-        truncated = True
-    if truncated:
-        flat[semconv.PROCESS_COMMAND_ARGS_TRUNCATED] = True
 
 
 class _Repeat:
@@ -231,7 +213,7 @@ class _Repeat:
         if self.fields is None:
             return Normalized(None, self.kind, attrs)
         event = ProcessEvent(*self.fields)
-        # As _flat and _bound made them: the record's time, ids that are ids.
+        # As _flat and _drop_bad_ids made them: the record's time, ids that are ids.
         event.timestamp = (record.time_unix_nano or record.observed_time_unix_nano) / 1e9
         event.pid = None if pid is None else identifier(pid)
         event.parent_pid = None if parent_pid is None else identifier(parent_pid)

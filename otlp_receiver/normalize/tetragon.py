@@ -11,9 +11,9 @@ import re
 from typing import Any
 
 from core import semconv
+from core.event import MAX_ARGS
 from otlp_receiver.normalize import eventtime
 from otlp_receiver.normalize.fields import Found, basename, executable, first, identifier, mapping, text
-from otlp_receiver.normalize.values import MAX_ARGS
 
 # A double quote that can end an argument Tetragon wrapped in quotes: followed by a space or the end.
 _CLOSING_QUOTE = re.compile(r'"(?= |$)')

@@ -6,8 +6,6 @@ from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-MAX_COMMAND_LINE = 8192  # characters kept of a command line; longer ones are cut and flagged
-MAX_ARGS = 256  # argv entries kept
 MAX_DEPTH = 8  # nesting of kvlist/array values converted
 
 

@@ -99,3 +99,17 @@ def test_long_work_says_how_far_it_got(tmp_path, monkeypatch, caplog):
     progress = [r.getMessage() for r in caplog.records if "so far" in r.getMessage()]
     assert [message.split(" (")[0] for message in progress] == ["learned 1000 events so far",
                                                                "learned 2000 events so far"]
+
+
+def test_a_line_of_a_million_arguments_is_scored_bounded_and_flagged(tmp_path):
+    """argv of any length reaches the engine cut to the bounds every event is held to (core/event.py): a
+    quadratic walk over 300,000 wrappers took minutes before."""
+    source = tmp_path / "hostile.jsonl"
+    args = ["sudo"] * 1_000_000 + ["id"]
+    source.write_text(json.dumps({"process.executable.name": "sudo", "process.command_args": args}) + "\n"
+                      + _line("ls", ["ls", "-la"]) + "\n")
+    result = _run("score", "--baselines", str(tmp_path / "b"), str(source))
+    assert result.returncode == 0, result.stderr
+    hostile, plain = (json.loads(line) for line in result.stdout.splitlines())
+    assert hostile["anomaly_severity"] in ("none", "warn", "alert") and plain["anomaly_severity"]
+    assert "process.ancestors" not in hostile and len(hostile["process.command_args"]) == len(args)  # input kept

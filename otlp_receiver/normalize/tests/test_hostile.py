@@ -12,11 +12,11 @@ import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
+from core.event import MAX_ARGS, MAX_COMMAND_LINE
 from otlp_receiver.normalize import Normalizer, falco
 from otlp_receiver.normalize.auditd import MAX_LINE, AuditAssembler, parse_fields, parse_line
 from otlp_receiver.normalize.normalizer import KINDS
 from otlp_receiver.normalize.tetragon import split_arguments
-from otlp_receiver.normalize.values import MAX_ARGS, MAX_COMMAND_LINE
 from testing.otlp_values import any_value
 
 MB = 1 << 20
@@ -201,6 +201,17 @@ def test_huge_argv_is_bounded_and_flagged() -> None:
     assert len(event.command_line) == MAX_COMMAND_LINE
     assert len(event.command_args) <= MAX_ARGS and sum(map(len, event.command_args)) <= MAX_COMMAND_LINE
     assert event.command_args_truncated
+
+
+def test_huge_argv_sent_as_one_string_is_bounded_and_flagged() -> None:
+    """argv as a string attribute (split on whitespace) rather than an array: as bounded as an array."""
+    line = "sudo " * 200_000 + "id"
+    rec = record(line)
+    rec.attributes.extend([KeyValue(key="process.executable.name", value=any_value("sudo")),
+                           KeyValue(key="process.command_args", value=any_value(line))])
+    event = Normalizer().normalize("default", {}, rec).event
+    assert event is not None and len(event.command_args) == MAX_ARGS and event.command_args_truncated
+    assert event.command_line == " ".join(event.command_args)  # no command line sent: argv's, as bounded
 
 
 @pytest.mark.parametrize("line", [

@@ -13,10 +13,10 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from core import semconv
+from core.event import MAX_ARGS, MAX_COMMAND_LINE
 from otlp_receiver.normalize import Normalizer
 from otlp_receiver.normalize.auditd import parse_line
 from otlp_receiver.normalize.tetragon import split_arguments
-from otlp_receiver.normalize.values import MAX_ARGS, MAX_COMMAND_LINE
 from testing.otlp_values import any_value
 
 TESTDATA = Path(__file__).parent / "testdata"
