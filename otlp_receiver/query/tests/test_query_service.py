@@ -4,6 +4,7 @@ the event view, behaviour search, the chart, filters, tenants, and the terminal 
 from __future__ import annotations
 
 import json
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from otlp_receiver.exporters.clickhouse.config import Config
 from otlp_receiver.exporters.clickhouse.exporter import ClickHouseExporter
 from otlp_receiver.query import cli
 from otlp_receiver.query.render import triage_list
-from otlp_receiver.query.service import Filter, QueryService
+from otlp_receiver.query.service import MAX_QUERY_CHARS, Filter, QueryService
 from testing import run_command
 from testing.otlp_values import key_values
 
@@ -164,6 +165,17 @@ def test_search_finds_behaviour_in_words_the_event_does_not_use(service: QuerySe
     assert results and results[0]["command_line"] == expected, [r["command_line"] for r in results]
     assert results[0]["matched"]["techniques"], "a match says which behaviour it found"
     assert results[0]["relevance"] >= results[-1]["relevance"]
+
+
+@pytest.mark.parametrize("word", ["a" * MAX_QUERY_CHARS,
+                                  "".join(random.Random(4).choices("abcdefghij", k=MAX_QUERY_CHARS))],
+                         ids=["one letter", "random letters"])
+def test_a_query_of_one_long_word_costs_milliseconds(service: QueryService, word: str) -> None:
+    """A pasted blob (base64, a hash) is one word: the longest query allowed took 9 s of the receiver's CPU,
+    every cut of it tried as a compound of two words."""
+    started = time.process_time()
+    assert service.search("team-a", word) == []
+    assert time.process_time() - started < 1.0
 
 
 def test_search_finds_what_the_evidence_names_and_what_the_command_shows(service: QueryService) -> None:
