@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -102,14 +103,20 @@ class BehaviourSearch:
     def rank(self, query: str, patterns: Sequence[Pattern], limit: int) -> list[Match]:
         meaning = understand(query)
         features = [self._features_of(pattern) for pattern in patterns]
-        rarity = _rarity(meaning.words, features)
+        # Each pattern's query words, by set intersection: its cost follows the pattern's few tokens, not the
+        # query's words (a pasted 4,096-character query has hundreds, times 200,000 patterns).
+        wanted = set(meaning.words)
+        found_in = [feature.tokens & wanted for feature in features]
+        rarity = _rarity(meaning.words, found_in)
+        all_words = sum(rarity.values()) or 1.0
+        in_query_order = {word: index for index, word in enumerate(meaning.words)}.__getitem__
         similarities = self._similarities(query, patterns)
         weights = _weights(similarities is not None)
         matches = []
-        for index, (pattern, feature) in enumerate(zip(patterns, features, strict=True)):
+        for index, (pattern, feature, hits) in enumerate(zip(patterns, features, found_in, strict=True)):
             behaviour, shown = _behaviour(meaning, feature)
-            found = [word for word in meaning.words if word in feature.tokens]
-            word_part = sum(rarity[word] for word in found) / (sum(rarity.values()) or 1.0)
+            found = sorted(hits, key=in_query_order) if hits else []
+            word_part = sum(rarity[word] for word in found) / all_words
             similarity = None if similarities is None else float(similarities[index])
             fit = weights[0] * behaviour + weights[1] * word_part
             if similarity is not None:
@@ -182,14 +189,12 @@ def _behaviour(meaning: Meaning, feature: _Features) -> tuple[float, list[str]]:
     return scored[ranked[0]], ranked
 
 
-def _rarity(query_words: Sequence[str], features: Sequence[_Features]) -> dict[str, float]:
-    """Inverse document frequency of each query word over the patterns (a word in none counts as rarest)."""
-    total = len(features)
-    rarity = {}
-    for word in query_words:
-        containing = sum(1 for feature in features if word in feature.tokens)
-        rarity[word] = math.log(1.0 + (total + 1) / (containing + 1))
-    return rarity
+def _rarity(query_words: Sequence[str], found_in: Sequence[frozenset[str]]) -> dict[str, float]:
+    """Inverse document frequency of each query word over the patterns, given the query words each pattern
+    has (a word in none counts as rarest)."""
+    total = len(found_in)
+    containing = Counter(word for found in found_in for word in found)
+    return {word: math.log(1.0 + (total + 1) / (containing[word] + 1)) for word in query_words}
 
 
 # -- the query ---------------------------------------------------------------------------------------------
