@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ from otlp_receiver.query.neural import SentenceEmbedder
 from otlp_receiver.query.search import BehaviourSearch, Pattern
 
 MAX_LIMIT = 1000  # search results
+MAX_BUCKETS = 10_000  # of the chart (the page asks for about 60)
 MAX_GROUPS = 10_000  # anomaly list entries: the page's table holds this many
 MAX_QUERY_CHARS = 4096
 MAX_SEARCHED_PATTERNS = 200_000  # distinct command lines a search ranks, the most recent first
@@ -312,8 +314,13 @@ class QueryService:
         """Events per `step` seconds by severity: `[{"time": epoch, "none": n, "warn": n, "alert": n}]`."""
         if not 1 <= step <= 86400 * 31:
             raise ValueError("step: between 1 second and 31 days")
+        params = where.params()
+        seconds = (params["until_ns"] - params["since_ns"]) / 1e9
+        if seconds / step > MAX_BUCKETS:  # a row per bucket and severity, every one read into this process
+            raise ValueError(f"step: at least {math.ceil(seconds / MAX_BUCKETS)} seconds over this time range "
+                             f"(at most {MAX_BUCKETS:,} buckets)")
         buckets: dict[int, dict[str, Any]] = {}
-        for row in self._query(_VOLUME, {**where.params(), "step": step}):
+        for row in self._query(_VOLUME, {**params, "step": step}):
             time_bucket = int(row["bucket"])
             bucket = buckets.setdefault(time_bucket, {"time": time_bucket, **dict.fromkeys(SEVERITIES, 0)})
             if row["severity"] in SEVERITY_LEVEL:

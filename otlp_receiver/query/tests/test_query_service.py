@@ -273,6 +273,7 @@ def test_anomalies_filter_by_host_severity_and_time(service: QueryService) -> No
     (lambda s: s.anomalies(Filter("t", severities=("bad",))), "severity"),
     (lambda s: s.anomalies(Filter("t", since=NOW, until=NOW - 1)), "since"),
     (lambda s: s.volume(Filter("t"), step=0), "step"),
+    (lambda s: s.volume(Filter("t", since=0), step=1), "at least 1.* seconds over this time range"),
 ])
 def test_bad_requests_are_value_errors(service: QueryService, call, message: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=message):

@@ -88,7 +88,8 @@ def test_routes_reject_bad_parameters_and_answer_503_while_clickhouse_is_down(st
     service = start_service("http://127.0.0.1:9/")  # nothing listens on the discard port
     base = f"http://{service.http_endpoint()}/api"
     for bad in ("anomalies?min_score=abc", "anomalies?since=yesterday-ish", "anomalies?limit=100000",
-                "anomalies?severity=urgent", "anomalies?group=host", "volume?step=x", "event"):
+                "anomalies?severity=urgent", "anomalies?group=host", "volume?step=x", "volume?since=0&step=1",
+                "event"):
         assert requests.get(f"{base}/{bad}", headers=AUTH, timeout=10).status_code == 400, bad
     for hostile in ("since=inf", "since=1e300", "since=nan", "limit=%C2%B2", "min_score=inf"):
         assert requests.get(f"{base}/anomalies?{hostile}", headers=AUTH, timeout=10).status_code == 400, hostile
