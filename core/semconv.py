@@ -66,6 +66,7 @@ VERDICT_KEYS = frozenset({ANOMALY_SCORE, ANOMALY_SEVERITY, ANOMALY_REASONS, ANOM
 
 # Keys of the JSONL shape only (`procsight score` input): the event time in epoch seconds.
 _TIME_KEYS = ("ts", "timestamp")
+LATEST_TIME = 9223372036.0  # 2262-04-11: the last second whose nanoseconds an Int64 (ClickHouse, queries) holds
 
 
 def event_to_attributes(event: ProcessEvent) -> dict[str, Any]:
@@ -128,7 +129,7 @@ def event_from_attributes(attrs: Mapping[str, Any]) -> ProcessEvent:
         working_directory=_as_str(attrs.get(PROCESS_WORKING_DIRECTORY)),
         container_id=_as_str(attrs.get(CONTAINER_ID)),
         host=_as_str(attrs.get(HOST_NAME)),
-        timestamp=_as_float(next((attrs[k] for k in _TIME_KEYS if k in attrs), None)) or 0.0,
+        timestamp=_as_time(next((attrs[k] for k in _TIME_KEYS if k in attrs), None)),
         command_args_truncated=truncated or bool(attrs.get(PROCESS_COMMAND_ARGS_TRUNCATED, False)),
         executable_deleted=bool(attrs.get(PROCESS_EXECUTABLE_DELETED, False)),
         cpu_percent=_as_float(attrs.get(PROCESS_CPU_UTILIZATION)),
@@ -169,6 +170,14 @@ def _as_int(value: Any) -> int | None:
 
 def _as_float(value: Any) -> float | None:
     return _as_number(value, float)
+
+
+def _as_time(value: Any) -> float:
+    """Seconds since the epoch; 0.0 (unknown: scoring takes the time it sees the event) for anything that is no
+    such time. An infinite time would keep a chain's window open for ever."""
+    seconds = _as_float(value)
+    return seconds if seconds is not None and 0.0 < seconds <= LATEST_TIME else 0.0
+
 
 
 def _as_number(value: Any, kind: type[int] | type[float]) -> int | float | None:

@@ -148,6 +148,9 @@ def _parse(text: str, name: str, number: int, workload: str, workload_field: str
     except (json.JSONDecodeError, InvalidEvent) as exc:
         print(f"{name}:{number}: skipped: {exc}", file=sys.stderr)
         return None
+    except RecursionError:
+        print(f"{name}:{number}: skipped: JSON nested deeper than this reader follows", file=sys.stderr)
+        return None
     if workload_field:
         workload = str(raw.get(workload_field) or "default")
     return _Line(raw, event, workload)

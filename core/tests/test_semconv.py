@@ -62,3 +62,9 @@ def test_argv_within_the_bounds_is_kept_whole() -> None:
     event = event_from_attributes({"process.command_args": args})
     assert event.command_args == tuple(args) and event.command_line == " ".join(args)
     assert not event.command_args_truncated
+
+
+@pytest.mark.parametrize("time", [float("inf"), float("nan"), "1e999", -5, 10**400, 1e300, "soon"])
+def test_a_time_that_is_no_time_is_unknown(time: object) -> None:
+    """Unknown (0.0): scoring takes the time it sees the event. An infinite one kept a chain open for ever."""
+    assert event_from_attributes({"process.command_args": ["ls"], "ts": time}).timestamp == 0.0

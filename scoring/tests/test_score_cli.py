@@ -113,3 +113,12 @@ def test_a_line_of_a_million_arguments_is_scored_bounded_and_flagged(tmp_path):
     hostile, plain = (json.loads(line) for line in result.stdout.splitlines())
     assert hostile["anomaly_severity"] in ("none", "warn", "alert") and plain["anomaly_severity"]
     assert "process.ancestors" not in hostile and len(hostile["process.command_args"]) == len(args)  # input kept
+
+
+def test_a_line_nested_deeper_than_json_can_follow_is_skipped_and_the_rest_scored(tmp_path):
+    source = tmp_path / "deep.jsonl"
+    source.write_text('{"a": ' + "[" * 200_000 + "]" * 200_000 + "}\n" + _line("ls", ["ls", "-la"]) + "\n")
+    result = _run("score", "--baselines", str(tmp_path / "b"), str(source))
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["process.executable.name"] for line in result.stdout.splitlines()] == ["ls"]
+    assert f"{source}:1: skipped: JSON nested deeper" in result.stderr

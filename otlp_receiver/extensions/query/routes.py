@@ -280,12 +280,10 @@ def _time(value: str | None, name: str) -> float | None:
     if value is None or value == "":
         return None
     moment = _parse_time(value, name)
-    if not 0 <= moment <= _LATEST_TIME:  # inf, nan, 1e300: the query's Int64 nanoseconds cannot hold them
+    if not 0 <= moment <= semconv.LATEST_TIME:  # inf, nan, 1e300: the query's Int64 nanoseconds cannot hold them
         raise BadQuery(f"{name} must be a time between 1970 and 2262")
     return moment
 
-
-_LATEST_TIME = 9223372036.0  # 2262-04-11, the last second of Int64 nanoseconds
 
 
 def _parse_time(value: str, name: str) -> float:
