@@ -179,7 +179,6 @@ def _as_time(value: Any) -> float:
     return seconds if seconds is not None and 0.0 < seconds <= LATEST_TIME else 0.0
 
 
-
 def _as_number(value: Any, kind: type[int] | type[float]) -> int | float | None:
     """A number from JSON or attribute values (strings of digits included); None when it is not one."""
     if value is None or isinstance(value, bool):
