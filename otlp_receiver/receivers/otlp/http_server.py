@@ -22,6 +22,7 @@ import math
 import socket
 import socketserver
 import ssl
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -125,11 +126,24 @@ class HttpServer:
             self._idle.notify_all()
 
 
+class _ClientGone(Exception):
+    """The client closed or reset its connection before its answer was written."""
+
+
 class _Serving:
     """What the server classes share: the connection is opened (TLS) in its own thread."""
 
     owner: HttpServer
     daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client too slow for a deadline, or gone while its request was read, is routine: a line at debug
+        level. Anything else is logged with its traceback (socketserver would print it to stderr)."""
+        error = sys.exc_info()[1]
+        if isinstance(error, TimeoutError | ConnectionError | _ClientGone):
+            log.debug("HTTP connection from %s closed: %s", client_address, error or type(error).__name__)
+        else:
+            log.exception("HTTP connection from %s failed", client_address)
 
     def finish_request(self, request: socket.socket, client_address: object) -> None:
         connection = self.owner.open_connection(request)
@@ -264,6 +278,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._route(route, parse_qs(url.query))
         except TimeoutError:
             raise  # a deadline passed: the connection is closed without an answer, as Go's server does
+        except _ClientGone as gone:
+            self.close_connection = True
+            log.debug("HTTP %s %s: the client left before its answer (%s)", method, self.path, gone.__cause__)
         except Exception:
             log.exception("HTTP %s %s failed", method, self.path)
             self._reply(500, "text/plain", b"internal error\n")
@@ -413,9 +430,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
-        self.connection.settimeout(_left(self._write_deadline))
-        self.wfile.write(payload)
+        try:
+            self.end_headers()
+            self.connection.settimeout(_left(self._write_deadline))
+            self.wfile.write(payload)
+        except ConnectionError as exc:
+            raise _ClientGone from exc
 
 
 def _content_encoding(header: str | None) -> str:

@@ -6,9 +6,11 @@ processor's metadata_keys, and every setting's errors."""
 from __future__ import annotations
 
 import gzip
+import logging
 import shutil
 import socket
 import ssl
+import struct
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -307,6 +309,25 @@ def test_header_and_idle_timeouts_close_slow_connections(start) -> None:  # type
         while idle.recv(4096):
             pass
         assert time.monotonic() - started < 3
+
+
+def test_clients_that_stall_or_leave_cost_no_traceback(start, capfd, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A client that never finishes its headers, or leaves before its answer, is routine on a network: each
+    printed a traceback (to stderr and the log), which any client could repeat to flood them."""
+    service = start(http={"read_header_timeout": "300ms"})
+    host, port = service.http_endpoint().rsplit(":", 1)
+    for request in (b"GET /nothing HTTP/1.1\r\nHost: x\r\n", b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n" * 50):
+        with socket.create_connection((host, int(port)), timeout=5) as client:
+            client.sendall(request)
+            if request.endswith(b"\r\n\r\n"):
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset, unread
+            else:
+                while client.recv(4096):  # the server closes it at the header deadline
+                    pass
+    time.sleep(0.5)
+    assert requests.get(f"http://{service.http_endpoint()}/nothing", timeout=5).status_code == 404  # still serving
+    assert "Traceback" not in capfd.readouterr().err
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_keep_alives_can_be_switched_off(start) -> None:  # type: ignore[no-untyped-def]
