@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lancedb
 import pytest
 
-from scoring.baseline import REGISTRY_TABLE
+from scoring.baseline import REGISTRY_TABLE, table_name
+from scoring.config import EngineConfig
 from testing import EVAL_DIR, EVAL_MISSING
 
 PROCSIGHT = shutil.which("procsight", path=str(Path(sys.executable).parent))
@@ -122,3 +124,15 @@ def test_a_line_nested_deeper_than_json_can_follow_is_skipped_and_the_rest_score
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["process.executable.name"] for line in result.stdout.splitlines()] == ["ls"]
     assert f"{source}:1: skipped: JSON nested deeper" in result.stderr
+
+
+def test_acknowledging_many_events_writes_the_baseline_once(tmp_path):
+    """Each acknowledgement written on its own made a LanceDB version each: 16 s and 12 MB for 1,000 lines."""
+    lines = "\n".join(_line("worker", ["worker", f"--job-{word}"]) for word in ("alpha", "bravo", "charlie") * 100)
+    acked = _run("ack", "--baselines", str(tmp_path), "--workload", "batch", "-", stdin=lines)
+    assert acked.returncode == 0 and "acknowledged 300 events" in acked.stderr
+    table = lancedb.connect(str(tmp_path)).open_table(table_name("default", "batch", EngineConfig.model))
+    assert table.count_rows() == 3 and table.version <= 3
+    after = _run("score", "--baselines", str(tmp_path), "--workload", "batch", "-",
+                 stdin=_line("worker", ["worker", "--job-bravo"]))
+    assert json.loads(after.stdout)["anomaly_severity"] == "none"
