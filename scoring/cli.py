@@ -145,7 +145,7 @@ def _parse(text: str, name: str, number: int, workload: str, workload_field: str
         if not isinstance(raw, dict):
             raise InvalidEvent("a line must be a JSON object")
         event = event_from_attributes(raw)
-    except (json.JSONDecodeError, InvalidEvent) as exc:
+    except ValueError as exc:  # not JSON, an integer longer than Python converts, or an InvalidEvent
         print(f"{name}:{number}: skipped: {exc}", file=sys.stderr)
         return None
     except RecursionError:

@@ -117,13 +117,18 @@ def test_a_line_of_a_million_arguments_is_scored_bounded_and_flagged(tmp_path):
     assert "process.ancestors" not in hostile and len(hostile["process.command_args"]) == len(args)  # input kept
 
 
-def test_a_line_nested_deeper_than_json_can_follow_is_skipped_and_the_rest_scored(tmp_path):
-    source = tmp_path / "deep.jsonl"
-    source.write_text('{"a": ' + "[" * 200_000 + "]" * 200_000 + "}\n" + _line("ls", ["ls", "-la"]) + "\n")
+@pytest.mark.parametrize(("hostile", "reason"), [
+    ('{"a": ' + "[" * 200_000 + "]" * 200_000 + "}", "JSON nested deeper"),
+    ('{"process.executable.name": "ls", "process.command_line": "ls", "process.pid": ' + "9" * 5000 + "}",
+     "integer string conversion"),  # more digits than Python reads
+], ids=["nested", "long number"])
+def test_a_line_json_cannot_read_is_skipped_and_the_rest_scored(tmp_path, hostile: str, reason: str):
+    source = tmp_path / "hostile.jsonl"
+    source.write_text(hostile + "\n" + _line("ls", ["ls", "-la"]) + "\n")
     result = _run("score", "--baselines", str(tmp_path / "b"), str(source))
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["process.executable.name"] for line in result.stdout.splitlines()] == ["ls"]
-    assert f"{source}:1: skipped: JSON nested deeper" in result.stderr
+    assert f"{source}:1: skipped: " in result.stderr and reason in result.stderr
 
 
 def test_acknowledging_many_events_writes_the_baseline_once(tmp_path):

@@ -45,8 +45,8 @@ def decode_json(body: bytes) -> Decoded:
     unknown fields ignored, as the specification requires."""
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidRequest(f"malformed JSON: {exc}", "malformed_json") from exc
+    except ValueError as exc:  # not UTF-8, not JSON, or an integer longer than Python converts (4,300 digits)
+        raise InvalidRequest(f"malformed JSON: {_short(exc)}", "malformed_json") from exc
     except RecursionError as exc:
         raise InvalidRequest("JSON nested too deeply", "malformed_json") from exc
     if not isinstance(document, dict):

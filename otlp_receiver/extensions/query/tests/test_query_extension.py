@@ -76,6 +76,7 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     (b'{"query": "x", "workload": 5}', "workload"),
     (b'{"query": "x", "drop": "table"}', "unknown fields"),
     (b'{"query": ' * 100_000, "nested too deeply"),
+    (b'{"query": "x", "limit": ' + b"9" * 5000 + b"}", "not JSON"),  # more digits than Python reads
 ])
 def test_search_rejects_bad_requests_with_400(start_service, body: bytes, message: str) -> None:  # type: ignore[no-untyped-def]
     service = start_service()

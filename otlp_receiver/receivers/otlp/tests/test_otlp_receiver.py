@@ -156,7 +156,8 @@ def test_json_partial_success_names_rejected_records(start_service) -> None:  # 
 
 
 @pytest.mark.parametrize("payload", [b"{not json", b"[1, 2]", b'{"resourceLogs": 5}',
-                                     b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"traceId": "zz"}]}]}]}'])
+                                     b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"traceId": "zz"}]}]}]}',
+                                     b'{"resourceLogs": [], "x": ' + b"9" * 5000 + b"}"])  # too many digits
 def test_bad_json_is_400_with_a_status_body(start_service, payload: bytes) -> None:  # type: ignore[no-untyped-def]
     service = start_service("basic.yaml")
     response = requests.post(f"http://{service.http_endpoint()}/v1/logs", data=payload,
