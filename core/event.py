@@ -65,9 +65,9 @@ class ProcessEvent:
 
 
 def bounded_command(command_line: str, args: tuple[str, ...]) -> tuple[str, tuple[str, ...], bool]:
-    """`command_line` and `args` held to MAX_COMMAND_LINE and MAX_ARGS; True when anything was cut. Linear:
-    every check of the scoring engine is linear in argv or better, and an unbounded argv made some of them
-    take minutes."""
+    """`command_line` and `args` held to MAX_COMMAND_LINE and MAX_ARGS; True when anything was cut. In linear
+    time: the bound is what keeps the scoring engine's checks short (one strips wrappers in time quadratic in
+    argv, and an unbounded argv made it take minutes)."""
     truncated = len(command_line) > MAX_COMMAND_LINE
     command_line = command_line[:MAX_COMMAND_LINE]
     if len(args) > MAX_ARGS or sum(map(len, args)) > MAX_COMMAND_LINE:

@@ -141,7 +141,7 @@ class _Serving:
         level. Anything else is logged with its traceback (socketserver would print it to stderr)."""
         error = sys.exc_info()[1]
         if isinstance(error, TimeoutError | ConnectionError | _ClientGone):
-            log.debug("HTTP connection from %s closed: %s", client_address, error or type(error).__name__)
+            log.debug("HTTP connection from %s closed: %r", client_address, error)
         else:
             log.exception("HTTP connection from %s failed", client_address)
 
