@@ -64,13 +64,19 @@ _NETWORK_DESTINATION = re.compile(
     r"\b[a-z][a-z0-9+.-]{0,15}://[^\s/]{1,255}"
     r"|\b(?:[a-z0-9-]{1,63}\.){1,8}[a-z]{2,24}:\d{2,5}\b"
     r"|\b[\w.-]{1,64}@(?:[a-z0-9-]{1,63}\.){1,8}[a-z]{2,24}\b"
-    r"|\btcp(?:-connect|-listen)?:|\b(?:-connect|--host|-h)\s{1,8}[^\s.]{1,63}\.\S", re.IGNORECASE)
+    r"|\btcp(?:-connect|-listen)?:|(?<!\S)(?:-connect|--host|-h)\s{1,8}[^\s.]{1,63}\.\S{1,255}", re.IGNORECASE)
+# A program opening a connection itself: the shells' /dev/tcp and zsh's ztcp, awk's /inet special files.
+_OWN_CONNECTION = re.compile(r"/dev/(?:tcp|udp)/|\bztcp\b|/inet[46]?/(?:tcp|udp)/")
+# Inline code that connects a socket: a socket API, and a call or argument that makes it connect.
+_SOCKET_API = re.compile(r"socket|fsockopen|\bnet\.(?:connect|createConnection)\b|"
+                         r"require\(\s{0,3}[\"'](?:node:)?net[\"']", re.IGNORECASE)
+_SOCKET_CONNECT = re.compile(r"connect|PeerAddr|fsockopen|TCPSocket\.(?:new|open)|\.tcp\(", re.IGNORECASE)
 # Process-spawning calls in inline code (Python's own `exec(...)` runs code, not a program: left out).
 _SPAWN_CALL = re.compile(r"\b(?:system|exec[lv]p?e?|popen|spawn|subprocess|os\.exec\w{0,3}|Runtime\.getRuntime|"
                          r"child_process|shell_exec|passthru|proc_open)\s*[(.]", re.IGNORECASE)
 
 
-_SSH_CLIENTS = frozenset({"ssh", "scp", "sftp", "rsync", "sshpass", "autossh", "mosh"})
+_SSH_CLIENTS = frozenset({"ssh", "scp", "sftp", "rsync", "sshpass", "autossh", "mosh", "sshfs"})
 _NAMES_PEOPLE = frozenset({"mail", "mailx", "mutt", "sendmail", "msmtp", "s-nail", "git"})
 # What turns a socket or a fifo into a remote shell: a shell, stream duplication or a spawned process.
 _HANDS_A_SHELL = re.compile(r"\bdup2\b|pty\.spawn|subprocess|/bin/(?:ba|da|z)?sh\b|\bsh -i\b|\bexec\b|\bnc\b|"
@@ -198,9 +204,9 @@ def _shell_escape(event: ProcessEvent) -> list[Evidence]:
     found: list[Evidence] = []
     if any(anchor in lowered for anchor in _REVERSE_SHELL_ANCHORS) and _reverse_shell(event, text):
         found.append(Evidence(0.8, "reverse-shell pattern in arguments", "T1059.004", EXECUTION))
-    elif "/dev/tcp/" in text or "/dev/udp/" in text or "ztcp" in text:
-        found.append(Evidence(0.3, "the shell opens a network connection itself (/dev/tcp, ztcp)", "T1095",
-                              COMMAND_AND_CONTROL))
+    elif ("/dev/" in text or "tcp" in text or "udp" in text) and (connection := _OWN_CONNECTION.search(text)):
+        found.append(Evidence(0.3, f"{name} opens a network connection itself ({connection.group(0).rstrip('/')})",
+                              "T1095", COMMAND_AND_CONTROL))
     if is_shell(name):
         if "-i" in args:
             found.append(Evidence(0.4, "interactive shell started non-interactively", "T1059.004", EXECUTION))
@@ -250,9 +256,15 @@ def _inline_code(event: ProcessEvent) -> list[Evidence]:
     if len(args) < 3 or base_name(args[0]) not in INTERPRETERS:
         return []
     flags = set(args[1:-1])
-    if flags & INLINE_CODE_FLAGS or any(a.startswith("-M") for a in flags):
-        return [Evidence(0.2, f"inline code run by {base_name(args[0])}", "T1059", EXECUTION)]
-    return []
+    if not flags & INLINE_CODE_FLAGS and not any(a.startswith("-M") for a in flags):
+        return []
+    name = base_name(args[0])
+    found = [Evidence(0.2, f"inline code run by {name}", "T1059", EXECUTION)]
+    code = _scan_text(args[1:])
+    if _SOCKET_API.search(code) and _SOCKET_CONNECT.search(code):
+        found.append(Evidence(0.3, f"inline code run by {name} connects a network socket", "T1095",
+                              COMMAND_AND_CONTROL))
+    return found
 
 
 def _network_destination(event: ProcessEvent) -> list[Evidence]:
@@ -268,7 +280,9 @@ def _network_destination(event: ProcessEvent) -> list[Evidence]:
     endpoint = match.group(0)
     if endpoint.startswith("git@"):
         return []  # a git remote over SSH
-    if "@" in endpoint and "://" not in endpoint and base_name(event.executable_name) not in _SSH_CLIENTS:
+    remote_path = text[match.end():match.end() + 1] == ":"  # user@host:path, as scp, rsync, tar and sshfs name one
+    if "@" in endpoint and "://" not in endpoint and not remote_path and \
+            base_name(event.executable_name) not in _SSH_CLIENTS:
         return []  # user@domain is an e-mail address (a gpg recipient, a mail to) unless an SSH client reads it
     bare = _BARE_ENDPOINT.search(endpoint)
     weight = 0.3 if bare else 0.15

