@@ -36,6 +36,9 @@ T = TypeVar("T")
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_NESTING = 100  # expansions inside one value, as the Collector bounds them
+# Values (scalars, mappings and lists) a config may expand to: a real one has hundreds; YAML aliases
+# repeating a node that repeats a node ("billion laughs") would otherwise expand without end.
+MAX_CONFIG_VALUES = 100_000
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -244,12 +247,20 @@ def load_yaml(path: str | Path, environ: Mapping[str, str] | None = None) -> dic
     if not isinstance(data, dict):
         raise ConfigError("", "the top level must be a mapping of sections", str(path))
     try:
-        return _expand_tree(data, environ, "", depth=0)
+        return _expand_tree(data, environ, "", depth=0, budget=[MAX_CONFIG_VALUES])
     except ConfigError as exc:
         raise exc.in_file(str(path)) from None
+    except RecursionError:
+        raise ConfigError("", "the config nests too deeply to read: is a YAML alias (*name) inside the section it "
+                              "names?", str(path)) from None
 
 
-def _expand_tree(node: Any, environ: Mapping[str, str] | None, where: str, depth: int) -> Any:
+def _expand_tree(node: Any, environ: Mapping[str, str] | None, where: str, depth: int, budget: list[int]) -> Any:
+    """The tree with its `${...}` values expanded; `budget` holds how many more values it may have."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ConfigError(where, f"the config expands to more than {MAX_CONFIG_VALUES:,} values: are YAML "
+                                 "aliases (*name) repeating a large section?")
     if isinstance(node, str):
         if "$" not in node:
             return node
@@ -260,12 +271,13 @@ def _expand_tree(node: Any, environ: Mapping[str, str] | None, where: str, depth
         if isinstance(value, dict | list):  # a whole section from ${file:...}: its own values expand too
             if depth >= _MAX_NESTING:
                 raise ConfigError(where, f"files included more than {_MAX_NESTING} levels deep")
-            return _expand_tree(value, environ, where, depth + 1)
+            return _expand_tree(value, environ, where, depth + 1, budget)
         return value
     if isinstance(node, dict):
-        return {key: _expand_tree(value, environ, _join(where, str(key)), depth) for key, value in node.items()}
+        return {key: _expand_tree(value, environ, _join(where, str(key)), depth, budget)
+                for key, value in node.items()}
     if isinstance(node, list):
-        return [_expand_tree(item, environ, f"{where}[{index}]", depth) for index, item in enumerate(node)]
+        return [_expand_tree(item, environ, f"{where}[{index}]", depth, budget) for index, item in enumerate(node)]
     return node
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import pytest
@@ -191,3 +192,16 @@ def test_check_validates_a_config_built_in_code_with_the_same_paths():
     with pytest.raises(ConfigError) as info:
         check(config, "processors.sample")
     assert info.value.path == "processors.sample.window.windows"
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("".join(f"{name}: &{name} [{', '.join([f'*{prev}'] * 10) if prev else ', '.join(['x'] * 10)}]\n"
+             for prev, name in zip(["", *"abcdefg"], "abcdefgh", strict=True)), "more than 100,000 values"),
+    ("a: &a [*a]\n", "alias (*name) inside the section it names"),
+])
+def test_yaml_aliases_cannot_expand_a_config_without_end(tmp_path, text, fragment):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(fragment)) as raised:
+        load_yaml(path)
+    assert str(path) in str(raised.value)
