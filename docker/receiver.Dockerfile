@@ -4,14 +4,16 @@
 #   docker run -p 4317:4317 -p 4318:4318 -v procsight-data:/data procsight-receiver
 FROM python:3.11-slim-bookworm
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY core ./core
 COPY procsight ./procsight
 COPY scoring ./scoring
 COPY otlp_receiver ./otlp_receiver
 COPY otel_agent ./otel_agent
-RUN pip install --no-cache-dir . && useradd --system --uid 10001 --home /data procsight && mkdir -p /data \
-    && chown procsight /data
+# gcc builds procsight's C extensions (setup.py) and leaves with its packages; the image has Python's headers.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install --no-cache-dir . && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home /data procsight && mkdir -p /data && chown procsight /data
 COPY docker/receiver.yaml /etc/procsight/receiver.yaml
 USER procsight
 WORKDIR /data

@@ -9,9 +9,11 @@ cd "$(dirname "$0")/.."
 
 log() { printf '[setup] %s\n' "$*"; }
 
+# gcc, libc6-dev and python3-dev: procsight's C extensions (setup.py);
 # clickhouse-server: Debian's (18.16), for the native-protocol tests of the clickhouse exporter;
 # chromium and chromium-driver: the page's browser tests
-apt_packages=(bpfcc-tools python3-bpfcc linux-headers-amd64 iproute2 nodejs npm clickhouse-server chromium chromium-driver)
+apt_packages=(gcc libc6-dev python3-dev bpfcc-tools python3-bpfcc linux-headers-amd64 iproute2 nodejs npm
+  clickhouse-server chromium chromium-driver)
 install_system_packages() {
   local missing=()
   for pkg in "${apt_packages[@]}"; do
@@ -56,16 +58,18 @@ mount_tracefs() {
   mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || log "could not mount tracefs"
 }
 
-# pip runs only when pyproject.toml changed since the last install (its hash is kept in .venv), so a
-# second run neither reinstalls nor prints screens of build warnings.
+# pip runs only when what it builds from changed since the last install (a hash of pyproject.toml, setup.py
+# and the C sources is kept in .venv), so a second run neither reinstalls nor prints screens of build warnings.
 create_virtualenv() {
   local python="${PYTHON:-python3}" stamp=.venv/.procsight-installed wanted
   if [ ! -x .venv/bin/python ]; then
     log "creating .venv with $($python --version)"
     "$python" -m venv .venv
   fi
-  wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  wanted=$(cat pyproject.toml setup.py $(git ls-files '*.c' 2>/dev/null || find . -name '*.c' -not -path './.venv/*') |
+    sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    check_compiler
     log "installing procsight and its dependencies into .venv (log: .venv/setup.log)"
     quietly .venv/bin/pip install --disable-pip-version-check --upgrade pip
     quietly .venv/bin/pip install --disable-pip-version-check -e '.[dev]'
@@ -77,6 +81,16 @@ create_virtualenv() {
   site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   if [ -d "$bcc_dir" ] && [ ! -e "$site/bcc" ]; then
     ln -s "$bcc_dir" "$site/bcc"
+  fi
+}
+
+# The C extensions need a compiler and the headers of the Python in .venv: say so before pip fails on them.
+check_compiler() {
+  local include
+  include=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+  if ! command -v gcc >/dev/null 2>&1 || [ ! -f "$include/Python.h" ]; then
+    log "procsight builds C extensions: it needs gcc and $include/Python.h (as root: apt-get install gcc libc6-dev python3-dev)"
+    return 1
   fi
 }
 

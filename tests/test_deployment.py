@@ -102,7 +102,7 @@ def test_images_copy_what_exists_and_run_the_config_they_copy(name: str) -> None
         *sources, target = arguments.split()
         for source in sources:
             assert (ROOT / source).exists(), f"{name}: COPY {source}: no such file in the repository"
-            copied[target] = source
+            copied[target if target != "./" else source] = source
     (entrypoint,) = instruction(steps, "ENTRYPOINT")
     command = json.loads(entrypoint)
     config_path = command[command.index("--config") + 1]
@@ -110,6 +110,8 @@ def test_images_copy_what_exists_and_run_the_config_they_copy(name: str) -> None
     assert copied[config_path] == f"docker/{name.split('.')[0]}.yaml"
     packages = {line for line in ("core", "procsight", "scoring", "otlp_receiver", "otel_agent")}
     assert packages <= {Path(source).name for source in copied.values()}, "every layer the package installs"
+    assert {"pyproject.toml", "setup.py"} <= set(copied.values()), "what pip builds the package from"
+    assert "gcc" in " ".join(instruction(steps, "RUN")), "the C extensions need a compiler"
 
 
 def test_receiver_image_ports_user_and_config() -> None:

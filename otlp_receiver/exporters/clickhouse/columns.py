@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
-import struct
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +22,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from core import semconv
 from core.otlpwire import read_varint, skip_field
 from otlp_receiver.component import LogBatch
+from otlp_receiver.exporters.clickhouse._records import read_scope_logs
 from otlp_receiver.exporters.clickhouse.schema import INSERT_COLUMNS
 
 _STRING_MAP = pa.map_(pa.string(), pa.string())
@@ -92,13 +92,6 @@ def _plain(value: AnyValue) -> Any:
     return value_to_text(value)
 
 
-_SPECIAL_KEYS = frozenset({semconv.ANOMALY_SCORE, semconv.ANOMALY_SEVERITY, semconv.ANOMALY_WORKLOAD,
-                           semconv.EVENT_NAME, semconv.RECORD_ID, semconv.ANOMALY_INCIDENT,
-                           semconv.ANOMALY_INCIDENT_SCORE, semconv.ANOMALY_TECHNIQUES})
-# DateTime64(9) holds nanoseconds since the epoch in an Int64: up to 2262-04-11.
-_MAX_TIME_NS = 2**63 - 1
-
-
 def batch_to_arrow(batch: LogBatch) -> pa.Table:
     return rows_to_arrow(batch.logs.SerializeToString(), batch)
 
@@ -132,9 +125,10 @@ class _Rows:
 
     Reading records through the protobuf runtime costs about a microsecond per attribute; walking their bytes
     costs a fraction of that, and an attribute whose bytes repeat (a command line, a reason, the working
-    directory) is decoded once (`_Attributes`). The bytes are upb's serialisation (canonical: fields in
-    order, each once); anything the walk does not read itself (a map value, bytes, a resource or scope) is
-    parsed by the protobuf runtime and rendered by `value_to_text`, the one rendering of a value."""
+    directory) is decoded once (`_Reader.known`). The walk over a scope's records is C (`_records.c`, which
+    fills these lists by name); resources and scopes, and whatever the walk does not read itself (a list or
+    map value, bytes, a body that is not a string), are parsed by the protobuf runtime and rendered by
+    `value_to_text`, the one rendering of a value."""
 
     def __init__(self, record_id: Callable[[int], str]) -> None:
         self.record_id = record_id
@@ -185,98 +179,8 @@ class _Rows:
             self.scope_maps.repeat(scope_keys, scope_values, count)
 
     def _scope_logs(self, data: bytes, start: int, end: int) -> tuple[InstrumentationScope, str, int]:
-        scope = InstrumentationScope()
-        schema_url = ""
-        count = 0
-        for number, field_start, field_end in _fields(data, start, end):
-            if number == 2:
-                self._record(data, field_start, field_end)
-                count += 1
-            elif number == 1:
-                scope = InstrumentationScope.FromString(data[field_start:field_end])
-            elif number == 3:
-                schema_url = data[field_start:field_end].decode()
-        return scope, schema_url, count
-
-    def _record(self, data: bytes, position: int, end: int) -> None:
-        """One LogRecord's row. The hot loop of the exporter: attribute entries (field 6) first."""
-        time_ns = observed_ns = severity_number = flags = 0
-        severity_text = event_name = named_by_attribute = severity = workload = incident = ""
-        body = trace_id = span_id = b""
-        score = incident_score = 0.0
-        record_techniques: list[str] = []
-        log_keys, log_values = self.log_maps.keys, self.log_maps.values
-        while position < end:
-            tag = data[position]
-            if tag < 0x80 and tag & 7 == 2:
-                length = data[position + 1]
-                start = position + 2
-                if length >= 0x80:
-                    length, start = read_varint(data, position + 1)
-                position = start + length
-                if tag == _ATTRIBUTE:
-                    key, text, value = _attribute(data[start:position])
-                    if key in _SPECIAL_KEYS:
-                        if key == semconv.RECORD_ID:
-                            continue  # ours to set; a sender's value would break the exactly-once key
-                        if key == semconv.ANOMALY_SCORE:
-                            score = _number(value, text)
-                        elif key == semconv.ANOMALY_INCIDENT_SCORE:
-                            incident_score = _number(value, text)
-                        elif key == semconv.ANOMALY_INCIDENT:
-                            incident = text
-                        elif key == semconv.ANOMALY_TECHNIQUES:
-                            record_techniques = _strings(value, text)
-                        elif key == semconv.ANOMALY_SEVERITY:
-                            severity = text
-                        elif key == semconv.ANOMALY_WORKLOAD:
-                            workload = text
-                        elif not named_by_attribute:
-                            named_by_attribute = text
-                    log_keys.append(key)
-                    log_values.append(text)
-                elif tag == _BODY:
-                    body = data[start:position]
-                elif tag == _SEVERITY_TEXT:
-                    severity_text = data[start:position].decode()
-                elif tag == _TRACE_ID:
-                    trace_id = data[start:position]
-                elif tag == _SPAN_ID:
-                    span_id = data[start:position]
-                elif tag == _EVENT_NAME:
-                    event_name = data[start:position].decode()
-            elif tag == _TIME:
-                (time_ns,) = _FIXED64.unpack_from(data, position + 1)
-                position += 9
-            elif tag == _OBSERVED_TIME:
-                (observed_ns,) = _FIXED64.unpack_from(data, position + 1)
-                position += 9
-            elif tag == _SEVERITY_NUMBER:
-                severity_number, position = read_varint(data, position + 1)
-            elif tag == _FLAGS:
-                (flags,) = _FIXED32.unpack_from(data, position + 1)
-                position += 5
-            else:  # dropped_attributes_count, or a field this schema does not know: skipped
-                position = skip_field(data, position)
-        record_id = self.record_id(len(self.record_ids))
-        self.record_ids.append(record_id)
-        log_keys.append(semconv.RECORD_ID)
-        log_values.append(record_id)
-        self.log_maps.offsets.append(len(log_keys))
-        self.timestamps.append(_event_time(time_ns, observed_ns))
-        self.trace_ids.append(trace_id.hex())
-        self.span_ids.append(span_id.hex())
-        self.flags.append(flags & 0xFF)
-        self.severity_texts.append(severity_text)
-        self.severity_numbers.append(severity_number & 0xFF)
-        self.bodies.append(_body(body))
-        self.event_names.append(event_name or named_by_attribute)
-        self.scores.append(score)
-        self.severities.append(severity)
-        self.workloads.append(workload)
-        self.incidents.append(incident)
-        self.incident_scores.append(incident_score)
-        self.techniques.append(record_techniques)
+        scope, schema_url, count = read_scope_logs(data, start, end, self, _READER)
+        return InstrumentationScope() if scope is None else InstrumentationScope.FromString(scope), schema_url, count
 
 
 class _MapColumn:
@@ -324,97 +228,11 @@ def _lookup(keys: list[str], values: list[str], wanted: str) -> str:
     return ""
 
 
-def _event_time(time_ns: int, observed_ns: int) -> int:
-    """The record's time; the observed (ingest) time when the record has none or one DateTime64(9) cannot hold
-    (OTLP times are unsigned 64-bit, up to 2**64-1): one bad time never fails the batch it came in."""
-    if 0 < time_ns <= _MAX_TIME_NS:
-        return time_ns
-    return observed_ns if observed_ns <= _MAX_TIME_NS else 0
-
-
-def _number(value: Any, text: str) -> float:
-    """A score: the double it holds, else its text as a number, else 0."""
-    if isinstance(value, float):
-        return value
-    try:
-        return float(text)
-    except ValueError:
-        return 0.0
-
-
-def _strings(value: Any, text: str) -> list[str]:
-    """A string-array attribute as a list (a lone string becomes one item)."""
-    if isinstance(value, list):
-        return value
-    return [text] if text else []
-
-
 # -- reading the wire bytes -----------------------------------------------------------------------------------
 
-# LogRecord's fields by tag (field number << 3 | wire type): what the record loop reads.
-_TIME, _SEVERITY_NUMBER, _SEVERITY_TEXT, _BODY, _ATTRIBUTE = 0x09, 0x10, 0x1A, 0x2A, 0x32
-_FLAGS, _TRACE_ID, _SPAN_ID, _OBSERVED_TIME, _EVENT_NAME = 0x45, 0x4A, 0x52, 0x59, 0x62
-_FIXED64, _FIXED32, _DOUBLE = struct.Struct("<Q"), struct.Struct("<I"), struct.Struct("<d")
-_STRING_VALUE, _BOOL_VALUE, _INT_VALUE, _DOUBLE_VALUE = 0x0A, 0x10, 0x18, 0x21  # AnyValue's scalar fields
-# Attribute entries decoded once, by their bytes (emptied when full): all but those that differ from record
-# to record (ids, scores), which are decoded each time.
-_MAX_KNOWN_ATTRIBUTES = 16384
-_UNIQUE_KEYS = frozenset({semconv.PROCESS_PID, semconv.PROCESS_PARENT_PID, semconv.ANOMALY_SCORE,
-                          semconv.ANOMALY_INCIDENT_SCORE})
-_known_attributes: dict[bytes, tuple[str, str, Any]] = {}
-
-
-def _attribute(entry: bytes) -> tuple[str, str, Any]:
-    """(key, text, value) of a KeyValue's bytes: the text as `value_to_text` renders the value, and `value`
-    the double (for scores) or the list of item texts (for techniques), else None."""
-    known = _known_attributes.get(entry)
-    if known is not None:
-        return known
-    decoded = _scalar_attribute(entry) or _any_attribute(entry)
-    if decoded[0] not in _UNIQUE_KEYS:
-        if len(_known_attributes) >= _MAX_KNOWN_ATTRIBUTES:
-            _known_attributes.clear()
-        _known_attributes[entry] = decoded
-    return decoded
-
-
-def _scalar_attribute(entry: bytes) -> tuple[str, str, Any] | None:
-    """A KeyValue of a key and a scalar value (text, int, double, bool) read from its bytes; None for any
-    other shape (a list, a map, bytes, an unknown field), which the protobuf runtime reads."""
-    if entry[0] != _STRING_VALUE:  # KeyValue.key is field 1, as AnyValue.string_value
-        return None
-    length, start = read_varint(entry, 1)
-    key_end = start + length
-    key = entry[start:key_end].decode()
-    if key_end == len(entry):
-        return key, "", None  # no value
-    if entry[key_end] != 0x12:  # KeyValue.value
-        return None
-    length, value_start = read_varint(entry, key_end + 1)
-    if value_start + length != len(entry):
-        return None
-    if length == 0:
-        return key, "", None  # an empty AnyValue
-    tag = entry[value_start]
-    if tag == _STRING_VALUE:
-        length, start = read_varint(entry, value_start + 1)
-        if start + length == len(entry):
-            return key, entry[start:].decode(), None
-    elif tag == _INT_VALUE:
-        number, end = read_varint(entry, value_start + 1)
-        if end == len(entry):
-            return key, str(number - (1 << 64) if number >= 1 << 63 else number), None
-    elif tag == _DOUBLE_VALUE and value_start + 9 == len(entry):
-        (double,) = _DOUBLE.unpack_from(entry, value_start + 1)
-        return key, repr(double), double
-    elif tag == _BOOL_VALUE:
-        flag, end = read_varint(entry, value_start + 1)
-        if end == len(entry):
-            return key, "true" if flag else "false", None
-    return None
-
-
 def _any_attribute(entry: bytes) -> tuple[str, str, Any]:
+    """(key, text, value) of a KeyValue's bytes of a shape _records.c leaves to the protobuf runtime: `value` the
+    double for a double (scores), the list of item texts for a list (techniques), else None."""
     attribute = KeyValue.FromString(entry)
     value = attribute.value
     kind = value.WhichOneof("value")
@@ -426,15 +244,33 @@ def _any_attribute(entry: bytes) -> tuple[str, str, Any]:
     return attribute.key, value_to_text(value), None
 
 
-def _body(body: bytes) -> str:
-    """A body's AnyValue bytes as text: a string read directly, anything else rendered by `value_to_text`."""
-    if not body:
-        return ""
-    if body[0] == _STRING_VALUE:
-        length, start = read_varint(body, 1)
-        if start + length == len(body):
-            return body[start:].decode()
+def _render_body(body: bytes) -> str:
+    """A body's AnyValue bytes that are not a plain string, as text."""
     return value_to_text(AnyValue.FromString(body))
+
+
+class _Reader(NamedTuple):
+    """What _records.c reads attributes and bodies with (a tuple, in this order)."""
+
+    known: dict[bytes, tuple[str, str, Any]]  # attribute entries decoded once, by their bytes (emptied when full)
+    max_known: int
+    unique_keys: frozenset[str]  # keys whose values differ from record to record: decoded each time, not kept
+    any_attribute: Callable[[bytes], tuple[str, str, Any]]
+    render_body: Callable[[bytes], str]
+    slots: dict[str, int]  # attributes with a column of their own, by their slot in _records.c
+    record_id_key: str
+
+
+# The slots are _records.c's enum, in its order. RECORD_ID's value is never read: the exporter sets it.
+_READER = _Reader(
+    known={}, max_known=16384,
+    unique_keys=frozenset({semconv.PROCESS_PID, semconv.PROCESS_PARENT_PID, semconv.ANOMALY_SCORE,
+                           semconv.ANOMALY_INCIDENT_SCORE}),
+    any_attribute=_any_attribute, render_body=_render_body,
+    slots={key: slot for slot, key in enumerate((
+        semconv.RECORD_ID, semconv.ANOMALY_SCORE, semconv.ANOMALY_INCIDENT_SCORE, semconv.ANOMALY_INCIDENT,
+        semconv.ANOMALY_TECHNIQUES, semconv.ANOMALY_SEVERITY, semconv.ANOMALY_WORKLOAD, semconv.EVENT_NAME))},
+    record_id_key=semconv.RECORD_ID)
 
 
 def _fields(data: bytes, position: int, end: int) -> Iterator[tuple[int, int, int]]:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
@@ -18,7 +19,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from core import semconv
 from core.otlpwire import field, varint
 from otlp_receiver.component import LogBatch
-from otlp_receiver.exporters.clickhouse.columns import batch_to_arrow, encode_serialized, value_to_text
+from otlp_receiver.exporters.clickhouse.columns import batch_to_arrow, encode_serialized, rows_to_arrow, value_to_text
 from otlp_receiver.exporters.clickhouse.schema import INSERT_COLUMNS
 from testing import EVAL_DIR, EVAL_MISSING
 from testing.otlp_values import any_value, key_values
@@ -186,3 +187,27 @@ def test_an_int_score_is_not_taken_for_a_double() -> None:
     request.resource_logs.add().scope_logs.add().log_records.append(record)
     assert_same_rows(LogBatch(logs=request, batch_id="b"))
     assert varint(-1)[-1] == 0x01  # the 10-byte encoding the reader decodes
+
+
+def test_bytes_that_are_not_a_request_raise_and_are_never_read_past() -> None:
+    # The record walk is C (_records.c): every cut and many corruptions of a real payload either read as rows
+    # or raise, and the process survives to check the next one.
+    batch = hostile_batch()
+    payload = batch.logs.SerializeToString()
+    random = np.random.default_rng(7)
+    corrupted = [payload[:cut] for cut in range(len(payload))]
+    for _ in range(3000):
+        mutated = bytearray(payload)
+        for position in random.integers(0, len(payload), size=int(random.integers(1, 4))):
+            mutated[position] = int(random.integers(0, 256))
+        corrupted.append(bytes(mutated))
+    outcomes = {"rows": 0, "raised": 0}
+    for data in corrupted:
+        try:
+            table = rows_to_arrow(data, batch)
+        except (ValueError, IndexError, DecodeError):
+            outcomes["raised"] += 1
+        else:
+            assert table.num_columns == len(INSERT_COLUMNS)
+            outcomes["rows"] += 1
+    assert outcomes["raised"] > 100 and outcomes["rows"] > 100, outcomes
