@@ -4,6 +4,7 @@ every event of the evaluation data, as the agent sends it, and on keys built fro
 from __future__ import annotations
 
 import json
+from random import Random
 from typing import Any
 
 import pytest
@@ -129,3 +130,27 @@ def test_unknown_fields_and_cut_bytes() -> None:
     unknown = b"\xa0\x06\x01"  # field 100, varint 1: what a newer sender's schema might add
     assert record_key(data + unknown)[0] == record_key(data)[0] + unknown
     assert record_key(data[:-3]) is None
+
+
+def test_every_cut_and_corruption_of_a_record_is_a_key_or_none() -> None:
+    # The walk is C (_repeats.c): it must never read past the bytes it is given, whatever they are.
+    attributes = {"process.executable.name": "sh", "process.command_line": "sh -c 'id'", "process.pid": 4242,
+                  "process.parent_pid": 1, "process.user.id": 0, "process.working_directory": "/srv"}
+    data = serialized(agent_record(attributes, 1_795_000_000_000_000_000, 1_800_000_000_000_000_000))
+    random = Random(11)
+    candidates = [data[:cut] for cut in range(len(data))]
+    for _ in range(3000):
+        mutated = bytearray(data)
+        for _ in range(random.randint(1, 3)):
+            mutated[random.randrange(len(mutated))] = random.randrange(256)
+        candidates.append(bytes(mutated))
+    kinds = {"key": 0, "none": 0}
+    for candidate in candidates:
+        found = record_key(candidate)
+        if found is None:
+            kinds["none"] += 1
+            continue
+        key, pid, parent_pid = found
+        assert len(key) <= len(candidate) and all(i is None or isinstance(i, int) for i in (pid, parent_pid))
+        kinds["key"] += 1
+    assert kinds["key"] > 100 and kinds["none"] > 100, kinds
