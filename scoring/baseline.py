@@ -320,9 +320,9 @@ class NearestCache:
         rows = np.concatenate([rows[valid], added])
         distances = np.concatenate([distances[valid], added_distances])
         order = np.argsort(distances, kind="stable")[:self._k]  # stable: ties keep the order a one-shot merge gives
-        missing = self._k - len(order)
-        rows = np.pad(rows[order], (0, missing), constant_values=-1)
-        distances = np.pad(distances[order], (0, missing), constant_values=np.inf)
+        missing = self._k - len(order)  # filled as Baseline.nearest fills them (np.pad costs ~10x more)
+        rows = np.concatenate([rows[order], np.full(missing, -1, rows.dtype)])
+        distances = np.concatenate([distances[order], np.full(missing, np.inf, distances.dtype)])
         self._found[key] = (rows, distances, len(trust_log))
         return rows, distances
 
@@ -341,6 +341,9 @@ class BaselineStore:
         self._db = lancedb.connect(uri)
         self._resident: dict[tuple[str, str], Baseline] = {}
         self._lock = threading.Lock()
+        # One writer of baseline tables at a time: the engine flushes in the background while scoring may flush
+        # an evicted baseline or an acknowledgement (scoring/engine.py).
+        self._write_lock = threading.Lock()
         self._workloads: dict[str, set[str]] | None = None  # tenant -> workloads with a baseline (registry)
 
     # -- the per-tenant cap -----------------------------------------------------------------------
@@ -422,16 +425,24 @@ class BaselineStore:
                 return 0
             data = baseline.rows_as_arrow(rows)
             baseline.mark_persisted(rows)
-        name = table_name(baseline.tenant, baseline.workload, self.model)
+        try:
+            with self._write_lock:
+                self._write(table_name(baseline.tenant, baseline.workload, self.model), data)
+        except Exception:
+            with baseline.lock:
+                baseline.dirty.update(rows)  # written by the next flush instead
+            raise
+        return len(rows)
+
+    def _write(self, name: str, data: pa.Table) -> None:
         try:
             table = self._db.open_table(name)
         except (FileNotFoundError, ValueError):
             self._db.create_table(name, data=data)
-            return len(rows)
+            return
         if TECHNIQUES not in table.schema.names:  # a table written before techniques were recorded
             table.add_columns({TECHNIQUES: "CAST(NULL AS STRING)"})
         (table.merge_insert("pattern").when_matched_update_all().when_not_matched_insert_all().execute(data))
-        return len(rows)
 
     def maintain(self, retention_seconds: float, now: float | None = None, version_retention: float = 600.0) -> None:
         """Prunes patterns unseen for the retention period, compacts, cleans old versions."""
@@ -446,11 +457,12 @@ class BaselineStore:
                     baseline.keep(np.flatnonzero(~stale))
                     log.info("pruned %d patterns of %s unseen since retention", int(stale.sum()), baseline.workload)
         for name in self._table_names():
-            table = self._db.open_table(name)
-            table.delete(f"last_seen < {cutoff!r}")
-            with warnings.catch_warnings():  # lance warns about a zero grace period, which tests use
-                warnings.simplefilter("ignore", UserWarning)
-                table.optimize(cleanup_older_than=timedelta(seconds=version_retention))
+            with self._write_lock:
+                table = self._db.open_table(name)
+                table.delete(f"last_seen < {cutoff!r}")
+                with warnings.catch_warnings():  # lance warns about a zero grace period, which tests use
+                    warnings.simplefilter("ignore", UserWarning)
+                    table.optimize(cleanup_older_than=timedelta(seconds=version_retention))
         _return_freed_memory()
 
     def _table_names(self) -> list[str]:

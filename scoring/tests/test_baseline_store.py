@@ -4,6 +4,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import lancedb
 import numpy as np
@@ -91,6 +93,48 @@ def test_periodic_flushes_write_only_significant_changes_and_close_writes_exact_
     patterns = len(set(engine.featurizer.pattern_keys(events)))
     assert written[0] >= patterns - 1  # first flush: every new pattern
     assert sum(written[1:]) < 6 * patterns  # then only when a count doubles: ~log2(repeats) per pattern
+    engine.close()
+    table = lancedb.connect(str(tmp_path)).open_table(table_name("default", "web", "hash128-v2"))
+    assert sum(table.to_arrow().column("count").to_pylist()) == len(events)
+
+
+def test_a_flush_that_comes_due_runs_beside_scoring_and_close_waits_for_it(tmp_path):
+    # The write is the real LanceDB write, held back until scoring has gone on: scoring must not wait for it.
+    engine = AnomalyEngine(EngineConfig(baselines=str(tmp_path), flush_interval=Duration("1ms")))
+    release, writing = threading.Event(), threading.Event()
+    write = engine.store._write
+
+    def held_write(name, data):
+        writing.set()
+        assert release.wait(30)
+        write(name, data)
+
+    engine.store._write = held_write
+    events = web_workload(400)
+    time.sleep(0.01)
+    engine.process(events[:200], workload="web")  # the flush comes due and starts writing
+    assert writing.wait(30)
+    engine.process(events[200:], workload="web")  # scored while that write waits
+    threading.Timer(0.2, release.set).start()
+    engine.close()  # waits for the background write, then writes the exact counts
+    table = lancedb.connect(str(tmp_path)).open_table(table_name("default", "web", "hash128-v2"))
+    assert sum(table.to_arrow().column("count").to_pylist()) == len(events)
+
+
+def test_rows_a_failed_write_held_are_written_by_the_next_flush(tmp_path):
+    engine = AnomalyEngine(EngineConfig(baselines=str(tmp_path)))
+    write = engine.store._write
+
+    def failing_write(name, data):
+        raise OSError("disk full")
+
+    engine.store._write = failing_write
+    events = web_workload(50)
+    engine.process(events, workload="web")
+    with pytest.raises(OSError):
+        engine.flush()
+    engine.store._write = write
+    assert engine.store.flush(exact=False) > 0  # the rows of the failed write, though nothing changed since
     engine.close()
     table = lancedb.connect(str(tmp_path)).open_table(table_name("default", "web", "hash128-v2"))
     assert sum(table.to_arrow().column("count").to_pylist()) == len(events)
