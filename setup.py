@@ -6,7 +6,7 @@ from setuptools import Extension, setup
 
 setup(ext_modules=[
     Extension("otlp_receiver.exporters.clickhouse._records", ["otlp_receiver/exporters/clickhouse/_records.c"],
-              extra_compile_args=["-O2", "-Wall", "-Werror"]),
+              include_dirs=["core"], depends=["core/otlpwire.h"], extra_compile_args=["-O2", "-Wall", "-Werror"]),
     Extension("otlp_receiver.normalize._repeats", ["otlp_receiver/normalize/_repeats.c"],
-              extra_compile_args=["-O2", "-Wall", "-Werror"]),
+              include_dirs=["core"], depends=["core/otlpwire.h"], extra_compile_args=["-O2", "-Wall", "-Werror"]),
 ])

@@ -6,6 +6,8 @@ format and letting the C implementation parse or merge it once. Shared by the ag
 receiver's anomaly processor (verdict attributes); tests on both sides check the bytes decode to what
 the official encoders produce.
 
+The C extensions read the same format through `otlpwire.h` (its varint reader, as `read_varint` here).
+
 Wire-format reminders: a tag is `field_number << 3 | wire_type`; wire type 0 is a varint, 1 is 64-bit,
 2 is length-delimited. AnyValue: string=1, bool=2, int=3, double=4, array=5; KeyValue: key=1, value=2;
 LogRecord.attributes is field 6.

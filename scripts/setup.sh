@@ -58,15 +58,16 @@ mount_tracefs() {
   mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || log "could not mount tracefs"
 }
 
-# pip runs only when what it builds from changed since the last install (a hash of pyproject.toml, setup.py
-# and the C sources is kept in .venv), so a second run neither reinstalls nor prints screens of build warnings.
+# pip runs only when what it builds from changed since the last install (a hash of pyproject.toml, setup.py,
+# the C sources and headers is kept in .venv), so a second run neither reinstalls nor prints screens of build
+# warnings.
 create_virtualenv() {
   local python="${PYTHON:-python3}" stamp=.venv/.procsight-installed wanted
   if [ ! -x .venv/bin/python ]; then
     log "creating .venv with $($python --version)"
     "$python" -m venv .venv
   fi
-  wanted=$(cat pyproject.toml setup.py $(git ls-files '*.c' 2>/dev/null || find . -name '*.c' -not -path './.venv/*') |
+  wanted=$(cat pyproject.toml setup.py $(git ls-files '*.[ch]' 2>/dev/null || find . -name '*.[ch]' -not -path './.venv/*') |
     sha256sum | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     check_compiler

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "otlpwire.h"
+
 #define TAG_ATTRIBUTE 0x32 /* LogRecord field 6 (attributes), length-delimited */
 #define TAG_TIME 0x09      /* LogRecord field 1 (time_unix_nano), fixed64 */
 #define TAG_OBSERVED 0x59  /* LogRecord field 11 (observed_time_unix_nano), fixed64 */
@@ -22,22 +24,6 @@ static const char PARENT_PID[] = "\n\x12process.parent_pid\x12";
 #define PARENT_PID_LENGTH ((Py_ssize_t)sizeof(PARENT_PID) - 1)
 /* Field number 0 never occurs: no record has these bytes. */
 static const char *const MARKS[2] = {"\x00\x01", "\x00\x02"};
-
-/* The varint at *position (at most 10 bytes, within end); 0, or -1 when it is cut short or too long. */
-static int read_varint(const uint8_t *data, Py_ssize_t *position, Py_ssize_t end, uint64_t *value) {
-    uint64_t result = 0;
-    for (int shift = 0; shift < 70; shift += 7) {
-        if (*position >= end)
-            return -1;
-        uint8_t byte = data[(*position)++];
-        result |= (uint64_t)(byte & 0x7F) << shift;
-        if (byte < 0x80) {
-            *value = result;
-            return 0;
-        }
-    }
-    return -1;
-}
 
 /* The position after the field whose tag is at `position`, or -1 for a group or a field cut short. */
 static Py_ssize_t skip_field(const uint8_t *data, Py_ssize_t position, Py_ssize_t end) {

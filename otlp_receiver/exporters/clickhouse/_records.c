@@ -16,9 +16,11 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "otlpwire.h"
+
 #define MAX_TIME_NS ((uint64_t)INT64_MAX) /* DateTime64(9) holds nanoseconds in an Int64 */
 
-/* Slots of the attributes that fill their own columns (columns._SLOTS gives each key its slot). */
+/* Slots of the attributes that fill their own columns (columns._READER.slots gives each key its slot). */
 enum { SLOT_RECORD_ID, SLOT_SCORE, SLOT_INCIDENT_SCORE, SLOT_INCIDENT, SLOT_TECHNIQUES, SLOT_SEVERITY,
        SLOT_WORKLOAD, SLOT_EVENT_NAME };
 
@@ -34,32 +36,17 @@ static int malformed(const char *what) {
     return -1;
 }
 
-static int read_varint(const uint8_t *data, Py_ssize_t *position, Py_ssize_t end, uint64_t *value) {
-    uint64_t result = 0;
-    for (int shift = 0; shift < 70; shift += 7) {
-        if (*position >= end)
-            return malformed("a varint runs past its message");
-        uint8_t byte = data[(*position)++];
-        result |= (uint64_t)(byte & 0x7F) << shift;
-        if (byte < 0x80) {
-            *value = result;
-            return 0;
-        }
-    }
-    return malformed("a varint longer than 10 bytes");
-}
-
 /* The field at `position`: its number, wire type, and for wire type 2 where its bytes are; `position` moves past it. */
 static int next_field(const uint8_t *data, Py_ssize_t *position, Py_ssize_t end, uint32_t *number, int *wire,
                       Py_ssize_t *start, Py_ssize_t *length, uint64_t *scalar) {
     uint64_t tag, value;
     if (read_varint(data, position, end, &tag) < 0)
-        return -1;
+        return malformed("a tag is cut short");
     *number = (uint32_t)(tag >> 3);
     *wire = (int)(tag & 7);
     switch (*wire) {
     case 0:
-        return read_varint(data, position, end, scalar);
+        return read_varint(data, position, end, scalar) < 0 ? malformed("a varint is cut short") : 0;
     case 1:
         if (end - *position < 8)
             return malformed("a fixed64 runs past its message");
@@ -69,7 +56,7 @@ static int next_field(const uint8_t *data, Py_ssize_t *position, Py_ssize_t end,
         return 0;
     case 2:
         if (read_varint(data, position, end, &value) < 0)
-            return -1;
+            return malformed("a length is cut short");
         if (value > (uint64_t)(end - *position))
             return malformed("a field runs past its message");
         *start = *position;
@@ -110,13 +97,13 @@ static PyObject *hex_of(const uint8_t *data, Py_ssize_t start, Py_ssize_t length
     return hex;
 }
 
-/* columns._number: the double a score attribute holds, else its text as a number, else 0. */
+/* A score: the double the attribute holds, else its text as a number, else 0. */
 static double number_of(PyObject *value, PyObject *text) {
     if (PyFloat_Check(value))
         return PyFloat_AS_DOUBLE(value);
     PyObject *parsed = PyFloat_FromString(text);
     if (parsed == NULL) {
-        PyErr_Clear(); /* not a number: 0, as columns._number */
+        PyErr_Clear(); /* not a number: 0 */
         return 0.0;
     }
     double number = PyFloat_AS_DOUBLE(parsed);
@@ -124,7 +111,7 @@ static double number_of(PyObject *value, PyObject *text) {
     return number;
 }
 
-/* columns._strings: a string-array attribute as a list (a lone string becomes one item). */
+/* A string-array attribute (techniques) as a list: a lone string becomes one item. */
 static PyObject *strings_of(PyObject *value, PyObject *text) {
     if (PyList_Check(value))
         return Py_NewRef(value);
@@ -368,8 +355,10 @@ static PyObject *body_text(Columns *columns, const uint8_t *data, Py_ssize_t sta
     if (length > 0 && data[start] == 0x0A) { /* AnyValue.string_value, alone: read it here */
         Py_ssize_t position = start + 1;
         uint64_t text_length;
-        if (read_varint(data, &position, start + length, &text_length) < 0)
+        if (read_varint(data, &position, start + length, &text_length) < 0) {
+            malformed("a body's length is cut short");
             return NULL;
+        }
         if ((uint64_t)(start + length - position) == text_length)
             return text_of(data, position, (Py_ssize_t)text_length);
     }
@@ -437,7 +426,8 @@ static int read_fields(Columns *columns, Record *record, const uint8_t *data, Py
 }
 
 static uint64_t event_time(const Record *record) {
-    /* The record's time; the observed time when it has none or one DateTime64(9) cannot hold (columns._event_time). */
+    /* The record's time; the observed time when it has none or one DateTime64(9) cannot hold (OTLP times are
+     * unsigned 64-bit): one bad time never fails the batch it came in. */
     if (record->time_ns > 0 && record->time_ns <= MAX_TIME_NS)
         return record->time_ns;
     return record->observed_ns <= MAX_TIME_NS ? record->observed_ns : 0;
