@@ -76,7 +76,8 @@ _SPAWN_CALL = re.compile(r"\b(?:system|exec[lv]p?e?|popen|spawn|subprocess|os\.e
                          r"child_process|shell_exec|passthru|proc_open)\s*[(.]", re.IGNORECASE)
 
 
-_SSH_CLIENTS = frozenset({"ssh", "scp", "sftp", "rsync", "sshpass", "autossh", "mosh", "sshfs"})
+# Clients that read user@host as an account on another machine (SSH's and finger's), not an e-mail address.
+_REMOTE_ACCOUNT_CLIENTS = frozenset({"ssh", "scp", "sftp", "rsync", "sshpass", "autossh", "mosh", "sshfs", "finger"})
 _NAMES_PEOPLE = frozenset({"mail", "mailx", "mutt", "sendmail", "msmtp", "s-nail", "git"})
 # What turns a socket or a fifo into a remote shell: a shell, stream duplication or a spawned process.
 _HANDS_A_SHELL = re.compile(r"\bdup2\b|pty\.spawn|subprocess|/bin/(?:ba|da|z)?sh\b|\bsh -i\b|\bexec\b|\bnc\b|"
@@ -282,8 +283,8 @@ def _network_destination(event: ProcessEvent) -> list[Evidence]:
         return []  # a git remote over SSH
     remote_path = text[match.end():match.end() + 1] == ":"  # user@host:path, as scp, rsync, tar and sshfs name one
     if "@" in endpoint and "://" not in endpoint and not remote_path and \
-            base_name(event.executable_name) not in _SSH_CLIENTS:
-        return []  # user@domain is an e-mail address (a gpg recipient, a mail to) unless an SSH client reads it
+            base_name(event.executable_name) not in _REMOTE_ACCOUNT_CLIENTS:
+        return []  # user@domain is an e-mail address (a gpg recipient, a mail to) unless such a client reads it
     bare = _BARE_ENDPOINT.search(endpoint)
     weight = 0.3 if bare else 0.15
     return [Evidence(weight, f"remote endpoint in arguments ({endpoint[:60]})", "T1071", COMMAND_AND_CONTROL)]

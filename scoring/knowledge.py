@@ -258,8 +258,10 @@ def writes_of(command: Command, after_url: bool = True) -> tuple[str, ...]:
     if program in ("curl", "wget"):
         named, url_named = _downloads_of(command)
         found.extend((*named, *url_named) if after_url else named)
-    elif program in ("aria2c", "fetch"):
-        found.extend(option_values(command, ("-o", "--out")))
+    elif program in ("aria2c", "fetch", "axel"):
+        found.extend(option_values(command, ("-o", "--out", "--output")))
+    elif program == "lwp-download" and operands:  # lwp-download URL [FILE]: else named after the URL
+        found.append(operands[1] if len(operands) > 1 else _url_file_name(operands[0], "") if after_url else "")
     return tuple(_clean(p) for p in found if p and p not in ("-", "/dev/null", "&1", "&2"))
 
 

