@@ -5,6 +5,8 @@ scripts/setup.sh installs gcc and python3-dev."""
 from setuptools import Extension, setup
 
 setup(ext_modules=[
+    Extension("core._otlpwire", ["core/_otlpwire.c"], include_dirs=["core"], depends=["core/otlpwire.h"],
+              extra_compile_args=["-O2", "-Wall", "-Werror"]),
     Extension("otlp_receiver.exporters.clickhouse._records", ["otlp_receiver/exporters/clickhouse/_records.c"],
               include_dirs=["core"], depends=["core/otlpwire.h"], extra_compile_args=["-O2", "-Wall", "-Werror"]),
     Extension("otlp_receiver.normalize._repeats", ["otlp_receiver/normalize/_repeats.c"],

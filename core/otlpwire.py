@@ -18,6 +18,10 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+from core._otlpwire import count_log_records
+
+__all__ = ["count_log_records"]  # how many log records a request's bytes hold, read without parsing (C)
+
 TAG_STRING = b"\x0a"  # field 1, length-delimited: AnyValue.string_value, KeyValue.key, ArrayValue.values
 TAG_VALUE = b"\x12"  # field 2, length-delimited: KeyValue.value
 TAG_ARRAY = b"\x2a"  # field 5, length-delimited: AnyValue.array_value (also LogRecord.body)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from random import Random
+
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from core.otlpwire import log_attribute
+from core.otlpwire import count_log_records, field, log_attribute
 
 
 def test_attributes_of_every_value_type_decode_as_protobuf_builds_them():
@@ -23,3 +27,42 @@ def test_attributes_of_every_value_type_decode_as_protobuf_builds_them():
 def test_lone_surrogates_become_valid_utf8():
     record = LogRecord.FromString(log_attribute("k", "bad \ud800 end"))
     assert record.attributes[0].value.string_value == "bad \\ud800 end"
+
+
+def _request(*scopes: int) -> bytes:
+    request = ExportLogsServiceRequest()
+    for index, count in enumerate(scopes):
+        resource_logs = request.resource_logs.add(schema_url=f"r{index}")
+        resource_logs.resource.attributes.add(key="host.name").value.string_value = f"h{index}"
+        scope_logs = resource_logs.scope_logs.add()
+        scope_logs.scope.name = "s"
+        for number in range(count):
+            record = scope_logs.log_records.add(time_unix_nano=number + 1, severity_number=9)
+            record.body.string_value = "x" * number
+    return request.SerializeToString()
+
+
+def test_log_records_are_counted_from_the_bytes_as_protobuf_parses_them():
+    assert count_log_records(b"") == 0
+    assert count_log_records(_request(3, 0, 200)) == 203
+    assert count_log_records(field(1, field(2, field(2, b"") * 1000))) == 1000  # empty records count too
+    assert count_log_records(b"\x0a\x05\x12") is None  # a field running past the end
+    assert count_log_records(b"\x0b") is None  # a group
+
+
+def test_every_cut_and_corruption_of_a_request_is_counted_or_refused_as_upb_would():
+    data = _request(2, 5)
+    random = Random(5)
+    candidates = [data[:cut] for cut in range(len(data))]
+    for _ in range(2000):
+        mutated = bytearray(data)
+        mutated[random.randrange(len(mutated))] = random.randrange(256)
+        candidates.append(bytes(mutated))
+    for candidate in candidates:
+        counted = count_log_records(candidate)
+        try:
+            parsed = ExportLogsServiceRequest.FromString(candidate)
+        except DecodeError:
+            continue  # refused by the parser whatever the count said
+        if counted is not None:
+            assert counted == sum(len(s.log_records) for r in parsed.resource_logs for s in r.scope_logs)

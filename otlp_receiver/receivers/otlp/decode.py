@@ -4,6 +4,11 @@ Validation is what the OTLP specification asks of a server: a message that does 
 refused whole (INVALID_ARGUMENT / 400); individual records that are unusable (a trace id that is not
 16 bytes, a span id that is not 8, a severity number outside the enum) are dropped from the request
 and reported in `partial_success`, while the rest is accepted.
+
+A request of more than MAX_RECORDS_PER_REQUEST records is refused whole too, counted before it is parsed:
+a body of empty records (2 bytes each, and gzip makes 20 MiB of them 20 KiB) would otherwise cost 1.4 GB and
+seconds to parse and minutes in the pipeline. Real senders send far fewer per request (the SDKs 512, the
+Collector's batch processor 8,192 by default); records of a few hundred bytes reach the body limit first.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
+from core.otlpwire import count_log_records
 from otlp_receiver.component import Decoded
 
 _MAX_SEVERITY = 24
+MAX_RECORDS_PER_REQUEST = 100_000
 
 
 class InvalidRequest(ValueError):
@@ -32,6 +39,7 @@ class InvalidRequest(ValueError):
 
 
 def decode_protobuf(body: bytes) -> Decoded:
+    _check_count(count_log_records(body) or 0)
     request = ExportLogsServiceRequest()
     try:
         request.ParseFromString(body)
@@ -51,6 +59,9 @@ def decode_json(body: bytes) -> Decoded:
         raise InvalidRequest("JSON nested too deeply", "malformed_json") from exc
     if not isinstance(document, dict):
         raise InvalidRequest("an OTLP/JSON request is a JSON object", "malformed_json")
+    _check_count(sum(len(_list(scope_logs, "logRecords", "log_records"))
+                     for resource_logs in _list(document, "resourceLogs", "resource_logs")
+                     for scope_logs in _list(resource_logs, "scopeLogs", "scope_logs")))
     request = ExportLogsServiceRequest()
     try:
         _hex_ids_to_base64(document)
@@ -60,6 +71,13 @@ def decode_json(body: bytes) -> Decoded:
     except (json_format.ParseError, ValueError, TypeError, AttributeError) as exc:
         raise InvalidRequest(f"not an OTLP/JSON ExportLogsServiceRequest: {_short(exc)}", "malformed_json") from exc
     return _validated(request, None)
+
+
+def _check_count(records: int) -> None:
+    if records > MAX_RECORDS_PER_REQUEST:
+        raise InvalidRequest(f"{records:,} log records in one request, more than the {MAX_RECORDS_PER_REQUEST:,} "
+                             "procsight takes: send smaller batches (the batch processor's send_batch_max_size)",
+                             "too_many_records")
 
 
 def _hex_ids_to_base64(document: dict[str, Any]) -> None:

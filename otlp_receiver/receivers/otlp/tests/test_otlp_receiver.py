@@ -27,7 +27,8 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
-from otlp_receiver.receivers.otlp.decode import decode_protobuf
+from core.otlpwire import field
+from otlp_receiver.receivers.otlp.decode import MAX_RECORDS_PER_REQUEST, decode_protobuf
 from otlp_receiver.service import Service
 from testing import wait_until
 
@@ -206,6 +207,29 @@ def test_oversized_body_is_413_and_gzip_bomb_too(start_service) -> None:  # type
     response = requests.post(f"http://{service.http_endpoint()}/v1/logs", data=b"not gzip",
                              headers={**PROTOBUF, "Content-Encoding": "gzip"}, timeout=10)
     assert response.status_code == 400
+
+
+def test_a_request_of_too_many_records_is_refused_before_it_is_parsed(start_service) -> None:  # type: ignore[no-untyped-def]
+    # Empty records are 2 bytes each: the 10 million of a default 20 MiB body gzip to about 20 KiB, and parsed
+    # would take 1.4 GB; here half a million, under this config's 2 MB body limit.
+    service = start_service("basic.yaml")
+    records = MAX_RECORDS_PER_REQUEST * 5
+    body = field(1, field(2, field(2, b"") * records))
+    assert len(gzip.compress(body)) < 16 << 10
+    started = time.monotonic()
+    response = requests.post(f"http://{service.http_endpoint()}/v1/logs", data=gzip.compress(body),
+                             headers={**PROTOBUF, "Content-Encoding": "gzip"}, timeout=30)
+    assert response.status_code == 400
+    assert f"{records:,} log records in one request" in status_pb2.Status.FromString(response.content).message
+    _, error = grpc_call(service, field(1, field(2, field(2, b"") * (MAX_RECORDS_PER_REQUEST + 1))))
+    assert error is not None and error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert time.monotonic() - started < 10
+    refused = service.telemetry.counter("procsight_receiver_rejected_requests_total", "")
+    assert refused.value(transport="http", reason="too_many_records") == 1
+    assert refused.value(transport="grpc", reason="too_many_records") == 1
+    # One record under the limit is a request like any other.
+    assert decode_protobuf(field(1, field(2, field(2, b"") * MAX_RECORDS_PER_REQUEST))).accepted == \
+        MAX_RECORDS_PER_REQUEST
 
 
 def test_spool_full_is_429_with_retry_after(start_service) -> None:  # type: ignore[no-untyped-def]
