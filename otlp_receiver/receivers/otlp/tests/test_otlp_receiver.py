@@ -122,9 +122,10 @@ def test_acknowledged_records_are_in_the_spool_before_the_pipeline_runs(start_se
     assert response.status_code == 200
     ExportLogsServiceResponse.FromString(response.content)  # a valid empty response
     spool = service.pipelines["logs"].spool
-    wait_until(lambda: spool.uncommitted_entries() == 0)
     committed = service.telemetry.counter("procsight_pipeline_committed_log_records_total", "")
-    assert committed.value(pipeline="logs") == 3
+    # The pipeline commits the spool entry, then counts: wait for both (reading the count at once raced).
+    wait_until(lambda: spool.uncommitted_entries() == 0 and committed.value(pipeline="logs") == 3,
+               what="3 records committed")
 
 
 # -- OTLP/JSON ---------------------------------------------------------------------------------------
