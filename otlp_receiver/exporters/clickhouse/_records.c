@@ -24,16 +24,19 @@
 enum { SLOT_RECORD_ID, SLOT_SCORE, SLOT_INCIDENT_SCORE, SLOT_INCIDENT, SLOT_TECHNIQUES, SLOT_SEVERITY,
        SLOT_WORKLOAD, SLOT_EVENT_NAME };
 
-typedef struct {
-    const uint8_t *data;
-    Py_ssize_t end;
-} Span;
-
 static PyObject *empty_text;
 
 static int malformed(const char *what) {
     PyErr_Format(PyExc_ValueError, "%s: not a serialized ExportLogsServiceRequest", what);
     return -1;
+}
+
+/* A fixed64 or fixed32 field's value: little-endian bytes, whatever the host's order. */
+static uint64_t little_endian(const uint8_t *bytes, int size) {
+    uint64_t value = 0;
+    for (int i = size - 1; i >= 0; i--)
+        value = value << 8 | bytes[i];
+    return value;
 }
 
 /* The field at `position`: its number, wire type, and for wire type 2 where its bytes are; `position` moves past it. */
@@ -50,8 +53,7 @@ static int next_field(const uint8_t *data, Py_ssize_t *position, Py_ssize_t end,
     case 1:
         if (end - *position < 8)
             return malformed("a fixed64 runs past its message");
-        memcpy(&value, data + *position, 8); /* little-endian, as x86-64 and arm64 are */
-        *scalar = value;
+        *scalar = little_endian(data + *position, 8);
         *position += 8;
         return 0;
     case 2:
@@ -63,15 +65,12 @@ static int next_field(const uint8_t *data, Py_ssize_t *position, Py_ssize_t end,
         *length = (Py_ssize_t)value;
         *position += (Py_ssize_t)value;
         return 0;
-    case 5: {
-        uint32_t fixed;
+    case 5:
         if (end - *position < 4)
             return malformed("a fixed32 runs past its message");
-        memcpy(&fixed, data + *position, 4);
-        *scalar = fixed;
+        *scalar = little_endian(data + *position, 4);
         *position += 4;
         return 0;
-    }
     default:
         PyErr_Format(PyExc_ValueError, "wire type %d (a group) in an OTLP message", *wire);
         return -1;
@@ -213,12 +212,10 @@ static PyObject *scalar_attribute(const uint8_t *entry, Py_ssize_t size) {
     Py_ssize_t position = 1;
     uint64_t length, number;
     if (size < 1 || entry[0] != 0x0A || read_varint(entry, &position, size, &length) < 0
-        || length > (uint64_t)(size - position)) {
-        PyErr_Clear();
+        || length > (uint64_t)(size - position))
         return NULL;
-    }
     Py_ssize_t key_end = position + (Py_ssize_t)length;
-    PyObject *key = text_of(entry, position, (Py_ssize_t)length), *text = NULL, *value = Py_None;
+    PyObject *key = text_of(entry, position, (Py_ssize_t)length), *text = NULL;
     if (key == NULL)
         return NULL;
     if (key_end == size)
@@ -245,9 +242,10 @@ static PyObject *scalar_attribute(const uint8_t *entry, Py_ssize_t size) {
             Py_XDECREF(integer);
         }
     } else if (tag == 0x21 && size - position == 8) { /* double_value */
+        uint64_t bits = little_endian(entry + position, 8);
         double fraction;
-        memcpy(&fraction, entry + position, 8);
-        value = PyFloat_FromDouble(fraction);
+        memcpy(&fraction, &bits, 8); /* IEEE 754, as protobuf's double */
+        PyObject *value = PyFloat_FromDouble(fraction);
         text = value != NULL ? PyObject_Repr(value) : NULL;
         if (text == NULL) {
             Py_XDECREF(value);
@@ -264,7 +262,6 @@ static PyObject *scalar_attribute(const uint8_t *entry, Py_ssize_t size) {
     }
     return Py_BuildValue("(NNO)", key, text, Py_None);
 other_shape:
-    PyErr_Clear();
     Py_DECREF(key);
     return NULL;
 }
