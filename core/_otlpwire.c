@@ -16,37 +16,22 @@ static Py_ssize_t each_field(const uint8_t *data, Py_ssize_t start, Py_ssize_t e
                              Py_ssize_t (*each)(const uint8_t *, Py_ssize_t, Py_ssize_t)) {
     Py_ssize_t position = start, found = 0;
     while (position < end) {
-        uint64_t tag, value;
+        Py_ssize_t field_start = position;
+        uint64_t tag, length;
         if (read_varint(data, &position, end, &tag) < 0)
             return -1;
-        switch (tag & 7) {
-        case 0:
-            if (read_varint(data, &position, end, &value) < 0)
+        if (tag != (wanted << 3 | 2)) {
+            if ((position = skip_field(data, field_start, end)) < 0)
                 return -1;
             continue;
-        case 1:
-        case 5: {
-            Py_ssize_t size = (tag & 7) == 1 ? 8 : 4;
-            if (end - position < size)
-                return -1;
-            position += size;
-            continue;
         }
-        case 2:
-            break;
-        default:
-            return -1; /* a group: not in OTLP */
-        }
-        if (read_varint(data, &position, end, &value) < 0 || value > (uint64_t)(end - position))
+        if (read_varint(data, &position, end, &length) < 0 || length > (uint64_t)(end - position))
             return -1;
-        Py_ssize_t field_end = position + (Py_ssize_t)value;
-        if (tag >> 3 == wanted) {
-            Py_ssize_t inner = each != NULL ? each(data, position, field_end) : 1;
-            if (inner < 0)
-                return -1;
-            found += inner;
-        }
-        position = field_end;
+        Py_ssize_t inner = each != NULL ? each(data, position, position + (Py_ssize_t)length) : 1;
+        if (inner < 0)
+            return -1;
+        found += inner;
+        position += (Py_ssize_t)length;
     }
     return found;
 }

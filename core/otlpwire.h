@@ -1,5 +1,5 @@
-/* The protobuf wire format read in C, for procsight's C extensions (setup.py): the varint reader of
- * core/otlpwire.py (`read_varint`), bounded by the end of the message it is in. */
+/* The protobuf wire format read in C, for procsight's C extensions (setup.py): core/otlpwire.py's
+ * `read_varint` and `skip_field`, bounded by the end of the message they are in. */
 #ifndef PROCSIGHT_OTLPWIRE_H
 #define PROCSIGHT_OTLPWIRE_H
 
@@ -21,6 +21,27 @@ static inline int read_varint(const uint8_t *data, Py_ssize_t *position, Py_ssiz
         }
     }
     return -1;
+}
+
+/* The position after the field whose tag is at `position`, or -1 for a group (not in OTLP) or a field cut short. */
+static inline Py_ssize_t skip_field(const uint8_t *data, Py_ssize_t position, Py_ssize_t end) {
+    uint64_t tag, value;
+    if (read_varint(data, &position, end, &tag) < 0)
+        return -1;
+    switch (tag & 7) {
+    case 0:
+        return read_varint(data, &position, end, &value) < 0 ? -1 : position;
+    case 1:
+        return end - position < 8 ? -1 : position + 8;
+    case 2:
+        if (read_varint(data, &position, end, &value) < 0 || value > (uint64_t)(end - position))
+            return -1;
+        return position + (Py_ssize_t)value;
+    case 5:
+        return end - position < 4 ? -1 : position + 4;
+    default:
+        return -1;
+    }
 }
 
 #endif

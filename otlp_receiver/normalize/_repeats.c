@@ -25,27 +25,6 @@ static const char PARENT_PID[] = "\n\x12process.parent_pid\x12";
 /* Field number 0 never occurs: no record has these bytes. */
 static const char *const MARKS[2] = {"\x00\x01", "\x00\x02"};
 
-/* The position after the field whose tag is at `position`, or -1 for a group or a field cut short. */
-static Py_ssize_t skip_field(const uint8_t *data, Py_ssize_t position, Py_ssize_t end) {
-    uint64_t tag, value;
-    if (read_varint(data, &position, end, &tag) < 0)
-        return -1;
-    switch (tag & 7) {
-    case 0:
-        return read_varint(data, &position, end, &value) < 0 ? -1 : position;
-    case 1:
-        return end - position < 8 ? -1 : position + 8;
-    case 2:
-        if (read_varint(data, &position, end, &value) < 0 || value > (uint64_t)(end - position))
-            return -1;
-        return position + (Py_ssize_t)value;
-    case 5:
-        return end - position < 4 ? -1 : position + 4;
-    default:
-        return -1;
-    }
-}
-
 /* The int of an AnyValue that holds only an int_value, its length byte at `at`, ending at `following`. */
 static int int_value(const uint8_t *data, Py_ssize_t at, Py_ssize_t following, int64_t *value) {
     if (at + 1 >= following || data[at] >= 0x80 || at + 1 + data[at] != following || data[at + 1] != TAG_INT_VALUE)
