@@ -22,6 +22,10 @@ from core._otlpwire import count_log_records
 
 __all__ = ["count_log_records"]  # how many log records a request's bytes hold, read without parsing (C)
 
+# The most log records a procsight receiver takes in one request (otlp_receiver/receivers/otlp/decode.py says
+# why); the agent never batches more.
+MAX_RECORDS_PER_REQUEST = 100_000
+
 TAG_STRING = b"\x0a"  # field 1, length-delimited: AnyValue.string_value, KeyValue.key, ArrayValue.values
 TAG_VALUE = b"\x12"  # field 2, length-delimited: KeyValue.value
 TAG_ARRAY = b"\x2a"  # field 5, length-delimited: AnyValue.array_value (also LogRecord.body)

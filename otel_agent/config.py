@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.confmap import ConfigError, Duration, check_positive, decode, load_yaml
+from core.otlpwire import MAX_RECORDS_PER_REQUEST
 
 MODES = ("auto", "ebpf", "netlink", "proc")
 PROTOCOLS = ("grpc", "http")
@@ -111,8 +112,9 @@ class BatchConfig:
 
     def validate(self) -> None:
         check_positive(self, "timeout")
-        if self.send_batch_size < 1:
-            raise ConfigError("send_batch_size", "must be at least 1")
+        if not 1 <= self.send_batch_size <= MAX_RECORDS_PER_REQUEST:
+            raise ConfigError("send_batch_size", f"must be 1 to {MAX_RECORDS_PER_REQUEST:,}: a procsight receiver "
+                                                 "refuses larger requests")
         if self.queue_size < self.send_batch_size:
             raise ConfigError("queue_size", "must be at least send_batch_size")
 

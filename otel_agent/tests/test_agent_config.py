@@ -54,6 +54,7 @@ def test_misspelt_key_names_file_key_and_suggestion():
     ({"capture": {"argv": {"max_args": 0}}}, "argv.max_args"),
     ({"capture": {"ring_buffer_pages": 1000}}, "power of two"),
     ({"batch": {"queue_size": 10, "send_batch_size": 100}}, "queue_size"),
+    ({"batch": {"queue_size": 10**6, "send_batch_size": 200_000}}, "a procsight receiver refuses larger requests"),
     ({"spool": {"max_size_mib": 0}}, "spool.max_size_mib"),
     ({"exporter": {"tls": {"cert_file": "/nonexistent.pem", "key_file": "/nonexistent.key"}}}, "no such file"),
     ({"capture": {"cpu_threshold_percent": "high"}}, "cpu_threshold_percent"),

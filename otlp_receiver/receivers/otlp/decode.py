@@ -23,11 +23,10 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from core.otlpwire import count_log_records
+from core.otlpwire import MAX_RECORDS_PER_REQUEST, count_log_records
 from otlp_receiver.component import Decoded
 
 _MAX_SEVERITY = 24
-MAX_RECORDS_PER_REQUEST = 100_000
 
 
 class InvalidRequest(ValueError):
