@@ -16,22 +16,15 @@ static Py_ssize_t each_field(const uint8_t *data, Py_ssize_t start, Py_ssize_t e
                              Py_ssize_t (*each)(const uint8_t *, Py_ssize_t, Py_ssize_t)) {
     Py_ssize_t position = start, found = 0;
     while (position < end) {
-        Py_ssize_t field_start = position;
-        uint64_t tag, length;
-        if (read_varint(data, &position, end, &tag) < 0)
+        Field field;
+        if (read_field(data, &position, end, &field) < 0)
             return -1;
-        if (tag != (wanted << 3 | 2)) {
-            if ((position = skip_field(data, field_start, end)) < 0)
-                return -1;
+        if (field.wire != 2 || field.number != wanted)
             continue;
-        }
-        if (read_varint(data, &position, end, &length) < 0 || length > (uint64_t)(end - position))
-            return -1;
-        Py_ssize_t inner = each != NULL ? each(data, position, position + (Py_ssize_t)length) : 1;
+        Py_ssize_t inner = each != NULL ? each(data, field.start, field.start + field.length) : 1;
         if (inner < 0)
             return -1;
         found += inner;
-        position += (Py_ssize_t)length;
     }
     return found;
 }

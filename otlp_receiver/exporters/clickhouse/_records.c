@@ -31,50 +31,9 @@ static int malformed(const char *what) {
     return -1;
 }
 
-/* A fixed64 or fixed32 field's value: little-endian bytes, whatever the host's order. */
-static uint64_t little_endian(const uint8_t *bytes, int size) {
-    uint64_t value = 0;
-    for (int i = size - 1; i >= 0; i--)
-        value = value << 8 | bytes[i];
-    return value;
-}
-
-/* The field at `position`: its number, wire type, and for wire type 2 where its bytes are; `position` moves past it. */
-static int next_field(const uint8_t *data, Py_ssize_t *position, Py_ssize_t end, uint32_t *number, int *wire,
-                      Py_ssize_t *start, Py_ssize_t *length, uint64_t *scalar) {
-    uint64_t tag, value;
-    if (read_varint(data, position, end, &tag) < 0)
-        return malformed("a tag is cut short");
-    *number = (uint32_t)(tag >> 3);
-    *wire = (int)(tag & 7);
-    switch (*wire) {
-    case 0:
-        return read_varint(data, position, end, scalar) < 0 ? malformed("a varint is cut short") : 0;
-    case 1:
-        if (end - *position < 8)
-            return malformed("a fixed64 runs past its message");
-        *scalar = little_endian(data + *position, 8);
-        *position += 8;
-        return 0;
-    case 2:
-        if (read_varint(data, position, end, &value) < 0)
-            return malformed("a length is cut short");
-        if (value > (uint64_t)(end - *position))
-            return malformed("a field runs past its message");
-        *start = *position;
-        *length = (Py_ssize_t)value;
-        *position += (Py_ssize_t)value;
-        return 0;
-    case 5:
-        if (end - *position < 4)
-            return malformed("a fixed32 runs past its message");
-        *scalar = little_endian(data + *position, 4);
-        *position += 4;
-        return 0;
-    default:
-        PyErr_Format(PyExc_ValueError, "wire type %d (a group) in an OTLP message", *wire);
-        return -1;
-    }
+/* The field at *position, as read_field, with a ValueError for bytes that are not a message. */
+static int next_field(const uint8_t *data, Py_ssize_t *position, Py_ssize_t end, Field *field) {
+    return read_field(data, position, end, field) < 0 ? malformed("a field runs past its message, or is a group") : 0;
 }
 
 static PyObject *text_of(const uint8_t *data, Py_ssize_t start, Py_ssize_t length) {
@@ -369,15 +328,13 @@ static PyObject *body_text(Columns *columns, const uint8_t *data, Py_ssize_t sta
 
 static int read_fields(Columns *columns, Record *record, const uint8_t *data, Py_ssize_t position, Py_ssize_t end) {
     while (position < end) {
-        uint32_t number;
-        int wire;
-        Py_ssize_t start = 0, length = 0;
-        uint64_t scalar = 0;
-        if (next_field(data, &position, end, &number, &wire, &start, &length, &scalar) < 0)
+        Field field;
+        if (next_field(data, &position, end, &field) < 0)
             return -1;
+        Py_ssize_t start = field.start, length = field.length;
         PyObject **text_slot = NULL;
-        if (wire == 2) {
-            switch (number) {
+        if (field.wire == 2) {
+            switch (field.number) {
             case 6:
                 if (read_attribute(columns, record, data, start, length) < 0)
                     return -1;
@@ -409,14 +366,14 @@ static int read_fields(Columns *columns, Record *record, const uint8_t *data, Py
             Py_XSETREF(*text_slot, text_of(data, start, length));
             if (*text_slot == NULL)
                 return -1;
-        } else if (wire == 1 && number == 1) {
-            record->time_ns = scalar;
-        } else if (wire == 1 && number == 11) {
-            record->observed_ns = scalar;
-        } else if (wire == 0 && number == 2) {
-            record->severity_number = scalar;
-        } else if (wire == 5 && number == 8) {
-            record->flags = scalar;
+        } else if (field.wire == 1 && field.number == 1) {
+            record->time_ns = field.value;
+        } else if (field.wire == 1 && field.number == 11) {
+            record->observed_ns = field.value;
+        } else if (field.wire == 0 && field.number == 2) {
+            record->severity_number = field.value;
+        } else if (field.wire == 5 && field.number == 8) {
+            record->flags = field.value;
         } /* dropped_attributes_count, or a field this schema does not know: skipped */
     }
     return 0;
@@ -519,24 +476,21 @@ static PyObject *read_scope_logs(PyObject *module, PyObject *args) {
     if (columns_open(&columns, rows) < 0)
         goto failed;
     while (position < end) {
-        uint32_t number;
-        int wire;
-        Py_ssize_t field_start = 0, length = 0;
-        uint64_t scalar;
-        if (next_field(data, &position, end, &number, &wire, &field_start, &length, &scalar) < 0)
+        Field field;
+        if (next_field(data, &position, end, &field) < 0)
             goto failed;
-        if (wire != 2)
+        if (field.wire != 2)
             continue;
-        if (number == 2) {
-            if (read_record(&columns, data, field_start, field_start + length) < 0)
+        if (field.number == 2) {
+            if (read_record(&columns, data, field.start, field.start + field.length) < 0)
                 goto failed;
             count++;
-        } else if (number == 1) {
-            Py_XSETREF(scope, PyBytes_FromStringAndSize((const char *)data + field_start, length));
+        } else if (field.number == 1) {
+            Py_XSETREF(scope, PyBytes_FromStringAndSize((const char *)data + field.start, field.length));
             if (scope == NULL)
                 goto failed;
-        } else if (number == 3) {
-            Py_XSETREF(schema_url, text_of(data, field_start, length));
+        } else if (field.number == 3) {
+            Py_XSETREF(schema_url, text_of(data, field.start, field.length));
             if (schema_url == NULL)
                 goto failed;
         }

@@ -285,7 +285,6 @@ def _time(value: str | None, name: str) -> float | None:
     return moment
 
 
-
 def _parse_time(value: str, name: str) -> float:
     try:
         return float(value)

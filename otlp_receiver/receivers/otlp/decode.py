@@ -38,7 +38,7 @@ class InvalidRequest(ValueError):
 
 
 def decode_protobuf(body: bytes) -> Decoded:
-    _check_count(count_log_records(body) or 0)
+    _check_count(count_log_records(body) or 0)  # None: not a request, which the parser below says
     request = ExportLogsServiceRequest()
     try:
         request.ParseFromString(body)
