@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
 PROGRESS_SECONDS = 5.0  # long work says how far it got this often (on stderr)
+_JSON = json.JSONEncoder(ensure_ascii=False)  # built once: dumps() with options builds one per line
 
 
 @dataclass(slots=True)
@@ -182,6 +183,6 @@ def _flush(engine: AnomalyEngine, batch: list[_Line], args: argparse.Namespace, 
                                      ANOMALY_INCIDENT_SCORE: verdict.incident_score})
                 if line.event.ancestors:
                     line.raw.setdefault(PROCESS_ANCESTORS, list(line.event.ancestors))
-                out.write(json.dumps(line.raw, ensure_ascii=False) + "\n")
+                out.write(_JSON.encode(line.raw) + "\n")
         start = end
     return len(batch)
