@@ -11,8 +11,8 @@ files, and for each new exec finds:
 - **pipes**: a downloader or decoder feeding a shell, a reader of secrets feeding an encoder and a
   network sender; from stdin/stdout identities when the agent reports them (`pipe:<inode>`), else from
   timing (siblings of one parent started within `PIPE_WINDOW`), which is weaker evidence;
-- **write, then execute**: a file fetched, decoded, copied or made executable, then run (or deleted
-  after it ran); resolved against the working directory;
+- **write, then execute**: a file fetched, decoded, copied or made executable, then run, by its path
+  or as a shell's or interpreter's script (or deleted after it ran); resolved against the working directory;
 - **session bursts**: sensitive commands of one session (the descendants of one interactive or
   script shell, or of one server) add up within `BURST_WINDOW`;
 - **privilege**: an effective uid that differs from the real one (a setuid gain);
@@ -48,6 +48,7 @@ from scoring.sequences import (
     pipeline_evidence,
     prepared_files,
     resolve,
+    script_file,
 )
 
 MAX_ANCESTORS = 16
@@ -406,7 +407,7 @@ class ChainTracker:
     @staticmethod
     def _prepared_files_used(view: ChainView, host: _Host, event: ProcessEvent, acts: _FileActs) -> None:
         node, now = view.node, view.node.started
-        for path in (event.executable_path, node.args[0] if node.args else ""):
+        for path in (event.executable_path, node.args[0] if node.args else "", acts.script):
             written = host.files.find(path, node.cwd, now)
             if written is not None:
                 written.executed = True
@@ -563,6 +564,7 @@ class _FileActs:
     """What an argv does to files, worked out once per distinct argv (most execs repeat one)."""
 
     path_operands: tuple[str, ...]  # operands naming a path: a file of the chain it may handle
+    script: str  # the script file a shell or interpreter runs (scoring/sequences.py script_file)
     deletes: tuple[str, ...]
     prepares: tuple[tuple[str, str, float, str], ...]  # scoring/sequences.py prepared_files
 
@@ -570,7 +572,7 @@ class _FileActs:
 @lru_cache(maxsize=1 << 13)
 def _file_acts(args: tuple[str, ...]) -> _FileActs:
     command = unwrap(Command(args))
-    return _FileActs(tuple(a for a in command.args[1:] if "/" in a), deletes_of(command),
+    return _FileActs(tuple(a for a in command.args[1:] if "/" in a), script_file(command), deletes_of(command),
                      tuple(prepared_files(command)))
 
 

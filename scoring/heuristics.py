@@ -32,6 +32,7 @@ from scoring.programs import (
     CGI_GATEWAYS,
     DOWNLOADERS,
     ELEVATORS,
+    INLINE_CODE_FLAGS,
     INTERPRETERS,
     SCRIPT_RUNTIMES,
     SHELLS,
@@ -40,7 +41,6 @@ from scoring.programs import (
 from scoring.sequences import resolve, script_evidence
 from scoring.tokens import address_class, base_name, elevated_program, path_class
 
-INLINE_CODE_FLAGS = frozenset({"-c", "-e", "-E", "-r", "--eval", "--exec", "-x", "--execute", "--command"})
 TEMP_CLASSES = frozenset({"tmp", "shm"})
 WEB_PORTS = frozenset({80, 443, 8080, 8443})
 # Toolchains that build into a temp directory and run what they built there (go test, isolated pip builds).

@@ -16,6 +16,8 @@ SCRIPT_RUNTIMES = frozenset({"python", "ruby"})
 CGI_GATEWAYS = frozenset({"fcgiwrap", "spawn-fcgi", "php-cgi", "suexec", "cgi-fcgi", "multiwatch"})
 DATABASES = frozenset({"postgres", "postmaster", "mysqld", "mariadbd", "redis-server", "mongod", "sqlservr"})
 ELEVATORS = frozenset({"sudo", "su", "doas", "pkexec", "run0"})
+# Flags that give a shell or interpreter its code on the command line (python -c, perl -e, php -r, ...).
+INLINE_CODE_FLAGS = frozenset({"-c", "-e", "-E", "-r", "--eval", "--exec", "-x", "--execute", "--command"})
 # Programs that run another program given as their arguments: judge what they run.
 WRAPPERS = frozenset({"env", "nohup", "timeout", "nice", "ionice", "setsid", "stdbuf", "chrt", "taskset", "time",
                       "xargs", "exec", "command", "builtin", "unbuffer", "flock", "runuser", "chroot", "nsenter",

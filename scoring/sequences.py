@@ -15,7 +15,7 @@ from functools import lru_cache
 from scoring.commands import Command, Script, unwrap
 from scoring.evidence import COMMAND_AND_CONTROL, DEFENSE_EVASION, EXECUTION, EXFILTRATION, Evidence
 from scoring.knowledge import deletes_of, writes_of
-from scoring.programs import DOWNLOADERS, ENCODERS, INTERPRETERS, SENDERS, SHELLS
+from scoring.programs import DOWNLOADERS, ENCODERS, INLINE_CODE_FLAGS, INTERPRETERS, SENDERS, SHELLS
 from scoring.tokens import path_class
 
 DECODERS = frozenset({"base64", "base32", "basenc", "xxd", "openssl", "gunzip", "zcat", "gzip", "bzip2", "xz",
@@ -23,6 +23,9 @@ DECODERS = frozenset({"base64", "base32", "basenc", "xxd", "openssl", "gunzip", 
 # The first command of a pipeline that ends in a network sender: these read what is worth stealing.
 SECRET_SOURCES = frozenset({"env", "printenv", "set", "history", "cat", "tar", "zip", "find", "ps", "ls", "gpg",
                             "openssl", "base64", "gzip", "xxd", "dd", "strings", "head", "tail", "grep"})
+# Options of a shell or interpreter that take the next argument as their value (not the script to run).
+_VALUE_OPTIONS = frozenset({"-o", "+o", "-O", "+O", "-W", "-X", "-I", "--require", "--import", "--rcfile",
+                            "--init-file"})
 
 
 def pipeline_evidence(commands: Sequence[Command], confirmed: bool) -> list[Evidence]:
@@ -63,11 +66,13 @@ def script_evidence(script: Script, cwd: str) -> list[Evidence]:
     written: dict[str, tuple[str, float, str]] = {}
     executed: set[str] = set()
     for command in (unwrap(c) for c in script.commands()):
-        path = resolve(command.args[0], cwd) if command.args else ""
-        if path in written:
-            how, weight, technique = written[path]
-            found.append(Evidence(weight, f"runs {path[:80]}, {how} earlier in the same script", technique, EXECUTION))
-            executed.add(path)
+        for path in (resolve(p, cwd) for p in runs_files(command)):
+            if path in written:
+                how, weight, technique = written[path]
+                found.append(Evidence(weight, f"runs {path[:80]}, {how} earlier in the same script", technique,
+                                      EXECUTION))
+                executed.add(path)
+                break
         for target in deletes_of(command):
             if resolve(target, cwd) in executed:
                 found.append(Evidence(deleted_after_run_weight(hideout(target)),
@@ -82,6 +87,44 @@ def script_evidence(script: Script, cwd: str) -> list[Evidence]:
             unwrap(c).program in DOWNLOADERS for c in script.commands()):
         found.append(Evidence(0.8, "downloaded code run through command substitution", "T1105", COMMAND_AND_CONTROL))
     return found
+
+
+def runs_files(command: Command) -> tuple[str, ...]:
+    """The files a command runs: its program, and the script a shell or interpreter is given (`sh x.sh`,
+    `python3 /tmp/a.py`, `source ./env.sh`); a dropper runs what it fetched either way."""
+    if not command.args:
+        return ()
+    script = script_file(command)
+    return (command.args[0], script) if script else (command.args[0],)
+
+
+def script_file(command: Command) -> str:
+    """The script file a shell or interpreter runs; "" for code given inline, on stdin or as a module."""
+    program, args = command.program, command.args[1:]
+    if program in ("source", "."):
+        return args[0] if args else ""
+    if (program not in SHELLS and program not in INTERPRETERS) or program == "busybox":
+        return ""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return args[i + 1] if i + 1 < len(args) else ""
+        if arg == "-f" and program == "php":
+            return args[i + 1] if i + 1 < len(args) else ""
+        if arg in ("-", "-s", "-m") or _inline_code_flag(program, arg):
+            return ""  # code on the command line (`python3 -c`, `bash -lc`), on stdin, or a module
+        if arg[:1] in "-+":
+            i += 2 if arg in _VALUE_OPTIONS else 1
+            continue
+        return arg
+    return ""
+
+
+def _inline_code_flag(program: str, arg: str) -> bool:
+    if program in SHELLS:  # -e and -x are errexit and xtrace there; only -c (alone or in a cluster) is code
+        return arg[:1] == "-" and arg[1:2] != "-" and "c" in arg
+    return arg in INLINE_CODE_FLAGS
 
 
 def made_runnable(command: Command) -> list[tuple[str, str, float, str]]:

