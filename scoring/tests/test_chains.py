@@ -265,6 +265,16 @@ def test_a_script_that_decodes_a_file_and_runs_it_with_sh_alerts_on_its_own(engi
         verdict.reasons
 
 
+def test_a_file_tee_wrote_and_an_interpreter_ran_from_shared_memory_is_evidence(engine):
+    """tee writes its operands without any redirection: what it wrote is a prepared file like `cat > f`'s."""
+    session = Session()
+    events = [session.exec("base64 -d blob.txt", 100, "bash"),
+              session.exec("tee /dev/shm/a.py", 100, "bash", gap=0.001),
+              session.exec("python3 /dev/shm/a.py", 100, "bash")]
+    verdicts = _score(engine, events)
+    assert any(r.startswith("runs /dev/shm/a.py, written by tee") for r in verdicts[2].reasons), verdicts[2]
+
+
 @pytest.mark.parametrize(("line", "script"), [
     ("sh /tmp/.a", "/tmp/.a"), ("bash -x -o pipefail run.sh arg", "run.sh"), ("sh -e -- /tmp/y", "/tmp/y"),
     ("python3 -u -W ignore /tmp/a.py x", "/tmp/a.py"), ("php -f x.php", "x.php"), ("perl -I lib x.pl", "x.pl"),
