@@ -953,7 +953,12 @@ def _remote_services(command: Command) -> list[Evidence]:
             "$(...)" in a or any(len(label) > 40 for label in a.split(".")) for a in args[1:]):
         found.append(Evidence(0.45, f"{program} sends data inside a DNS name", "T1048.003", EXFILTRATION))
     if program == "openssl" and "s_client" in args:
-        found.append(Evidence(0.3, "openssl opens a TLS connection by hand", "T1573", COMMAND_AND_CONTROL))
+        # Carrying data (quiet, or with a redirection) it is a tunnel; printing the handshake, a TLS check.
+        if "-quiet" in args or "-ign_eof" in args or command.redirects:
+            found.append(Evidence(0.3, "openssl carries data over a TLS connection by hand", "T1573",
+                                  COMMAND_AND_CONTROL))
+        else:
+            found.append(Evidence(0.1, "openssl opens a TLS connection by hand", "T1573", COMMAND_AND_CONTROL))
     if program in ("aws", "gcloud", "az"):
         if any(a in ("get-caller-identity", "list-users", "list-roles", "get-secret-value", "list-secrets",
                      "print-access-token", "get-account-authorization-details") for a in args):

