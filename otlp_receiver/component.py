@@ -1,9 +1,9 @@
 """What flows through a pipeline, the shapes of the components that handle it, and the capabilities the
 service discovers in them.
 
-Like the Collector's pdata, a batch is the OTLP protobuf itself (`ExportLogsServiceRequest`), so a
-record the receiver accepted leaves through an OTLP exporter byte-for-byte as it came, plus the
-attributes the `anomaly` processor added. Components are built by factories from their typed config
+Like the Collector's pdata, a batch is the OTLP protobuf itself (`ExportLogsServiceRequest`, or its wire
+bytes until a component reads it), so a record the receiver accepted leaves through an OTLP exporter
+byte-for-byte as it came, plus the attributes the `anomaly` processor added. Components are built by factories from their typed config
 (`otlp_receiver/registry.py` names the factories, `otlp_receiver/service.py` builds and wires them), the
 way the Collector builds them. The service never asks for a component by type name: it asks whether a
 component has a capability (`Batcher`, `AdmissionController`, `RouteProvider`, `Authenticator`,
@@ -24,6 +24,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from core.confmap import ConfigError
+from core.otlpwire import count_log_records
 from otlp_receiver.spool import SpoolEntry
 from otlp_receiver.telemetry import Telemetry
 
@@ -37,26 +38,66 @@ into the pipeline, as the Collector's client.Info.Metadata."""
 # -- data ----------------------------------------------------------------------------------------------
 
 
-@dataclass
 class LogBatch:
     """One unit of work in a pipeline.
 
     `batch_id` is stable across a crash and replay (it is the ingest spool's sequence number), so
     `record_id(i)` gives every record a key that exporters use to write exactly once.
+
+    A batch holds its records as a parsed `ExportLogsServiceRequest` (`logs`) or as its wire bytes (`wire=`:
+    the spooled requests, the scoring process's reply), parsed the first time a component reads `logs`.
+    Components that only pass records on (to the scoring process, to the ClickHouse encoder, to an OTLP
+    exporter) read `serialized()` and `record_count()`, so on that path no record becomes a Python object
+    in this process. Once `logs` is read it is the batch's records, changes included.
     """
 
-    logs: ExportLogsServiceRequest
-    tenant: str = DEFAULT_TENANT
-    batch_id: str = ""
-    # The client metadata the batch was formed by (the batch processor's metadata_keys), name -> values.
-    metadata: ClientMetadata = field(default_factory=dict)
-    # Set by the anomaly processor: float32 (record_count, dim) feature vectors in record order, zero rows
-    # for records it did not score. Exporters may store them (ClickHouse keeps them for similarity search).
-    embeddings: np.ndarray | None = None
-    # A part split off a batch (`part`) keeps its records' ids: they count from `first_ordinal` under the
-    # id of the batch it came from.
-    record_id_prefix: str = ""
-    first_ordinal: int = 0
+    __slots__ = ("_logs", "_wire", "batch_id", "embeddings", "first_ordinal", "metadata", "record_id_prefix", "tenant")
+
+    def __init__(self, logs: ExportLogsServiceRequest | None = None, tenant: str = DEFAULT_TENANT,
+                 batch_id: str = "", metadata: ClientMetadata | None = None, embeddings: np.ndarray | None = None,
+                 record_id_prefix: str = "", first_ordinal: int = 0, *, wire: bytes | None = None) -> None:
+        if (logs is None) == (wire is None):
+            raise TypeError("a LogBatch holds either `logs` or its `wire` bytes")
+        self._logs = logs
+        self._wire = wire
+        self.tenant = tenant
+        self.batch_id = batch_id
+        # The client metadata the batch was formed by (the batch processor's metadata_keys), name -> values.
+        self.metadata: ClientMetadata = {} if metadata is None else metadata
+        # Set by the anomaly processor: float32 (record_count, dim) feature vectors in record order, zero rows
+        # for records it did not score. Exporters may store them (ClickHouse keeps them for similarity search).
+        self.embeddings = embeddings
+        # A part split off a batch (`part`) keeps its records' ids: they count from `first_ordinal` under the
+        # id of the batch it came from.
+        self.record_id_prefix = record_id_prefix
+        self.first_ordinal = first_ordinal
+
+    def __repr__(self) -> str:
+        return f"LogBatch(batch_id={self.batch_id!r}, tenant={self.tenant!r}, records={self.record_count()})"
+
+    @property
+    def logs(self) -> ExportLogsServiceRequest:
+        if self._logs is None:
+            self._logs = ExportLogsServiceRequest.FromString(self._wire or b"")
+            self._wire = None  # the parsed request is the batch now: a component may change it
+        return self._logs
+
+    @logs.setter
+    def logs(self, logs: ExportLogsServiceRequest) -> None:
+        self._logs, self._wire = logs, None
+
+    def set_wire(self, wire: bytes) -> None:
+        """Replaces the batch's records by these serialized ones (parsed if `logs` is read)."""
+        self._logs, self._wire = None, wire
+
+    def serialized(self) -> bytes:
+        """The records as protobuf bytes: the wire bytes the batch came as, unless `logs` was read."""
+        if self._logs is None and self._wire is not None:
+            return self._wire
+        return self.logs.SerializeToString()
+
+    def byte_size(self) -> int:
+        return len(self._wire) if self._logs is None and self._wire is not None else self.logs.ByteSize()
 
     def records(self) -> Iterator[tuple[Resource, InstrumentationScope, LogRecord]]:
         """Every record with its resource and scope, in the order that defines record ordinals."""
@@ -66,6 +107,10 @@ class LogBatch:
                     yield resource_logs.resource, scope_logs.scope, record
 
     def record_count(self) -> int:
+        if self._logs is None and self._wire is not None:
+            counted = count_log_records(self._wire)  # counted in C, without parsing
+            if counted is not None:
+                return counted
         return sum(len(s.log_records) for r in self.logs.resource_logs for s in r.scope_logs)
 
     def record_id(self, ordinal: int) -> str:

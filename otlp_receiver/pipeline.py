@@ -16,8 +16,6 @@ import threading
 import time
 from collections.abc import Sequence
 
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-
 from otlp_receiver.component import (
     AdmissionController,
     Backpressure,
@@ -236,7 +234,8 @@ class Pipeline:
 
 def _batches_by_tenant(entries: list[SpoolEntry], group_id: str) -> list[LogBatch]:
     """One LogBatch per tenant and metadata partition, in order of first appearance; concatenated protobuf
-    messages parse as one message whose repeated fields are joined, so merging costs one parse."""
+    messages parse as one message whose repeated fields are joined, so a merged batch is its parts' bytes
+    joined (parsed only if a component reads its records)."""
     payloads: dict[tuple[str, str], list[bytes]] = {}
     partitions: dict[tuple[str, str], ClientMetadata] = {}
     for entry in entries:
@@ -245,8 +244,6 @@ def _batches_by_tenant(entries: list[SpoolEntry], group_id: str) -> list[LogBatc
         partitions[key] = entry.metadata
     batches = []
     for index, (key, parts) in enumerate(payloads.items()):
-        request = ExportLogsServiceRequest()
-        request.ParseFromString(b"".join(parts))
         batch_id = group_id if len(payloads) == 1 else f"{group_id}.{index}"
-        batches.append(LogBatch(logs=request, tenant=key[0], batch_id=batch_id, metadata=partitions[key]))
+        batches.append(LogBatch(wire=b"".join(parts), tenant=key[0], batch_id=batch_id, metadata=partitions[key]))
     return batches

@@ -143,7 +143,7 @@ class QueuedExporter:
 
     def _size(self, batch: LogBatch) -> int:
         sizer = self.queue_config.sizer
-        return 1 if sizer == "requests" else batch.record_count() if sizer == "items" else batch.logs.ByteSize()
+        return 1 if sizer == "requests" else batch.record_count() if sizer == "items" else batch.byte_size()
 
     def queue_depth(self) -> int:
         return self._queue.qsize()

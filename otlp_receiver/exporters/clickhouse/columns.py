@@ -93,7 +93,7 @@ def _plain(value: AnyValue) -> Any:
 
 
 def batch_to_arrow(batch: LogBatch) -> pa.Table:
-    return rows_to_arrow(batch.logs.SerializeToString(), batch)
+    return rows_to_arrow(batch.serialized(), batch)
 
 
 def rows_to_arrow(payload: bytes, batch: LogBatch) -> pa.Table:
@@ -291,7 +291,7 @@ def encode_parts(batch: LogBatch, part_rows: int, columns: tuple[str, ...] = INS
                  payload: bytes | None = None) -> list[bytes]:
     """The batch's `columns` as Arrow IPC streams of at most `part_rows` rows each, cut at fixed offsets;
     `payload` is the batch's records serialized, when the caller has them."""
-    table = rows_to_arrow(batch.logs.SerializeToString() if payload is None else payload, batch)
+    table = rows_to_arrow(batch.serialized() if payload is None else payload, batch)
     if columns != INSERT_COLUMNS:
         table = table.select(list(columns))
     return [arrow_stream(table.slice(offset, part_rows)) for offset in range(0, table.num_rows, part_rows)]

@@ -204,7 +204,7 @@ class ClickHouseExporter:
         if encoder is None:
             return encode_parts(batch, MAX_PART_ROWS, columns)
         try:
-            return encoder.submit(encode_serialized, batch.logs.SerializeToString(), batch.tenant, batch.batch_id,
+            return encoder.submit(encode_serialized, batch.serialized(), batch.tenant, batch.batch_id,
                                   batch.embeddings, MAX_PART_ROWS, columns, batch.record_id_prefix,
                                   batch.first_ordinal).result()
         except BrokenProcessPool as exc:

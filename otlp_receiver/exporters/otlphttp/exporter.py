@@ -97,7 +97,7 @@ class OtlpHttpExporter:
 
     def export(self, batch: LogBatch) -> None:
         config = self.config
-        body = to_otlp_json(batch.logs) if config.encoding == "json" else batch.logs.SerializeToString()
+        body = to_otlp_json(batch.logs) if config.encoding == "json" else batch.serialized()
         headers = {"Content-Type": self._content_type, "User-Agent": USER_AGENT, **config.headers}
         if self._compressed:
             body = configcompression.compress(config.compression, body, config.compression_params.level)

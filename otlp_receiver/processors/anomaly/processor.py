@@ -94,7 +94,8 @@ class AnomalyProcessor:
 
     def _score(self, batch: LogBatch) -> Outcome:
         if self.worker is not None:
-            batch.logs, outcome = self.worker.score(batch.logs, batch.tenant)
+            scored, outcome = self.worker.score(batch.serialized(), batch.tenant)
+            batch.set_wire(scored)
             return outcome
         assert self.scorer is not None, "start() first"
         try:

@@ -84,17 +84,18 @@ class ScoringWorker:
             self._stop_process()
             raise WorkerError(f"{self.name}: scoring process failed to start: {reply[1]}")
 
-    def score(self, logs: ExportLogsServiceRequest, tenant: str) -> tuple[ExportLogsServiceRequest, Outcome]:
-        """The batch scored (a new request); records that could not be scored are marked so."""
+    def score(self, payload: bytes, tenant: str) -> tuple[bytes, Outcome]:
+        """A serialized batch scored (the scored request's bytes); records that could not be scored are marked
+        so. This process parses the batch only when the child fails on it."""
         with self._lock:
-            reply = self._call(("batch", tenant, logs.SerializeToString()), self.config.timeout, retry=True)
+            reply = self._call(("batch", tenant, payload), self.config.timeout, retry=True)
             if isinstance(reply, str):
+                scored = ExportLogsServiceRequest.FromString(payload)
                 log.error("%s: scoring a batch of %d records %s; scoring them one by one", self.name,
-                          sum(len(s.log_records) for r in logs.resource_logs for s in r.scope_logs), reply)
-                scored = ExportLogsServiceRequest()
-                scored.CopyFrom(logs)
-                return scored, merge(scored, self._isolate(scored, tenant))
-        return ExportLogsServiceRequest.FromString(reply[1]), reply[2]
+                          sum(len(s.log_records) for r in scored.resource_logs for s in r.scope_logs), reply)
+                outcome = merge(scored, self._isolate(scored, tenant))
+                return scored.SerializeToString(), outcome
+        return reply[1], reply[2]
 
     def control(self, method: str, *args: Any) -> Any:
         """Calls `method` of the child's BatchScorer; a ValueError there (a bad event) is raised here."""

@@ -104,10 +104,11 @@ def test_a_stalled_batch_is_cut_at_its_time_bound_and_the_rest_scored(tmp_path: 
     try:
         batch = batch_of("normal", "STALL", "attack", "FAIL", "normal")
         started = time.monotonic()
-        batch.logs, outcome = worker.score(batch.logs, batch.tenant)
+        scored, outcome = worker.score(batch.serialized(), batch.tenant)
+        batch.set_wire(scored)
         took = time.monotonic() - started
         assert worker.restarts == 2  # the batch timed out, then the STALL record alone
-        assert worker.score(batch_of("normal").logs, "default")[1].severities  # still scoring
+        assert worker.score(batch_of("normal").serialized(), "default")[1].severities  # still scoring
     finally:
         worker.close()
     severities = [severity for severity, _ in verdicts(batch)]
@@ -123,7 +124,8 @@ def test_the_isolation_stops_at_its_own_time_bound(tmp_path: Path) -> None:
     worker = ScoringWorker(config(tmp_path, timeout="2s", record_timeout="2s"), scorer_factory=misbehaving_scorer)
     try:
         batch = batch_of("STALL", "attack")
-        batch.logs, outcome = worker.score(batch.logs, batch.tenant)
+        scored, outcome = worker.score(batch.serialized(), batch.tenant)
+        batch.set_wire(scored)
     finally:
         worker.close()
     # The batch took its 2 s, the STALL record alone the isolation's 2 s: the attack is left unscored,
