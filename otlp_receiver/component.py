@@ -3,11 +3,11 @@ service discovers in them.
 
 Like the Collector's pdata, a batch is the OTLP protobuf itself (`ExportLogsServiceRequest`, or its wire
 bytes until a component reads it), so a record the receiver accepted leaves through an OTLP exporter
-byte-for-byte as it came, plus the attributes the `anomaly` processor added. Components are built by factories from their typed config
-(`otlp_receiver/registry.py` names the factories, `otlp_receiver/service.py` builds and wires them), the
-way the Collector builds them. The service never asks for a component by type name: it asks whether a
-component has a capability (`Batcher`, `AdmissionController`, `RouteProvider`, `Authenticator`,
-`BaselineKeeper`, `BaselineClient`).
+byte-for-byte as it came, plus the attributes the `anomaly` processor added. Components are built by
+factories from their typed config (`otlp_receiver/registry.py` names the factories,
+`otlp_receiver/service.py` builds and wires them), the way the Collector builds them. The service never
+asks for a component by type name: it asks whether a component has a capability (`Batcher`,
+`AdmissionController`, `RouteProvider`, `Authenticator`, `BaselineKeeper`, `BaselineClient`).
 """
 
 from __future__ import annotations

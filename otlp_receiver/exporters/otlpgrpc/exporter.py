@@ -89,8 +89,8 @@ class OtlpGrpcExporter:
             channel = grpc.secure_channel(config.target, self._credentials.current(), options=options,
                                           compression=compression)
         previous, self._channel = self._channel, channel
-        self._export = channel.unary_unary(EXPORT_METHOD, request_serializer=lambda m: m.SerializeToString(),
-                                           response_deserializer=ExportLogsServiceResponse.FromString)
+        # The request goes as the batch's serialized bytes (LogBatch.serialized): no serializer.
+        self._export = channel.unary_unary(EXPORT_METHOD, response_deserializer=ExportLogsServiceResponse.FromString)
         if previous is not None:
             previous.close()
 
@@ -111,7 +111,7 @@ class OtlpGrpcExporter:
         if self._authenticator is not None:
             metadata += tuple((key.lower(), value) for key, value in self._authenticator.client_headers().items())
         try:
-            response = self._export(batch.logs, timeout=self.config.timeout or None, metadata=metadata,
+            response = self._export(batch.serialized(), timeout=self.config.timeout or None, metadata=metadata,
                                     wait_for_ready=self.config.wait_for_ready)
         except grpc.RpcError as error:
             raise classify(error, self.config.endpoint) from None
