@@ -182,7 +182,7 @@ class _Files:
     def find(self, path: str, cwd: str, now: float) -> Written | None:
         """`lookup(resolve(path, cwd), now)`, answered at once when no prepared file has the path's name (most
         execs). Exact: every path kept has its name in `_by_name` (the newest of a name is evicted last)."""
-        if path.strip("'\"").rsplit("/", 1)[-1] not in self._by_name:
+        if not path or path.strip("'\"").rsplit("/", 1)[-1] not in self._by_name:
             return None
         return self.lookup(resolve(path, cwd), now)
 
