@@ -923,10 +923,34 @@ def _staged(path: str) -> bool:
 _DISKS = re.compile(r"^of=/dev/(?:sd[a-z]|nvme\d|vd[a-z]|xvd[a-z]|hd[a-z]|mmcblk\d|dm-\d|mapper/)")
 
 
+# Data whose deletion is the attack (T1485): a database's files at any depth, or a whole web root, home,
+# service tree or system directory (deleting inside them is housekeeping: `rm -rf /srv/ci/ws.1`).
+_DATABASE_FILES = ("/var/lib/mysql", "/var/lib/mariadb", "/var/lib/postgresql", "/var/lib/pgsql", "/var/lib/mongodb",
+                   "/var/lib/redis", "/var/lib/elasticsearch", "/var/lib/clickhouse", "/var/lib/etcd",
+                   "/var/lib/docker/volumes")
+_DATA_ROOTS = frozenset({"/var/www", "/var/www/html", "/srv", "/home", "/root", "/etc", "/opt", "/var/lib",
+                         "/var/backups", "/boot", "/usr", "/var"})
+
+
+def _destroyed_data(command: Command) -> str:
+    """The data store a recursive rm deletes ("" for none). One user's home is left out: removing it is how
+    an account is retired."""
+    flags = [a for a in command.args[1:] if a[:1] == "-"]
+    if not any(a == "--recursive" or (a[1:2] != "-" and ("r" in a or "R" in a)) for a in flags):
+        return ""
+    for operand in _operands(command):
+        path = operand.strip("'\"").removesuffix("/*").rstrip("/")
+        if path in _DATA_ROOTS or any(path == d or path.startswith(d + "/") for d in _DATABASE_FILES):
+            return path
+    return ""
+
+
 def _impact(command: Command) -> list[Evidence]:
     program, args = command.program, command.args
     if program == "rm" and any(a in ("/", "/*", "--no-preserve-root") for a in args[1:]):
         return [Evidence(0.7, "rm deletes the whole file system", "T1485", IMPACT)]
+    if program == "rm" and (destroyed := _destroyed_data(command)):
+        return [Evidence(0.35, f"rm deletes {destroyed[:80]} and everything in it", "T1485", IMPACT)]
     if program == "dd" and any(_DISKS.match(a) for a in args[1:]):
         return [Evidence(0.65, "dd overwrites a disk", "T1561.001", IMPACT)]
     if program in ("shred", "wipefs") and any(a.startswith("/dev/") for a in args[1:]):

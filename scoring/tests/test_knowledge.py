@@ -211,6 +211,18 @@ def test_another_process_environment_is_credential_access_and_the_readers_own_is
     assert "T1552" not in _techniques("strings /proc/self/environ")
 
 
+@pytest.mark.parametrize("line", ["rm -rf /var/lib/postgresql/15/main", "rm -r /var/lib/mysql/", "rm -Rf /etc",
+                                  "rm -rf /var/www/html/*", "rm --recursive /srv"])
+def test_deleting_a_data_store_whole_is_destruction(line: str) -> None:
+    assert _techniques(line).get("T1485", 0) >= 0.3, line
+
+
+@pytest.mark.parametrize("line", ["rm -rf /srv/work/ci/ws.JSRCvs", "rm -rf /home/alice", "rm -rf /tmp/build",
+                                  "rm -f /var/www/html/old.php", "rm /var/lib/mysql/mysql.sock"])
+def test_deleting_inside_a_data_tree_or_a_retired_home_is_housekeeping(line: str) -> None:
+    assert "T1485" not in _techniques(line), line
+
+
 def test_a_lookup_of_a_host_held_in_a_variable_sends_no_data() -> None:
     assert "T1048.003" not in _techniques("for h in $HOSTS; do dig +short $h; done")
     assert "T1048.003" not in _techniques("host example.com")
