@@ -283,7 +283,9 @@ def measure_stages(requests: list[bytes], records_per_batch: int, data_dir: Path
     records = sum(count_only(ExportLogsServiceRequest.FromString(payload)) for payload in payloads)
     stages = [("decode and validate a request", cpu_per_record(3, records, lambda: [
         decode_protobuf(request) for request in requests]))]
-    stages.append(("spooled requests to a batch (parse)", cpu_per_record(3, records, lambda: [
+    # The receiver process passes a batch on as the spooled bytes joined (LogBatch(wire=...)): the scoring
+    # process parses it, and serializes its reply, which goes on to the ClickHouse encoder as bytes.
+    stages.append(("the scoring process parses its batch", cpu_per_record(3, records, lambda: [
         ExportLogsServiceRequest.FromString(payload) for payload in payloads])))
 
     normalizer = Normalizer()
@@ -330,8 +332,8 @@ def measure_stages(requests: list[bytes], records_per_batch: int, data_dir: Path
     stages += [("normalise (anomaly processor)", normalise),
                ("scoring engine (scoring/)", scoring_engine),
                ("enrich and the rest of the scorer", max(0.0, scoring - scoring_engine - normalise)),
-               ("a batch to a child process and back", 2 * cpu_per_record(3, records, lambda: [
-                   ExportLogsServiceRequest.FromString(batch.SerializeToString()) for batch in scored]))]
+               ("the scoring process serializes its reply", cpu_per_record(3, records, lambda: [
+                   batch.SerializeToString() for batch in scored]))]
     batches = [LogBatch(logs=batch, tenant="default", batch_id=f"stage-{index}", embeddings=outcome.embeddings)
                for index, (batch, outcome) in enumerate(zip(scored, outcomes, strict=True))]
     streams: list[bytes] = []
