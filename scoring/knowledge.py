@@ -786,6 +786,9 @@ for _names, _spec in (
     for _name in _names:
         _TOOLS[_name] = (_spec[0], _spec[1], _spec[2], _spec[3])
 
+# A capture filter naming a protocol that sends passwords in the clear (ftp, telnet, pop3, imap, ldap, rlogin):
+# what a sniffer is set up for, where a debugging capture names the service it debugs.
+_CLEARTEXT_LOGIN_PORTS = re.compile(r"\bport\s{1,4}(21|23|110|143|389|513)\b")
 _SCRIPT_RUNNERS = frozenset({"sh", "bash", "dash", "zsh", "python", "perl", "ruby", "php", "node"})
 _MINER_ARGS = re.compile(r"stratum\+(?:tcp|ssl|tls)://|--donate-level|--cpu-max-threads-hint|\bcryptonight\b|"
                          r"\brandomx\b|--coin[= ]", re.IGNORECASE)
@@ -800,6 +803,8 @@ def _tools(command: Command) -> list[Evidence]:
     found = []
     if spec is not None:
         weight, what, technique, tactic = spec
+        if technique == "T1040" and (ports := _CLEARTEXT_LOGIN_PORTS.findall(" ".join(command.args)[:MAX_OPERAND])):
+            weight, what = 0.35, f"{what} of cleartext logins (port {', '.join(sorted(set(ports), key=int))})"
         found.append(Evidence(weight, f"{what} ({name[:40]})", technique, tactic))
     if spec is None or spec[2] != "T1496":
         text = command.text()[:MAX_OPERAND * 2]

@@ -224,6 +224,11 @@ def test_deleting_inside_a_data_tree_or_a_retired_home_is_housekeeping(line: str
     assert "T1485" not in _techniques(line), line
 
 
+def test_a_capture_set_up_for_cleartext_logins_counts_more_than_one_debugging_a_service() -> None:
+    assert _techniques("tcpdump -i any -A -s0 port 21 or port 110 -w /tmp/.cap")["T1040"] >= 0.3
+    assert _techniques("tcpdump -i eth0 -n port 53 -c 20")["T1040"] < 0.3
+
+
 def test_a_lookup_of_a_host_held_in_a_variable_sends_no_data() -> None:
     assert "T1048.003" not in _techniques("for h in $HOSTS; do dig +short $h; done")
     assert "T1048.003" not in _techniques("host example.com")
