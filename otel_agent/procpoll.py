@@ -57,7 +57,14 @@ class ProcPollSource(ThreadedSource):
         retrying = set()
         for pid, (ticks, comm) in sorted(table.items(), key=lambda item: item[1][0]):
             # New, or the same process under a new name: it exec'd since (a poll can land between fork and exec).
-            if self._known.get(pid) == (ticks, comm) or self._report(pid, ticks):
+            if self._known.get(pid) == (ticks, comm):
+                continue
+            if self._report(pid, ticks):
+                # The name as of the report: an exec between this poll's table and the report was reported
+                # with it, and must not read as another exec next poll.
+                now = read_stat(pid)
+                if now is not None and now[0] == ticks:
+                    table[pid] = now
                 continue
             if pid in self._retrying:
                 self._counters.add("enrich_missed")  # nothing to read twice: gone, or a zombie

@@ -8,6 +8,7 @@ the first read of the child comes back empty, as it does then (`first_read_empty
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -79,6 +80,34 @@ def test_a_process_caught_inside_its_exec_is_reported_at_the_next_poll(source) -
         child.wait()
 
 
+def test_an_exec_between_a_polls_table_and_its_report_is_reported_once(source) -> None:
+    """The table shows the child under its parent's name; it execs before it is read, so the report is of
+    the new program. The next poll must not take the new name for another exec."""
+    polled, events, _ = source
+    child = spawn_executed([sys.executable, "-c", "import os, sys; sys.stdin.read(1); "
+                                                  "os.execv('/bin/sleep', ['sleep', '5'])"], stdin=subprocess.PIPE)
+    table = polled._table
+
+    def table_then_exec() -> dict[int, tuple[int, str]]:
+        taken = table()
+        assert child.stdin is not None
+        child.stdin.write(b"x")
+        child.stdin.close()
+        wait_until(lambda: _comm(child.pid) == "sleep" and _argv0(child.pid) == "sleep", 10, "the child's exec")
+        return taken
+
+    try:
+        polled._table = table_then_exec  # type: ignore[method-assign]
+        polled.poll()
+        polled._table = table  # type: ignore[method-assign]
+        assert reported(events, child.pid) == ["sleep"]
+        polled.poll()
+        assert reported(events, child.pid) == ["sleep"]  # once
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_a_process_with_nothing_to_read_twice_is_counted_and_left(source) -> None:
     polled, events, counters = source
     zombie = subprocess.Popen(["/bin/true"])
@@ -94,6 +123,16 @@ def test_a_process_with_nothing_to_read_twice_is_counted_and_left(source) -> Non
         assert len(reads) == 2  # not read a third time
     finally:
         zombie.wait()
+
+
+def _comm(pid: int) -> str:
+    with open(f"/proc/{pid}/comm") as comm:
+        return comm.read().strip()
+
+
+def _argv0(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+        return cmdline.read().split(b"\0")[0].decode()
 
 
 def _state(pid: int) -> str:
