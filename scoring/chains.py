@@ -37,7 +37,7 @@ from core.event import ProcessEvent
 from scoring.commands import Command, program_name, unwrap
 from scoring.evidence import DEFENSE_EVASION, DISCOVERY, EXECUTION, PRIVILEGE_ESCALATION, Evidence
 from scoring.knowledge import deletes_of
-from scoring.programs import CGI_GATEWAYS, DATABASES, INTERPRETERS, SETUID_HELPERS, SHELLS, WEB_SERVERS
+from scoring.programs import CGI_GATEWAYS, DATABASES, INTERPRETERS, RAW_CLIENTS, SETUID_HELPERS, SHELLS, WEB_SERVERS
 from scoring.sequences import (
     CONSUMER,
     PRODUCER,
@@ -624,7 +624,7 @@ def _lineage_below(parent: Node, node: Node, event: ProcessEvent) -> Lineage:
         if name in SHELLS and not inherited.via_shell:
             return Lineage(inherited.kind, inherited.origin, via_shell=True)
         return inherited
-    if parent.name in ("nc", "ncat", "netcat", "socat", "telnet") and name in SHELLS:
+    if parent.name in RAW_CLIENTS and name in SHELLS:
         return Lineage("network", f"{parent.name} (a shell behind a network tool)", via_shell=True)
     own = _lineage_of_name(name)
     if own.kind:

@@ -41,7 +41,7 @@ from scoring.evidence import (
     PRIVILEGE_ESCALATION,
     Evidence,
 )
-from scoring.programs import DOWNLOADERS
+from scoring.programs import DOWNLOADERS, NETCATS
 from scoring.tokens import address_class, path_class
 
 MAX_OPERAND = 512  # characters of one argument a check looks at
@@ -816,7 +816,7 @@ def _tools(command: Command) -> list[Evidence]:
 
 def _network_tools(command: Command) -> list[Evidence]:
     program, args = command.program, command.args
-    if program in ("nc", "ncat", "netcat", "nc.traditional", "nc.openbsd"):
+    if program in NETCATS:
         if "-l" in args or any(a.startswith("-l") and len(a) <= 4 for a in args[1:]):
             return [Evidence(0.35, f"{program} listens for connections", "T1095", COMMAND_AND_CONTROL)]
         if any(r.operator == "<" for r in command.redirects):
@@ -1161,7 +1161,7 @@ for _check, _programs in (
     (_permissions, ("chmod", "chown", "chgrp", "chattr", "setcap", "touch")),
     (_kernel_modules, ("insmod", "modprobe", "rmmod")),
     (_transfers, tuple(DOWNLOADERS)),
-    (_network_tools, ("nc", "ncat", "netcat", "nc.traditional", "nc.openbsd", "socat", "ssh", "scp", "rsync",
+    (_network_tools, (*NETCATS, "socat", "ssh", "scp", "rsync",
                       "sftp")),
     (_collection, ("zip", "7z", "7za", "gpg", "openssl", "tar", "rar", "base64", "base32", "basenc", "xxd",
                    "uuencode", "pg_dump", "pg_dumpall", "mysqldump", "mongodump", "mariadb-dump")),

@@ -24,6 +24,9 @@ WRAPPERS = frozenset({"env", "nohup", "timeout", "nice", "ionice", "setsid", "st
                       "unshare", "strace", "ltrace", "watch", "script", *ELEVATORS})
 DOWNLOADERS = frozenset({"curl", "wget", "fetch", "aria2c", "tftp", "ftp", "lwp-download", "lwp-request", "GET",
                          "http", "httpie", "axel", "lftp"})
+NETCATS = frozenset({"nc", "ncat", "netcat", "nc.traditional", "nc.openbsd"})
+# Clients that hand on what a peer sends, unframed (openssl's s_client too, told by its argument).
+RAW_CLIENTS = NETCATS | {"socat", "telnet"}
 SENDERS = frozenset({"curl", "wget", "nc", "ncat", "netcat", "socat", "ssh", "openssl", "telnet", "ftp", "tftp",
                      "sftp"})
 ENCODERS = frozenset({"base64", "base32", "basenc", "xxd", "gzip", "bzip2", "xz", "zstd", "openssl", "gpg", "tar",

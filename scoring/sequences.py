@@ -16,7 +16,7 @@ from functools import lru_cache
 from scoring.commands import Command, Script, unwrap
 from scoring.evidence import COMMAND_AND_CONTROL, DEFENSE_EVASION, EXECUTION, EXFILTRATION, Evidence
 from scoring.knowledge import deletes_of, writes_of
-from scoring.programs import DOWNLOADERS, ENCODERS, INLINE_CODE_FLAGS, INTERPRETERS, SENDERS, SHELLS
+from scoring.programs import DOWNLOADERS, ENCODERS, INLINE_CODE_FLAGS, INTERPRETERS, RAW_CLIENTS, SENDERS, SHELLS
 from scoring.tokens import path_class
 
 DECODERS = frozenset({"base64", "base32", "basenc", "xxd", "openssl", "gunzip", "zcat", "gzip", "bzip2", "xz",
@@ -225,7 +225,7 @@ def sends_stdin(command: Command) -> bool:
     if program in ("curl", "wget"):
         return any(a in ("@-", "-") or a.endswith("=@-") or a == "--data-binary=@-" for a in args[1:]) or (
             "-T" in args and "-" in args) or "--post-file=/dev/stdin" in args
-    return program in ("nc", "ncat", "netcat", "socat", "telnet") or (program == "ssh" and len(args) > 2) or (
+    return program in RAW_CLIENTS or (program == "ssh" and len(args) > 2) or (
         program == "openssl" and "s_client" in args)
 
 
@@ -244,9 +244,7 @@ def _decodes(command: Command) -> bool:
 
 def _raw_connection(command: Command) -> bool:
     """A client that hands on what a peer sends, unframed: nc, socat, telnet, openssl s_client."""
-    program = command.program
-    return program in ("nc", "ncat", "netcat", "nc.traditional", "nc.openbsd", "socat", "telnet") or (
-        program == "openssl" and "s_client" in command.args)
+    return command.program in RAW_CLIENTS or (command.program == "openssl" and "s_client" in command.args)
 
 
 def _substitution_feeds_interpreter(command: Command) -> bool:
