@@ -75,11 +75,13 @@ class LogBatch:
     def __repr__(self) -> str:
         return f"LogBatch(batch_id={self.batch_id!r}, tenant={self.tenant!r}, records={self.record_count()})"
 
+    # Exactly one of `_logs` and `_wire` is set: the bytes until `logs` is read, the parsed request after.
     @property
     def logs(self) -> ExportLogsServiceRequest:
-        if self._logs is None:
-            self._logs = ExportLogsServiceRequest.FromString(self._wire or b"")
+        if self._wire is not None:
+            self._logs = ExportLogsServiceRequest.FromString(self._wire)
             self._wire = None  # the parsed request is the batch now: a component may change it
+        assert self._logs is not None
         return self._logs
 
     @logs.setter
@@ -92,12 +94,10 @@ class LogBatch:
 
     def serialized(self) -> bytes:
         """The records as protobuf bytes: the wire bytes the batch came as, unless `logs` was read."""
-        if self._logs is None and self._wire is not None:
-            return self._wire
-        return self.logs.SerializeToString()
+        return self._wire if self._wire is not None else self.logs.SerializeToString()
 
     def byte_size(self) -> int:
-        return len(self._wire) if self._logs is None and self._wire is not None else self.logs.ByteSize()
+        return len(self._wire) if self._wire is not None else self.logs.ByteSize()
 
     def records(self) -> Iterator[tuple[Resource, InstrumentationScope, LogRecord]]:
         """Every record with its resource and scope, in the order that defines record ordinals."""
@@ -107,7 +107,7 @@ class LogBatch:
                     yield resource_logs.resource, scope_logs.scope, record
 
     def record_count(self) -> int:
-        if self._logs is None and self._wire is not None:
+        if self._wire is not None:
             counted = count_log_records(self._wire)  # counted in C, without parsing
             if counted is not None:
                 return counted
