@@ -59,12 +59,13 @@ class ProcPollSource(ThreadedSource):
             # New, or the same process under a new name: it exec'd since (a poll can land between fork and exec).
             if self._known.get(pid) == (ticks, comm):
                 continue
+            # The name just before the report: an exec since this poll's table is reported now and must not
+            # read as another exec next poll; one during the report shows as a new name next poll (a second
+            # report at worst, never a lost one).
+            before = read_stat(pid)
             if self._report(pid, ticks):
-                # The name as of the report: an exec between this poll's table and the report was reported
-                # with it, and must not read as another exec next poll.
-                now = read_stat(pid)
-                if now is not None and now[0] == ticks:
-                    table[pid] = now
+                if before is not None and before[0] == ticks:
+                    table[pid] = before
                 continue
             if pid in self._retrying:
                 self._counters.add("enrich_missed")  # nothing to read twice: gone, or a zombie

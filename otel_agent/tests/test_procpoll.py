@@ -84,16 +84,12 @@ def test_an_exec_between_a_polls_table_and_its_report_is_reported_once(source) -
     """The table shows the child under its parent's name; it execs before it is read, so the report is of
     the new program. The next poll must not take the new name for another exec."""
     polled, events, _ = source
-    child = spawn_executed([sys.executable, "-c", "import os, sys; sys.stdin.read(1); "
-                                                  "os.execv('/bin/sleep', ['sleep', '5'])"], stdin=subprocess.PIPE)
+    child = _held_before_exec()
     table = polled._table
 
     def table_then_exec() -> dict[int, tuple[int, str]]:
         taken = table()
-        assert child.stdin is not None
-        child.stdin.write(b"x")
-        child.stdin.close()
-        wait_until(lambda: _comm(child.pid) == "sleep" and _argv0(child.pid) == "sleep", 10, "the child's exec")
+        _release(child)
         return taken
 
     try:
@@ -106,6 +102,43 @@ def test_an_exec_between_a_polls_table_and_its_report_is_reported_once(source) -
     finally:
         child.kill()
         child.wait()
+
+
+def test_an_exec_during_a_report_is_reported_at_the_next_poll(source) -> None:
+    """The report reads the child as its parent's fork; it execs right after. The next poll must report the
+    new program, not take its name for the one already reported."""
+    polled, events, _ = source
+    child = _held_before_exec()
+    complete = polled._enricher.complete
+
+    def complete_then_exec(event: ProcessEvent, cgroup_id: int | None = None) -> bool:
+        done = complete(event, cgroup_id)
+        if event.pid == child.pid and child.stdin is not None and not child.stdin.closed:
+            _release(child)
+        return done
+
+    try:
+        polled._enricher.complete = complete_then_exec  # type: ignore[method-assign]
+        polled.poll()
+        assert "sleep" not in reported(events, child.pid)  # read before its exec
+        polled.poll()
+        assert reported(events, child.pid)[-1:] == ["sleep"]
+    finally:
+        child.kill()
+        child.wait()
+
+
+def _held_before_exec() -> subprocess.Popen:
+    """A child that execs sleep once a byte arrives on its stdin (`_release`)."""
+    return spawn_executed([sys.executable, "-c", "import os, sys; sys.stdin.read(1); "
+                                                 "os.execv('/bin/sleep', ['sleep', '5'])"], stdin=subprocess.PIPE)
+
+
+def _release(child: subprocess.Popen) -> None:
+    assert child.stdin is not None
+    child.stdin.write(b"x")
+    child.stdin.close()
+    wait_until(lambda: _comm(child.pid) == "sleep" and _argv0(child.pid) == "sleep", 10, "the child's exec")
 
 
 def test_a_process_with_nothing_to_read_twice_is_counted_and_left(source) -> None:
