@@ -47,6 +47,7 @@ from scoring.sequences import (
     pipe_role,
     pipeline_evidence,
     prepared_files,
+    reads_program_from_fd,
     resolve,
     script_file,
 )
@@ -597,7 +598,10 @@ def _may_share_a_pipe(one: Node, other: Node) -> bool:
     def compatible(output: str, input_: str) -> bool:
         return (not output or output.startswith("pipe:")) and (not input_ or input_.startswith("pipe:")) and \
             not (output and input_)
-    return compatible(other.stdout, one.stdin) or compatible(one.stdout, other.stdin)
+
+    def program_input(node: Node) -> str:
+        return "" if reads_program_from_fd(node.args) else node.stdin  # `bash /dev/fd/63`: not on stdin
+    return compatible(other.stdout, program_input(one)) or compatible(one.stdout, program_input(other))
 
 
 def _pipeline_order(node: Node, partners: list[tuple[Node, bool]]) -> list[Node]:

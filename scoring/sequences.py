@@ -207,14 +207,22 @@ def pipe_role(args: tuple[str, ...]) -> int:
 
 
 def runs_stdin(command: Command) -> bool:
-    """A shell or interpreter reading its program from standard input (`sh`, `bash -s`, `python3 -`)."""
+    """A shell or interpreter reading its program from standard input (`sh`, `bash -s`, `python3 -`) or from
+    another pipe (`bash /dev/fd/63`: what `bash <(curl ...)` runs)."""
     program = command.program
     if program not in SHELLS and program not in INTERPRETERS:
         return False
     operands = [a for a in command.args[1:] if not a.startswith("-") or a == "-"]
     flags = [a for a in command.args[1:] if a.startswith("-") and a != "-"]
-    return not operands or operands[0] == "-" or "-s" in flags or (program in SHELLS and not any(
-        "c" in f for f in flags if not f.startswith("--")) and operands[0] == "-")
+    return not operands or operands[0] == "-" or "-s" in flags or reads_program_from_fd(command.args)
+
+
+_FD_PATH = re.compile(r"^/(?:dev|proc/self)/fd/\d{1,4}$|^/dev/stdin$")
+
+
+def reads_program_from_fd(args: tuple[str, ...]) -> bool:
+    """A shell or interpreter given a file descriptor as its script: process substitution, `<(...)`."""
+    return any(_FD_PATH.match(a) for a in args[1:3])
 
 
 def sends_stdin(command: Command) -> bool:

