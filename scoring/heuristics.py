@@ -71,6 +71,13 @@ _OWN_CONNECTION = re.compile(r"/dev/(?:tcp|udp)/|\bztcp\b|/inet[46]?/(?:tcp|udp)
 _SOCKET_API = re.compile(r"socket|fsockopen|\bnet\.(?:connect|createConnection)\b|"
                          r"require\(\s{0,3}[\"'](?:node:)?net[\"']", re.IGNORECASE)
 _SOCKET_CONNECT = re.compile(r"connect|PeerAddr|fsockopen|TCPSocket\.(?:new|open)|\.tcp\(", re.IGNORECASE)
+# Inline code that runs code it decodes or fetches first: an evaluating call, and a decoder or a download.
+_EVALUATES = re.compile(r"\b(?:exec|eval|Function)\s{0,4}\(|\brequire\(\s{0,3}[\"']vm[\"']",
+                        re.IGNORECASE)
+_DECODES = re.compile(r"b64decode|base64_decode|decode_base64|decodebytes|\batob\(|['\"]base64['\"]|unhexlify|"
+                      r"fromhex|decompress|gzinflate|gzuncompress|str_rot13|\bunpack\(|\.reverse\(", re.IGNORECASE)
+_FETCHES = re.compile(r"urlopen|urllib|requests\.get|http\.client|\bhttp\.get\(|fetch\(|LWP::|HTTP::Tiny|"
+                      r"Net::HTTP|open-uri|file_get_contents\(\s{0,3}[\"']https?:|curl_exec", re.IGNORECASE)
 # Process-spawning calls in inline code (Python's own `exec(...)` runs code, not a program: left out).
 _SPAWN_CALL = re.compile(r"\b(?:system|exec[lv]p?e?|popen|spawn|subprocess|os\.exec\w{0,3}|Runtime\.getRuntime|"
                          r"child_process|shell_exec|passthru|proc_open)\s*[(.]", re.IGNORECASE)
@@ -79,6 +86,8 @@ _SPAWN_CALL = re.compile(r"\b(?:system|exec[lv]p?e?|popen|spawn|subprocess|os\.e
 # Clients that read user@host as an account on another machine (SSH's and finger's), not an e-mail address.
 _REMOTE_ACCOUNT_CLIENTS = frozenset({"ssh", "scp", "sftp", "rsync", "sshpass", "autossh", "mosh", "sshfs", "finger"})
 _NAMES_PEOPLE = frozenset({"mail", "mailx", "mutt", "sendmail", "msmtp", "s-nail", "git"})
+# Cloud clients name buckets as URLs (s3://, gs://): what they do there is knowledge's to judge.
+_CLOUD_CLIENTS = frozenset({"aws", "gcloud", "gsutil", "az", "azcopy"})
 # What turns a socket or a fifo into a remote shell: a shell, stream duplication or a spawned process.
 _HANDS_A_SHELL = re.compile(r"\bdup2\b|pty\.spawn|subprocess|/bin/(?:ba|da|z)?sh\b|\bsh -i\b|\bexec\b|\bnc\b|"
                             r"\btelnet\b|openssl s_client", re.IGNORECASE)
@@ -159,6 +168,27 @@ def _child_of_web_server(event: ProcessEvent) -> list[Evidence]:
         return []  # a server re-executing itself (workers, reloads)
     return [Evidence(0.4, f"{base_name(event.executable_name)} started directly by {base_name(parent)}", "T1505.003",
                      EXECUTION)]
+
+
+# Directories that packages own: nothing installed puts a dot-directory right inside them (a project's .venv
+# or a service account's .cache sit deeper), droppers do (/var/lib/.systemd/).
+_PACKAGE_DIRECTORIES = frozenset({
+    "/usr", "/usr/lib", "/usr/lib64", "/usr/libexec", "/usr/share", "/usr/local", "/usr/local/lib", "/usr/local/bin",
+    "/usr/local/share", "/usr/bin", "/usr/sbin", "/var", "/var/lib", "/var/cache", "/var/log", "/var/spool",
+    "/var/opt", "/var/run", "/run", "/etc", "/lib", "/lib64", "/opt", "/boot", "/bin", "/sbin", "/srv",
+})
+
+
+def _hidden_system_directory(event: ProcessEvent) -> list[Evidence]:
+    """A program run from a dot-directory made inside a system directory (/var/lib/.systemd/x): a hiding place."""
+    path = event.executable_path[:MAX_SCAN]
+    start = path.find("/.")
+    while start > 0:
+        if path[:start] in _PACKAGE_DIRECTORIES and path[start + 2:start + 3] not in ("", "/", "."):
+            return [Evidence(0.45, f"runs a program hidden in a system directory ({path[:80]})", "T1564.001",
+                             DEFENSE_EVASION)]
+        start = path.find("/.", start + 1)
+    return []
 
 
 def _binary_in_temp(event: ProcessEvent) -> list[Evidence]:
@@ -265,13 +295,21 @@ def _inline_code(event: ProcessEvent) -> list[Evidence]:
     if _SOCKET_API.search(code) and _SOCKET_CONNECT.search(code):
         found.append(Evidence(0.3, f"inline code run by {name} connects a network socket", "T1095",
                               COMMAND_AND_CONTROL))
+    if _EVALUATES.search(code):
+        if _FETCHES.search(code):
+            found.append(Evidence(0.5, f"inline code run by {name} downloads code and runs it", "T1105",
+                                  COMMAND_AND_CONTROL))
+        elif _DECODES.search(code):
+            found.append(Evidence(0.45, f"inline code run by {name} decodes code and runs it", "T1140",
+                                  DEFENSE_EVASION))
     return found
 
 
 def _network_destination(event: ProcessEvent) -> list[Evidence]:
     """A command line naming a remote endpoint (URL, host:port, tcp-connect): data may leave or arrive."""
-    if event.event_name != "process.exec" or base_name(event.executable_name) in DOWNLOADERS | _NAMES_PEOPLE:
-        return []  # downloads and uploads are knowledge's to judge (scoring/knowledge.py); mail names people
+    name = base_name(event.executable_name)
+    if event.event_name != "process.exec" or name in DOWNLOADERS or name in _NAMES_PEOPLE or name in _CLOUD_CLIENTS:
+        return []  # knowledge judges downloads, uploads and cloud copies (scoring/knowledge.py); mail names people
     text = _scan_text(event.args[1:])
     if ":" not in text and "@" not in text and "-h" not in text and "-connect" not in text:
         return []
@@ -367,6 +405,7 @@ _CHECKS = (
     _shell_under_web_server,
     _child_of_web_server,
     _binary_in_temp,
+    _hidden_system_directory,
     _missing_executable,
     _shell_escape,
     _privilege_elevation,

