@@ -72,6 +72,11 @@ _TABLE = (
     ("T1053.003", "Cron", "execution; persistence; privilege escalation",
      "cron; cron job; scheduled task; scheduled job; periodic job; persistence via cron; crontab entry",
      "crontab,/etc/cron,/var/spool/cron,cron.d,cron.daily,cron.hourly,anacron,/etc/crontab"),
+    ("T1609", "Container Administration Command", "execution",
+     "run a command in a container; container exec; kubectl exec; docker exec; kubelet api",
+     "kubectl exec,docker exec,crictl exec,podman exec,:10250/run,:10250/exec"),
+    ("T1204.002", "Malicious File", "execution", "run a downloaded binary; execute a dropped file; user execution; "
+     "run a payload", "~./,~chmod +x"),
     ("T1053.002", "At", "execution; persistence", "at job; one-time scheduled job", "atq,atrm,/var/spool/at"),
     ("T1053.006", "Systemd Timers", "execution; persistence", "systemd timer; timer unit; scheduled timer",
      ".timer,--on-calendar,--on-active,systemd-run"),
@@ -110,6 +115,14 @@ _TABLE = (
     ("T1546", "Event Triggered Execution", "persistence; privilege escalation",
      "event triggered execution; udev rule; motd script; trap command",
      "/etc/udev/rules.d,update-motd.d,trap"),
+    ("T1546.016", "Installer Packages", "persistence; privilege escalation",
+     "package manager hook; apt hook; malicious package; install script; postinstall",
+     "apt.conf.d,pre-invoke,post-invoke,dpkg::post-invoke,preinstall,postinstall"),
+    ("T1546.018", "Python Startup Hooks", "persistence; privilege escalation",
+     "python startup hook; pth file; sitecustomize", ".pth,sitecustomize,usercustomize"),
+    ("T1098.006", "Additional Container Cluster Roles", "persistence; privilege escalation",
+     "cluster admin; cluster role binding; grant cluster-admin; kubernetes role", "clusterrolebinding,cluster-admin,"
+     "rolebinding"),
     ("T1547.013", "XDG Autostart Entries", "persistence", "autostart entry; desktop autostart",
      "/etc/xdg/autostart,.config/autostart"),
     ("T1554", "Compromise Host Software Binary", "persistence",
@@ -118,17 +131,18 @@ _TABLE = (
      "valid account; stolen credentials; login as another user; switch user", "su -,runuser,sshpass,~su"),
     # -- privilege escalation
     ("T1548", "Abuse Elevation Control Mechanism", "privilege escalation; defense evasion",
-     "privilege escalation; become root; elevate privileges; get root; root shell; gain root",
+     "privilege escalation; privesc; priv esc; become root; elevate privileges; get root; root shell; gain root",
      "sudo,pkexec,doas,~su"),
     ("T1548.003", "Sudo and Sudo Caching", "privilege escalation; defense evasion",
      "sudo; privilege escalation through sudo; sudo abuse; run as root; sudo shell; sudo rule; sudoers",
      "sudo,/etc/sudoers,sudo -l,sudo -u,sudo -s,sudo su"),
     ("T1548.001", "Setuid and Setgid", "privilege escalation; defense evasion",
-     "setuid; suid binary; set user id; setgid; suid shell; privilege escalation via setuid; setuid bit",
+     "setuid; suid binary; set user id; setgid; suid shell; privilege escalation via setuid; setuid bit; "
+     "capabilities; file capabilities; setcap",
      "chmod u+s,chmod +s,chmod g+s,chmod 4755,chmod 4777,chmod 2755,-perm -4000,-perm -u=s,-perm /4000,bash -p,"
      "~-p"),
     ("T1068", "Exploitation for Privilege Escalation", "privilege escalation",
-     "kernel exploit; local exploit; exploit a vulnerability; privilege escalation exploit",
+     "kernel exploit; local exploit; exploit a vulnerability; privilege escalation exploit; lpe; local privesc",
      "exploit,dirtycow,pwnkit,linpeas,les.sh,linux-exploit-suggester,~gcc"),
     ("T1611", "Escape to Host", "privilege escalation", "container escape; docker socket; container breakout",
      "docker.sock,nsenter,--privileged,--pid=host,chroot /host,~chroot,release_agent"),
@@ -166,8 +180,11 @@ _TABLE = (
      "chmod,chown,chattr,setfacl,chmod 777,chmod +x,chgrp"),
     ("T1036.005", "Match Legitimate Name or Location", "defense evasion",
      "masquerading; fake process name; hidden binary; disguised as a system process; binary in tmp; "
-     "masquerade as a kernel thread",
+     "masquerade as a kernel thread; pretending to be a system binary; impersonate a system process",
      "/tmp/.,/dev/shm/,/var/tmp/.,kworker,kthreadd,ksoftirqd,[kworker,~/tmp/"),
+    ("T1036.004", "Masquerade Task or Service", "defense evasion",
+     "fake service name; masquerade as a service; process named like a kernel thread; pretend to be a daemon",
+     "kworker,kthreadd,ksoftirqd,kdevtmpfsi,[kworker,systemd-journal,~kswapd"),
     ("T1036.003", "Rename System Utilities", "defense evasion",
      "renamed system utility; copied binary; rename a tool", "cp /bin/,cp /usr/bin/,cp /sbin/"),
     ("T1140", "Deobfuscate/Decode Files or Information", "defense evasion",
@@ -177,6 +194,11 @@ _TABLE = (
      "obfuscation; obfuscated command; encoded command; packed binary", "base64,upx,~xxd,~gzip -c"),
     ("T1564.001", "Hidden Files and Directories", "defense evasion", "hidden file; hide files; hidden directory; "
      "dot file", "/tmp/.,/dev/shm/.,mkdir .,~/."),
+    ("T1564", "Hide Artifacts", "defense evasion", "hide a process; hide artifacts; conceal activity; hide from ps",
+     "mount -o bind /proc,mount --bind /proc,hidepid"),
+    ("T1562.003", "Impair Command History Logging", "defense evasion",
+     "disable history logging; stop recording history; unset histfile; no history",
+     "unset histfile,histfile=/dev/null,histsize=0,histcontrol=ignorespace,set +o history"),
     ("T1014", "Rootkit", "defense evasion", "rootkit; hide processes; kernel rootkit",
      "diamorphine,reptile,/etc/ld.so.preload,~insmod"),
     ("T1553.004", "Install Root Certificate", "defense evasion",
@@ -187,7 +209,8 @@ _TABLE = (
      "virt-what"),
     # -- credential access
     ("T1003", "OS Credential Dumping", "credential access",
-     "credential dumping; dump credentials; password dump; steal passwords", "mimipenguin,lazagne,unshadow,"
+     "credential dumping; dump credentials; password dump; steal passwords; mimikatz; dump creds",
+     "mimipenguin,lazagne,unshadow,"
      "/etc/shadow"),
     ("T1003.008", "/etc/passwd and /etc/shadow", "credential access",
      "password hashes; dump password hashes; read the shadow file; steal password hashes; crack hashes",
@@ -196,7 +219,7 @@ _TABLE = (
      "dump process memory; memory dump; read process memory; credentials from memory",
      "/proc/*/mem,/mem,/maps,gcore,mimipenguin,gdb -p,~/proc/"),
     ("T1552", "Unsecured Credentials", "credential access",
-     "credentials; secrets; unsecured credentials; environment secrets; steal secrets; credential theft; "
+     "credentials; creds; secrets; unsecured credentials; environment secrets; steal secrets; credential theft; "
      "credential access",
      "/environ,printenv,~env,secret,token,password,passwd,credentials"),
     ("T1552.001", "Credentials In Files", "credential access",
@@ -245,8 +268,11 @@ _TABLE = (
      "network connections; open connections; listening ports; established connections",
      "netstat,ss,lsof -i,~lsof"),
     ("T1016", "System Network Configuration Discovery", "discovery",
-     "network configuration; ip addresses; network interfaces; routing table; dns servers",
+     "network configuration; network config; ip addresses; network interfaces; routing table; dns servers",
      "ifconfig,ip a,ip addr,ip route,ip link,route -n,arp -a,/etc/resolv.conf,~/etc/hosts,~arp"),
+    ("T1018", "Remote System Discovery", "discovery",
+     "ping sweep; host discovery; find other hosts; remote system discovery; network sweep; live hosts",
+     "fping,arp-scan,nmap -sn,nbtscan,netdiscover,~ping,~arp -a"),
     ("T1046", "Network Service Discovery", "discovery",
      "port scan; network scan; service discovery; scan the network; host discovery",
      "nmap,masscan,zmap,nc -z,rustscan,~nc -v"),
@@ -296,6 +322,8 @@ _TABLE = (
     ("T1572", "Protocol Tunneling", "command and control",
      "tunnel; port forwarding; ssh tunnel; pivot; tunnelling", "ssh -l,ssh -r,ssh -d,chisel,ngrok,frpc,iodine,"
      "ligolo,dnscat,tcp-listen"),
+    ("T1071.004", "DNS", "command and control", "dns c2; dns tunnel; dns beacon; command and control over dns",
+     "dnscat,iodine,dig txt,-t txt,-type=txt,~dig,~nslookup"),
     ("T1090", "Proxy", "command and control", "proxy; socks proxy; proxy chain; tor", "proxychains,torsocks,"
      "3proxy,microsocks,tor,socks5"),
     ("T1219", "Remote Access Software", "command and control", "remote access tool; remote desktop; rat",
@@ -312,8 +340,11 @@ _TABLE = (
      "curl -d,curl --data,curl -f,curl -t,--upload-file,--data-binary,-d @,-t /,wget --post-file,"
      "wget --post-data,--post-file,~nc,~post"),
     ("T1048", "Exfiltration Over Alternative Protocol", "exfiltration",
-     "exfiltration over dns; ftp upload; send a file; upload a file; copy data out",
+     "ftp upload; send a file; upload a file; copy data out",
      "scp,ftp,tftp,rsync,~dig,~nslookup,sendmail,mail -s,~smbclient"),
+    ("T1048.003", "Exfiltration Over Unencrypted Non-C2 Protocol", "exfiltration",
+     "exfiltration over dns; dns exfiltration; icmp exfiltration; exfiltration over ftp; data in dns queries",
+     "ping -p,ftp,tftp,~dig,~nslookup"),
     ("T1567", "Exfiltration Over Web Service", "exfiltration",
      "upload to cloud storage; upload to a web service; paste site; cloud exfiltration",
      "transfer.sh,pastebin,aws s3 cp,gsutil cp,rclone,dropbox,mega,file.io,0x0.st"),

@@ -31,7 +31,16 @@ from functools import cache, lru_cache
 
 import numpy as np
 
-from otlp_receiver.query.attack import TACTICS, TECHNIQUES, Technique, stem, technique_ids, without_technique, words
+from otlp_receiver.query.attack import (
+    STOPWORDS,
+    TACTICS,
+    TECHNIQUES,
+    Technique,
+    stem,
+    technique_ids,
+    without_technique,
+    words,
+)
 from otlp_receiver.query.neural import SentenceEmbedder
 
 # How well a pattern matches: behaviour and words, and with a sentence embedder meaning, which then takes
@@ -48,6 +57,8 @@ MIN_RELEVANCE = 0.12  # patterns below this match only if they contain a word of
 MAX_CACHED = 200_000  # patterns whose derived features are kept
 MIN_FRAGMENT = 3  # each part of a compound query word ("port" + "scan") is a lexicon word this long at least
 MIN_PREFIX = 5  # a shortened query word ("exfil") stands for the one lexicon word it starts, from this length
+MIN_TYPO = 6  # a query word one letter off a lexicon word stands for it, from this length
+NAMED_TOOL = 0.9  # a query naming a tool ("nmap") means what the tool typifies this much
 
 
 @dataclass
@@ -207,8 +218,14 @@ def understand(query: str) -> Meaning:
     techniques: dict[str, float] = {}
     for technique_id in technique_ids([query]):  # "T1059.004" typed as such
         techniques[technique_id] = 1.0
+    for word in spelled.values():  # a tool named in the query ("nmap", "insmod"): what it typifies
+        for technique_id in _INDICATOR_WORDS.get(word, ()):
+            techniques[technique_id] = NAMED_TOOL
     if query_words:
-        wanted = set(query_words).union(*(_lexicon_parts(word) for word in spelled.values()))
+        # A word the lexicon lacks is read as the lexicon words it stands for, if any, in its place.
+        wanted: set[str] = set()
+        for word in query_words:
+            wanted |= _lexicon_parts(spelled.get(word, word)) or {word}
         matched = {technique.id: _phrase_match(wanted, technique) for technique in TECHNIQUES.values()}
         best = max(matched.values())
         for technique_id, weight in matched.items():
@@ -237,7 +254,31 @@ def _lexicon_parts(word: str) -> frozenset[str]:
         if head in _LEXICON_RARITY and tail in _LEXICON_RARITY:
             return frozenset((head, tail))
     completions = [known for known in _LEXICON_RARITY if known.startswith(word)]
-    return frozenset(completions) if len(completions) == 1 and len(word) >= MIN_PREFIX else frozenset()
+    if len(completions) == 1 and len(word) >= MIN_PREFIX:
+        return frozenset(completions)
+    return _misspelled(word)
+
+
+def _misspelled(word: str) -> frozenset[str]:
+    """The lexicon word a long query word misspells by one letter (added, dropped, changed or two swapped:
+    "exfiltraiton"), when exactly one fits."""
+    if len(word) < MIN_TYPO:
+        return frozenset()
+    fits = {stemmed for spelling, stemmed in _LEXICON_SPELLINGS.items()
+            if abs(len(spelling) - len(word)) <= 1 and _one_edit_apart(word, spelling)}
+    return frozenset(fits) if len(fits) == 1 else frozenset()
+
+
+def _one_edit_apart(one: str, other: str) -> bool:
+    if one == other:
+        return False
+    if len(one) == len(other):
+        differ = [i for i, (a, b) in enumerate(zip(one, other, strict=True)) if a != b]
+        return len(differ) == 1 or (len(differ) == 2 and differ[1] == differ[0] + 1 and
+                                    one[differ[0]] == other[differ[1]] and one[differ[1]] == other[differ[0]])
+    shorter, longer = sorted((one, other), key=len)
+    cut = next((i for i, (a, b) in enumerate(zip(shorter, longer, strict=False)) if a != b), len(shorter))
+    return shorter[cut:] == longer[cut + 1:]
 
 
 def _phrase_match(wanted: set[str], technique: Technique) -> float:
@@ -281,6 +322,26 @@ def _lexicon_rarity() -> dict[str, float]:
 
 
 _LEXICON_RARITY = _lexicon_rarity()
+_TOKEN = re.compile(r"[a-z0-9]+")
+# The lexicon's words as spelled (long enough to tell a misspelling from another word), with their stems.
+_LEXICON_SPELLINGS = {word: stem(word) for technique in TECHNIQUES.values()
+                      for phrase in (technique.name, *technique.phrases)
+                      for word in _TOKEN.findall(phrase.lower()) if len(word) >= MIN_TYPO and word not in STOPWORDS}
+
+
+def _indicator_words() -> dict[str, tuple[str, ...]]:
+    """Tools and files whose name alone says a technique (nmap, insmod, setcap), by name: the strong one-word
+    indicators the phrases lack (a phrase word, "exploit", is read through the phrases)."""
+    found: dict[str, list[str]] = {}
+    for technique in TECHNIQUES.values():
+        for indicator, weight in technique.indicators:
+            if weight == 1.0 and _TOKEN.fullmatch(indicator) and len(indicator) >= 3 and \
+                    stem(indicator) not in _LEXICON_RARITY and indicator not in STOPWORDS:
+                found.setdefault(indicator, []).append(technique.id)
+    return {word: tuple(ids) for word, ids in found.items()}
+
+
+_INDICATOR_WORDS = _indicator_words()
 _UNKNOWN_RARITY = max(_LEXICON_RARITY.values())
 # No longer word is two lexicon words, nor the start of one: the English stemmer takes fewer than 30 letters
 # off a word (each of its steps removes one suffix). _lexicon_parts tries every cut, and before this bound a
@@ -290,14 +351,21 @@ _MAX_COMPOUND = 2 * (max(map(len, _LEXICON_RARITY)) + 30)
 
 # -- the pattern -------------------------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"[a-z0-9]+")
 _WORDISH = re.compile(r"[a-z0-9_]")
+
+
+# Reasons about an event's surroundings: the other programs they name ("follows 3 other sensitive commands in
+# this session (insmod, nmap)") are not what the pattern does, so their words do not match a query.
+_CONTEXT_REASONS = ("follows ", "runs below ", "a behaviour this workload has not shown", "seen ",
+                    "close to a known pattern", "new on this workload", "nothing like it seen", "no history",
+                    "workload in warm-up")
 
 
 def _derive(pattern: Pattern) -> _Features:
     command = " " + " ".join(pattern.command_line.lower().split()) + " "
     ancestry = " " + " ".join([pattern.parent, *pattern.ancestors, pattern.user]).lower() + " "
-    reason_text = " ".join(without_technique(reason) for reason in pattern.reasons).lower()
+    reason_text = " ".join(without_technique(reason) for reason in pattern.reasons
+                           if not reason.startswith(_CONTEXT_REASONS)).lower()
     tokens = {stem(token) for token in _TOKEN.findall(" ".join((command, pattern.executable.lower(), ancestry,
                                                                 reason_text)))}
     shown: dict[str, float] = {}

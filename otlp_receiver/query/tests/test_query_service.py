@@ -17,7 +17,7 @@ from otlp_receiver.exporters.clickhouse.config import Config
 from otlp_receiver.exporters.clickhouse.exporter import ClickHouseExporter
 from otlp_receiver.query import cli
 from otlp_receiver.query.render import triage_list
-from otlp_receiver.query.search import BehaviourSearch, Pattern
+from otlp_receiver.query.search import BehaviourSearch, Pattern, understand
 from otlp_receiver.query.service import MAX_QUERY_CHARS, Filter, QueryService
 from testing import run_command
 from testing.otlp_values import key_values
@@ -194,6 +194,33 @@ def test_a_query_of_a_thousand_words_ranks_many_patterns_in_a_fraction_of_a_seco
     matches = search.rank(query, patterns, 20)
     assert time.process_time() - started < 0.4
     assert len(matches) == 20 and all(match.words for match in matches)
+
+
+@pytest.mark.parametrize(("query", "technique"), [
+    ("nmap", "T1046"),  # a tool's name says what it is for
+    ("insmod", "T1547.006"),
+    ("privesc", "T1548"),
+    ("ping sweep", "T1018"),  # ids the scoring names are in the lexicon
+    ("dns c2", "T1071.004"),
+    ("exfiltration over dns", "T1048.003"),
+])
+def test_queries_are_read_through_tool_names_abbreviations_and_misspellings(query: str, technique: str) -> None:
+    meaning = understand(query)
+    assert meaning.techniques.get(technique, 0) >= 0.9, meaning.techniques
+
+
+@pytest.mark.parametrize(("typed", "meant"), [("exfiltraiton", "exfiltration"), ("persistance", "persistence"),
+                                              ("reconnaisance", "reconnaissance")])
+def test_a_word_one_letter_off_the_lexicon_is_read_as_the_word_meant(typed: str, meant: str) -> None:
+    assert understand(typed).techniques == understand(meant).techniques != {}
+
+
+def test_the_programs_a_reason_names_about_the_session_do_not_match_a_query() -> None:
+    """"follows 2 other sensitive commands in this session (insmod, nmap)" is about other events."""
+    quiet = Pattern(record_id="1:1", workload="w", host="h", command_line="id", score=0.9,
+                    reasons=("follows 2 other sensitive commands in this session within 10 min (insmod, nmap)",))
+    scan = Pattern(record_id="1:2", workload="w", host="h", command_line="nmap -sS 10.0.0.0/24", score=0.3)
+    assert [m.pattern.record_id for m in BehaviourSearch().rank("nmap", [quiet, scan], 10)] == ["1:2"]
 
 
 def test_search_finds_what_the_evidence_names_and_what_the_command_shows(service: QueryService) -> None:
