@@ -352,6 +352,7 @@ _MAX_COMPOUND = 2 * (max(map(len, _LEXICON_RARITY)) + 30)
 # -- the pattern -------------------------------------------------------------------------------------------
 
 _WORDISH = re.compile(r"[a-z0-9_]")
+_IN_WORD = re.compile(r"[a-z0-9_-]")  # what continues a word next to an indicator's word character
 
 
 # Reasons about an event's surroundings: the other programs they name ("follows 3 other sensitive commands in
@@ -387,12 +388,13 @@ def _strongest(text: str, groups: tuple[tuple[tuple[str, float], ...], ...]) -> 
 
 def _contains(text: str, indicator: str) -> bool:
     """`indicator` in `text` as whole words: a word character at either end of the indicator must not
-    continue a word of the text ('nc' is not in 'sync', '/tmp/.' is in '/tmp/.x')."""
+    continue a word of the text, hyphenated words included ('nc' is not in 'sync', 'rev' not in 'rev-parse',
+    'w' not in '-w'; '/tmp/.' is in '/tmp/.x')."""
     start = text.find(indicator)
     while start >= 0:
         end = start + len(indicator)
-        left_ok = not _WORDISH.match(indicator[0]) or not _WORDISH.match(text[start - 1])
-        right_ok = not _WORDISH.match(indicator[-1]) or end >= len(text) or not _WORDISH.match(text[end])
+        left_ok = not _WORDISH.match(indicator[0]) or not _IN_WORD.match(text[start - 1])
+        right_ok = not _WORDISH.match(indicator[-1]) or end >= len(text) or not _IN_WORD.match(text[end])
         if left_ok and right_ok:
             return True
         start = text.find(indicator, start + 1)

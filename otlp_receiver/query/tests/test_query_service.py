@@ -215,6 +215,15 @@ def test_a_word_one_letter_off_the_lexicon_is_read_as_the_word_meant(typed: str,
     assert understand(typed).techniques == understand(meant).techniques != {}
 
 
+def test_an_indicator_is_a_whole_word_hyphenated_words_included() -> None:
+    """`rev` (T1140) is not in `git rev-parse`, nor `w` (T1033) in `sysctl -w`."""
+    routine = [Pattern(record_id=f"1:{i}", workload="w", host="h", command_line=line, score=0.5)
+               for i, line in enumerate(("git rev-parse HEAD", "sysctl -w vm.swappiness=10"))]
+    reversed_ = Pattern(record_id="1:9", workload="w", host="h", command_line="rev /tmp/.p", score=0.5)
+    assert [m.pattern.record_id for m in BehaviourSearch().rank("decode", [*routine, reversed_], 10)] == ["1:9"]
+    assert not BehaviourSearch().rank("who am i", routine, 10)
+
+
 def test_the_programs_a_reason_names_about_the_session_do_not_match_a_query() -> None:
     """"follows 2 other sensitive commands in this session (insmod, nmap)" is about other events."""
     quiet = Pattern(record_id="1:1", workload="w", host="h", command_line="id", score=0.9,
