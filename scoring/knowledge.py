@@ -491,6 +491,14 @@ def _code_directives(command: Command, path: str) -> list[Evidence]:
             for applies, setting, what, technique in _CODE_DIRECTIVES if applies(path) and setting.search(text)]
 
 
+def _copied_from_system(command: Command) -> bool:
+    """A copy whose sources all lie outside the places droppers stage files (temp, home, web roots, the
+    working directory): /srv/app/deploy/app.service, /usr/share/doc/..."""
+    sources = reads_of(command)
+    return bool(sources) and all(p.startswith("/") and path_class(p) not in _STAGING and "/." not in p
+                                 for p in sources)
+
+
 def _file_effects(command: Command) -> list[Evidence]:
     found: list[Evidence] = []
     program = command.program
@@ -505,10 +513,14 @@ def _file_effects(command: Command) -> list[Evidence]:
             if not staged:
                 weight *= 0.3  # a copy between system locations: deployment, not collection
         found.append(Evidence(weight, f"{program} reads {location.name} ({path[:80]})", technique, tactic))
+    deployed = program in _COPIERS and _copied_from_system(command)
     for path in writes_of(command):
         location = location_of(path)
         if location is not None and location.write is not None:
-            found.append(_evidence(location.write, f"{program} writes {location.name} ({path[:80]})"))
+            weight, technique, tactic = location.write
+            if deployed:  # a unit or key file installed from a package or a release tree: deployment's shape
+                weight *= 0.5
+            found.append(Evidence(weight, f"{program} writes {location.name} ({path[:80]})", technique, tactic))
             if location is _SSHD and _WEAK_SSHD.search(command.text()[:MAX_OPERAND * 2]):
                 found.append(Evidence(0.4, "the SSH server is told to let more in (keys, root, passwords)",
                                       "T1098.004", PERSISTENCE))

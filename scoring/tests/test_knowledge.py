@@ -411,3 +411,10 @@ def test_a_cloud_copy_is_judged_once_not_also_as_a_remote_endpoint() -> None:
     args = ("aws", "s3", "cp", "/var/backups/app.dump", "s3://corp-backups/db/app.dump")
     reasons = [e.reason for e in assess(ProcessEvent("aws", " ".join(args), args))]
     assert reasons == ["aws copies files to cloud storage"], reasons
+
+
+def test_a_unit_copied_from_a_release_tree_counts_less_than_one_staged_in_temp() -> None:
+    deployed = _techniques("cp /srv/app/deploy/app.service /etc/systemd/system/app.service")["T1543.002"]
+    staged = _techniques("cp /tmp/x.service /etc/systemd/system/x.service")["T1543.002"]
+    hidden = _techniques("cp /opt/.x/s /etc/cron.d/s")["T1053.003"]
+    assert deployed < 0.3 <= staged and hidden >= 0.3
