@@ -38,7 +38,7 @@ from scoring.programs import (
     SHELLS,
     WEB_SERVERS,
 )
-from scoring.sequences import resolve, script_evidence
+from scoring.sequences import resolve, script_evidence, script_file
 from scoring.tokens import address_class, base_name, elevated_program, path_class
 
 TEMP_CLASSES = frozenset({"tmp", "shm"})
@@ -63,7 +63,7 @@ _REVERSE_SHELL = re.compile(r"/dev/(?:tcp|udp)/[^\s]{1,300}?\s{0,4}(?:0>&1|<&|>&
 _NETWORK_DESTINATION = re.compile(
     r"\b[a-z][a-z0-9+.-]{0,15}://[^\s/]{1,255}"
     r"|\b(?:[a-z0-9-]{1,63}\.){1,8}[a-z]{2,24}:\d{2,5}\b"
-    r"|\b[\w.-]{1,64}@(?:[a-z0-9-]{1,63}\.){1,8}[a-z]{2,24}\b"
+    r"|\b[\w.-]{1,64}@(?:[a-z0-9-]{1,63}\.){1,8}[a-z]{2,24}\b|\b[\w.-]{1,64}@(?:\d{1,3}\.){3}\d{1,3}\b"
     r"|\btcp(?:-connect|-listen)?:|(?<!\S)(?:-connect|--host|-h)\s{1,8}[^\s.]{1,63}\.\S{1,255}", re.IGNORECASE)
 # A program opening a connection itself: the shells' /dev/tcp and zsh's ztcp, awk's /inet special files.
 _OWN_CONNECTION = re.compile(r"/dev/(?:tcp|udp)/|\bztcp\b|/inet[46]?/(?:tcp|udp)/")
@@ -86,8 +86,8 @@ _SPAWN_CALL = re.compile(r"\b(?:system|exec[lv]p?e?|popen|spawn|subprocess|os\.e
 # Clients that read user@host as an account on another machine (SSH's and finger's), not an e-mail address.
 _REMOTE_ACCOUNT_CLIENTS = frozenset({"ssh", "scp", "sftp", "rsync", "sshpass", "autossh", "mosh", "sshfs", "finger"})
 _NAMES_PEOPLE = frozenset({"mail", "mailx", "mutt", "sendmail", "msmtp", "s-nail", "git"})
-# Cloud clients name buckets as URLs (s3://, gs://): what they do there is knowledge's to judge.
-_CLOUD_CLIENTS = frozenset({"aws", "gcloud", "gsutil", "az", "azcopy"})
+# Copies to other hosts and cloud buckets (host:path, s3://): knowledge judges where they copy what.
+_REMOTE_COPIERS = frozenset({"aws", "gcloud", "gsutil", "az", "azcopy", "scp", "rsync", "sftp"})
 # What turns a socket or a fifo into a remote shell: a shell, stream duplication or a spawned process.
 _HANDS_A_SHELL = re.compile(r"\bdup2\b|pty\.spawn|subprocess|/bin/(?:ba|da|z)?sh\b|\bsh -i\b|\bexec\b|\bnc\b|"
                             r"\btelnet\b|openssl s_client", re.IGNORECASE)
@@ -210,6 +210,24 @@ def _binary_in_temp(event: ProcessEvent) -> list[Evidence]:
     return found
 
 
+def _script_from_temp(event: ProcessEvent) -> list[Evidence]:
+    """A shell or interpreter given a script kept in a temp directory, shared memory or a hidden file
+    (`bash /tmp/x.sh`, `python3 /dev/shm/.a.py`): what droppers run, judged as a binary there is."""
+    name = base_name(event.executable_name)
+    if (name not in SHELLS and name not in INTERPRETERS) or len(event.args) < 2:
+        return []
+    script = script_file(Command(event.args[:64]))
+    where = path_class(script)
+    hidden = script.rsplit("/", 1)[-1].startswith(".")
+    if where not in ("tmp", "shm", "dev") and not (hidden and where):
+        return []
+    if base_name(event.parent_name) in TEMP_BUILDERS or base_name(event.parent_name) in ("python", "pip"):
+        return []  # build frontends run their generated scripts from temp directories
+    weight = 0.3 if where == "tmp" and not hidden else 0.5
+    place = "a hidden file" if hidden else {"tmp": "a temp directory", "shm": "shared memory"}.get(where, "/dev")
+    return [Evidence(weight, f"{name} runs a script from {place} ({script[:80]})", "T1204.002", EXECUTION)]
+
+
 def _build_environment(event: ProcessEvent) -> bool:
     """A Python interpreter of a virtual environment a build frontend made in a temp directory."""
     parts = event.executable_path.rsplit("/", 2)
@@ -241,7 +259,7 @@ def _shell_escape(event: ProcessEvent) -> list[Evidence]:
     if is_shell(name):
         if "-i" in args:
             found.append(Evidence(0.4, "interactive shell started non-interactively", "T1059.004", EXECUTION))
-    elif name not in FILE_UTILITIES and "sh" in text and _SHELL_WORD.search(text):
+    elif (elevated_program(event) or name) not in FILE_UTILITIES and "sh" in text and _SHELL_WORD.search(text):
         found.append(Evidence(0.55, f"{name} arguments start a shell", "T1059.004", EXECUTION))
     elif any(anchor in lowered for anchor in _SPAWN_ANCHORS) and _SPAWN_CALL.search(text):
         found.append(Evidence(0.35, f"{name} arguments execute commands", "T1059", EXECUTION))
@@ -308,8 +326,8 @@ def _inline_code(event: ProcessEvent) -> list[Evidence]:
 def _network_destination(event: ProcessEvent) -> list[Evidence]:
     """A command line naming a remote endpoint (URL, host:port, tcp-connect): data may leave or arrive."""
     name = base_name(event.executable_name)
-    if event.event_name != "process.exec" or name in DOWNLOADERS or name in _NAMES_PEOPLE or name in _CLOUD_CLIENTS:
-        return []  # knowledge judges downloads, uploads and cloud copies (scoring/knowledge.py); mail names people
+    if event.event_name != "process.exec" or name in DOWNLOADERS or name in _NAMES_PEOPLE or name in _REMOTE_COPIERS:
+        return []  # knowledge judges downloads, uploads and remote copies (scoring/knowledge.py); mail names people
     text = _scan_text(event.args[1:])
     if ":" not in text and "@" not in text and "-h" not in text and "-connect" not in text:
         return []
@@ -323,7 +341,9 @@ def _network_destination(event: ProcessEvent) -> list[Evidence]:
     if "@" in endpoint and "://" not in endpoint and not remote_path and \
             base_name(event.executable_name) not in _REMOTE_ACCOUNT_CLIENTS:
         return []  # user@domain is an e-mail address (a gpg recipient, a mail to) unless such a client reads it
-    bare = _BARE_ENDPOINT.search(endpoint)
+    # An account at an address (ssh root@10.0.0.5) is how admins log in: weak; bare addresses and ports elsewhere
+    # (nc 203.0.113.5 4444, socat tcp:...) are how implants call out.
+    bare = _BARE_ENDPOINT.search(endpoint) and "@" not in endpoint
     weight = 0.3 if bare else 0.15
     return [Evidence(weight, f"remote endpoint in arguments ({endpoint[:60]})", "T1071", COMMAND_AND_CONTROL)]
 
@@ -406,6 +426,7 @@ _CHECKS = (
     _child_of_web_server,
     _binary_in_temp,
     _hidden_system_directory,
+    _script_from_temp,
     _missing_executable,
     _shell_escape,
     _privilege_elevation,

@@ -777,6 +777,8 @@ def _transfers(command: Command) -> list[Evidence]:
         elif any(_staged(p) for p in sent):
             found.append(Evidence(0.4, f"{program} uploads a file from a temp or hidden place ({sent[0][:80]})",
                                   "T1048", EXFILTRATION))
+        elif system := [p for p in sent if location_of(p) is not None or p in _SYSTEM_FILES]:
+            found.append(Evidence(0.4, f"{program} uploads a system file ({system[0][:80]})", "T1048", EXFILTRATION))
         else:
             found.append(Evidence(0.15, f"{program} uploads {sent[0][:80]}", "T1048", EXFILTRATION))
     saved = writes_of(command)
@@ -856,9 +858,9 @@ _MINER_ARGS = re.compile(r"stratum\+(?:tcp|ssl|tls)://|--donate-level|--cpu-max-
 
 def _tools(command: Command) -> list[Evidence]:
     name = command.args[0].rsplit("/", 1)[-1] if command.args else ""
-    spec = _TOOLS.get(name) or _TOOLS.get(command.program)
+    spec = _TOOLS.get(name) or _TOOLS.get(command.program) or _TOOLS.get(name.lower())  # LinEnum.sh
     if spec is None and len(command.args) > 1 and command.program in _SCRIPT_RUNNERS:
-        name = command.args[1].rsplit("/", 1)[-1]  # `python3 mimipenguin.py`, `bash linpeas.sh`
+        name = command.args[1].rsplit("/", 1)[-1].lower()  # `python3 mimipenguin.py`, `bash LinEnum.sh`
         spec = _TOOLS.get(name) or _TOOLS.get(name.rsplit(".", 1)[0])
     found = []
     if spec is not None:
@@ -889,6 +891,9 @@ def _network_tools(command: Command) -> list[Evidence]:
         return [Evidence(0.35, "socat listens for connections", "T1095", COMMAND_AND_CONTROL)]
     if program == "ssh" and any(a in ("-R", "-L", "-D", "-w") or a.startswith(("-R", "-D")) for a in args[1:]):
         return [Evidence(0.3, "ssh opens a tunnel", "T1572", COMMAND_AND_CONTROL)]
+    if program in ("ssh", "scp", "sftp") and any(_staged(key) for key in option_values(command, ("-i",))):
+        return [Evidence(0.35, f"{program} logs in with a key kept in a temp or hidden place", "T1021.004",
+                         "lateral-movement")]
     if program in ("scp", "rsync", "sftp") and any("@" in a or ":" in a for a in _operands(command)[-1:]):
         sent = reads_of(command)
         sensitive = [p for p in sent if location_of(p) is not None]
@@ -1338,6 +1343,8 @@ def assess_command(command: Command, exec_itself: bool = False) -> tuple[Evidenc
     if not command.args:
         return ()
     found = _every_command(command)
+    if command is not wrapped and "LD_PRELOAD=" in " ".join(wrapped.args)[:MAX_OPERAND * 8]:
+        found += _escapes_and_injection(wrapped)  # `env LD_PRELOAD=/tmp/x.so ls`: unwrapping drops the assignment
     if not exec_itself or command is not wrapped:
         found += _runs_from_hideout(command)
     program = command.program

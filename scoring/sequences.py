@@ -90,9 +90,13 @@ def script_evidence(script: Script, cwd: str) -> list[Evidence]:
                 previous = written[resolved]
                 how, weight = f"{previous[0]}, then {how}", max(weight, previous[1])
             written[resolved] = (how, weight, technique)
-    if any(_substitution_feeds_interpreter(c) for c in script.commands()) and any(
-            unwrap(c).program in DOWNLOADERS for c in script.commands()):
-        found.append(Evidence(0.8, "downloaded code run through command substitution", "T1105", COMMAND_AND_CONTROL))
+    if any(_substitution_feeds_interpreter(c) for c in script.commands()):
+        inner = [unwrap(c) for c in script.commands()]
+        if any(c.program in DOWNLOADERS for c in inner):
+            found.append(Evidence(0.8, "downloaded code run through command substitution", "T1105",
+                                  COMMAND_AND_CONTROL))
+        elif any(_decodes(c) for c in inner):
+            found.append(Evidence(0.7, "decoded data run through command substitution", "T1140", DEFENSE_EVASION))
     return found
 
 
@@ -259,7 +263,8 @@ def _substitution_feeds_interpreter(command: Command) -> bool:
     command = unwrap(command)
     program = command.program
     runs = program in SHELLS or program in INTERPRETERS or program in ("eval", "source", ".")
-    return runs and any(a in ("$(...)", "<(...)") for a in command.args[1:])
+    # `$(curl URL)` alone as a command: the shell runs what the substitution prints.
+    return (runs and any(a in ("$(...)", "<(...)") for a in command.args[1:])) or command.args[:1] == ("$(...)",)
 
 
 def resolve(path: str, cwd: str) -> str:

