@@ -99,6 +99,7 @@ _SECURITY_CONFIG = Location("security configuration", None, (0.45, "T1562.001", 
 _WEB_SCRIPT = Location("a script in a web root", None, (0.25, "T1505.003", PERSISTENCE))
 _KERNEL_TUNABLES = Location("kernel protections", None, (0.45, "T1562.001", DEFENSE_EVASION))
 _GIT_HOOKS = Location("git hooks", None, (0.4, "T1546", PERSISTENCE))
+_SYSRQ = Location("the kernel's emergency keys", None, (0.4, "T1529", IMPACT))
 _GENERATORS = Location("systemd generators", None, (0.45, "T1543.002", PERSISTENCE))
 _SSH_RC = Location("the SSH login script", None, (0.45, "T1546", PERSISTENCE))
 _MODULE_FILES = Location("the kernel's module tree", None, (0.4, "T1547.006", PERSISTENCE))
@@ -118,7 +119,7 @@ _EXACT = {
     "/etc/modules": _MODULES, "/var/run/docker.sock": _DOCKER, "/run/docker.sock": _DOCKER,
     "/etc/audit/audit.rules": _AUDIT_RULES, "/etc/selinux/config": _SECURITY_CONFIG,
     "/etc/audit/auditd.conf": _AUDIT_RULES, "/etc/rsyslog.conf": _SECURITY_CONFIG, "/var/run/utmp": _LOGS,
-    "/run/utmp": _LOGS,
+    "/run/utmp": _LOGS, "/proc/sysrq-trigger": _SYSRQ,
 }
 _PREFIXES = (
     ("/proc/sys/kernel/", _KERNEL_TUNABLES),
@@ -744,14 +745,34 @@ def _masquerading(command: Command) -> list[Evidence]:
     if name in _DAEMON_NAMES and where in ("tmp", "shm", "home", "relative", "dev", "var", "other"):
         return [Evidence(0.45, f"system daemon name run from an unusual place ({path[:80]})", "T1036.005",
                          DEFENSE_EVASION)]
-    if command.program in ("cp", "mv", "ln") and len(ops := _operands(command)) == 2:
-        source, target = ops
-        target_name = _destination(target, source).rsplit("/", 1)[-1]
-        if path_class(source) == "system" and path_class(target) in ("tmp", "shm", "dev") and (
-                target_name != source.rsplit("/", 1)[-1]):
-            return [Evidence(0.4, f"{command.program} copies a system program to {target[:80]} under another name",
-                             "T1036.003", DEFENSE_EVASION)]
+    if command.program in ("cp", "mv", "ln", "install") and len(ops := _operands(command)) >= 2:
+        return _copied_into_hiding(command.program, ops[0], _destination(ops[-1], ops[0]))
     return []
+
+
+def _copied_into_hiding(program: str, source: str, destination: str) -> list[Evidence]:
+    """A file put where or as what droppers hide it: a system program renamed into temp, a kernel thread's or
+    a daemon's name outside the system, a dot-name in temp or a dot-directory of a system directory."""
+    name = destination.rsplit("/", 1)[-1]
+    where = path_class(destination)
+    if path_class(source) == "system" and where in ("tmp", "shm", "dev") and name != source.rsplit("/", 1)[-1]:
+        return [Evidence(0.4, f"{program} copies a system program to {destination[:80]} under another name",
+                         "T1036.003", DEFENSE_EVASION)]
+    staged = where in ("tmp", "shm", "dev")
+    if staged and (_KERNEL_THREAD.match(name.lstrip(".")) or name.lstrip(".") in _DAEMON_NAMES):
+        return [Evidence(0.45, f"{program} names a file like a kernel thread or a daemon ({destination[:80]})",
+                         "T1036.005", DEFENSE_EVASION)]
+    if (staged and _hidden(destination)) or _SYSTEM_DOT_DIRECTORY.match(destination):
+        return [Evidence(0.3, f"{program} hides a file ({destination[:80]})", "T1564.001", DEFENSE_EVASION)]
+    data = source.rstrip("/")
+    if staged and (data in _DATA_ROOTS or any(data == d or data.startswith(d + "/") for d in _DATABASE_FILES)):
+        return [Evidence(0.3, f"{program} copies {data[:80]} into a temp place", "T1074.001", COLLECTION)]
+    return []
+
+
+# A dot-directory right inside a directory that packages own (a project's .venv sits deeper).
+_SYSTEM_DOT_DIRECTORY = re.compile(r"^/(?:usr(?:/local)?/(?:lib|share|bin|sbin)|usr|var/(?:lib|cache|spool|log)|var|"
+                                   r"etc|lib|lib64|opt|srv|boot|dev/shm|run)/\.[^/.][^/]{0,200}(?:/|$)")
 
 
 _URL = re.compile(r"^([a-z][a-z0-9+.-]{1,15})://([^/\s:]{1,255})(?::(\d{1,5}))?", re.IGNORECASE)
@@ -1028,8 +1049,28 @@ def _destroyed_data(command: Command) -> str:
     return ""
 
 
+# What narrows a `find ... -delete` to some files (old logs, temp files): without one, it deletes the tree.
+_FIND_TESTS = frozenset({"-name", "-iname", "-mtime", "-mmin", "-atime", "-amin", "-ctime", "-cmin", "-newer", "-size",
+                         "-path", "-ipath", "-regex", "-iregex", "-user", "-group", "-empty", "-perm"})
+
+
+def _find_deletes_data(command: Command) -> str:
+    """The data store a `find -delete` (or `-exec rm`) empties whole ("" for none)."""
+    args = command.args
+    if command.program != "find" or not ("-delete" in args or ("-exec" in args and "rm" in args)) or \
+            _FIND_TESTS & set(args):
+        return ""
+    for start in itertools.takewhile(lambda a: not a.startswith(("-", "(", "!")), args[1:]):
+        path = start.rstrip("/")
+        if path in _DATA_ROOTS or any(path == d or path.startswith(d + "/") for d in _DATABASE_FILES):
+            return path
+    return ""
+
+
 def _impact(command: Command) -> list[Evidence]:
     program, args = command.program, command.args
+    if destroyed := _find_deletes_data(command):
+        return [Evidence(0.35, f"find deletes every file in {destroyed[:80]}", "T1485", IMPACT)]
     if program == "rm" and any(a in ("/", "/*", "--no-preserve-root") for a in args[1:]):
         return [Evidence(0.7, "rm deletes the whole file system", "T1485", IMPACT)]
     if program == "rm" and (destroyed := _destroyed_data(command)):
@@ -1291,7 +1332,8 @@ for _check, _programs in (
                       "sftp")),
     (_collection, ("zip", "7z", "7za", "gpg", "openssl", "tar", "rar", "base64", "base32", "basenc", "xxd",
                    "uuencode", *_DUMPERS, *_SQL_CLIENTS)),
-    (_impact, ("rm", "dd", "shred", "wipefs", "mkfs", "shutdown", "reboot", "halt", "poweroff", "init", "telinit")),
+    (_impact, ("rm", "dd", "shred", "wipefs", "mkfs", "shutdown", "reboot", "halt", "poweroff", "init", "telinit",
+               "find")),
     (_escapes_and_injection, ("nsenter", "docker", "podman", "nerdctl", "ctr", "gdb", "pyrasite", "strace", "mount")),
     (_discovery, (*_DISCOVERY, "cat", "head", "tail", "less", "more", "grep", "egrep", "rg", "awk", "cut", "find",
                   "sudo", "which", "command", "type", "whereis")),

@@ -461,3 +461,26 @@ def test_their_everyday_forms_stay_below_suspicion(line: str) -> None:
 
 def test_a_build_frontend_running_its_script_from_temp_is_not_a_dropper() -> None:
     assert "T1204.002" not in _assessed("python3 /tmp/pip-build-env-x/setup.py", parent="pip")
+
+
+@pytest.mark.parametrize(("line", "technique"), [
+    ("mv /tmp/payload /dev/shm/.payload", "T1564.001"),
+    ("cp /tmp/x /var/lib/.cache/x", "T1564.001"),
+    ("mv x /tmp/kworker", "T1036.005"),
+    ("cp -r /var/lib/mysql /tmp/db", "T1074.001"),
+    ("find /home -type f -delete", "T1485"),
+    ("echo b > /proc/sysrq-trigger", "T1529"),
+])
+def test_files_hidden_staged_or_destroyed_are_named(line: str, technique: str) -> None:
+    assert _techniques(line).get(technique, 0) >= 0.3, (line, _techniques(line))
+
+
+@pytest.mark.parametrize("line", [
+    "cp -r db/migration /srv/app/migration2",
+    "mv /srv/app/.env.new /srv/app/.env",
+    "find /var/log -name *.gz -mtime +30 -delete",
+    "find /srv/backups -delete",
+    "cp /srv/app/release.tgz /tmp/release.tgz",
+])
+def test_moves_and_clean_ups_of_daily_work_stay_weak(line: str) -> None:
+    assert all(weight < 0.3 for weight in _techniques(line).values()), (line, _techniques(line))
