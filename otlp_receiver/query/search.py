@@ -288,7 +288,12 @@ def _phrase_match(wanted: set[str], technique: Technique) -> float:
     best = 0.0
     total = sum(_LEXICON_RARITY.get(word, _UNKNOWN_RARITY) for word in wanted)
     candidates = [(phrase, 1.0) for phrase in _phrase_words(technique)]
-    candidates += [(phrase, TACTIC_FACTOR) for tactic in technique.tactics for phrase in _tactic_words(tactic)]
+    for index, tactic in enumerate(technique.tactics):
+        for phrase in _tactic_words(tactic):
+            # A query that is just the name of a technique's own (first) tactic ("c2", "persistence") means it in
+            # full; a tactic it also serves, or a tactic named among other words, only in part.
+            whole = index == 0 and phrase == wanted
+            candidates.append((phrase, 1.0 if whole else TACTIC_FACTOR))
     for phrase, factor in candidates:
         overlap = wanted & phrase
         if not overlap:

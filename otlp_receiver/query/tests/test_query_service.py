@@ -224,6 +224,13 @@ def test_an_indicator_is_a_whole_word_hyphenated_words_included() -> None:
     assert not BehaviourSearch().rank("who am i", routine, 10)
 
 
+def test_a_query_naming_a_tactic_means_every_technique_of_it() -> None:
+    meaning = understand("command and control")
+    assert all(meaning.techniques.get(t, 0) == 1.0 for t in ("T1095", "T1572", "T1105", "T1071.001")), meaning
+    assert meaning.techniques.get("T1548", 0) < 0.3  # "Abuse Elevation Control Mechanism" shares only a word
+    assert all(understand("c2").techniques.get(t, 0) == 1.0 for t in ("T1095", "T1572", "T1105", "T1071.001"))
+
+
 def test_the_programs_a_reason_names_about_the_session_do_not_match_a_query() -> None:
     """"follows 2 other sensitive commands in this session (insmod, nmap)" is about other events."""
     quiet = Pattern(record_id="1:1", workload="w", host="h", command_line="id", score=0.9,
