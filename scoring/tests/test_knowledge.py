@@ -336,9 +336,6 @@ PERSISTENCE_AND_ESCAPE_PLACES = [
 ]
 
 
-@pytest.mark.parametrize(("line", "technique"), PERSISTENCE_AND_ESCAPE_PLACES)
-def test_less_known_persistence_and_escape_places_are_named(line: str, technique: str) -> None:
-    assert _techniques(line).get(technique, 0) >= 0.3, (line, _techniques(line))
 
 
 def test_package_and_php_settings_count_only_when_they_run_code() -> None:
@@ -362,23 +359,6 @@ TOOLS_AND_ACTS = [
     ("kubectl create clusterrolebinding x --clusterrole=cluster-admin --serviceaccount=default:default", "T1098.006"),
 ]
 
-
-@pytest.mark.parametrize(("line", "technique"), TOOLS_AND_ACTS)
-def test_tools_and_acts_are_named(line: str, technique: str) -> None:
-    assert _techniques(line).get(technique, 0) >= 0.3, (line, _techniques(line))
-
-
-@pytest.mark.parametrize("line", [
-    "kubectl create secret tls web-tls --cert=fullchain.pem --key=privkey.pem",
-    "kubectl get secret web-tls -n app",
-    "nc -z db 5432",
-    "mount -t nfs srv:/export /mnt",
-    "pkill -f gunicorn",
-    "mysqldump --single-transaction app",
-    "grep -rn TODO src/",
-])
-def test_their_routine_neighbours_stay_weak(line: str) -> None:
-    assert all(weight < 0.3 for weight in _techniques(line).values()), (line, _techniques(line))
 
 
 @pytest.mark.parametrize(("args", "technique"), [
@@ -463,24 +443,35 @@ def test_a_build_frontend_running_its_script_from_temp_is_not_a_dropper() -> Non
     assert "T1204.002" not in _assessed("python3 /tmp/pip-build-env-x/setup.py", parent="pip")
 
 
-@pytest.mark.parametrize(("line", "technique"), [
+HIDDEN_STAGED_OR_DESTROYED = [
     ("mv /tmp/payload /dev/shm/.payload", "T1564.001"),
     ("cp /tmp/x /var/lib/.cache/x", "T1564.001"),
     ("mv x /tmp/kworker", "T1036.005"),
     ("cp -r /var/lib/mysql /tmp/db", "T1074.001"),
     ("find /home -type f -delete", "T1485"),
     ("echo b > /proc/sysrq-trigger", "T1529"),
-])
-def test_files_hidden_staged_or_destroyed_are_named(line: str, technique: str) -> None:
+]
+
+
+@pytest.mark.parametrize(("line", "technique"),
+                         PERSISTENCE_AND_ESCAPE_PLACES + TOOLS_AND_ACTS + HIDDEN_STAGED_OR_DESTROYED)
+def test_less_common_techniques_are_named(line: str, technique: str) -> None:
     assert _techniques(line).get(technique, 0) >= 0.3, (line, _techniques(line))
 
 
 @pytest.mark.parametrize("line", [
+    "kubectl create secret tls web-tls --cert=fullchain.pem --key=privkey.pem",
+    "kubectl get secret web-tls -n app",
+    "nc -z db 5432",
+    "mount -t nfs srv:/export /mnt",
+    "pkill -f gunicorn",
+    "mysqldump --single-transaction app",
+    "grep -rn TODO src/",
     "cp -r db/migration /srv/app/migration2",
     "mv /srv/app/.env.new /srv/app/.env",
     "find /var/log -name *.gz -mtime +30 -delete",
     "find /srv/backups -delete",
     "cp /srv/app/release.tgz /tmp/release.tgz",
 ])
-def test_moves_and_clean_ups_of_daily_work_stay_weak(line: str) -> None:
+def test_their_routine_neighbours_stay_weak(line: str) -> None:
     assert all(weight < 0.3 for weight in _techniques(line).values()), (line, _techniques(line))
