@@ -104,14 +104,16 @@ def event_to_attributes(event: ProcessEvent) -> dict[str, Any]:
 def event_from_attributes(attrs: Mapping[str, Any]) -> ProcessEvent:
     """An event from flat attributes (values as JSON or OTLP give them; numbers may be strings of digits).
 
-    Raises InvalidEvent without an executable (name, path or argv[0]) and a command line (or argv).
+    Raises InvalidEvent without an executable (name, path or argv[0]). An exec with no command line and no
+    argv (argc 0, how pwnkit-style exploits start a program) is read as its executable's path: scored on what ran.
     """
     args = _as_args(attrs.get(PROCESS_COMMAND_ARGS))
     command_line = _as_str(attrs.get(PROCESS_COMMAND_LINE)) or " ".join(args[:MAX_ARGS])
     path = _as_str(attrs.get(PROCESS_EXECUTABLE_PATH))
     name = _as_str(attrs.get(PROCESS_EXECUTABLE_NAME)) or _basename(path) or (_basename(args[0]) if args else "")
-    if not name or not command_line:
-        raise InvalidEvent(f"needs {PROCESS_EXECUTABLE_NAME} (or .path) and {PROCESS_COMMAND_LINE} (or _args)")
+    if not name:
+        raise InvalidEvent(f"needs {PROCESS_EXECUTABLE_NAME}, {PROCESS_EXECUTABLE_PATH} or {PROCESS_COMMAND_ARGS}")
+    command_line = command_line or path or name
     command_line, args, truncated = bounded_command(command_line, args)
     return ProcessEvent(
         executable_name=name,

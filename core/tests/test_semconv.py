@@ -44,6 +44,13 @@ def test_reading_accepts_what_senders_send() -> None:
         event_from_attributes({"process.pid": 5})
 
 
+def test_an_exec_without_arguments_is_read_as_its_executable() -> None:
+    """argc 0 (pwnkit's way to start a program): the event is what ran, not an invalid record."""
+    event = event_from_attributes({"process.executable.path": "/dev/shm/.x", "process.command_line": "",
+                                   "process.command_args": []})
+    assert (event.executable_name, event.command_line, event.command_args) == (".x", "/dev/shm/.x", ())
+
+
 @pytest.mark.parametrize(("args", "first"), [
     (["sudo"] * 100_000 + ["id"], "sudo"),  # a list, as OTLP arrays and JSON give argv
     (" ".join(["sudo"] * 100_000 + ["id"]), "sudo"),  # a string, split on whitespace

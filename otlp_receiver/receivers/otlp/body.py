@@ -38,6 +38,10 @@ class BadBody(Exception):
     """The body is malformed (framing or compression): 400."""
 
 
+class UnsupportedTransfer(BadBody):
+    """A Transfer-Encoding other than `chunked` alone: 501, as RFC 9112 section 6.1 asks."""
+
+
 class _Decompressor(Protocol):
     eof: bool
     unused_data: bytes
@@ -45,17 +49,39 @@ class _Decompressor(Protocol):
     def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
 
 
+def check_framing(headers: Message) -> None:
+    """Refuses what two parties could frame differently (request smuggling, RFC 9112 sections 5 and 6):
+    a header name with white space in it or around it (`Content-Length : 5`), Content-Lengths that differ,
+    Content-Length together with Transfer-Encoding, and any Transfer-Encoding but `chunked` alone."""
+    # The stdlib parser stops at a line that is no header (`Content-Length : 5`) and keeps the rest as a
+    # defect: the headers after it, a Content-Length among them, would be lost and the body read as a request.
+    if headers.defects or any(not name or " " in name or "\t" in name for name in headers):
+        raise BadBody("a malformed header line (white space in or after a header name?)")
+    lengths = {value.strip() for value in headers.get_all("Content-Length") or ()}
+    if len(lengths) > 1:
+        raise BadBody("Content-Length given more than once with different values")
+    encodings = headers.get_all("Transfer-Encoding") or []
+    if encodings and lengths:
+        raise BadBody("both Content-Length and Transfer-Encoding: the body's end is ambiguous")
+    if encodings and (len(encodings) > 1 or encodings[0].strip().lower() != "chunked"):
+        raise UnsupportedTransfer(f"unsupported Transfer-Encoding {', '.join(encodings)[:60]!r}; only chunked")
+
+
+def _chunked(headers: Message) -> bool:
+    return (headers.get("Transfer-Encoding") or "").strip().lower() == "chunked"
+
+
 def has_body(headers: Message) -> bool:
     """Whether the request announces a body (which the connection must read or be closed after)."""
-    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+    if _chunked(headers):
         return True
     length = headers.get("Content-Length")
     return length is not None and length.strip() not in ("", "0")
 
 
 def read_body(rfile: BinaryIO, headers: Message, limit: int) -> bytes:
-    """The raw (still compressed) request body, at most `limit` bytes."""
-    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+    """The raw (still compressed) request body, at most `limit` bytes (framing checked by `check_framing`)."""
+    if _chunked(headers):
         return read_chunked(rfile, limit)
     length = content_length(headers.get("Content-Length"))
     if length > limit:

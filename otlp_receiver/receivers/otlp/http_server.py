@@ -15,6 +15,7 @@ response, idle wait between requests), as Go's http.Server keeps them, not per s
 from __future__ import annotations
 
 import contextlib
+import http.client
 import io
 import json
 import logging
@@ -33,7 +34,16 @@ from google.rpc import status_pb2
 
 from otlp_receiver.component import Backpressure, ClientMetadata, HttpRoute, Routes, TooManyPartitions, Unauthenticated
 from otlp_receiver.configtls import reloading
-from otlp_receiver.receivers.otlp.body import BadBody, BodyTooLarge, content_length, decompress, has_body, read_body
+from otlp_receiver.receivers.otlp.body import (
+    BadBody,
+    BodyTooLarge,
+    UnsupportedTransfer,
+    check_framing,
+    content_length,
+    decompress,
+    has_body,
+    read_body,
+)
 from otlp_receiver.receivers.otlp.config import HttpConfig, split_endpoint
 from otlp_receiver.receivers.otlp.cors import Cors
 from otlp_receiver.receivers.otlp.decode import InvalidRequest, decode_json, decode_protobuf
@@ -49,6 +59,10 @@ _TLS_HANDSHAKE_RECORD = b"\x16"
 _PLAINTEXT_TO_TLS = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
 _ROUTE_BODY_LIMIT = 1 << 20
 _DRAIN_LIMIT = 256 * 1024  # an unread body up to this is read and dropped to keep the connection, as Go does
+MAX_HEADER_BYTES = 1 << 20  # request line and headers together, as Go's http.Server's default MaxHeaderBytes
+# Why the HTTP layer itself refused a request (BaseHTTPRequestHandler.send_error), as the rejection counter says it.
+_PROTOCOL_ERRORS = {400: "bad_request", 414: "uri_too_long", 431: "headers_too_large", 501: "not_implemented",
+                    505: "http_version"}
 
 
 class HttpServer:
@@ -135,6 +149,7 @@ class _Serving:
 
     owner: HttpServer
     daemon_threads = True
+    request_queue_size = socket.SOMAXCONN  # socketserver's 5 made bursts of connects wait for SYN retries
 
     def handle_error(self, request: object, client_address: object) -> None:
         """A client too slow for a deadline, or gone while its request was read, is routine: a line at debug
@@ -179,19 +194,28 @@ class _DeadlineReader(io.RawIOBase):
         super().__init__()
         self.connection = connection
         self.deadline: float | None = None
+        self.budget: int | None = None  # bytes the headers may still take (None: no bound, the body's phase)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         self.connection.settimeout(_left(self.deadline))
-        return self.connection.recv_into(buffer)
+        received = self.connection.recv_into(buffer)
+        if self.budget is not None:
+            self.budget -= received
+            if self.budget < 0:  # answered 431 by BaseHTTPRequestHandler.parse_request
+                raise http.client.LineTooLong(f"request headers over {MAX_HEADER_BYTES} bytes")
+        return received
 
 
 class _Handler(BaseHTTPRequestHandler):
     owner: HttpServer
     protocol_version = "HTTP/1.1"
     server_version = "procsight"
+    # Errors found before the request line's version is read are still answered with a status line; the
+    # default, HTTP/0.9, answers them with a bare HTML body a client cannot read as a refusal.
+    default_request_version = "HTTP/1.0"
 
     def setup(self) -> None:
         super().setup()
@@ -224,10 +248,31 @@ class _Handler(BaseHTTPRequestHandler):
     def parse_request(self) -> bool:
         config = self.owner.config
         self._reader.deadline = _deadline(config.read_header_timeout or config.read_timeout)
-        parsed = super().parse_request()
+        self._reader.budget = MAX_HEADER_BYTES
+        try:
+            parsed = super().parse_request() and self._framing_accepted()
+        finally:
+            self._reader.budget = None
         self._reader.deadline = _deadline(config.read_timeout)  # the body
         self._write_deadline = _deadline(config.write_timeout)
         return parsed
+
+    def _framing_accepted(self) -> bool:
+        try:
+            check_framing(self.headers)
+        except UnsupportedTransfer as exc:
+            self.send_error(501, str(exc))
+            return False
+        except BadBody as exc:
+            self.send_error(400, str(exc))
+            return False
+        return True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The HTTP layer's own refusals (a bad request line, headers too large, ambiguous framing): counted
+        as the receiver's other refusals are. The connection closes after the answer."""
+        self.owner.ingest.refused(_PROTOCOL_ERRORS.get(code, f"http_{code}"))
+        super().send_error(code, message, explain)
 
     def do_POST(self) -> None:
         self._dispatch("POST")

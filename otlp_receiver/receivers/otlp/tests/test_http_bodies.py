@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import socket
+import subprocess
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -167,3 +168,56 @@ def test_a_zstd_bomb_is_413(service: Service) -> None:
     response = requests.post(f"http://{service.http_endpoint()}/v1/logs", data=bomb,
                              headers={**PROTOBUF, "Content-Encoding": "zstd"}, timeout=30)
     assert response.status_code == 413
+
+
+# -- framing two parties could read differently (request smuggling) ------------------------------------
+
+SMUGGLED = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+@pytest.mark.parametrize(("framing", "status"), [
+    (f"Content-Length: 0\nContent-Length: {len(SMUGGLED)}", 400),  # which length ends the body?
+    (f"Content-Length: {len(SMUGGLED)}\nTransfer-Encoding: chunked", 400),
+    ("Transfer-Encoding: xchunkedx", 501),  # only `chunked` alone is a framing this server reads
+    ("Transfer-Encoding: gzip, chunked", 501),
+    ("Transfer-Encoding: foo", 501),
+    (f"Content-Length : {len(SMUGGLED)}", 400),  # white space before the colon: another header to some
+])
+def test_ambiguous_framing_is_refused_and_the_connection_closed(service: Service, framing: str,
+                                                                 status: int) -> None:
+    head = f"POST /v1/logs HTTP/1.1\nHost: x\nContent-Type: application/x-protobuf\n{framing}\n\n"
+    answer = raw_request(service.http_endpoint(), head, SMUGGLED.encode())
+    assert answer.startswith(f"HTTP/1.1 {status}".encode()), answer[:80]
+    assert answer.count(b"HTTP/1.") == 1, answer  # the hidden request was never served
+    assert b"Connection: close" in answer
+    rejected = service.telemetry.counter("procsight_receiver_rejected_requests_total", "")
+    assert rejected.value(transport="http", reason="bad_request" if status == 400 else "not_implemented") == 1
+
+
+@pytest.mark.parametrize(("request_line", "status"), [("GARBAGE", 400), ("GET /healthz HTTP/9.9", 505)])
+def test_a_malformed_request_line_gets_a_status_line_and_is_counted(service: Service, request_line: str,
+                                                                    status: int) -> None:
+    answer = raw_request(service.http_endpoint(), f"{request_line}\n")
+    assert answer.startswith(f"HTTP/1.1 {status}".encode()), answer[:80]
+    rejected = service.telemetry.counter("procsight_receiver_rejected_requests_total", "")
+    assert sum(rejected.value(transport="http", reason=r) for r in ("bad_request", "http_version")) == 1
+
+
+def test_headers_past_one_mebibyte_are_431_whatever_their_count(service: Service) -> None:
+    """clickhouse_connect raises http.client's header count limit for the whole process to 10,000."""
+    process = psutil.Process()
+    before = process.memory_info().rss
+    head = "GET /healthz HTTP/1.1\nHost: x\n" + "".join(f"X-Fill-{i}: {'a' * 60_000}\n" for i in range(40)) + "\n"
+    answer = raw_request(service.http_endpoint(), head)
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:80]
+    assert process.memory_info().rss - before < 32 << 20
+    rejected = service.telemetry.counter("procsight_receiver_rejected_requests_total", "")
+    assert rejected.value(transport="http", reason="headers_too_large") == 1
+
+
+def test_the_listen_backlog_holds_a_burst_of_connections(service: Service) -> None:
+    """socketserver's default backlog of 5 sent a burst's later SYNs into a one-second retry; `ss` shows a
+    listening socket's backlog as its Send-Q."""
+    port = service.http_endpoint().rsplit(":", 1)[1]
+    listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True)
+    assert int(listening.stdout.split()[2]) >= 128, listening.stdout
