@@ -148,7 +148,8 @@ class Decoded:
     payload: bytes  # protobuf bytes of the accepted records, what goes into the spool
     accepted: int
     rejected: int
-    message: str  # why records were rejected, for partial_success
+    message: str  # why records were rejected or values mended, for partial_success
+    mended: int = 0  # values mended so their records could be accepted (invalid UTF-8, nesting cut)
 
 
 RouteHandler = Callable[[str | None, dict[str, list[str]], bytes], tuple[int, str, bytes]]

@@ -22,10 +22,11 @@ from core.semconv import event_from_attributes
 from otlp_receiver.normalize import Normalizer
 from otlp_receiver.normalize.values import attributes_dict
 from otlp_receiver.processors.anomaly.config import Config
-from otlp_receiver.processors.anomaly.enrich import enrich, strip_verdict
+from otlp_receiver.processors.anomaly.enrich import enrich, mark_unscored, strip_verdict
 from scoring.engine import AnomalyEngine
 
 MAX_WORKLOAD_CHARS = 256
+INVALID_EVENT = "invalid process event (no executable, or its source's reader failed on it)"
 MAX_HELD_BACK_SHOWN = 100  # per workload, the most recent: a flood of alert patterns stays readable
 
 
@@ -56,6 +57,7 @@ class BatchScorer:
         kinds: dict[str, int] = defaultdict(int)
         severities: dict[str, int] = defaultdict(int)
         forged = 0
+        unscored: dict[str, int] = defaultdict(int)
         ordinal = 0
         for resource_logs in logs.resource_logs:
             resource = attributes_dict(resource_logs.resource.attributes)
@@ -67,13 +69,16 @@ class BatchScorer:
                     if normalized.event is not None:
                         group = workload or _bounded(normalized.event.host) or self.config.default_workload
                         groups[group].append((ordinal, record, normalized.event, normalized.attributes or {}))
+                    elif normalized.kind == "invalid":  # named a process but could not be read as one
+                        mark_unscored(record, INVALID_EVENT)
+                        unscored[INVALID_EVENT] += 1
                     else:
                         forged += strip_verdict(record, normalized.attributes or {})
                     ordinal += 1
         for kind, count in self.normalizer.take_counts().items():
             kinds[kind] += count
         if not groups:
-            return Outcome(None, dict(kinds), {}, forged=forged)
+            return Outcome(None, dict(kinds), {}, forged=forged, unscored=dict(unscored))
         overflow_before = self.engine.overflow_events[tenant]
         embeddings = np.zeros((ordinal, self.engine.featurizer.dim), dtype=np.float32)
         for workload, items in groups.items():
@@ -84,7 +89,7 @@ class BatchScorer:
                 if verdict.vector.shape == (embeddings.shape[1],):
                     embeddings[index] = verdict.vector
                 severities[verdict.severity] += 1
-        return Outcome(embeddings, dict(kinds), dict(severities), forged=forged,
+        return Outcome(embeddings, dict(kinds), dict(severities), forged=forged, unscored=dict(unscored),
                        overflow_events=self.engine.overflow_events[tenant] - overflow_before)
 
     def baselines(self, tenant: str) -> list[dict[str, Any]]:

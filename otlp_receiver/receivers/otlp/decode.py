@@ -1,7 +1,8 @@
 """Turning request bytes into a validated `ExportLogsServiceRequest`, shared by gRPC and HTTP.
 
 Validation is what the OTLP specification asks of a server: a message that does not parse is
-refused whole (INVALID_ARGUMENT / 400); individual records that are unusable (a trace id that is not
+refused whole (INVALID_ARGUMENT / 400), unless its only faults are in values (`repair.py` mends those, and
+the response says so in `partial_success`); individual records that are unusable (a trace id that is not
 16 bytes, a span id that is not 8, a severity number outside the enum) are dropped from the request
 and reported in `partial_success`, while the rest is accepted.
 
@@ -14,6 +15,7 @@ Collector's batch processor 8,192 by default); records of a few hundred bytes re
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
 from typing import Any
@@ -25,6 +27,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from core.otlpwire import MAX_RECORDS_PER_REQUEST, count_log_records
 from otlp_receiver.component import Decoded
+from otlp_receiver.receivers.otlp.repair import MAX_VALUE_DEPTH, mend
 
 _MAX_SEVERITY = 24
 
@@ -43,33 +46,82 @@ def decode_protobuf(body: bytes) -> Decoded:
     try:
         request.ParseFromString(body)
     except DecodeError as exc:
-        raise InvalidRequest(f"malformed protobuf ExportLogsServiceRequest: {exc}", "malformed_protobuf") from exc
+        mended = mend(body)  # invalid UTF-8 or a value nested too deep: mended, not the whole request refused
+        if mended is None:
+            raise InvalidRequest(f"malformed protobuf ExportLogsServiceRequest: {exc}", "malformed_protobuf") from exc
+        body, values = mended
+        try:
+            request.ParseFromString(body)
+        except DecodeError as again:
+            raise InvalidRequest(f"malformed protobuf ExportLogsServiceRequest: {again}",
+                                 "malformed_protobuf") from again
+        return _validated(request, body, values)
     return _validated(request, body)
 
 
 def decode_json(body: bytes) -> Decoded:
     """OTLP/JSON: camelCase (snake_case accepted), int64 as strings or numbers, hex trace/span ids,
     unknown fields ignored, as the specification requires."""
-    try:
-        document = json.loads(body)
-    except ValueError as exc:  # not UTF-8, not JSON, or an integer longer than Python converts (4,300 digits)
-        raise InvalidRequest(f"malformed JSON: {_short(exc)}", "malformed_json") from exc
-    except RecursionError as exc:
-        raise InvalidRequest("JSON nested too deeply", "malformed_json") from exc
-    if not isinstance(document, dict):
-        raise InvalidRequest("an OTLP/JSON request is a JSON object", "malformed_json")
+    document, mended = _json_document(body)
     _check_count(sum(len(_list(scope_logs, "logRecords", "log_records"))
                      for resource_logs in _list(document, "resourceLogs", "resource_logs")
                      for scope_logs in _list(resource_logs, "scopeLogs", "scope_logs")))
     request = ExportLogsServiceRequest()
     try:
         _hex_ids_to_base64(document)
-        json_format.ParseDict(document, request, ignore_unknown_fields=True)
+        try:
+            json_format.ParseDict(document, request, ignore_unknown_fields=True)
+        except (json_format.ParseError, ValueError, TypeError, AttributeError):
+            # One record's bad field (`"flags": -1`) must not take the others with it: those that do not
+            # parse alone are left out and reported, the rest parsed again.
+            dropped = _drop_unparsable_records(document)
+            if not dropped:
+                raise
+            request.Clear()
+            json_format.ParseDict(document, request, ignore_unknown_fields=True)
+            return _validated(request, None, mended, dropped)
     except RecursionError as exc:  # an AnyValue nested deeper than Python's stack
         raise InvalidRequest("OTLP/JSON value nested too deeply", "malformed_json") from exc
     except (json_format.ParseError, ValueError, TypeError, AttributeError) as exc:
         raise InvalidRequest(f"not an OTLP/JSON ExportLogsServiceRequest: {_short(exc)}", "malformed_json") from exc
-    return _validated(request, None)
+    return _validated(request, None, mended)
+
+
+def _json_document(body: bytes) -> tuple[dict[str, Any], int]:
+    """The JSON object, and 1 when invalid UTF-8 in it had to be replaced with U+FFFD to read it."""
+    mended = 0
+    try:
+        try:
+            document = json.loads(body)
+        except UnicodeDecodeError:
+            document, mended = json.loads(body.decode("utf-8", errors="replace")), 1
+    except ValueError as exc:  # not JSON, or an integer longer than Python converts (4,300 digits)
+        raise InvalidRequest(f"malformed JSON: {_short(exc)}", "malformed_json") from exc
+    except RecursionError as exc:
+        raise InvalidRequest("JSON nested too deeply", "malformed_json") from exc
+    if not isinstance(document, dict):
+        raise InvalidRequest("an OTLP/JSON request is a JSON object", "malformed_json")
+    return document, mended
+
+
+def _drop_unparsable_records(document: dict[str, Any]) -> int:
+    """Removes the log records that do not parse on their own; how many."""
+    dropped = 0
+    for resource_logs in _list(document, "resourceLogs", "resource_logs"):
+        for scope_logs in _list(resource_logs, "scopeLogs", "scope_logs"):
+            records = _list(scope_logs, "logRecords", "log_records")
+            kept = [record for record in records if _parses_alone(record)]
+            dropped += len(records) - len(kept)
+            records[:] = kept
+    return dropped
+
+
+def _parses_alone(record: Any) -> bool:
+    try:
+        json_format.ParseDict(record, LogRecord(), ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError):
+        return False
+    return True
 
 
 def _check_count(records: int) -> None:
@@ -89,10 +141,8 @@ def _hex_ids_to_base64(document: dict[str, Any]) -> None:
                 for key in ("traceId", "trace_id", "spanId", "span_id"):
                     value = record.get(key)
                     if isinstance(value, str) and value:
-                        try:
+                        with contextlib.suppress(ValueError):  # not hex: the record alone fails to parse
                             record[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
-                        except ValueError as exc:
-                            raise ValueError(f"{key} {value[:40]!r} is not hex") from exc
 
 
 def _list(node: Any, camel: str, snake: str) -> list[Any]:
@@ -102,9 +152,9 @@ def _list(node: Any, camel: str, snake: str) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _validated(request: ExportLogsServiceRequest, body: bytes | None) -> Decoded:
-    accepted = rejected = 0
-    problems: set[str] = set()
+def _validated(request: ExportLogsServiceRequest, body: bytes | None, mended: int = 0, unparsable: int = 0) -> Decoded:
+    accepted, rejected = 0, unparsable
+    problems: set[str] = {"log records that are not OTLP/JSON (a field of the wrong type)"} if unparsable else set()
     now = time.time_ns()
     stamped = False
     for resource_logs in request.resource_logs:
@@ -123,8 +173,11 @@ def _validated(request: ExportLogsServiceRequest, body: bytes | None) -> Decoded
             accepted += len(scope_logs.log_records)
     if rejected or stamped or body is None:
         body = request.SerializeToString()
-    message = "; ".join(sorted(problems)) if rejected else ""
-    return Decoded(request, body, accepted, rejected, message)
+    if mended:
+        problems.add(f"values mended: {mended} (invalid UTF-8 replaced with U+FFFD, or nesting deeper than "
+                     f"{MAX_VALUE_DEPTH} levels cut); their records were accepted")
+    message = "; ".join(sorted(problems)) if rejected or mended else ""
+    return Decoded(request, body, accepted, rejected, message, mended)
 
 
 def _problem(record: LogRecord, problems: set[str]) -> bool:

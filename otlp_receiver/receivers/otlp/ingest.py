@@ -38,6 +38,9 @@ class Ingest:
             "Log records refused (partial_success or a refused request), by transport and reason")
         self._rejected_requests = telemetry.counter("procsight_receiver_rejected_requests_total",
                                                     "Requests refused, by transport and reason")
+        self._mended = telemetry.counter("procsight_receiver_mended_values_total",
+                                         "Values mended so their records could be accepted (invalid UTF-8, "
+                                         "nesting cut), by transport")
         self._duration = telemetry.histogram("procsight_receiver_request_duration_seconds",
                                              "Time to decode, spool and answer a request, by transport")
 
@@ -78,6 +81,9 @@ class Ingest:
         if decoded.rejected:
             self._rejected_records.inc(decoded.rejected, transport=self.transport, reason="invalid_record")
             response.partial_success.rejected_log_records = decoded.rejected
+        if decoded.mended:
+            self._mended.inc(decoded.mended, transport=self.transport)
+        if decoded.rejected or decoded.mended:  # with nothing rejected, the message is a warning (OTLP)
             response.partial_success.error_message = decoded.message
         self._accepted.inc(decoded.accepted, transport=self.transport)
         self._duration.observe(time.perf_counter() - started, transport=self.transport)

@@ -194,6 +194,9 @@ def test_a_body_nested_thousands_deep_does_not_unscore_its_batch(processor) -> N
     processor.process(batch)
     assert "anomaly_score" in attributes(batch.logs.resource_logs[0].scope_logs[0].log_records[0])
     assert processor._kinds.value(kind="invalid") == 1
+    # The unreadable record itself is marked, never stored as if it had been scored.
+    assert attributes(batch.logs.resource_logs[0].scope_logs[0].log_records[1])["anomaly_severity"] == "unscored"
+    assert processor._unscored.value(reason="invalid") == 1
 
 
 @pytest.mark.parametrize("processor", ["false", "true"], indirect=True, ids=["in_process", "child_process"])

@@ -157,8 +157,37 @@ def test_json_partial_success_names_rejected_records(start_service) -> None:  # 
     assert "span_id" in body["partialSuccess"]["errorMessage"]
 
 
+def test_json_records_that_do_not_parse_are_rejected_alone(start_service, exported) -> None:  # type: ignore[no-untyped-def]
+    """A field of the wrong type (`"flags": -1`) or an id that is no hex refused the whole request before."""
+    service = start_service("basic.yaml")
+    document = {"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        {"body": {"stringValue": "kept one"}}, {"body": {"stringValue": "x"}, "flags": -1},
+        {"body": {"stringValue": "y"}, "traceId": "zz"}, {"body": {"stringValue": "kept two"}}]}]}]}
+    response = requests.post(f"http://{service.http_endpoint()}/v1/logs", json=document, timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.json()["partialSuccess"]["rejectedLogRecords"] == "2"
+    wait_until(lambda: sum("kept" in line for line in exported()) == 2, what="the two good records exported")
+
+
+def test_invalid_utf8_and_deep_nesting_are_mended_not_refused(start_service, exported) -> None:  # type: ignore[no-untyped-def]
+    """A Collector passes invalid UTF-8 through; refusing it lost every record of the request."""
+    service = start_service("basic.yaml")
+    request = request_of("before", "AAAA mended", "after")
+    deep = request.resource_logs[0].scope_logs[0].log_records[2].attributes.add()
+    deep.key, value = "deep", deep.value
+    for level in range(40):  # past the parser's 100 message levels
+        inner = value.kvlist_value.values.add()
+        inner.key, value = f"k{level}", inner.value
+    body = request.SerializeToString().replace(b"AAAA", b"\xff\xfeAA", 1)
+    response = requests.post(f"http://{service.http_endpoint()}/v1/logs", data=body, headers=PROTOBUF, timeout=10)
+    assert response.status_code == 200, response.content
+    answer = ExportLogsServiceResponse.FromString(response.content).partial_success
+    assert answer.rejected_log_records == 0 and "mended: 2" in answer.error_message
+    wait_until(lambda: sum(word in line for line in exported() for word in ("before", "\ufffd\ufffdAA mended",
+                                                                              "after")) == 3, what="all three")
+
+
 @pytest.mark.parametrize("payload", [b"{not json", b"[1, 2]", b'{"resourceLogs": 5}',
-                                     b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"traceId": "zz"}]}]}]}',
                                      b'{"resourceLogs": [], "x": ' + b"9" * 5000 + b"}"])  # too many digits
 def test_bad_json_is_400_with_a_status_body(start_service, payload: bytes) -> None:  # type: ignore[no-untyped-def]
     service = start_service("basic.yaml")
