@@ -3,9 +3,11 @@ the Collector accepts, bombs in bounded memory, and open routes that never read 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import socket
 import subprocess
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ import requests
 from backports import zstd
 from google.rpc import status_pb2
 
+from otlp_receiver.receivers.otlp import http_server
 from otlp_receiver.receivers.otlp.body import SUPPORTED_ENCODINGS, BadBody, BodyTooLarge, decompress
 from otlp_receiver.receivers.otlp.tests.test_otlp_receiver import PROTOBUF, request_of
 from otlp_receiver.service import Service
@@ -221,3 +224,27 @@ def test_the_listen_backlog_holds_a_burst_of_connections(service: Service) -> No
     port = service.http_endpoint().rsplit(":", 1)[1]
     listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True)
     assert int(listening.stdout.split()[2]) >= 128, listening.stdout
+
+
+def test_a_trickled_body_ends_at_a_deadline_even_without_read_timeout(service: Service,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """read_timeout is 0 (confighttp's "none") in basic.yaml; a body sent a byte at a time held a thread for ever."""
+    monkeypatch.setattr(http_server, "UNSET_BODY_DEADLINE", 1.0)
+    host, port = service.http_endpoint().rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                     b"Content-Length: 100\r\n\r\n")
+        started = time.monotonic()
+        with contextlib.suppress(OSError):
+            while time.monotonic() - started < 8:
+                sock.sendall(b"\x0a")
+                time.sleep(0.5)
+                sock.setblocking(False)
+                try:
+                    if sock.recv(1) == b"":
+                        break  # closed by the server
+                except BlockingIOError:
+                    pass
+                finally:
+                    sock.setblocking(True)
+        assert time.monotonic() - started < 5
