@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Callable
+from email.errors import MissingHeaderBodySeparatorDefect
 from email.message import Message
 from typing import BinaryIO, Protocol
 
@@ -55,7 +56,8 @@ def check_framing(headers: Message) -> None:
     Content-Length together with Transfer-Encoding, and any Transfer-Encoding but `chunked` alone."""
     # The stdlib parser stops at a line that is no header (`Content-Length : 5`) and keeps the rest as a
     # defect: the headers after it, a Content-Length among them, would be lost and the body read as a request.
-    if headers.defects or any(not name or " " in name or "\t" in name for name in headers):
+    if any(isinstance(defect, MissingHeaderBodySeparatorDefect) for defect in headers.defects) or any(
+            not name or " " in name or "\t" in name for name in headers):
         raise BadBody("a malformed header line (white space in or after a header name?)")
     lengths = {value.strip() for value in headers.get_all("Content-Length") or ()}
     if len(lengths) > 1:

@@ -60,8 +60,8 @@ _PLAINTEXT_TO_TLS = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP reques
 _ROUTE_BODY_LIMIT = 1 << 20
 _DRAIN_LIMIT = 256 * 1024  # an unread body up to this is read and dropped to keep the connection, as Go does
 # A body's deadline while read_timeout is 0 (confighttp's "none"): a connection holds a thread here, so a body
-# trickled a byte at a time must end some time (20 MiB in it is 70 KB/s).
-UNSET_BODY_DEADLINE = 300.0
+# trickled a byte at a time must end some time (20 MiB in it is 175 KB/s).
+UNSET_BODY_DEADLINE = 120.0
 MAX_HEADER_BYTES = 1 << 20  # request line and headers together, as Go's http.Server's default MaxHeaderBytes
 # Why the HTTP layer itself refused a request (BaseHTTPRequestHandler.send_error), as the rejection counter says it.
 _PROTOCOL_ERRORS = {400: "bad_request", 414: "uri_too_long", 431: "headers_too_large", 501: "not_implemented",

@@ -197,6 +197,14 @@ def test_ambiguous_framing_is_refused_and_the_connection_closed(service: Service
     assert rejected.value(transport="http", reason="bad_request" if status == 400 else "not_implemented") == 1
 
 
+def test_a_multipart_content_type_is_415_not_a_framing_error(service: Service) -> None:
+    """The stdlib header parser notes a multipart type without its body as a defect: not a framing fault."""
+    head = ("POST /v1/logs HTTP/1.1\nHost: x\nContent-Type: multipart/form-data; boundary=abc\n"
+            "Content-Length: 5\n\n")
+    answer = raw_request(service.http_endpoint(), head, b"hello")
+    assert answer.startswith(b"HTTP/1.1 415"), answer[:80]
+
+
 @pytest.mark.parametrize(("request_line", "status"), [("GARBAGE", 400), ("GET /healthz HTTP/9.9", 505)])
 def test_a_malformed_request_line_gets_a_status_line_and_is_counted(service: Service, request_line: str,
                                                                     status: int) -> None:
