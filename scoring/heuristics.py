@@ -39,7 +39,7 @@ from scoring.programs import (
     WEB_SERVERS,
 )
 from scoring.sequences import resolve, script_evidence, script_file
-from scoring.tokens import address_class, base_name, elevated_program, path_class
+from scoring.tokens import address_class, base_name, elevated_program, in_system_dot_directory, path_class
 
 TEMP_CLASSES = frozenset({"tmp", "shm"})
 WEB_PORTS = frozenset({80, 443, 8080, 8443})
@@ -170,25 +170,12 @@ def _child_of_web_server(event: ProcessEvent) -> list[Evidence]:
                      EXECUTION)]
 
 
-# Directories that packages own: nothing installed puts a dot-directory right inside them (a project's .venv
-# or a service account's .cache sit deeper), droppers do (/var/lib/.systemd/).
-_PACKAGE_DIRECTORIES = frozenset({
-    "/usr", "/usr/lib", "/usr/lib64", "/usr/libexec", "/usr/share", "/usr/local", "/usr/local/lib", "/usr/local/bin",
-    "/usr/local/share", "/usr/bin", "/usr/sbin", "/var", "/var/lib", "/var/cache", "/var/log", "/var/spool",
-    "/var/opt", "/var/run", "/run", "/etc", "/lib", "/lib64", "/opt", "/boot", "/bin", "/sbin", "/srv",
-})
-
-
 def _hidden_system_directory(event: ProcessEvent) -> list[Evidence]:
     """A program run from a dot-directory made inside a system directory (/var/lib/.systemd/x): a hiding place."""
     path = event.executable_path[:MAX_SCAN]
-    start = path.find("/.")
-    while start > 0:
-        if path[:start] in _PACKAGE_DIRECTORIES and path[start + 2:start + 3] not in ("", "/", "."):
-            return [Evidence(0.45, f"runs a program hidden in a system directory ({path[:80]})", "T1564.001",
-                             DEFENSE_EVASION)]
-        start = path.find("/.", start + 1)
-    return []
+    if not in_system_dot_directory(path):
+        return []
+    return [Evidence(0.45, f"runs a program hidden in a system directory ({path[:80]})", "T1564.001", DEFENSE_EVASION)]
 
 
 def _binary_in_temp(event: ProcessEvent) -> list[Evidence]:

@@ -42,7 +42,7 @@ from scoring.evidence import (
     Evidence,
 )
 from scoring.programs import DOWNLOADERS, NETCATS
-from scoring.tokens import address_class, path_class
+from scoring.tokens import address_class, in_system_dot_directory, path_class
 
 MAX_OPERAND = 512  # characters of one argument a check looks at
 
@@ -762,17 +762,12 @@ def _copied_into_hiding(program: str, source: str, destination: str) -> list[Evi
     if staged and (_KERNEL_THREAD.match(name.lstrip(".")) or name.lstrip(".") in _DAEMON_NAMES):
         return [Evidence(0.45, f"{program} names a file like a kernel thread or a daemon ({destination[:80]})",
                          "T1036.005", DEFENSE_EVASION)]
-    if (staged and _hidden(destination)) or _SYSTEM_DOT_DIRECTORY.match(destination):
+    if (staged and _hidden(destination)) or in_system_dot_directory(destination[:MAX_OPERAND]):
         return [Evidence(0.3, f"{program} hides a file ({destination[:80]})", "T1564.001", DEFENSE_EVASION)]
     data = source.rstrip("/")
     if staged and (data in _DATA_ROOTS or any(data == d or data.startswith(d + "/") for d in _DATABASE_FILES)):
         return [Evidence(0.3, f"{program} copies {data[:80]} into a temp place", "T1074.001", COLLECTION)]
     return []
-
-
-# A dot-directory right inside a directory that packages own (a project's .venv sits deeper).
-_SYSTEM_DOT_DIRECTORY = re.compile(r"^/(?:usr(?:/local)?/(?:lib|share|bin|sbin)|usr|var/(?:lib|cache|spool|log)|var|"
-                                   r"etc|lib|lib64|opt|srv|boot|dev/shm|run)/\.[^/.][^/]{0,200}(?:/|$)")
 
 
 _URL = re.compile(r"^([a-z][a-z0-9+.-]{1,15})://([^/\s:]{1,255})(?::(\d{1,5}))?", re.IGNORECASE)

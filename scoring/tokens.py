@@ -56,6 +56,26 @@ _PATH_CLASS = re.compile("|".join(
     for i, (prefix, _) in enumerate(_PATH_CLASSES)))
 
 
+# Directories that packages own: nothing installed puts a dot-directory right inside them (a project's .venv
+# or a service account's .cache sit deeper), droppers do (/var/lib/.systemd/).
+_PACKAGE_DIRECTORIES = frozenset({
+    "/usr", "/usr/lib", "/usr/lib64", "/usr/libexec", "/usr/share", "/usr/local", "/usr/local/lib", "/usr/local/bin",
+    "/usr/local/share", "/usr/bin", "/usr/sbin", "/var", "/var/lib", "/var/cache", "/var/log", "/var/spool",
+    "/var/opt", "/var/run", "/run", "/etc", "/lib", "/lib64", "/opt", "/boot", "/bin", "/sbin", "/srv",
+})
+
+
+def in_system_dot_directory(path: str) -> bool:
+    """Whether `path` lies in (or is) a dot-name made right inside a directory packages own: /var/lib/.x/y."""
+    start = path.find("/.")
+    while start > 0:
+        if path[:start] in _PACKAGE_DIRECTORIES and path[start + 2:start + 3] not in ("", "/", ".") and \
+                not path.startswith(".venv/", start + 1):  # a project's virtual environment at /srv or /opt
+            return True
+        start = path.find("/.", start + 1)
+    return False
+
+
 def path_class(path: str) -> str:
     """The class of a file location: tmp, shm, home, system, ... ('relative' or 'other' otherwise)."""
     if not path:

@@ -380,7 +380,7 @@ def test_inline_code_that_only_decodes_or_only_runs_a_file_is_plain_inline_code(
 
 @pytest.mark.parametrize(("path", "hidden"), [
     ("/var/lib/.systemd/systemd-journal", True), ("/usr/share/.x/y", True), ("/etc/.x", True), ("/srv/.r/run", True),
-    ("/srv/work/ci/.venv/bin/python", False), ("/opt/app/.venv/bin/python", False),
+    ("/srv/work/ci/.venv/bin/python", False), ("/opt/app/.venv/bin/python", False), ("/srv/.venv/bin/python", False),
     ("/var/lib/jenkins/.nvm/versions/node/bin/node", False), ("/home/u/.local/bin/tool", False),
 ])
 def test_a_program_in_a_dot_directory_of_a_system_directory_is_hiding(path: str, hidden: bool) -> None:
