@@ -1137,6 +1137,9 @@ def _remote_services(command: Command) -> list[Evidence]:
                                   "execution"))
         else:
             found.append(Evidence(0.2, f"{program} queries a kubelet's API", "T1613", DISCOVERY))
+    if program == "rclone" and _CONSUMER_STORAGE.search(text):
+        found.append(Evidence(0.45, "rclone set up for, or copying to, a consumer file-sharing service", "T1567.002",
+                              EXFILTRATION))
     if program == "ping" and "-p" in args:
         found.append(Evidence(0.35, "ping carries chosen bytes in its packets (-p)", "T1048.003", EXFILTRATION))
     if program == "kubectl":
@@ -1144,6 +1147,10 @@ def _remote_services(command: Command) -> list[Evidence]:
     return found
 
 
+# Consumer file-sharing services as an rclone backend (`config create NAME mega`) or remote (`mega:`):
+# where stolen data goes; companies back up to their own buckets.
+_CONSUMER_STORAGE = re.compile(r"\bconfig\s{1,4}create\s{1,4}\S{1,64}\s{1,4}(?:mega|pcloud|opendrive|fichier|"
+                               r"putio|koofr)\b|(?:^|\s)(?:mega|pcloud|1fichier):", re.IGNORECASE)
 _SECRET_OUTPUT = re.compile(r"(?:^|\s)(?:-o|--output)[= ]?\s?(?:yaml|json|jsonpath|go-template|custom-columns)|"
                             r"--template|view-secret")
 
@@ -1333,7 +1340,7 @@ for _check, _programs in (
     (_discovery, (*_DISCOVERY, "cat", "head", "tail", "less", "more", "grep", "egrep", "rg", "awk", "cut", "find",
                   "sudo", "which", "command", "type", "whereis")),
     (_remote_services, (*DOWNLOADERS, *_ADDRESS_PROBES, "dig", "nslookup", "host", "drill", "openssl", "aws",
-                        "gcloud", "az", "kubectl")),
+                        "gcloud", "az", "kubectl", "rclone")),
     (_hiding, ("trap", "shred", "srm", "wipe", "mkdir", "touch")),
     (_compiling, ("gcc", "cc", "clang", "tcc", "g++", "go", "rustc")),
     (_capsh, ("capsh",)),

