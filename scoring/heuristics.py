@@ -27,7 +27,7 @@ from scoring.evidence import (
     PRIVILEGE_ESCALATION,
     Evidence,
 )
-from scoring.knowledge import assess_command, option_values
+from scoring.knowledge import assess_command, location_of, option_values
 from scoring.programs import (
     CGI_GATEWAYS,
     DOWNLOADERS,
@@ -78,6 +78,8 @@ _DECODES = re.compile(r"b64decode|base64_decode|decode_base64|decodebytes|\batob
                       r"fromhex|decompress|gzinflate|gzuncompress|str_rot13|\bunpack\(|\.reverse\(", re.IGNORECASE)
 _FETCHES = re.compile(r"urlopen|urllib|requests\.get|http\.client|\bhttp\.get\(|fetch\(|LWP::|HTTP::Tiny|"
                       r"Net::HTTP|open-uri|file_get_contents\(\s{0,3}[\"']https?:|curl_exec", re.IGNORECASE)
+# Absolute paths named inside inline code, up to the quote or bracket that ends them.
+_CODE_PATH = re.compile(r"(?<![\w.])/(?:[\w.*+-]{1,64}/){0,12}[\w.*+-]{1,128}")
 # Process-spawning calls in inline code (Python's own `exec(...)` runs code, not a program: left out).
 _SPAWN_CALL = re.compile(r"\b(?:system|exec[lv]p?e?|popen|spawn|subprocess|os\.exec\w{0,3}|Runtime\.getRuntime|"
                          r"child_process|shell_exec|passthru|proc_open)\s*[(.]", re.IGNORECASE)
@@ -300,6 +302,7 @@ def _inline_code(event: ProcessEvent) -> list[Evidence]:
     if _SOCKET_API.search(code) and _SOCKET_CONNECT.search(code):
         found.append(Evidence(0.3, f"inline code run by {name} connects a network socket", "T1095",
                               COMMAND_AND_CONTROL))
+    found.extend(_files_inline_code_reads(name, code))
     if _EVALUATES.search(code):
         if _FETCHES.search(code):
             found.append(Evidence(0.5, f"inline code run by {name} downloads code and runs it", "T1105",
@@ -307,6 +310,19 @@ def _inline_code(event: ProcessEvent) -> list[Evidence]:
         elif _DECODES.search(code):
             found.append(Evidence(0.45, f"inline code run by {name} decodes code and runs it", "T1140",
                                   DEFENSE_EVASION))
+    return found
+
+
+def _files_inline_code_reads(name: str, code: str) -> list[Evidence]:
+    """Secrets inline code opens (`open('/etc/shadow').read()`): what `cat` of them would be."""
+    found: list[Evidence] = []
+    for path in dict.fromkeys(_CODE_PATH.findall(code[:MAX_SCAN])):
+        location = location_of(path)
+        if location is not None and location.read is not None and location.read[0] >= 0.2:
+            weight, technique, tactic = location.read
+            found.append(Evidence(weight, f"inline code run by {name} reads {location.name} ({path[:80]})", technique,
+                                  tactic))
+            break
     return found
 
 

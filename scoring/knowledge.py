@@ -486,6 +486,26 @@ _CODE_DIRECTIVES = (
 )
 
 
+# Server-side code that runs what a request sends: the classic one-line web shell.
+_WEB_SHELL_CODE = re.compile(r"\b(?:system|exec|passthru|shell_exec|popen|proc_open|eval|assert)\s{0,4}\(\s{0,4}"
+                             r"(?:base64_decode\(\s{0,4})?\$_(?:GET|POST|REQUEST|COOKIE|SERVER)", re.IGNORECASE)
+# Programs an intruder replaces to hide or to catch passwords (trojanized binaries).
+_TROJANED = frozenset({"sshd", "ssh", "sudo", "su", "login", "passwd", "ps", "ls", "netstat", "ss", "top", "lsof",
+                       "find", "who", "w", "last", "cron", "crond", "bash", "sh"})
+
+
+def _planted(command: Command, location: Location, path: str) -> list[Evidence]:
+    """What is written, where it tells more than the place: a web shell's code, a staged file copied over a
+    program intruders replace."""
+    if location is _WEB_SCRIPT and _WEB_SHELL_CODE.search(command.text()[:MAX_OPERAND * 2]):
+        return [Evidence(0.6, f"{command.program} writes a web shell: code that runs request input ({path[:80]})",
+                         "T1505.003", PERSISTENCE)]
+    if location is _BINARIES and command.program in _COPIERS and path.rsplit("/", 1)[-1] in _TROJANED and any(
+            path_class(source) in _STAGING or _hidden(source) for source in reads_of(command)):
+        return [Evidence(0.55, f"{command.program} replaces {path[:80]} with a staged file", "T1554", PERSISTENCE)]
+    return []
+
+
 def _code_directives(command: Command, path: str) -> list[Evidence]:
     text = command.text()[:MAX_OPERAND * 2]
     return [Evidence(0.5, f"{what} ({path[:80]})", technique, PERSISTENCE)
@@ -522,6 +542,7 @@ def _file_effects(command: Command) -> list[Evidence]:
             if deployed:  # a unit or key file installed from a package or a release tree: deployment's shape
                 weight *= 0.5
             found.append(Evidence(weight, f"{program} writes {location.name} ({path[:80]})", technique, tactic))
+            found.extend(_planted(command, location, path))
             if location is _SSHD and _WEAK_SSHD.search(command.text()[:MAX_OPERAND * 2]):
                 found.append(Evidence(0.4, "the SSH server is told to let more in (keys, root, passwords)",
                                       "T1098.004", PERSISTENCE))
@@ -1198,13 +1219,22 @@ def _hiding(command: Command) -> list[Evidence]:
     if program in ("shred", "srm", "wipe") and ({"-u", "-z", "--remove"} & _short_flags(args) or program != "shred"):
         found.append(Evidence(0.3, f"{program} deletes files past recovery", "T1070.004", DEFENSE_EVASION))
     hidden = [o for o in _operands(command) if path_class(o) in ("tmp", "shm") and _hidden(o)]
-    if program in ("mkdir", "touch") and hidden:
+    if program in ("mkdir", "touch", "mv", "cp") and any(_looks_like_a_dot_entry(o) for o in _operands(command)):
+        found.append(Evidence(0.45, f"{program} names a file to pass for . or .. in a listing", "T1564.001",
+                              DEFENSE_EVASION))
+    elif program in ("mkdir", "touch") and hidden:
         found.append(Evidence(0.2, f"{program} makes a hidden file or directory in a temp place", "T1564.001",
                               DEFENSE_EVASION))
     return found
 
 
 _PROCESS_DIRECTORY = re.compile(r"^/proc/\d{1,8}/?$")
+
+
+def _looks_like_a_dot_entry(path: str) -> bool:
+    """`/tmp/. `, `...`, `.. `: a name made of dots and blanks, which a listing shows as `.` or `..`."""
+    name = path.rstrip("/").rsplit("/", 1)[-1] if path.rstrip("/") else ""
+    return name not in ("", ".", "..") and not name.strip(". \t")
 
 
 def _mounts_host_root(args: tuple[str, ...]) -> bool:
@@ -1341,7 +1371,7 @@ for _check, _programs in (
                   "sudo", "which", "command", "type", "whereis")),
     (_remote_services, (*DOWNLOADERS, *_ADDRESS_PROBES, "dig", "nslookup", "host", "drill", "openssl", "aws",
                         "gcloud", "az", "kubectl", "rclone")),
-    (_hiding, ("trap", "shred", "srm", "wipe", "mkdir", "touch")),
+    (_hiding, ("trap", "shred", "srm", "wipe", "mkdir", "touch", "mv", "cp")),
     (_compiling, ("gcc", "cc", "clang", "tcc", "g++", "go", "rustc")),
     (_capsh, ("capsh",)),
 ):

