@@ -58,6 +58,7 @@ MAX_CACHED = 200_000  # patterns whose derived features are kept
 MIN_FRAGMENT = 3  # each part of a compound query word ("port" + "scan") is a lexicon word this long at least
 MIN_PREFIX = 5  # a shortened query word ("exfil") stands for the one lexicon word it starts, from this length
 MIN_TYPO = 6  # a query word one letter off a lexicon word stands for it, from this length
+SHORT_INDICATOR = 4  # letters up to which an indicator is a word a hyphen continues (rev, w, -p), not a name
 NAMED_TOOL = 0.9  # a query naming a tool ("nmap") means what the tool typifies this much
 
 
@@ -393,13 +394,15 @@ def _strongest(text: str, groups: tuple[tuple[tuple[str, float], ...], ...]) -> 
 
 def _contains(text: str, indicator: str) -> bool:
     """`indicator` in `text` as whole words: a word character at either end of the indicator must not
-    continue a word of the text, hyphenated words included ('nc' is not in 'sync', 'rev' not in 'rev-parse',
-    'w' not in '-w'; '/tmp/.' is in '/tmp/.x')."""
+    continue a word of the text ('nc' is not in 'sync', 'rev' not in 'rev-parse', 'w' not in '-w'; '/tmp/.'
+    is in '/tmp/.x', 'clamav' in 'clamav-daemon')."""
+    # A hyphen continues a short word (`rev` is not in `rev-parse`), not a name (`clamav` is in `clamav-daemon`).
+    joined = _IN_WORD if len(indicator.strip("-~@ ")) <= SHORT_INDICATOR else _WORDISH
     start = text.find(indicator)
     while start >= 0:
         end = start + len(indicator)
-        left_ok = not _WORDISH.match(indicator[0]) or not _IN_WORD.match(text[start - 1])
-        right_ok = not _WORDISH.match(indicator[-1]) or end >= len(text) or not _IN_WORD.match(text[end])
+        left_ok = not _WORDISH.match(indicator[0]) or not joined.match(text[start - 1])
+        right_ok = not _WORDISH.match(indicator[-1]) or end >= len(text) or not joined.match(text[end])
         if left_ok and right_ok:
             return True
         start = text.find(indicator, start + 1)

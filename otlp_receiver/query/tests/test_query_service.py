@@ -222,6 +222,9 @@ def test_an_indicator_is_a_whole_word_hyphenated_words_included() -> None:
     reversed_ = Pattern(record_id="1:9", workload="w", host="h", command_line="rev /tmp/.p", score=0.5)
     assert [m.pattern.record_id for m in BehaviourSearch().rank("decode", [*routine, reversed_], 10)] == ["1:9"]
     assert not BehaviourSearch().rank("who am i", routine, 10)
+    # A name stays a name inside a hyphenated word: clamav (security software) in clamav-daemon.
+    checked = Pattern(record_id="1:7", workload="w", host="h", command_line="systemctl status clamav-daemon", score=0.5)
+    assert [m.pattern.record_id for m in BehaviourSearch().rank("find security software", [checked], 10)] == ["1:7"]
 
 
 def test_a_query_naming_a_tactic_means_every_technique_of_it() -> None:
