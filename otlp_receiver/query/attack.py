@@ -63,7 +63,7 @@ _TABLE = (
      "eval,exec(,~-c,~-e"),
     ("T1059.004", "Unix Shell", "execution",
      "unix shell; shell; spawn a shell; shell escape; break out to a shell; interactive shell; command execution; "
-     "shell spawned",
+     "shell spawned; living off the land; lolbin; gtfobins",
      "/bin/sh,/bin/bash,sh -i,bash -i,pty.spawn,os.system,system(,-exec /bin/sh,!/bin/sh,exec sh,exec bash,"
      "/bin/dash,~sh -c,~bash -c"),
     ("T1059.006", "Python", "execution", "python script; python one-liner; python code",
@@ -236,7 +236,7 @@ _TABLE = (
      "cloud metadata; instance metadata; metadata service; imds", "169.254.169.254,metadata.google.internal,"
      "/latest/meta-data,/computemetadata"),
     ("T1110", "Brute Force", "credential access",
-     "brute force; password guessing; password cracking; crack passwords; password spraying",
+     "brute force; password guessing; password cracking; crack passwords; password spraying; credential stuffing",
      "hydra,john,hashcat,medusa,ncrack,patator,crackmapexec"),
     ("T1056.001", "Keylogging", "collection; credential access", "keylogger; keystroke logging; capture keystrokes",
      "logkeys,/dev/input,xinput,pam_tty_audit,~strace"),
@@ -280,7 +280,7 @@ _TABLE = (
      "file discovery; search for files; find files; directory listing; browse the file system",
      "find,locate,~ls -la,~ls -al,~tree"),
     ("T1518.001", "Security Software Discovery", "discovery",
-     "security software; check for antivirus; detect edr; find security tools",
+     "security software; check for antivirus; detect edr; find security tools; av enumeration; edr enumeration",
      "falco,auditd,osquery,clamav,aide,wazuh,~apparmor_status,~sestatus"),
     ("T1518", "Software Discovery", "discovery", "installed software; list packages; software inventory",
      "dpkg -l,rpm -qa,apt list,pip list,~dpkg"),
@@ -317,8 +317,8 @@ _TABLE = (
      "raw tcp connection; netcat; socket connection; listener; non-application layer protocol",
      "/dev/tcp/,/dev/udp/,nc -e,nc -l,ncat,socat,netcat,-e /bin/sh,-e /bin/bash,socket.socket,fsockopen,"
      "tcpsocket,rhost,rport,lport,exec 5<>,mkfifo,tcp-listen,tcp-connect,tcp:,openssl s_client,~nc"),
-    ("T1071.001", "Web Protocols", "command and control", "http c2; beacon; command and control over http; "
-     "c2 channel", "~curl,~wget,user-agent"),
+    ("T1071.001", "Web Protocols", "command and control", "http c2; beacon; beaconing; command and control over http; "
+     "c2 channel; implant calling home; call home", "~curl,~wget,user-agent"),
     ("T1572", "Protocol Tunneling", "command and control",
      "tunnel; port forwarding; ssh tunnel; pivot; tunnelling", "ssh -l,ssh -r,ssh -d,chisel,ngrok,frpc,iodine,"
      "ligolo,dnscat,tcp-listen"),
@@ -326,7 +326,7 @@ _TABLE = (
      "dnscat,iodine,dig txt,-t txt,-type=txt,~dig,~nslookup"),
     ("T1090", "Proxy", "command and control", "proxy; socks proxy; proxy chain; tor", "proxychains,torsocks,"
      "3proxy,microsocks,tor,socks5"),
-    ("T1219", "Remote Access Software", "command and control", "remote access tool; remote desktop; rat",
+    ("T1219", "Remote Access Software", "command and control", "remote access tool; remote desktop; rat; vnc",
      "teamviewer,anydesk,x11vnc,vncserver,rustdesk,meshagent"),
     ("T1573", "Encrypted Channel", "command and control", "encrypted channel; encrypted tunnel; tls connection",
      "openssl s_client,ncat --ssl,socat openssl,stunnel"),
@@ -340,7 +340,7 @@ _TABLE = (
      "curl -d,curl --data,curl -f,curl -t,--upload-file,--data-binary,-d @,-t /,wget --post-file,"
      "wget --post-data,--post-file,~nc,~post"),
     ("T1048", "Exfiltration Over Alternative Protocol", "exfiltration",
-     "ftp upload; send a file; upload a file; copy data out",
+     "ftp upload; send a file; upload a file; copy data out; email files out; send by email",
      "scp,ftp,tftp,rsync,~dig,~nslookup,sendmail,mail -s,~smbclient"),
     ("T1048.003", "Exfiltration Over Unencrypted Non-C2 Protocol", "exfiltration",
      "exfiltration over dns; dns exfiltration; icmp exfiltration; exfiltration over ftp; data in dns queries",
@@ -356,7 +356,7 @@ _TABLE = (
      "minexmr,supportxmr,moneroocean,~pool"),
     ("T1485", "Data Destruction", "impact", "destroy data; wipe the disk; delete everything; data destruction",
      "rm -rf /,shred,dd if=/dev/zero,dd if=/dev/urandom,mkfs,wipefs"),
-    ("T1486", "Data Encrypted for Impact", "impact", "ransomware; encrypt files; encrypt data for ransom",
+    ("T1486", "Data Encrypted for Impact", "impact", "ransomware; encrypt files; encrypt data for ransom; ransom note",
      "openssl enc,gpg -c,gpg --symmetric,ccrypt,.encrypted,ransom,~gpg"),
     ("T1489", "Service Stop", "impact", "stop services; kill services; stop the database",
      "systemctl stop,service stop,killall,pkill"),

@@ -203,6 +203,9 @@ def test_a_query_of_a_thousand_words_ranks_many_patterns_in_a_fraction_of_a_seco
     ("ping sweep", "T1018"),  # ids the scoring names are in the lexicon
     ("dns c2", "T1071.004"),
     ("exfiltration over dns", "T1048.003"),
+    ("living off the land", "T1059.004"),  # jargon: GTFOBins-style shell escapes
+    ("implant calling home", "T1071.001"),
+    ("ransom note", "T1486"),
 ])
 def test_queries_are_read_through_tool_names_abbreviations_and_misspellings(query: str, technique: str) -> None:
     meaning = understand(query)
