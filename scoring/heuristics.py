@@ -302,7 +302,7 @@ def _inline_code(event: ProcessEvent) -> list[Evidence]:
     if _SOCKET_API.search(code) and _SOCKET_CONNECT.search(code):
         found.append(Evidence(0.3, f"inline code run by {name} connects a network socket", "T1095",
                               COMMAND_AND_CONTROL))
-    found.extend(_files_inline_code_reads(name, code))
+    found.extend(_secrets_inline_code_opens(name, code))
     if _EVALUATES.search(code):
         if _FETCHES.search(code):
             found.append(Evidence(0.5, f"inline code run by {name} downloads code and runs it", "T1105",
@@ -313,7 +313,7 @@ def _inline_code(event: ProcessEvent) -> list[Evidence]:
     return found
 
 
-def _files_inline_code_reads(name: str, code: str) -> list[Evidence]:
+def _secrets_inline_code_opens(name: str, code: str) -> list[Evidence]:
     """Secrets inline code opens (`open('/etc/shadow').read()`): what `cat` of them would be."""
     found: list[Evidence] = []
     for path in dict.fromkeys(_CODE_PATH.findall(code[:MAX_SCAN])):

@@ -7,6 +7,7 @@ the first read of the child comes back empty, as it does then (`first_read_empty
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -64,20 +65,30 @@ def reported(events: list[ProcessEvent], pid: int) -> list[str]:
     return [event.executable_name for event in events if event.pid == pid]
 
 
+def reported_once(polled, events: list[ProcessEvent], pid: int) -> None:  # type: ignore[no-untyped-def]
+    """The child is reported as sleep, and the next poll does not report it again."""
+    assert reported(events, pid) == ["sleep"]
+    polled.poll()
+    assert reported(events, pid) == ["sleep"]
+
+
+@contextlib.contextmanager
+def killed_at_end(child: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    try:
+        yield child
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_a_process_caught_inside_its_exec_is_reported_at_the_next_poll(source) -> None:
     polled, events, _ = source
-    child = spawn_executed(["/bin/sleep", "5"])
-    try:
+    with killed_at_end(spawn_executed(["/bin/sleep", "5"])) as child:
         first_read_empty(polled, child.pid)
         polled.poll()
         assert reported(events, child.pid) == []
         polled.poll()
-        assert reported(events, child.pid) == ["sleep"]
-        polled.poll()
-        assert reported(events, child.pid) == ["sleep"]  # once
-    finally:
-        child.kill()
-        child.wait()
+        reported_once(polled, events, child.pid)
 
 
 def test_an_exec_between_a_polls_table_and_its_report_is_reported_once(source) -> None:
@@ -92,16 +103,11 @@ def test_an_exec_between_a_polls_table_and_its_report_is_reported_once(source) -
         _release(child)
         return taken
 
-    try:
+    with killed_at_end(child):
         polled._table = table_then_exec  # type: ignore[method-assign]
         polled.poll()
         polled._table = table  # type: ignore[method-assign]
-        assert reported(events, child.pid) == ["sleep"]
-        polled.poll()
-        assert reported(events, child.pid) == ["sleep"]  # once
-    finally:
-        child.kill()
-        child.wait()
+        reported_once(polled, events, child.pid)
 
 
 def test_an_exec_during_a_report_is_reported_at_the_next_poll(source) -> None:
@@ -117,15 +123,12 @@ def test_an_exec_during_a_report_is_reported_at_the_next_poll(source) -> None:
             _release(child)
         return done
 
-    try:
+    with killed_at_end(child):
         polled._enricher.complete = complete_then_exec  # type: ignore[method-assign]
         polled.poll()
         assert "sleep" not in reported(events, child.pid)  # read before its exec
         polled.poll()
         assert reported(events, child.pid)[-1:] == ["sleep"]
-    finally:
-        child.kill()
-        child.wait()
 
 
 def _held_before_exec() -> subprocess.Popen:
