@@ -80,6 +80,9 @@ _FETCHES = re.compile(r"urlopen|urllib|requests\.get|http\.client|\bhttp\.get\(|
                       r"Net::HTTP|open-uri|file_get_contents\(\s{0,3}[\"']https?:|curl_exec", re.IGNORECASE)
 # Absolute paths named inside inline code, up to the quote or bracket that ends them.
 _CODE_PATH = re.compile(r"(?<![\w.])/(?:[\w.*+-]{1,64}/){0,12}[\w.*+-]{1,128}")
+# Calls in inline code that load a native library into the interpreter.
+_LOADS_LIBRARY = re.compile(r"CDLL|cdll\.|dlopen|LoadLibrary|ffi\.load|DynaLoader|System\.load|FFI::|Fiddle",
+                            re.IGNORECASE)
 # Process-spawning calls in inline code (Python's own `exec(...)` runs code, not a program: left out).
 _SPAWN_CALL = re.compile(r"\b(?:system|exec[lv]p?e?|popen|spawn|subprocess|os\.exec\w{0,3}|Runtime\.getRuntime|"
                          r"child_process|shell_exec|passthru|proc_open)\s*[(.]", re.IGNORECASE)
@@ -92,7 +95,10 @@ _NAMES_PEOPLE = frozenset({"mail", "mailx", "mutt", "sendmail", "msmtp", "s-nail
 _REMOTE_COPIERS = frozenset({"aws", "gcloud", "gsutil", "az", "azcopy", "scp", "rsync", "sftp"})
 # What turns a socket or a fifo into a remote shell: a shell, stream duplication or a spawned process.
 _HANDS_A_SHELL = re.compile(r"\bdup2\b|pty\.spawn|subprocess|/bin/(?:ba|da|z)?sh\b|\bsh -i\b|\bexec\b|\bnc\b|"
-                            r"\btelnet\b|openssl s_client", re.IGNORECASE)
+                            r"\btelnet\b|openssl s_client|"
+                            # or runs what the peer sends as a command: backticks, popen, system, Process.run
+                            r"`#\{|%x[({]|\bpopen\b|\bsystem\s{0,2}\(|Process\.(?:run|spawn)|os\.execute|"
+                            r"shell_exec|passthru|proc_open|child_process", re.IGNORECASE)
 # Substrings one of which each pattern needs (lowercase): a command line with none skips the pattern.
 _REVERSE_SHELL_ANCHORS = ("/dev/tcp", "/dev/udp", "mkfifo", "nc", "socat", "pty", "socket", "fsockopen", "ztcp")
 _SPAWN_ANCHORS = ("system", "exec", "popen", "spawn", "subprocess", "runtime", "child_process", "passthru",
@@ -303,6 +309,7 @@ def _inline_code(event: ProcessEvent) -> list[Evidence]:
         found.append(Evidence(0.3, f"inline code run by {name} connects a network socket", "T1095",
                               COMMAND_AND_CONTROL))
     found.extend(_secrets_inline_code_opens(name, code))
+    found.extend(_staged_code_runs(name, code))
     if _EVALUATES.search(code):
         if _FETCHES.search(code):
             found.append(Evidence(0.5, f"inline code run by {name} downloads code and runs it", "T1105",
@@ -324,6 +331,22 @@ def _secrets_inline_code_opens(name: str, code: str) -> list[Evidence]:
                                   tactic))
             break
     return found
+
+
+def _staged_code_runs(name: str, code: str) -> list[Evidence]:
+    """Inline code that loads a library, or runs a program, kept in a temp or hidden place:
+    `ctypes.CDLL("/dev/shm/.k/l.so")`, `os.system("/tmp/.x")` (a dropper's payload, started by an interpreter)."""
+    staged = [p for p in _CODE_PATH.findall(code[:MAX_SCAN])
+              if path_class(p) in ("tmp", "shm") or (p.rsplit("/", 1)[-1].startswith(".") and p.count("/") > 1)]
+    if not staged:
+        return []
+    if _LOADS_LIBRARY.search(code):
+        return [Evidence(0.5, f"inline code run by {name} loads a library from a temp or hidden place "
+                              f"({staged[0][:80]})", "T1129", EXECUTION)]
+    if _SPAWN_CALL.search(code):
+        return [Evidence(0.4, f"inline code run by {name} runs a program from a temp or hidden place "
+                              f"({staged[0][:80]})", "T1204.002", EXECUTION)]
+    return []
 
 
 def _network_destination(event: ProcessEvent) -> list[Evidence]:

