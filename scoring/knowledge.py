@@ -107,6 +107,7 @@ _MODULE_FILES = Location("the kernel's module tree", None, (0.4, "T1547.006", PE
 _RELEASE_AGENT = Location("a cgroup release agent", None, (0.6, "T1611", PRIVILEGE_ESCALATION))
 # `.pth` files and sitecustomize run code at every Python start; pip writes them itself, not through a shell.
 _PYTHON_HOOKS = Location("Python start-up hooks", None, (0.4, "T1546.018", PERSISTENCE))
+_KERBEROS = Location("Kerberos tickets or keys", (0.45, "T1558.005", CREDENTIAL_ACCESS))
 
 _EXACT = {
     "/etc/shadow": _SHADOW, "/etc/gshadow": _SHADOW, "/etc/shadow-": _SHADOW, "/etc/gshadow-": _SHADOW,
@@ -180,6 +181,8 @@ def location_of(path: str) -> Location | None:
             return _SSH_RC
     if name in _HISTORY_FILES:
         return _HISTORY
+    if name.startswith("krb5cc_") or name.endswith(".keytab"):
+        return _KERBEROS
     if name in _RC_FILES or path.endswith("/.config/fish/config.fish"):
         return _SHELL_RC
     if name in _CREDENTIAL_FILES or any(d in path for d in _CREDENTIAL_DIRS):
@@ -894,6 +897,8 @@ for _names, _spec in (
     (("sshpass",), (0.35, "SSH with a password on the command line", "T1021.004", "lateral-movement")),
     (("xclip", "xsel"), (0.3, "clipboard access", "T1115", COLLECTION)),
     (("xwd", "scrot", "gnome-screenshot"), (0.3, "screen capture", "T1113", COLLECTION)),
+    (("arecord", "parecord", "pw-record"), (0.35, "audio recording", "T1123", COLLECTION)),
+    (("fswebcam", "streamer"), (0.35, "webcam capture", "T1125", COLLECTION)),
     (("logkeys", "pykeylogger"), (0.7, "keylogger", "T1056.001", COLLECTION)),
     (("upx",), (0.4, "executable packer", "T1027.002", DEFENSE_EVASION)),
     (("gcore",), (0.45, "core dump of a running process", "T1003.007", CREDENTIAL_ACCESS)),
@@ -1159,8 +1164,10 @@ def _impact(command: Command) -> list[Evidence]:
         return [Evidence(0.35, f"rm deletes {destroyed[:80]} and everything in it", "T1485", IMPACT)]
     if program == "dd" and any(_DISKS.match(a) for a in args[1:]):
         return [Evidence(0.65, "dd overwrites a disk", "T1561.001", IMPACT)]
-    if program in ("shred", "wipefs") and any(a.startswith("/dev/") for a in args[1:]):
+    if program in ("shred", "wipefs", "blkdiscard") and any(a.startswith("/dev/") for a in args[1:]):
         return [Evidence(0.6, f"{program} wipes a disk", "T1561.001", IMPACT)]
+    if program in ("sgdisk", "sfdisk") and any(a in ("--zap-all", "-Z", "--delete") for a in args[1:]):
+        return [Evidence(0.6, f"{program} erases a disk's partition table", "T1561.002", IMPACT)]
     if program.startswith("mkfs") and any(a.startswith("/dev/") for a in args[1:]):
         return [Evidence(0.3, f"{program} formats a disk", "T1561.002", IMPACT)]
     if program in ("shutdown", "reboot", "halt", "poweroff") or (program in ("init", "telinit") and
@@ -1488,7 +1495,8 @@ for _check, _programs in (
                       "openssl")),
     (_collection, ("zip", "7z", "7za", "gpg", "openssl", "tar", "rar", "base64", "base32", "basenc", "xxd",
                    "uuencode", *_DUMPERS, *_SQL_CLIENTS)),
-    (_impact, ("rm", "dd", "shred", "wipefs", "mkfs", "shutdown", "reboot", "halt", "poweroff", "init", "telinit",
+    (_impact, ("rm", "dd", "shred", "wipefs", "blkdiscard", "sgdisk", "sfdisk", "mkfs", "shutdown", "reboot", "halt",
+               "poweroff", "init", "telinit",
                "find")),
     (_escapes_and_injection, ("nsenter", "docker", "podman", "nerdctl", "ctr", "gdb", "pyrasite", "strace", "mount")),
     (_discovery, (*_DISCOVERY, "cat", "head", "tail", "less", "more", "grep", "egrep", "rg", "awk", "cut", "find",

@@ -35,6 +35,16 @@ TACTICS = {
     "gather data", "command and control": "command and control; c2", "exfiltration": "exfiltration; data theft; "
     "data leak", "impact": "impact; destruction; sabotage",
 }
+# ATT&CK's ids of the tactics above ("TA0010" is exfiltration).
+TACTIC_IDS = {"TA0043": "reconnaissance", "TA0042": "resource development", "TA0001": "initial access",
+              "TA0002": "execution", "TA0003": "persistence", "TA0004": "privilege escalation",
+              "TA0005": "defense evasion", "TA0006": "credential access", "TA0007": "discovery",
+              "TA0008": "lateral movement", "TA0009": "collection", "TA0011": "command and control",
+              "TA0010": "exfiltration", "TA0040": "impact"}
+# British spellings read as the lexicon's American ones.
+_SPELLINGS = {"defence": "defense", "behaviour": "behavior", "behaviours": "behaviors", "analyse": "analyze",
+              "authorisation": "authorization", "organisation": "organization", "recognise": "recognize",
+              "licence": "license", "offence": "offense", "vandalise": "vandalize"}
 
 
 @dataclass(frozen=True)
@@ -165,8 +175,8 @@ _TABLE = (
      ".bash_history,history -c,histfile,histsize=0,histfilesize=0,.zsh_history,set +o history"),
     ("T1070.004", "File Deletion", "defense evasion", "delete files; remove a file; secure delete; wipe a file; "
      "self-deletion", "shred,srm,~rm,~unlink"),
-    ("T1070.006", "Timestomp", "defense evasion", "timestomp; change timestamps; fake file times",
-     "touch -t,touch -r,touch -d,touch --date,touch --reference"),
+    ("T1070.006", "Timestomp", "defense evasion", "timestomp; change timestamps; fake file times; forge mtime; "
+     "backdate a file", "touch -t,touch -r,touch -d,touch --date,touch --reference,set_inode_field,crtime"),
     ("T1562.001", "Disable or Modify Tools", "defense evasion",
      "disable security tools; stop antivirus; kill edr; disable selinux; disable apparmor; stop monitoring; "
      "stop the security agent; impair defenses",
@@ -244,15 +254,15 @@ _TABLE = (
     ("T1056.001", "Keylogging", "collection; credential access", "keylogger; keystroke logging; capture keystrokes",
      "logkeys,/dev/input,xinput,pam_tty_audit,~strace"),
     ("T1040", "Network Sniffing", "credential access; discovery",
-     "sniff traffic; packet capture; network sniffing; capture network traffic",
+     "sniff traffic; packet capture; network sniffing; capture network traffic; network sniffer",
      "tcpdump,tshark,wireshark,ettercap,dsniff,ngrep,~-i any"),
     ("T1557", "Adversary-in-the-Middle", "credential access; collection",
      "man in the middle; arp spoofing; mitm; intercept traffic", "arpspoof,ettercap,bettercap,mitmproxy,responder"),
     ("T1555", "Credentials from Password Stores", "credential access",
      "password store; keyring; browser passwords; saved passwords",
      "secret-tool,keyring,.password-store,gnome-keyring,.mozilla/firefox,logins.json,key4.db"),
-    ("T1558", "Steal or Forge Kerberos Tickets", "credential access", "kerberos tickets; keytab",
-     "klist,kinit,.keytab,/tmp/krb5cc"),
+    ("T1558", "Steal or Forge Kerberos Tickets", "credential access", "kerberos tickets; keytab; ticket cache; "
+     "pass the ticket", "klist,kinit,.keytab,/tmp/krb5cc,krb5cc_,getuserspns,ticketer"),
     # -- discovery
     ("T1082", "System Information Discovery", "discovery",
      "system information; reconnaissance; recon; discovery; enumerate the system; host enumeration; "
@@ -311,6 +321,9 @@ _TABLE = (
      "~/tmp/,~/dev/shm/,~/var/tmp/"),
     ("T1113", "Screen Capture", "collection", "screenshot; screen capture", "xwd,import -window root,scrot,"
      "gnome-screenshot"),
+    ("T1123", "Audio Capture", "collection", "audio capture; record audio; microphone recording; microphone; eavesdrop",
+     "arecord,parecord,pw-record,ffmpeg -f alsa,ffmpeg -f pulse"),
+    ("T1125", "Video Capture", "collection", "video capture; webcam; camera", "fswebcam,streamer,ffmpeg -f v4l2"),
     ("T1115", "Clipboard Data", "collection", "clipboard; copy paste data", "xclip,xsel,wl-paste"),
     # -- command and control
     ("T1105", "Ingress Tool Transfer", "command and control",
@@ -372,8 +385,17 @@ _TABLE = (
     ("T1499", "Endpoint Denial of Service", "impact", "denial of service; fork bomb; resource exhaustion",
      ":(){,stress,hping3,slowloris"),
     ("T1561", "Disk Wipe", "impact", "wipe a disk; overwrite the disk", "of=/dev/sd,of=/dev/nvme,wipefs,"
-     "shred /dev/"),
+     "shred /dev/,blkdiscard"),
+    ("T1561.002", "Disk Structure Wipe", "impact", "wipe the partition table; destroy the boot sector; erase the "
+     "mbr; make the machine unbootable", "sgdisk,--zap-all,wipefs,sfdisk --delete,of=/dev/sda bs=512"),
+    ("T1491.001", "Internal Defacement", "impact", "defacement; deface a website; replace the home page; "
+     "vandalize the site", "/var/www/html/index.html,/var/www/html/index.php,hacked by,owned by"),
     # -- initial access
+    ("T1195.002", "Compromise Software Supply Chain", "initial access",
+     "supply chain compromise; supply chain attack; poisoned dependency; compromised dependency; "
+     "dependency confusion; typosquatting", "~@npm,~@pip,~@yarn,~@composer,postinstall,preinstall"),
+    ("T1620", "Reflective Code Loading", "defense evasion",
+     "fileless execution; reflective loading; run from memory; in-memory execution", "memfd,fexecve,/proc/self/fd/"),
     ("T1190", "Exploit Public-Facing Application", "initial access",
      "exploit a web application; command injection; remote code execution; rce; web exploit; injection",
      "~@php-fpm,~@nginx,~@apache2,~@httpd,~@www-data,~@fcgiwrap,~@.cgi,~@tomcat,~@java,~@node,~@lighttpd,~@uwsgi,"
@@ -440,8 +462,16 @@ def stem(word: str) -> str:
 
 
 def words(text: str) -> list[str]:
-    """The stemmed words of plain text, without stop words."""
-    return [stem(word) for word in _WORD.findall(text.lower()) if word not in STOPWORDS]
+    """The stemmed words of plain text, without stop words, in the lexicon's spelling."""
+    return [stem(_SPELLINGS.get(word, word)) for word in _WORD.findall(text.lower()) if word not in STOPWORDS]
+
+
+_TACTIC_ID = re.compile(r"\bTA00\d\d\b", re.IGNORECASE)
+
+
+def tactic_names(text: str) -> str:
+    """`text` with ATT&CK tactic ids ("TA0010") written as the tactics' names ("exfiltration")."""
+    return _TACTIC_ID.sub(lambda m: TACTIC_IDS.get(m.group(0).upper(), m.group(0)), text)
 
 
 def technique_ids(texts: Iterable[str]) -> list[str]:

@@ -37,6 +37,7 @@ from otlp_receiver.query.attack import (
     TECHNIQUES,
     Technique,
     stem,
+    tactic_names,
     technique_ids,
     without_technique,
     words,
@@ -58,6 +59,7 @@ MAX_CACHED = 200_000  # patterns whose derived features are kept
 MIN_FRAGMENT = 3  # each part of a compound query word ("port" + "scan") is a lexicon word this long at least
 MIN_PREFIX = 5  # a shortened query word ("exfil") stands for the one lexicon word it starts, from this length
 MIN_TYPO = 6  # a query word one letter off a lexicon word stands for it, from this length
+MIN_TWO_TYPOS = 9  # and two letters off ("ransomwear"), from this length
 SHORT_INDICATOR = 4  # letters up to which an indicator is a word a hyphen continues (rev, w, -p), not a name
 NAMED_TOOL = 0.9  # a query naming a tool ("nmap") means what the tool typifies this much
 
@@ -214,6 +216,7 @@ def _rarity(query_words: Sequence[str], found_in: Sequence[frozenset[str]]) -> d
 
 @lru_cache(maxsize=1024)
 def understand(query: str) -> Meaning:
+    query = tactic_names(query)
     spelled = {stem(word): word for word in reversed(_TOKEN.findall(query.lower()))}
     query_words = tuple(dict.fromkeys(words(query)))
     techniques: dict[str, float] = {}
@@ -262,12 +265,29 @@ def _lexicon_parts(word: str) -> frozenset[str]:
 
 def _misspelled(word: str) -> frozenset[str]:
     """The lexicon word a long query word misspells by one letter (added, dropped, changed or two swapped:
-    "exfiltraiton"), when exactly one fits."""
+    "exfiltraiton"), or a longer one by two ("ransomwear"), when exactly one fits at the fewest edits."""
     if len(word) < MIN_TYPO:
         return frozenset()
     fits = {stemmed for spelling, stemmed in _LEXICON_SPELLINGS.items()
             if abs(len(spelling) - len(word)) <= 1 and _one_edit_apart(word, spelling)}
+    if not fits and len(word) >= MIN_TWO_TYPOS:
+        fits = {stemmed for spelling, stemmed in _LEXICON_SPELLINGS.items()
+                if abs(len(spelling) - len(word)) <= 2 and _edits_apart(word, spelling) == 2}
     return frozenset(fits) if len(fits) == 1 else frozenset()
+
+
+def _edits_apart(one: str, other: str) -> int:
+    """Letters added, dropped, changed or swapped with a neighbour to turn one word into the other."""
+    previous, current = list(range(len(other) + 1)), [0] * (len(other) + 1)
+    before: list[int] = []
+    for i, a in enumerate(one, start=1):
+        current = [i] + [0] * len(other)
+        for j, b in enumerate(other, start=1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a != b))
+            if i > 1 and j > 1 and a == other[j - 2] and one[i - 2] == b:
+                current[j] = min(current[j], before[j - 2] + 1)
+        before, previous = previous, current
+    return previous[-1]
 
 
 def _one_edit_apart(one: str, other: str) -> bool:

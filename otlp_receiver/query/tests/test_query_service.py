@@ -206,6 +206,11 @@ def test_a_query_of_a_thousand_words_ranks_many_patterns_in_a_fraction_of_a_seco
     ("living off the land", "T1059.004"),  # jargon: GTFOBins-style shell escapes
     ("implant calling home", "T1071.001"),
     ("ransom note", "T1486"),
+    ("website defacement", "T1491.001"),  # impact, collection and initial access the scoring names
+    ("microphone recording", "T1123"),
+    ("supply chain compromise", "T1195.002"),
+    ("fileless execution", "T1620"),
+    ("network sniffer", "T1040"),
 ])
 def test_queries_are_read_through_tool_names_abbreviations_and_misspellings(query: str, technique: str) -> None:
     meaning = understand(query)
@@ -213,9 +218,17 @@ def test_queries_are_read_through_tool_names_abbreviations_and_misspellings(quer
 
 
 @pytest.mark.parametrize(("typed", "meant"), [("exfiltraiton", "exfiltration"), ("persistance", "persistence"),
-                                              ("reconnaisance", "reconnaissance")])
-def test_a_word_one_letter_off_the_lexicon_is_read_as_the_word_meant(typed: str, meant: str) -> None:
+                                              ("reconnaisance", "reconnaissance"),
+                                              ("ransomwear", "ransomware"),  # two letters off a long word
+                                              ("defence evasion", "defense evasion"),  # British spelling
+                                              ("TA0010", "exfiltration")])  # a tactic's ATT&CK id
+def test_a_misspelled_british_or_numbered_query_is_read_as_the_words_meant(typed: str, meant: str) -> None:
     assert understand(typed).techniques == understand(meant).techniques != {}
+
+
+def test_a_short_word_two_letters_off_the_lexicon_is_not_guessed() -> None:
+    assert understand("sniffr").techniques.get("T1040")  # one letter off "sniffer"
+    assert not understand("snaffr").techniques  # two off: below MIN_TWO_TYPOS letters, a guess too far
 
 
 def test_an_indicator_is_a_whole_word_hyphenated_words_included() -> None:
