@@ -90,6 +90,7 @@ _BINARIES = Location("system binaries", None, (0.25, "T1554", PERSISTENCE), (0.2
 _MEMORY = Location("another process's memory", (0.5, "T1003.007", CREDENTIAL_ACCESS), (0.6, "T1055", DEFENSE_EVASION))
 _ENVIRON = Location("another process's environment", (0.25, "T1552", CREDENTIAL_ACCESS))
 _ALL_ENVIRONS = Location("every process's environment", (0.45, "T1552", CREDENTIAL_ACCESS))
+_ALL_COMMAND_LINES = Location("every process's command line", (0.3, "T1552", CREDENTIAL_ACCESS))
 _DOCKER = Location("the Docker socket", (0.4, "T1611", PRIVILEGE_ESCALATION), (0.4, "T1611", PRIVILEGE_ESCALATION))
 _AUDIT_RULES = Location("audit rules", None, (0.5, "T1562.012", DEFENSE_EVASION), (0.5, "T1562.012", DEFENSE_EVASION))
 _CA_TRUST = Location("trusted root certificates", None, (0.35, "T1553.004", DEFENSE_EVASION))
@@ -159,7 +160,7 @@ _CREDENTIAL_DIRS = ("/.aws/", "/.azure/", "/.config/gcloud/", "/.kube/", "/.dock
 _WEB_ROOTS = ("/var/www/", "/srv/www/", "/usr/share/nginx/html/", "/htdocs/", "/webapps/", "/public_html/")
 _WEB_SCRIPT_SUFFIXES = (".php", ".phtml", ".jsp", ".jspx", ".asp", ".aspx", ".cgi", ".pl", ".py", ".sh")
 _PRIVATE_KEY_NAME = re.compile(r"(?:^|/)(?:id_(?:rsa|dsa|ecdsa|ed25519)(?:_sk)?|identity)$")
-_PROC_FILE = re.compile(r"^/proc/(?:\d{1,8}|self|\*)/(mem|maps|environ)$")
+_PROC_FILE = re.compile(r"^/proc/(?:\d{1,8}|self|\*|\$\([^)]{1,80}\)|\$\{?\w{1,32}\}?)/(mem|maps|environ|cmdline)$")
 
 
 @lru_cache(maxsize=1 << 13)
@@ -192,6 +193,8 @@ def location_of(path: str) -> Location | None:
             return None  # the reader's own environment or memory map: what `env` shows
         if memory.group(1) == "environ":
             return _ALL_ENVIRONS if "*" in path else _ENVIRON
+        if memory.group(1) == "cmdline":  # one process's is what ps shows; every one's, searched, is a hunt
+            return _ALL_COMMAND_LINES if "*" in path else None
         return _MEMORY
     if path in ("/dev/mem", "/dev/kmem", "/proc/kcore"):
         return _MEMORY
@@ -258,6 +261,9 @@ def reads_of(command: Command) -> tuple[str, ...]:
         found.extend(operands[:-1] if program in _COPIERS and len(operands) > 1 else operands)
     if program == "dd":
         found.extend(option_values(command, ("if=",)))
+    if program == "smbclient":  # -c 'put LOCAL [REMOTE]'
+        found.extend(words[1] for value in option_values(command, ("-c", "--command")) for request in value.split(";")
+                     if len(words := request.split()) > 1 and words[0] == "put")
     if program == "debugfs":  # reads files off the raw device, past their permissions: -R 'cat /etc/shadow'
         found.extend(m.group(1) for v in option_values(command, ("-R", "--request")) if (m := _DEBUGFS_READ.match(v)))
     if program in ("curl", "wget", "openssl"):
@@ -960,7 +966,8 @@ def _network_tools(command: Command) -> list[Evidence]:
     if program in ("ssh", "scp", "sftp") and any(_staged(key) for key in option_values(command, ("-i",))):
         return [Evidence(0.35, f"{program} logs in with a key kept in a temp or hidden place", "T1021.004",
                          "lateral-movement")]
-    if program in ("scp", "rsync", "sftp") and any("@" in a or ":" in a for a in _operands(command)[-1:]):
+    if (program in ("scp", "rsync", "sftp") and any("@" in a or ":" in a for a in _operands(command)[-1:])) or (
+            program == "smbclient" and reads_of(command)):
         sent = reads_of(command)
         sensitive = [p for p in sent if location_of(p) is not None]
         if sensitive:
@@ -1111,6 +1118,7 @@ def _staged(path: str) -> bool:
     return path_class(path) in ("tmp", "shm", "dev") or _hidden(path)
 
 
+_DISK_DEVICE = re.compile(r"^/dev/(?:sd[a-z]|nvme\d|vd[a-z]|xvd[a-z]|hd[a-z]|mmcblk\d|dm-\d|mapper/|root\b)")
 _DISKS = re.compile(r"^of=/dev/(?:sd[a-z]|nvme\d|vd[a-z]|xvd[a-z]|hd[a-z]|mmcblk\d|dm-\d|mapper/)")
 
 
@@ -1381,6 +1389,11 @@ def _mounts_host_root(args: tuple[str, ...]) -> bool:
 def _escapes_and_injection(command: Command) -> list[Evidence]:
     program, args = command.program, command.args
     text = command.text()[:MAX_OPERAND * 2]
+    if program == "debugfs" and any(_DISK_DEVICE.match(o) for o in _operands(command)):
+        # The file system read, or written (-w), off the device: past permissions, locks and audit rules.
+        written = "-w" in args
+        return [Evidence(0.45 if written else 0.3, f"debugfs opens a disk{' for writing' if written else ''}, past "
+                                                   "file permissions", "T1006", DEFENSE_EVASION)]
     if program == "nsenter" and (("-t" in args and "1" in args) or "--target=1" in args):
         return [Evidence(0.55, "nsenter enters the host's namespaces", "T1611", PRIVILEGE_ESCALATION)]
     if program in ("docker", "podman", "nerdctl", "ctr") and ("--privileged" in args or "--pid=host" in args or
@@ -1462,12 +1475,14 @@ def _discovery(command: Command) -> list[Evidence]:
         if any(_SECRET_FORMATS.search(a[:MAX_OPERAND]) for a in args[1:]):
             found.append(Evidence(0.4, f"{program} searches files for access keys or private keys", "T1552.001",
                                   CREDENTIAL_ACCESS))
-        elif any(a.lower().strip("'\"") in _SECRET_WORDS for a in args[1:]):
+        elif any(_SECRET_WORDS & set(_WORDS.findall(a[:MAX_OPERAND].lower())) for a in args[1:]):
             found.append(Evidence(0.3, f"{program} searches files for passwords", "T1552.001", CREDENTIAL_ACCESS))
     return found
 
 
 _SECRET_WORDS = frozenset({"password", "passwd", "pass", "secret", "token", "api_key", "apikey", "pwd"})
+_WORDS = re.compile(r"[a-z_]{1,32}")  # the words of a pattern, alternations included: 'password|api_key'
+
 # What secrets look like inside files: cloud access keys, key headers, service tokens.
 _SECRET_FORMATS = re.compile(r"AKIA|aws_secret_access_key|aws_access_key_id|PRIVATE KEY|private_key|client_secret|"
                              r"\bghp_|\bxox[abp]-|\bsk_live_|\bglpat-", re.IGNORECASE)
@@ -1498,7 +1513,8 @@ for _check, _programs in (
     (_impact, ("rm", "dd", "shred", "wipefs", "blkdiscard", "sgdisk", "sfdisk", "mkfs", "shutdown", "reboot", "halt",
                "poweroff", "init", "telinit",
                "find")),
-    (_escapes_and_injection, ("nsenter", "docker", "podman", "nerdctl", "ctr", "gdb", "pyrasite", "strace", "mount")),
+    (_escapes_and_injection, ("nsenter", "docker", "podman", "nerdctl", "ctr", "gdb", "pyrasite", "strace", "mount",
+                              "debugfs")),
     (_discovery, (*_DISCOVERY, "cat", "head", "tail", "less", "more", "grep", "egrep", "rg", "awk", "cut", "find",
                   "sudo", "which", "command", "type", "whereis")),
     (_remote_services, (*DOWNLOADERS, *_ADDRESS_PROBES, "dig", "nslookup", "host", "drill", "openssl", "aws",

@@ -22,8 +22,8 @@ INLINE_CODE_FLAGS = frozenset({"-c", "-e", "-E", "-r", "--eval", "--exec", "-x",
 WRAPPERS = frozenset({"env", "nohup", "timeout", "nice", "ionice", "setsid", "stdbuf", "chrt", "taskset", "time",
                       "xargs", "exec", "command", "builtin", "unbuffer", "flock", "runuser", "chroot", "nsenter",
                       "unshare", "strace", "ltrace", "watch", "script", *ELEVATORS})
-DOWNLOADERS = frozenset({"curl", "wget", "fetch", "aria2c", "tftp", "ftp", "lwp-download", "lwp-request", "GET",
-                         "http", "httpie", "axel", "lftp"})
+DOWNLOADERS = frozenset({"curl", "wget", "fetch", "aria2c", "tftp", "atftp", "ftp", "lwp-download", "lwp-request",
+                         "GET", "http", "httpie", "axel", "lftp"})
 NETCATS = frozenset({"nc", "ncat", "netcat", "nc.traditional", "nc.openbsd"})
 # Clients that hand on what a peer sends, unframed (openssl's s_client too, told by its argument).
 RAW_CLIENTS = NETCATS | {"socat", "telnet"}

