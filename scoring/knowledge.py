@@ -594,6 +594,10 @@ def _accounts(command: Command) -> list[Evidence]:
     if program in ("useradd", "adduser", "newusers"):
         if "-o" in args or ("-u" in args and args[args.index("-u") + 1:args.index("-u") + 2] == ("0",)):
             return [Evidence(0.7, f"{program} creates an account with uid 0", "T1136.001", PERSISTENCE)]
+        shells = option_values(command, ("-s", "--shell"))
+        if shells and all(shell.rsplit("/", 1)[-1] in ("nologin", "false") for shell in shells):
+            # A service account nobody can log in as: what packages and exporters create, not a way back in.
+            return [Evidence(0.15, f"{program} creates an account that cannot log in", "T1136.001", PERSISTENCE)]
         return [Evidence(0.4, f"{program} creates an account", "T1136.001", PERSISTENCE)]
     if program in ("usermod", "gpasswd", "adduser", "addgroup"):
         groups = {g for a in args[1:] for g in a.split(",")}
@@ -1471,7 +1475,12 @@ def _discovery(command: Command) -> list[Evidence]:
         found.append(Evidence(0.15, "looks for tools on the host", "T1518", DISCOVERY))
     if program in ("grep", "egrep", "ps") and any(_SECURITY_SERVICES.match(a) for a in args[1:]):
         found.append(Evidence(0.15, "looks for security tools", "T1518.001", DISCOVERY))
-    if program in ("grep", "egrep", "rg") and _recursive_search(args):
+    if program in ("grep", "egrep", "rg") and any(_SECRET_WORDS & set(_WORDS.findall(a[:MAX_OPERAND].lower()))
+                                                 for a in args[1:]) and any(
+            location_of(p) in (_ENVIRON, _ALL_ENVIRONS, _ALL_COMMAND_LINES) for p in reads_of(command)):
+        found.append(Evidence(0.45, f"{program} searches processes' environments or command lines for secrets",
+                              "T1552", CREDENTIAL_ACCESS))
+    elif program in ("grep", "egrep", "rg") and _recursive_search(args):
         if any(_SECRET_FORMATS.search(a[:MAX_OPERAND]) for a in args[1:]):
             found.append(Evidence(0.4, f"{program} searches files for access keys or private keys", "T1552.001",
                                   CREDENTIAL_ACCESS))

@@ -491,6 +491,12 @@ FETCHED_HOOKED_OR_CARRIED = [
 ]
 
 
+def test_a_search_of_process_environments_for_secrets_counts_more_than_reading_one() -> None:
+    hunted = _techniques("grep -a -E 'PASS|TOKEN|SECRET' /proc/1190/environ")["T1552"]
+    read = _techniques("grep -i path /proc/1190/environ")["T1552"]
+    assert read < 0.3 <= hunted
+
+
 @pytest.mark.parametrize(("line", "technique"),
                          PERSISTENCE_AND_ESCAPE_PLACES + TOOLS_AND_ACTS + HIDDEN_STAGED_OR_DESTROYED +
                          FETCHED_HOOKED_OR_CARRIED)
@@ -523,6 +529,7 @@ def test_less_common_techniques_are_named(line: str, technique: str) -> None:
     "dig +short api.example.org",
     "curl -s http://localhost:9100/metrics",
     "cat /proc/1234/cmdline",
+    "useradd --system --no-create-home --shell /usr/sbin/nologin node_exporter",
     "grep -r TODO src/",
     "docker run --rm -v /srv:/src builder make",
 ])
