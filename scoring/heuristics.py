@@ -75,7 +75,8 @@ _SOCKET_CONNECT = re.compile(r"connect|PeerAddr|fsockopen|TCPSocket\.(?:new|open
 _EVALUATES = re.compile(r"\b(?:exec|eval|Function)\s{0,4}\(|\brequire\(\s{0,3}[\"']vm[\"']",
                         re.IGNORECASE)
 _DECODES = re.compile(r"b64decode|base64_decode|decode_base64|decodebytes|\batob\(|['\"]base64['\"]|unhexlify|"
-                      r"fromhex|decompress|gzinflate|gzuncompress|str_rot13|\bunpack\(|\.reverse\(", re.IGNORECASE)
+                      r"fromhex|decompress|gzinflate|gzuncompress|str_rot13|\bunpack\(|\.reverse\(|"
+                      r"\bpack\(\s{0,3}[\"']H\*", re.IGNORECASE)
 _FETCHES = re.compile(r"urlopen|urllib|requests\.get|http\.client|\bhttp\.get\(|fetch\(|LWP::|HTTP::Tiny|"
                       r"Net::HTTP|open-uri|file_get_contents\(\s{0,3}[\"']https?:|curl_exec", re.IGNORECASE)
 # Absolute paths named inside inline code, up to the quote or bracket that ends them.
@@ -83,6 +84,10 @@ _CODE_PATH = re.compile(r"(?<![\w.])/(?:[\w.*+-]{1,64}/){0,12}[\w.*+-]{1,128}")
 # Calls in inline code that load a native library into the interpreter.
 _LOADS_LIBRARY = re.compile(r"CDLL|cdll\.|dlopen|LoadLibrary|ffi\.load|DynaLoader|System\.load|FFI::|Fiddle",
                             re.IGNORECASE)
+# A socket that binds or listens (then, with _HANDS_A_SHELL, a bind shell).
+_BIND_SHELL = re.compile(r"\bsocket\b.{0,300}?\b(?:bind|listen)\s{0,2}\(", re.IGNORECASE)
+# `{base64,-d}`, `{bash,-i}`: a command written as a brace expansion so that it holds no blank.
+_BRACE_COMMAND = re.compile(r"\{(?:echo|base64|bash|sh|curl|wget|nc|python3?|perl|cat|chmod),[^{}\s]{1,200}\}")
 # Process-spawning calls in inline code (Python's own `exec(...)` runs code, not a program: left out).
 _SPAWN_CALL = re.compile(r"\b(?:system|exec[lv]p?e?|popen|spawn|subprocess|os\.exec\w{0,3}|Runtime\.getRuntime|"
                          r"child_process|shell_exec|passthru|proc_open)\s*[(.]", re.IGNORECASE)
@@ -248,12 +253,18 @@ def _shell_escape(event: ProcessEvent) -> list[Evidence]:
     found: list[Evidence] = []
     if any(anchor in lowered for anchor in _REVERSE_SHELL_ANCHORS) and _reverse_shell(event, text):
         found.append(Evidence(0.8, "reverse-shell pattern in arguments", "T1059.004", EXECUTION))
+    elif "bind" in lowered and _BIND_SHELL.search(text) and _HANDS_A_SHELL.search(text):
+        found.append(Evidence(0.7, "bind-shell pattern in arguments (a socket that listens, handed a shell)",
+                              "T1059.004", EXECUTION))
     elif ("/dev/" in text or "tcp" in text or "udp" in text) and (connection := _OWN_CONNECTION.search(text)):
         found.append(Evidence(0.3, f"{name} opens a network connection itself ({connection.group(0).rstrip('/')})",
                               "T1095", COMMAND_AND_CONTROL))
     if is_shell(name):
         if "-i" in args:
             found.append(Evidence(0.4, "interactive shell started non-interactively", "T1059.004", EXECUTION))
+        if "{" in text and (brace := _BRACE_COMMAND.search(text)):
+            found.append(Evidence(0.5, f"a command hidden in brace expansion ({brace.group(0)[:40]})", "T1027",
+                                  DEFENSE_EVASION))
     elif (elevated_program(event) or name) not in FILE_UTILITIES and "sh" in text and _SHELL_WORD.search(text):
         found.append(Evidence(0.55, f"{name} arguments start a shell", "T1059.004", EXECUTION))
     elif any(anchor in lowered for anchor in _SPAWN_ANCHORS) and _SPAWN_CALL.search(text):

@@ -153,10 +153,11 @@ _HISTORY_FILES = frozenset({".bash_history", ".zsh_history", ".history", ".sh_hi
 _CREDENTIAL_FILES = frozenset({".netrc", ".pgpass", ".my.cnf", ".git-credentials", ".npmrc", ".pypirc",
                                "credentials", "wp-config.php", ".env", "credentials.json", "secrets.yaml",
                                "secrets.yml", ".htpasswd", ".vault-token", "id_token", "kubeconfig",
-                               "credentials.xml", "logins.json", "key4.db", "Login Data"})
+                               "credentials.xml", "logins.json", "key4.db", "Login Data", "tomcat-users.xml",
+                               "admin.conf"})
 _CREDENTIAL_DIRS = ("/.aws/", "/.azure/", "/.config/gcloud/", "/.kube/", "/.docker/config.json", "/.gnupg/",
                     "/.password-store/", "/.mozilla/firefox/", "/.config/google-chrome/", "/.config/chromium/",
-                    "/jenkins/secrets/")
+                    "/jenkins/secrets/", "/etc/kubernetes/pki/")
 _WEB_ROOTS = ("/var/www/", "/srv/www/", "/usr/share/nginx/html/", "/htdocs/", "/webapps/", "/public_html/")
 _WEB_SCRIPT_SUFFIXES = (".php", ".phtml", ".jsp", ".jspx", ".asp", ".aspx", ".cgi", ".pl", ".py", ".sh")
 _PRIVATE_KEY_NAME = re.compile(r"(?:^|/)(?:id_(?:rsa|dsa|ecdsa|ed25519)(?:_sk)?|identity)$")
@@ -261,6 +262,10 @@ def reads_of(command: Command) -> tuple[str, ...]:
         found.extend(operands[:-1] if program in _COPIERS and len(operands) > 1 else operands)
     if program == "dd":
         found.extend(option_values(command, ("if=",)))
+    if program == "socat":  # FILE:/etc/shadow TCP:host:port sends the file; -u reads only the first address
+        files = [m.group(1) for a in command.args[1:] if (m := _SOCAT_FILE.match(a))]
+        addresses = [a for a in command.args[1:] if not a.startswith("-")]
+        found.extend(f for f in files if "-u" not in command.args or (addresses and addresses[0].endswith(f)))
     if program == "smbclient":  # -c 'put LOCAL [REMOTE]'
         found.extend(words[1] for value in option_values(command, ("-c", "--command")) for request in value.split(";")
                      if len(words := request.split()) > 1 and words[0] == "put")
@@ -886,6 +891,8 @@ for _names, _spec in (
      (0.5, "network scanner", "T1046", DISCOVERY)),
     (("hydra", "medusa", "ncrack", "john", "hashcat", "unshadow", "crackmapexec", "patator", "netexec", "kerbrute"),
      (0.65, "password cracking tool", "T1110", CREDENTIAL_ACCESS)),
+    (("pwnkit", "dirtypipe", "dirty_pipe", "dirtycow", "dirtyc0w", "exploit", "exploit.sh", "exploit.py"),
+     (0.6, "exploit", "T1068", PRIVILEGE_ESCALATION)),
     (("linpeas", "linpeas.sh", "linenum", "linenum.sh", "lse", "lse.sh", "linux-exploit-suggester",
       "linux-exploit-suggester.sh", "les.sh", "pspy", "pspy64", "pspy32", "unix-privesc-check", "traitor", "peass",
       "deepce", "deepce.sh", "gtfonow", "sudo_killer"),
@@ -930,9 +937,14 @@ _MINER_ARGS = re.compile(r"stratum\+(?:tcp|ssl|tls)://|--donate-level|--cpu-max-
                          r"\brandomx\b|--coin[= ]", re.IGNORECASE)
 
 
+_CVE_NAME = re.compile(r"^(?:cve|CVE)[-_]?\d{4}[-_]\d{4,7}")
+
+
 def _tools(command: Command) -> list[Evidence]:
     name = command.args[0].rsplit("/", 1)[-1] if command.args else ""
     spec = _TOOLS.get(name) or _TOOLS.get(command.program) or _TOOLS.get(name.lower())  # LinEnum.sh
+    if spec is None and _CVE_NAME.match(name):
+        spec = (0.6, "program named after a vulnerability (an exploit)", "T1068", PRIVILEGE_ESCALATION)
     if spec is None and len(command.args) > 1 and command.program in _SCRIPT_RUNNERS:
         name = command.args[1].rsplit("/", 1)[-1].lower()  # `python3 mimipenguin.py`, `bash LinEnum.sh`
         spec = _TOOLS.get(name) or _TOOLS.get(name.rsplit(".", 1)[0])
@@ -965,7 +977,8 @@ def _network_tools(command: Command) -> list[Evidence]:
         return [Evidence(0.2, f"{program} opens a raw connection", "T1095", COMMAND_AND_CONTROL)]
     if program == "socat" and any("listen" in a.lower() for a in args[1:]):
         return [Evidence(0.35, "socat listens for connections", "T1095", COMMAND_AND_CONTROL)]
-    if program == "ssh" and any(a in ("-R", "-L", "-D", "-w") or a.startswith(("-R", "-D")) for a in args[1:]):
+    if program == "ssh" and ({"-R", "-L", "-D", "-w"} & _short_flags(args) or any(a.startswith(("-R", "-D"))
+                                                                                  for a in args[1:])):
         return [Evidence(0.3, "ssh opens a tunnel", "T1572", COMMAND_AND_CONTROL)]
     if program in ("ssh", "scp", "sftp") and any(_staged(key) for key in option_values(command, ("-i",))):
         return [Evidence(0.35, f"{program} logs in with a key kept in a temp or hidden place", "T1021.004",
@@ -976,7 +989,9 @@ def _network_tools(command: Command) -> list[Evidence]:
         sensitive = [p for p in sent if location_of(p) is not None]
         if sensitive:
             return [Evidence(0.5, f"{program} copies {sensitive[0][:80]} to another host", "T1048", EXFILTRATION)]
-        staged = [p for p in sent if _staged(p) or any(p.rstrip("/").endswith(d) for d in _SENSITIVE_DIRS)]
+        public = any(address_class(_remote_host(o)) == "public" for o in _operands(command)[-1:])
+        staged = [p for p in sent if _staged(p) or any(p.rstrip("/").endswith(d) for d in _SENSITIVE_DIRS) or (
+            public and any(p.startswith(d + "/") for d in _SENSITIVE_DIRS if d.startswith("/")))]
         if staged:
             return [Evidence(0.4, f"{program} copies {staged[0][:80]} to another host", "T1048", EXFILTRATION)]
         return [Evidence(0.15, f"{program} copies files to another host", "T1570", "lateral-movement")]
@@ -986,7 +1001,7 @@ def _network_tools(command: Command) -> list[Evidence]:
 # Clients whose output is what a peer sent: redirected into a file, that file came over the network.
 _PEER_OUTPUT_CLIENTS = frozenset({*NETCATS, "socat", "telnet", "finger", "whois", "openssl"})
 # socat addresses that write a file, and those that reach the network.
-_SOCAT_FILE = re.compile(r"^(?:OPEN|CREATE|CREAT|GOPEN):([^,]{1,512})", re.IGNORECASE)
+_SOCAT_FILE = re.compile(r"^(?:OPEN|CREATE|CREAT|GOPEN|FILE):([^,]{1,512})", re.IGNORECASE)
 _SOCAT_NETWORK = re.compile(r"^(?:TCP|TCP4|TCP6|UDP|SSL|OPENSSL|TCP-CONNECT|TCP-LISTEN|UDP-LISTEN|SSL-LISTEN)\b",
                             re.IGNORECASE)
 
@@ -1002,6 +1017,9 @@ def _fetched_into_staging(command: Command) -> list[Evidence]:
         saved = writes_of(command) if remote else ()
     elif program == "smbclient":
         saved = writes_of(command)
+    elif program == "git" and "clone" in command.args[1:3]:
+        operands = _operands(command)
+        saved = (operands[-1],) if len(operands) >= 3 else ()
     elif program == "socat":
         args = command.args[1:]
         files = [m.group(1) for a in args if (m := _SOCAT_FILE.match(a))]
@@ -1015,6 +1033,12 @@ def _fetched_into_staging(command: Command) -> list[Evidence]:
         return []
     return [Evidence(0.35, f"{program} fetches a file from another host into a temp or hidden place "
                            f"({staged[0][:80]})", "T1105", COMMAND_AND_CONTROL)]
+
+
+def _remote_host(operand: str) -> str:
+    """The host of scp's and rsync's `[user@]host:path` (IPv6 in brackets included)."""
+    host = operand.split("://", 1)[-1].split("/", 1)[0] if "://" in operand[:12] else operand.rpartition(":")[0]
+    return host.rsplit("@", 1)[-1].strip("[]")
 
 
 def _remote_path(operand: str) -> bool:
@@ -1154,10 +1178,10 @@ _FIND_TESTS = frozenset({"-name", "-iname", "-mtime", "-mmin", "-atime", "-amin"
 
 
 def _find_deletes_data(command: Command) -> str:
-    """The data store a `find -delete` (or `-exec rm`) empties whole ("" for none)."""
+    """The data store a `find -delete` (or `-exec rm`, `-exec shred`) empties whole ("" for none)."""
     args = command.args
-    if command.program != "find" or not ("-delete" in args or ("-exec" in args and "rm" in args)) or \
-            _FIND_TESTS & set(args):
+    deletes = "-delete" in args or ("-exec" in args and bool({"rm", "shred"} & set(args)))
+    if command.program != "find" or not deletes or _FIND_TESTS & set(args):
         return ""
     for start in itertools.takewhile(lambda a: not a.startswith(("-", "(", "!")), args[1:]):
         path = start.rstrip("/")
@@ -1230,7 +1254,11 @@ def _remote_services(command: Command) -> list[Evidence]:
         else:
             found.append(Evidence(0.1, "openssl opens a TLS connection by hand", "T1573", COMMAND_AND_CONTROL))
     if program in ("aws", "gcloud", "az"):
-        if any(a in ("get-caller-identity", "list-users", "list-roles", "get-secret-value", "list-secrets",
+        if any(a in ("create-access-key", "create-login-profile", "update-login-profile", "attach-user-policy",
+                     "put-user-policy", "add-user-to-group") for a in args):
+            found.append(Evidence(0.45, f"{program} creates cloud credentials or grants rights", "T1098.001",
+                                  PERSISTENCE))
+        elif any(a in ("get-caller-identity", "list-users", "list-roles", "get-secret-value", "list-secrets",
                      "print-access-token", "get-account-authorization-details") for a in args):
             found.append(Evidence(0.35, f"{program} reads cloud identities or secrets", "T1552.001",
                                   CREDENTIAL_ACCESS))
@@ -1296,6 +1324,18 @@ def _log_lines_removed(command: Command) -> list[Evidence]:
     if edited and _DELETES_LINES.search(script[:MAX_OPERAND]):
         return [Evidence(0.45, f"sed deletes lines from a log ({edited[0][:80]})", "T1070.002", DEFENSE_EVASION)]
     return []
+
+
+def _staged_packages(command: Command) -> list[Evidence]:
+    """`pip install /tmp/pkg`, `npm install /dev/shm/.x.tgz`: a package whose install scripts run code, taken
+    from where droppers stage files, not from an index."""
+    if "install" not in command.args[1:3]:
+        return []
+    staged = [o for o in _operands(command) if o != "install" and _staged(o)]
+    if not staged:
+        return []
+    return [Evidence(0.35, f"{command.program} installs a package from a temp or hidden place ({staged[0][:80]})",
+                     "T1546.016", PERSISTENCE)]
 
 
 def _container_images(command: Command) -> list[Evidence]:
@@ -1411,7 +1451,11 @@ def _escapes_and_injection(command: Command) -> list[Evidence]:
         if "dlopen" in text:
             return [Evidence(0.55, f"{program} loads a library into a running process", "T1055.009",
                              DEFENSE_EVASION)]
+        if "dump memory" in text or "dump binary memory" in text or "generate-core-file" in text or "gcore" in text:
+            return [Evidence(0.5, f"{program} dumps a running process's memory", "T1003.007", CREDENTIAL_ACCESS)]
         return [Evidence(0.2, f"{program} attaches to a running process", "T1055", DEFENSE_EVASION)]
+    if program == "openssl" and any(_staged(v) for v in option_values(command, ("-engine",))):
+        return [Evidence(0.5, "openssl loads an engine library from a temp or hidden place", "T1129", "execution")]
     if program == "mount" and any(_PROCESS_DIRECTORY.match(o) for o in _operands(command)[1:]):
         return [Evidence(0.5, "mount covers a process's /proc entry (hides it)", "T1564", DEFENSE_EVASION)]
     if program == "strace" and ("-p" in args or any(a.startswith("-p") for a in args[1:])) and "read" in text:
@@ -1419,6 +1463,9 @@ def _escapes_and_injection(command: Command) -> list[Evidence]:
         return [Evidence(0.2, "strace reads another process's input", "T1056.001", COLLECTION)]
     if "LD_PRELOAD=" in text:
         return [Evidence(0.45, "a library is preloaded into a program", "T1574.006", DEFENSE_EVASION)]
+    if "GCONV_PATH" in text:  # glibc loads a charset module from it: pkexec's CVE-2021-4034 and its kin
+        return [Evidence(0.6, "GCONV_PATH set for a program (how pkexec exploits load their code)", "T1068",
+                         PRIVILEGE_ESCALATION)]
     return []
 
 
@@ -1516,14 +1563,14 @@ for _check, _programs in (
     (_kernel_modules, ("insmod", "modprobe", "rmmod")),
     (_transfers, tuple(DOWNLOADERS)),
     (_network_tools, (*NETCATS, "socat", "ssh", "scp", "rsync", "sftp", "smbclient", "telnet", "finger", "whois",
-                      "openssl")),
+                      "openssl", "git")),
     (_collection, ("zip", "7z", "7za", "gpg", "openssl", "tar", "rar", "base64", "base32", "basenc", "xxd",
                    "uuencode", *_DUMPERS, *_SQL_CLIENTS)),
     (_impact, ("rm", "dd", "shred", "wipefs", "blkdiscard", "sgdisk", "sfdisk", "mkfs", "shutdown", "reboot", "halt",
                "poweroff", "init", "telinit",
                "find")),
     (_escapes_and_injection, ("nsenter", "docker", "podman", "nerdctl", "ctr", "gdb", "pyrasite", "strace", "mount",
-                              "debugfs")),
+                              "debugfs", "openssl")),
     (_discovery, (*_DISCOVERY, "cat", "head", "tail", "less", "more", "grep", "egrep", "rg", "awk", "cut", "find",
                   "sudo", "which", "command", "type", "whereis")),
     (_remote_services, (*DOWNLOADERS, *_ADDRESS_PROBES, "dig", "nslookup", "host", "drill", "openssl", "aws",
@@ -1532,6 +1579,7 @@ for _check, _programs in (
     (_compiling, ("gcc", "cc", "clang", "tcc", "g++", "go", "rustc")),
     (_capsh, ("capsh",)),
     (_git_settings, ("git",)),
+    (_staged_packages, ("pip", "pip3", "npm", "gem", "pipx")),
     (_log_lines_removed, ("sed",)),
     (_container_images, ("docker", "podman", "nerdctl", "kubectl")),
 ):
@@ -1559,7 +1607,7 @@ def _every_command(command: Command) -> list[Evidence]:
         found += _file_effects(command)
     if "HIST" in joined or "history" in joined:
         found += _history_tampering(command)
-    if "LD_PRELOAD=" in joined and program not in _CHECKS_BY_PROGRAM:
+    if ("LD_PRELOAD=" in joined or "GCONV_PATH" in joined) and program not in _CHECKS_BY_PROGRAM:
         found += _escapes_and_injection(command)
     if "PATH=" in joined and program not in _CHECKS_BY_PROGRAM:
         found += _hiding(command)
@@ -1577,7 +1625,8 @@ def assess_command(command: Command, exec_itself: bool = False) -> tuple[Evidenc
     if not command.args:
         return ()
     found = _every_command(command)
-    if command is not wrapped and "LD_PRELOAD=" in " ".join(wrapped.args)[:MAX_OPERAND * 8]:
+    if command is not wrapped and any(v in " ".join(wrapped.args)[:MAX_OPERAND * 8] for v in ("LD_PRELOAD=",
+                                                                                           "GCONV_PATH")):
         found += _escapes_and_injection(wrapped)  # `env LD_PRELOAD=/tmp/x.so ls`: unwrapping drops the assignment
     if not exec_itself or command is not wrapped:
         found += _runs_from_hideout(command)

@@ -96,6 +96,10 @@ def port_class(port: int | None) -> str:
     return "ephemeral"
 
 
+_DOCUMENTATION_NETWORKS = tuple(ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24",
+                                                                    "2001:db8::/32"))
+
+
 def address_class(address: str) -> str:
     if not address:
         return ""
@@ -106,6 +110,8 @@ def address_class(address: str) -> str:
         return "loopback" if name in ("localhost", "ip6-localhost") or name.endswith(".localhost") else "name"
     if ip.is_loopback:
         return "loopback"
+    if any(ip in network for network in _DOCUMENTATION_NETWORKS):
+        return "public"  # RFC 5737/3849 addresses stand for hosts on the internet (ipaddress calls them private)
     if ip.is_private or ip.is_link_local:
         return "private"
     if ip.is_multicast or ip.is_unspecified:

@@ -9,7 +9,7 @@ import pytest
 
 from core.event import ProcessEvent
 from scoring.featurizer import get_embedder
-from scoring.tokens import event_tokens, normalise_arg
+from scoring.tokens import address_class, event_tokens, normalise_arg
 
 
 def _event(args: tuple[str, ...], parent: str = "bash", uid: int = 0) -> ProcessEvent:
@@ -131,3 +131,12 @@ def test_file_modes_are_kept_so_a_setuid_chmod_is_not_a_routine_one() -> None:
     assert setuid != plain
     first, second = embedder.pattern_keys([event("kill", "4755"), event("kill", "9999")])
     assert first == second  # elsewhere numbers stay pids, normalised
+
+
+@pytest.mark.parametrize(("address", "kind"), [
+    ("203.0.113.9", "public"), ("198.51.100.23", "public"), ("192.0.2.10", "public"),  # stand for the internet
+    ("2001:db8::1", "public"), ("10.0.0.5", "private"), ("169.254.169.254", "private"),
+    ("localhost", "loopback"), ("db.localhost", "loopback"), ("127.0.0.1", "loopback"), ("example.org", "name"),
+])
+def test_documentation_addresses_are_public_and_localhost_is_loopback(address: str, kind: str) -> None:
+    assert address_class(address) == kind

