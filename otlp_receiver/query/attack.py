@@ -92,7 +92,8 @@ _TABLE = (
      ".timer,--on-calendar,--on-active,systemd-run"),
     # -- persistence
     ("T1543.002", "Systemd Service", "persistence; privilege escalation",
-     "systemd service; new service; service unit; persistence via systemd; malicious service; start at boot",
+     "systemd service; new service; service unit; persistence via systemd; malicious service; start at boot; "
+     "start again after a reboot; run at startup",
      "/etc/systemd/system,.service,systemctl enable,daemon-reload,/lib/systemd/system"),
     ("T1546.004", "Unix Shell Configuration Modification", "persistence; privilege escalation",
      "bashrc; shell profile; shell startup file; login script; profile modification",
@@ -171,12 +172,13 @@ _TABLE = (
      "/var/log,auth.log,syslog,wtmp,btmp,lastlog,utmp,journalctl --vacuum,journalctl --rotate,messages,"
      "secure,~shred,~truncate"),
     ("T1070.003", "Clear Command History", "defense evasion",
-     "clear history; shell history; delete bash history; history tampering; disable history",
+     "clear history; shell history; delete bash history; history tampering; disable history; hide what was typed; "
+     "erase the commands typed",
      ".bash_history,history -c,histfile,histsize=0,histfilesize=0,.zsh_history,set +o history"),
     ("T1070.004", "File Deletion", "defense evasion", "delete files; remove a file; secure delete; wipe a file; "
      "self-deletion", "shred,srm,~rm,~unlink"),
     ("T1070.006", "Timestomp", "defense evasion", "timestomp; change timestamps; fake file times; forge mtime; "
-     "backdate a file", "touch -t,touch -r,touch -d,touch --date,touch --reference,set_inode_field,crtime"),
+     "backdate a file; change file dates; make files look old", "touch -t,touch -r,touch -d,touch --date,touch --reference,set_inode_field,crtime"),
     ("T1562.001", "Disable or Modify Tools", "defense evasion",
      "disable security tools; stop antivirus; kill edr; disable selinux; disable apparmor; stop monitoring; "
      "stop the security agent; impair defenses",
@@ -281,7 +283,8 @@ _TABLE = (
      "network connections; open connections; listening ports; established connections",
      "netstat,ss,lsof -i,~lsof"),
     ("T1016", "System Network Configuration Discovery", "discovery",
-     "network configuration; network config; ip addresses; network interfaces; routing table; dns servers",
+     "network configuration; network config; net config; ip addresses; network interfaces; routing table; "
+     "dns servers",
      "ifconfig,ip a,ip addr,ip route,ip link,route -n,arp -a,/etc/resolv.conf,~/etc/hosts,~arp"),
     ("T1018", "Remote System Discovery", "discovery",
      "ping sweep; host discovery; find other hosts; remote system discovery; network sweep; live hosts",
@@ -305,7 +308,8 @@ _TABLE = (
     ("T1201", "Password Policy Discovery", "discovery", "password policy", "/etc/login.defs,chage -l,pwquality"),
     # -- lateral movement
     ("T1021.004", "SSH", "lateral movement",
-     "ssh; lateral movement; remote login; pivot to another host; move to another host",
+     "ssh; lateral movement; remote login; pivot to another host; move to another host; move to other hosts; "
+     "hop between hosts",
      "ssh,sshpass,ssh -i,~scp"),
     ("T1570", "Lateral Tool Transfer", "lateral movement", "copy tools to another host; lateral tool transfer",
      "scp,rsync,~sftp"),
@@ -362,7 +366,8 @@ _TABLE = (
      "exfiltration over dns; dns exfiltration; icmp exfiltration; exfiltration over ftp; data in dns queries",
      "ping -p,ftp,tftp,~dig,~nslookup"),
     ("T1567", "Exfiltration Over Web Service", "exfiltration",
-     "upload to cloud storage; upload to a web service; paste site; cloud exfiltration",
+     "upload to cloud storage; upload to a web service; paste site; cloud exfiltration; file sharing site; "
+     "uploaded to a file sharing service",
      "transfer.sh,pastebin,aws s3 cp,gsutil cp,rclone,dropbox,mega,file.io,0x0.st"),
     ("T1030", "Data Transfer Size Limits", "exfiltration", "split data into chunks", "split -b,~split"),
     # -- impact
