@@ -178,7 +178,8 @@ _TABLE = (
     ("T1070.004", "File Deletion", "defense evasion", "delete files; remove a file; secure delete; wipe a file; "
      "self-deletion", "shred,srm,~rm,~unlink"),
     ("T1070.006", "Timestomp", "defense evasion", "timestomp; change timestamps; fake file times; forge mtime; "
-     "backdate a file; change file dates; make files look old", "touch -t,touch -r,touch -d,touch --date,touch --reference,set_inode_field,crtime"),
+     "backdate a file; change file dates; make files look old",
+     "touch -t,touch -r,touch -d,touch --date,touch --reference,set_inode_field,crtime"),
     ("T1562.001", "Disable or Modify Tools", "defense evasion",
      "disable security tools; stop antivirus; kill edr; disable selinux; disable apparmor; stop monitoring; "
      "stop the security agent; impair defenses",

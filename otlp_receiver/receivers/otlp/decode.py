@@ -1,8 +1,8 @@
 """Turning request bytes into a validated `ExportLogsServiceRequest`, shared by gRPC and HTTP.
 
 Validation is what the OTLP specification asks of a server: a message that does not parse is
-refused whole (INVALID_ARGUMENT / 400), unless its only faults are in values (`repair.py` mends those, and
-the response says so in `partial_success`); individual records that are unusable (a trace id that is not
+refused whole (INVALID_ARGUMENT / 400), unless its only faults are in values (`repair.py` mends those, JSON's
+deep values are cut here alike, and the response says so in `partial_success`); individual records that are unusable (a trace id that is not
 16 bytes, a span id that is not 8, a severity number outside the enum) are dropped from the request
 and reported in `partial_success`, while the rest is accepted.
 
@@ -27,7 +27,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from core.otlpwire import MAX_RECORDS_PER_REQUEST, count_log_records
 from otlp_receiver.component import Decoded
-from otlp_receiver.receivers.otlp.repair import MAX_VALUE_DEPTH, mend
+from otlp_receiver.receivers.otlp.repair import CUT_TEXT, MAX_VALUE_DEPTH, mend
 
 _MAX_SEVERITY = 24
 
@@ -63,6 +63,7 @@ def decode_json(body: bytes) -> Decoded:
     """OTLP/JSON: camelCase (snake_case accepted), int64 as strings or numbers, hex trace/span ids,
     unknown fields ignored, as the specification requires."""
     document, mended = _json_document(body)
+    mended += _cut_deep_values(document)
     _check_count(sum(len(_list(scope_logs, "logRecords", "log_records"))
                      for resource_logs in _list(document, "resourceLogs", "resource_logs")
                      for scope_logs in _list(resource_logs, "scopeLogs", "scope_logs")))
@@ -102,6 +103,45 @@ def _json_document(body: bytes) -> tuple[dict[str, Any], int]:
     if not isinstance(document, dict):
         raise InvalidRequest("an OTLP/JSON request is a JSON object", "malformed_json")
     return document, mended
+
+
+def _cut_deep_values(document: dict[str, Any]) -> int:
+    """Cuts every AnyValue nested deeper than MAX_VALUE_DEPTH levels, as repair.py does to protobuf (the JSON
+    parser would refuse the record): its record is accepted, scored and stored, the value replaced by CUT_TEXT.
+    How many values were cut."""
+    cut = 0
+    for resource_logs in _list(document, "resourceLogs", "resource_logs"):
+        holders = [resource_logs.get("resource")]
+        for scope_logs in _list(resource_logs, "scopeLogs", "scope_logs"):
+            holders.append(scope_logs.get("scope"))
+            holders.extend(_list(scope_logs, "logRecords", "log_records"))
+        for holder in holders:
+            if not isinstance(holder, dict):
+                continue
+            for pair in holder.get("attributes") or ():
+                if isinstance(pair, dict):
+                    cut += _cut_value(pair, "value", 1)
+            cut += _cut_value(holder, "body", 1)
+    return cut
+
+
+def _cut_value(holder: dict[str, Any] | list[Any], key: str | int, depth: int) -> int:
+    """Cuts holder[key], an AnyValue at `depth` (the attribute's own value is 1), and what it nests, past
+    MAX_VALUE_DEPTH; how many values were cut."""
+    value = holder[key] if isinstance(holder, list) else holder.get(key)
+    if not isinstance(value, dict):
+        return 0
+    if depth > MAX_VALUE_DEPTH:
+        holder[key] = {"stringValue": CUT_TEXT}
+        return 1
+    cut = 0
+    kvlist = value.get("kvlistValue", value.get("kvlist_value"))
+    if isinstance(kvlist, dict) and isinstance(kvlist.get("values"), list):
+        cut += sum(_cut_value(pair, "value", depth + 1) for pair in kvlist["values"] if isinstance(pair, dict))
+    array = value.get("arrayValue", value.get("array_value"))
+    if isinstance(array, dict) and isinstance(array.get("values"), list):
+        cut += sum(_cut_value(array["values"], index, depth + 1) for index in range(len(array["values"])))
+    return cut
 
 
 def _drop_unparsable_records(document: dict[str, Any]) -> int:

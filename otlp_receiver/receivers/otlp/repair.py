@@ -14,7 +14,8 @@ from __future__ import annotations
 from core.otlpwire import field, read_varint, skip_field, text, varint
 
 MAX_VALUE_DEPTH = 24  # AnyValue levels kept (a kvlist level is 3 messages; the parser allows 100)
-_CUT = field(1, text(f"[value nested deeper than {MAX_VALUE_DEPTH} levels: cut by procsight]"))
+CUT_TEXT = f"[value nested deeper than {MAX_VALUE_DEPTH} levels: cut by procsight]"
+_CUT = field(1, text(CUT_TEXT))
 _STRING = "string"
 
 # Length-delimited fields by message: a string, or the message they hold. Fields not named are copied.

@@ -28,7 +28,8 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
 from core.otlpwire import field
-from otlp_receiver.receivers.otlp.decode import MAX_RECORDS_PER_REQUEST, decode_protobuf
+from otlp_receiver.receivers.otlp.decode import MAX_RECORDS_PER_REQUEST, decode_json, decode_protobuf
+from otlp_receiver.receivers.otlp.repair import CUT_TEXT
 from otlp_receiver.service import Service
 from testing import wait_until
 
@@ -185,6 +186,31 @@ def test_invalid_utf8_and_deep_nesting_are_mended_not_refused(start_service, exp
     assert answer.rejected_log_records == 0 and "mended: 2" in answer.error_message
     wait_until(lambda: sum(word in line for line in exported() for word in ("before", "\ufffd\ufffdAA mended",
                                                                               "after")) == 3, what="all three")
+
+
+def test_json_values_nested_too_deep_are_cut_as_protobuf_ones_are(start_service, exported) -> None:  # type: ignore[no-untyped-def]
+    """The JSON parser refused such a record (its reverse shell went unscored) where protobuf's was mended."""
+    service = start_service("basic.yaml")
+    value: dict = {"stringValue": "leaf"}
+    for level in range(40):
+        value = {"kvlistValue": {"values": [{"key": f"k{level}", "value": value}]}} if level % 2 else \
+            {"arrayValue": {"values": [value]}}
+    document = {"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        {"body": {"stringValue": "before"}},
+        {"body": {"stringValue": "deep one"}, "attributes": [{"key": "deep", "value": value}]},
+        {"body": {"stringValue": "after"}}]}]}]}
+    response = requests.post(f"http://{service.http_endpoint()}/v1/logs", json=document, timeout=10)
+    assert response.status_code == 200, response.text
+    answer = response.json()["partialSuccess"]
+    assert "rejectedLogRecords" not in answer and "mended: 1" in answer["errorMessage"]
+    wait_until(lambda: sum(word in line for line in exported() for word in ("before", "deep one", "after")) == 3,
+               what="all three")
+    cut = decode_json(json.dumps(document).encode()).request.resource_logs[0].scope_logs[0].log_records[1]
+    value_at = cut.attributes[0].value
+    for _ in range(24):  # 24 levels kept (the attribute's own value is the first), the 25th replaced
+        value_at = value_at.kvlist_value.values[0].value if value_at.HasField("kvlist_value") else \
+            value_at.array_value.values[0]
+    assert value_at.string_value == CUT_TEXT
 
 
 @pytest.mark.parametrize("payload", [b"{not json", b"[1, 2]", b'{"resourceLogs": 5}',
