@@ -50,15 +50,18 @@ class _Decompressor(Protocol):
     def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
 
 
-def check_framing(headers: Message) -> None:
-    """Refuses what two parties could frame differently (request smuggling, RFC 9112 sections 5 and 6):
+def check_framing(headers: Message, version: str = "HTTP/1.1") -> None:
+    """Refuses what two parties could frame differently (request smuggling, RFC 9112 sections 3.2, 5 and 6):
     a header name with white space in it or around it (`Content-Length : 5`), Content-Lengths that differ,
-    Content-Length together with Transfer-Encoding, and any Transfer-Encoding but `chunked` alone."""
+    Content-Length together with Transfer-Encoding, any Transfer-Encoding but `chunked` alone, and an
+    HTTP/1.1 request without exactly one Host (proxies route by it, and two may pick different ones)."""
     # The stdlib parser stops at a line that is no header (`Content-Length : 5`) and keeps the rest as a
     # defect: the headers after it, a Content-Length among them, would be lost and the body read as a request.
     if any(isinstance(defect, MissingHeaderBodySeparatorDefect) for defect in headers.defects) or any(
             not name or " " in name or "\t" in name for name in headers):
         raise BadBody("a malformed header line (white space in or after a header name?)")
+    if version == "HTTP/1.1" and len(headers.get_all("Host") or ()) != 1:
+        raise BadBody("an HTTP/1.1 request needs exactly one Host header")
     lengths = {value.strip() for value in headers.get_all("Content-Length") or ()}
     if len(lengths) > 1:
         raise BadBody("Content-Length given more than once with different values")

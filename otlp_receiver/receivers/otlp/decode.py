@@ -1,10 +1,10 @@
 """Turning request bytes into a validated `ExportLogsServiceRequest`, shared by gRPC and HTTP.
 
 Validation is what the OTLP specification asks of a server: a message that does not parse is
-refused whole (INVALID_ARGUMENT / 400), unless its only faults are in values (`repair.py` mends those, JSON's
-deep values are cut here alike, and the response says so in `partial_success`); individual records that are unusable (a trace id that is not
-16 bytes, a span id that is not 8, a severity number outside the enum) are dropped from the request
-and reported in `partial_success`, while the rest is accepted.
+refused whole (INVALID_ARGUMENT / 400), unless its only faults are in values (`repair.py` mends those,
+JSON's deep values are cut here alike, and the response says so in `partial_success`); individual records
+that are unusable (a trace id that is not 16 bytes, a span id that is not 8, a severity number outside the
+enum) are dropped from the request and reported in `partial_success`, while the rest is accepted.
 
 A request of more than MAX_RECORDS_PER_REQUEST records is refused whole too, counted before it is parsed:
 a body of empty records (2 bytes each, and gzip makes 20 MiB of them 20 KiB) would otherwise cost 1.4 GB and

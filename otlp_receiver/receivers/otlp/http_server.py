@@ -262,7 +262,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _framing_accepted(self) -> bool:
         try:
-            check_framing(self.headers)
+            check_framing(self.headers, self.request_version)
         except UnsupportedTransfer as exc:
             self.send_error(501, str(exc))
             return False

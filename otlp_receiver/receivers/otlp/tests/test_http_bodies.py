@@ -197,6 +197,16 @@ def test_ambiguous_framing_is_refused_and_the_connection_closed(service: Service
     assert rejected.value(transport="http", reason="bad_request" if status == 400 else "not_implemented") == 1
 
 
+@pytest.mark.parametrize(("head", "status"), [
+    ("GET /healthz HTTP/1.1\n\n", 400),  # HTTP/1.1 requires a Host (RFC 9112 section 3.2)
+    ("GET /healthz HTTP/1.1\nHost: a\nHost: b\n\n", 400),  # which one would a proxy in front route by?
+    ("GET /healthz HTTP/1.0\n\n", 200),  # HTTP/1.0 had none
+])
+def test_an_http_1_1_request_needs_exactly_one_host(service: Service, head: str, status: int) -> None:
+    answer = raw_request(service.http_endpoint(), head)
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:80]
+
+
 def test_a_multipart_content_type_is_415_not_a_framing_error(service: Service) -> None:
     """The stdlib header parser notes a multipart type without its body as a defect: not a framing fault."""
     head = ("POST /v1/logs HTTP/1.1\nHost: x\nContent-Type: multipart/form-data; boundary=abc\n"
