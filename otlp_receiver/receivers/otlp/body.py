@@ -5,9 +5,11 @@ hostile request costs at most `limit` bytes of memory: a chunk size of `-1` or `
 Content-Length of `²`, a decompression bomb or a body that never ends are refused, not read.
 
 Decompression is strict: the stream must end exactly where the body ends. A missing trailer (gzip's
-CRC, a cut zstd frame), a second gzip member or trailing bytes are a 400, never a silently shorter
-request. The encodings are those the Collector's HTTP server accepts by default
-(`compression_algorithms`: gzip, zstd, zlib, deflate, snappy, x-snappy-framed, lz4).
+CRC, a cut zstd frame) or trailing bytes are a 400, never a silently shorter request. Formats whose
+specification makes a body a series of members or frames (gzip's RFC 1952, zstd's RFC 8878, the LZ4 frame
+format) are read to the last one (up to MAX_FRAMES), as the Collector's Go readers do. The encodings are
+those the Collector's HTTP server accepts by default (`compression_algorithms`: gzip, zstd, zlib, deflate,
+snappy, x-snappy-framed, lz4).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ SUPPORTED_ENCODINGS = ("gzip", "x-gzip", "zstd", "zlib", "deflate", "snappy", "x
 _HEX_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")  # int(x, 16) alone would take "-1", "0x10" and "1_0"
 _DECIMAL = re.compile(r"[0-9]{1,19}")  # str.isdigit alone would take "²"
 _LINE_LIMIT = 65537
+MAX_FRAMES = 1024  # gzip members or zstd/lz4 frames in one body: each costs a decompressor
 
 
 class BodyTooLarge(Exception):
@@ -154,20 +157,25 @@ def decompress(encoding: str, data: bytes, limit: int) -> bytes:
         raise BadBody(f"body is not valid {encoding}: {exc}") from exc
 
 
-def _stream(new: Callable[[], _Decompressor], name: str) -> Callable[[bytes, int], bytes]:
-    """A decoder for a format with a streaming decompressor that takes `max_length` (zlib, zstd, lz4)."""
+def _stream(new: Callable[[], _Decompressor], name: str, frames: bool = False) -> Callable[[bytes, int], bytes]:
+    """A decoder for a format with a streaming decompressor that takes `max_length` (zlib, zstd, lz4);
+    `frames`: the body may be several members or frames, one after another, read to the last."""
 
     def decode(data: bytes, limit: int) -> bytes:
-        decompressor = new()
-        output = decompressor.decompress(data, limit + 1)
-        if len(output) > limit:  # a decompression bomb stops here, having produced limit + 1 bytes
-            raise BodyTooLarge(f"{name} body decompresses to more than {limit} bytes")
-        if not decompressor.eof:
-            raise BadBody(f"{name} body is truncated (the stream has no end{' or CRC' if name == 'gzip' else ''})")
-        if decompressor.unused_data:
-            what = "a second gzip member" if decompressor.unused_data[:2] == b"\x1f\x8b" else "trailing bytes"
-            raise BadBody(f"{name} body has {what} after the end of the stream; send one stream")
-        return output
+        output = bytearray()
+        for _ in range(MAX_FRAMES):
+            decompressor = new()
+            output += decompressor.decompress(data, limit + 1 - len(output))
+            if len(output) > limit:  # a decompression bomb stops here, having produced limit + 1 bytes
+                raise BodyTooLarge(f"{name} body decompresses to more than {limit} bytes")
+            if not decompressor.eof:
+                raise BadBody(f"{name} body is truncated (the stream has no end{' or CRC' if name == 'gzip' else ''})")
+            data = decompressor.unused_data
+            if not data:
+                return bytes(output)
+            if not frames:
+                raise BadBody(f"{name} body has trailing bytes after the end of the stream; send one stream")
+        raise BadBody(f"{name} body has more than {MAX_FRAMES} members or frames")
 
     return decode
 
@@ -229,13 +237,13 @@ def _uvarint(data: bytes) -> int:
 
 
 _DECODERS: dict[str, Callable[[bytes, int], bytes]] = {
-    "gzip": _stream(lambda: zlib.decompressobj(wbits=31), "gzip"),
-    "x-gzip": _stream(lambda: zlib.decompressobj(wbits=31), "gzip"),
+    "gzip": _stream(lambda: zlib.decompressobj(wbits=31), "gzip", frames=True),
+    "x-gzip": _stream(lambda: zlib.decompressobj(wbits=31), "gzip", frames=True),
     # The Collector reads both `zlib` and `deflate` with the zlib reader (RFC 1950, as HTTP's deflate means).
     "zlib": _stream(lambda: zlib.decompressobj(wbits=15), "zlib"),
     "deflate": _stream(lambda: zlib.decompressobj(wbits=15), "deflate"),
-    "zstd": _stream(zstd.ZstdDecompressor, "zstd"),
-    "lz4": _stream(lz4.frame.LZ4FrameDecompressor, "lz4"),
+    "zstd": _stream(zstd.ZstdDecompressor, "zstd", frames=True),
+    "lz4": _stream(lz4.frame.LZ4FrameDecompressor, "lz4", frames=True),
     "snappy": _snappy,
     "x-snappy-framed": _snappy,
 }
