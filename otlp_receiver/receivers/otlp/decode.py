@@ -41,7 +41,11 @@ class InvalidRequest(ValueError):
 
 
 def decode_protobuf(body: bytes) -> Decoded:
-    _check_count(count_log_records(body) or 0)  # None: not a request, which the parser below says
+    records = count_log_records(body)
+    if records is None:  # a group (no OTLP message has one) or a field past its end: uncountable, so refused
+        raise InvalidRequest("malformed protobuf ExportLogsServiceRequest: a group field, or a field that runs past "
+                             "the end of its message", "malformed_protobuf")
+    _check_count(records)
     request = ExportLogsServiceRequest()
     try:
         request.ParseFromString(body)
@@ -188,6 +192,8 @@ def _hex_ids_to_base64(document: dict[str, Any]) -> None:
 def _list(node: Any, camel: str, snake: str) -> list[Any]:
     if not isinstance(node, dict):
         return []
+    if camel in node and snake in node:  # the parser reads both; counted as one, the record cap would not hold
+        raise InvalidRequest(f"both {camel} and {snake} in one object: send one", "malformed_json")
     value = node.get(camel, node.get(snake))
     return value if isinstance(value, list) else []
 

@@ -28,7 +28,7 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
 from core.otlpwire import field
-from otlp_receiver.receivers.otlp.decode import MAX_RECORDS_PER_REQUEST, decode_json, decode_protobuf
+from otlp_receiver.receivers.otlp.decode import MAX_RECORDS_PER_REQUEST, InvalidRequest, decode_json, decode_protobuf
 from otlp_receiver.receivers.otlp.repair import CUT_TEXT
 from otlp_receiver.service import Service
 from testing import wait_until
@@ -286,6 +286,17 @@ def test_a_request_of_too_many_records_is_refused_before_it_is_parsed(start_serv
     # One record under the limit is a request like any other.
     assert decode_protobuf(field(1, field(2, field(2, b"") * MAX_RECORDS_PER_REQUEST))).accepted == \
         MAX_RECORDS_PER_REQUEST
+
+
+def test_the_record_cap_is_not_bypassed_by_a_group_field_or_a_second_json_key() -> None:
+    """A group (wire types 3 and 4, in no OTLP message) made the request uncountable, and the parser skipped it;
+    `logRecords: []` beside a `log_records` list was counted as empty, and the parser read both."""
+    group = bytes([15 << 3 | 3, 15 << 3 | 4])  # an empty group, field 15
+    with pytest.raises(InvalidRequest, match="group field"):
+        decode_protobuf(group + field(1, field(2, field(2, b"") * (MAX_RECORDS_PER_REQUEST + 1))))
+    document = {"resourceLogs": [{"scopeLogs": [{"logRecords": [], "log_records": [{}] * 3}]}]}
+    with pytest.raises(InvalidRequest, match="both logRecords and log_records"):
+        decode_json(json.dumps(document).encode())
 
 
 def test_spool_full_is_429_with_retry_after(start_service) -> None:  # type: ignore[no-untyped-def]
