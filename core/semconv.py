@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from core.event import EXEC, MAX_ARGS, InvalidEvent, ProcessEvent, bounded_command
+from core.event import CONNECTION, EXEC, LISTEN, MAX_ARGS, InvalidEvent, ProcessEvent, bounded_command
 
 # -- resource ---------------------------------------------------------------------------------------
 SERVICE_NAME = "service.name"
@@ -119,7 +119,7 @@ def event_from_attributes(attrs: Mapping[str, Any]) -> ProcessEvent:
         executable_name=name,
         command_line=command_line,
         command_args=args,
-        event_name=_as_str(attrs.get(EVENT_NAME) or attrs.get("EventName")) or EXEC,
+        event_name=_event_name(_as_str(attrs.get(EVENT_NAME) or attrs.get("EventName"))),
         executable_path=path,
         parent_name=_as_str(attrs.get(PROCESS_PARENT_EXECUTABLE_NAME)),
         ancestors=_as_args(attrs.get(PROCESS_ANCESTORS))[:MAX_ARGS],
@@ -143,6 +143,16 @@ def event_from_attributes(attrs: Mapping[str, Any]) -> ProcessEvent:
         stdin=_as_str(attrs.get(PROCESS_STDIN)),
         stdout=_as_str(attrs.get(PROCESS_STDOUT)),
     )
+
+
+# Spellings of the scored event names that sources use (`EXEC`, `execve`): read as the name, so a record is
+# not left unscored for its case.
+_EVENT_ALIASES = {"exec": EXEC, "execve": EXEC, "process_exec": EXEC, "process.exec": EXEC, "process.execve": EXEC,
+                  "network.listen": LISTEN, "network.connection": CONNECTION}
+
+
+def _event_name(name: str) -> str:
+    return _EVENT_ALIASES.get(name.strip().lower(), name) if name else EXEC
 
 
 def _basename(path: str) -> str:

