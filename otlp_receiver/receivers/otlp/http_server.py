@@ -212,6 +212,26 @@ class _DeadlineReader(io.RawIOBase):
         return received
 
 
+class _LineReader(io.BufferedReader):
+    """The connection's buffered reader, noting a bare CR (one not ending its line) in the lines read while
+    `watching`: the stdlib's header parser takes it for a line break, a proxy in front may not, so
+    `X-A: a<CR>Transfer-Encoding: chunked` would frame the body differently for the two (RFC 9112 section 2.2)."""
+
+    watching = False
+    bare_cr = False
+
+    def readline(self, size: int | None = -1) -> bytes:
+        line = super().readline(-1 if size is None else size)
+        if self.watching and has_bare_cr(line):
+            self.bare_cr = True
+        return line
+
+
+def has_bare_cr(line: bytes) -> bool:
+    """A CR in the line other than the one of its CRLF ending."""
+    return b"\r" in line[:-2 if line.endswith(b"\r\n") else -1 if line.endswith(b"\n") else None]
+
+
 class _Handler(BaseHTTPRequestHandler):
     owner: HttpServer
     protocol_version = "HTTP/1.1"
@@ -223,7 +243,7 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self._reader = _DeadlineReader(self.connection)
-        self.rfile = io.BufferedReader(self._reader, 65536)
+        self.rfile = self._lines = _LineReader(self._reader, 65536)
         self._served = 0
         self._write_deadline: float | None = None
         self._extra_headers: dict[str, str] = {}
@@ -252,15 +272,20 @@ class _Handler(BaseHTTPRequestHandler):
         config = self.owner.config
         self._reader.deadline = _deadline(config.read_header_timeout or config.read_timeout)
         self._reader.budget = MAX_HEADER_BYTES
+        self._lines.watching, self._lines.bare_cr = True, False
         try:
             parsed = super().parse_request() and self._framing_accepted()
         finally:
             self._reader.budget = None
+            self._lines.watching = False
         self._reader.deadline = _deadline(config.read_timeout or UNSET_BODY_DEADLINE)  # the body
         self._write_deadline = _deadline(config.write_timeout)
         return parsed
 
     def _framing_accepted(self) -> bool:
+        if self._lines.bare_cr or has_bare_cr(self.raw_requestline):
+            self.send_error(400, "a bare CR (not followed by LF) in the request line or a header")
+            return False
         try:
             check_framing(self.headers, self.request_version)
         except UnsupportedTransfer as exc:
@@ -474,7 +499,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
-        for name, value in {**config.response_headers, **self._extra_headers, **(headers or {})}.items():
+        safety = _PAGE_HEADERS if content_type.startswith("text/html") else _API_HEADERS
+        for name, value in {**safety, **config.response_headers, **self._extra_headers, **(headers or {})}.items():
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
@@ -484,6 +510,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
         except ConnectionError as exc:
             raise _ClientGone from exc
+
+
+# Answers echo what clients sent (a record id, a query): never sniffed as another type; the page is never framed.
+_API_HEADERS = {"X-Content-Type-Options": "nosniff"}
+_PAGE_HEADERS = {**_API_HEADERS, "X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
 
 
 def _content_encoding(header: str | None) -> str:

@@ -110,6 +110,11 @@ def test_routes_need_the_token_and_the_page_does_not(start_service) -> None:  # 
     assert requests.post(f"{base}/api/acknowledge", json={"record_id": "x"}, timeout=10).status_code == 401
     page = requests.get(f"{base}/ui/", timeout=10)
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    # Answers that echo input are never sniffed as another type, and the page is never framed (clickjacking).
+    assert page.headers["X-Frame-Options"] == "DENY" and "frame-ancestors 'none'" in page.headers[
+        "Content-Security-Policy"]
+    echoed = requests.get(f"{base}/api/event?record_id=<script>", timeout=10)
+    assert echoed.headers["X-Content-Type-Options"] == "nosniff"
     assert "<title>procsight</title>" in page.text and "app.js" in page.text
     assert requests.get(f"{base}/ui/app.js", timeout=10).headers["Content-Type"].startswith("text/javascript")
     assert "url=/ui/" in requests.get(f"{base}/", timeout=10).text

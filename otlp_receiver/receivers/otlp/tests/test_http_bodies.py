@@ -219,6 +219,14 @@ def test_an_http_1_1_request_needs_exactly_one_host(service: Service, head: str,
     assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:80]
 
 
+def test_a_bare_cr_in_a_header_is_400_and_the_next_request_is_not_read_as_a_body(service: Service) -> None:
+    """The stdlib parser reads `X-A: a<CR>Transfer-Encoding: chunked` as two headers; a proxy in front, as one."""
+    answer = raw_request(service.http_endpoint(), "GET /healthz HTTP/1.1\nHost: x\nX-A: a\rTransfer-Encoding: "
+                                                  "chunked\n\n", SMUGGLED.encode())
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:80]
+    assert b"bare CR" in answer and answer.count(b"HTTP/1.") == 1, answer
+
+
 def test_a_multipart_content_type_is_415_not_a_framing_error(service: Service) -> None:
     """The stdlib header parser notes a multipart type without its body as a defect: not a framing fault."""
     head = ("POST /v1/logs HTTP/1.1\nHost: x\nContent-Type: multipart/form-data; boundary=abc\n"
