@@ -18,13 +18,17 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from core._otlpwire import count_log_records
+from core._otlpwire import count_log_records, count_messages
 
-__all__ = ["count_log_records"]  # how many log records a request's bytes hold, read without parsing (C)
+# How many log records, and how many messages of any kind, a request's bytes hold, read without parsing (C).
+__all__ = ["count_log_records", "count_messages"]
 
 # The most log records a procsight receiver takes in one request (otlp_receiver/receivers/otlp/decode.py says
 # why); the agent never batches more.
 MAX_RECORDS_PER_REQUEST = 100_000
+# And the most messages (lists, records, attributes, nested values): 40 for each record a request may hold.
+# Each costs about 100 bytes parsed, so this bounds one request near 400 MB whatever its shape.
+MAX_MESSAGES_PER_REQUEST = 40 * MAX_RECORDS_PER_REQUEST
 
 TAG_STRING = b"\x0a"  # field 1, length-delimited: AnyValue.string_value, KeyValue.key, ArrayValue.values
 TAG_VALUE = b"\x12"  # field 2, length-delimited: KeyValue.value

@@ -8,7 +8,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from core.otlpwire import count_log_records, field, log_attribute
+from core.otlpwire import count_log_records, count_messages, field, log_attribute
 
 
 def test_attributes_of_every_value_type_decode_as_protobuf_builds_them():
@@ -48,6 +48,26 @@ def test_log_records_are_counted_from_the_bytes_as_protobuf_parses_them():
     assert count_log_records(field(1, field(2, field(2, b"") * 1000))) == 1000  # empty records count too
     assert count_log_records(b"\x0a\x05\x12") is None  # a field running past the end
     assert count_log_records(b"\x0b") is None  # a group
+
+
+def _messages(message) -> int:
+    """Every message a parsed request holds, counted the slow way (what count_messages reads from bytes)."""
+    inner = [item for field, value in message.ListFields() if field.message_type is not None
+             for item in (value if field.is_repeated else [value])]
+    return len(inner) + sum(_messages(item) for item in inner)
+
+
+def test_messages_are_counted_from_the_bytes_as_the_parser_builds_them():
+    data = _request(3, 0, 200)
+    deep = ExportLogsServiceRequest.FromString(data)
+    value = deep.resource_logs[0].scope_logs[0].log_records[1].attributes.add(key="k").value
+    for _ in range(5):
+        value = value.kvlist_value.values.add(key="n").value
+    value.array_value.values.add().string_value = "leaf"
+    for request in (ExportLogsServiceRequest.FromString(data), deep):
+        assert count_messages(request.SerializeToString()) == _messages(request)
+    assert count_messages(b"\x0a\x00" * 10) == 10  # empty ResourceLogs: no record, ten messages
+    assert count_messages(b"\x0a\x05\x12") is None and count_messages(b"\x0b") is None
 
 
 def test_every_cut_and_corruption_of_a_request_is_counted_or_refused_as_upb_would():

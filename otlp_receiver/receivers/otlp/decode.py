@@ -25,7 +25,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from core.otlpwire import MAX_RECORDS_PER_REQUEST, count_log_records
+from core.otlpwire import MAX_MESSAGES_PER_REQUEST, MAX_RECORDS_PER_REQUEST, count_log_records, count_messages
 from otlp_receiver.component import Decoded
 from otlp_receiver.receivers.otlp.repair import CUT_TEXT, MAX_VALUE_DEPTH, mend
 
@@ -46,6 +46,7 @@ def decode_protobuf(body: bytes) -> Decoded:
         raise InvalidRequest("malformed protobuf ExportLogsServiceRequest: a group field, or a field that runs past "
                              "the end of its message", "malformed_protobuf")
     _check_count(records)
+    _check_size(count_messages(body) or 0, "messages")
     request = ExportLogsServiceRequest()
     try:
         request.ParseFromString(body)
@@ -66,6 +67,7 @@ def decode_protobuf(body: bytes) -> Decoded:
 def decode_json(body: bytes) -> Decoded:
     """OTLP/JSON: camelCase (snake_case accepted), int64 as strings or numbers, hex trace/span ids,
     unknown fields ignored, as the specification requires."""
+    _check_size(body.count(b"{"), "JSON objects")  # before json.loads builds them: each message is one
     document, mended = _json_document(body)
     mended += _cut_deep_values(document)
     _check_count(sum(len(_list(scope_logs, "logRecords", "log_records"))
@@ -173,6 +175,13 @@ def _check_count(records: int) -> None:
         raise InvalidRequest(f"{records:,} log records in one request, more than the {MAX_RECORDS_PER_REQUEST:,} "
                              "procsight takes: send smaller batches (the batch processor's send_batch_max_size)",
                              "too_many_records")
+
+
+def _check_size(messages: int, what: str) -> None:
+    if messages > MAX_MESSAGES_PER_REQUEST:
+        raise InvalidRequest(f"{messages:,} {what} in one request, more than the {MAX_MESSAGES_PER_REQUEST:,} "
+                             "procsight parses (40 per record it takes): send fewer attributes or values per "
+                             "request", "too_many_records")
 
 
 def _hex_ids_to_base64(document: dict[str, Any]) -> None:
