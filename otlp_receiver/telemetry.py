@@ -70,7 +70,14 @@ class Counter(_Metric):
     def render(self) -> list[str]:
         with self._lock:
             items = sorted(self._values.items())
-        return self.header() + [f"{self.name}{_format_labels(k)} {v:g}" for k, v in items]
+        return self.header() + [f"{self.name}{_format_labels(k)} {_number(v)}" for k, v in items]
+
+
+def _number(value: float) -> str:
+    """A sample value in full: `:g` keeps six digits, so a counter past a million stopped showing small steps."""
+    if value != value or value in (float("inf"), float("-inf")):
+        return "NaN" if value != value else "+Inf" if value > 0 else "-Inf"
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
 
 
 class Gauge(Counter):
@@ -110,7 +117,7 @@ class Histogram(_Metric):
                 cumulative += count
                 le = "+Inf" if bound == float("inf") else f"{bound:g}"
                 lines.append(f"{self.name}_bucket{_format_labels(key, (('le', le),))} {cumulative}")
-            lines.append(f"{self.name}_sum{_format_labels(key)} {total:g}")
+            lines.append(f"{self.name}_sum{_format_labels(key)} {_number(total)}")
             lines.append(f"{self.name}_count{_format_labels(key)} {cumulative}")
         return lines
 

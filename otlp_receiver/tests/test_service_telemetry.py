@@ -15,6 +15,7 @@ from core.confmap import ConfigError, decode
 from otlp_receiver.config import ServiceSettings
 from otlp_receiver.service import Service
 from otlp_receiver.servicetelemetry import LogsConfig, TelemetryConfig
+from otlp_receiver.telemetry import Telemetry
 
 
 def settings(tmp_path: Path, telemetry: dict[str, Any], auth: bool = False) -> ServiceSettings:
@@ -135,3 +136,17 @@ def test_logs_settings_configure_the_process_log(tmp_path: Path) -> None:
 
 def test_defaults_start_no_port() -> None:
     assert TelemetryConfig().metrics.prometheus == []
+
+
+def test_counters_past_a_million_render_every_digit() -> None:
+    """`:g` rendered 1,100,045 as 1.10004e+06, so rate() lost the small steps of a busy receiver."""
+    telemetry = Telemetry()
+    counter = telemetry.counter("procsight_test_records_total", "records")
+    counter.inc(1_100_045, kind="a")
+    counter.inc(0.25, kind="b")
+    histogram = telemetry.histogram("procsight_test_seconds", "seconds")
+    histogram.observe(1_234_567.5)
+    text = telemetry.render()
+    assert 'procsight_test_records_total{kind="a"} 1100045' in text
+    assert 'procsight_test_records_total{kind="b"} 0.25' in text
+    assert "procsight_test_seconds_sum 1234567.5" in text

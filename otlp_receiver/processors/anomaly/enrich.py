@@ -79,10 +79,20 @@ def mark_unscored(record: LogRecord, why: str) -> None:
                            + log_attribute(semconv.ANOMALY_REASONS, (f"not scored: {why}",)))
 
 
+def strip_verdict_from(attributes: Any) -> bool:
+    """Removes verdict keys from a resource's or scope's attributes (a verdict is a record's, and procsight's
+    to write: a resource claiming `anomaly_severity: alert` would show in the stored ResourceAttributes).
+    True when there were any."""
+    if not any(kv.key in semconv.VERDICT_KEYS for kv in attributes):
+        return False
+    keep = [kv for kv in attributes if kv.key not in semconv.VERDICT_KEYS]
+    del attributes[:]
+    attributes.extend(keep)
+    return True
+
+
 def _drop_verdict(record: LogRecord) -> None:
-    keep = [kv for kv in record.attributes if kv.key not in semconv.VERDICT_KEYS]
-    del record.attributes[:]
-    record.attributes.extend(keep)
+    strip_verdict_from(record.attributes)
 
 
 def _normalised_attributes(event: ProcessEvent, present: dict[str, Any]) -> bytes:

@@ -22,7 +22,7 @@ from core.semconv import event_from_attributes
 from otlp_receiver.normalize import Normalizer
 from otlp_receiver.normalize.values import attributes_dict
 from otlp_receiver.processors.anomaly.config import Config
-from otlp_receiver.processors.anomaly.enrich import enrich, mark_unscored, strip_verdict
+from otlp_receiver.processors.anomaly.enrich import enrich, mark_unscored, strip_verdict, strip_verdict_from
 from scoring.engine import AnomalyEngine
 
 MAX_WORKLOAD_CHARS = 256
@@ -62,6 +62,8 @@ class BatchScorer:
         unscored: dict[str, int] = defaultdict(int)
         ordinal = 0
         for resource_logs in logs.resource_logs:
+            forged += strip_verdict_from(resource_logs.resource.attributes)
+            forged += sum(strip_verdict_from(scope_logs.scope.attributes) for scope_logs in resource_logs.scope_logs)
             resource = attributes_dict(resource_logs.resource.attributes)
             workload = self._workload(resource)
             for scope_logs in resource_logs.scope_logs:

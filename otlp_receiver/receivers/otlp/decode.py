@@ -41,12 +41,14 @@ class InvalidRequest(ValueError):
 
 
 def decode_protobuf(body: bytes) -> Decoded:
-    records = count_log_records(body)
-    if records is None:  # a group (no OTLP message has one) or a field past its end: uncountable, so refused
+    records, messages = count_log_records(body), count_messages(body)
+    if records is None or messages is None:
+        # A group (no OTLP message has one) or a field past its end, anywhere down to the values: uncountable,
+        # and past the parser (which skips unknown groups) the ClickHouse exporter's reader would drop the record.
         raise InvalidRequest("malformed protobuf ExportLogsServiceRequest: a group field, or a field that runs past "
                              "the end of its message", "malformed_protobuf")
     _check_count(records)
-    _check_size(count_messages(body) or 0, "messages")
+    _check_size(messages, "messages")
     request = ExportLogsServiceRequest()
     try:
         request.ParseFromString(body)

@@ -128,9 +128,14 @@ def test_senders_cannot_forge_a_verdict(processor) -> None:  # type: ignore[no-u
     forged.body.string_value = "nothing the scorer recognises"
     forged.attributes.extend(key_values({"anomaly_score": 0.99, "anomaly_severity": "alert",
                                          "anomaly_workload": "prod-payments", "anomaly_incident": "x", "keep": 1}))
+    resource_logs = batch.logs.resource_logs[0]  # a verdict claimed for a whole resource or scope
+    resource_logs.resource.attributes.extend(key_values({"anomaly_severity": "none"}))
+    resource_logs.scope_logs[0].scope.attributes.extend(key_values({"anomaly_score": 0.0, "scope.kept": "y"}))
     processor.process(batch)
     assert attributes(forged) == {"keep": 1}
-    assert processor._forged.total() == 1
+    assert "anomaly_severity" not in attributes(resource_logs.resource)
+    assert attributes(resource_logs.scope_logs[0].scope) == {"scope.kept": "y"}
+    assert processor._forged.total() == 3
 
 
 def test_rescoring_a_replayed_record_does_not_duplicate_attributes(processor) -> None:  # type: ignore[no-untyped-def]

@@ -299,6 +299,9 @@ def test_the_record_cap_is_not_bypassed_by_a_group_field_or_a_second_json_key() 
     group = bytes([15 << 3 | 3, 15 << 3 | 4])  # an empty group, field 15
     with pytest.raises(InvalidRequest, match="group field"):
         decode_protobuf(group + field(1, field(2, field(2, b"") * (MAX_RECORDS_PER_REQUEST + 1))))
+    # Inside a record the parser skipped it too, and the ClickHouse exporter's reader then dropped the record.
+    with pytest.raises(InvalidRequest, match="group field"):
+        decode_protobuf(field(1, field(2, field(2, field(1, b"\x01" * 8) + b"\x93\x03\x08\x07\x94\x03"))))
     document = {"resourceLogs": [{"scopeLogs": [{"logRecords": [], "log_records": [{}] * 3}]}]}
     with pytest.raises(InvalidRequest, match="both logRecords and log_records"):
         decode_json(json.dumps(document).encode())
