@@ -75,6 +75,8 @@ class Counter(_Metric):
 
 def _number(value: float) -> str:
     """A sample value in full: `:g` keeps six digits, so a counter past a million stopped showing small steps."""
+    if isinstance(value, int):  # a gauge set to an int (Python 3.11's int has no is_integer)
+        return str(value)
     if value != value or value in (float("inf"), float("-inf")):
         return "NaN" if value != value else "+Inf" if value > 0 else "-Inf"
     return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)

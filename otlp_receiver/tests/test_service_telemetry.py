@@ -146,7 +146,8 @@ def test_counters_past_a_million_render_every_digit() -> None:
     counter.inc(0.25, kind="b")
     histogram = telemetry.histogram("procsight_test_seconds", "seconds")
     histogram.observe(1_234_567.5)
+    telemetry.gauge("procsight_test_workloads", "workloads").set(7)
     text = telemetry.render()
     assert 'procsight_test_records_total{kind="a"} 1100045' in text
     assert 'procsight_test_records_total{kind="b"} 0.25' in text
-    assert "procsight_test_seconds_sum 1234567.5" in text
+    assert "procsight_test_seconds_sum 1234567.5" in text and "procsight_test_workloads 7" in text
