@@ -4,12 +4,20 @@ re-read when their files change.
 
 The request is taken as raw bytes (no generated servicer), so the bytes that were validated are the
 bytes spooled, parsed once with the upb protobuf runtime.
+
+The server is grpc's asyncio one, on a loop thread of its own: a call holds a worker thread only once its
+message has arrived. grpcio's threaded server gave each call a worker as its headers came, so 16 streams
+that never sent their message (no token needed) starved every other client.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+from collections.abc import Coroutine
 from concurrent import futures
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.any_pb2 import Any as AnyMessage
@@ -26,7 +34,8 @@ from otlp_receiver.receivers.otlp.ingest import Ingest
 log = logging.getLogger(__name__)
 
 SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
-_WORKERS = 16
+_WORKERS = 16  # threads that decode, validate and spool arrived messages
+_T = TypeVar("_T")
 
 
 def server_options(config: GrpcConfig) -> list[tuple[str, int]]:
@@ -79,13 +88,24 @@ class GrpcServer:
         self.config = config
         self.ingest = ingest
         self.endpoint = ""
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="otlp-grpc"),
-                                   options=server_options(config))
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="otlp-grpc-loop", daemon=True)
+        self._workers = futures.ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="otlp-grpc")
+        self._server: grpc.aio.Server | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+        try:
+            self._on_loop(self._start())
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    async def _start(self) -> None:
+        self._server = grpc.aio.server(options=server_options(self.config))
         handler = grpc.unary_unary_rpc_method_handler(
             self._export, request_deserializer=None, response_serializer=lambda m: m.SerializeToString())
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),))
-
-    def start(self) -> None:
         if self.config.transport == "unix":
             address = f"unix:{self.config.endpoint}"
         else:
@@ -102,30 +122,44 @@ class GrpcServer:
             raise OSError(f"cannot listen for OTLP/gRPC on {self.config.endpoint}")
         unix = self.config.transport == "unix"
         self.endpoint = self.config.endpoint if unix else address.rsplit(":", 1)[0] + f":{bound}"
-        self._server.start()
+        await self._server.start()
 
     def shutdown(self, timeout: float) -> None:
         # New RPCs are refused at once; those in flight get `timeout` seconds to finish.
-        self._server.stop(grace=timeout).wait(timeout + 1.0)
+        if self._server is not None and self._thread.is_alive():
+            self._on_loop(self._server.stop(grace=timeout), timeout + 5.0)
+        self._stop_loop()
 
-    def _export(self, body: bytes, context: grpc.ServicerContext) -> ExportLogsServiceResponse:
+    def _on_loop(self, work: Coroutine[Any, Any, _T], timeout: float | None = 30.0) -> _T:
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout)
+
+    def _stop_loop(self) -> None:
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5.0)
+        self._workers.shutdown(wait=False)
+
+    async def _export(self, body: bytes, context: grpc.aio.ServicerContext) -> ExportLogsServiceResponse:
+        metadata = _metadata(context)
         try:
-            metadata = _metadata(context)
-            tenant = self.ingest.tenant({name: values[0] for name, values in metadata.items()})
-            return self.ingest.export(decode_protobuf, body, tenant,
-                                      metadata if self.config.include_metadata else None)
+            return await self._loop.run_in_executor(self._workers, self._ingest, body, metadata)
         except Unauthenticated as exc:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
         except InvalidRequest as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except TooManyPartitions as exc:
-            context.abort(grpc.StatusCode.INTERNAL, str(exc))
+            await context.abort(grpc.StatusCode.INTERNAL, str(exc))
         except Backpressure as exc:
             code = grpc.StatusCode.UNAVAILABLE if exc.unavailable else grpc.StatusCode.RESOURCE_EXHAUSTED
-            _abort_with_retry_info(context, code, str(exc), exc.retry_after)
+            await _abort_with_retry_info(context, code, str(exc), exc.retry_after)
+
+    def _ingest(self, body: bytes, metadata: ClientMetadata) -> ExportLogsServiceResponse:
+        """On a worker thread: the tenant from the metadata, then decode, validate and spool."""
+        tenant = self.ingest.tenant({name: values[0] for name, values in metadata.items()})
+        return self.ingest.export(decode_protobuf, body, tenant, metadata if self.config.include_metadata else None)
 
 
-def _metadata(context: grpc.ServicerContext) -> ClientMetadata:
+def _metadata(context: grpc.aio.ServicerContext) -> ClientMetadata:
     """The request's metadata, text values only (binary `-bin` values are not headers anyone keys on)."""
     metadata: ClientMetadata = {}
     for key, value in context.invocation_metadata():
@@ -134,8 +168,8 @@ def _metadata(context: grpc.ServicerContext) -> ClientMetadata:
     return metadata
 
 
-def _abort_with_retry_info(context: grpc.ServicerContext, code: grpc.StatusCode, message: str,
-                           retry_after: float) -> None:
+async def _abort_with_retry_info(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str,
+                                 retry_after: float) -> None:
     """RESOURCE_EXHAUSTED is retryable in OTLP only with RetryInfo, sent as google.rpc.Status details."""
     seconds = int(retry_after)
     retry = error_details_pb2.RetryInfo(retry_delay=Duration(seconds=seconds,
@@ -144,4 +178,4 @@ def _abort_with_retry_info(context: grpc.ServicerContext, code: grpc.StatusCode,
     detail.Pack(retry)
     status = status_pb2.Status(code=code.value[0], message=message, details=[detail])
     context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
-    context.abort(code, message)
+    await context.abort(code, message)

@@ -322,6 +322,29 @@ def test_a_request_of_millions_of_empty_lists_or_attributes_is_refused_before_it
     assert decode_protobuf(field(1, field(2, field(2, record) * 8192))).accepted == 8192
 
 
+def test_streams_that_never_send_their_message_do_not_starve_other_clients(start_service) -> None:  # type: ignore[no-untyped-def]
+    """grpcio's threaded server gave each of its 16 workers to a call as its headers came: 16 streams that never
+    sent their message (no token needed) left every other client waiting for ever."""
+    service = start_service("basic.yaml")
+    released = threading.Event()
+
+    def nothing() -> Iterator[bytes]:  # a request stream that sends its headers and then nothing
+        released.wait(30)
+        yield from ()
+
+    with grpc.insecure_channel(service.grpc_endpoint()) as channel:
+        stall = channel.stream_unary(EXPORT, request_serializer=None, response_deserializer=None)
+        stalled = [stall.future(nothing()) for _ in range(40)]
+        try:
+            started = time.monotonic()
+            _, error = grpc_call(service, request_of("served while 40 streams stall").SerializeToString())
+            assert error is None and time.monotonic() - started < 5, error
+        finally:
+            released.set()
+            for call in stalled:
+                call.cancel()
+
+
 def test_spool_full_is_429_with_retry_after(start_service) -> None:  # type: ignore[no-untyped-def]
     service = start_service("tiny_spool.yaml")  # a 1 MiB spool
     big = request_of("y" * 1_200_000).SerializeToString()
