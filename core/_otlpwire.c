@@ -4,9 +4,9 @@
  * them. Parsing builds an object per record (about 140 bytes for an empty one), so a 20 MiB body of empty
  * records, which gzip sends as 20 KiB, would take 1.4 GB and seconds before anyone could count them.
  *
- * count_messages: how many messages of any kind the request holds (resource and scope lists, records, their
- * attributes and the values nested in those), for the same reason: ten million empty attributes or empty
- * ResourceLogs cost as much to parse as records do, and hold none.
+ * count_parts: the records and the messages of any kind the request holds (resource and scope lists, records,
+ * their attributes and the values nested in those), in one walk, for the same reason: ten million empty
+ * attributes or empty ResourceLogs cost as much to parse as records do, and hold none.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -61,10 +61,14 @@ static enum kind field_kind(enum kind parent, uint64_t number) {
     }
 }
 
-/* The messages inside data[start:end], a message of `kind`, counted down to `depth` levels (below that the parser
- * refuses the request anyway); -1 for bytes that are not a message. */
-static Py_ssize_t messages_in(const uint8_t *data, Py_ssize_t start, Py_ssize_t end, enum kind kind, int depth) {
-    Py_ssize_t position = start, found = 0;
+typedef struct {
+    Py_ssize_t records, messages;
+} Parts;
+
+/* Adds the records and messages inside data[start:end], a message of `kind`, to `parts`, down to `depth` levels
+ * (below that the parser refuses the request anyway); -1 for bytes that are not a message. */
+static int parts_in(const uint8_t *data, Py_ssize_t start, Py_ssize_t end, enum kind kind, int depth, Parts *parts) {
+    Py_ssize_t position = start;
     while (position < end) {
         Field field;
         if (read_field(data, &position, end, &field) < 0)
@@ -74,31 +78,37 @@ static Py_ssize_t messages_in(const uint8_t *data, Py_ssize_t start, Py_ssize_t 
         enum kind inner = field_kind(kind, field.number);
         if (inner == LEAF)
             continue;
-        found += 1;
-        if (depth > 0) {
-            Py_ssize_t nested = messages_in(data, field.start, field.start + field.length, inner, depth - 1);
-            if (nested < 0)
-                return -1;
-            found += nested;
-        }
+        parts->messages += 1;
+        parts->records += inner == LOG_RECORD;
+        if (depth > 0 && parts_in(data, field.start, field.start + field.length, inner, depth - 1, parts) < 0)
+            return -1;
     }
-    return found;
+    return 0;
 }
 
-PyDoc_STRVAR(count_messages_doc,
-"count_messages(data)\n"
-"--\n\n"
-"How many messages (lists, records, attributes, nested values) the serialized ExportLogsServiceRequest `data`\n"
-"holds, or None when it is not one.");
-
-static PyObject *count_messages(PyObject *module, PyObject *data) {
+/* The bytes of `data`, or NULL with a TypeError naming `function`. */
+static const uint8_t *bytes_of(PyObject *data, const char *function) {
     if (!PyBytes_Check(data)) {
-        PyErr_SetString(PyExc_TypeError, "count_messages takes bytes");
+        PyErr_Format(PyExc_TypeError, "%s takes bytes", function);
         return NULL;
     }
-    Py_ssize_t found = messages_in((const uint8_t *)PyBytes_AS_STRING(data), 0, PyBytes_GET_SIZE(data), REQUEST,
-                                   100); /* the parser's own recursion limit */
-    return found < 0 ? Py_NewRef(Py_None) : PyLong_FromSsize_t(found);
+    return (const uint8_t *)PyBytes_AS_STRING(data);
+}
+
+PyDoc_STRVAR(count_parts_doc,
+"count_parts(data)\n"
+"--\n\n"
+"(records, messages) the serialized ExportLogsServiceRequest `data` holds (messages: lists, records,\n"
+"attributes, nested values), or None when it is not one.");
+
+static PyObject *count_parts(PyObject *module, PyObject *data) {
+    const uint8_t *bytes = bytes_of(data, "count_parts");
+    if (bytes == NULL)
+        return NULL;
+    Parts parts = {0, 0};
+    if (parts_in(bytes, 0, PyBytes_GET_SIZE(data), REQUEST, 100, &parts) < 0) /* 100: the parser's own limit */
+        return Py_NewRef(Py_None);
+    return Py_BuildValue("(nn)", parts.records, parts.messages);
 }
 
 PyDoc_STRVAR(count_log_records_doc,
@@ -107,18 +117,17 @@ PyDoc_STRVAR(count_log_records_doc,
 "How many log records the serialized ExportLogsServiceRequest `data` holds, or None when it is not one.");
 
 static PyObject *count_log_records(PyObject *module, PyObject *data) {
-    if (!PyBytes_Check(data)) {
-        PyErr_SetString(PyExc_TypeError, "count_log_records takes bytes");
+    const uint8_t *bytes = bytes_of(data, "count_log_records");
+    if (bytes == NULL)
         return NULL;
-    }
-    Py_ssize_t found = each_field((const uint8_t *)PyBytes_AS_STRING(data), 0, PyBytes_GET_SIZE(data), 1,
+    Py_ssize_t found = each_field(bytes, 0, PyBytes_GET_SIZE(data), 1,
                                   resource_records); /* ExportLogsServiceRequest.resource_logs */
     return found < 0 ? Py_NewRef(Py_None) : PyLong_FromSsize_t(found);
 }
 
 static PyMethodDef methods[] = {
     {"count_log_records", count_log_records, METH_O, count_log_records_doc},
-    {"count_messages", count_messages, METH_O, count_messages_doc},
+    {"count_parts", count_parts, METH_O, count_parts_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from core._otlpwire import count_log_records, count_messages
+from core._otlpwire import count_log_records, count_parts
 
-# How many log records, and how many messages of any kind, a request's bytes hold, read without parsing (C).
-__all__ = ["count_log_records", "count_messages"]
+# How many log records (and, in one walk, messages of any kind) a request's bytes hold, read without parsing (C).
+__all__ = ["count_log_records", "count_parts"]
 
 # The most log records a procsight receiver takes in one request (otlp_receiver/receivers/otlp/decode.py says
 # why); the agent never batches more.

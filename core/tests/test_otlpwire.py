@@ -8,7 +8,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from core.otlpwire import count_log_records, count_messages, field, log_attribute
+from core.otlpwire import count_log_records, count_parts, field, log_attribute
 
 
 def test_attributes_of_every_value_type_decode_as_protobuf_builds_them():
@@ -51,7 +51,7 @@ def test_log_records_are_counted_from_the_bytes_as_protobuf_parses_them():
 
 
 def _messages(message) -> int:
-    """Every message a parsed request holds, counted the slow way (what count_messages reads from bytes)."""
+    """Every message a parsed request holds, counted the slow way (what count_parts reads from bytes)."""
     inner = [item for field, value in message.ListFields() if field.message_type is not None
              for item in (value if field.is_repeated else [value])]
     return len(inner) + sum(_messages(item) for item in inner)
@@ -65,9 +65,10 @@ def test_messages_are_counted_from_the_bytes_as_the_parser_builds_them():
         value = value.kvlist_value.values.add(key="n").value
     value.array_value.values.add().string_value = "leaf"
     for request in (ExportLogsServiceRequest.FromString(data), deep):
-        assert count_messages(request.SerializeToString()) == _messages(request)
-    assert count_messages(b"\x0a\x00" * 10) == 10  # empty ResourceLogs: no record, ten messages
-    assert count_messages(b"\x0a\x05\x12") is None and count_messages(b"\x0b") is None
+        records = sum(len(scope.log_records) for resource in request.resource_logs for scope in resource.scope_logs)
+        assert count_parts(request.SerializeToString()) == (records, _messages(request))
+    assert count_parts(b"\x0a\x00" * 10) == (0, 10)  # empty ResourceLogs: no record, ten messages
+    assert count_parts(b"\x0a\x05\x12") is None and count_parts(b"\x0b") is None
 
 
 def test_every_cut_and_corruption_of_a_request_is_counted_or_refused_as_upb_would():

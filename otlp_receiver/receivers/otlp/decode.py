@@ -25,7 +25,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from core.otlpwire import MAX_MESSAGES_PER_REQUEST, MAX_RECORDS_PER_REQUEST, count_log_records, count_messages
+from core.otlpwire import MAX_MESSAGES_PER_REQUEST, MAX_RECORDS_PER_REQUEST, count_parts
 from otlp_receiver.component import Decoded
 from otlp_receiver.receivers.otlp.repair import CUT_TEXT, MAX_VALUE_DEPTH, mend
 
@@ -41,12 +41,13 @@ class InvalidRequest(ValueError):
 
 
 def decode_protobuf(body: bytes) -> Decoded:
-    records, messages = count_log_records(body), count_messages(body)
-    if records is None or messages is None:
+    parts = count_parts(body)
+    if parts is None:
         # A group (no OTLP message has one) or a field past its end, anywhere down to the values: uncountable,
         # and past the parser (which skips unknown groups) the ClickHouse exporter's reader would drop the record.
         raise InvalidRequest("malformed protobuf ExportLogsServiceRequest: a group field, or a field that runs past "
                              "the end of its message", "malformed_protobuf")
+    records, messages = parts
     _check_count(records)
     _check_size(messages, "messages")
     request = ExportLogsServiceRequest()
