@@ -983,9 +983,10 @@ def _network_tools(command: Command) -> list[Evidence]:
     if program in ("ssh", "scp", "sftp") and any(_staged(key) for key in option_values(command, ("-i",))):
         return [Evidence(0.35, f"{program} logs in with a key kept in a temp or hidden place", "T1021.004",
                          "lateral-movement")]
-    if (program in ("scp", "rsync", "sftp") and any("@" in a or ":" in a for a in _operands(command)[-1:])) or (
-            program == "smbclient" and reads_of(command)):
-        sent = reads_of(command)
+    if program not in ("scp", "rsync", "sftp", "smbclient"):
+        return []
+    sent = reads_of(command)
+    if sent if program == "smbclient" else any("@" in a or ":" in a for a in _operands(command)[-1:]):
         sensitive = [p for p in sent if location_of(p) is not None]
         if sensitive:
             return [Evidence(0.5, f"{program} copies {sensitive[0][:80]} to another host", "T1048", EXFILTRATION)]
@@ -1522,18 +1523,27 @@ def _discovery(command: Command) -> list[Evidence]:
         found.append(Evidence(0.15, "looks for tools on the host", "T1518", DISCOVERY))
     if program in ("grep", "egrep", "ps") and any(_SECURITY_SERVICES.match(a) for a in args[1:]):
         found.append(Evidence(0.15, "looks for security tools", "T1518.001", DISCOVERY))
-    if program in ("grep", "egrep", "rg") and any(_SECRET_WORDS & set(_WORDS.findall(a[:MAX_OPERAND].lower()))
-                                                 for a in args[1:]) and any(
-            location_of(p) in (_ENVIRON, _ALL_ENVIRONS, _ALL_COMMAND_LINES) for p in reads_of(command)):
-        found.append(Evidence(0.45, f"{program} searches processes' environments or command lines for secrets",
-                              "T1552", CREDENTIAL_ACCESS))
-    elif program in ("grep", "egrep", "rg") and _recursive_search(args):
-        if any(_SECRET_FORMATS.search(a[:MAX_OPERAND]) for a in args[1:]):
-            found.append(Evidence(0.4, f"{program} searches files for access keys or private keys", "T1552.001",
-                                  CREDENTIAL_ACCESS))
-        elif any(_SECRET_WORDS & set(_WORDS.findall(a[:MAX_OPERAND].lower())) for a in args[1:]):
-            found.append(Evidence(0.3, f"{program} searches files for passwords", "T1552.001", CREDENTIAL_ACCESS))
+    if program in ("grep", "egrep", "rg"):
+        found += _secret_searches(command)
     return found
+
+
+def _secret_searches(command: Command) -> list[Evidence]:
+    """grep for secrets: in processes' environments or command lines, or recursively through files."""
+    program, args = command.program, command.args
+    names_a_secret = any(_SECRET_WORDS & set(_WORDS.findall(a[:MAX_OPERAND].lower())) for a in args[1:])
+    if names_a_secret and any(location_of(p) in (_ENVIRON, _ALL_ENVIRONS, _ALL_COMMAND_LINES)
+                              for p in reads_of(command)):
+        return [Evidence(0.45, f"{program} searches processes' environments or command lines for secrets", "T1552",
+                         CREDENTIAL_ACCESS)]
+    if not _recursive_search(args):
+        return []
+    if any(_SECRET_FORMATS.search(a[:MAX_OPERAND]) for a in args[1:]):
+        return [Evidence(0.4, f"{program} searches files for access keys or private keys", "T1552.001",
+                         CREDENTIAL_ACCESS)]
+    if names_a_secret:
+        return [Evidence(0.3, f"{program} searches files for passwords", "T1552.001", CREDENTIAL_ACCESS)]
+    return []
 
 
 _SECRET_WORDS = frozenset({"password", "passwd", "pass", "secret", "token", "api_key", "apikey", "pwd"})
