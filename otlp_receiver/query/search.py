@@ -268,18 +268,18 @@ def _misspelled(word: str) -> frozenset[str]:
     "exfiltraiton"), or a longer one by two ("ransomwear"), when exactly one fits at the fewest edits."""
     if len(word) < MIN_TYPO:
         return frozenset()
-    fits = {stemmed for spelling, stemmed in _LEXICON_SPELLINGS.items()
-            if abs(len(spelling) - len(word)) <= 1 and _one_edit_apart(word, spelling)}
-    if not fits and len(word) >= MIN_TWO_TYPOS:
-        fits = {stemmed for spelling, stemmed in _LEXICON_SPELLINGS.items()
-                if abs(len(spelling) - len(word)) <= 2 and _edits_apart(word, spelling) == 2}
+    allowed = 2 if len(word) >= MIN_TWO_TYPOS else 1
+    by_edits: dict[int, set[str]] = {}
+    for spelling, stemmed in _LEXICON_SPELLINGS.items():
+        if abs(len(spelling) - len(word)) <= allowed and 0 < (edits := _edits_apart(word, spelling)) <= allowed:
+            by_edits.setdefault(edits, set()).add(stemmed)
+    fits = by_edits[min(by_edits)] if by_edits else set()
     return frozenset(fits) if len(fits) == 1 else frozenset()
 
 
 def _edits_apart(one: str, other: str) -> int:
     """Letters added, dropped, changed or swapped with a neighbour to turn one word into the other."""
-    previous, current = list(range(len(other) + 1)), [0] * (len(other) + 1)
-    before: list[int] = []
+    previous, before = list(range(len(other) + 1)), []
     for i, a in enumerate(one, start=1):
         current = [i] + [0] * len(other)
         for j, b in enumerate(other, start=1):
@@ -288,18 +288,6 @@ def _edits_apart(one: str, other: str) -> int:
                 current[j] = min(current[j], before[j - 2] + 1)
         before, previous = previous, current
     return previous[-1]
-
-
-def _one_edit_apart(one: str, other: str) -> bool:
-    if one == other:
-        return False
-    if len(one) == len(other):
-        differ = [i for i, (a, b) in enumerate(zip(one, other, strict=True)) if a != b]
-        return len(differ) == 1 or (len(differ) == 2 and differ[1] == differ[0] + 1 and
-                                    one[differ[0]] == other[differ[1]] and one[differ[1]] == other[differ[0]])
-    shorter, longer = sorted((one, other), key=len)
-    cut = next((i for i, (a, b) in enumerate(zip(shorter, longer, strict=False)) if a != b), len(shorter))
-    return shorter[cut:] == longer[cut + 1:]
 
 
 def _phrase_match(wanted: set[str], technique: Technique) -> float:
