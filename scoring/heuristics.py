@@ -347,6 +347,7 @@ def _secrets_inline_code_opens(name: str, code: str) -> list[Evidence]:
 def _staged_code_runs(name: str, code: str) -> list[Evidence]:
     """Inline code that loads a library, or runs a program, kept in a temp or hidden place:
     `ctypes.CDLL("/dev/shm/.k/l.so")`, `os.system("/tmp/.x")` (a dropper's payload, started by an interpreter)."""
+    # Not knowledge's `_staged`: that counts /dev too, and code names /dev/null all the time.
     staged = [p for p in _CODE_PATH.findall(code[:MAX_SCAN])
               if path_class(p) in ("tmp", "shm") or (p.rsplit("/", 1)[-1].startswith(".") and p.count("/") > 1)]
     if not staged:
