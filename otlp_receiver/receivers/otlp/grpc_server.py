@@ -8,6 +8,11 @@ bytes spooled, parsed once with the upb protobuf runtime.
 The server is grpc's asyncio one, on a loop thread of its own: a call holds a worker thread only once its
 message has arrived. grpcio's threaded server gave each call a worker as its headers came, so 16 streams
 that never sent their message (no token needed) starved every other client.
+
+Export is served as a client-streaming method that takes exactly one message: grpc's asyncio server drops a
+unary call whose stream ended inside its message (a length prefix promising more than was sent) without an
+answer, and the client waits for its deadline. Read as a stream, such a call ends with no message, and is
+answered INVALID_ARGUMENT and counted.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from concurrent import futures
 from typing import Any, TypeVar
 
@@ -103,7 +108,7 @@ class GrpcServer:
 
     async def _start(self) -> None:
         self._server = grpc.aio.server(options=server_options(self.config))
-        handler = grpc.unary_unary_rpc_method_handler(
+        handler = grpc.stream_unary_rpc_method_handler(
             self._export, request_deserializer=None, response_serializer=lambda m: m.SerializeToString())
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),))
         if self.config.transport == "unix":
@@ -139,7 +144,9 @@ class GrpcServer:
             self._thread.join(5.0)
         self._workers.shutdown(wait=False)
 
-    async def _export(self, body: bytes, context: grpc.aio.ServicerContext) -> ExportLogsServiceResponse:
+    async def _export(self, messages: AsyncIterator[bytes],
+                      context: grpc.aio.ServicerContext) -> ExportLogsServiceResponse:
+        body = await self._one_message(messages, context)
         metadata = _metadata(context)
         try:
             return await self._loop.run_in_executor(self._workers, self._ingest, body, metadata)
@@ -152,6 +159,16 @@ class GrpcServer:
         except Backpressure as exc:
             code = grpc.StatusCode.UNAVAILABLE if exc.unavailable else grpc.StatusCode.RESOURCE_EXHAUSTED
             await _abort_with_retry_info(context, code, str(exc), exc.retry_after)
+
+    async def _one_message(self, messages: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
+        """The call's single request message; a call with none (its stream ended inside it) or more is refused."""
+        first = await anext(messages, None)
+        if first is not None and await anext(messages, None) is None:
+            return first
+        reason, problem = (("incomplete_message", "the call ended before its request message arrived whole")
+                           if first is None else ("several_messages", "an Export call takes one request message"))
+        self.ingest.refused(reason)
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)  # raises
 
     def _ingest(self, body: bytes, metadata: ClientMetadata) -> ExportLogsServiceResponse:
         """On a worker thread: the tenant from the metadata, then decode, validate and spool."""

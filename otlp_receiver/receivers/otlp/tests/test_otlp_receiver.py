@@ -37,6 +37,7 @@ from otlp_receiver.receivers.otlp.decode import (
 from otlp_receiver.receivers.otlp.repair import CUT_TEXT
 from otlp_receiver.service import Service
 from testing import wait_until
+from testing.raw_http2 import grpc_call_ending
 
 TESTDATA = Path(__file__).parent / "testdata"
 EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
@@ -371,6 +372,35 @@ def test_grpc_malformed_protobuf_is_invalid_argument(start_service) -> None:  # 
     service = start_service("basic.yaml")
     _, error = grpc_call(service, b"\x0a\xff\xff\xff\xff\x0f")
     assert error is not None and error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_grpc_call_ending_inside_its_message_is_answered_and_counted(start_service) -> None:  # type: ignore[no-untyped-def]
+    """A length prefix promising 4 MiB, 40-odd bytes sent, then the stream's end: grpc's asyncio server dropped
+    such a unary call unanswered, and the client waited for its deadline."""
+    service = start_service("basic.yaml")
+    message = request_of("cut short").SerializeToString()
+    started = time.monotonic()
+    assert grpc_call_ending(service.grpc_endpoint(), EXPORT, message, (4 << 20) - 10) == "trailers"
+    assert time.monotonic() - started < 3
+    rejected = service.telemetry.counter("procsight_receiver_rejected_requests_total", "")
+    assert rejected.value(transport="grpc", reason="incomplete_message") == 1
+    assert grpc_call_ending(service.grpc_endpoint(), EXPORT, message, len(message)) == "trailers"  # the control
+    wait_until(lambda: service.telemetry.counter("procsight_receiver_accepted_log_records_total", "")
+               .value(transport="grpc") == 1)
+
+
+def test_grpc_call_of_two_messages_is_invalid_argument(start_service) -> None:  # type: ignore[no-untyped-def]
+    service = start_service("basic.yaml")
+    message = request_of("one of two").SerializeToString()
+    with grpc.insecure_channel(service.grpc_endpoint()) as channel:
+        export = channel.stream_unary(EXPORT, request_serializer=None, response_deserializer=None)
+        with pytest.raises(grpc.RpcError) as raised:
+            export(iter([message, message]), timeout=10)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    rejected = service.telemetry.counter("procsight_receiver_rejected_requests_total", "")
+    assert rejected.value(transport="grpc", reason="several_messages") == 1
+    accepted = service.telemetry.counter("procsight_receiver_accepted_log_records_total", "")
+    assert accepted.value(transport="grpc") == 0
 
 
 def test_grpc_oversized_message_is_resource_exhausted(start_service) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,62 @@
+"""A gRPC call framed by hand over cleartext HTTP/2, for requests grpcio will not send (a length prefix that
+promises more than the message has). Headers go out as HPACK literals (no indexing, no Huffman); the answer
+is read only as far as its frames: nothing is decoded.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+_DATA, _HEADERS, _RST_STREAM, _SETTINGS, _PING, _GOAWAY = 0, 1, 3, 4, 6, 7
+_END_STREAM, _END_HEADERS, _ACK = 0x1, 0x4, 0x1
+
+
+def _frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def _literal(name: str, value: str) -> bytes:
+    assert len(name) < 127 and len(value) < 127, "short header fields only (one-byte HPACK lengths)"
+    return b"\x00" + bytes([len(name)]) + name.encode() + bytes([len(value)]) + value.encode()
+
+
+def grpc_call_ending(endpoint: str, path: str, message: bytes, declared_length: int, timeout: float = 5.0) -> str:
+    """Sends one gRPC message whose length prefix says `declared_length`, ends the stream, and says how the
+    server answered: "trailers" (the call ended with a HEADERS frame), "reset", "goaway", "closed" or "timeout"."""
+    host, port = endpoint.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(_SETTINGS, 0, 0, b""))
+        headers = [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", endpoint),
+                   ("content-type", "application/grpc"), ("te", "trailers")]
+        sock.sendall(_frame(_HEADERS, _END_HEADERS, 1, b"".join(_literal(k, v) for k, v in headers)))
+        sock.sendall(_frame(_DATA, _END_STREAM, 1, b"\x00" + declared_length.to_bytes(4, "big") + message))
+        return _outcome(sock, time.monotonic() + timeout)
+
+
+def _outcome(sock: socket.socket, deadline: float) -> str:
+    buffer = b""
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            break
+        if not chunk:
+            return "closed"
+        buffer += chunk
+        while len(buffer) >= 9 and len(buffer) >= 9 + int.from_bytes(buffer[:3], "big"):
+            length, kind, flags = int.from_bytes(buffer[:3], "big"), buffer[3], buffer[4]
+            stream, payload = int.from_bytes(buffer[5:9], "big") & 0x7FFFFFFF, buffer[9:9 + length]
+            buffer = buffer[9 + length:]
+            if kind == _SETTINGS and not flags & _ACK:
+                sock.sendall(_frame(_SETTINGS, _ACK, 0, b""))
+            elif kind == _PING and not flags & _ACK:
+                sock.sendall(_frame(_PING, _ACK, 0, payload))
+            elif kind == _GOAWAY:
+                return "goaway"
+            elif stream == 1 and kind == _RST_STREAM:
+                return "reset"
+            elif stream == 1 and kind == _HEADERS and flags & _END_STREAM:
+                return "trailers"
+    return "timeout"
