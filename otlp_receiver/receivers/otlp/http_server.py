@@ -473,7 +473,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _check_encoding(self) -> None:
         """Only the Content-Encodings of `compression_algorithms` (every one upstream takes, by default)."""
-        encoding = _content_encoding(self.headers.get("Content-Encoding"))
+        encoding = self._content_encoding()
         if encoding not in self.owner.config.accepted_encodings:
             self._skip_body()
             accepted = ", ".join(e for e in self.owner.config.accepted_encodings if e)
@@ -490,7 +490,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise
         self._body_unread = False
-        return decompress(_content_encoding(self.headers.get("Content-Encoding")), raw, limit)
+        return decompress(self._content_encoding(), raw, limit)
+
+    def _content_encoding(self) -> str:
+        """The Content-Encoding as `compression_algorithms` names it: "" for none, `x-gzip` as gzip. Several
+        header lines are one list of codings applied in turn (RFC 9110 section 5.3), which no algorithm names:
+        read as the first, as Go's Header.Get does, `gzip` then `identity` would be one body to us and another
+        to a proxy that went by the last."""
+        encoding = ", ".join(self.headers.get_all("Content-Encoding") or ()).strip().lower()
+        return {"identity": "", "x-gzip": "gzip"}.get(encoding, encoding)
 
     def _reply(self, status: int, content_type: str, payload: bytes, headers: dict[str, str] | None = None) -> None:
         config = self.owner.config
@@ -515,12 +523,6 @@ class _Handler(BaseHTTPRequestHandler):
 # Answers echo what clients sent (a record id, a query): never sniffed as another type; the page is never framed.
 _API_HEADERS = {"X-Content-Type-Options": "nosniff"}
 _PAGE_HEADERS = {**_API_HEADERS, "X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
-
-
-def _content_encoding(header: str | None) -> str:
-    """The Content-Encoding as `compression_algorithms` names it: "" for none, `x-gzip` as gzip."""
-    encoding = (header or "").strip().lower()
-    return {"identity": "", "x-gzip": "gzip"}.get(encoding, encoding)
 
 
 def _deadline(seconds: float) -> float | None:

@@ -168,6 +168,17 @@ def test_two_gzip_members_are_both_accepted_not_half_stored(service: Service) ->
     assert accepted.value(transport="http") == 2
 
 
+def test_two_content_encoding_lines_are_400_not_the_first_alone(service: Service) -> None:
+    """`gzip` then `identity`: read by the first line the body is gzip, by the last it is not."""
+    body = gzip.compress(request_of("two encodings").SerializeToString())
+    head = (f"POST /v1/logs HTTP/1.1\nHost: x\nContent-Type: application/x-protobuf\nContent-Length: {len(body)}\n"
+            "Content-Encoding: gzip\nContent-Encoding: identity\nConnection: close\n")
+    answer = raw_request(service.http_endpoint(), head, body)
+    assert answer.startswith(b"HTTP/1.1 400") and b"gzip, identity" in answer, answer[:200]
+    rejected = service.telemetry.counter("procsight_receiver_rejected_requests_total", "")
+    assert rejected.value(transport="http", reason="bad_body") == 1
+
+
 @pytest.mark.parametrize("encoding", ["zstd", "lz4", "snappy", "x-snappy-framed", "zlib"])
 def test_records_in_every_encoding_are_delivered(service: Service, encoding: str) -> None:
     body = COMPRESS[encoding](request_of(f"sent as {encoding}").SerializeToString())
