@@ -25,6 +25,7 @@ DECODERS = frozenset({"base64", "base32", "basenc", "xxd", "openssl", "gunzip", 
 SECRET_SOURCES = frozenset({"env", "printenv", "set", "history", "cat", "tar", "zip", "find", "ps", "ls", "gpg",
                             "openssl", "base64", "gzip", "xxd", "dd", "strings", "head", "tail", "grep"})
 # Two bytes or more written as escapes (hex, octal, unicode): text hidden from whoever reads the command.
+_GRANTS_EXECUTE = re.compile(r"[+=][rwxXst]{0,6}[xX]")  # a symbolic clause adding or setting x
 _ESCAPED_BYTES = re.compile(r"(?:\\x[0-9a-fA-F]{1,2}|\\[0-7]{3}|\\u[0-9a-fA-F]{4}){2}")
 # Options of a shell or interpreter that take the next argument as their value (not the script to run).
 _VALUE_OPTIONS = frozenset({"-o", "+o", "-O", "+O", "-W", "-X", "-I", "--require", "--import", "--rcfile",
@@ -163,6 +164,13 @@ def hideout(path: str) -> bool:
     return path_class(path) in ("tmp", "shm", "dev") or (name.startswith(".") and name not in (".", ".."))
 
 
+def _sets_execute(mode: str) -> bool:
+    """A chmod mode that grants an execute bit: `+x`, `u=rwx`, `755`; not `600` or `644` (a key, a cron file)."""
+    if mode.isdigit():
+        return set(mode) <= set("01234567") and any(int(digit) & 1 for digit in mode[-3:])
+    return _GRANTS_EXECUTE.search(mode) is not None
+
+
 def prepared_files(command: Command) -> list[tuple[str, str, float, str]]:
     """(path, how, weight of running it later when it is suspect, technique) for each file this command prepares."""
     program = command.program
@@ -179,7 +187,7 @@ def prepared_files(command: Command) -> list[tuple[str, str, float, str]]:
         targets = [a for a in command.args[2:] if not a.startswith("-") and a != mode]
         if "s" in mode or (mode[:1] in "246" and len(mode) == 4):
             return [(p, "given the setuid bit by chmod", 0.5, "T1548.001") for p in targets]
-        if "x" in mode or mode.isdigit():
+        if _sets_execute(mode):
             return [(p, "made executable by chmod", 0.35, "T1222.002") for p in targets]
         return []
     if program in DECODERS and command.writes_to():

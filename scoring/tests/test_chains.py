@@ -136,6 +136,17 @@ def test_drop_chmod_run_in_tmp_alerts_with_the_download_named(engine):
     assert len({v.incident for v in verdicts}) == 1 and verdicts[0].incident
 
 
+@pytest.mark.parametrize(("mode", "executable"), [("600", False), ("0644", False), ("u=rw", False), ("a-x", False),
+                                                  ("755", True), ("0700", True), ("u+x", True), ("go-w,u+x", True)])
+def test_only_a_mode_granting_an_execute_bit_makes_a_file_executable(engine, mode: str, executable: bool):
+    """`chmod 600` of a key or `chmod 644` of a cron file just written is routine, not a payload made runnable."""
+    session = Session()
+    events = [session.exec("tee -a /home/u/.ssh/authorized_keys", 100, "bash"),
+              session.exec(f"chmod {mode} /home/u/.ssh/authorized_keys", 100, "bash")]
+    reasons = _score(engine, events)[1].reasons
+    assert any(r.startswith("made executable") for r in reasons) == executable, reasons
+
+
 def test_a_hidden_file_run_by_a_relative_name_without_a_working_directory_keeps_its_name(engine):
     """Sources that report no cwd: `./.x` is the `.x` downloaded to /tmp (the only file of that name), and
     the dot stays (a hidden name is where droppers hide, and the reasons name the file as written)."""
