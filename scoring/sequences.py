@@ -74,6 +74,9 @@ def script_evidence(script: Script, cwd: str) -> list[Evidence]:
     written: dict[str, tuple[str, float, str]] = {}
     executed: set[str] = set()
     for command in (unwrap(c) for c in script.commands()):
+        if command.program == "cd" and len(command.args) == 2 and command.args[1][:1] not in ("-", "~", "$"):
+            cwd = resolve(command.args[1], cwd)  # `cd /tmp && gcc x.c -o x && ./x` builds and runs /tmp/x
+            continue
         for path in (resolve(p, cwd) for p in runs_files(command)):
             if path in written:
                 how, weight, technique = written[path]
@@ -85,8 +88,7 @@ def script_evidence(script: Script, cwd: str) -> list[Evidence]:
             if resolve(target, cwd) in executed:
                 found.append(Evidence(deleted_after_run_weight(hideout(target)),
                                       f"deletes {target[:80]} after running it", "T1070.004", DEFENSE_EVASION))
-        for target, how, weight, technique in made_runnable(command):
-            resolved = resolve(target, cwd)
+        for resolved, how, weight, technique in made_runnable(command, cwd):
             if resolved in written and how.startswith(("made executable", "given the setuid bit")):
                 previous = written[resolved]
                 how, weight = f"{previous[0]}, then {how}", max(weight, previous[1])
@@ -139,12 +141,13 @@ def _inline_code_flag(program: str, arg: str) -> bool:
     return arg in INLINE_CODE_FLAGS
 
 
-def made_runnable(command: Command) -> list[tuple[str, str, float, str]]:
-    """(path, how, weight of running it later, technique) for each file this command prepares. Running
-    what was prepared in a temp, shared-memory or hidden place counts in full; elsewhere (a build
-    directory, a deployment) a third."""
+def made_runnable(command: Command, cwd: str) -> list[tuple[str, str, float, str]]:
+    """(path resolved against `cwd`, how, weight of running it later, technique) for each file this command
+    prepares. Running what was prepared in a temp, shared-memory or hidden place counts in full; elsewhere (a
+    build directory, a deployment) a third."""
+    resolved = [(resolve(path, cwd), *rest) for path, *rest in prepared_files(command)]
     return [(path, how, weight if hideout(path) else discounted(weight), technique)
-            for path, how, weight, technique in prepared_files(command)]
+            for path, how, weight, technique in resolved]
 
 
 def discounted(weight: float) -> float:

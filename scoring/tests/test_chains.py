@@ -275,6 +275,18 @@ def test_a_script_that_copies_chmods_and_runs_a_temp_binary_alerts_on_its_own(en
     assert any("earlier in the same script" in r for r in verdict.reasons), verdict.reasons
 
 
+def test_a_cd_inside_a_script_moves_where_its_files_are(engine):
+    """`cd /tmp && gcc ... -o x && ./x` compiles and runs /tmp/x: a temp place, counted in full (a build
+    directory's binary run after `make` counts a third, below the technique's mark)."""
+    session = Session()
+    event = session.exec("sh -c x", 100, "bash")
+    event.command_args = ("sh", "-c", "cd /tmp && gcc -pthread dirty.c -o dirty -lcrypt && ./dirty newpass")
+    verdict = _score(engine, [event])[0]
+    assert any(r.startswith("runs /tmp/dirty, compiled by gcc earlier in the same script") for r in verdict.reasons), \
+        verdict.reasons
+    assert "T1027.004" in verdict.techniques
+
+
 def test_a_downloaded_script_run_by_an_interpreter_is_the_download_run(engine):
     """`sh x.sh` and `python3 /tmp/a.py` run the file as much as `./x` does: the chain follows the script."""
     session = Session()
