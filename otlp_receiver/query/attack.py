@@ -30,8 +30,9 @@ TACTICS = {
     "initial access": "initial access; break in; foothold", "execution": "execution; run code",
     "persistence": "persistence; backdoor; survive a reboot", "privilege escalation": "privilege escalation; get root",
     "defense evasion": "defense evasion; evade detection; hide tracks", "credential access": "credential access; "
-    "credential theft; steal credentials", "discovery": "discovery; reconnaissance; recon; enumeration; "
-    "situational awareness", "lateral movement": "lateral movement; pivoting", "collection": "collection; "
+    "credential theft; steal credentials; credential harvesting; harvest credentials; creds", "discovery": "discovery; "
+    "reconnaissance; recon; enumeration; situational awareness; hands-on-keyboard; host recon; look around",
+    "lateral movement": "lateral movement; pivoting", "collection": "collection; "
     "gather data", "command and control": "command and control; c2", "exfiltration": "exfiltration; data theft; "
     "data leak", "impact": "impact; destruction; sabotage",
 }
@@ -126,6 +127,8 @@ _TABLE = (
      "~@lighttpd,~@uwsgi,~@gunicorn"),
     ("T1556.003", "Pluggable Authentication Modules", "credential access; defense evasion; persistence",
      "pam backdoor; pluggable authentication module; authentication backdoor", "/etc/pam.d,pam_unix,pam_exec"),
+    ("T1546.017", "Udev Rules", "persistence; privilege escalation", "udev rules; udev persistence",
+     "/etc/udev/rules.d,/lib/udev/rules.d,run+="),
     ("T1546", "Event Triggered Execution", "persistence; privilege escalation",
      "event triggered execution; udev rule; motd script; trap command; git hook; git config hook",
      "/etc/udev/rules.d,update-motd.d,trap,core.fsmonitor,core.hookspath"),
@@ -208,6 +211,11 @@ _TABLE = (
      "base64 -d,base64 --decode,xxd -r,openssl enc -d,openssl base64 -d,uudecode,~rev"),
     ("T1027", "Obfuscated Files or Information", "defense evasion",
      "obfuscation; obfuscated command; encoded command; packed binary", "base64,upx,~xxd,~gzip -c"),
+    ("T1027.002", "Software Packing", "defense evasion", "packed binary; upx packing; software packing",
+     "upx,--ultra-brute"),
+    ("T1562.006", "Indicator Blocking", "defense evasion",
+     "indicator blocking; block logging; stop logs from being sent; silence the logs",
+     "auditctl -e 0,/etc/rsyslog.conf,/etc/rsyslog.d,journald.conf,storage=none,~rsyslog"),
     ("T1564.001", "Hidden Files and Directories", "defense evasion", "hidden file; hide files; hidden directory; "
      "dot file", "/tmp/.,/dev/shm/.,mkdir .,~/."),
     ("T1564", "Hide Artifacts", "defense evasion", "hide a process; hide artifacts; conceal activity; hide from ps",
@@ -251,6 +259,16 @@ _TABLE = (
     ("T1552.005", "Cloud Instance Metadata API", "credential access",
      "cloud metadata; instance metadata; metadata service; imds", "169.254.169.254,metadata.google.internal,"
      "/latest/meta-data,/computemetadata"),
+    ("T1110.002", "Password Cracking", "credential access", "password cracking; crack hashes; crack the shadow file",
+     "john,hashcat,--wordlist,unshadow,rockyou"),
+    ("T1110.003", "Password Spraying", "credential access", "password spraying; spray passwords; credential spraying",
+     "crackmapexec,kerbrute,sprayhound,hydra -l,netexec"),
+    ("T1555.006", "Cloud Secrets Management Stores", "credential access",
+     "cloud secrets; secrets manager; parameter store; vault secrets; read secrets from the cloud",
+     "secretsmanager,get-secret-value,get-parameter,--with-decryption,vault kv,vault read,gcloud secrets,keyvault"),
+    ("T1552.007", "Container API", "credential access",
+     "kubernetes secrets; cluster secrets; container api secrets; read kubernetes secrets",
+     "kubectl get secret,/var/run/secrets/kubernetes.io,serviceaccount/token,docker inspect"),
     ("T1110", "Brute Force", "credential access",
      "brute force; password guessing; password cracking; crack passwords; password spraying; credential stuffing",
      "hydra,john,hashcat,medusa,ncrack,patator,crackmapexec"),
@@ -308,6 +326,9 @@ _TABLE = (
      "container discovery; list containers; kubernetes discovery", "docker ps,kubectl get,crictl,docker inspect"),
     ("T1201", "Password Policy Discovery", "discovery", "password policy", "/etc/login.defs,chage -l,pwquality"),
     # -- lateral movement
+    ("T1072", "Software Deployment Tools", "execution; lateral movement",
+     "software deployment tools; ansible; salt; puppet; run commands on many hosts; fleet-wide command",
+     "ansible,ansible-playbook,salt-ssh,salt ,puppet,chef-client,pssh,parallel-ssh,pdsh"),
     ("T1021.004", "SSH", "lateral movement",
      "ssh; lateral movement; remote login; pivot to another host; move to another host; move to other hosts; "
      "hop between hosts",
@@ -330,9 +351,13 @@ _TABLE = (
      "arecord,parecord,pw-record,ffmpeg -f alsa,ffmpeg -f pulse"),
     ("T1125", "Video Capture", "collection", "video capture; webcam; camera", "fswebcam,streamer,ffmpeg -f v4l2"),
     ("T1115", "Clipboard Data", "collection", "clipboard; copy paste data", "xclip,xsel,wl-paste"),
+    ("T1580", "Cloud Infrastructure Discovery", "discovery",
+     "cloud discovery; enumerate cloud resources; list instances; cloud infrastructure discovery",
+     "describe-instances,aws ec2 describe,aws s3 ls,gcloud compute instances list,az vm list,get-caller-identity"),
     # -- command and control
     ("T1105", "Ingress Tool Transfer", "command and control",
-     "download; fetch a payload; download a file; pull a file from the internet; download a tool; stage a payload",
+     "download; fetch a payload; download a file; pull a file from the internet; download a tool; stage a payload; "
+     "lolbin download; download with a lolbin; lolbas; payload download",
      "curl,wget,fetch,tftp,lwp-download,| sh,| bash,http://,https://,ftp://,-o /tmp,-o /dev/shm,~scp"),
     ("T1095", "Non-Application Layer Protocol", "command and control",
      "raw tcp connection; netcat; socket connection; listener; non-application layer protocol",
@@ -345,8 +370,8 @@ _TABLE = (
      "ligolo,dnscat,tcp-listen"),
     ("T1071.004", "DNS", "command and control", "dns c2; dns tunnel; dns beacon; command and control over dns",
      "dnscat,iodine,dig txt,-t txt,-type=txt,~dig,~nslookup"),
-    ("T1090", "Proxy", "command and control", "proxy; socks proxy; proxy chain; tor", "proxychains,torsocks,"
-     "3proxy,microsocks,tor,socks5"),
+    ("T1090", "Proxy", "command and control", "proxy; socks proxy; proxy chain; tor; dynamic port forwarding",
+     "proxychains,torsocks,3proxy,microsocks,tor,socks5,ssh -d,dynamicforward"),
     ("T1219", "Remote Access Software", "command and control", "remote access tool; remote desktop; rat; vnc",
      "teamviewer,anydesk,x11vnc,vncserver,rustdesk,meshagent"),
     ("T1573", "Encrypted Channel", "command and control", "encrypted channel; encrypted tunnel; tls connection",
@@ -370,6 +395,9 @@ _TABLE = (
      "upload to cloud storage; upload to a web service; paste site; cloud exfiltration; file sharing site; "
      "uploaded to a file sharing service",
      "transfer.sh,pastebin,aws s3 cp,gsutil cp,rclone,dropbox,mega,file.io,0x0.st"),
+    ("T1567.002", "Exfiltration to Cloud Storage", "exfiltration",
+     "exfiltration to cloud storage; upload to s3; upload to a bucket; copy data to cloud storage",
+     "aws s3 cp,aws s3 sync,gsutil cp,azcopy,rclone copy,rclone sync,--no-sign-request"),
     ("T1030", "Data Transfer Size Limits", "exfiltration", "split data into chunks", "split -b,~split"),
     # -- impact
     ("T1496", "Resource Hijacking", "impact",
@@ -413,7 +441,7 @@ _TABLE = (
 _BEHAVIOURS = (
     ("reverse-shell", "Reverse or bind shell", "T1059.004 T1095", "execution; command and control",
      "reverse shell; bind shell; remote shell; connect-back shell; shell over the network; "
-     "interactive shell for an attacker",
+     "interactive shell for an attacker; revshell; rev shell; shell callback",
      "/dev/tcp/,/dev/udp/,socket,fsockopen,tcpsocket,nc,ncat,netcat,socat,tcp-connect,tcp-listen,tcp:,udp:,"
      "connect(,s_client,telnet,rhost,lport,ztcp,inet && /bin/sh,/bin/bash,/bin/dash,/bin/zsh,sh -i,bash -i,exec,"
      "popen,pty,spawn,subprocess,system(,dup2,0<&,<&1,>&,~sh,~bash"),
