@@ -81,7 +81,7 @@ def decode_json(body: bytes) -> Decoded:
         _hex_ids_to_base64(document)
         try:
             json_format.ParseDict(document, request, ignore_unknown_fields=True)
-        except (json_format.ParseError, ValueError, TypeError, AttributeError):
+        except _PARSE_ERRORS:
             # One record's bad field (`"flags": -1`) must not take the others with it: those that do not
             # parse alone are left out and reported, the rest parsed again.
             dropped = _drop_unparsable_records(document)
@@ -92,9 +92,13 @@ def decode_json(body: bytes) -> Decoded:
             return _validated(request, None, mended, dropped)
     except RecursionError as exc:  # an AnyValue nested deeper than Python's stack
         raise InvalidRequest("OTLP/JSON value nested too deeply", "malformed_json") from exc
-    except (json_format.ParseError, ValueError, TypeError, AttributeError) as exc:
+    except _PARSE_ERRORS as exc:
         raise InvalidRequest(f"not an OTLP/JSON ExportLogsServiceRequest: {_short(exc)}", "malformed_json") from exc
     return _validated(request, None, mended)
+
+
+# What json_format raises for a value its field cannot hold: a double of 4,000 digits overflows a float.
+_PARSE_ERRORS = (json_format.ParseError, ValueError, TypeError, AttributeError, OverflowError)
 
 
 def _json_document(body: bytes) -> tuple[dict[str, Any], int]:
@@ -168,7 +172,7 @@ def _drop_unparsable_records(document: dict[str, Any]) -> int:
 def _parses_alone(record: Any) -> bool:
     try:
         json_format.ParseDict(record, LogRecord(), ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError, AttributeError, RecursionError):
+    except (*_PARSE_ERRORS, RecursionError):
         return False
     return True
 

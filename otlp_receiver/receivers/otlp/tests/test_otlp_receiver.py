@@ -323,6 +323,16 @@ def test_a_request_of_millions_of_empty_lists_or_attributes_is_refused_before_it
     assert decode_protobuf(field(1, field(2, field(2, record) * 8192))).accepted == 8192
 
 
+def test_a_json_double_too_large_for_a_float_drops_its_record_not_the_request() -> None:
+    """A 400-digit doubleValue overflows a float (OverflowError, which escaped as a 500); its record is
+    reported in partial_success and the other record is kept."""
+    good = '{"body": {"stringValue": "kept"}}'
+    bad = '{"attributes": [{"key": "n", "value": {"doubleValue": ' + "9" * 400 + "}}]}"
+    body = '{"resourceLogs": [{"scopeLogs": [{"logRecords": [' + good + ", " + bad + "]}]}]}"
+    decoded = decode_json(body.encode())
+    assert (decoded.accepted, decoded.rejected) == (1, 1)
+
+
 def test_streams_that_never_send_their_message_do_not_starve_other_clients(start_service) -> None:  # type: ignore[no-untyped-def]
     """grpcio's threaded server gave each of its 16 workers to a call as its headers came: 16 streams that never
     sent their message (no token needed) left every other client waiting for ever."""
