@@ -716,8 +716,7 @@ def _defenses(command: Command) -> list[Evidence]:
         if program == "kill" and "-1" in args[1:] and (args[1] != "-1" or len(args) == 2 or "--" in args):
             return [Evidence(0.4, "kill signals every process it may (pid -1)", "T1489", IMPACT)]
         targets = [a for a in args[1:] if not a.startswith("-") and not a.isdigit()]
-        targets += [name for t in targets if "|" in t for name in _PATTERN_NAMES.findall(t[:MAX_OPERAND])]
-        if any(_SECURITY_SERVICES.match(t) for t in targets):
+        if names_security_tool(" ".join(targets)):
             found.append(Evidence(0.5, f"{program} stops a security tool", "T1562.001", DEFENSE_EVASION))
         elif any(_TOOLS.get(t.rsplit("/", 1)[-1], _NO_TOOL)[2] == "T1496" or t in _RIVAL_MINERS for t in targets):
             # What a cryptojacking script does first: the host's cores for itself alone.
@@ -818,17 +817,14 @@ _GUARDED = frozenset({"password hashes", "sudo rules", "the account list", "PAM 
 
 def _sensitive_given_away(command: Command) -> str:
     """What a chown/chgrp to someone other than root, or a setfacl granting rights, opens up ("" for none)."""
-    operands = _operands(command)
-    if command.program == "setfacl":
-        if not {"-m", "--modify", "-M"} & set(command.args):
-            return ""
-        targets = operands[1:]
-    else:
-        if operands[0].split(":")[0].split(".")[0] in ("root", "0", ""):
-            return ""
-        targets = operands[1:]
+    owner_or_acl, *targets = _operands(command)
+    if command.program == "setfacl" and not {"-m", "--modify", "-M"} & set(command.args):
+        return ""
+    if command.program != "setfacl" and owner_or_acl.split(":")[0].split(".")[0] in ("root", "0", ""):
+        return ""
     for target in targets:
-        location = location_of(target.rstrip("/") + ("/x" if target.endswith((".d", ".d/")) else ""))
+        # A drop-in directory (`/etc/sudoers.d`) is judged by what a file in it is.
+        location = location_of(target.rstrip("/") + ("/x" if target.rstrip("/").endswith(".d") else ""))
         if location is not None and location.name in _GUARDED:
             return f"{location.name} ({target[:80]})"
     return ""

@@ -71,9 +71,10 @@ def script_evidence(script: Script, cwd: str) -> list[Evidence]:
     found: list[Evidence] = []
     for pipeline in script.pipelines:
         found.extend(pipeline_evidence(pipeline.commands, confirmed=True))
+    inner = [unwrap(c) for c in script.commands()]
     written: dict[str, tuple[str, float, str]] = {}
     executed: set[str] = set()
-    for command in (unwrap(c) for c in script.commands()):
+    for command in inner:
         if command.program == "cd" and len(command.args) == 2 and command.args[1][:1] not in ("-", "~", "$"):
             cwd = resolve(command.args[1], cwd)  # `cd /tmp && gcc x.c -o x && ./x` builds and runs /tmp/x
             continue
@@ -85,17 +86,16 @@ def script_evidence(script: Script, cwd: str) -> list[Evidence]:
                 executed.add(path)
                 break
         for target in deletes_of(command):
-            if resolve(target, cwd) in executed:
-                found.append(Evidence(deleted_after_run_weight(hideout(target)),
+            if (deleted := resolve(target, cwd)) in executed:
+                found.append(Evidence(deleted_after_run_weight(hideout(deleted)),
                                       f"deletes {target[:80]} after running it", "T1070.004", DEFENSE_EVASION))
         for resolved, how, weight, technique in made_runnable(command, cwd):
             if resolved in written and how.startswith(("made executable", "given the setuid bit")):
                 previous = written[resolved]
                 how, weight = f"{previous[0]}, then {how}", max(weight, previous[1])
             written[resolved] = (how, weight, technique)
-    found.extend(_script_acts(script))
-    if any(_substitution_feeds_interpreter(c) for c in script.commands()):
-        inner = [unwrap(c) for c in script.commands()]
+    found.extend(_commands_together(inner))
+    if any(_substitution_feeds_interpreter(c) for c in inner):
         if any(c.program in DOWNLOADERS for c in inner):
             found.append(Evidence(0.8, "downloaded code run through command substitution", "T1105",
                                   COMMAND_AND_CONTROL))
@@ -104,9 +104,9 @@ def script_evidence(script: Script, cwd: str) -> list[Evidence]:
     return found
 
 
-def _script_acts(script: Script) -> list[Evidence]:
-    """What a script's commands do together: a DNS answer run as commands, security tools found and killed."""
-    inner = [unwrap(c) for c in script.commands()]
+def _commands_together(inner: list[Command]) -> list[Evidence]:
+    """What a script's commands (wrappers removed) do together: a DNS answer run as commands, security tools
+    found and killed."""
     found: list[Evidence] = []
     if any(_asks_dns_for_text(c) for c in inner) and any(_runs_expansion(c) for c in inner):
         found.append(Evidence(0.7, "runs what DNS TXT records say (commands over DNS)", "T1071.004",

@@ -67,6 +67,10 @@ def decode_protobuf(body: bytes) -> Decoded:
     return _validated(request, body)
 
 
+# What json_format raises for a value its field cannot hold: a double of 4,000 digits overflows a float.
+_PARSE_ERRORS = (json_format.ParseError, ValueError, TypeError, AttributeError, OverflowError)
+
+
 def decode_json(body: bytes) -> Decoded:
     """OTLP/JSON: camelCase (snake_case accepted), int64 as strings or numbers, hex trace/span ids,
     unknown fields ignored, as the specification requires."""
@@ -95,10 +99,6 @@ def decode_json(body: bytes) -> Decoded:
     except _PARSE_ERRORS as exc:
         raise InvalidRequest(f"not an OTLP/JSON ExportLogsServiceRequest: {_short(exc)}", "malformed_json") from exc
     return _validated(request, None, mended)
-
-
-# What json_format raises for a value its field cannot hold: a double of 4,000 digits overflows a float.
-_PARSE_ERRORS = (json_format.ParseError, ValueError, TypeError, AttributeError, OverflowError)
 
 
 def _json_document(body: bytes) -> tuple[dict[str, Any], int]:
