@@ -177,8 +177,13 @@ class AnomalyEngine:
     # -- public API -------------------------------------------------------------------------------
 
     def process(self, events: Sequence[ProcessEvent], tenant: str = "default", workload: str = "default",
-                *, learn: bool = True) -> list[Verdict]:
-        """Scores `events` in order, learning each per the policy before the next is scored."""
+                *, learn: bool = True, received: float | None = None) -> list[Verdict]:
+        """Scores `events` in order, learning each per the policy before the next is scored.
+
+        `received`: when a receiver took the events in. Learning then keeps its time by it (the hold-back's
+        recurrence windows, a pattern's first and last seen): an event's own time is the sender's word, and
+        three copies of a reverse shell dated an hour apart would otherwise earn it a place in the
+        baseline in one request. Without it (replaying a capture), each event's own time counts."""
         if not events:
             return []
         workload = self._admitted(tenant, workload, len(events))
@@ -212,7 +217,8 @@ class AnomalyEngine:
                             incidents[index] = incident
                 by_node[id(node)] = len(verdicts)
                 if learn:
-                    self._learn(event, key, program, vector, verdict, evidence, baseline, holdback)
+                    when = self._when(event) if received is None else received
+                    self._learn(event, key, program, vector, verdict, evidence, baseline, holdback, when)
                 verdicts.append(verdict)
         for index, incident in incidents.items():
             verdicts[index].incident = incident.id
@@ -399,8 +405,7 @@ class AnomalyEngine:
     # -- learning ---------------------------------------------------------------------------------
 
     def _learn(self, event: ProcessEvent, key: str, program: str, vector: np.ndarray, verdict: Verdict,
-               evidence: list[Evidence], baseline: Baseline, holdback: HoldBack) -> None:
-        when = self._when(event)
+               evidence: list[Evidence], baseline: Baseline, holdback: HoldBack, when: float) -> None:
         if key in holdback.pending or verdict.severity == "alert":
             earned = holdback.observe(key, when, event.command_line, program, vector, frozenset(verdict.techniques))
             if earned is not None:

@@ -77,3 +77,17 @@ def test_an_attack_repeated_1000_times_in_a_minute_stays_at_alert_until_acknowle
         assert severities(restarted.process(batch([ATTACK], now + 63, 1.0))) == ["none"]
     finally:
         restarted.shutdown()
+
+
+def test_copies_of_an_attack_back_dated_an_hour_apart_do_not_teach_the_baseline(tmp_path: Path) -> None:
+    """The hold-back counts distinct hours. By the senders' own times, three copies dated 3 h, 2 h and 1 h
+    ago, sent in one request, earned the attack a place in the baseline (found attacking a live receiver);
+    the receiver counts by when it took them in."""
+    scorer = processor(tmp_path / "baselines")
+    now = time.time()
+    try:
+        scorer.process(batch(ROUTINE * 100, now - 4 * 3600 - 500, 1.0))
+        assert severities(scorer.process(batch([ATTACK] * 3, now - 3 * 3600, 3600.0))) == ["alert"] * 3
+        assert severities(scorer.process(batch([ATTACK], now, 1.0))) == ["alert"]
+    finally:
+        scorer.shutdown()

@@ -9,6 +9,7 @@ what a person acknowledges (`acknowledge`).
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,9 +89,10 @@ class BatchScorer:
             return Outcome(None, dict(kinds), {}, forged=forged, unscored=dict(unscored))
         overflow_before = self.engine.overflow_events[tenant]
         embeddings = np.zeros((ordinal, self.engine.featurizer.dim), dtype=np.float32)
+        received = time.time()  # learning keeps the receiver's time, not the senders' (scoring/engine.py process)
         for workload, items in groups.items():
             verdicts = self.engine.process([item[2] for item in items], tenant=tenant, workload=workload,
-                                           learn=self.config.learn)
+                                           learn=self.config.learn, received=received)
             for (index, record, event, present), verdict in zip(items, verdicts, strict=True):
                 enrich(record, event, verdict, present)
                 if verdict.vector.shape == (embeddings.shape[1],):
