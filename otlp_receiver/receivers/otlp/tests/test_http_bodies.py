@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import socket
 import subprocess
 import time
@@ -20,7 +21,14 @@ import requests
 from backports import zstd
 
 from otlp_receiver.receivers.otlp import http_server
-from otlp_receiver.receivers.otlp.body import MAX_FRAMES, SUPPORTED_ENCODINGS, BadBody, BodyTooLarge, decompress
+from otlp_receiver.receivers.otlp.body import (
+    MAX_FRAMES,
+    SUPPORTED_ENCODINGS,
+    BadBody,
+    BodyTooLarge,
+    decompress,
+    read_chunked,
+)
 from otlp_receiver.receivers.otlp.tests.test_otlp_receiver import PROTOBUF, request_of
 from otlp_receiver.service import Service
 from testing import wait_until
@@ -102,6 +110,17 @@ def test_unknown_encoding_is_refused() -> None:
 
 
 # -- on a live receiver -------------------------------------------------------------------------------
+
+
+def test_chunks_of_a_few_bytes_and_blanks_after_a_size_are_refused() -> None:
+    """A byte a chunk, a 4.5 MB body took 8 s of the receiver's CPU to frame."""
+    with pytest.raises(BadBody, match="chunks averaging under"):
+        read_chunked(io.BytesIO(b"1\r\nX\r\n" * 5000 + b"0\r\n\r\n"), 1 << 20)
+    kilobyte_chunks = (b"400\r\n" + b"y" * 1024 + b"\r\n") * 5000 + b"0\r\n\r\n"
+    assert read_chunked(io.BytesIO(kilobyte_chunks), 8 << 20) == b"y" * 1024 * 5000
+    assert read_chunked(io.BytesIO(b"5 ;name=value\r\nhello\r\n0\r\n\r\n"), 100) == b"hello"  # blanks before `;`
+    with pytest.raises(BadBody, match="malformed chunk size"):  # blanks with no extension: a strict proxy refuses
+        read_chunked(io.BytesIO(b"5 \t\r\nhello\r\n0\r\n\r\n"), 100)
 
 
 @pytest.fixture
