@@ -149,7 +149,7 @@ class Decoded:
     accepted: int
     rejected: int
     message: str  # why records were rejected or values mended, for partial_success
-    mended: int = 0  # values mended so their records could be accepted (invalid UTF-8, nesting cut)
+    mended: int = 0  # values mended so their records could be accepted (invalid UTF-8, nesting cut, future times)
 
 
 RouteHandler = Callable[[str | None, dict[str, list[str]], bytes], tuple[int, str, bytes]]

@@ -12,7 +12,10 @@ from the source's own time (Falco `time`, Tetragon `time`, ECS `@timestamp`, aud
 - otherwise the record's `Timestamp` stays: a sender that set one explicitly is not overruled.
 
 Times outside 1980..2200 are not event times (counters, a unit gone wrong, hostile values) and are
-ignored, so every stamped time fits OTLP's and ClickHouse's 64-bit nanoseconds.
+ignored, so every stamped time fits OTLP's and ClickHouse's 64-bit nanoseconds. So is a source's time more
+than FUTURE_SLACK ahead of when the record was observed: the triage views select by event time, and an alert
+dated ten years ahead would never be listed (the receiver mends a record's own `Timestamp` alike:
+receivers/otlp/decode.py).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 
 MIN_UNIX_NANO = 315_532_800 * 10**9  # 1980-01-01
 MAX_UNIX_NANO = 7_258_118_400 * 10**9  # 2200-01-01
+FUTURE_SLACK_NANO = 15 * 60 * 10**9  # clocks drift by seconds; ahead of arrival by more, a time is not the event's
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9})\d{0,9})?(?:([Zz])|([+-])(\d{2}):?(\d{2}))")
@@ -85,6 +89,9 @@ def _digits(unix_nano: int) -> int:
 
 def stamp(record: Any, time: EventTime) -> None:
     """Sets the LogRecord's `time_unix_nano` to the event's time under the rule of this module's docstring."""
+    observed = record.observed_time_unix_nano
+    if observed and time.unix_nano > observed + FUTURE_SLACK_NANO:
+        return
     current = record.time_unix_nano
     if current:
         held = _digits(current)

@@ -4,6 +4,7 @@ see testdata/README.md) and on hand-written lines where no sample may be copied 
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -503,3 +504,14 @@ def test_auditd_records_recombined_into_one_body() -> None:
     normalized = normalizer.normalize("default", {}, record(text))
     assert normalized.kind == "auditd" and normalized.event.command_line == "uname -a"
     assert normalizer.assembler.pending() == (0, 0)
+
+
+def test_a_source_time_well_ahead_of_its_observation_is_ignored() -> None:
+    """Triage selects by event time: a Tetragon event dated an hour past its arrival would hide there."""
+    document = json.loads(lines("tetragon-process_exec.jsonl")[0])
+    for ahead, kept in ((3600, False), (60, True)):
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(OBSERVED // 10**9 + ahead))
+        document["time"] = stamp
+        rec = record(json.dumps(document))
+        Normalizer().normalize("default", {}, rec)
+        assert (rec.time_unix_nano == (OBSERVED // 10**9 + ahead) * 10**9) == kept, stamp

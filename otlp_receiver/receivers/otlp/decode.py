@@ -27,6 +27,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from core.otlpwire import MAX_MESSAGES_PER_REQUEST, MAX_RECORDS_PER_REQUEST, count_parts
 from otlp_receiver.component import Decoded
+from otlp_receiver.normalize.eventtime import FUTURE_SLACK_NANO
 from otlp_receiver.receivers.otlp.repair import CUT_TEXT, MAX_VALUE_DEPTH, mend
 
 _MAX_SEVERITY = 24
@@ -219,25 +220,34 @@ def _validated(request: ExportLogsServiceRequest, body: bytes | None, mended: in
     problems: set[str] = {"log records that are not OTLP/JSON (a field of the wrong type)"} if unparsable else set()
     now = time.time_ns()
     stamped = False
+    future = 0
     for resource_logs in request.resource_logs:
         for scope_logs in resource_logs.scope_logs:
             bad = []
             for index, record in enumerate(scope_logs.log_records):
                 if _problem(record, problems):
                     bad.append(index)
-                elif not record.observed_time_unix_nano:
-                    # OTLP's ObservedTimestamp is when the collection system saw the record: now.
-                    record.observed_time_unix_nano = now
-                    stamped = True
+                else:
+                    if not record.observed_time_unix_nano:
+                        # OTLP's ObservedTimestamp is when the collection system saw the record: now.
+                        record.observed_time_unix_nano = now
+                        stamped = True
+                    if record.time_unix_nano > now + FUTURE_SLACK_NANO:
+                        record.time_unix_nano = now  # the triage views select by it: never out of their reach
+                        future += 1
             for index in reversed(bad):
                 del scope_logs.log_records[index]
             rejected += len(bad)
             accepted += len(scope_logs.log_records)
-    if rejected or stamped or body is None:
+    if rejected or stamped or future or body is None:
         body = request.SerializeToString()
     if mended:
         problems.add(f"values mended: {mended} (invalid UTF-8 replaced with U+FFFD, or nesting deeper than "
                      f"{MAX_VALUE_DEPTH} levels cut); their records were accepted")
+    if future:
+        problems.add(f"event times more than {FUTURE_SLACK_NANO // 60 // 10**9} minutes ahead of the receiver's "
+                     f"clock: {future}, set to the time of arrival")
+    mended += future
     message = "; ".join(sorted(problems)) if rejected or mended else ""
     return Decoded(request, body, accepted, rejected, message, mended)
 

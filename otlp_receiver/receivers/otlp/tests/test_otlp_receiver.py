@@ -333,6 +333,19 @@ def test_a_json_double_too_large_for_a_float_drops_its_record_not_the_request() 
     assert (decoded.accepted, decoded.rejected) == (1, 1)
 
 
+def test_an_event_time_far_ahead_of_the_clock_is_set_to_arrival_and_reported() -> None:
+    """The triage views select by event time: an alert dated ten years ahead was stored and never listed."""
+    request = request_of("far ahead", "near")
+    records = request.resource_logs[0].scope_logs[0].log_records
+    now = time.time_ns()
+    records[0].time_unix_nano = now + 3650 * 86400 * 10**9
+    records[1].time_unix_nano = now + 60 * 10**9  # clock drift: kept
+    decoded = decode_protobuf(request.SerializeToString())
+    stored = decoded.request.resource_logs[0].scope_logs[0].log_records
+    assert now <= stored[0].time_unix_nano <= time.time_ns() and stored[1].time_unix_nano == now + 60 * 10**9
+    assert decoded.mended == 1 and "ahead of the receiver's clock: 1" in decoded.message
+
+
 def test_streams_that_never_send_their_message_do_not_starve_other_clients(start_service) -> None:  # type: ignore[no-untyped-def]
     """grpcio's threaded server gave each of its 16 workers to a call as its headers came: 16 streams that never
     sent their message (no token needed) left every other client waiting for ever."""
