@@ -172,7 +172,7 @@ class GrpcServer:
 
     def _ingest(self, body: bytes, metadata: ClientMetadata) -> ExportLogsServiceResponse:
         """On a worker thread: the tenant from the metadata, then decode, validate and spool."""
-        tenant = self.ingest.tenant({name: values[0] for name, values in metadata.items()})
+        tenant = self.ingest.tenant(metadata)
         return self.ingest.export(decode_protobuf, body, tenant, metadata if self.config.include_metadata else None)
 
 

@@ -445,14 +445,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _first_values(self) -> dict[str, str]:
         return {name: values[0] for name, values in self._metadata().items()}
 
-    def _auth_headers(self, query: dict[str, list[str]]) -> dict[str, str]:
+    def _auth_headers(self, query: dict[str, list[str]]) -> ClientMetadata:
         """What the authenticator sees: the headers, and the query parameters `auth.request_params` names
         (a parameter wins over a header of the same name, as in the Collector)."""
-        headers = self._first_values()
+        headers = self._metadata()
         auth = self.owner.config.auth
         for param in auth.request_params if auth else ():
             if query.get(param):
-                headers[param.lower()] = query[param][0]
+                headers[param.lower()] = query[param][:1]
         return headers
 
     def _skip_body(self) -> None:

@@ -8,7 +8,7 @@ these outcomes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 
@@ -40,7 +40,7 @@ class Ingest:
                                                     "Requests refused, by transport and reason")
         self._mended = telemetry.counter("procsight_receiver_mended_values_total",
                                          "Values mended so their records could be accepted (invalid UTF-8, "
-                                         "nesting cut), by transport")
+                                         "nesting cut, an event time far ahead of the clock), by transport")
         self._duration = telemetry.histogram("procsight_receiver_request_duration_seconds",
                                              "Time to decode, spool and answer a request, by transport")
 
@@ -48,12 +48,15 @@ class Ingest:
     def authenticates(self) -> bool:
         return self._authenticator is not None
 
-    def tenant(self, headers: Mapping[str, str]) -> str:
-        """The request's tenant from its headers (names in lower case); raises Unauthenticated."""
+    def tenant(self, headers: ClientMetadata) -> str:
+        """The request's tenant from its headers or gRPC metadata (names in lower case, every value);
+        raises Unauthenticated. A header sent twice is one list of values (RFC 9110 section 5.3), as a proxy
+        in front reads it: `Bearer good, Bearer wrong` is no token, where the first alone would let in what
+        the proxy judged by the second."""
         if self._authenticator is None:
             return DEFAULT_TENANT
         try:
-            return self._authenticator.authenticate(headers)
+            return self._authenticator.authenticate({name: ", ".join(values) for name, values in headers.items()})
         except Unauthenticated:
             self.refused("unauthenticated")
             raise

@@ -4,6 +4,7 @@ requests for every failure the OTLP specification names."""
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
 import socket
 import threading
@@ -480,6 +481,26 @@ def test_bearer_tokens_map_to_tenants(start_service, exported, tmp_path: Path) -
         return sum(int(line.split(": ")[-1].split()[0]) for line in exported() if f"tenant {tenant}:" in line)
 
     wait_until(lambda: records_of("team-a") == 2 and records_of("team-b") == 1)
+
+
+def test_a_token_sent_twice_counts_as_no_token_whichever_comes_first(start_service, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """By the first value alone, `Bearer good` then `Bearer wrong` let in what a proxy judging by the last
+    refused; repeated values are one list (RFC 9110 section 5.3), which is no token."""
+    (tmp_path / "team-b.token").write_text("secret-b\n")
+    service = start_service("auth.yaml", TEAM_A_TOKEN="secret-a", TEAM_B_TOKEN_FILE=str(tmp_path / "team-b.token"))
+    body = request_of("twice").SerializeToString()
+    host, port = service.http_endpoint().rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection.putrequest("POST", "/v1/logs")
+    for value in ("Bearer secret-a", "Bearer nope"):
+        connection.putheader("Authorization", value)
+    connection.putheader("Content-Type", PROTOBUF["Content-Type"])
+    connection.putheader("Content-Length", str(len(body)))
+    connection.endheaders(body)
+    assert connection.getresponse().status == 401
+    connection.close()
+    _, error = grpc_call(service, body, metadata=(("authorization", "Bearer secret-a"), ("authorization", "Bearer x")))
+    assert error is not None and error.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 # -- self-telemetry and shutdown ---------------------------------------------------------------------
