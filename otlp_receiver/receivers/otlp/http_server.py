@@ -239,6 +239,14 @@ class _Handler(BaseHTTPRequestHandler):
     # Errors found before the request line's version is read are still answered with a status line; the
     # default, HTTP/0.9, answers them with a bare HTML body a client cannot read as a refusal.
     default_request_version = "HTTP/1.0"
+    _continue_owed = False  # the client sent `Expect: 100-continue` and waits for it before its body
+
+    def handle_expect_100(self) -> bool:
+        """The stdlib answers 100 Continue as soon as the headers are read; it is owed only once the body is
+        wanted (`_body`), as Go's server does, so a request refused for its token or type is answered at
+        once and its client never uploads the body."""
+        self._continue_owed = True
+        return True
 
     def setup(self) -> None:
         super().setup()
@@ -358,6 +366,7 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("HTTP %s %s failed", method, self.path)
             self._reply(500, "text/plain", b"internal error\n")
         finally:
+            self._continue_owed = False
             self.owner.busy(-1)
 
     def _route(self, route: HttpRoute, query: dict[str, list[str]]) -> None:
@@ -461,6 +470,9 @@ class _Handler(BaseHTTPRequestHandler):
         unread data would reset it, and the client could lose the answer)."""
         if not self._body_unread:
             return
+        if self._continue_owed:  # the client holds its body back: nothing to drain, the connection ends
+            self.close_connection = True
+            return
         try:
             length = content_length(self.headers.get("Content-Length"))
         except BadBody:
@@ -485,6 +497,10 @@ class _Handler(BaseHTTPRequestHandler):
         """The request body, decompressed, never more than `limit` bytes. A body refused unread or cut
         short leaves the connection unusable, so it is closed after the reply."""
         try:
+            if self._continue_owed:
+                self._continue_owed = False
+                self.send_response_only(100)
+                self.end_headers()
             raw = read_body(self.rfile, self.headers, limit)
         except (BodyTooLarge, BadBody):
             self.close_connection = True

@@ -503,6 +503,27 @@ def test_a_token_sent_twice_counts_as_no_token_whichever_comes_first(start_servi
     assert error is not None and error.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
+def test_100_continue_is_sent_only_once_the_body_is_wanted(start_service, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A request refused for its token is answered at once, so its client never uploads the body."""
+    (tmp_path / "team-b.token").write_text("secret-b\n")
+    service = start_service("auth.yaml", TEAM_A_TOKEN="secret-a", TEAM_B_TOKEN_FILE=str(tmp_path / "team-b.token"))
+    body = request_of("expect").SerializeToString()
+    host, port = service.http_endpoint().rsplit(":", 1)
+
+    def head(token: str) -> bytes:
+        return (f"POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n{token}\r\n").encode()
+
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head(""))
+        assert sock.recv(65536).startswith(b"HTTP/1.1 401")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head("Authorization: Bearer secret-a\r\n"))
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+
+
 # -- self-telemetry and shutdown ---------------------------------------------------------------------
 
 
