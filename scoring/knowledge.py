@@ -37,6 +37,7 @@ from scoring.evidence import (
     DISCOVERY,
     EXFILTRATION,
     IMPACT,
+    LATERAL_MOVEMENT,
     PERSISTENCE,
     PRIVILEGE_ESCALATION,
     Evidence,
@@ -893,6 +894,9 @@ def _copied_into_hiding(program: str, source: str, destination: str) -> list[Evi
 
 _URL = re.compile(r"^([a-z][a-z0-9+.-]{1,15})://([^/\s:]{1,255})(?::(\d{1,5}))?", re.IGNORECASE)
 # URL schemes of protocols older than the web that let a client speak raw bytes to a port (SSRF, smuggling).
+# `curl -X DELETE host:9200/_all` (Elasticsearch), `.../*`: every index of a data store's REST API at once.
+_WHOLESALE_DELETE = re.compile(r"(?:-X\s{0,4}|--request\s{1,4})DELETE\b.{0,200}?/(?:_all|\*)(?:[/?\s'\"]|$)",
+                               re.IGNORECASE)
 _RAW_SCHEMES = frozenset({"gopher", "dict", "telnet", "ldap", "tftp"})
 _METADATA_HOSTS = ("169.254.169.254", "metadata.google.internal", "100.100.100.200", "fd00:ec2::254")
 
@@ -905,6 +909,10 @@ def _transfers(command: Command) -> list[Evidence]:
         return [Evidence(0.5, f"{program} queries the cloud metadata service", "T1552.005", CREDENTIAL_ACCESS)]
     if "--unix-socket" in text and "docker.sock" in text:
         return [Evidence(0.45, f"{program} talks to the Docker socket", "T1611", PRIVILEGE_ESCALATION)]
+    if _WHOLESALE_DELETE.search(text):
+        return [Evidence(0.45, f"{program} deletes every index or database of a data store's API", "T1485", IMPACT)]
+    if _RANSOM_NOTE.search(text):
+        return [Evidence(0.45, f"{program} sends a ransom note", "T1486", IMPACT)]
     found: list[Evidence] = []
     sent = [p for p in reads_of(command) if p]
     if sent:
@@ -1593,7 +1601,11 @@ def _escapes_and_injection(command: Command) -> list[Evidence]:
     if program == "mount" and any(_PROCESS_DIRECTORY.match(o) for o in _operands(command)[1:]):
         return [Evidence(0.5, "mount covers a process's /proc entry (hides it)", "T1564", DEFENSE_EVASION)]
     if program == "strace" and ("-p" in args or any(a.startswith("-p") for a in args[1:])) and "read" in text:
-        # Debugging looks the same; reading what a login or sudo types is what an attacker wants from it.
+        # Debugging looks the same; reading what a login or sudo types is what an attacker wants from it,
+        # kept in a hidden or temp file to read later (`-o /var/tmp/.sshd.log`).
+        if any(_staged(o) for o in option_values(command, ("-o",))):
+            return [Evidence(0.45, "strace records another process's input into a temp or hidden file", "T1056.001",
+                             COLLECTION)]
         return [Evidence(0.2, "strace reads another process's input", "T1056.001", COLLECTION)]
     if "LD_PRELOAD=" in text:
         return [Evidence(0.45, "a library is preloaded into a program", "T1574.006", DEFENSE_EVASION)]
@@ -1734,6 +1746,19 @@ _FILE_PROGRAMS = frozenset({*_CONTENT_READERS, *_COPIERS, *_DELETERS, *DOWNLOADE
                             "truncate", "chattr", "openssl", ":", "true", "echo", "printf", "debugfs"})
 
 
+# The socket sshd makes for a session's forwarded agent: another session's, set by hand, is its keys borrowed.
+_FORWARDED_AGENT = re.compile(r"^SSH_AUTH_SOCK=/tmp/ssh-[^/]{1,64}/agent\.\d{1,10}$")
+
+
+def _borrowed_agent(command: Command) -> list[Evidence]:
+    """`env SSH_AUTH_SOCK=/tmp/ssh-XXXX/agent.2211 ssh host`: a forwarded SSH agent of another login used
+    (a session's own agent is inherited, never named on a command line)."""
+    if any(_FORWARDED_AGENT.match(a) for a in command.args[1:6]):
+        return [Evidence(0.5, "uses a forwarded SSH agent's socket named by hand (another session's keys)",
+                         "T1563.001", LATERAL_MOVEMENT)]
+    return []
+
+
 def _runs_from_hideout(command: Command) -> list[Evidence]:
     """A program run from a temp or shared-memory place (inside a script, or behind nohup and the like; the
     exec itself is judged on its path by scoring/heuristics.py)."""
@@ -1773,6 +1798,8 @@ def assess_command(command: Command, exec_itself: bool = False) -> tuple[Evidenc
     if command is not wrapped and any(v in " ".join(wrapped.args)[:MAX_OPERAND * 8] for v in ("LD_PRELOAD=",
                                                                                            "GCONV_PATH")):
         found += _escapes_and_injection(wrapped)  # `env LD_PRELOAD=/tmp/x.so ls`: unwrapping drops the assignment
+    if command is not wrapped:
+        found += _borrowed_agent(wrapped)
     if not exec_itself or command is not wrapped:
         found += _runs_from_hideout(command)
     program = command.program

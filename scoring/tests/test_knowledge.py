@@ -578,6 +578,10 @@ WHOLESALE_IMPACT_AND_SECRETS = [  # (line, technique, weight at least)
     ("printf '<% Runtime.getRuntime().exec(request.getParameter(\"c\")); %>' > /opt/tomcat/webapps/ROOT/s.jsp",
      "T1505.003", 0.6),
     ("""kubectl run x --image=alpine --overrides='{"spec":{"hostPID":true}}'""", "T1611", 0.5),
+    ("env SSH_AUTH_SOCK=/tmp/ssh-XXXXr4Zk/agent.2211 ssh -o StrictHostKeyChecking=no root@10.0.0.20", "T1563.001", 0.5),
+    ("strace -f -p 811 -e trace=read,write -s 64 -o /var/tmp/.sshd.log", "T1056.001", 0.45),
+    ("curl -s -XDELETE localhost:9200/_all", "T1485", 0.45),
+    ("""curl -XPUT localhost:9200/read_me/_doc/1 -d '{"msg":"send 0.05 BTC to recover your data"}'""", "T1486", 0.45),
 ]
 
 
@@ -604,6 +608,8 @@ def test_what_a_script_does_with_its_substitutions_is_named(body: str, technique
     "chown www-data:www-data /var/www/html/storage", "setfacl -m u:deploy:rwx /srv/app",
     "rpm -ivh /tmp/epel-release-latest-9.noarch.rpm", "echo maintenance > /var/www/html/index.html",
     "dig TXT example.com", "pgrep -f gunicorn", "docker run --rm -v /srv/ci:/src builder make",
+    "env SSH_AUTH_SOCK=/run/user/1000/keyring/ssh git pull", "strace -f -p 811 -e trace=read,write -o /root/t.log",
+    "curl -s -X DELETE localhost:9200/logs-2024.01.01",
 ])
 def test_neighbouring_routines_stay_below_alert_evidence(line: str) -> None:
     assert all(weight < 0.3 for weight in _techniques(line).values()), (line, _techniques(line))
