@@ -568,11 +568,11 @@ def _copied_from_system(command: Command) -> bool:
 def _notes_and_defacement(command: Command) -> list[Evidence]:
     """A ransom note written anywhere, a web root's home page overwritten by hand (`echo ... > index.html`)."""
     written = writes_of(command)
-    if not written or command.program not in ("echo", "printf", "tee", "cat", "cp"):
+    if not written or command.program not in ("echo", "printf", "tee", "cat"):  # by hand: a deployment copies
         return []
     if command.program in ("echo", "printf") and _RANSOM_NOTE.search(command.text()[:MAX_OPERAND * 2]):
         return [Evidence(0.5, f"{command.program} writes a ransom note ({written[0][:80]})", "T1486", IMPACT)]
-    if any(p.startswith(_WEB_ROOTS) and _HOME_PAGE.search(p) for p in written) and command.program != "cp":
+    if any(p.startswith(_WEB_ROOTS) and _HOME_PAGE.search(p) for p in written):
         return [Evidence(0.2, f"{command.program} overwrites a web site's home page by hand", "T1491.001", IMPACT)]
     return []
 
@@ -1258,8 +1258,9 @@ def _find_deletes_data(command: Command) -> str:
         return ""
     names = option_values(command, ("-name", "-iname"))
     narrowed = _FIND_TESTS - {"-name", "-iname"}
+    # From the root and by name alone; by age or size, or below a backup directory, it is rotation.
     if args[1:2] == ("/",) and names and all(_DATA_FILE_NAME.search(n) for n in names) and not narrowed & set(args):
-        return f"{', '.join(names)[:60]} files everywhere"  # by age or size, below a backup root: rotation
+        return f"{', '.join(names)[:60]} files everywhere"
     if _FIND_TESTS & set(args):
         return ""
     for start in itertools.takewhile(lambda a: not a.startswith(("-", "(", "!")), args[1:]):
