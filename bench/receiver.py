@@ -99,21 +99,21 @@ def request_contents(events: dict[str, list[dict[str, Any]]], count: int,
 
 
 def encode_requests(events: dict[str, list[dict[str, Any]]], count: int, records_per_request: int,
-                    tag: bool = False) -> list[bytes]:
-    """`count` ExportLogsServiceRequests, each one host of one workload; `tag` marks each with
-    resource attribute bench.request = its index, and gives its records the time `request_time(index)`
-    (for the latency run)."""
+                    epoch: int | None = None) -> list[bytes]:
+    """`count` ExportLogsServiceRequests, each one host of one workload. With an `epoch` (for the latency run),
+    each is marked with resource attribute bench.request = its index, and its records get the time
+    `request_time(epoch, index)`."""
     requests = []
     for index, (workload, host, records) in enumerate(request_contents(events, count, records_per_request)):
         request = ExportLogsServiceRequest()
         resource_logs = request.resource_logs.add()
         resource = {"service.name": "procsight-agent", "host.name": host, "procsight.workload": workload}
-        if tag:
+        if epoch is not None:
             resource["bench.request"] = str(index)
         resource_logs.resource.attributes.extend(key_values(resource))
         scope_logs = resource_logs.scope_logs.add()
         scope_logs.scope.name = "procsight.agent"
-        now = request_time(index) if tag else time.time_ns()
+        now = time.time_ns() if epoch is None else request_time(epoch, index)
         for attributes in records:
             record = scope_logs.log_records.add()
             record.time_unix_nano = record.observed_time_unix_nano = now
@@ -125,13 +125,15 @@ def encode_requests(events: dict[str, list[dict[str, Any]]], count: int, records
     return requests
 
 
-LATENCY_EPOCH_NS = 1_800_000_000 * 10**9  # the latency run's records are timed from here, a millisecond apart
+# The latency run's records are timed from an hour before it starts, a millisecond apart: in the past, as the
+# receiver keeps them (it sets a time more than 15 minutes ahead of its clock to the arrival time).
+LATENCY_EPOCH_OFFSET_NS = 3600 * 10**9
 
 
-def request_time(index: int) -> int:
+def request_time(epoch: int, index: int) -> int:
     """The time of the latency run's request `index`: its poll reads only the parts that can hold requests
     not seen yet (the table is ordered by Timestamp), so polling costs the receiver next to nothing."""
-    return LATENCY_EPOCH_NS + index * 1_000_000
+    return epoch + index * 1_000_000
 
 
 # -- senders -------------------------------------------------------------------------------------
@@ -467,7 +469,8 @@ def measure_latency(events: dict[str, list[dict[str, Any]]], rate: int, seconds:
     from otlp_receiver.service import Service
 
     count = max(1, int(rate * seconds / records_per_request))
-    requests = encode_requests(events, count, records_per_request, tag=True)
+    epoch = time.time_ns() - LATENCY_EPOCH_OFFSET_NS
+    requests = encode_requests(events, count, records_per_request, epoch)
     service = Service(procsight_settings(data_dir))
     service.start()
     tune_garbage_collection()  # as `procsight receiver` does once started
@@ -490,7 +493,7 @@ def measure_latency(events: dict[str, list[dict[str, Any]]], rate: int, seconds:
                 else:
                     finished = True
             polled_at = time.time()
-            since = request_time(next((i for i in range(count) if i not in visible), count))
+            since = request_time(epoch, next((i for i in range(count) if i not in visible), count))
             try:
                 rows = transport.query(
                     "SELECT toUInt32(ResourceAttributes['bench.request']) AS r, count() AS n "
