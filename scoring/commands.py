@@ -6,12 +6,13 @@ command line copied from a terminal (`cat /etc/shadow > /tmp/s`) keeps its shell
 turns such text into `Command`s joined into `Pipeline`s, so the same knowledge and chain rules judge a
 script's commands and real processes alike.
 
-The tokenizer is a single bounded pass (no regular expressions over attacker-controlled text), and
+The tokenizer is a single bounded pass (one bounded pattern first reads `$IFS` as the space it stands for), and
 scripts are cut at `MAX_SCRIPT` characters and `MAX_COMMANDS` commands.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -162,13 +163,24 @@ def _dash_c_argument(args: tuple[str, ...]) -> str:
 
 
 _SPLIT_SIGNS = (";", "|", "&&", ">", "<")
+# `$IFS` (also `${IFS}`, `${IFS%??}`) expands to white space: `cat${IFS}/etc/passwd` is `cat /etc/passwd`.
+_IFS = re.compile(r"\$(?:\{IFS[^}]{0,8}\}|IFS\b)")
+# ... written inside a word, in place of a space: what no one types but to hide the words from a filter.
+_IFS_AS_SPACE = re.compile(r"[\w/.-]\$(?:\{IFS[^}]{0,8}\}|IFS\b)|\$(?:\{IFS[^}]{0,8}\}|IFS\b)[\w/.$-]")
+
+
+def spaces_hidden(text: str) -> bool:
+    """Whether shell text writes `$IFS` where a space goes (`cat${IFS}/etc/passwd`)."""
+    return "IFS" in text and bool(_IFS_AS_SPACE.search(text[:MAX_SCRIPT]))
 
 
 @lru_cache(maxsize=1 << 12)
 def parse_script(text: str) -> Script:
-    """Parses shell text into pipelines of simple commands; `$(...)` and backquotes are parsed too."""
+    """Parses shell text into pipelines of simple commands; `$(...)` and backquotes are parsed too, and `$IFS`
+    is the space it stands for."""
     pipelines: list[Pipeline] = []
-    _parse_into(text[:MAX_SCRIPT], pipelines, 0)
+    text = text[:MAX_SCRIPT]
+    _parse_into(_IFS.sub(" ", text) if "IFS" in text else text, pipelines, 0)
     return Script(tuple(pipelines[:MAX_COMMANDS]))
 
 
@@ -193,9 +205,14 @@ def _parse_into(text: str, pipelines: list[Pipeline], depth: int) -> None:
             pipelines.append(Pipeline(tuple(commands)))
         commands = []
 
+    group_closed = False  # the last token closed a `( ... )` group
     for kind, value in tokens:
         if len(pipelines) >= MAX_COMMANDS:
             return
+        if value in ("|", "|&") and group_closed and pipelines and not commands and not words:
+            # `(curl URL || wget -O- URL) | sh`: the group's output feeds the pipe; its last pipeline stands for it
+            commands = list(pipelines.pop().commands)
+        group_closed = kind == "op" and value == ")"
         if kind == "word":
             if pending_redirect:
                 redirects.append(Redirect(pending_redirect, value))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 
 from core.event import CONNECTION, ProcessEvent
-from scoring.commands import Command, script_of, unwrap
+from scoring.commands import Command, script_of, spaces_hidden, unwrap
 from scoring.evidence import (
     COMMAND_AND_CONTROL,
     DEFENSE_EVASION,
@@ -303,6 +303,13 @@ def _privilege_elevation(event: ProcessEvent) -> list[Evidence]:
     return found
 
 
+def _hidden_spaces(event: ProcessEvent) -> list[Evidence]:
+    """`cat${IFS}/etc/passwd`: spaces written as `$IFS`, which only a filter on the words is fooled by."""
+    if spaces_hidden(event.command_line):
+        return [Evidence(0.45, "spaces written as $IFS (obfuscated command)", "T1027", DEFENSE_EVASION)]
+    return []
+
+
 def _inline_code(event: ProcessEvent) -> list[Evidence]:
     """An interpreter given code on its command line (python -c, perl -e, node -e, ...), possibly behind sudo."""
     args = list(event.args)
@@ -469,6 +476,7 @@ _CHECKS = (
     _shell_escape,
     _privilege_elevation,
     _inline_code,
+    _hidden_spaces,
     _network_destination,
     _privileged_shell_mode,
     _high_cpu,

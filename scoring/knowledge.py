@@ -421,6 +421,8 @@ def deletes_of(command: Command) -> tuple[str, ...]:
         found.extend(_operands(command))
     elif program == "ln" and "/dev/null" in command.args:
         found.extend(o for o in _operands(command) if o != "/dev/null")  # history pointed at nothing
+    elif program == "cp" and (operands := _operands(command))[:1] == ("/dev/null",) and len(operands) == 2:
+        found.append(operands[1])  # emptied: `cp /dev/null /var/log/lastlog`
     if program in (":", "true", "echo", "printf") or (program == "cat" and "/dev/null" in command.args):
         found.extend(r.target for r in command.redirects if r.operator == ">")
     return tuple(_clean(p) for p in found if p)
@@ -881,7 +883,10 @@ def _copied_into_hiding(program: str, source: str, destination: str) -> list[Evi
         return [Evidence(0.4, f"{program} copies a system program to {destination[:80]} under another name",
                          "T1036.003", DEFENSE_EVASION)]
     staged = where in ("tmp", "shm", "dev")
-    if staged and (_KERNEL_THREAD.match(name.lstrip(".")) or name.lstrip(".") in _DAEMON_NAMES):
+    # `[kthreadd]` is what ps shows for a kernel thread, and no file's name anywhere; a bare `migration` or a
+    # daemon's name is a disguise only in temp places.
+    bracketed = name.startswith("[") and bool(_KERNEL_THREAD.match(name))
+    if bracketed or (staged and (_KERNEL_THREAD.match(name.lstrip(".")) or name.lstrip(".") in _DAEMON_NAMES)):
         return [Evidence(0.45, f"{program} names a file like a kernel thread or a daemon ({destination[:80]})",
                          "T1036.005", DEFENSE_EVASION)]
     if (staged and _hidden(destination)) or in_system_dot_directory(destination[:MAX_OPERAND]):
@@ -979,6 +984,7 @@ for _names, _spec in (
      (0.65, "traffic interception tool", "T1557", CREDENTIAL_ACCESS)),
     (("tcpdump", "tshark", "tcpflow", "ngrep", "dumpcap"), (0.2, "packet capture", "T1040", CREDENTIAL_ACCESS)),
     (("proxychains", "proxychains4", "tsocks"), (0.4, "traffic proxied through a chain", "T1090", COMMAND_AND_CONTROL)),
+    (("tor", "torsocks", "torify"), (0.4, "traffic routed through Tor", "T1090.003", COMMAND_AND_CONTROL)),
     (("sshpass",), (0.35, "SSH with a password on the command line", "T1021.004", "lateral-movement")),
     (("xclip", "xsel"), (0.3, "clipboard access", "T1115", COLLECTION)),
     (("xwd", "scrot", "gnome-screenshot"), (0.3, "screen capture", "T1113", COLLECTION)),
@@ -1335,7 +1341,7 @@ def _remote_services(command: Command) -> list[Evidence]:
                                   COMMAND_AND_CONTROL))
         else:
             found.append(Evidence(0.1, "openssl opens a TLS connection by hand", "T1573", COMMAND_AND_CONTROL))
-    if program in ("aws", "gcloud", "az", "gsutil", "vault") and (cloud := _cloud_data(args)):
+    if program in ("aws", "gcloud", "az", "gsutil", "vault") and (cloud := _cloud_data(args) or _cloud_control(args)):
         found.append(cloud)
     elif program in ("aws", "gcloud", "az"):
         if any(a in ("create-access-key", "create-login-profile", "update-login-profile", "attach-user-policy",
@@ -1351,7 +1357,7 @@ def _remote_services(command: Command) -> list[Evidence]:
                 found.append(Evidence(0.45, f"{program} copies files anonymously to a bucket open to anyone",
                                       "T1567.002", EXFILTRATION))
             else:
-                found.append(Evidence(0.2, f"{program} copies files to cloud storage", "T1567.002", EXFILTRATION))
+                found.append(_to_cloud_storage(program, args))
         else:
             found.append(Evidence(0.1, f"{program}: cloud account discovery", "T1580", DISCOVERY))
     if program in DOWNLOADERS and ":10250/" in text:  # the kubelet's API, past the cluster's own
@@ -1483,6 +1489,50 @@ def _cloud_data(args: tuple[str, ...]) -> Evidence | None:
         return Evidence(0.35, f"{args[0]} reads secrets from the cloud's secret store", "T1555.006",
                         CREDENTIAL_ACCESS)
     return None
+
+
+# Switching off what records a cloud account's activity: its trail, flow logs, log sinks, threat detection.
+_CLOUD_LOGGING_OFF = frozenset({"stop-logging", "delete-trail", "delete-flow-logs", "delete-detector",
+                                "disassociate-members", "delete-log-group"})
+# Keys and credentials made for a service identity: a way back in that outlives a reset password.
+_CLOUD_IDENTITY_KEYS = (("service-accounts", "keys", "create"), ("hmac", "create"), ("ad", "sp", "create-for-rbac"),
+                        ("ad", "sp", "credential"), ("ad", "app", "credential"))
+_CLOUD_OWNER_ROLES = ("roles/owner", "roles/editor", "Owner", "Contributor", "AdministratorAccess",
+                      "User Access Administrator")
+_CLOUD_UPLOADS = (("storage", "blob", "upload"), ("storage", "blob", "upload-batch"), ("storage", "cp"),
+                  ("cp",))
+
+
+def _cloud_control(args: tuple[str, ...]) -> Evidence | None:
+    """The cloud account's own defences and doors: its activity logs switched off, keys made for a service
+    identity, owner rights granted, local files sent to a bucket (all but the last are rare by hand)."""
+    program, words = args[0], [a for a in args[1:8] if not a.startswith("-")]
+    if _CLOUD_LOGGING_OFF & set(words) or (program == "gcloud" and words[:3] == ["logging", "sinks", "delete"]) or (
+            program == "az" and words[:3] == ["monitor", "diagnostic-settings", "delete"]):
+        return Evidence(0.5, f"{program} switches off the cloud account's activity logs", "T1562.008",
+                        DEFENSE_EVASION)
+    if any(_words_in_order(words, key) for key in _CLOUD_IDENTITY_KEYS):
+        return Evidence(0.45, f"{program} makes keys for a service identity", "T1098.001", PERSISTENCE)
+    granted = option_values(Command(args), ("--role",))
+    if ("add-iam-policy-binding" in words or _words_in_order(words, ("role", "assignment", "create")) or
+            "create-for-rbac" in words) and any(role.strip("'\"") in _CLOUD_OWNER_ROLES for role in granted):
+        return Evidence(0.45, f"{program} grants owner rights in the cloud account", "T1098.003", PERSISTENCE)
+    if (program in ("az", "gcloud", "gsutil") and any(_words_in_order(words, key) for key in _CLOUD_UPLOADS)
+            and any(a.startswith(("gs://", "https://")) or a == "-f" for a in args)):
+        return _to_cloud_storage(program, args)
+    return None
+
+
+def _to_cloud_storage(program: str, args: tuple[str, ...]) -> Evidence:
+    """Files copied to a bucket: a backup, or from a temp or hidden place, data staged to leave."""
+    staged = any(_hidden(a) or path_class(a) in ("tmp", "shm") for a in args[1:] if a.startswith(("/", "./")))
+    return Evidence(0.35 if staged else 0.2, f"{program} copies {'staged ' if staged else ''}files to cloud storage",
+                    "T1567.002", EXFILTRATION)
+
+
+def _words_in_order(words: list[str], key: tuple[str, ...]) -> bool:
+    """`key` appears in `words` as consecutive words."""
+    return any(tuple(words[i:i + len(key)]) == key for i in range(len(words) - len(key) + 1))
 
 
 def _containers_removed(command: Command) -> list[Evidence]:
@@ -1706,6 +1756,26 @@ def _recursive_search(args: tuple[str, ...]) -> bool:
         a[:1] == "-" and a[1:2] != "-" and ("r" in a or "R" in a) for a in args[1:])
 
 
+# Where databases keep their accounts' password hashes: a query naming them is a hash dump, not an app's query.
+_DATABASE_PASSWORDS = re.compile(r"\bmysql\.user\b.{0,200}|\bauthentication_string\b|\bpg_shadow\b|\bpg_authid\b|"
+                                 r"\brolpassword\b|\bsystem\.users\b", re.IGNORECASE)
+# A Kubernetes API path to secrets' values, asked for by hand (kubectl's own reads are `_kubectl`'s).
+_KUBE_SECRETS_PATH = re.compile(r"/api/v1/(?:namespaces/[\w.-]{1,63}/)?secrets\b")
+
+
+def _stored_credentials(command: Command) -> list[Evidence]:
+    """Credentials taken from where services keep them: a database's own password hashes, a cluster's secrets
+    through its API by hand, a desktop keyring."""
+    program, text = command.program, " ".join(command.args[1:])[:MAX_OPERAND * 4]
+    if program in _SQL_CLIENTS and _DATABASE_PASSWORDS.search(text):
+        return [Evidence(0.45, f"{program} reads the database's password hashes", "T1555", CREDENTIAL_ACCESS)]
+    if program in DOWNLOADERS and "secrets" in text and _KUBE_SECRETS_PATH.search(text):
+        return [Evidence(0.45, f"{program} reads secrets from the Kubernetes API", "T1552.007", CREDENTIAL_ACCESS)]
+    if program == "secret-tool" and {"search", "lookup"} & set(command.args[1:3]):
+        return [Evidence(0.35, "secret-tool reads passwords from the keyring", "T1555", CREDENTIAL_ACCESS)]
+    return []
+
+
 # Which checks can say anything about a program: most commands meet only the checks every command meets.
 _CHECKS_BY_PROGRAM: dict[str, tuple[Callable[[Command], list[Evidence]], ...]] = {}
 for _check, _programs in (
@@ -1740,6 +1810,7 @@ for _check, _programs in (
     (_log_lines_removed, ("sed",)),
     (_container_images, ("docker", "podman", "nerdctl", "kubectl")),
     (_containers_removed, ("docker", "podman", "nerdctl")),
+    (_stored_credentials, (*_SQL_CLIENTS, *DOWNLOADERS, "secret-tool")),
 ):
     for _program in dict.fromkeys(_programs):  # a program named twice (curl: downloader, address probe) checked once
         _CHECKS_BY_PROGRAM[_program] = (*_CHECKS_BY_PROGRAM.get(_program, ()), _check)
@@ -1823,9 +1894,13 @@ def _find_actions(command: Command) -> tuple[Command, ...]:
         return ()
     actions: list[Command] = []
     args = command.args
+    # Not narrowed by name, age or size, `{}` is every file below where find starts: `-exec truncate -s 0 {}`
+    # in /var/log empties every log, as `truncate -s 0 /var/log/*` would.
+    start = next(itertools.takewhile(lambda a: not a.startswith(("-", "(", "!")), args[1:2]), "")
+    every = start.rstrip("/") + "/*" if start.startswith("/") and not _FIND_TESTS & set(args) else "{}"
     for i, arg in enumerate(args):
         if arg in _FIND_ACTIONS:
             inner = list(itertools.takewhile(lambda a: a not in (";", "\\;", "+"), args[i + 1:]))
             if inner:
-                actions.append(Command(tuple(inner)))
+                actions.append(Command(tuple(every if a == "{}" else a for a in inner)))
     return tuple(actions[:4])

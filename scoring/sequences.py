@@ -14,7 +14,14 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from scoring.commands import Command, Script, unwrap
-from scoring.evidence import COMMAND_AND_CONTROL, DEFENSE_EVASION, EXECUTION, EXFILTRATION, Evidence
+from scoring.evidence import (
+    COMMAND_AND_CONTROL,
+    DEFENSE_EVASION,
+    EXECUTION,
+    EXFILTRATION,
+    LATERAL_MOVEMENT,
+    Evidence,
+)
 from scoring.knowledge import deletes_of, names_security_tool, writes_of
 from scoring.programs import DOWNLOADERS, ENCODERS, INLINE_CODE_FLAGS, INTERPRETERS, RAW_CLIENTS, SENDERS, SHELLS
 from scoring.tokens import path_class
@@ -95,13 +102,23 @@ def script_evidence(script: Script, cwd: str) -> list[Evidence]:
                 how, weight = f"{previous[0]}, then {how}", max(weight, previous[1])
             written[resolved] = (how, weight, technique)
     found.extend(_commands_together(inner))
-    if any(_substitution_feeds_interpreter(c) for c in inner):
+    through = "command substitution" if any(_substitution_feeds_interpreter(c) for c in inner) else \
+        "a variable" if any(_runs_expansion(c) or _variable_program(c) for c in inner) else ""
+    if through:  # `eval $(curl URL)`; `c=$(curl URL); eval "$c"`; `X=$(echo .. | base64 -d); $X`
         if any(c.program in DOWNLOADERS for c in inner):
-            found.append(Evidence(0.8, "downloaded code run through command substitution", "T1105",
-                                  COMMAND_AND_CONTROL))
+            found.append(Evidence(0.8, f"downloaded code run through {through}", "T1105", COMMAND_AND_CONTROL))
         elif any(_decodes(c) for c in inner):
-            found.append(Evidence(0.7, "decoded data run through command substitution", "T1140", DEFENSE_EVASION))
+            found.append(Evidence(0.7, f"decoded data run through {through}", "T1140", DEFENSE_EVASION))
+    if any(_variable_program(c).count("$") >= 2 or "${!" in _variable_program(c) for c in inner):
+        found.append(Evidence(0.45, "runs a command whose name is pieced together from variables", "T1027",
+                              DEFENSE_EVASION))
     return found
+
+
+def _variable_program(command: Command) -> str:
+    """The command's name when a variable gives it (`$X`, `$a$b`, `${!#}`), else ""."""
+    name = command.args[0] if command.args else ""
+    return name if name.startswith("$") and not name.startswith("$(") else ""
 
 
 def _commands_together(inner: list[Command]) -> list[Evidence]:
@@ -111,11 +128,19 @@ def _commands_together(inner: list[Command]) -> list[Evidence]:
     if any(_asks_dns_for_text(c) for c in inner) and any(_runs_expansion(c) for c in inner):
         found.append(Evidence(0.7, "runs what DNS TXT records say (commands over DNS)", "T1071.004",
                               COMMAND_AND_CONTROL))
+    if any(c.program in ("ssh", "scp", "rsync") and any(a.startswith("$") for a in c.args[1:]) for c in inner) and any(
+            c.program in _KNOWN_HOSTS_READERS and any("known_hosts" in a for a in c.args[1:]) for c in inner):
+        found.append(Evidence(0.5, "logs in over SSH to each host its known_hosts lists", "T1021.004",
+                              LATERAL_MOVEMENT))
     kills_found = any(c.program in ("kill", "pkill", "killall") and "$(...)" in c.args for c in inner)
     if kills_found and any(c.program in ("pgrep", "pidof", "ps") and names_security_tool(" ".join(c.args[1:]))
                            for c in inner):
         found.append(Evidence(0.5, "finds security tools by name and kills them", "T1562.001", DEFENSE_EVASION))
     return found
+
+
+_KNOWN_HOSTS_READERS = frozenset({"cat", "awk", "gawk", "mawk", "cut", "grep", "egrep", "sed", "sort", "uniq", "tr",
+                                  "head", "tail", "while", "read"})
 
 
 def _asks_dns_for_text(command: Command) -> bool:

@@ -137,12 +137,24 @@ def base_name(name: str) -> str:
 def elevated_program(event: ProcessEvent) -> str:
     """For sudo/doas/su-style launchers, the program they run ('' otherwise)."""
     args = event.args
-    if not args or base_name(event.executable_name) not in ELEVATORS:
+    launcher = base_name(event.executable_name)
+    if not args or launcher not in ELEVATORS:
         return ""
+    takes_value = _ELEVATOR_VALUE_OPTIONS.get(launcher, frozenset())
+    skip = False
     for arg in args[1:]:
-        if not arg.startswith("-") and "=" not in arg:
+        if skip:
+            skip = False
+        elif arg in takes_value:
+            skip = True  # `sudo -u postgres psql`: postgres is who, psql is what
+        elif not arg.startswith("-") and "=" not in arg:
             return base_name(arg)
     return ""
+
+
+# Options of the launchers that take the next argument as their value.
+_ELEVATOR_VALUE_OPTIONS = {"sudo": frozenset({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T", "-R"}),
+                           "doas": frozenset({"-u", "-C"}), "pkexec": frozenset({"--user"})}
 
 
 @lru_cache(maxsize=1 << 16)

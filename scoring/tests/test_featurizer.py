@@ -9,7 +9,7 @@ import pytest
 
 from core.event import ProcessEvent
 from scoring.featurizer import get_embedder
-from scoring.tokens import address_class, event_tokens, normalise_arg
+from scoring.tokens import address_class, elevated_program, event_tokens, normalise_arg
 
 
 def _event(args: tuple[str, ...], parent: str = "bash", uid: int = 0) -> ProcessEvent:
@@ -140,3 +140,12 @@ def test_file_modes_are_kept_so_a_setuid_chmod_is_not_a_routine_one() -> None:
 ])
 def test_documentation_addresses_are_public_and_localhost_is_loopback(address: str, kind: str) -> None:
     assert address_class(address) == kind
+
+
+@pytest.mark.parametrize(("args", "program"), [
+    (("sudo", "-u", "postgres", "psql", "-c", "VACUUM"), "psql"), (("sudo", "apt-get", "install", "jq"), "apt-get"),
+    (("sudo", "-E", "-g", "adm", "tail", "/var/log/syslog"), "tail"), (("doas", "-u", "www", "sh"), "sh"),
+    (("sudo", "-i"), ""),
+])
+def test_an_elevated_program_is_what_runs_not_whom_it_runs_as(args: tuple[str, ...], program: str) -> None:
+    assert elevated_program(_event(args)) == program

