@@ -14,7 +14,9 @@ files, and for each new exec finds:
 - **write, then execute**: a file fetched, decoded, copied or made executable, then run, by its path
   or as a shell's or interpreter's script (or deleted after it ran); resolved against the working directory;
 - **session bursts**: sensitive commands of one session (the descendants of one interactive or
-  script shell, or of one server) add up within `BURST_WINDOW`;
+  script shell, or of one server) add up within `BURST_WINDOW`; and looking around in many ways the
+  workload has not seen (`id; uname -a; ss -antp; ps auxf; cat /etc/passwd`, new here) within
+  `RECON_WINDOW` is hands-on reconnaissance, whatever each command is alone;
 - **privilege**: an effective uid that differs from the real one (a setuid gain);
 - **incidents**: events linked by any of the above share an id and a score, the strongest event raised
   by the evidence around it. An incident starts at the first event strong enough to warn.
@@ -56,6 +58,11 @@ MAX_ANCESTORS = 16
 PIPE_WINDOW = 0.25  # seconds between the execs of two siblings for a pipe guessed from timing
 WRITE_WINDOW = 3600.0  # a file written this recently and then run is evidence
 BURST_WINDOW = 900.0  # sensitive commands of one session within this add up
+RECON_WINDOW = 120.0  # discovery acts new to the workload within this, in one session, add up ...
+RECON_TECHNIQUES = 4  # ... when they are of this many kinds (ATT&CK techniques), among them asking the host
+# who one is and what system this is (T1082), which the host's own admin knows
+RECON_SELF = frozenset({"id", "whoami"})
+RECON_WEIGHT = 0.35
 INCIDENT_IDLE = 3600.0  # an incident with no new event for this long is closed
 MAX_PROCESSES = 32768  # per host
 MAX_HOSTS = 4096
@@ -214,6 +221,7 @@ class _Host:
         self.pipes: dict[str, int] = {}  # "pipe:<inode>" -> pid of the process writing it
         self.readers: dict[str, int] = {}  # "pipe:<inode>" -> pid of the process reading it
         self.sessions: OrderedDict[int, deque[SessionItem]] = OrderedDict()
+        self.looked: OrderedDict[int, deque[SessionItem]] = OrderedDict()  # session -> discovery new here
         self.incidents: dict[int, Incident] = {}  # session root -> its open incident
 
 
@@ -257,6 +265,7 @@ class ChainTracker:
                 self._files(view, host, event, own)
                 self._privilege(view, event)
                 self._session_burst(view, host, own)
+                self._reconnaissance(view, host, own)
             return view
 
     def parent_command_line(self, view: ChainView) -> str:
@@ -496,6 +505,26 @@ class ChainTracker:
                                                            f"this session within {int(BURST_WINDOW // 60)} min "
                                                            f"({programs})", "", ""))
 
+    @staticmethod
+    def _reconnaissance(view: ChainView, host: _Host, own: Sequence[Evidence]) -> None:
+        """Looking around in several ways new to the workload, in a short while, having asked who one is and
+        what system this is: hands-on reconnaissance by someone new to the host. An admin investigating an
+        incident looks at the same files (setuid programs, accounts, crontabs) but knows the host."""
+        session = view.node.session
+        looking = [e for e in own if e.tactic == DISCOVERY and e.technique]
+        if session is None or not looking or not (items := host.looked.get(session)):
+            return
+        now, name = view.node.started, view.node.name
+        recent = [i for i in items if now - i.when <= RECON_WINDOW and i.program != name]
+        earlier = {i.technique: i.program for i in recent}
+        kinds = {*earlier, *(e.technique for e in looking)}
+        asked_who = name in RECON_SELF or any(i.program in RECON_SELF for i in recent)
+        if len(kinds) >= RECON_TECHNIQUES and asked_who and "T1082" in kinds:
+            programs = ", ".join(sorted({*earlier.values(), name}))[:100]
+            view.evidence.append(Evidence(RECON_WEIGHT, f"looks around in {len(kinds)} ways new to this workload "
+                                                        f"within {int(RECON_WINDOW)} s ({programs})",
+                                          looking[0].technique, DISCOVERY))
+
     # -- after scoring ----------------------------------------------------------------------------------
 
     def record(self, view: ChainView, score: float, evidence: Sequence[Evidence], novelty: float, warn: float,
@@ -546,9 +575,17 @@ class ChainTracker:
 
     @staticmethod
     def _remember_session(host: _Host, node: Node, evidence: Sequence[Evidence], novelty: float) -> None:
-        """Sensitive commands that were new here count toward the session's burst."""
+        """Sensitive commands that were new here count toward the session's burst, and discovery toward its
+        reconnaissance."""
         if node.session is None or novelty < 0.5:
             return
+        looking = [e for e in evidence if e.tactic == DISCOVERY and e.technique]
+        if looking:
+            seen = host.looked.get(node.session)
+            if seen is None:
+                seen = host.looked[node.session] = deque(maxlen=32)
+                _bound(host.looked, MAX_SESSIONS)
+            seen.extend(SessionItem(node.started, e.technique, e.weight, node.name) for e in looking)
         items = [e for e in evidence if _counts_in_burst(e, node.lineage)]
         if not items:
             return

@@ -254,6 +254,30 @@ def test_reconnaissance_below_a_web_server_alerts_where_an_admin_session_does_no
     assert admin.severity != "alert"
 
 
+RECON = ["id", "uname -a", "ss -antp", "ps auxf", "cat /etc/passwd", "ip route"]
+
+
+def test_looking_around_in_many_new_ways_at_once_is_reconnaissance(engine):
+    session = Session()
+    verdicts = _score(engine, [session.exec(line, 400, "bash", gap=2.0) for line in RECON])
+    assert [v.severity for v in verdicts[:3]] != ["alert"] * 3, verdicts  # a few looks are an admin's routine
+    assert verdicts[-1].severity == "alert", verdicts[-1]
+    assert any("looks around in" in r for r in verdicts[-1].reasons), verdicts[-1].reasons
+
+
+def test_the_same_looks_spread_out_or_known_to_the_workload_are_not(engine):
+    session = Session()
+    spread = _score(engine, [session.exec(line, 500, "bash", gap=300.0) for line in RECON])
+    assert not any("looks around in" in r for v in spread for r in v.reasons), spread
+    known = _score(engine, [session.exec(line, 600, "bash", gap=2.0) for line in ROUTINE[:6]])
+    assert all(v.severity == "none" for v in known), known
+    # An admin investigating an intrusion looks at the same things, but needs not ask who they are on which host.
+    investigation = ["last -n 20", "lastlog", "ps auxf", "ss -tnp", "find / -xdev -perm -4000 -type f",
+                     "cat /etc/passwd", "crontab -l -u www-data"]
+    checked = _score(engine, [session.exec(line, 700, "bash", uid=0, gap=2.0) for line in investigation])
+    assert not any("looks around in" in r for v in checked for r in v.reasons), checked
+
+
 def test_a_burst_of_account_and_persistence_changes_adds_up_in_one_incident(engine):
     session = Session()
     lines = ["useradd -m svc2", "usermod -aG sudo svc2", "crontab -u svc2 /tmp/.ct"]
