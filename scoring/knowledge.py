@@ -242,7 +242,7 @@ _CONTENT_READERS = frozenset({
     "tac", "nl", "grep", "egrep", "fgrep", "zgrep", "rg", "awk", "gawk", "mawk", "sed", "cut", "sort", "uniq",
     "tar", "zip", "7z", "7za", "rar", "gzip", "bzip2", "xz", "zstd", "scp", "rsync", "nc", "ncat", "netcat",
     "socat", "dd", "gpg", "openssl", "python", "perl", "ruby", "php", "vi", "vim", "nano",
-    "view", "ed", "emacs", "unshadow", "john", "hashcat", "sftp", "ftp", "mail", "mutt", "sendmail", "split",
+    "view", "ed", "emacs", "unshadow", "john", "hashcat", "mail", "mutt", "sendmail", "split",
     "busybox", "diff", "cmp", "paste", "column", "jq", "fold", "rev", "iconv", "uuencode", "sqlite3",
 })
 _COPIERS = frozenset({"cp", "mv", "install", "rsync", "scp", "ln", "dd"})
@@ -944,10 +944,10 @@ def _transfers(command: Command) -> list[Evidence]:
         if raw_ip or odd_port or raw_scheme:
             found.append(Evidence(0.3, f"{program} talks to a bare address, an unusual port or a raw protocol "
                                        f"({url.group(0)[:80]})", "T1105", COMMAND_AND_CONTROL))
+        elif url is not None and where != "loopback" and _posts_data(command):  # wget saves the reply, too
+            found.append(Evidence(0.2, f"{program} sends data to {url.group(2)[:60]}", "T1048", EXFILTRATION))
         elif saved:
             found.append(Evidence(0.15, f"{program} downloads a file", "T1105", COMMAND_AND_CONTROL))
-        elif url is not None and where != "loopback" and _posts_data(command):
-            found.append(Evidence(0.2, f"{program} sends data to {url.group(2)[:60]}", "T1048", EXFILTRATION))
     return found
 
 

