@@ -35,6 +35,10 @@ _MIN_AVERAGE_CHUNK = 64
 _HEX_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")  # int(x, 16) alone would take "-1", "0x10" and "1_0"
 _DECIMAL = re.compile(r"[0-9]{1,19}")  # str.isdigit alone would take "²"
 _LINE_LIMIT = 65537
+_OWS = " \t"  # the only white space around a header value (RFC 9110 section 5.6.3); not VT, FF or NUL
+# Control characters other than HTAB in a header value: obs-fold (a line break), NUL, VT, FF. The stdlib
+# parser keeps them, and a proxy in front may read `Transfer-Encoding: \x0bchunked` another way.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 MAX_FRAMES = 1024  # gzip members or zstd/lz4 frames in one body: each costs a decompressor
 
 
@@ -67,20 +71,24 @@ def check_framing(headers: Message, version: str = "HTTP/1.1") -> None:
     if any(isinstance(defect, MissingHeaderBodySeparatorDefect) for defect in headers.defects) or any(
             not name or " " in name or "\t" in name for name in headers):
         raise BadBody("a malformed header line (white space in or after a header name?)")
+    if controlled := next((name for name, value in headers.items() if _CONTROL.search(value)), None):
+        raise BadBody(f"a control character or a folded line in header {controlled[:40]!r}")
     if version == "HTTP/1.1" and len(headers.get_all("Host") or ()) != 1:
         raise BadBody("an HTTP/1.1 request needs exactly one Host header")
-    lengths = {value.strip() for value in headers.get_all("Content-Length") or ()}
+    lengths = {value.strip(_OWS) for value in headers.get_all("Content-Length") or ()}
     if len(lengths) > 1:
         raise BadBody("Content-Length given more than once with different values")
     encodings = headers.get_all("Transfer-Encoding") or []
     if encodings and lengths:
         raise BadBody("both Content-Length and Transfer-Encoding: the body's end is ambiguous")
-    if encodings and (len(encodings) > 1 or encodings[0].strip().lower() != "chunked"):
+    if encodings and version != "HTTP/1.1":  # RFC 9112 section 6.1: an HTTP/1.0 message's framing is faulty
+        raise BadBody("Transfer-Encoding in an HTTP/1.0 request: send Content-Length")
+    if encodings and (len(encodings) > 1 or encodings[0].strip(_OWS).lower() != "chunked"):
         raise UnsupportedTransfer(f"unsupported Transfer-Encoding {', '.join(encodings)[:60]!r}; only chunked")
 
 
 def _chunked(headers: Message) -> bool:
-    return (headers.get("Transfer-Encoding") or "").strip().lower() == "chunked"
+    return (headers.get("Transfer-Encoding") or "").strip(_OWS).lower() == "chunked"
 
 
 def has_body(headers: Message) -> bool:
@@ -88,7 +96,7 @@ def has_body(headers: Message) -> bool:
     if _chunked(headers):
         return True
     length = headers.get("Content-Length")
-    return length is not None and length.strip() not in ("", "0")
+    return length is not None and length.strip(_OWS) not in ("", "0")
 
 
 def read_body(rfile: BinaryIO, headers: Message, limit: int) -> bytes:
@@ -107,7 +115,7 @@ def read_body(rfile: BinaryIO, headers: Message, limit: int) -> bytes:
 def content_length(header: str | None) -> int:
     if header is None:
         return 0
-    header = header.strip()
+    header = header.strip(_OWS)
     if not _DECIMAL.fullmatch(header):
         raise BadBody(f"invalid Content-Length {header[:40]!r}: expected decimal digits")
     return int(header)
@@ -118,7 +126,7 @@ def read_chunked(rfile: BinaryIO, limit: int) -> bytes:
     parts: list[bytes] = []
     total = 0
     while True:
-        line = rfile.readline(_LINE_LIMIT).rstrip(b"\r\n")
+        line = _line(rfile)
         # Blanks may stand only around a chunk extension's `;` (RFC 9112 7.1.1): `5 \t` would be framed
         # differently by a strict proxy in front.
         size_field = line.split(b";")[0].rstrip(b" \t") if b";" in line else line
@@ -132,7 +140,7 @@ def read_chunked(rfile: BinaryIO, limit: int) -> bytes:
         if total > limit:
             raise BodyTooLarge(f"chunked body over the limit of {limit} bytes")
         chunk = rfile.read(size)
-        if len(chunk) != size or rfile.readline(3).strip():
+        if len(chunk) != size or rfile.readline(3) not in (b"\r\n", b"\n"):
             raise BadBody("chunked body cut short or a chunk not followed by CRLF")
         parts.append(chunk)
         if len(parts) > _MANY_CHUNKS and total < len(parts) * _MIN_AVERAGE_CHUNK:
@@ -141,9 +149,19 @@ def read_chunked(rfile: BinaryIO, limit: int) -> bytes:
 
 def _skip_trailers(rfile: BinaryIO) -> None:
     for _ in range(100):
-        if not rfile.readline(_LINE_LIMIT).strip():
+        if not _line(rfile):
             return
     raise BadBody("more than 100 trailer lines")
+
+
+def _line(rfile: BinaryIO) -> bytes:
+    """One chunk-size or trailer line without its line ending. A line longer than the limit is refused, not
+    read on as data: what follows its first part would be taken for chunk data here and for the next request
+    by a proxy that reads the whole line."""
+    line = rfile.readline(_LINE_LIMIT)
+    if not line.endswith(b"\n"):
+        raise BadBody(f"a chunk-size or trailer line longer than {_LINE_LIMIT - 2} bytes, or cut short")
+    return line.rstrip(b"\r\n")
 
 
 def check_encoding(encoding: str) -> None:

@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import math
+import re
 import socket
 import socketserver
 import ssl
@@ -56,6 +57,7 @@ JSON = "application/json"
 EVENTS_ALIAS = "/otlp/v1/events"  # the path some existing process-event agents post to
 _DECODERS = {PROTOBUF: decode_protobuf, JSON: decode_json}
 _TLS_HANDSHAKE_RECORD = b"\x16"
+_HTTP_VERSION = re.compile(r"HTTP/[0-9]\.[0-9]")  # RFC 9112 section 2.3
 _PLAINTEXT_TO_TLS = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
 _ROUTE_BODY_LIMIT = 1 << 20
 _DRAIN_LIMIT = 256 * 1024  # an unread body up to this is read and dropped to keep the connection, as Go does
@@ -293,6 +295,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _framing_accepted(self) -> bool:
         if self._lines.bare_cr or has_bare_cr(self.raw_requestline):
             self.send_error(400, "a bare CR (not followed by LF) in the request line or a header")
+            return False
+        if not _HTTP_VERSION.fullmatch(self.request_version):  # the stdlib reads HTTP/1.10 as 1.1
+            self.send_error(400, f"HTTP version {self.request_version[:20]!r} is not HTTP/<digit>.<digit>")
             return False
         try:
             check_framing(self.headers, self.request_version)

@@ -227,6 +227,10 @@ SMUGGLED = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
     ("Transfer-Encoding: gzip, chunked", 501),
     ("Transfer-Encoding: foo", 501),
     (f"Content-Length : {len(SMUGGLED)}", 400),  # white space before the colon: another header to some
+    ("Transfer-Encoding: \x0bchunked", 400),  # VT and FF are no white space of HTTP's (Python strips them)
+    (f"Content-Length: \x0c{len(SMUGGLED)}", 400),
+    ("Transfer-Encoding:\n chunked", 400),  # a folded line (obs-fold)
+    ("X-Note: a\x00b", 400),
 ])
 def test_ambiguous_framing_is_refused_and_the_connection_closed(service: Service, framing: str,
                                                                  status: int) -> None:
@@ -316,3 +320,28 @@ def test_a_trickled_body_ends_at_a_deadline_even_without_read_timeout(service: S
                 finally:
                     sock.setblocking(True)
         assert time.monotonic() - started < 5
+
+
+def test_a_chunk_line_past_the_limit_is_refused_not_read_on_as_data(service: Service) -> None:
+    """Read in part, the rest of a 64 KiB chunk extension was taken for chunk data: the request it hid was then
+    served on the same connection, where a proxy reading the whole line sees one request."""
+    hidden = f"\r\n{SMUGGLED}\r\n"
+    body = (b"1;" + b"a" * 65535 + b"Z\r\n0\r\n" + f"{len(hidden):x}\r\n{hidden}\r\n0\r\n\r\n".encode())
+    head = "POST /v1/logs HTTP/1.1\nHost: x\nContent-Type: application/x-protobuf\nTransfer-Encoding: chunked\n"
+    answer = raw_request(service.http_endpoint(), head, body)
+    assert answer.startswith(b"HTTP/1.1 400") and answer.count(b"HTTP/1.") == 1, answer[:200]
+
+
+@pytest.mark.parametrize(("head", "ending"), [
+    ("POST /v1/logs HTTP/1.1\nHost: x\nContent-Type: application/x-protobuf\nTransfer-Encoding: chunked\n",
+     b" \r\n"),  # chunk data not ended by CRLF alone
+    ("POST /v1/logs HTTP/1.0\nContent-Type: application/x-protobuf\nTransfer-Encoding: chunked\n",
+     b"\r\n"),  # chunked in HTTP/1.0 (RFC 9112 section 6.1)
+    ("POST /v1/logs HTTP/1.10\nHost: x\nContent-Type: application/x-protobuf\nTransfer-Encoding: chunked\n",
+     b"\r\n"),
+])
+def test_framing_outside_http_1_1_grammar_is_400(service: Service, head: str, ending: bytes) -> None:
+    payload = request_of("framed oddly").SerializeToString()
+    body = f"{len(payload):x}\r\n".encode() + payload + ending + b"0\r\n\r\n"
+    answer = raw_request(service.http_endpoint(), head, body)
+    assert answer.startswith(b"HTTP/1.") and answer.split(b" ", 2)[1] == b"400", answer[:200]
