@@ -426,7 +426,7 @@ def string_list(value: str | list[Any]) -> list[str]:
         return []
     try:
         decoded = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # stored as sent: `[[[...]]]` thousands deep is text, not a 500
         return [value]
     return [str(item) for item in decoded] if isinstance(decoded, list) else [str(decoded)]
 
@@ -444,7 +444,7 @@ def _typed(text: str) -> Any:
     if text.startswith("["):
         try:
             return json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return text
     return text
 

@@ -46,6 +46,7 @@ class Stored:
     incident_score: float = 0.0
     techniques: list[str] = field(default_factory=list)
     ago: float = 60.0  # seconds before now
+    extra: dict[str, object] = field(default_factory=dict)  # attributes as a hostile sender sets them
 
     def attributes(self) -> dict[str, object]:
         attributes: dict[str, object] = {
@@ -59,7 +60,7 @@ class Stored:
             attributes.update(anomaly_incident=self.incident, anomaly_incident_score=self.incident_score)
         if self.techniques:
             attributes["anomaly_techniques"] = self.techniques
-        return attributes
+        return {**attributes, **self.extra}
 
 
 # A web worker's shell pipes a download into sh, drops and runs a binary: one incident. Around it, routine
@@ -467,3 +468,24 @@ def test_a_downloader_sending_data_is_not_shown_as_a_download() -> None:
     ranked = BehaviourSearch().rank("ingress tool transfer", [post, upload, fetch], 10)
     assert ranked[0].pattern.record_id == "1:1", ranked
     assert all("T1105" not in m.techniques for m in ranked[1:]), ranked
+
+
+def test_a_stored_value_nested_thousands_deep_is_text_not_a_failed_tenant(tmp_path: Path) -> None:
+    """One record whose ancestors were sent as `[[[...]]]` 5,000 deep made every list and search of its tenant
+    answer 500 (json.loads raised RecursionError)."""
+    deep = Stored("id", 0.9, "alert", pid=900, workload="admin", host="adm", ago=20,
+                  extra={"process.ancestors": "[" * 5000 + "]" * 5000})
+    path = tmp_path / "clickhouse"
+    exporter = ClickHouseExporter(Config(endpoint=f"chdb://{path}", database="q"))
+    exporter.start()
+    try:
+        exporter.export(stored_batch("1", "team-d", [deep, SINGLES[0]]))
+    finally:
+        exporter.shutdown()
+    query = QueryService.from_exporter_config(Config(endpoint=f"chdb://{path}", database="q"))
+    try:
+        listed = {r["command_line"] for r in query.anomalies(Filter("team-d"), by_incident=False)}
+        assert listed == {"id", SINGLES[0].command}
+        assert query.search("team-d", "reverse shell", limit=5)[0]["command_line"] == SINGLES[0].command
+    finally:
+        query.close()
