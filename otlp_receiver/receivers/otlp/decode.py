@@ -125,9 +125,9 @@ def _cut_deep_values(document: dict[str, Any]) -> int:
     How many values were cut."""
     cut = 0
     for resource_logs in _list(document, "resourceLogs", "resource_logs"):
-        holders = [resource_logs.get("resource")]
+        holders = [resource_logs.get("resource")] if isinstance(resource_logs, dict) else []  # null, 1: the parser's
         for scope_logs in _list(resource_logs, "scopeLogs", "scope_logs"):
-            holders.append(scope_logs.get("scope"))
+            holders.append(scope_logs.get("scope") if isinstance(scope_logs, dict) else None)
             holders.extend(_list(scope_logs, "logRecords", "log_records"))
         for holder in holders:
             if not isinstance(holder, dict):

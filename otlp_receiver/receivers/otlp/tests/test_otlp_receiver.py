@@ -221,7 +221,9 @@ def test_json_values_nested_too_deep_are_cut_as_protobuf_ones_are(start_service,
 
 
 @pytest.mark.parametrize("payload", [b"{not json", b"[1, 2]", b'{"resourceLogs": 5}',
-                                     b'{"resourceLogs": [], "x": ' + b"9" * 5000 + b"}"])  # too many digits
+                                     b'{"resourceLogs": [], "x": ' + b"9" * 5000 + b"}",  # too many digits
+                                     b'{"resourceLogs": [null]}', b'{"resourceLogs": [1]}',  # were 500s
+                                     b'{"resourceLogs": [{"scopeLogs": [null]}]}'])
 def test_bad_json_is_400_with_a_status_body(start_service, payload: bytes) -> None:  # type: ignore[no-untyped-def]
     service = start_service("basic.yaml")
     response = requests.post(f"http://{service.http_endpoint()}/v1/logs", data=payload,
