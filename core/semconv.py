@@ -12,7 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from core.event import CONNECTION, EXEC, LISTEN, MAX_ARGS, InvalidEvent, ProcessEvent, bounded_command
+from core.event import (
+    CONNECTION,
+    EXEC,
+    LISTEN,
+    MAX_ARGS,
+    MAX_COMMAND_LINE,
+    InvalidEvent,
+    ProcessEvent,
+    bounded_command,
+)
 
 # -- resource ---------------------------------------------------------------------------------------
 SERVICE_NAME = "service.name"
@@ -66,6 +75,9 @@ VERDICT_KEYS = frozenset({ANOMALY_SCORE, ANOMALY_SEVERITY, ANOMALY_REASONS, ANOM
 
 # Keys of the JSONL shape only (`procsight score` input): the event time in epoch seconds.
 _TIME_KEYS = ("ts", "timestamp")
+# Characters kept of any other text field (PATH_MAX): scoring keeps paths, names and stdio in its process table
+# and caches, where a sender's 15 MB working directory would stay for as long as the process is remembered.
+MAX_FIELD = 4096
 LATEST_TIME = 9223372036.0  # 2262-04-11: the last second whose nanoseconds an Int64 (ClickHouse, queries) holds
 
 
@@ -108,7 +120,7 @@ def event_from_attributes(attrs: Mapping[str, Any]) -> ProcessEvent:
     argv (argc 0, how pwnkit-style exploits start a program) is read as its executable's path: scored on what ran.
     """
     args = _as_args(attrs.get(PROCESS_COMMAND_ARGS))
-    command_line = _as_str(attrs.get(PROCESS_COMMAND_LINE)) or " ".join(args[:MAX_ARGS])
+    command_line = _as_str(attrs.get(PROCESS_COMMAND_LINE), MAX_COMMAND_LINE + 1) or " ".join(args[:MAX_ARGS])
     path = _as_str(attrs.get(PROCESS_EXECUTABLE_PATH))
     name = _as_str(attrs.get(PROCESS_EXECUTABLE_NAME)) or _basename(path) or (_basename(args[0]) if args else "")
     if not name:
@@ -159,19 +171,19 @@ def _basename(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
 
 
-def _as_str(value: Any) -> str:
+def _as_str(value: Any, limit: int = MAX_FIELD) -> str:
     if value is None:
         return ""
-    return value if isinstance(value, str) else str(value)
+    return (value if isinstance(value, str) else str(value))[:limit]
 
 
 def _as_args(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
-        return tuple(value.split())
+        return tuple(value[:MAX_COMMAND_LINE + 1].split())
     if isinstance(value, Sequence):
-        return tuple(_as_str(v) for v in value)
+        return tuple(_as_str(v, MAX_COMMAND_LINE + 1) for v in value[:MAX_ARGS + 1])
     return ()
 
 

