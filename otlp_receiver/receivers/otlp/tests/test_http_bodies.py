@@ -345,3 +345,21 @@ def test_framing_outside_http_1_1_grammar_is_400(service: Service, head: str, en
     body = f"{len(payload):x}\r\n".encode() + payload + ending + b"0\r\n\r\n"
     answer = raw_request(service.http_endpoint(), head, body)
     assert answer.startswith(b"HTTP/1.") and answer.split(b" ", 2)[1] == b"400", answer[:200]
+
+
+def test_connections_past_the_cap_are_closed_at_once_and_served_again_after(
+        service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thousands of idle connections each held a thread; past the cap a new one is closed and counted."""
+    monkeypatch.setattr(http_server, "MAX_OPEN_CONNECTIONS", 8)
+    host, port = service.http_endpoint().rsplit(":", 1)
+    idle = [socket.create_connection((host, int(port)), timeout=5) for _ in range(8)]
+    try:  # accepted in order: the eight are admitted before the ninth is looked at
+        extra = raw_request(service.http_endpoint(), "GET /healthz HTTP/1.1\nHost: x\n")
+        assert extra == b"", extra[:80]  # closed without an answer
+        rejected = service.telemetry.counter("procsight_receiver_rejected_requests_total", "")
+        assert rejected.value(transport="http", reason="too_many_connections") == 1
+    finally:
+        for connection in idle:
+            connection.close()
+    wait_until(lambda: raw_request(service.http_endpoint(), "GET /healthz HTTP/1.1\nHost: x\nConnection: close\n")
+               .startswith(b"HTTP/1.1 200"), what="a new connection served once the idle ones closed")
