@@ -78,6 +78,7 @@ def decode_json(body: bytes) -> Decoded:
     _check_size(body.count(b"{"), "JSON objects")  # before json.loads builds them: each message is one
     document, mended = _json_document(body)
     mended += _cut_deep_values(document)
+    attributes_cut = _cut_json_attributes(document)
     _check_count(sum(len(_list(scope_logs, "logRecords", "log_records"))
                      for resource_logs in _list(document, "resourceLogs", "resource_logs")
                      for scope_logs in _list(resource_logs, "scopeLogs", "scope_logs")))
@@ -94,12 +95,12 @@ def decode_json(body: bytes) -> Decoded:
                 raise
             request.Clear()
             json_format.ParseDict(document, request, ignore_unknown_fields=True)
-            return _validated(request, None, mended, dropped)
+            return _validated(request, None, mended, dropped, attributes_cut)
     except RecursionError as exc:  # an AnyValue nested deeper than Python's stack
         raise InvalidRequest("OTLP/JSON value nested too deeply", "malformed_json") from exc
     except _PARSE_ERRORS as exc:
         raise InvalidRequest(f"not an OTLP/JSON ExportLogsServiceRequest: {_short(exc)}", "malformed_json") from exc
-    return _validated(request, None, mended)
+    return _validated(request, None, mended, attributes_cut=attributes_cut)
 
 
 def _json_document(body: bytes) -> tuple[dict[str, Any], int]:
@@ -124,19 +125,25 @@ def _cut_deep_values(document: dict[str, Any]) -> int:
     parser would refuse the record): its record is accepted, scored and stored, the value replaced by CUT_TEXT.
     How many values were cut."""
     cut = 0
-    for resource_logs in _list(document, "resourceLogs", "resource_logs"):
-        holders = [resource_logs.get("resource")] if isinstance(resource_logs, dict) else []  # null, 1: the parser's
-        for scope_logs in _list(resource_logs, "scopeLogs", "scope_logs"):
-            holders.append(scope_logs.get("scope") if isinstance(scope_logs, dict) else None)
-            holders.extend(_list(scope_logs, "logRecords", "log_records"))
-        for holder in holders:
-            if not isinstance(holder, dict):
-                continue
-            for pair in holder.get("attributes") or ():
-                if isinstance(pair, dict):
-                    cut += _cut_value(pair, "value", 1)
-            cut += _cut_value(holder, "body", 1)
+    for holder in _json_holders(document):
+        for pair in holder.get("attributes") or ():
+            if isinstance(pair, dict):
+                cut += _cut_value(pair, "value", 1)
+        cut += _cut_value(holder, "body", 1)
     return cut
+
+
+def _json_holders(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The objects of an OTLP/JSON request that hold attributes: resources, scopes and log records."""
+    holders = []
+    for resource_logs in _list(document, "resourceLogs", "resource_logs"):
+        if isinstance(resource_logs, dict):  # null, 1: the parser's to refuse
+            holders.append(resource_logs.get("resource"))
+        for scope_logs in _list(resource_logs, "scopeLogs", "scope_logs"):
+            if isinstance(scope_logs, dict):
+                holders.append(scope_logs.get("scope"))
+            holders.extend(_list(scope_logs, "logRecords", "log_records"))
+    return [holder for holder in holders if isinstance(holder, dict)]
 
 
 def _cut_value(holder: dict[str, Any] | list[Any], key: str | int, depth: int) -> int:
@@ -224,12 +231,13 @@ _READ_PREFIXES = ("process.", "proc.", "host.", "container.", "user.", "source."
                   "event", "evt.", "k8s.", "service.", "procsight.", "anomaly_", "auditd.", "syscall")
 
 
-def _validated(request: ExportLogsServiceRequest, body: bytes | None, mended: int = 0, unparsable: int = 0) -> Decoded:
+def _validated(request: ExportLogsServiceRequest, body: bytes | None, mended: int = 0, unparsable: int = 0,
+               attributes_cut: int = 0) -> Decoded:
     accepted, rejected = 0, unparsable
     problems: set[str] = {"log records that are not OTLP/JSON (a field of the wrong type)"} if unparsable else set()
     now = time.time_ns()
     stamped = False
-    future = cut = 0
+    future, cut = 0, attributes_cut
     for resource_logs in request.resource_logs:
         cut += _cut_attributes(resource_logs.resource.attributes)
         for scope_logs in resource_logs.scope_logs:
@@ -265,6 +273,21 @@ def _validated(request: ExportLogsServiceRequest, body: bytes | None, mended: in
     mended += future + bool(cut)
     message = "; ".join(sorted(problems)) if rejected or mended else ""
     return Decoded(request, body, accepted, rejected, message, mended)
+
+
+def _cut_json_attributes(document: dict[str, Any]) -> int:
+    """`_cut_attributes` for OTLP/JSON, before parsing (the parser's cost is per attribute); how many were cut."""
+    return sum(_cut_json_list(holder) for holder in _json_holders(document))
+
+
+def _cut_json_list(holder: dict[str, Any]) -> int:
+    attributes = holder.get("attributes")
+    if not isinstance(attributes, list) or len(attributes) <= MAX_ATTRIBUTES:
+        return 0
+    kept = [pair for pair in attributes[MAX_ATTRIBUTES:] if isinstance(pair, dict)
+            and isinstance(pair.get("key"), str) and pair["key"].startswith(_READ_PREFIXES)][:MAX_KEPT_PAST_CUT]
+    holder["attributes"] = attributes[:MAX_ATTRIBUTES - len(kept)] + kept
+    return len(attributes) - len(holder["attributes"])
 
 
 def _cut_attributes(attributes: Any) -> int:
