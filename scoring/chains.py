@@ -515,6 +515,8 @@ class ChainTracker:
         if session is None or not looking or not (items := host.looked.get(session)):
             return
         now, name = view.node.started, view.node.name
+        if now - items[-1].when > RECON_WINDOW:
+            return  # the session's last new look is long past (most events of a session)
         recent = [i for i in items if now - i.when <= RECON_WINDOW and i.program != name]
         earlier = {i.technique: i.program for i in recent}
         kinds = {*earlier, *(e.technique for e in looking)}
