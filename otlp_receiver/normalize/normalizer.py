@@ -38,6 +38,7 @@ _NUMERIC = (semconv.PROCESS_PID, semconv.PROCESS_PARENT_PID, semconv.PROCESS_USE
 # Distinct records whose normalisation is kept for their repeats (repeats.py); past it the cache starts
 # again. About 2 KB each: a key, an event's fields and the attributes.
 MAX_REPEATS = 8192
+MAX_REPEAT_BYTES = 16384  # a record this large is normalised in full each time (agents' records are a few hundred)
 _EVENT_FIELDS = tuple(item.name for item in dataclasses.fields(ProcessEvent))
 
 
@@ -83,8 +84,12 @@ class Normalizer:
 
     @staticmethod
     def _key(resource: dict[str, Any], record: LogRecord) -> tuple[Any, int | None, int | None] | None:
-        """The record's key for the cache of repeats, with what of its resource the normalisation reads."""
-        keyed = record_key(record.SerializeToString())
+        """The record's key for the cache of repeats, with what of its resource the normalisation reads. A large
+        record has none: its key is its bytes, and 8,192 keys of 15 MB values held gigabytes."""
+        data = record.SerializeToString()
+        if len(data) > MAX_REPEAT_BYTES:
+            return None
+        keyed = record_key(data)
         if keyed is None:
             return None
         seen_from = (resource.get(semconv.HOST_NAME), resource.get(semconv.CONTAINER_ID),

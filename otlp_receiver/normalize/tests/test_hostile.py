@@ -240,8 +240,10 @@ def test_text_fields_are_bounded_as_paths_are() -> None:
     rec.attributes.extend([KeyValue(key=key, value=any_value(huge)) for key in (
         "process.working_directory", "process.executable.path", "process.parent.executable.name", "process.stdin")])
     rec.attributes.append(KeyValue(key="process.executable.name", value=any_value("ls")))
-    event = Normalizer().normalize("default", {}, rec).event
+    normalizer = Normalizer()
+    event = normalizer.normalize("default", {}, rec).event
     assert max(map(len, (event.working_directory, event.executable_path, event.parent_name, event.stdin))) == 4096
+    assert not normalizer._repeats  # keyed by its bytes, the record itself would stay in the cache of repeats
 
 
 def test_a_key_sent_twice_is_read_by_its_first_value_as_the_table_reads_it() -> None:
