@@ -59,9 +59,8 @@ PIPE_WINDOW = 0.25  # seconds between the execs of two siblings for a pipe guess
 WRITE_WINDOW = 3600.0  # a file written this recently and then run is evidence
 BURST_WINDOW = 900.0  # sensitive commands of one session within this add up
 RECON_WINDOW = 120.0  # discovery acts new to the workload within this, in one session, add up ...
-RECON_TECHNIQUES = 4  # ... when they are of this many kinds (ATT&CK techniques), among them asking the host
-# who one is and what system this is (T1082), which the host's own admin knows
-RECON_SELF = frozenset({"id", "whoami"})
+RECON_TECHNIQUES = 4  # ... when they are of this many kinds (ATT&CK techniques) and the looker asked the host
+RECON_SELF = frozenset({"id", "whoami"})  # who they are, and what system this is (T1082): its own admin knows both
 RECON_WEIGHT = 0.35
 INCIDENT_IDLE = 3600.0  # an incident with no new event for this long is closed
 MAX_PROCESSES = 32768  # per host

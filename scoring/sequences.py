@@ -128,8 +128,7 @@ def _commands_together(inner: list[Command]) -> list[Evidence]:
     if any(_asks_dns_for_text(c) for c in inner) and any(_runs_expansion(c) for c in inner):
         found.append(Evidence(0.7, "runs what DNS TXT records say (commands over DNS)", "T1071.004",
                               COMMAND_AND_CONTROL))
-    if any(c.program in ("ssh", "scp", "rsync") and any(a.startswith("$") for a in c.args[1:]) for c in inner) and any(
-            c.program in _KNOWN_HOSTS_READERS and any("known_hosts" in a for a in c.args[1:]) for c in inner):
+    if any(_logs_in_to_a_variable_host(c) for c in inner) and any(_reads_known_hosts(c) for c in inner):
         found.append(Evidence(0.5, "logs in over SSH to each host its known_hosts lists", "T1021.004",
                               LATERAL_MOVEMENT))
     kills_found = any(c.program in ("kill", "pkill", "killall") and "$(...)" in c.args for c in inner)
@@ -140,7 +139,17 @@ def _commands_together(inner: list[Command]) -> list[Evidence]:
 
 
 _KNOWN_HOSTS_READERS = frozenset({"cat", "awk", "gawk", "mawk", "cut", "grep", "egrep", "sed", "sort", "uniq", "tr",
-                                  "head", "tail", "while", "read"})
+                                  "head", "tail", "read"})
+
+
+def _reads_known_hosts(command: Command) -> bool:
+    """`awk '{print $1}' ~/.ssh/known_hosts`: the hosts this account has logged in to."""
+    return command.program in _KNOWN_HOSTS_READERS and any(
+        "known_hosts" in a for a in (*command.args[1:], *(r.target for r in command.redirects)))
+
+
+def _logs_in_to_a_variable_host(command: Command) -> bool:
+    return command.program in ("ssh", "scp", "rsync") and any(a.startswith("$") for a in command.args[1:])
 
 
 def _asks_dns_for_text(command: Command) -> bool:
