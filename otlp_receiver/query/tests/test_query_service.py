@@ -3,9 +3,11 @@ the event view, behaviour search, the chart, filters, tenants, and the terminal 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,24 +121,37 @@ def stored_batch(batch_id: str, tenant: str, events: list[Stored]) -> LogBatch:
     return LogBatch(logs=request, tenant=tenant, batch_id=batch_id)
 
 
-@pytest.fixture(scope="module")
-def clickhouse_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("query") / "clickhouse"
+def exported(path: Path, *batches: LogBatch) -> Path:
+    """`path`, a chdb directory holding the batches as the ClickHouse exporter stores them."""
     exporter = ClickHouseExporter(Config(endpoint=f"chdb://{path}", database="q"))
     exporter.start()
     try:
-        exporter.export(stored_batch("1", "team-a", ALL))
-        exporter.export(stored_batch("2", "team-b", [ROUTINE[0]]))
+        for batch in batches:
+            exporter.export(batch)
     finally:
         exporter.shutdown()
     return path
 
 
+@contextlib.contextmanager
+def query_service(path: Path) -> Iterator[QueryService]:
+    query = QueryService.from_exporter_config(Config(endpoint=f"chdb://{path}", database="q"))
+    try:
+        yield query
+    finally:
+        query.close()
+
+
+@pytest.fixture(scope="module")
+def clickhouse_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return exported(tmp_path_factory.mktemp("query") / "clickhouse", stored_batch("1", "team-a", ALL),
+                    stored_batch("2", "team-b", [ROUTINE[0]]))
+
+
 @pytest.fixture
-def service(clickhouse_dir: Path):
-    query = QueryService.from_exporter_config(Config(endpoint=f"chdb://{clickhouse_dir}", database="q"))
-    yield query
-    query.close()
+def service(clickhouse_dir: Path) -> Iterator[QueryService]:
+    with query_service(clickhouse_dir) as query:
+        yield query
 
 
 def record_of(command: str) -> str:
@@ -475,34 +490,18 @@ def test_a_stored_value_nested_thousands_deep_is_text_not_a_failed_tenant(tmp_pa
     answer 500 (json.loads raised RecursionError)."""
     deep = Stored("id", 0.9, "alert", pid=900, workload="admin", host="adm", ago=20,
                   extra={"process.ancestors": "[" * 5000 + "]" * 5000})
-    path = tmp_path / "clickhouse"
-    exporter = ClickHouseExporter(Config(endpoint=f"chdb://{path}", database="q"))
-    exporter.start()
-    try:
-        exporter.export(stored_batch("1", "team-d", [deep, SINGLES[0]]))
-    finally:
-        exporter.shutdown()
-    query = QueryService.from_exporter_config(Config(endpoint=f"chdb://{path}", database="q"))
-    try:
+    path = exported(tmp_path / "clickhouse", stored_batch("1", "team-d", [deep, SINGLES[0]]))
+    with query_service(path) as query:
         listed = {r["command_line"] for r in query.anomalies(Filter("team-d"), by_incident=False)}
         assert listed == {"id", SINGLES[0].command}
         assert query.search("team-d", "reverse shell", limit=5)[0]["command_line"] == SINGLES[0].command
-    finally:
-        query.close()
 
 
 def test_a_stored_command_line_of_megabytes_is_listed_and_searched_by_its_start(tmp_path: Path) -> None:
     """A 4 MB command line cost 8.6 s of CPU on the first search and was shipped whole on every page refresh."""
     huge = Stored("sh -c " + "x" * (4 << 20), 0.9, "alert", pid=901, workload="admin", host="adm", ago=20)
-    path = tmp_path / "clickhouse"
-    exporter = ClickHouseExporter(Config(endpoint=f"chdb://{path}", database="q"))
-    exporter.start()
-    try:
-        exporter.export(stored_batch("1", "team-e", [huge, SINGLES[0]]))
-    finally:
-        exporter.shutdown()
-    query = QueryService.from_exporter_config(Config(endpoint=f"chdb://{path}", database="q"))
-    try:
+    path = exported(tmp_path / "clickhouse", stored_batch("1", "team-e", [huge, SINGLES[0]]))
+    with query_service(path) as query:
         listed = query.anomalies(Filter("team-e"), by_incident=False)
         assert max(len(r["command_line"]) for r in listed) == MAX_LISTED_COMMAND
         started = time.process_time()
@@ -511,5 +510,3 @@ def test_a_stored_command_line_of_megabytes_is_listed_and_searched_by_its_start(
         record = next(r["record_id"] for r in listed if r["command_line"].startswith("sh -c x"))
         raw = query.event("team-e", record)["event"]["raw"]["attributes"]
         assert len(dict(raw)["process.command_line"]) == len(huge.command)
-    finally:
-        query.close()
