@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
 import time
 from typing import Any
 
@@ -117,7 +118,34 @@ def _json_document(body: bytes) -> tuple[dict[str, Any], int]:
         raise InvalidRequest("JSON nested too deeply", "malformed_json") from exc
     if not isinstance(document, dict):
         raise InvalidRequest("an OTLP/JSON request is a JSON object", "malformed_json")
+    if _SURROGATE_ESCAPE.search(body):
+        mended += _mend_lone_surrogates(document)
     return document, mended
+
+
+# `\ud800` written in a JSON string: valid JSON, but alone (not half of a pair) no UTF-8 text, so protobuf
+# refused the whole request where the same fault in bytes (invalid UTF-8) is mended.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _mend_lone_surrogates(document: dict[str, Any]) -> int:
+    """Replaces lone surrogates in the document's strings (keys too) with U+FFFD; how many strings changed."""
+    mended = 0
+    stack: list[Any] = [document]
+    while stack:
+        node = stack.pop()
+        items = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
+        for key, value in items:
+            if isinstance(value, str) and _LONE_SURROGATE.search(value):
+                node[key] = _LONE_SURROGATE.sub("\ufffd", value)
+                mended += 1
+            elif isinstance(value, dict | list):
+                stack.append(value)
+            if isinstance(key, str) and _LONE_SURROGATE.search(key):
+                node[_LONE_SURROGATE.sub("\ufffd", key)] = node.pop(key)
+                mended += 1
+    return mended
 
 
 def _cut_deep_values(document: dict[str, Any]) -> int:

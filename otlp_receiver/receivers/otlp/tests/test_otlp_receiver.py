@@ -694,3 +694,13 @@ def test_one_group_with_two_tenants_becomes_two_batches(start_service, exported,
     # Both requests fell in one spool group (batch timeout 1s): one batch per tenant, ids .0 and .1.
     group = spool.batch_id(1, 2)
     assert batches == {"team-a": f"{group}.0", "team-b": f"{group}.1"}
+
+
+def test_a_lone_surrogate_in_json_is_mended_as_invalid_utf8_is() -> None:
+    """`\\ud800` alone is valid JSON but no UTF-8 text: the whole request was refused."""
+    body = (b'{"resourceLogs":[{"resource":{"attributes":[{"key":"host.name","value":{"stringValue":"h\\ud800x"}}]},'
+            b'"scopeLogs":[{"logRecords":[{"body":{"stringValue":"kept \\ud83d\\ude00"}}]}]}]}')
+    decoded = decode_json(body)
+    assert decoded.accepted == 1 and decoded.mended == 1
+    assert decoded.request.resource_logs[0].resource.attributes[0].value.string_value == "h\ufffdx"
+    assert decoded.request.resource_logs[0].scope_logs[0].log_records[0].body.string_value == "kept \U0001f600"
