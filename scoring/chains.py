@@ -411,7 +411,7 @@ class ChainTracker:
             self._prepared_files_used(view, host, event, acts)
         if acts.prepares:
             arrival = max((e.weight for e in own if e.technique), default=0.0)
-            self._prepare(view, host, acts.prepares, arrival)
+            self._prepare(view, host, acts, arrival)
 
     @staticmethod
     def _prepared_files_used(view: ChainView, host: _Host, event: ProcessEvent, acts: _FileActs) -> None:
@@ -444,11 +444,20 @@ class ChainTracker:
                     view.linked.append(written.incident)
 
     @staticmethod
-    def _prepare(view: ChainView, host: _Host, prepares: tuple[tuple[str, str, float, str], ...],
-                 arrival: float) -> None:
+    def _prepare(view: ChainView, host: _Host, acts: _FileActs, arrival: float) -> None:
         node, now = view.node, view.node.started
-        for path, how, weight, technique in prepares:
+        for path, how, weight, technique in acts.prepares:
             file_arrival = arrival
+            if acts.copied_from:  # a copy is what it was copied from: `cp /tmp/.t /usr/local/lib/netlogd`
+                source = resolve(acts.copied_from, node.cwd)
+                origin = host.files.lookup(source, now)
+                if origin is not None:
+                    how, weight = f"{origin.how}, then {how}", max(weight, origin.weight)
+                    file_arrival = max(arrival, origin.arrival, SUSPECT_ARRIVAL if origin.suspect() else 0.0)
+                    if origin.incident is not None:
+                        view.linked.append(origin.incident)
+                elif hideout(source):
+                    how, file_arrival = f"{how} from {source[:60]}", max(arrival, SUSPECT_ARRIVAL)
             resolved = resolve(path, node.cwd)
             earlier = host.files.lookup(resolved, now)
             if earlier is not None and how.startswith(("made executable", "given the setuid bit")):
@@ -606,13 +615,15 @@ class _FileActs:
     script: str  # the script file a shell or interpreter runs (scoring/sequences.py script_file)
     deletes: tuple[str, ...]
     prepares: tuple[tuple[str, str, float, str], ...]  # scoring/sequences.py prepared_files
+    copied_from: str = ""  # the file a copy (cp, mv, install) takes its content from
 
 
 @lru_cache(maxsize=1 << 13)
 def _file_acts(args: tuple[str, ...]) -> _FileActs:
     command = unwrap(Command(args))
+    copies = command.program in ("cp", "mv", "install") and len(command.operands) == 2
     return _FileActs(tuple(a for a in command.args[1:] if "/" in a), script_file(command), deletes_of(command),
-                     tuple(prepared_files(command)))
+                     tuple(prepared_files(command)), command.operands[0] if copies else "")
 
 
 # What a command does that adds up in a session; where it runs (lineage, execution) is judged apart.

