@@ -43,6 +43,7 @@ from scoring.programs import CGI_GATEWAYS, DATABASES, INTERPRETERS, RAW_CLIENTS,
 from scoring.sequences import (
     CONSUMER,
     PRODUCER,
+    copy_source,
     deleted_after_run_weight,
     discounted,
     hideout,
@@ -615,15 +616,14 @@ class _FileActs:
     script: str  # the script file a shell or interpreter runs (scoring/sequences.py script_file)
     deletes: tuple[str, ...]
     prepares: tuple[tuple[str, str, float, str], ...]  # scoring/sequences.py prepared_files
-    copied_from: str = ""  # the file a copy (cp, mv, install) takes its content from
+    copied_from: str = ""  # the file a copy takes its content from (scoring/sequences.py copy_source)
 
 
 @lru_cache(maxsize=1 << 13)
 def _file_acts(args: tuple[str, ...]) -> _FileActs:
     command = unwrap(Command(args))
-    copies = command.program in ("cp", "mv", "install") and len(command.operands) == 2
     return _FileActs(tuple(a for a in command.args[1:] if "/" in a), script_file(command), deletes_of(command),
-                     tuple(prepared_files(command)), command.operands[0] if copies else "")
+                     tuple(prepared_files(command)), copy_source(command))
 
 
 # What a command does that adds up in a session; where it runs (lineage, execution) is judged apart.

@@ -955,18 +955,26 @@ def _transfers(command: Command) -> list[Evidence]:
         if raw_ip or odd_port or raw_scheme:
             found.append(Evidence(0.3, f"{program} talks to a bare address, an unusual port or a raw protocol "
                                        f"({url.group(0)[:80]})", "T1105", COMMAND_AND_CONTROL))
-        elif url is not None and where != "loopback" and _posts_data(command):  # wget saves the reply, too
+        elif url is not None and where != "loopback" and posts_data(command):  # wget saves the reply, too
             found.append(Evidence(0.2, f"{program} sends data to {url.group(2)[:60]}", "T1048", EXFILTRATION))
         elif saved:
             found.append(Evidence(0.15, f"{program} downloads a file", "T1105", COMMAND_AND_CONTROL))
     return found
 
 
-def _posts_data(command: Command) -> bool:
+def posts_data(command: Command) -> bool:
+    """A downloader sending data rather than fetching it (curl -d/-F/-T/-X POST, wget --post-data/--body-file)."""
     args = command.args
-    sends = ("-d", "--data", "-F", "--form", "-T", "--upload-file", "--post-data")
-    return any(a.startswith(sends) for a in args[1:]) or any(
-        a == "-X" and b.upper() in ("POST", "PUT") for a, b in itertools.pairwise(args))
+    if any(a.startswith(_SENDS_DATA) for a in args[1:]):
+        return True
+    methods = [value for option, value in itertools.pairwise(args) if option in ("-X", "--request", "--method")]
+    methods += [a.split("=", 1)[1] for a in args[1:] if a.startswith(("--request=", "--method="))]
+    methods += [a[2:] for a in args[1:] if a.startswith("-X") and len(a) > 2]
+    return any(method.upper() in ("POST", "PUT") for method in methods)
+
+
+_SENDS_DATA = ("-d", "--data", "-F", "--form", "-T", "--upload-file", "--post-data", "--post-file", "--body-data",
+               "--body-file")
 
 
 _TOOLS: dict[str, tuple[float, str, str, str]] = {}
@@ -1359,7 +1367,8 @@ def _remote_services(command: Command) -> list[Evidence]:
                                   COMMAND_AND_CONTROL))
         else:
             found.append(Evidence(0.1, "openssl opens a TLS connection by hand", "T1573", COMMAND_AND_CONTROL))
-    if program in ("aws", "gcloud", "az", "gsutil", "vault") and (cloud := _cloud_data(args) or _cloud_control(args)):
+    cloud_client = program in ("aws", "gcloud", "az", "gsutil", "vault")
+    if cloud_client and (cloud := _cloud_data(args) or _cloud_control(command)):
         found.append(cloud)
     elif program in ("aws", "gcloud", "az"):
         if any(a in ("create-access-key", "create-login-profile", "update-login-profile", "attach-user-policy",
@@ -1521,9 +1530,10 @@ _CLOUD_UPLOADS = (("storage", "blob", "upload"), ("storage", "blob", "upload-bat
                   ("cp",))
 
 
-def _cloud_control(args: tuple[str, ...]) -> Evidence | None:
+def _cloud_control(command: Command) -> Evidence | None:
     """The cloud account's own defences and doors: its activity logs switched off, keys made for a service
     identity, owner rights granted, local files sent to a bucket (all but the last are rare by hand)."""
+    args = command.args
     program, words = args[0], [a for a in args[1:8] if not a.startswith("-")]
     if _CLOUD_LOGGING_OFF & set(words) or (program == "gcloud" and words[:3] == ["logging", "sinks", "delete"]) or (
             program == "az" and words[:3] == ["monitor", "diagnostic-settings", "delete"]):
@@ -1531,7 +1541,7 @@ def _cloud_control(args: tuple[str, ...]) -> Evidence | None:
                         DEFENSE_EVASION)
     if any(_words_in_order(words, key) for key in _CLOUD_IDENTITY_KEYS):
         return Evidence(0.45, f"{program} makes keys for a service identity", "T1098.001", PERSISTENCE)
-    granted = option_values(Command(args), ("--role",))
+    granted = option_values(command, ("--role",))
     if ("add-iam-policy-binding" in words or _words_in_order(words, ("role", "assignment", "create")) or
             "create-for-rbac" in words) and any(role.strip("'\"") in _CLOUD_OWNER_ROLES for role in granted):
         return Evidence(0.45, f"{program} grants owner rights in the cloud account", "T1098.003", PERSISTENCE)

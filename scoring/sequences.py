@@ -234,14 +234,22 @@ def _sets_execute(mode: str) -> bool:
     return _GRANTS_EXECUTE.search(mode) is not None
 
 
+_COPIERS = frozenset({"cp", "mv", "install", "rsync", "ln"})
+
+
+def copy_source(command: Command) -> str:
+    """The file a copy (cp, mv, install, rsync, ln) takes its content from; "" for other commands."""
+    return command.args[-2] if command.program in _COPIERS and len(command.args) >= 3 else ""
+
+
 def prepared_files(command: Command) -> list[tuple[str, str, float, str]]:
     """(path, how, weight of running it later when it is suspect, technique) for each file this command prepares."""
     program = command.program
     if program in DOWNLOADERS:
         return [(p, f"downloaded by {program}", 0.6, "T1105") for p in writes_of(command)]
-    if program in ("cp", "mv", "install", "rsync", "ln"):
+    if program in _COPIERS:
         targets = writes_of(command)
-        source = command.args[-2] if len(command.args) >= 3 else ""
+        source = copy_source(command)
         system = path_class(source) == "system"
         how = f"copied from {source[:60]} by {program}" if system else f"written by {program}"
         return [(p, how, 0.45 if system else 0.3, "T1036.003" if system else "T1105") for p in targets]

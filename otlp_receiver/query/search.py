@@ -43,6 +43,9 @@ from otlp_receiver.query.attack import (
     words,
 )
 from otlp_receiver.query.neural import SentenceEmbedder
+from scoring.commands import MAX_SCRIPT, Command, program_name
+from scoring.knowledge import posts_data
+from scoring.programs import DOWNLOADERS
 
 # How well a pattern matches: behaviour and words, and with a sentence embedder meaning, which then takes
 # NEURAL_SHARE while the others shrink in proportion. The match is then scaled by the anomaly score, so
@@ -391,7 +394,7 @@ def _derive(pattern: Pattern) -> _Features:
     shown: dict[str, float] = {}
     for technique_id in (*pattern.techniques, *technique_ids(pattern.reasons)):
         shown[technique_id] = 1.0
-    sends = any(option in command for option in _SENDS_DATA)
+    sends = _sends_data(pattern.command_line)
     for technique in TECHNIQUES.values():
         if sends and technique.id == INGRESS_TRANSFER:
             continue  # `wget --post-data=...`, `curl -d @-`: a downloader's name, data going the other way
@@ -403,10 +406,13 @@ def _derive(pattern: Pattern) -> _Features:
 
 
 INGRESS_TRANSFER = "T1105"
-# Options of downloaders that send data instead (curl, wget, lwp-request): the transfer is outbound.
-# (The command is lower-cased: curl's -T and -F are left out, as wget's -t and curl's -f mean other things.)
-_SENDS_DATA = (" --post-data", " --post-file", " --data", " -d ", " -d@", " --form ", " --upload-file", " -x post",
-               " -xpost", " --method=post", " --body-file", " --body-data")
+
+
+def _sends_data(command_line: str) -> bool:
+    """A downloader named in the command line with options that send data (`wget --post-data=...`, `curl -d @-`,
+    also inside `sh -c ...`): a download tool's name, but the data goes the other way."""
+    words = tuple(command_line[:MAX_SCRIPT].split())
+    return any(program_name(word) in DOWNLOADERS for word in words) and posts_data(Command(words))
 
 
 def _strongest(text: str, groups: tuple[tuple[tuple[str, float], ...], ...]) -> float:

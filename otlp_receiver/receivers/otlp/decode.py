@@ -78,8 +78,9 @@ def decode_json(body: bytes) -> Decoded:
     unknown fields ignored, as the specification requires."""
     _check_size(body.count(b"{"), "JSON objects")  # before json.loads builds them: each message is one
     document, mended = _json_document(body)
-    mended += _cut_deep_values(document)
-    attributes_cut = _cut_json_attributes(document)
+    holders = _json_holders(document)
+    attributes_cut = sum(_cut_json_attributes(holder) for holder in holders)  # first: what follows is per attribute
+    mended += _cut_deep_values(holders)
     _check_count(sum(len(_list(scope_logs, "logRecords", "log_records"))
                      for resource_logs in _list(document, "resourceLogs", "resource_logs")
                      for scope_logs in _list(resource_logs, "scopeLogs", "scope_logs")))
@@ -148,12 +149,12 @@ def _mend_lone_surrogates(document: dict[str, Any]) -> int:
     return mended
 
 
-def _cut_deep_values(document: dict[str, Any]) -> int:
-    """Cuts every AnyValue nested deeper than MAX_VALUE_DEPTH levels, as repair.py does to protobuf (the JSON
-    parser would refuse the record): its record is accepted, scored and stored, the value replaced by CUT_TEXT.
-    How many values were cut."""
+def _cut_deep_values(holders: list[dict[str, Any]]) -> int:
+    """Cuts every AnyValue of the holders (`_json_holders`) nested deeper than MAX_VALUE_DEPTH levels, as repair.py
+    does to protobuf (the JSON parser would refuse the record): its record is accepted, scored and stored, the
+    value replaced by CUT_TEXT. How many values were cut."""
     cut = 0
-    for holder in _json_holders(document):
+    for holder in holders:
         for pair in holder.get("attributes") or ():
             if isinstance(pair, dict):
                 cut += _cut_value(pair, "value", 1)
@@ -303,12 +304,8 @@ def _validated(request: ExportLogsServiceRequest, body: bytes | None, mended: in
     return Decoded(request, body, accepted, rejected, message, mended)
 
 
-def _cut_json_attributes(document: dict[str, Any]) -> int:
+def _cut_json_attributes(holder: dict[str, Any]) -> int:
     """`_cut_attributes` for OTLP/JSON, before parsing (the parser's cost is per attribute); how many were cut."""
-    return sum(_cut_json_list(holder) for holder in _json_holders(document))
-
-
-def _cut_json_list(holder: dict[str, Any]) -> int:
     attributes = holder.get("attributes")
     if not isinstance(attributes, list) or len(attributes) <= MAX_ATTRIBUTES:
         return 0
