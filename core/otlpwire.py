@@ -19,9 +19,11 @@ import struct
 from typing import Any
 
 from core._otlpwire import count_log_records, count_parts
+from core._otlpwire import mend as mend_values
 
-# How many log records (and, in one walk, messages of any kind) a request's bytes hold, read without parsing (C).
-__all__ = ["count_log_records", "count_parts"]
+# How many log records (and, in one walk, messages of any kind) a request's bytes hold, read without parsing, and
+# a request with its faulty values mended (otlp_receiver/receivers/otlp/repair.py), in C.
+__all__ = ["count_log_records", "count_parts", "mend_values"]
 
 # The most log records a procsight receiver takes in one request (otlp_receiver/receivers/otlp/decode.py says
 # why); the agent never batches more.

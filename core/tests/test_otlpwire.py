@@ -64,10 +64,20 @@ def test_messages_are_counted_from_the_bytes_as_the_parser_builds_them():
     for _ in range(5):
         value = value.kvlist_value.values.add(key="n").value
     value.array_value.values.add().string_value = "leaf"
+    wide_value = deep.resource_logs[0].scope_logs[0].log_records[2].attributes.add(key="w").value
+    for name in "cdefg":  # a value's keys are not the record's attributes
+        wide_value.kvlist_value.values.add(key=name)
+    deep.resource_logs[0].resource.entity_refs.add(type="service", id_keys=["service.name"])
+    for name in ("a", "b"):  # the widest holder: the scope's two, not the kvlist's five
+        deep.resource_logs[1].scope_logs[0].scope.attributes.add(key=name)
     for request in (ExportLogsServiceRequest.FromString(data), deep):
         records = sum(len(scope.log_records) for resource in request.resource_logs for scope in resource.scope_logs)
-        assert count_parts(request.SerializeToString()) == (records, _messages(request))
-    assert count_parts(b"\x0a\x00" * 10) == (0, 10)  # empty ResourceLogs: no record, ten messages
+        widest = max(len(holder.attributes) for resource in request.resource_logs
+                     for holder in [resource.resource, *(scope.scope for scope in resource.scope_logs),
+                                    *(record for scope in resource.scope_logs for record in scope.log_records)])
+        assert count_parts(request.SerializeToString()) == (records, _messages(request), widest)
+    assert widest == 2
+    assert count_parts(b"\x0a\x00" * 10) == (0, 10, 0)  # empty ResourceLogs: no record, ten messages
     assert count_parts(b"\x0a\x05\x12") is None and count_parts(b"\x0b") is None
 
 

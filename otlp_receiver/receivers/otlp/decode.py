@@ -29,7 +29,14 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from core.otlpwire import MAX_MESSAGES_PER_REQUEST, MAX_RECORDS_PER_REQUEST, count_parts
 from otlp_receiver.component import Decoded
 from otlp_receiver.normalize.eventtime import FUTURE_SLACK_NANO
-from otlp_receiver.receivers.otlp.repair import CUT_TEXT, MAX_VALUE_DEPTH, mend
+from otlp_receiver.receivers.otlp.repair import (
+    CUT_TEXT,
+    MAX_ATTRIBUTES,
+    MAX_KEPT_PAST_CUT,
+    MAX_VALUE_DEPTH,
+    READ_PREFIXES,
+    mend,
+)
 
 _MAX_SEVERITY = 24
 
@@ -49,24 +56,26 @@ def decode_protobuf(body: bytes) -> Decoded:
         # and past the parser (which skips unknown groups) the ClickHouse exporter's reader would drop the record.
         raise InvalidRequest("malformed protobuf ExportLogsServiceRequest: a group field, or a field that runs past "
                              "the end of its message", "malformed_protobuf")
-    records, messages = parts
+    records, messages, widest = parts
     _check_count(records)
     _check_size(messages, "messages")
+    values = attributes_cut = 0
+    if widest > MAX_ATTRIBUTES:  # cut before parsing: the parser's cost is per attribute
+        body, values, attributes_cut = mend(body) or (body, 0, 0)  # count_parts read it: never None
     request = ExportLogsServiceRequest()
     try:
         request.ParseFromString(body)
     except DecodeError as exc:
         mended = mend(body)  # invalid UTF-8 or a value nested too deep: mended, not the whole request refused
-        if mended is None:
+        if mended is None or not mended.values:
             raise InvalidRequest(f"malformed protobuf ExportLogsServiceRequest: {exc}", "malformed_protobuf") from exc
-        body, values = mended
+        body, values = mended.body, values + mended.values
         try:
             request.ParseFromString(body)
         except DecodeError as again:
             raise InvalidRequest(f"malformed protobuf ExportLogsServiceRequest: {again}",
                                  "malformed_protobuf") from again
-        return _validated(request, body, values)
-    return _validated(request, body)
+    return _validated(request, body, values, attributes_cut=attributes_cut)
 
 
 # What json_format raises for a value its field cannot hold: a double of 4,000 digits overflows a float.
@@ -251,15 +260,6 @@ def _list(node: Any, camel: str, snake: str) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-# Attributes kept of one record, resource or scope (OpenTelemetry SDKs keep 128 by default). Past this, every
-# stage after decoding pays per attribute: a 2 KB gzip request of a million empty attributes cost seconds of CPU
-# and could stall the scoring process. The excess is cut, but for the attributes scoring and the triage read.
-MAX_ATTRIBUTES = 1024
-MAX_KEPT_PAST_CUT = 256
-_READ_PREFIXES = ("process.", "proc.", "host.", "container.", "user.", "source.", "destination.", "network.",
-                  "event", "evt.", "k8s.", "service.", "procsight.", "anomaly_", "auditd.", "syscall")
-
-
 def _validated(request: ExportLogsServiceRequest, body: bytes | None, mended: int = 0, unparsable: int = 0,
                attributes_cut: int = 0) -> Decoded:
     accepted, rejected = 0, unparsable
@@ -268,12 +268,9 @@ def _validated(request: ExportLogsServiceRequest, body: bytes | None, mended: in
     stamped = False
     future, cut = 0, attributes_cut
     for resource_logs in request.resource_logs:
-        cut += _cut_attributes(resource_logs.resource.attributes)
         for scope_logs in resource_logs.scope_logs:
-            cut += _cut_attributes(scope_logs.scope.attributes)
             bad = []
             for index, record in enumerate(scope_logs.log_records):
-                cut += _cut_attributes(record.attributes)
                 if _problem(record, problems):
                     bad.append(index)
                 else:
@@ -288,7 +285,7 @@ def _validated(request: ExportLogsServiceRequest, body: bytes | None, mended: in
                 del scope_logs.log_records[index]
             rejected += len(bad)
             accepted += len(scope_logs.log_records)
-    if rejected or stamped or future or cut or body is None:
+    if rejected or stamped or future or body is None:
         body = request.SerializeToString()
     if cut:
         problems.add(f"attributes past {MAX_ATTRIBUTES} in a record, resource or scope: {cut} cut (those named "
@@ -305,31 +302,15 @@ def _validated(request: ExportLogsServiceRequest, body: bytes | None, mended: in
 
 
 def _cut_json_attributes(holder: dict[str, Any]) -> int:
-    """`_cut_attributes` for OTLP/JSON, before parsing (the parser's cost is per attribute); how many were cut."""
+    """repair.py's cut of attributes for OTLP/JSON, before parsing (the parser's cost is per attribute); how many were
+    cut."""
     attributes = holder.get("attributes")
     if not isinstance(attributes, list) or len(attributes) <= MAX_ATTRIBUTES:
         return 0
     kept = [pair for pair in attributes[MAX_ATTRIBUTES:] if isinstance(pair, dict)
-            and isinstance(pair.get("key"), str) and pair["key"].startswith(_READ_PREFIXES)][:MAX_KEPT_PAST_CUT]
+            and isinstance(pair.get("key"), str) and pair["key"].startswith(READ_PREFIXES)][:MAX_KEPT_PAST_CUT]
     holder["attributes"] = attributes[:MAX_ATTRIBUTES - len(kept)] + kept
     return len(attributes) - len(holder["attributes"])
-
-
-def _cut_attributes(attributes: Any) -> int:
-    """Cuts a repeated KeyValue field to MAX_ATTRIBUTES, keeping from the excess (at most MAX_KEPT_PAST_CUT)
-    those whose keys scoring and the triage read; how many were cut."""
-    if len(attributes) <= MAX_ATTRIBUTES:
-        return 0
-    read = [i for i, kv in enumerate(attributes) if i >= MAX_ATTRIBUTES and kv.key.startswith(_READ_PREFIXES)]
-    kept = [attributes[i] for i in read[:MAX_KEPT_PAST_CUT]]
-    total = len(attributes)
-    room = MAX_ATTRIBUTES - len(kept)
-    copies = [type(kv)() for kv in kept]
-    for copy, kv in zip(copies, kept, strict=True):
-        copy.CopyFrom(kv)
-    del attributes[room:]
-    attributes.extend(copies)
-    return total - len(attributes)
 
 
 def _problem(record: LogRecord, problems: set[str]) -> bool:

@@ -1,88 +1,44 @@
 """Mending a protobuf logs request whose only faults are in its values, so one bad record does not take the
 others with it: invalid UTF-8 in a string field becomes U+FFFD, and an AnyValue nested deeper than
-MAX_VALUE_DEPTH levels (the parser stops at 100 messages) becomes a string saying it was cut.
+MAX_VALUE_DEPTH levels (the parser stops at 100 messages) becomes a string saying it was cut. The same walk
+cuts a resource's, scope's or record's attributes past MAX_ATTRIBUTES, before the parser pays for each.
 
 The OTLP specification lets a server refuse such a request whole, but a Collector in front passes invalid
 UTF-8 through (open-telemetry/opentelemetry-collector#11449), and a refused request is lost to its sender:
-opentelemetry-proto#845 recommends the replacement done here. Only a request that failed to parse is walked;
+opentelemetry-proto#845 recommends the replacement done here. Only a request that failed to parse is walked,
+in C (`core/_otlpwire.c`'s `mend`: a million attributes and one bad byte cost 4 CPU-seconds walked in Python);
 the walk knows which fields of the logs request are strings and which are messages, and copies every other
 field as it came.
 """
 
 from __future__ import annotations
 
-from core.otlpwire import field, read_varint, skip_field, text, varint
+from typing import NamedTuple
+
+from core.otlpwire import field, mend_values, text
 
 MAX_VALUE_DEPTH = 24  # AnyValue levels kept (a kvlist level is 3 messages; the parser allows 100)
 CUT_TEXT = f"[value nested deeper than {MAX_VALUE_DEPTH} levels: cut by procsight]"
-_CUT = field(1, text(CUT_TEXT))
-_STRING = "string"
+_CUT = field(1, text(CUT_TEXT))  # an AnyValue whose string_value is CUT_TEXT
 
-# Length-delimited fields by message: a string, or the message they hold. Fields not named are copied.
-_SCHEMA: dict[str, dict[int, str]] = {
-    "request": {1: "resource_logs"},
-    "resource_logs": {1: "resource", 2: "scope_logs", 3: _STRING},
-    "resource": {1: "key_value", 3: "entity_ref"},
-    "entity_ref": {1: _STRING, 2: _STRING, 3: _STRING, 4: _STRING},
-    "scope_logs": {1: "scope", 2: "log_record", 3: _STRING},
-    "scope": {1: _STRING, 2: _STRING, 3: "key_value"},
-    "log_record": {3: _STRING, 5: "any_value", 6: "key_value", 12: _STRING},
-    "key_value": {1: _STRING, 2: "any_value"},
-    "any_value": {1: _STRING, 5: "array_value", 6: "key_value_list"},
-    "array_value": {1: "any_value"},
-    "key_value_list": {1: "key_value"},
-}
+# Attributes kept of one record, resource or scope (OpenTelemetry SDKs keep 128 by default). Past this, every
+# stage after decoding pays per attribute: a 2 KB gzip request of a million empty attributes cost seconds of CPU
+# and could stall the scoring process. The excess is cut, but for the attributes scoring and the triage read.
+MAX_ATTRIBUTES = 1024
+MAX_KEPT_PAST_CUT = 256
+READ_PREFIXES = ("process.", "proc.", "host.", "container.", "user.", "source.", "destination.", "network.",
+                 "event", "evt.", "k8s.", "service.", "procsight.", "anomaly_", "auditd.", "syscall")
+_READ_PREFIX_BYTES = tuple(prefix.encode() for prefix in READ_PREFIXES)
 
 
-def mend(body: bytes) -> tuple[bytes, int] | None:
-    """(the request mended, how many values changed); None when nothing here was at fault, or the bytes are
-    not protobuf at all."""
-    mended = [0]
-    try:
-        result = _message(body, "request", 0, mended)
-    except (IndexError, ValueError):
-        return None
-    return (result, mended[0]) if mended[0] else None
+class Mended(NamedTuple):
+    body: bytes
+    values: int  # values changed: invalid UTF-8 replaced, or nesting cut
+    attributes_cut: int
 
 
-def _message(data: bytes, kind: str, depth: int, mended: list[int]) -> bytes:
-    fields = _SCHEMA[kind]
-    out = bytearray()
-    position = 0
-    while position < len(data):
-        start = position
-        tag, position = read_varint(data, position)
-        holds = fields.get(tag >> 3) if tag & 7 == 2 else None
-        if holds is None:
-            position = skip_field(data, start)
-            if position > len(data):
-                raise IndexError("field cut short")
-            out += data[start:position]
-            continue
-        length, position = read_varint(data, position)
-        payload = data[position:position + length]
-        if len(payload) != length:
-            raise IndexError("field cut short")
-        position += length
-        out += varint(tag) + _length_prefixed(_value(payload, holds, depth, mended))
-    return bytes(out)
-
-
-def _value(payload: bytes, holds: str, depth: int, mended: list[int]) -> bytes:
-    if holds == _STRING:
-        try:
-            payload.decode("utf-8")
-        except UnicodeDecodeError:
-            mended[0] += 1
-            return payload.decode("utf-8", errors="replace").encode("utf-8")
-        return payload
-    if holds == "any_value":
-        if depth >= MAX_VALUE_DEPTH:
-            mended[0] += 1
-            return _CUT
-        depth += 1
-    return _message(payload, holds, depth, mended)
-
-
-def _length_prefixed(payload: bytes) -> bytes:
-    return varint(len(payload)) + payload
+def mend(body: bytes) -> Mended | None:
+    """The request mended, and with attributes past MAX_ATTRIBUTES cut (keeping up to MAX_KEPT_PAST_CUT of those
+    named by READ_PREFIXES); None when the bytes are not protobuf at all."""
+    mended = mend_values(body, MAX_VALUE_DEPTH, _CUT, MAX_ATTRIBUTES, MAX_KEPT_PAST_CUT, _READ_PREFIX_BYTES)
+    return None if mended is None else Mended(*mended)
