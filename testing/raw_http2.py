@@ -1,6 +1,6 @@
-"""A gRPC call framed by hand over cleartext HTTP/2, for requests grpcio will not send (a length prefix that
-promises more than the message has). Headers go out as HPACK literals (no indexing, no Huffman); the answer
-is read only as far as its frames: nothing is decoded.
+"""gRPC calls framed by hand over cleartext HTTP/2, for requests grpcio will not send: a length prefix that
+promises more than the message has, calls reset as soon as they are opened. Headers go out as HPACK literals
+(no indexing, no Huffman); the answer is read only as far as its frames: nothing is decoded.
 """
 
 from __future__ import annotations
@@ -21,15 +21,42 @@ def _literal(name: str, value: str) -> bytes:
     return b"\x00" + bytes([len(name)]) + name.encode() + bytes([len(value)]) + value.encode()
 
 
+def _opened(endpoint: str, timeout: float) -> socket.socket:
+    host, port = endpoint.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=timeout)
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(_SETTINGS, 0, 0, b""))
+    return sock
+
+
+def _call_headers(endpoint: str, path: str) -> bytes:
+    headers = [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", endpoint),
+               ("content-type", "application/grpc"), ("te", "trailers")]
+    return b"".join(_literal(k, v) for k, v in headers)
+
+
+def resets_until_unread(endpoint: str, path: str, seconds: float) -> int | None:
+    """Opens calls on one connection and resets each at once (HTTP/2 rapid reset), 200 at a time, for up to
+    `seconds`; how many were sent when the server stopped reading them (a write then blocks for a second), or
+    None when it read them all."""
+    with _opened(endpoint, 1.0) as sock:
+        headers, stream, ends = _call_headers(endpoint, path), 1, time.monotonic() + seconds
+        while time.monotonic() < ends:
+            burst = b"".join(_frame(_HEADERS, _END_HEADERS, n, headers) +
+                             _frame(_RST_STREAM, 0, n, (8).to_bytes(4, "big"))  # CANCEL
+                             for n in range(stream, stream + 400, 2))
+            try:
+                sock.sendall(burst)
+            except TimeoutError:
+                return stream // 2
+            stream += 400
+        return None
+
+
 def grpc_call_ending(endpoint: str, path: str, message: bytes, declared_length: int, timeout: float = 5.0) -> str:
     """Sends one gRPC message whose length prefix says `declared_length`, ends the stream, and says how the
     server answered: "trailers" (the call ended with a HEADERS frame), "reset", "goaway", "closed" or "timeout"."""
-    host, port = endpoint.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(_SETTINGS, 0, 0, b""))
-        headers = [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", endpoint),
-                   ("content-type", "application/grpc"), ("te", "trailers")]
-        sock.sendall(_frame(_HEADERS, _END_HEADERS, 1, b"".join(_literal(k, v) for k, v in headers)))
+    with _opened(endpoint, timeout) as sock:
+        sock.sendall(_frame(_HEADERS, _END_HEADERS, 1, _call_headers(endpoint, path)))
         sock.sendall(_frame(_DATA, _END_STREAM, 1, b"\x00" + declared_length.to_bytes(4, "big") + message))
         return _outcome(sock, time.monotonic() + timeout)
 
