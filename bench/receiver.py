@@ -24,7 +24,7 @@ Records are process execs from the evaluation data (benign traces of three workl
 command lines; not in the repository: --eval-dir, by default shared/eval beside it, where CI has it),
 spread over several hosts and workloads.
 
-    .venv/bin/python bench/receiver.py [--records 200000] [--senders 2] [--rate 5000] [--seconds 20]
+    .venv/bin/python bench/receiver.py [--records 200000] [--senders 2] [--rate 5000] [--seconds 20] [--processes 1 2]
                                        [--warm-up 2] [--skip-ceilings] [--only stages|throughput|latency]
 """
 
@@ -391,7 +391,7 @@ class CpuMeter:
 # -- procsight -----------------------------------------------------------------------------------
 
 
-def procsight_settings(data_dir: Path, scoring: bool = True) -> Any:
+def procsight_settings(data_dir: Path, scoring: bool = True, processes: int = 1) -> Any:
     from otlp_receiver.config import ServiceSettings
 
     processors = ["batch", "anomaly"] if scoring else ["batch"]
@@ -399,7 +399,7 @@ def procsight_settings(data_dir: Path, scoring: bool = True) -> Any:
         "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0", "max_recv_msg_size_mib": 64}}}},
         "processors": {
             "batch": {"timeout": "200ms", "send_batch_size": 5000},
-            "anomaly": {"baselines": str(data_dir / "baselines")},
+            "anomaly": {"baselines": str(data_dir / "baselines"), "processes": processes},
         },
         "exporters": {"clickhouse": {"endpoint": f"chdb://{data_dir / 'clickhouse'}",
                                      "sending_queue": {"num_consumers": 1, "queue_size": 100}}},
@@ -425,13 +425,13 @@ def wait_for_rows(transport: Any, total: int, timeout: float = 600.0) -> None:
 
 
 def measure_procsight(requests: list[bytes], senders: int, total: int, data_dir: Path,
-                      scoring: bool = True) -> tuple[float, float, int]:
+                      scoring: bool = True, processes: int = 1) -> tuple[float, float, int]:
     """(records/s to queryable rows, records/s acknowledged, backpressure resends)."""
     from core.runtime import tune_garbage_collection
     from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
     from otlp_receiver.service import Service
 
-    service = Service(procsight_settings(data_dir, scoring))
+    service = Service(procsight_settings(data_dir, scoring, processes))
     service.start()
     tune_garbage_collection()  # as `procsight receiver` does once started
     transport = ChdbTransport(str(data_dir / "clickhouse"))
@@ -461,7 +461,7 @@ def print_stage_times(metrics: str) -> None:
 
 
 def measure_latency(events: dict[str, list[dict[str, Any]]], rate: int, seconds: float, records_per_request: int,
-                    data_dir: Path) -> list[tuple[float, float]]:
+                    data_dir: Path, processes: int = 1) -> list[tuple[float, float]]:
     """(seconds since the first send, send-to-queryable seconds) of every request at a steady `rate` records/s,
     in the order sent."""
     from core.runtime import tune_garbage_collection
@@ -471,7 +471,7 @@ def measure_latency(events: dict[str, list[dict[str, Any]]], rate: int, seconds:
     count = max(1, int(rate * seconds / records_per_request))
     epoch = time.time_ns() - LATENCY_EPOCH_OFFSET_NS
     requests = encode_requests(events, count, records_per_request, epoch)
-    service = Service(procsight_settings(data_dir))
+    service = Service(procsight_settings(data_dir, processes=processes))
     service.start()
     tune_garbage_collection()  # as `procsight receiver` does once started
     transport = ChdbTransport(str(data_dir / "clickhouse"))
@@ -518,13 +518,13 @@ def measure_latency(events: dict[str, list[dict[str, Any]]], rate: int, seconds:
 
 
 def measure_latency_apart(events: dict[str, list[dict[str, Any]]], rate: int, seconds: float,
-                          records_per_request: int, data_dir: Path) -> list[tuple[float, float]]:
+                          records_per_request: int, data_dir: Path, processes: int = 1) -> list[tuple[float, float]]:
     """`measure_latency` in a process of its own. The embedded ClickHouse runs in the bench's process, and its
     background merges of the throughput runs' tables would go on competing with the receiver measured."""
     context = mp.get_context("spawn")
     results = context.Queue()
     process = context.Process(target=_latency_process,
-                              args=(events, rate, seconds, records_per_request, data_dir, results))
+                              args=(events, rate, seconds, records_per_request, data_dir, processes, results))
     process.start()
     try:
         while True:
@@ -537,8 +537,8 @@ def measure_latency_apart(events: dict[str, list[dict[str, Any]]], rate: int, se
 
 
 def _latency_process(events: dict[str, list[dict[str, Any]]], rate: int, seconds: float, records_per_request: int,
-                     data_dir: Path, results: Any) -> None:
-    results.put(measure_latency(events, rate, seconds, records_per_request, data_dir))
+                     data_dir: Path, processes: int, results: Any) -> None:
+    results.put(measure_latency(events, rate, seconds, records_per_request, data_dir, processes))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -572,6 +572,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
     parser.add_argument("--warm-up", type=float, default=2.0,
                         help="seconds at the start of the latency run left out of its steady figures")
+    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2],
+                        help="scoring processes (anomaly `processes`) of the end-to-end and latency runs, each")
     parser.add_argument("--eval-dir", type=Path, default=EVAL_DIR)
     parser.add_argument("--skip-ceilings", action="store_true")
     parser.add_argument("--only", choices=("stages", "throughput", "latency"),
@@ -600,22 +602,29 @@ def main() -> None:
         figures["parse+objects"] = measure_ceiling("parse+objects", to_objects, requests, args.senders, total)
         print(f"ceiling parse+objects:     {figures['parse+objects']:>10,.0f} records/s")
 
-    latencies: list[tuple[float, float]] = []
+    latencies: dict[int, list[tuple[float, float]]] = {}
+    end_to_end = 0.0
     with tempfile.TemporaryDirectory(prefix="procsight-bench-") as tmp:
         if args.only in (None, "throughput"):
             storage_only, _, _ = measure_procsight(requests, args.senders, total, Path(tmp) / "storage",
                                                    scoring=False)
             print(f"procsight without scoring: {storage_only:>10,.0f} records/s  (receiver, spool, batch, ClickHouse "
                   "rows; no anomaly processor)")
-            end_to_end, acked, retries = measure_procsight(requests, args.senders, total, Path(tmp) / "throughput")
-            print(f"procsight end to end:      {end_to_end:>10,.0f} records/s  (scored, learned, queryable in "
-                  "ClickHouse)")
-            print(f"procsight acknowledged:    {acked:>10,.0f} records/s  (in the fsynced spool; {retries} requests "
-                  "resent after backpressure)")
+            for processes in args.processes:
+                measured, acked, retries = measure_procsight(requests, args.senders, total,
+                                                             Path(tmp) / f"throughput-{processes}", processes=processes)
+                end_to_end = end_to_end or measured  # the ratios below are of the first
+                print(f"procsight end to end:      {measured:>10,.0f} records/s  (scored by {processes} process(es), "
+                      "learned, queryable in ClickHouse)")
+                print(f"procsight acknowledged:    {acked:>10,.0f} records/s  (in the fsynced spool; {retries} "
+                      "requests resent after backpressure)")
         if args.only in (None, "latency"):
-            latencies = measure_latency_apart(events, args.rate, args.seconds, 100, Path(tmp) / "latency")
-    if latencies:
-        print_latency(latencies, args.rate, args.warm_up)
+            for processes in args.processes:
+                latencies[processes] = measure_latency_apart(events, args.rate, args.seconds, 100,
+                                                             Path(tmp) / f"latency-{processes}", processes)
+    for processes, measured_latencies in latencies.items():
+        print(f"scored by {processes} process(es):")
+        print_latency(measured_latencies, args.rate, args.warm_up)
     if args.only == "latency":
         return
 

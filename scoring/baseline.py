@@ -366,6 +366,11 @@ class BaselineStore:
             self._db.create_table(REGISTRY_TABLE, data=row)
         return True
 
+    def has(self, tenant: str, workload: str) -> bool:
+        """Whether the workload has a baseline here (registered, or in memory)."""
+        with self._lock:
+            return workload in self._registered().get(tenant, ()) or (tenant, workload) in self._resident
+
     def _registered(self) -> dict[str, set[str]]:
         if self._workloads is None:
             self._workloads = {}
@@ -456,7 +461,7 @@ class BaselineStore:
                 if stale.any():
                     baseline.keep(np.flatnonzero(~stale))
                     log.info("pruned %d patterns of %s unseen since retention", int(stale.sum()), baseline.workload)
-        for name in self._table_names():
+        for name in _table_names(self._db):
             with self._write_lock:
                 table = self._db.open_table(name)
                 table.delete(f"last_seen < {cutoff!r}")
@@ -465,8 +470,52 @@ class BaselineStore:
                     table.optimize(cleanup_older_than=timedelta(seconds=version_retention))
         _return_freed_memory()
 
-    def _table_names(self) -> list[str]:
-        """The baseline tables (not the registry)."""
-        listing = self._db.list_tables()
-        names = getattr(listing, "tables", listing)
-        return [name for name in names if name.startswith("b_")]
+
+
+def move_baselines(source: str, destination: str, owns: Callable[[str, str], bool]) -> int:
+    """Moves the baselines (tables and registry rows) of the workloads `owns(tenant, workload)` from the LanceDB
+    database `source` to `destination`; how many moved. Each baseline is then kept in one place, whichever
+    database now holds its workload (the anomaly processor's shards). Where `destination` has the workload's
+    baseline too, the two are joined: it gains the patterns it lacks."""
+    source_db, destination_db = lancedb.connect(source), lancedb.connect(destination)
+    try:
+        registry = source_db.open_table(REGISTRY_TABLE).to_arrow()
+    except (FileNotFoundError, ValueError):
+        return 0
+    moved, kept = [], []
+    for row in registry.to_pylist():
+        (moved if owns(row["tenant"], row["workload"]) else kept).append(row)
+    if not moved:
+        return 0
+    tables, present = set(_table_names(source_db)), set(_table_names(destination_db))
+    for row in moved:
+        name = table_name(row["tenant"], row["workload"], row["model"])
+        if name not in tables:
+            continue
+        rows = source_db.open_table(name).to_arrow()
+        if name in present:
+            destination_db.open_table(name).merge_insert("pattern").when_not_matched_insert_all().execute(rows)
+        else:
+            destination_db.create_table(name, data=rows)
+    try:
+        destination = destination_db.open_table(REGISTRY_TABLE)
+        registered = {(row["tenant"], row["workload"], row["model"]) for row in destination.to_arrow().to_pylist()}
+        missing = [row for row in moved if (row["tenant"], row["workload"], row["model"]) not in registered]
+        if missing:
+            destination.add(pa.Table.from_pylist(missing, schema=registry.schema))
+    except (FileNotFoundError, ValueError):
+        destination_db.create_table(REGISTRY_TABLE, data=pa.Table.from_pylist(moved, schema=registry.schema))
+    # The source forgets them only once the destination has them all: a move cut short is done again.
+    source_db.create_table(REGISTRY_TABLE, data=pa.Table.from_pylist(kept, schema=registry.schema), mode="overwrite")
+    for row in moved:
+        name = table_name(row["tenant"], row["workload"], row["model"])
+        if name in tables:
+            source_db.drop_table(name)
+    return len(moved)
+
+
+def _table_names(db: lancedb.DBConnection) -> list[str]:
+    """The baseline tables of a database (not the registry)."""
+    listing = db.list_tables()
+    names = getattr(listing, "tables", listing)
+    return [name for name in names if name.startswith("b_")]

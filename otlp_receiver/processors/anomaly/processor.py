@@ -1,8 +1,8 @@
 """The `anomaly` processor: scores every process event of a batch and writes the verdict into its record.
 
-It runs a `BatchScorer` (`scorer.py`) in this process, or (`separate_process: true`, the default) in a
-child process (`worker.py`), so scoring uses the second core while this one receives, spools and
-exports. The feature vectors go to `LogBatch.embeddings` for the ClickHouse `Embedding` column.
+It runs a `BatchScorer` (`scorer.py`) in this process, or (`separate_process: true`, the default) in
+`processes` child processes (`worker.py`, `shards.py`), so scoring uses other cores while this one receives,
+spools and exports. The feature vectors go to `LogBatch.embeddings` for the ClickHouse `Embedding` column.
 It is a `BaselineKeeper`: the query extension's page shows its baselines and acknowledges events into them.
 """
 
@@ -17,7 +17,7 @@ from otlp_receiver.component import LogBatch
 from otlp_receiver.processors.anomaly.config import Config
 from otlp_receiver.processors.anomaly.isolate import Result, merge, single_records, unscored_outcome
 from otlp_receiver.processors.anomaly.scorer import BatchScorer, Outcome
-from otlp_receiver.processors.anomaly.worker import ScoringWorker
+from otlp_receiver.processors.anomaly.shards import ShardedScoring
 from otlp_receiver.telemetry import Telemetry
 from scoring.engine import AnomalyEngine
 
@@ -31,7 +31,7 @@ class AnomalyProcessor:
         self.config = config
         self.name = name
         self.scorer: BatchScorer | None = None
-        self.worker: ScoringWorker | None = None
+        self.worker: ShardedScoring | None = None
         self._kinds = telemetry.counter("procsight_normalized_log_records_total",
                                         "Records seen by the anomaly processor, by recognised shape "
                                         "(unrecognised ones pass through unscored)")
@@ -47,7 +47,7 @@ class AnomalyProcessor:
 
     def start(self) -> None:
         if self.config.separate_process:
-            self.worker = ScoringWorker(self.config, self.name)
+            self.worker = ShardedScoring(self.config, self.name)
         else:
             self.scorer = BatchScorer(self.config, AnomalyEngine(self.config))
 
@@ -81,13 +81,13 @@ class AnomalyProcessor:
 
     def baselines(self, tenant: str) -> list[dict[str, Any]]:
         if self.worker is not None:
-            return self.worker.control("baselines", tenant)
+            return self.worker.baselines(tenant)
         assert self.scorer is not None, "start() first"
         return self.scorer.baselines(tenant)
 
     def acknowledge(self, tenant: str, workload: str, attributes: dict[str, Any]) -> None:
         if self.worker is not None:
-            self.worker.control("acknowledge", tenant, workload, attributes)
+            self.worker.acknowledge(tenant, workload, attributes)
         else:
             assert self.scorer is not None, "start() first"
             self.scorer.acknowledge(tenant, workload, attributes)

@@ -134,16 +134,25 @@ class BatchScorer:
             summaries.append(summary)
         return sorted(summaries, key=lambda item: item["workload"])
 
+    def has_baseline(self, tenant: str, workload: str) -> bool:
+        return self.engine.store.has(tenant, _bounded(workload))
+
     def acknowledge(self, tenant: str, workload: str, attributes: dict[str, Any]) -> None:
         """Learns the event of a stored record now (a person said it is normal), releasing it from hold-back."""
         self.engine.acknowledge(event_from_attributes(attributes), tenant, _bounded(workload))
 
     def _workload(self, resource: dict[str, Any]) -> str:
-        for key in self.config.workload_key:
-            value = resource.get(key)
-            if value not in (None, ""):
-                return _bounded(str(value))
-        return ""
+        return resource_workload(resource, self.config.workload_key)
+
+
+def resource_workload(resource: dict[str, Any], workload_key: list[str]) -> str:
+    """The workload a resource's attributes name (the first of `workload_key` present), or "" (each record's host
+    then, or the default workload)."""
+    for key in workload_key:
+        value = resource.get(key)
+        if value not in (None, ""):
+            return _bounded(str(value))
+    return ""
 
 
 def _bounded(workload: str) -> str:

@@ -54,7 +54,7 @@ class Control:
     args: tuple[Any, ...]
 
 
-CONTROL_METHODS = frozenset({"baselines", "acknowledge"})
+CONTROL_METHODS = frozenset({"baselines", "acknowledge", "has_baseline"})
 
 
 class ScoringWorker:

@@ -51,9 +51,10 @@ def attributes(record: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def processor(tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
-    separate = getattr(request, "param", "false")
-    config = decode(factory.Config, load_yaml(TESTDATA / "anomaly.yaml", {"BASELINES": str(tmp_path / "b"),
-                                                                        "SEPARATE_PROCESS": separate}))
+    mode = getattr(request, "param", "false")  # "false": in process; "true": a child; "sharded": two children
+    config = decode(factory.Config, load_yaml(TESTDATA / "anomaly.yaml", {
+        "BASELINES": str(tmp_path / "b"), "SEPARATE_PROCESS": "true" if mode == "sharded" else mode,
+        "PROCESSES": "2" if mode == "sharded" else "1"}))
     telemetry = Telemetry()
     created = factory.create(config, CreateSettings("anomaly", tmp_path, telemetry))
     created.start()
@@ -61,7 +62,8 @@ def processor(tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[n
     created.shutdown()
 
 
-@pytest.mark.parametrize("processor", ["false", "true"], indirect=True, ids=["in_process", "child_process"])
+@pytest.mark.parametrize("processor", ["false", "true", "sharded"], indirect=True,
+                         ids=["in_process", "child_process", "two_children"])
 def test_shell_under_nginx_through_sh_c_gets_ancestors_reasons_and_raised_severity(processor) -> None:  # type: ignore[no-untyped-def]
     normal = [process_exec("nginx", "nginx -g daemon off;", 100 + i, 1, parent="systemd") for i in range(30)]
     processor.process(exec_batch(normal))
@@ -159,17 +161,21 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         decode(factory.Config, {"workload_key": []}, "processors.anomaly")
     with pytest.raises(ConfigError, match=r"processors\.anomaly\.k"):
         decode(factory.Config, {"k": "ten"}, "processors.anomaly")
+    with pytest.raises(ConfigError, match=r"processors\.anomaly\.processes: must be 1 to 64"):
+        decode(factory.Config, {"processes": 0}, "processors.anomaly")
+    with pytest.raises(ConfigError, match="needs separate_process: true"):
+        decode(factory.Config, {"processes": 2, "separate_process": False}, "processors.anomaly")
 
 
 @pytest.mark.parametrize("processor", ["true"], indirect=True)
 def test_a_killed_scoring_process_is_restarted_and_the_batch_scored(processor) -> None:  # type: ignore[no-untyped-def]
-    first = processor.worker._process
+    first = processor.worker.workers[0]._process
     first.kill()
     first.join(10)
     batch = exec_batch([process_exec("ls", "ls -l", 5, 1)])
     processor.process(batch)
     assert "anomaly_score" in attributes(batch.logs.resource_logs[0].scope_logs[0].log_records[0])
-    assert processor.worker._process.pid != first.pid and processor.worker._process.is_alive()
+    assert processor.worker.workers[0]._process.pid != first.pid and processor.worker.workers[0]._process.is_alive()
 
 
 def test_third_party_records_gain_the_design_attributes_and_keep_their_own(processor) -> None:  # type: ignore[no-untyped-def]
@@ -218,7 +224,8 @@ def test_a_body_nested_thousands_deep_does_not_unscore_its_batch(processor) -> N
     assert processor._unscored.value(reason="invalid") == 1
 
 
-@pytest.mark.parametrize("processor", ["false", "true"], indirect=True, ids=["in_process", "child_process"])
+@pytest.mark.parametrize("processor", ["false", "true", "sharded"], indirect=True,
+                         ids=["in_process", "child_process", "two_children"])
 def test_baselines_are_described_and_an_acknowledged_event_is_learned_while_running(processor) -> None:  # type: ignore[no-untyped-def]
     processor.process(exec_batch([process_exec("nginx", "nginx -g daemon off;", 100 + i, 1, parent="systemd")
                                   for i in range(30)]))
