@@ -232,33 +232,34 @@ class _DeadlineReader(io.RawIOBase):
         super().__init__()
         self.connection = connection
         self.deadline: float | None = None
-        self.budget: int | None = None  # bytes the headers may still take (None: no bound, the body's phase)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         self.connection.settimeout(_left(self.deadline))
-        received = self.connection.recv_into(buffer)
-        if self.budget is not None:
-            self.budget -= received
-            if self.budget < 0:  # answered 431 by BaseHTTPRequestHandler.parse_request
-                raise http.client.LineTooLong(f"request headers over {MAX_HEADER_BYTES} bytes")
-        return received
+        return self.connection.recv_into(buffer)
 
 
 class _LineReader(io.BufferedReader):
     """The connection's buffered reader, noting a bare CR (one not ending its line) in the lines read while
     `watching`: the stdlib's header parser takes it for a line break, a proxy in front may not, so
-    `X-A: a<CR>Transfer-Encoding: chunked` would frame the body differently for the two (RFC 9112 section 2.2)."""
+    `X-A: a<CR>Transfer-Encoding: chunked` would frame the body differently for the two (RFC 9112 section 2.2).
+    It also counts the bytes of the request line and headers against `budget` (None: no bound, the body's phase),
+    line by line: counted at the socket, the first buffered read (64 KiB) went uncounted."""
 
     watching = False
     bare_cr = False
+    budget: int | None = None
 
     def readline(self, size: int | None = -1) -> bytes:
         line = super().readline(-1 if size is None else size)
         if self.watching and has_bare_cr(line):
             self.bare_cr = True
+        if self.budget is not None:
+            self.budget -= len(line)
+            if self.budget < 0:  # answered 431 by BaseHTTPRequestHandler.parse_request
+                raise http.client.LineTooLong(f"request headers over {MAX_HEADER_BYTES} bytes")
         return line
 
 
@@ -309,17 +310,20 @@ class _Handler(BaseHTTPRequestHandler):
         wait = (config.idle_timeout or config.read_timeout) if self._served else config.read_header_timeout
         self._reader.deadline = _deadline(wait)
         self._served += 1
-        super().handle_one_request()
+        self._lines.budget = MAX_HEADER_BYTES  # the request line's bytes count too
+        try:
+            super().handle_one_request()
+        finally:
+            self._lines.budget = None
 
     def parse_request(self) -> bool:
         config = self.owner.config
         self._reader.deadline = _deadline(config.read_header_timeout or config.read_timeout)
-        self._reader.budget = MAX_HEADER_BYTES
         self._lines.watching, self._lines.bare_cr = True, False
         try:
             parsed = super().parse_request() and self._framing_accepted()
         finally:
-            self._reader.budget = None
+            self._lines.budget = None
             self._lines.watching = False
         self._reader.deadline = _deadline(config.read_timeout or UNSET_BODY_DEADLINE)  # the body
         self._write_deadline = _deadline(config.write_timeout)

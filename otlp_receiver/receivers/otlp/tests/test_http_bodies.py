@@ -290,6 +290,16 @@ def test_headers_past_one_mebibyte_are_431_whatever_their_count(service: Service
     assert rejected.value(transport="http", reason="headers_too_large") == 1
 
 
+@pytest.mark.parametrize(("over", "status"), [(-1, b"200"), (1, b"431")])
+def test_the_header_bound_is_one_mebibyte_to_the_byte(service: Service, over: int, status: bytes) -> None:
+    """The bound was counted at the socket, after the first buffered read: 1.11 MB of headers got a 200."""
+    lines = ["GET /healthz HTTP/1.1", "Host: x", *(f"X-Fill-{i}: {'a' * 60_000}" for i in range(17)), "X-Last: "]
+    sent = sum(len(line) + 2 for line in lines) + 2  # each line and the blank one end in CRLF
+    head = "\n".join([*lines[:-1], lines[-1] + "b" * (http_server.MAX_HEADER_BYTES + over - sent)]) + "\n\n"
+    assert len(head.replace("\n", "\r\n")) == http_server.MAX_HEADER_BYTES + over
+    assert raw_request(service.http_endpoint(), head).startswith(b"HTTP/1.1 " + status)
+
+
 def test_the_listen_backlog_holds_a_burst_of_connections(service: Service) -> None:
     """socketserver's default backlog of 5 sent a burst's later SYNs into a one-second retry; `ss` shows a
     listening socket's backlog as its Send-Q."""
