@@ -106,7 +106,10 @@ WHERE TenantId = {{tenant:String}} AND {INCIDENT} IN (SELECT arrayJoin({{inciden
 ORDER BY Timestamp, RecordId
 LIMIT {{per_incident:UInt32}} BY incident"""
 
-_EVENT = f"""SELECT {_FIELDS}, LogAttributes AS attributes, ResourceAttributes AS resource, Body AS body,
+# Maps as key and value arrays: a key sent twice is stored twice, and read as JSON objects its last value
+# would win where scoring and `LogAttributes['key']` read the first (`_first_wins`).
+_EVENT = f"""SELECT {_FIELDS}, mapKeys(LogAttributes) AS attribute_keys, mapValues(LogAttributes) AS attribute_values,
+  mapKeys(ResourceAttributes) AS resource_keys, mapValues(ResourceAttributes) AS resource_values, Body AS body,
   SeverityText AS severity_text, SeverityNumber AS severity_number, ScopeName AS scope
 FROM {{table}} WHERE TenantId = {{tenant:String}} AND RecordId = {{record_id:String}} LIMIT 1"""
 
@@ -229,7 +232,7 @@ class QueryService:
         rows = self._query(_EVENT, {"tenant": tenant, "record_id": record_id})
         if not rows:
             return None
-        row = rows[0]
+        row = _with_maps(rows[0])
         raw = {"attributes": row.pop("attributes"), "resource": row.pop("resource"), "body": row.pop("body"),
                "severity_text": row.pop("severity_text"), "severity_number": row.pop("severity_number"),
                "scope": row.pop("scope")}
@@ -345,12 +348,26 @@ class QueryService:
         rows = self._query(_EVENT, {"tenant": tenant, "record_id": record_id})
         if not rows:
             return None
-        row = rows[0]
+        row = _with_maps(rows[0])
         attributes = {key: _typed(value) for key, value in row["attributes"].items()
                       if key not in semconv.VERDICT_KEYS}
         attributes.setdefault(semconv.HOST_NAME, row["resource"].get(semconv.HOST_NAME, ""))
         attributes["ts"] = int(row["time_ns"]) / 1e9
         return row["workload"], attributes
+
+
+def _with_maps(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with its attribute maps as dicts (`_EVENT` reads them as key and value arrays)."""
+    row["attributes"] = _first_wins(row.pop("attribute_keys"), row.pop("attribute_values"))
+    row["resource"] = _first_wins(row.pop("resource_keys"), row.pop("resource_values"))
+    return row
+
+
+def _first_wins(keys: list[str], values: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for key, value in zip(keys, values, strict=True):
+        found.setdefault(key, value)
+    return found
 
 
 def _check_limit(limit: int, most: int) -> int:

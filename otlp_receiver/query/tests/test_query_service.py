@@ -389,6 +389,21 @@ def test_event_view_has_the_tree_reasons_nearest_raw_attributes_and_sql(service:
     assert service.event("team-b", record_of("chmod +x /tmp/.cache-x")) is None
 
 
+def test_a_key_sent_twice_reads_as_its_first_value_as_scoring_read_it(tmp_path: Path) -> None:
+    """Stored twice in the map; read as a JSON object the event view showed, and acknowledging learned, the last."""
+    batch = stored_batch("1", "team-a", [Stored("id", 0.2, workload="admin")])
+    record = batch.logs.resource_logs[0].scope_logs[0].log_records[0]
+    record.attributes.extend(key_values({"process.command_line": "rm -rf /", "process.user.id": 0}))
+    batch.logs.resource_logs[0].resource.attributes.extend(key_values({"host.name": "other"}))
+    with query_service(exported(tmp_path / "clickhouse", batch)) as query:
+        answer = query.event("team-a", "1:0")
+        assert answer is not None
+        raw = answer["event"]["raw"]
+        assert raw["attributes"]["process.command_line"] == "id" and raw["resource"]["host.name"] == "web-1"
+        found = query.acknowledgeable("team-a", "1:0")
+        assert found is not None and (found[1]["process.command_line"], found[1]["process.user.id"]) == ("id", "33")
+
+
 def test_sql_link_points_at_a_clickhouse_server_without_its_credentials(service: QueryService) -> None:
     service.clickhouse_endpoint = "https://reader:secret@clickhouse.example:8443/db"
     answer = service.event("team-a", record_of("cat /etc/shadow"))
