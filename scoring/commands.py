@@ -92,12 +92,21 @@ def program_name(path: str) -> str:
     return family if family in _VERSIONED else name
 
 
+# The dynamic loader run as a program: `/lib64/ld-linux-x86-64.so.2 /tmp/x` runs x (ld.so, ld-musl-*.so.1, ...).
+_DYNAMIC_LOADER = re.compile(r"^ld(?:-linux(?:-[a-z0-9_-]{1,16})?|-musl-[a-z0-9_]{1,16})?\.so(?:\.\d{1,3})?$")
+
+
+def is_dynamic_loader(program: str) -> bool:
+    return _DYNAMIC_LOADER.match(program) is not None
+
+
 def unwrap(command: Command) -> Command:
     """The command a wrapper runs: `sudo -u x env A=1 nohup curl ...` -> `curl ...` (bounded)."""
     for _ in range(4):
-        if command.program not in WRAPPERS or len(command.args) < 2:
+        wrapper = "ld.so" if is_dynamic_loader(command.program) else command.program
+        if wrapper not in WRAPPERS or len(command.args) < 2:
             return command
-        rest = _after_wrapper_options(command.program, command.args[1:])
+        rest = _after_wrapper_options(wrapper, command.args[1:])
         if not rest:
             return command
         command = Command(rest, command.redirects)
@@ -106,7 +115,8 @@ def unwrap(command: Command) -> Command:
 
 def _after_wrapper_options(wrapper: str, args: tuple[str, ...]) -> tuple[str, ...]:
     """Skips a wrapper's own options and values (`timeout 5`, `sudo -u root`, `env A=1`, `runuser -u x --`)."""
-    takes_value = {"-u", "-g", "-n", "-c", "-p", "-C", "-U", "-t", "-s", "-w", "-o", "-e", "-k", "-D", "-h", "-r"}
+    takes_value = {"-u", "-g", "-n", "-c", "-p", "-C", "-U", "-t", "-s", "-w", "-o", "-e", "-k", "-D", "-h", "-r",
+                   *_LONG_VALUES.get(wrapper, ())}
     i = 0
     while i < len(args):
         arg = args[i]
@@ -118,7 +128,8 @@ def _after_wrapper_options(wrapper: str, args: tuple[str, ...]) -> tuple[str, ..
         if arg.startswith("-"):
             if wrapper in ("su",) and arg == "-c":
                 return ()  # su -c runs a script: the caller parses it
-            i += 2 if arg in takes_value and wrapper not in ("nohup", "setsid", "time", "exec") else 1
+            plain = wrapper in ("nohup", "setsid", "time", "exec")
+            i += 2 if (arg in takes_value and not plain) or (wrapper, arg) == ("exec", "-a") else 1
             continue
         if wrapper in ("timeout", "nice", "chrt", "taskset", "flock", "watch") and _numberish(arg):
             i += 1
@@ -127,6 +138,16 @@ def _after_wrapper_options(wrapper: str, args: tuple[str, ...]) -> tuple[str, ..
             return ()  # `su user`: an interactive login, nothing to unwrap
         return args[i:]
     return ()
+
+
+# Options of a wrapper that take a value in the next argument, besides the short ones above.
+_LONG_VALUES = {
+    "systemd-run": ("--unit", "--property", "--description", "--slice", "--uid", "--gid", "--nice", "--setenv",
+                    "--working-directory", "--on-active", "--on-boot", "--on-startup", "--on-unit-active",
+                    "--on-unit-inactive", "--on-calendar", "--timer-property", "--path-property",
+                    "--socket-property", "--machine", "--host", "-H", "-M", "-E"),
+    "ld.so": ("--library-path", "--preload", "--argv0", "--audit", "--glibc-hwcaps-prepend", "--glibc-hwcaps-mask"),
+}
 
 
 def _numberish(arg: str) -> bool:

@@ -235,9 +235,14 @@ def _build_environment(event: ProcessEvent) -> bool:
         event.parent_name) in ("python", "pip")
 
 
+# A program run from an open file descriptor (`fexecve`, a memfd passed on): no path a scanner could read.
+_DESCRIPTOR_PATH = re.compile(r"^/(?:proc/(?:self|\d{1,10})|dev)/fd/\d{1,6}$")
+
+
 def _missing_executable(event: ProcessEvent) -> list[Evidence]:
     path = event.executable_path
-    if event.executable_deleted or path.endswith(" (deleted)") or path.startswith("/memfd:"):
+    if event.executable_deleted or path.endswith(" (deleted)") or path.startswith("/memfd:") or \
+            _DESCRIPTOR_PATH.match(path):
         return [Evidence(0.7, "no backing executable on disk (deleted or memfd)", "T1620", DEFENSE_EVASION)]
     return []
 
@@ -459,7 +464,7 @@ def _served_directory(command: Command) -> str | None:
         option = ("-t",)
     elif program.startswith("ruby") and "httpd" in _scan_text(rest) and "-run" in _scan_text(rest):
         option = ("--DocumentRoot",)
-    elif program == "busybox" and rest[:1] == ["httpd"]:
+    elif program == "httpd" and "-p" in rest and "-h" in rest:  # busybox's applet (Apache's -h is its help)
         option = ("-h",)
     else:
         return None

@@ -22,13 +22,14 @@ Every pattern is bounded: these run on attacker-controlled text.
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from scoring.commands import Command, unwrap
+from scoring.commands import Command, is_dynamic_loader, unwrap
 from scoring.evidence import (
     COLLECTION,
     COMMAND_AND_CONTROL,
@@ -165,7 +166,12 @@ _CREDENTIAL_DIRS = ("/.aws/", "/.azure/", "/.config/gcloud/", "/.kube/", "/.dock
                     "/jenkins/secrets/", "/etc/kubernetes/pki/")
 _WEB_ROOTS = ("/var/www/", "/srv/www/", "/usr/share/nginx/html/", "/htdocs/", "/webapps/", "/public_html/")
 _WEB_SCRIPT_SUFFIXES = (".php", ".phtml", ".jsp", ".jspx", ".asp", ".aspx", ".cgi", ".pl", ".py", ".sh")
+# Per-directory server settings that can make any file a script (`AddType application/x-httpd-php .jpg`,
+# `auto_prepend_file`): written into a web root, as much a web shell's first step as a script is.
+_WEB_CONFIGS = frozenset({".htaccess", ".user.ini"})
 _PRIVATE_KEY_NAME = re.compile(r"(?:^|/)(?:id_(?:rsa|dsa|ecdsa|ed25519)(?:_sk)?|identity)$")
+_PRIVATE_KEY_NAMES = ("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "identity")  # what a glob (`id_*`) may cover
+_GLOB = re.compile(r"[*?\[]")
 _PROC_FILE = re.compile(r"^/proc/(?:\d{1,8}|self|\*|\$\([^)]{1,80}\)|\$\{?\w{1,32}\}?)/(mem|maps|environ|cmdline)$")
 
 
@@ -182,7 +188,8 @@ def location_of(path: str) -> Location | None:
     if "/.ssh/" in path or path.startswith(".ssh/") or path.startswith("~/.ssh/"):
         if name.startswith("authorized_keys"):
             return _AUTHORIZED_KEYS
-        if _PRIVATE_KEY_NAME.search(path):
+        if _PRIVATE_KEY_NAME.search(path) or (_GLOB.search(name) and any(
+                fnmatch.fnmatchcase(key, name) for key in _PRIVATE_KEY_NAMES)):
             return _PRIVATE_KEY
         if name == "rc":
             return _SSH_RC
@@ -214,11 +221,11 @@ def location_of(path: str) -> Location | None:
         return _RELEASE_AGENT
     if (name.endswith(".pth") and "-packages/" in path) or name in ("sitecustomize.py", "usercustomize.py"):
         return _PYTHON_HOOKS
-    if any(root in path for root in _WEB_ROOTS) and name.endswith(_WEB_SCRIPT_SUFFIXES):
+    if any(root in path for root in _WEB_ROOTS) and (name.endswith(_WEB_SCRIPT_SUFFIXES) or name in _WEB_CONFIGS):
         return _WEB_SCRIPT
     if name.endswith((".pem", ".key")) and ("private" in path or "privkey" in name or name.endswith(".key")):
         return _TLS_KEY
-    if path.rstrip("/*") in ("/var/log", "/var/log/audit", "/var/log/journal"):
+    if path.rstrip("/*") in ("/var/log", "/var/log/audit", "/var/log/journal") or _covers_security_logs(path):
         return _LOGS
     if not path.startswith(_PREFIX_TEXTS):
         return None
@@ -231,6 +238,17 @@ def location_of(path: str) -> Location | None:
                 return _TIMER
             return location
     return None
+
+
+# What a glob in a log directory must match for it to stand for the security logs (`/var/log/*.log`: auth.log).
+_SECURITY_LOG_NAMES = ("auth.log", "syslog", "kern.log", "secure", "messages", "wtmp", "btmp", "lastlog", "audit.log")
+
+
+def _covers_security_logs(path: str) -> bool:
+    """A glob directly in a log directory that matches the security logs: `/var/log/*.log`, not `/var/log/*.gz`."""
+    folder, _, name = path.rpartition("/")
+    return _GLOB.search(name) is not None and folder in ("/var/log", "/var/log/audit") and any(
+        fnmatch.fnmatchcase(log, name) for log in _SECURITY_LOG_NAMES)
 
 
 def _is_log_dir(path: str) -> bool:
@@ -695,6 +713,7 @@ _SECURITY_SERVICES = re.compile(
     r"aliyun\S{0,20}|aegis\S{0,20}|qcloud\S{0,20}|yunjing|ydservice|bcm-agent|barad_agent|cloudmonitor|"
     r"hostguard\S{0,20}|uniagent)(?:\.service)?$", re.IGNORECASE)
 _IPTABLES = frozenset({"iptables", "ip6tables", "iptables-legacy", "iptables-nft"})
+_ROOTKIT_SIGNALS = frozenset({"-31", "-63", "-64", "-SIGSYS", "-SYS"})
 _MANY_SERVICES = 3
 _SERVICE_VERBS = frozenset({"stop", "disable", "mask", "kill", "off", "remove", "start", "restart", "reload",
                             "enable", "status", "--now"})
@@ -729,6 +748,10 @@ def _defenses(command: Command) -> list[Evidence]:
     elif program in ("kill", "pkill", "killall"):
         if program == "kill" and "-1" in args[1:] and (args[1] != "-1" or len(args) == 2 or "--" in args):
             return [Evidence(0.4, "kill signals every process it may (pid -1)", "T1489", IMPACT)]
+        if program == "kill" and (_ROOTKIT_SIGNALS & set(args[1:2]) or any(_pair(args, "-s", signal[1:])
+                                                                             for signal in _ROOTKIT_SIGNALS)):
+            return [Evidence(0.5, "kill sends a signal kernel rootkits take as commands (Diamorphine's 31, 63, 64)",
+                             "T1014", DEFENSE_EVASION)]
         targets = [a for a in args[1:] if not a.startswith("-") and not a.isdigit()]
         if names_security_tool(" ".join(targets)):
             found.append(Evidence(0.5, f"{program} stops a security tool", "T1562.001", DEFENSE_EVASION))
@@ -779,7 +802,8 @@ def _pair(args: tuple[str, ...], flag: str, value: str) -> bool:
 
 
 _HISTORY_TRICKS = re.compile(r"\bHISTFILE=/dev/null|\bHISTFILESIZE=0\b|\bHISTSIZE=0\b|\bunset\s{1,8}HISTFILE\b|"
-                             r"\bset\s{1,8}\+o\s{1,8}history\b|\bhistory\s{1,8}-[cw]\b|\bHISTCONTROL=ignore")
+                             r"\b(?:set|bash|sh|zsh|ksh)\s{1,8}\+o\s{1,8}history\b|\bhistory\s{1,8}-[cw]\b|"
+                             r"\bHISTCONTROL=ignore")
 
 
 def _history_tampering(command: Command) -> list[Evidence]:
@@ -849,6 +873,39 @@ def _hidden(path: str) -> bool:
     return name.startswith(".") and name not in (".", "..")
 
 
+_FORCED = frozenset({"--force", "--force-vermagic", "--force-modversion"})
+
+
+def _module_builds(command: Command) -> list[Evidence]:
+    """`make -C /lib/modules/$(uname -r)/build M=/dev/shm/.r modules`: a kernel module built from where droppers
+    stage files (a driver's source lives in a source tree, DKMS's under /var/lib/dkms)."""
+    sources = [a.split("=", 1)[1] for a in command.args[1:] if a.startswith(("M=", "SUBDIRS="))]
+    if sources and _staged(sources[0]) and any("/lib/modules/" in a or "linux-headers" in a for a in command.args):
+        return [Evidence(0.5, f"builds a kernel module from a temp or hidden directory ({sources[0][:60]})",
+                         "T1547.006", PERSISTENCE)]
+    return []
+
+
+# D-Bus calls that make an account or set its password through the accounts service (how the polkit flaw
+# CVE-2021-3560 was used); admins use useradd and passwd.
+_ACCOUNT_CALLS = re.compile(r"org\.freedesktop\.Accounts(?:\.User)?\.(?:CreateUser|SetPassword)\b")
+
+
+def _account_calls(command: Command) -> list[Evidence]:
+    if _ACCOUNT_CALLS.search(" ".join(command.args)[:MAX_OPERAND * 4]):
+        return [Evidence(0.55, f"{command.program} creates an account or sets a password over D-Bus", "T1136.001",
+                         PERSISTENCE)]
+    return []
+
+
+def _password_prompts(command: Command) -> list[Evidence]:
+    """`read -s -p '[sudo] password for admin: '`: a prompt made to look like sudo's or su's, reading silently."""
+    prompt = " ".join(option_values(command, ("-p",))).lower()
+    if "-s" in command.args and "password" in prompt and ("sudo" in prompt or "password for" in prompt):
+        return [Evidence(0.6, "a fake password prompt (sudo's, read silently)", "T1056.002", CREDENTIAL_ACCESS)]
+    return []
+
+
 def _kernel_modules(command: Command) -> list[Evidence]:
     program, operands = command.program, _operands(command)
     if program == "insmod" and operands:
@@ -856,6 +913,11 @@ def _kernel_modules(command: Command) -> list[Evidence]:
         return [Evidence(0.7 if odd else 0.5, f"insmod loads a kernel module ({operands[0][:80]})", "T1547.006",
                          PERSISTENCE)]
     if program == "modprobe" and operands and "-r" not in command.args:
+        if _FORCED & set(command.args) or any(a.startswith("-") and not a.startswith("--") and "f" in a
+                                               for a in command.args[1:]):
+            # Past the kernel's version checks: a module built elsewhere, what rootkits are dropped as.
+            return [Evidence(0.45, f"modprobe forces a module past the kernel's version checks ({operands[0][:60]})",
+                             "T1547.006", PERSISTENCE)]
         return [Evidence(0.15, f"modprobe loads a kernel module ({operands[0][:60]})", "T1547.006", PERSISTENCE)]
     if program in ("rmmod",) or (program == "modprobe" and "-r" in command.args):
         return [Evidence(0.2, f"{program} unloads a kernel module", "T1547.006", DEFENSE_EVASION)]
@@ -887,8 +949,12 @@ def _masquerading(command: Command) -> list[Evidence]:
 
 def _copied_into_hiding(program: str, source: str, destination: str) -> list[Evidence]:
     """A file put where or as what droppers hide it: a system program renamed into temp, a kernel thread's or
-    a daemon's name outside the system, a dot-name in temp or a dot-directory of a system directory."""
+    a daemon's name outside the system, a dot-name in temp or a dot-directory of a system directory; or a
+    staged file put in a web root as a script (a deployment copies from its release, not from temp)."""
     name = destination.rsplit("/", 1)[-1]
+    if _staged(source) and location_of(destination) is _WEB_SCRIPT:
+        return [Evidence(0.5, f"{program} puts a file from a temp or hidden place in a web root ({destination[:80]})",
+                         "T1505.003", PERSISTENCE)]
     where = path_class(destination)
     if path_class(source) == "system" and where in ("tmp", "shm", "dev") and name != source.rsplit("/", 1)[-1]:
         return [Evidence(0.4, f"{program} copies a system program to {destination[:80]} under another name",
@@ -1731,12 +1797,16 @@ _SYSTEM_FILES = frozenset({"/etc/passwd", "/etc/group", "/etc/hosts", "/etc/reso
                            "/etc/network/interfaces", "/proc/net/tcp", "/proc/net/arp", "/etc/login.defs",
                            "/proc/1/cgroup", "/etc/exports", "/etc/fstab"})
 _SUID_SEARCH = re.compile(r"^[-/+]?(?:[ug]=s|[ug]\+s|[246]000|6000)$")
+_HASH_DATABASES = frozenset({"shadow", "gshadow"})  # getent's databases of password hashes
 
 
 def _discovery(command: Command) -> list[Evidence]:
     program, args = command.program, command.args
     found = []
     what = _DISCOVERY.get(program)
+    if program == "getent" and _HASH_DATABASES & set(args[1:2]):  # the hashes /etc/shadow holds, through NSS
+        return [Evidence(_SHADOW.read[0], f"getent reads the password hashes ({args[1]})", _SHADOW.read[1],
+                         _SHADOW.read[2])]
     if what is not None and not (program == "ip" and {"add", "del", "set", "flush", "replace"} & set(args)):
         found.append(Evidence(0.05, f"{program}: {what[1]}", what[0], DISCOVERY))
     if program in ("cat", "head", "tail", "less", "more", "grep", "awk", "cut") and any(
@@ -1854,6 +1924,9 @@ for _check, _programs in (
     (_containers_removed, ("docker", "podman", "nerdctl")),
     (_stored_credentials, (*_SQL_CLIENTS, *DOWNLOADERS, "secret-tool")),
     (_system_containers, ("lxc", "incus")),
+    (_module_builds, ("make",)),
+    (_account_calls, ("dbus-send", "gdbus", "busctl", "qdbus")),
+    (_password_prompts, ("read",)),
 ):
     for _program in dict.fromkeys(_programs):  # a program named twice (curl: downloader, address probe) checked once
         _CHECKS_BY_PROGRAM[_program] = (*_CHECKS_BY_PROGRAM.get(_program, ()), _check)
@@ -1871,6 +1944,26 @@ def _borrowed_agent(command: Command) -> list[Evidence]:
     if any(_FORWARDED_AGENT.match(a) for a in command.args[1:6]):
         return [Evidence(0.5, "uses a forwarded SSH agent's socket named by hand (another session's keys)",
                          "T1563.001", LATERAL_MOVEMENT)]
+    return []
+
+
+def _renamed(wrapped: Command) -> list[Evidence]:
+    """`exec -a '/usr/sbin/cron -f' /var/tmp/.c/c`: a program started under a name of the caller's choosing, which
+    is what ps then shows (admins have no use for it; a dropper hides behind a daemon's name)."""
+    args = wrapped.args
+    for i, arg in enumerate(args[:6]):
+        if arg == "exec" and i + 2 < len(args) and args[i + 1] == "-a":
+            return [Evidence(0.5, f"exec -a starts a program under another name ({args[i + 2][:60]})", "T1036",
+                             DEFENSE_EVASION)]
+    return []
+
+
+def _through_the_loader(wrapped: Command, runs: Command) -> list[Evidence]:
+    """`/lib64/ld-linux-x86-64.so.2 /tmp/.bin`: the dynamic loader runs a file itself, so a mount's noexec and
+    the file's missing execute bit do not stop it. `ldd` runs it on system programs: those are routine."""
+    if is_dynamic_loader(wrapped.program) and path_class(runs.args[0]) != "system":
+        return [Evidence(0.45, f"the dynamic loader runs {runs.args[0][:80]} directly (past noexec and file modes)",
+                         "T1218", DEFENSE_EVASION)]
     return []
 
 
@@ -1914,7 +2007,9 @@ def assess_command(command: Command, exec_itself: bool = False) -> tuple[Evidenc
                                                                                            "GCONV_PATH")):
         found += _escapes_and_injection(wrapped)  # `env LD_PRELOAD=/tmp/x.so ls`: unwrapping drops the assignment
     if command is not wrapped:
-        found += _borrowed_agent(wrapped)
+        found += _borrowed_agent(wrapped) + _renamed(wrapped) + _through_the_loader(wrapped, command)
+        if wrapped.program == "systemd-run":  # what it runs is judged below; how (a timer) is its own
+            found += _scheduling(wrapped)
     if not exec_itself or command is not wrapped:
         found += _runs_from_hideout(command)
     program = command.program
@@ -1937,13 +2032,21 @@ def _find_actions(command: Command) -> tuple[Command, ...]:
         return ()
     actions: list[Command] = []
     args = command.args
-    # Not narrowed by name, age or size, `{}` is every file below where find starts: `-exec truncate -s 0 {}`
-    # in /var/log empties every log, as `truncate -s 0 /var/log/*` would.
+    # Not narrowed by age or size, `{}` is every file below where find starts (of a name, if one is given):
+    # `-exec truncate -s 0 {}` in /var/log empties every log, as `truncate -s 0 /var/log/*` would, and `-delete`
+    # with `-name '*.log'` deletes them as `rm /var/log/*.log` would.
     start = next(itertools.takewhile(lambda a: not a.startswith(("-", "(", "!")), args[1:2]), "")
-    every = start.rstrip("/") + "/*" if start.startswith("/") and not _FIND_TESTS & set(args) else "{}"
+    tests, names = _FIND_TESTS & set(args), option_values(command, ("-name", "-iname"))
+    every = "{}"
+    if start.startswith("/") and not tests:
+        every = start.rstrip("/") + "/*"
+    elif start.startswith("/") and tests <= {"-name", "-iname"} and len(names) == 1:
+        every = start.rstrip("/") + "/" + names[0].strip("'\"")
     for i, arg in enumerate(args):
         if arg in _FIND_ACTIONS:
             inner = list(itertools.takewhile(lambda a: a not in (";", "\\;", "+"), args[i + 1:]))
             if inner:
                 actions.append(Command(tuple(every if a == "{}" else a for a in inner)))
+    if "-delete" in args and every != "{}":
+        actions.append(Command(("rm", every)))
     return tuple(actions[:4])

@@ -21,7 +21,7 @@ INLINE_CODE_FLAGS = frozenset({"-c", "-e", "-E", "-r", "--eval", "--exec", "-x",
 # Programs that run another program given as their arguments: judge what they run.
 WRAPPERS = frozenset({"env", "nohup", "timeout", "nice", "ionice", "setsid", "stdbuf", "chrt", "taskset", "time",
                       "xargs", "exec", "command", "builtin", "unbuffer", "flock", "runuser", "chroot", "nsenter",
-                      "unshare", "strace", "ltrace", "watch", "script", *ELEVATORS})
+                      "unshare", "strace", "ltrace", "watch", "script", "systemd-run", "ld.so", "busybox", *ELEVATORS})
 DOWNLOADERS = frozenset({"curl", "wget", "fetch", "aria2c", "tftp", "atftp", "ftp", "lwp-download", "lwp-request",
                          "GET", "http", "httpie", "axel", "lftp"})
 NETCATS = frozenset({"nc", "ncat", "netcat", "nc.traditional", "nc.openbsd"})

