@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from scoring.commands import Command, is_dynamic_loader, unwrap
+from scoring.commands import Command, is_dynamic_loader, parse_script, unwrap
 from scoring.evidence import (
     COLLECTION,
     COMMAND_AND_CONTROL,
@@ -579,6 +579,24 @@ def _planted(command: Command, location: Location, path: str) -> list[Evidence]:
         return [Evidence(0.45, f"{command.program} puts a staged file among the system libraries ({path[:80]})",
                          "T1574.006", PERSISTENCE)]
     return []
+
+
+WRITTEN_CODE_WEIGHT = 0.55  # at most: code written is not yet run, but a script is written to be
+
+
+def _written_code(command: Command) -> list[Evidence]:
+    """`echo 'cp /bin/bash /tmp/rb; chmod +xs /tmp/rb' >> /usr/local/bin/backup.sh`: text written to a file, read
+    as the shell code it is, and what that code would do when the file runs (strong evidence only)."""
+    text = " ".join(a for a in command.args[1:] if a not in ("-e", "-n", "-E", "-en", "-ne"))[:MAX_OPERAND]
+    if len(text) < 8 or not any(c in text for c in " ;|&"):
+        return []
+    inner = [e for c in parse_script(text).commands()[:8] for e in assess_command(c) if e.weight >= 0.45]
+    if not inner:
+        return []
+    strongest = max(inner, key=lambda e: e.weight)
+    path = command.writes_to()[0]
+    return [Evidence(min(strongest.weight, WRITTEN_CODE_WEIGHT), f"{command.program} writes code into {path[:60]} "
+                     f"that would do this: {strongest.reason[:80]}", strongest.technique, strongest.tactic)]
 
 
 def _code_directives(command: Command, path: str) -> list[Evidence]:
@@ -1990,6 +2008,8 @@ def _every_command(command: Command) -> list[Evidence]:
         found += _file_effects(command)
     if "HIST" in joined or "history" in joined:
         found += _history_tampering(command)
+    if program in ("echo", "printf") and command.writes_to():
+        found += _written_code(command)
     if ("LD_PRELOAD=" in joined or "GCONV_PATH" in joined) and program not in _CHECKS_BY_PROGRAM:
         found += _escapes_and_injection(command)
     if "PATH=" in joined and program not in _CHECKS_BY_PROGRAM:

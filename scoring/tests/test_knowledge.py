@@ -729,12 +729,15 @@ def test_programs_started_past_their_wrappers_and_stores_read_sideways_are_named
 @pytest.mark.parametrize(("body", "technique", "weight"), [
     ("read -s -p '[sudo] password for admin: ' pw; echo $pw >> /tmp/.p", "T1056.002", 0.6),
     ("echo 'AddType application/x-httpd-php .jpg' > /var/www/html/uploads/.htaccess", "T1505.003", 0.25),
+    # Code written into a script a root job runs: what it would do when it runs.
+    ("echo 'cp /bin/bash /tmp/rootbash; chmod +xs /tmp/rootbash' >> /usr/local/bin/backup.sh", "T1548.001", 0.55),
 ])
 def test_fake_prompts_and_server_settings_in_scripts_are_named(body: str, technique: str, weight: float) -> None:
     found = {e.technique: e.weight for e in assess(ProcessEvent("sh", f"sh -c {body}", ("sh", "-c", body)))}
     assert found.get(technique, 0) >= weight, found
-    plain = "read -s -p 'Database password: ' PW; export PW"
-    assert not assess(ProcessEvent("sh", f"sh -c {plain}", ("sh", "-c", plain)))
+    for plain in ("read -s -p 'Database password: ' PW; export PW", "echo 'nameserver 10.0.0.2' > /etc/resolv.conf",
+                  "echo 'systemctl reload nginx; echo done' >> /usr/local/bin/deploy.sh"):
+        assert all(e.weight < 0.3 for e in assess(ProcessEvent("sh", f"sh -c {plain}", ("sh", "-c", plain)))), plain
 
 
 @pytest.mark.parametrize(("line", "borrowed"), [
