@@ -10,10 +10,11 @@ import numpy as np
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from core.confmap import decode, load_yaml
+from core.otlpwire import count_log_records
 from otlp_receiver.component import CreateSettings, LogBatch
-from otlp_receiver.processors.anomaly import factory
+from otlp_receiver.processors.anomaly import factory, shards
 from otlp_receiver.processors.anomaly.processor import AnomalyProcessor
-from otlp_receiver.processors.anomaly.shards import shard_of, split
+from otlp_receiver.processors.anomaly.shards import chunks, shard_of, split
 from otlp_receiver.processors.anomaly.tests.test_anomaly_processor import attributes, process_exec
 from otlp_receiver.telemetry import Telemetry
 from testing.otlp_values import key_values
@@ -122,3 +123,38 @@ def test_baselines_follow_their_workloads_when_the_number_of_children_changes(tm
     # Learning carried over (node-1, named by its records' host, is scored by the child of the empty workload, and
     # its baseline follows its name: it is learned afresh there when the number changes).
     assert scores[1] < scores[0] and scores[2] <= scores[1] and scores[3] <= scores[2]
+
+
+def test_a_request_is_cut_into_calls_at_resource_boundaries() -> None:
+    payload = mixed_batch(workloads_of_both_shards()).serialized()  # 10 resources of 2 records
+    parts = chunks(payload, 5)
+    assert [count_log_records(part) for part in parts] == [4] * 5 and b"".join(parts) == payload
+    assert chunks(payload, 20) == [payload] and chunks(b"", 5) == []
+    assert chunks(payload, 1) == [part for part in chunks(payload, 2)]  # a resource of more stays whole
+
+
+def test_a_batch_past_one_call_is_scored_in_several_with_its_vectors_in_order(tmp_path: Path,
+                                                                           monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """90,000 resources of one record each ran past the child's 30 s bound, and the isolation after it too: the
+    batch went unscored. A child now gets at most MAX_RECORDS_PER_CALL records a call."""
+    workloads = workloads_of_both_shards()
+    calls: list[int] = []
+    score = shards.ScoringWorker.score
+
+    def counted(worker: Any, payload: bytes, tenant: str) -> Any:
+        calls.append(count_log_records(payload) or 0)
+        return score(worker, payload, tenant)
+
+    monkeypatch.setattr(shards.ScoringWorker, "score", counted)
+    found = []
+    for limit in (shards.MAX_RECORDS_PER_CALL, 3):
+        monkeypatch.setattr(shards, "MAX_RECORDS_PER_CALL", limit)
+        processor = started(tmp_path / f"limit-{limit}" / "baselines", 2)
+        try:
+            batch = mixed_batch(workloads)
+            processor.process(batch)
+            found.append(verdicts(batch))
+        finally:
+            processor.shutdown()
+    assert found[0] == found[1] and len(found[0]) == 20
+    assert len(calls) == 2 + 10 and max(calls[2:]) == 2  # one call per child, then a resource (2 records) per call
