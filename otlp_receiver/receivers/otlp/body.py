@@ -40,6 +40,7 @@ _OWS = " \t"  # the only white space around a header value (RFC 9110 section 5.6
 # parser keeps them, and a proxy in front may read `Transfer-Encoding: \x0bchunked` another way.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 MAX_FRAMES = 1024  # gzip members or zstd/lz4 frames in one body: each costs a decompressor
+_FEED = 1 << 16  # compressed bytes given a decompressor at a time
 
 
 class BodyTooLarge(Exception):
@@ -190,19 +191,28 @@ def _stream(new: Callable[[], _Decompressor], name: str, frames: bool = False) -
 
     def decode(data: bytes, limit: int) -> bytes:
         output = bytearray()
-        for _ in range(MAX_FRAMES):
-            decompressor = new()
-            output += decompressor.decompress(data, limit + 1 - len(output))
+        view = memoryview(data)
+        decompressor, members, position, carried = new(), 1, 0, b""
+        while carried or position < len(view):
+            # Fed a slice at a time: the bytes after a member's end (`unused_data`) are then at most one slice,
+            # where fed whole, each of 1,024 members copied the rest of a 20 MB body (seconds of CPU).
+            chunk = carried or view[position:position + _FEED]
+            if not carried:
+                position += len(chunk)
+            output += decompressor.decompress(chunk, limit + 1 - len(output))
             if len(output) > limit:  # a decompression bomb stops here, having produced limit + 1 bytes
                 raise BodyTooLarge(f"{name} body decompresses to more than {limit} bytes")
-            if not decompressor.eof:
-                raise BadBody(f"{name} body is truncated (the stream has no end{' or CRC' if name == 'gzip' else ''})")
-            data = decompressor.unused_data
-            if not data:
-                return bytes(output)
-            if not frames:
-                raise BadBody(f"{name} body has trailing bytes after the end of the stream; send one stream")
-        raise BadBody(f"{name} body has more than {MAX_FRAMES} members or frames")
+            carried = decompressor.unused_data if decompressor.eof else b""
+            if decompressor.eof and (carried or position < len(view)):
+                if not frames:
+                    raise BadBody(f"{name} body has trailing bytes after the end of the stream; send one stream")
+                members += 1
+                if members > MAX_FRAMES:
+                    raise BadBody(f"{name} body has more than {MAX_FRAMES} members or frames")
+                decompressor = new()
+        if not decompressor.eof:
+            raise BadBody(f"{name} body is truncated (the stream has no end{' or CRC' if name == 'gzip' else ''})")
+        return bytes(output)
 
     return decode
 
