@@ -50,20 +50,25 @@ TECHNIQUES = f"LogAttributes['{semconv.ANOMALY_TECHNIQUES}']"
 HOST = f"ResourceAttributes['{semconv.HOST_NAME}']"
 COMMAND_LINE = (f"if(LogAttributes['{semconv.PROCESS_COMMAND_LINE}'] != '', "
                 f"LogAttributes['{semconv.PROCESS_COMMAND_LINE}'], Body)")
-# Characters of a command line the lists and search read (scoring reads as many, core/event.py): a stored 4 MB
-# line cost seconds of search CPU and megabytes on every page refresh. An event's raw attributes keep it whole.
+# Characters of a command line, or of any other text field, the lists and search read (scoring reads as many,
+# core/event.py): a stored 4 MB line cost seconds of search CPU and megabytes on every page refresh, and so did
+# an executable, user or ancestors value as large. An event's raw attributes keep them whole.
 MAX_LISTED_COMMAND = 8192
 LISTED_COMMAND_LINE = f"substringUTF8({COMMAND_LINE}, 1, {MAX_LISTED_COMMAND})"
 LEVEL = "multiIf(AnomalySeverity = 'alert', 2, AnomalySeverity = 'warn', 1, 0)"
 
 
 def _attribute(key: str) -> str:
-    return f"LogAttributes['{key}']"
+    """A record attribute as the lists and search read it: its first MAX_LISTED_COMMAND characters."""
+    return f"substringUTF8(LogAttributes['{key}'], 1, {MAX_LISTED_COMMAND})"
+
+
+LISTED_HOST = f"substringUTF8({HOST}, 1, {MAX_LISTED_COMMAND})"
 
 
 _FIELDS = f"""
     toUnixTimestamp64Nano(Timestamp) AS time_ns, RecordId AS record_id, AnomalyScore AS score,
-    AnomalySeverity AS severity, Workload AS workload, ServiceName AS service, {HOST} AS host,
+    AnomalySeverity AS severity, Workload AS workload, ServiceName AS service, {LISTED_HOST} AS host,
     EventName AS event_name, {LISTED_COMMAND_LINE} AS command_line,
     {_attribute(semconv.PROCESS_EXECUTABLE_NAME)} AS executable,
     {_attribute(semconv.PROCESS_USER_NAME)} AS user_name, {_attribute(semconv.PROCESS_USER_ID)} AS user_id,
@@ -118,7 +123,7 @@ WHERE TenantId = {{tenant:String}} AND Workload = {{workload:String}} AND {COMMA
 
 # Search ranks distinct patterns by their latest score (a routine command's first run scores high, its
 # later runs low); their text fields, and the record shown, are those of the highest-scored occurrence.
-_PATTERNS = f"""SELECT argMax(RecordId, AnomalyScore) AS record_id, Workload AS workload, {HOST} AS host,
+_PATTERNS = f"""SELECT argMax(RecordId, AnomalyScore) AS record_id, Workload AS workload, {LISTED_HOST} AS host,
   {LISTED_COMMAND_LINE} AS command_line, count() AS occurrences, argMax(AnomalyScore, Timestamp) AS latest_score,
   argMax({_attribute(semconv.PROCESS_EXECUTABLE_NAME)}, AnomalyScore) AS executable,
   argMax({_attribute(semconv.PROCESS_PARENT_EXECUTABLE_NAME)}, AnomalyScore) AS parent,

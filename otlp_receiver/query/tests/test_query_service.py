@@ -514,11 +514,14 @@ def test_a_stored_value_nested_thousands_deep_is_text_not_a_failed_tenant(tmp_pa
 
 def test_a_stored_command_line_of_megabytes_is_listed_and_searched_by_its_start(tmp_path: Path) -> None:
     """A 4 MB command line cost 8.6 s of CPU on the first search and was shipped whole on every page refresh."""
-    huge = Stored("sh -c " + "x" * (4 << 20), 0.9, "alert", pid=901, workload="admin", host="adm", ago=20)
+    huge = Stored("sh -c " + "x" * (4 << 20), 0.9, "alert", pid=901, workload="admin", host="h" * (1 << 20), ago=20,
+                  exe="e" * (1 << 20), extra={"process.user.name": "u" * (1 << 20)})  # and its other text fields
     path = exported(tmp_path / "clickhouse", stored_batch("1", "team-e", [huge, SINGLES[0]]))
     with query_service(path) as query:
         listed = query.anomalies(Filter("team-e"), by_incident=False)
         assert max(len(r["command_line"]) for r in listed) == MAX_LISTED_COMMAND
+        for field in ("executable", "user", "host"):
+            assert max(len(r[field]) for r in listed) == MAX_LISTED_COMMAND, field
         started = time.process_time()
         assert query.search("team-e", "reverse shell", limit=5)[0]["command_line"] == SINGLES[0].command
         assert time.process_time() - started < 1.0
