@@ -139,22 +139,34 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def _field_names(descriptor: Any, found: set[str]) -> set[str]:
+    """The JSON names (camelCase and snake_case) of every field the request's messages have, nested ones too."""
+    for one in descriptor.fields:
+        if one.name not in found or one.json_name not in found:
+            found |= {one.name, one.json_name}
+            if one.message_type is not None:
+                _field_names(one.message_type, found)
+    return found
+
+
+# What the parser reads of a document: fields it does not know it skips, so their values need no mending (a
+# million empty lists in one cost seconds walked in Python).
+_FIELD_NAMES = frozenset(_field_names(ExportLogsServiceRequest.DESCRIPTOR, set()))
+
+
 def _mend_lone_surrogates(document: dict[str, Any]) -> int:
-    """Replaces lone surrogates in the document's strings (keys too) with U+FFFD; how many strings changed."""
+    """Replaces lone surrogates in the strings the parser reads with U+FFFD; how many strings changed."""
     mended = 0
     stack: list[Any] = [document]
     while stack:
         node = stack.pop()
-        items = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
+        items = [(k, v) for k, v in node.items() if k in _FIELD_NAMES] if isinstance(node, dict) else enumerate(node)
         for key, value in items:
             if isinstance(value, str) and _LONE_SURROGATE.search(value):
                 node[key] = _LONE_SURROGATE.sub("\ufffd", value)
                 mended += 1
             elif isinstance(value, dict | list):
                 stack.append(value)
-            if isinstance(key, str) and _LONE_SURROGATE.search(key):
-                node[_LONE_SURROGATE.sub("\ufffd", key)] = node.pop(key)
-                mended += 1
     return mended
 
 
