@@ -270,7 +270,8 @@ def _limit(value: str | None, default: int, most: int) -> int:
     if value is None:
         return default
     # isascii: str.isdigit alone accepts digits int() refuses, such as "²".
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= most:
+    # len: int() refuses more than 4,300 digits with a ValueError (a 500 before this was checked).
+    if not (value.isascii() and value.isdigit()) or len(value) > 9 or not 1 <= int(value) <= most:
         raise BadQuery(f"limit must be an integer 1..{most}")
     return int(value)
 
