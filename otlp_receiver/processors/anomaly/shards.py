@@ -65,7 +65,8 @@ MAX_RECORDS_PER_CALL = 10_000
 def chunks(payload: bytes, limit: int) -> list[bytes]:
     """A serialized request cut at `ResourceLogs` boundaries into requests of at most `limit` records (a single
     `ResourceLogs` of more stays whole); [] for an empty one."""
-    if count_log_records(payload) is None or (count_log_records(payload) or 0) <= limit:
+    records = count_log_records(payload)
+    if records is None or records <= limit:
         return [payload] if payload else []
     found: list[bytearray] = []
     held = limit + 1  # records in found[-1]
@@ -147,14 +148,12 @@ class ShardedScoring:
         A child is sent at most MAX_RECORDS_PER_CALL records at a time, each call with its own time bound."""
         count = len(self.workers)
         parts = split(payload, tenant, count, self.config.workload_key) if count > 1 else [payload]
-        calls = [(worker, chunk) for part, worker in zip(parts, self.workers, strict=True)
-                 for chunk in chunks(part, MAX_RECORDS_PER_CALL)]
-        if len(calls) == 1:
-            return calls[0][0].score(calls[0][1], tenant)
-        by_worker = {id(worker): [chunk for owner, chunk in calls if owner is worker] for worker, _ in calls}
-        pending = [(chunk, future) for worker in self.workers if id(worker) in by_worker
-                   for chunk, future in zip(by_worker[id(worker)], self._each(worker, by_worker[id(worker)], tenant),
-                                            strict=True)]
+        plans = [(worker, cut) for part, worker in zip(parts, self.workers, strict=True)
+                 if (cut := chunks(part, MAX_RECORDS_PER_CALL))]
+        if len(plans) == 1 and len(plans[0][1]) == 1:
+            return plans[0][0].score(plans[0][1][0], tenant)
+        pending = [(chunk, future) for worker, cut in plans
+                   for chunk, future in zip(cut, self._each(worker, cut, tenant), strict=True)]
         results = [self._result(chunk, tenant, future) for chunk, future in pending]
         return b"".join(scored for scored, _ in results), _merged([outcome for _, outcome in results],
                                                                  [count_log_records(chunk) for chunk, _ in pending])
