@@ -55,9 +55,18 @@ def resets_until_unread(endpoint: str, path: str, seconds: float) -> int | None:
 def grpc_call_ending(endpoint: str, path: str, message: bytes, declared_length: int, timeout: float = 5.0) -> str:
     """Sends one gRPC message whose length prefix says `declared_length`, ends the stream, and says how the
     server answered: "trailers" (the call ended with a HEADERS frame), "reset", "goaway", "closed" or "timeout"."""
+    return _call(endpoint, path, message, declared_length, _END_STREAM, timeout)
+
+
+def grpc_call_held(endpoint: str, path: str, message: bytes, declared_length: int, timeout: float = 5.0) -> str:
+    """As `grpc_call_ending`, but the stream stays open, as a client still sending its message keeps it."""
+    return _call(endpoint, path, message, declared_length, 0, timeout)
+
+
+def _call(endpoint: str, path: str, message: bytes, declared_length: int, flags: int, timeout: float) -> str:
     with _opened(endpoint, timeout) as sock:
         sock.sendall(_frame(_HEADERS, _END_HEADERS, 1, _call_headers(endpoint, path)))
-        sock.sendall(_frame(_DATA, _END_STREAM, 1, b"\x00" + declared_length.to_bytes(4, "big") + message))
+        sock.sendall(_frame(_DATA, flags, 1, b"\x00" + declared_length.to_bytes(4, "big") + message))
         return _outcome(sock, time.monotonic() + timeout)
 
 

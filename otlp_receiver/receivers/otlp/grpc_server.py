@@ -7,7 +7,8 @@ bytes spooled, parsed once with the upb protobuf runtime.
 
 The server is grpc's asyncio one, on a loop thread of its own: a call holds a worker thread only once its
 message has arrived. grpcio's threaded server gave each call a worker as its headers came, so 16 streams
-that never sent their message (no token needed) starved every other client.
+that never sent their message starved every other client. A call is authenticated by its metadata before
+its message is read, so grpc buffers nothing for a client without a token.
 
 Export is served as a client-streaming method that takes exactly one message: grpc's asyncio server drops a
 unary call whose stream ended inside its message (a length prefix promising more than was sent) without an
@@ -154,12 +155,14 @@ class GrpcServer:
 
     async def _export(self, messages: AsyncIterator[bytes],
                       context: grpc.aio.ServicerContext) -> ExportLogsServiceResponse:
-        body = await self._one_message(messages, context)
         metadata = _metadata(context)
-        try:
-            return await self._loop.run_in_executor(self._workers, self._ingest, body, metadata)
+        try:  # before the message is read: grpc buffers no unauthenticated client's bytes
+            tenant = await self._loop.run_in_executor(self._workers, self.ingest.tenant, metadata)
         except Unauthenticated as exc:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        body = await self._one_message(messages, context)
+        try:
+            return await self._loop.run_in_executor(self._workers, self._ingest, body, tenant, metadata)
         except InvalidRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except TooManyPartitions as exc:
@@ -178,9 +181,8 @@ class GrpcServer:
         self.ingest.refused(reason)
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)  # raises
 
-    def _ingest(self, body: bytes, metadata: ClientMetadata) -> ExportLogsServiceResponse:
-        """On a worker thread: the tenant from the metadata, then decode, validate and spool."""
-        tenant = self.ingest.tenant(metadata)
+    def _ingest(self, body: bytes, tenant: str, metadata: ClientMetadata) -> ExportLogsServiceResponse:
+        """On a worker thread: decode, validate and spool."""
         return self.ingest.export(decode_protobuf, body, tenant, metadata if self.config.include_metadata else None)
 
 

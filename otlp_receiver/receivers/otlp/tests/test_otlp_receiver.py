@@ -33,7 +33,7 @@ from otlp_receiver.receivers.otlp.decode import MAX_RECORDS_PER_REQUEST, Invalid
 from otlp_receiver.receivers.otlp.repair import CUT_TEXT, MAX_ATTRIBUTES, mend
 from otlp_receiver.service import Service
 from testing import wait_until
-from testing.raw_http2 import grpc_call_ending, resets_until_unread
+from testing.raw_http2 import grpc_call_ending, grpc_call_held, resets_until_unread
 
 TESTDATA = Path(__file__).parent / "testdata"
 EXPORT = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
@@ -563,6 +563,16 @@ def test_a_token_sent_twice_counts_as_no_token_whichever_comes_first(start_servi
     connection.close()
     _, error = grpc_call(service, body, metadata=(("authorization", "Bearer secret-a"), ("authorization", "Bearer x")))
     assert error is not None and error.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_grpc_call_without_a_token_is_refused_before_its_message_is_read(start_service, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The token was checked once the message was whole: 600 calls without one, each holding a 4 MB message
+    one byte short, kept 2.9 GB in grpc's buffers and the memory limiter refused every tenant."""
+    (tmp_path / "team-b.token").write_text("secret-b\n")
+    service = start_service("auth.yaml", TEAM_A_TOKEN="secret-a", TEAM_B_TOKEN_FILE=str(tmp_path / "team-b.token"))
+    assert grpc_call_held(service.grpc_endpoint(), EXPORT, b"\x0a" * 1000, 4_000_000, timeout=3) == "trailers"
+    refused = service.telemetry.counter("procsight_receiver_rejected_requests_total", "")
+    assert refused.value(transport="grpc", reason="unauthenticated") == 1
 
 
 def test_100_continue_is_sent_only_once_the_body_is_wanted(start_service, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
