@@ -133,3 +133,18 @@ def test_yaml_testdata_decodes() -> None:
     assert (fixed.check_interval, fixed.limits_bytes(0)[1]) == (2.0, 1536 * MIB - 1536 * MIB // 5)
     share = decode(Config, processors["memory_limiter/share"], "processors.memory_limiter/share")
     assert share.limits_bytes(1000 * MIB) == (500 * MIB, 400 * MIB)
+
+
+def test_freed_heap_memory_is_given_back_before_refusing() -> None:
+    """Buffers freed into glibc's heap stay resident: 600 abandoned 4 MB gRPC messages kept the limiter
+    refusing every tenant after their connections closed. Above the soft limit the heap is trimmed first."""
+    blocks = [bytes(100_000) for _ in range(2000)]  # under glibc's mmap threshold: the heap's own pages
+    pinned = bytes(100_000)  # above them, so the heap cannot shrink from its top by itself
+    del blocks
+    held = resident_bytes()
+    limit_mib = held // MIB - 40  # freed but resident, ~130 MiB over the limit; trimmed, under it
+    limiter = MemoryLimiter(decode(Config, {"limit_mib": limit_mib, "spike_limit_mib": 1}))
+    limiter.check()
+    assert not limiter.refusing
+    assert resident_bytes() < held - 80 * MIB
+    assert pinned
