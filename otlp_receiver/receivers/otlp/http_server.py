@@ -27,6 +27,7 @@ import ssl
 import sys
 import threading
 import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -65,8 +66,11 @@ _DRAIN_LIMIT = 256 * 1024  # an unread body up to this is read and dropped to ke
 # trickled a byte at a time must end some time (20 MiB in it is 175 KB/s).
 UNSET_BODY_DEADLINE = 120.0
 MAX_HEADER_BYTES = 1 << 20  # request line and headers together, as Go's http.Server's default MaxHeaderBytes
-# Connections served at once, each by a thread of its own: past this, a new one is closed at once (and counted).
-# Six thousand idle connections, which cost Go nothing, cost threads here, and the next request waited 16 s.
+# Connections served at once, each by a thread of its own. Six thousand idle connections, which cost Go nothing,
+# cost threads here, and the next request waited 16 s. Past this, a new connection takes the place of one
+# waiting for a request (the peer with the most waiting first, the longest waiting of those): one client kept
+# all 2,048 by a GET /healthz on each every 20 s, and no one else got in. With none waiting, the new one is
+# closed at once (and counted).
 MAX_OPEN_CONNECTIONS = 2048
 # Why the HTTP layer itself refused a request (BaseHTTPRequestHandler.send_error), as the rejection counter says it.
 _PROTOCOL_ERRORS = {400: "bad_request", 414: "uri_too_long", 431: "headers_too_large", 501: "not_implemented",
@@ -85,6 +89,7 @@ class HttpServer:
         self._connections: set[socket.socket] = set()
         self._in_flight = 0
         self._serving = 0  # connections admitted and not yet closed (admit)
+        self._waiting: dict[socket.socket, tuple[str, float]] = {}  # waiting for a request line: peer, since
         self._idle = threading.Condition()
         self._server: socketserver.BaseServer | None = None
         self._thread: threading.Thread | None = None
@@ -140,12 +145,36 @@ class HttpServer:
             return None
 
     def admit(self) -> bool:
-        """Whether a new connection may be served (MAX_OPEN_CONNECTIONS); counts it in when it may."""
+        """Whether a new connection may be served (MAX_OPEN_CONNECTIONS), closing a waiting one to make room
+        when needed; counts it in when it may."""
         with self._idle:
-            if self._serving >= MAX_OPEN_CONNECTIONS:
+            victim = self._longest_waiting() if self._serving >= MAX_OPEN_CONNECTIONS else None
+            if self._serving >= MAX_OPEN_CONNECTIONS and victim is None:
                 return False
             self._serving += 1
-            return True
+            if victim is not None:
+                del self._waiting[victim]
+        if victim is not None:  # its thread sees the end of the stream and closes it
+            log.debug("HTTP: at %d connections, closing one from %s waiting for a request",
+                      MAX_OPEN_CONNECTIONS, _peer(victim))
+            with contextlib.suppress(OSError):
+                victim.shutdown(socket.SHUT_RDWR)
+        return True
+
+    def _longest_waiting(self) -> socket.socket | None:
+        """Of the connections waiting for a request, the longest waiting of the peer with the most waiting."""
+        if not self._waiting:
+            return None
+        per_peer = Counter(peer for peer, _ in self._waiting.values())
+        return min(self._waiting, key=lambda c: (-per_peer[self._waiting[c][0]], self._waiting[c][1]))
+
+    def waiting(self, connection: socket.socket, waits: bool) -> None:
+        """Notes a connection waiting for its next request line (it may be closed to make room), or no longer."""
+        with self._idle:
+            if waits:
+                self._waiting[connection] = (_peer(connection), time.monotonic())
+            else:
+                self._waiting.pop(connection, None)
 
     def admitted(self, delta: int) -> None:
         with self._idle:
@@ -154,6 +183,8 @@ class HttpServer:
     def track(self, connection: socket.socket, open_: bool) -> None:
         with self._idle:
             (self._connections.add if open_ else self._connections.discard)(connection)
+            if not open_:
+                self._waiting.pop(connection, None)
 
     def busy(self, delta: int) -> None:
         with self._idle:
@@ -311,12 +342,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._reader.deadline = _deadline(wait)
         self._served += 1
         self._lines.budget = MAX_HEADER_BYTES  # the request line's bytes count too
+        self.owner.waiting(self.connection, True)
         try:
             super().handle_one_request()
         finally:
             self._lines.budget = None
 
     def parse_request(self) -> bool:
+        self.owner.waiting(self.connection, False)  # its request line came
         config = self.owner.config
         self._reader.deadline = _deadline(config.read_header_timeout or config.read_timeout)
         self._lines.watching, self._lines.bare_cr = True, False

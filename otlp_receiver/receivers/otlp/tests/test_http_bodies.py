@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import http.client
 import io
 import os
 import socket
@@ -368,19 +369,59 @@ def test_framing_outside_http_1_1_grammar_is_400(service: Service, head: str, en
     assert answer.startswith(b"HTTP/1.") and answer.split(b" ", 2)[1] == b"400", answer[:200]
 
 
-def test_connections_past_the_cap_are_closed_at_once_and_served_again_after(
+def test_connections_past_the_cap_are_closed_at_once_when_none_waits_and_served_again_after(
         service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Thousands of idle connections each held a thread; past the cap a new one is closed and counted."""
+    """Thousands of connections each held a thread; past the cap, with every one inside a request, a new one is
+    closed and counted."""
     monkeypatch.setattr(http_server, "MAX_OPEN_CONNECTIONS", 8)
     host, port = service.http_endpoint().rsplit(":", 1)
-    idle = [socket.create_connection((host, int(port)), timeout=5) for _ in range(8)]
-    try:  # accepted in order: the eight are admitted before the ninth is looked at
+    busy = [socket.create_connection((host, int(port)), timeout=5) for _ in range(8)]
+    try:
+        for connection in busy:  # inside their bodies (100 Continue says so): not waiting for a request
+            connection.sendall(b"POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                               b"Content-Length: 10\r\nExpect: 100-continue\r\n\r\n")
+            assert connection.recv(64).startswith(b"HTTP/1.1 100")
         extra = raw_request(service.http_endpoint(), "GET /healthz HTTP/1.1\nHost: x\n")
         assert extra == b"", extra[:80]  # closed without an answer
         rejected = service.telemetry.counter("procsight_receiver_rejected_requests_total", "")
         assert rejected.value(transport="http", reason="too_many_connections") == 1
     finally:
-        for connection in idle:
+        for connection in busy:
             connection.close()
     wait_until(lambda: raw_request(service.http_endpoint(), "GET /healthz HTTP/1.1\nHost: x\nConnection: close\n")
-               .startswith(b"HTTP/1.1 200"), what="a new connection served once the idle ones closed")
+               .startswith(b"HTTP/1.1 200"), what="a new connection served once the others closed")
+
+
+def test_past_the_cap_a_new_connection_takes_the_place_of_a_waiting_one_of_the_peer_holding_most(
+        service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One client kept all 2,048 connections with a GET /healthz on each every 20 s, and no one else got in."""
+    monkeypatch.setattr(http_server, "MAX_OPEN_CONNECTIONS", 8)
+    host, port = service.http_endpoint().rsplit(":", 1)
+
+    def kept_alive(source: str) -> http.client.HTTPConnection:
+        connection = http.client.HTTPConnection(host, int(port), timeout=5, source_address=(source, 0))
+        connection.request("GET", "/healthz")
+        assert connection.getresponse().read()
+        return connection
+
+    own = [kept_alive("127.0.0.1") for _ in range(2)]  # the longest waiting, but of the peer holding fewer
+    hoarded = [kept_alive("127.0.0.2") for _ in range(6)]
+    try:
+        newcomer = raw_request(service.http_endpoint(), "GET /healthz HTTP/1.1\nHost: x\nConnection: close\n")
+        assert newcomer.startswith(b"HTTP/1.1 200"), newcomer[:80]
+        assert [closed_by_server(c) for c in hoarded] == [True, False, False, False, False, False]
+        for connection in own:
+            connection.request("GET", "/healthz")
+            assert connection.getresponse().status == 200
+    finally:
+        for connection in own + hoarded:
+            connection.close()
+
+
+def closed_by_server(connection: http.client.HTTPConnection) -> bool:
+    assert connection.sock is not None
+    connection.sock.settimeout(1.0)
+    try:
+        return connection.sock.recv(1, socket.MSG_PEEK) == b""
+    except TimeoutError:
+        return False
