@@ -21,13 +21,15 @@ distinct pattern and cached, never on the scoring path.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +60,11 @@ INDICATED = 0.8  # a technique an indicator shows counts a little less than one 
 TACTIC_FACTOR = 0.5  # a query naming a tactic ("credential access") means each of its techniques this much
 MIN_TECHNIQUE = 0.15  # query techniques weaker than this are noise
 MIN_RELEVANCE = 0.12  # patterns below this match only if they contain a word of the query
-MAX_CACHED = 200_000  # patterns whose derived features are kept
+MAX_CACHED = 200_000  # patterns whose derived features (and embeddings) are kept
+# New patterns a search derives (about 0.16 ms each) and embeds (about 22 ms each): a search costs a bounded
+# amount however many distinct command lines a tenant stored; the rest are ranked by the searches after it.
+MAX_DERIVED_PER_SEARCH = 10_000
+MAX_EMBEDDED_PER_SEARCH = 64
 MIN_FRAGMENT = 3  # each part of a compound query word ("port" + "scan") is a lexicon word this long at least
 MIN_PREFIX = 5  # a shortened query word ("exfil") stands for the one lexicon word it starts, from this length
 MIN_TYPO = 6  # a query word one letter off a lexicon word stands for it, from this length
@@ -110,16 +116,39 @@ class _Features:
     shown: dict[str, float] = field(default_factory=dict)  # technique id -> how surely the pattern shows it
 
 
+@dataclass
+class Ranking:
+    """A search's matches, and how much of the patterns it ranked: a search derives at most its budget of
+    patterns it has not seen before (and embeds at most its budget), so a flood of distinct command lines
+    costs each search a bounded amount; the patterns left out are ranked by later searches."""
+
+    matches: list[Match]
+    ranked: int  # patterns ranked
+    left_out: int  # patterns not ranked: not derived yet, over this search's budget
+    unembedded: int = 0  # ranked without similarity: not embedded yet, over this search's budget
+
+    @property
+    def complete(self) -> bool:
+        return not self.left_out and not self.unembedded
+
+
 class BehaviourSearch:
-    def __init__(self, embedder: SentenceEmbedder | None = None) -> None:
+    """Ranks patterns for a query. What is derived from a pattern is kept (the least recently used dropped
+    beyond MAX_CACHED), and each search derives and embeds at most its budget of new patterns, the
+    highest-scored first. Safe to use from several threads: the caches are locked only while read or written."""
+
+    def __init__(self, embedder: SentenceEmbedder | None = None, derive_budget: int = MAX_DERIVED_PER_SEARCH,
+                 embed_budget: int = MAX_EMBEDDED_PER_SEARCH) -> None:
         self.embedder = embedder
-        self._features: dict[tuple, _Features] = {}
-        self._vectors: dict[str, np.ndarray] = {}
+        self.derive_budget = derive_budget
+        self.embed_budget = embed_budget
+        self._features: OrderedDict[bytes, _Features] = OrderedDict()
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def rank(self, query: str, patterns: Sequence[Pattern], limit: int) -> list[Match]:
+    def rank(self, query: str, patterns: Sequence[Pattern], limit: int) -> Ranking:
         meaning = understand(query)
-        features = [self._features_of(pattern) for pattern in patterns]
+        patterns, features, left_out = self._features_within(patterns)
         # Each pattern's query words, by set intersection: its cost follows the pattern's few tokens, not the
         # query's words (a pasted 4,096-character query has hundreds, times 200,000 patterns).
         wanted = set(meaning.words)
@@ -127,14 +156,15 @@ class BehaviourSearch:
         rarity = _rarity(meaning.words, found_in)
         all_words = sum(rarity.values()) or 1.0
         in_query_order = {word: index for index, word in enumerate(meaning.words)}.__getitem__
-        similarities = self._similarities(query, patterns)
+        similarities, unembedded = self._similarities(query, patterns)
         weights = _weights(similarities is not None)
         matches = []
         for index, (pattern, feature, hits) in enumerate(zip(patterns, features, found_in, strict=True)):
             behaviour, shown = _behaviour(meaning, feature)
             found = sorted(hits, key=in_query_order) if hits else []
             word_part = sum(rarity[word] for word in found) / all_words
-            similarity = None if similarities is None else float(similarities[index])
+            similarity = None if similarities is None or math.isnan(similarities[index]) else \
+                float(similarities[index])
             fit = weights[0] * behaviour + weights[1] * word_part
             if similarity is not None:
                 fit += weights[2] * max(0.0, similarity)
@@ -143,44 +173,76 @@ class BehaviourSearch:
             relevance = fit * (1.0 - SCORE_SHARE + SCORE_SHARE * pattern.score)
             matches.append(Match(pattern, round(relevance, 4), shown, [meaning.spelled[w] for w in found], similarity))
         matches.sort(key=lambda match: (-match.relevance, -match.pattern.score, match.pattern.command_line))
-        return matches[:limit]
+        return Ranking(matches[:limit], len(patterns), left_out, unembedded)
 
-    def embed_patterns(self, patterns: Sequence[Pattern]) -> int:
-        """Embeds the patterns not embedded yet (in batches); returns how many were new. A no-op without
-        a sentence embedder. Safe to call from a background thread while searches run."""
+    def embed_patterns(self, patterns: Sequence[Pattern], most: int | None = None) -> int:
+        """Embeds the patterns not embedded yet (in batches), at most `most` of them, the highest-scored first;
+        returns how many were new. A no-op without a sentence embedder. Safe to call from a background thread
+        while searches run."""
         if self.embedder is None:
             return 0
+        by_score = sorted(patterns, key=lambda pattern: -pattern.score)
         with self._lock:
-            missing = list(dict.fromkeys(t for t in (rendering(p) for p in patterns) if t not in self._vectors))
+            missing = list(dict.fromkeys(t for t in map(rendering, by_score) if t not in self._vectors))[:most]
         if not missing:
             return 0
         vectors = self.embedder.embed(missing)
         with self._lock:
-            if len(self._vectors) + len(missing) > MAX_CACHED:
-                self._vectors.clear()
-            self._vectors.update(zip(missing, vectors, strict=True))
+            for text, vector in zip(missing, vectors, strict=True):
+                _remember(self._vectors, text, vector)
         return len(missing)
 
-    def _similarities(self, query: str, patterns: Sequence[Pattern]) -> np.ndarray | None:
+    def _similarities(self, query: str, patterns: Sequence[Pattern]) -> tuple[np.ndarray | None, int]:
+        """Cosine of each pattern to the query (NaN: not embedded within the budget), and how many are NaN."""
         if self.embedder is None:
-            return None
-        self.embed_patterns(patterns)
+            return None, 0
+        self.embed_patterns(patterns, self.embed_budget)
         query_vector = self.embedder.embed([query])[0]
         with self._lock:
-            vectors = [self._vectors.get(rendering(p)) for p in patterns]
-        matrix = np.stack([v if v is not None else np.zeros_like(query_vector) for v in vectors]) if vectors else \
+            vectors = [_recall(self._vectors, rendering(p)) for p in patterns]
+        unembedded = np.full_like(query_vector, np.nan)
+        matrix = np.stack([unembedded if v is None else v for v in vectors]) if vectors else \
             np.zeros((0, len(query_vector)), np.float32)
-        return matrix @ query_vector
+        return matrix @ query_vector, sum(v is None for v in vectors)
 
-    def _features_of(self, pattern: Pattern) -> _Features:
-        key = (pattern.command_line, pattern.executable, pattern.parent, pattern.ancestors, pattern.user,
-               pattern.reasons, pattern.techniques)
-        found = self._features.get(key)
-        if found is None:
-            if len(self._features) >= MAX_CACHED:
-                self._features.clear()
-            found = self._features[key] = _derive(pattern)
-        return found
+    def _features_within(self, patterns: Sequence[Pattern]) -> tuple[list[Pattern], list[_Features], int]:
+        """The patterns this search ranks, with their features: those derived before, and at most `derive_budget`
+        more, the highest-scored first (a flood of routine lines must not keep an alert from being ranked);
+        and how many were left out."""
+        keys = [_key(pattern) for pattern in patterns]
+        with self._lock:
+            found = [_recall(self._features, key) for key in keys]
+        missing = sorted((i for i, feature in enumerate(found) if feature is None), key=lambda i: -patterns[i].score)
+        for index in missing[:self.derive_budget]:
+            feature = found[index] = _derive(patterns[index])
+            with self._lock:
+                _remember(self._features, keys[index], feature)
+        kept = [index for index, feature in enumerate(found) if feature is not None]
+        return [patterns[i] for i in kept], [found[i] for i in kept], len(patterns) - len(kept)  # type: ignore[misc]
+
+
+def _key(pattern: Pattern) -> bytes:
+    """What a pattern's features follow, as a digest: the cache holds 16 bytes per pattern, not its texts
+    (a command line alone may be 8,192 characters)."""
+    fields = (pattern.command_line, pattern.executable, pattern.parent, pattern.ancestors, pattern.user,
+              pattern.reasons, pattern.techniques)
+    return hashlib.blake2b(repr(fields).encode(), digest_size=16).digest()
+
+
+def _recall(cache: OrderedDict, key: Any) -> Any:
+    """The cached value (now the most recently used), or None. Call with the cache's lock held."""
+    value = cache.get(key)
+    if value is not None:
+        cache.move_to_end(key)
+    return value
+
+
+def _remember(cache: OrderedDict, key: Any, value: Any) -> None:
+    """Caches the value, dropping the least recently used beyond MAX_CACHED. Call with the cache's lock held."""
+    cache[key] = value
+    cache.move_to_end(key)
+    if len(cache) > MAX_CACHED:
+        cache.popitem(last=False)
 
 
 def _weights(neural: bool) -> tuple[float, float, float]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from otlp_receiver.exporters.clickhouse.transport import Transport, open_transpo
 from otlp_receiver.query import attack
 from otlp_receiver.query.incidents import SEVERITIES, SEVERITY_LEVEL, highest_severity, process_tree
 from otlp_receiver.query.neural import SentenceEmbedder
-from otlp_receiver.query.search import BehaviourSearch, Pattern
+from otlp_receiver.query.search import BehaviourSearch, Match, Pattern
 
 MAX_LIMIT = 1000  # search results
 MAX_BUCKETS = 10_000  # of the chart (the page asks for about 60)
@@ -183,7 +182,6 @@ class QueryService:
     clickhouse_endpoint: str = ""  # for the page's link to the rows; credentials never leave
     embedder: SentenceEmbedder | None = None
     search_engine: BehaviourSearch = field(init=False)
-    _search_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.table = f"`{self.database}`.`{self.table_name}`"
@@ -285,15 +283,26 @@ class QueryService:
 
     def search(self, tenant: str, query: str, limit: int = 20, workload: str | None = None) -> list[dict[str, Any]]:
         """Stored events matching a plain-English query, best first (one per distinct command line)."""
+        return self.search_answer(tenant, query, limit, workload)["results"]
+
+    def search_answer(self, tenant: str, query: str, limit: int = 20,
+                      workload: str | None = None) -> dict[str, Any]:
+        """`{"results": search(...), "incomplete": None}`, or with `incomplete` saying how many patterns the
+        search left out (or ranked without similarity) because its budget of new patterns ran out."""
         text = query.strip()
         if not text:
             raise ValueError("query: give some words to search for")
         if len(text) > MAX_QUERY_CHARS:
             raise ValueError(f"query: at most {MAX_QUERY_CHARS} characters")
         limit = _check_limit(limit, MAX_LIMIT)
-        patterns = self.patterns(tenant, workload)
-        with self._search_lock:
-            matches = self.search_engine.rank(text, patterns, limit)
+        # No lock around ranking: the engine locks its caches only while reading or writing them, so one
+        # tenant's search never waits for another's.
+        ranking = self.search_engine.rank(text, self.patterns(tenant, workload), limit)
+        incomplete = None if ranking.complete else {"ranked": ranking.ranked, "left_out": ranking.left_out,
+                                                    "unembedded": ranking.unembedded}
+        return {"results": self._search_results(tenant, ranking.matches), "incomplete": incomplete}
+
+    def _search_results(self, tenant: str, matches: list[Match]) -> list[dict[str, Any]]:
         if not matches:
             return []
         rows = {row["record_id"]: row for row in self._rows(_BY_RECORD, tenant,

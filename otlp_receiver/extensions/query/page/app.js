@@ -315,6 +315,9 @@ async function showSearch(query) {
     el("div", {}, item.matched.techniques.map(techniqueChip),
       item.matched.words.length ? el("span", { class: "badge" }, `words: ${item.matched.words.join(", ")}`) : null))));
     if (!answer.results.length) list.replaceChildren(el("li", { class: "muted" }, "nothing matches"));
+    const cut = answer.incomplete;
+    if (cut) list.append(el("li", { class: "muted" }, `ranked ${cut.ranked} patterns; ${cut.left_out} new ones left out`
+      + (cut.unembedded ? `, ${cut.unembedded} without similarity` : "") + ": search again to rank more"));
   } catch (error) { handle(error); list.replaceChildren(); }
 }
 
