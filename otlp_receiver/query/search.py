@@ -16,7 +16,9 @@ workload and host) is then ranked by
 - the anomaly score, which scales the match, so among equally good matches the suspicious come first.
 
 What is derived from a pattern (words, indicated techniques, its embedding) is computed once per
-distinct pattern and cached, never on the scoring path.
+distinct pattern and cached, never on the scoring path. A search derives and embeds at most a budget of
+patterns it has not seen, the highest-scored first, and says how many it left out (`Ranking`): 180,000
+distinct command lines made every search derive each (1.4 ms apiece, then), 240 CPU-s per search.
 """
 
 from __future__ import annotations
