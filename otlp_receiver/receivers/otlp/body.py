@@ -219,6 +219,9 @@ def _stream(new: Callable[[], _Decompressor], name: str, frames: bool = False) -
 
 _SNAPPY_STREAM_ID = b"\xff\x06\x00\x00sNaPpY"
 _SNAPPY_CHUNK_MAX = 65536  # the framing format's bound on a chunk's uncompressed size
+# Chunks in one x-snappy-framed body. A 20 MB body of 4-byte padding chunks is 5 million of them, 8.5 CPU-s read
+# one by one; a writer frames up to 64 KiB per chunk, so a 20 MiB limit takes 320.
+MAX_SNAPPY_CHUNKS = 65_536
 
 
 def _snappy(data: bytes, limit: int) -> bytes:
@@ -235,8 +238,11 @@ def _snappy_framed(data: bytes, limit: int) -> bytes:
     """The framing format chunk by chunk (each at most 64 KiB decoded, CRC checked by cramjam)."""
     parts: list[bytes] = []
     total = 0
-    position = 0
+    position = chunks = 0
     while position < len(data):
+        chunks += 1
+        if chunks > MAX_SNAPPY_CHUNKS:
+            raise BadBody(f"x-snappy-framed body has more than {MAX_SNAPPY_CHUNKS} chunks; frame up to 64 KiB in each")
         if position + 4 > len(data):
             raise BadBody("x-snappy-framed body ends inside a chunk header")
         kind = data[position]

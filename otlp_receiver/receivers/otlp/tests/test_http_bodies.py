@@ -25,6 +25,7 @@ from backports import zstd
 from otlp_receiver.receivers.otlp import http_server
 from otlp_receiver.receivers.otlp.body import (
     MAX_FRAMES,
+    MAX_SNAPPY_CHUNKS,
     SUPPORTED_ENCODINGS,
     BadBody,
     BodyTooLarge,
@@ -114,6 +115,15 @@ def test_snappy_framed_checks_each_chunk_crc() -> None:
     framed[14] ^= 0xFF  # inside the first chunk's masked CRC-32C
     with pytest.raises(BadBody):
         decompress("x-snappy-framed", bytes(framed), LIMIT)
+
+
+def test_snappy_framed_chunks_are_bounded_padding_included() -> None:
+    """Five million 4-byte padding chunks in a 20 MB body were read one by one: 8.5 CPU-s."""
+    padding = b"\xfe\x00\x00\x00"
+    framed = COMPRESS["x-snappy-framed"](b"hello")
+    assert decompress("x-snappy-framed", framed + padding * (MAX_SNAPPY_CHUNKS - 2), LIMIT) == b"hello"
+    with pytest.raises(BadBody, match="more than 65536 chunks"):
+        decompress("x-snappy-framed", framed + padding * (5_000_000), LIMIT)
 
 
 def test_unknown_encoding_is_refused() -> None:
