@@ -164,6 +164,9 @@ class HttpRoute:
 
     handler: RouteHandler
     authenticated: bool = True
+    # Holds data a browser page reads: without `auth`, served only to requests addressed to this machine, as
+    # a DNS-rebinding page's are not (receivers/otlp/http_server.py, `_cross_site_refusal`).
+    data: bool = False
 
 
 Routes = dict[tuple[str, str], HttpRoute]  # (method, path) -> route

@@ -130,13 +130,13 @@ def build(query_service: Callable[[], QueryService], keepers: Callable[[], list[
                                  "command_line": attributes.get(semconv.PROCESS_COMMAND_LINE, "")})
 
     routes: Routes = {
-        ("POST", "/telemetry/security/search"): HttpRoute(search),
-        ("GET", "/api/anomalies"): HttpRoute(anomalies),
-        ("GET", "/api/event"): HttpRoute(event),
-        ("GET", "/api/volume"): HttpRoute(volume),
-        ("GET", "/api/facets"): HttpRoute(facets),
-        ("GET", "/api/baselines"): HttpRoute(baselines),
-        ("POST", "/api/acknowledge"): HttpRoute(acknowledge),
+        ("POST", "/telemetry/security/search"): HttpRoute(search, data=True),
+        ("GET", "/api/anomalies"): HttpRoute(anomalies, data=True),
+        ("GET", "/api/event"): HttpRoute(event, data=True),
+        ("GET", "/api/volume"): HttpRoute(volume, data=True),
+        ("GET", "/api/facets"): HttpRoute(facets, data=True),
+        ("GET", "/api/baselines"): HttpRoute(baselines, data=True),
+        ("POST", "/api/acknowledge"): HttpRoute(acknowledge, data=True),
     }
     if page:
         routes.update(_page_routes())

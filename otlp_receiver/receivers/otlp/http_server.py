@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import io
+import ipaddress
 import json
 import logging
 import math
@@ -72,6 +73,7 @@ MAX_HEADER_BYTES = 1 << 20  # request line and headers together, as Go's http.Se
 # all 2,048 by a GET /healthz on each every 20 s, and no one else got in. With none waiting, the new one is
 # closed at once (and counted).
 MAX_OPEN_CONNECTIONS = 2048
+_OWN_NAMES = frozenset({socket.gethostname().lower(), socket.gethostname().lower().split(".")[0]})
 # Why the HTTP layer itself refused a request (BaseHTTPRequestHandler.send_error), as the rejection counter says it.
 _PROTOCOL_ERRORS = {400: "bad_request", 414: "uri_too_long", 431: "headers_too_large", 501: "not_implemented",
                     505: "http_version"}
@@ -455,6 +457,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._skip_body()
             self._reply(401, JSON, _json({"error": str(exc)}), {"WWW-Authenticate": "Bearer"})
             return
+        refusal = self._cross_site_refusal(route)
+        if refusal is not None:
+            self._skip_body()
+            self._reply(refusal[0], JSON, _json({"error": refusal[1]}))
+            return
         try:
             self._check_encoding()
             body = self._body(limit=_ROUTE_BODY_LIMIT)
@@ -466,6 +473,22 @@ class _Handler(BaseHTTPRequestHandler):
             return
         status, content_type, payload = route.handler(tenant, query, body)
         self._reply(status, content_type, payload)
+
+    def _cross_site_refusal(self, route: HttpRoute) -> tuple[int, str] | None:
+        """(status, why) when a web page of another site could be the sender. A POST must say it is JSON: a
+        browser sends a page's text/plain or form POST to any site without asking first, and `acknowledge`
+        changes what is learned. Without `auth`, a data route's Host must be this machine's (an IP address,
+        localhost or its host name): a DNS-rebinding page is sent as its own site, to which it may read and
+        POST."""
+        host = (self.headers.get("Host") or "").strip().lower()
+        if route.data and not self.owner.ingest.authenticates and not _own_host(host):
+            return 403, (f"Host {host[:100]!r} is not this machine's address or name; without `auth` the query "
+                         "routes answer only requests addressed by IP, localhost or the host name (configure "
+                         "`auth` on the receiver to serve them under other names)")
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if self.command == "POST" and content_type != JSON:
+            return 415, f"send the body as {JSON} (Content-Type {content_type[:100]!r})"
+        return None
 
     # -- OTLP export ------------------------------------------------------------------------------
 
@@ -636,6 +659,17 @@ def _peer(connection: socket.socket) -> str:
         if isinstance(peer, tuple):
             return str(peer[0])
     return "unix"
+
+
+def _own_host(host: str) -> bool:
+    """A Host header naming this machine (or none): an IP address, localhost (or a name under it), or its host
+    name, with or without a port."""
+    name = host[1:host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]  # [::1]:4318, 127.0.0.1:4318
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return name in ("", "localhost", *_OWN_NAMES) or name.endswith(".localhost")
 
 
 def _json(document: object) -> bytes:

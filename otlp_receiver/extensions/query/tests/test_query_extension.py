@@ -4,6 +4,7 @@ otlp_receiver/query/tests; the page in a browser: tests/test_e2e_page.py)."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from testing.otlp_values import key_values
 
 TESTDATA = Path(__file__).parent / "testdata"
 AUTH = {"Authorization": "Bearer s3cret"}
+AUTH_JSON = {**AUTH, "Content-Type": "application/json"}
 
 
 def settings(query: dict[str, Any], exporter: str = "clickhouse") -> ServiceSettings:
@@ -80,8 +82,8 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
 ])
 def test_search_rejects_bad_requests_with_400(start_service, body: bytes, message: str) -> None:  # type: ignore[no-untyped-def]
     service = start_service()
-    response = requests.post(f"http://{service.http_endpoint()}/telemetry/security/search", data=body, headers=AUTH,
-                             timeout=10)
+    url = f"http://{service.http_endpoint()}/telemetry/security/search"
+    response = requests.post(url, data=body, headers=AUTH_JSON, timeout=10)
     assert response.status_code == 400 and message in response.json()["error"]
 
 
@@ -97,7 +99,7 @@ def test_routes_reject_bad_parameters_and_answer_503_while_clickhouse_is_down(st
     for route in ("anomalies?since=24h&min_score=0.5", "volume?since=1h&step=60", "facets", "event?record_id=1:1"):
         response = requests.get(f"{base}/{route}", headers=AUTH, timeout=30)
         assert response.status_code == 503 and "query failed" in response.json()["error"], route
-    assert requests.post(f"{base}/anomalies", headers=AUTH, timeout=10).status_code == 405
+    assert requests.post(f"{base}/anomalies", headers=AUTH_JSON, timeout=10).status_code == 405
 
 
 def test_routes_need_the_token_and_the_page_does_not(start_service) -> None:  # type: ignore[no-untyped-def]
@@ -121,6 +123,27 @@ def test_routes_need_the_token_and_the_page_does_not(start_service) -> None:  # 
     assert requests.get(f"{base}/ui/secret.txt", timeout=10).status_code == 404
 
 
+def test_another_sites_page_cannot_read_or_acknowledge(start_service) -> None:  # type: ignore[no-untyped-def]
+    """Without auth, a DNS-rebinding page (its own name resolved to 127.0.0.1) read the alerts and acknowledged
+    them as text/plain, a POST a browser sends without asking first."""
+    service = start_service(config="query_noauth.yaml")
+    base = f"http://{service.http_endpoint()}/api"
+    port = service.http_endpoint().rsplit(":", 1)[1]
+    acknowledge = b'{"record_id": "1:0"}'
+    rebound = {"Host": f"rebind.attacker.example:{port}", "Origin": f"http://rebind.attacker.example:{port}"}
+    assert requests.get(f"{base}/anomalies", headers=rebound, timeout=10).status_code == 403
+    assert requests.post(f"{base}/acknowledge", data=acknowledge, timeout=10,
+                         headers={**rebound, "Content-Type": "application/json"}).status_code == 403
+    for own in (f"127.0.0.1:{port}", f"localhost:{port}", "[::1]", socket.gethostname()):
+        assert requests.get(f"{base}/anomalies", headers={"Host": own}, timeout=10).status_code == 200, own
+    for content_type in ("text/plain;charset=UTF-8", "application/x-www-form-urlencoded", None):
+        headers = {"Content-Type": content_type} if content_type else {}
+        assert requests.post(f"{base}/acknowledge", data=acknowledge, headers=headers, timeout=10).status_code == 415
+    answer = requests.post(f"{base}/acknowledge", data=acknowledge, headers={"Content-Type": "application/json"},
+                           timeout=10)
+    assert answer.status_code == 409  # reached the route: no anomaly processor here
+
+
 def test_acknowledge_needs_an_anomaly_processor_and_a_known_record(start_service) -> None:  # type: ignore[no-untyped-def]
     service = start_service()  # query.yaml: no anomaly processor feeds the table
     base = f"http://{service.http_endpoint()}/api"
@@ -128,7 +151,7 @@ def test_acknowledge_needs_an_anomaly_processor_and_a_known_record(start_service
     assert response.status_code == 409 and "no anomaly processor" in response.json()["error"]
     assert requests.get(f"{base}/baselines", headers=AUTH, timeout=10).status_code == 409
     for body in (b"[]", b'{"record_id": 5}', b'{"record_id": "x", "more": 1}'):
-        assert requests.post(f"{base}/acknowledge", data=body, headers=AUTH, timeout=10).status_code == 400
+        assert requests.post(f"{base}/acknowledge", data=body, headers=AUTH_JSON, timeout=10).status_code == 400
 
 
 # -- acknowledging on a running receiver ---------------------------------------------------------------------
