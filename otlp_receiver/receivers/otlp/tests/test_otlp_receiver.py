@@ -369,8 +369,10 @@ def test_a_request_of_millions_of_empty_lists_or_attributes_is_refused_before_it
         decode_protobuf(b"\x0a\x00" * (MAX_MESSAGES_PER_REQUEST + 1))
     with pytest.raises(InvalidRequest, match="messages in one request"):  # one record's attributes
         decode_protobuf(field(1, field(2, field(2, b"\x32\x00" * MAX_MESSAGES_PER_REQUEST))))
-    with pytest.raises(InvalidRequest, match="JSON objects in one request"):
+    with pytest.raises(InvalidRequest, match="JSON objects and arrays in one request"):
         decode_json(b'{"resourceLogs": [' + b"{}," * MAX_MESSAGES_PER_REQUEST + b"{}]}")
+    with pytest.raises(InvalidRequest, match="JSON objects and arrays in one request"):  # in a field not read
+        decode_json(b'{"resourceLogs": [], "padding": [' + b"[]," * MAX_MESSAGES_PER_REQUEST + b"[]]}")
     assert time.monotonic() - started < 5
     # A batch processor's request, 8,192 records of 30 attributes, is far inside.
     record = field(6, field(1, b"process.command_line") + field(2, field(1, b"ls -l"))) * 30
