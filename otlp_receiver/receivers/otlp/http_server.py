@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -73,6 +74,10 @@ MAX_HEADER_BYTES = 1 << 20  # request line and headers together, as Go's http.Se
 # all 2,048 by a GET /healthz on each every 20 s, and no one else got in. With none waiting, the new one is
 # closed at once (and counted).
 MAX_OPEN_CONNECTIONS = 2048
+# Request bodies one tenant may have on their way in at once, by declared length (a chunked one counts as
+# max_request_body_size): one tenant holding 110 bodies of 20 MB a byte short put the receiver over the memory
+# limiter's soft limit, and every tenant was refused while they were held. Past it: 429, retry in a second.
+MAX_TENANT_BODY_BYTES = 256 << 20
 _OWN_NAMES = frozenset({socket.gethostname().lower(), socket.gethostname().lower().split(".")[0]})
 # Why the HTTP layer itself refused a request (BaseHTTPRequestHandler.send_error), as the rejection counter says it.
 _PROTOCOL_ERRORS = {400: "bad_request", 414: "uri_too_long", 431: "headers_too_large", 501: "not_implemented",
@@ -92,6 +97,7 @@ class HttpServer:
         self._in_flight = 0
         self._serving = 0  # connections admitted and not yet closed (admit)
         self._waiting: dict[socket.socket, tuple[str, float]] = {}  # waiting for a request line: peer, since
+        self._arriving: Counter[str] = Counter()  # per tenant: bytes of bodies being read (arriving)
         self._idle = threading.Condition()
         self._server: socketserver.BaseServer | None = None
         self._thread: threading.Thread | None = None
@@ -181,6 +187,26 @@ class HttpServer:
     def admitted(self, delta: int) -> None:
         with self._idle:
             self._serving += delta
+
+    @contextlib.contextmanager
+    def arriving(self, tenant: str, size: int) -> Iterator[None]:
+        """Counts a body of `size` bytes on its way in for `tenant` while it is read; raises Backpressure (and
+        counts the refusal) when the tenant's bodies would pass MAX_TENANT_BODY_BYTES (a tenant with none in
+        flight always gets one in)."""
+        with self._idle:
+            held = self._arriving[tenant]
+            if held and held + size > MAX_TENANT_BODY_BYTES:
+                self.ingest.refused("tenant_bodies_arriving")
+                raise Backpressure(f"this tenant already has {held} bytes of request bodies arriving; retry later",
+                                   retry_after=1.0, reason="tenant_bodies_arriving")
+            self._arriving[tenant] += size
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._arriving[tenant] -= size
+                if not self._arriving[tenant]:
+                    del self._arriving[tenant]
 
     def track(self, connection: socket.socket, open_: bool) -> None:
         with self._idle:
@@ -506,7 +532,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             tenant = ingest.tenant(self._auth_headers(query))
             self._check_encoding()
-            body = self._body(limit=config.body_limit)
+            with self.owner.arriving(tenant, self._declared_size(config.body_limit)):
+                body = self._body(limit=config.body_limit)
             response = ingest.export(decode, body, tenant, self._metadata() if config.include_metadata else None)
         except Unauthenticated as exc:
             self._skip_body()
@@ -590,6 +617,14 @@ class _Handler(BaseHTTPRequestHandler):
             raise BadBody(f"unsupported Content-Encoding {encoding!r}; use one of: {accepted}")
 
     # -- bodies -----------------------------------------------------------------------------------
+
+    def _declared_size(self, limit: int) -> int:
+        """The body's size as its headers declare it, at most `limit`; `limit` when they do not (chunked)."""
+        try:
+            declared = content_length(self.headers.get("Content-Length"))
+        except BadBody:
+            return limit  # refused once read
+        return min(limit, declared) if "Transfer-Encoding" not in self.headers else limit
 
     def _body(self, limit: int) -> bytes:
         """The request body, decompressed, never more than `limit` bytes. A body refused unread or cut

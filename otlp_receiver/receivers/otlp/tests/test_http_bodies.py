@@ -435,3 +435,27 @@ def closed_by_server(connection: http.client.HTTPConnection) -> bool:
         return connection.sock.recv(1, socket.MSG_PEEK) == b""
     except TimeoutError:
         return False
+
+
+def test_a_tenants_bodies_on_their_way_in_are_bounded(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One tenant held 110 bodies of 20 MB a byte short: the memory limiter then refused every tenant."""
+    monkeypatch.setattr(http_server, "MAX_TENANT_BODY_BYTES", 1 << 20)
+    host, port = service.http_endpoint().rsplit(":", 1)
+    url = f"http://{service.http_endpoint()}/v1/logs"
+    payload = request_of("small").SerializeToString()
+    held = socket.create_connection((host, int(port)), timeout=5)
+    try:
+        held.sendall(b"POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                     b"Content-Length: 900000\r\n\r\n" + b"\x00" * 1000)  # and no more
+        wait_until(lambda: requests.post(url, data=b"\x00" * 200_000, headers=PROTOBUF, timeout=5).status_code == 429,
+                   what="a second large body refused while the first arrives")
+        refused = requests.post(url, data=b"\x00" * 200_000, headers=PROTOBUF, timeout=5)
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+        rejected = service.telemetry.counter("procsight_receiver_rejected_requests_total", "")
+        assert rejected.value(transport="http", reason="tenant_bodies_arriving") >= 2
+        assert requests.post(url, data=payload, headers=PROTOBUF, timeout=5).status_code == 200  # fits beside it
+    finally:
+        held.close()
+    big = request_of("x" * 150_000).SerializeToString()
+    wait_until(lambda: requests.post(url, data=big, headers=PROTOBUF, timeout=5).status_code == 200,
+               what="a large body taken once the held one is gone")
