@@ -35,12 +35,14 @@ from otlp_receiver.component import Backpressure, ClientMetadata, TooManyPartiti
 from otlp_receiver.configtls import TLSServerConfig, reloading
 from otlp_receiver.receivers.otlp.config import GrpcConfig, split_endpoint
 from otlp_receiver.receivers.otlp.decode import InvalidRequest, decode_protobuf
-from otlp_receiver.receivers.otlp.ingest import Ingest
+from otlp_receiver.receivers.otlp.ingest import MAX_TENANT_ARRIVING_BYTES, Ingest
 
 log = logging.getLogger(__name__)
 
 SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 _WORKERS = 16  # threads that decode, validate and spool arrived messages
+ROOM_WAIT = 10.0  # seconds a call waits for room among its tenant's arriving messages, then RESOURCE_EXHAUSTED
+MESSAGE_DEADLINE = 120.0  # seconds a message has to arrive once read (4 MiB at 35 KB/s), as HTTP's body deadline
 _T = TypeVar("_T")
 
 
@@ -106,6 +108,7 @@ class GrpcServer:
         self._thread = threading.Thread(target=self._loop.run_forever, name="otlp-grpc-loop", daemon=True)
         self._workers = futures.ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="otlp-grpc")
         self._server: grpc.aio.Server | None = None
+        self._room: dict[str, asyncio.Semaphore] = {}  # per tenant: messages that may be arriving at once
 
     def start(self) -> None:
         self._thread.start()
@@ -160,7 +163,7 @@ class GrpcServer:
             tenant = await self._loop.run_in_executor(self._workers, self.ingest.tenant, metadata)
         except Unauthenticated as exc:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
-        body = await self._one_message(messages, context)
+        body = await self._arrived(tenant, messages, context)
         try:
             return await self._loop.run_in_executor(self._workers, self._ingest, body, tenant, metadata)
         except InvalidRequest as exc:
@@ -170,6 +173,30 @@ class GrpcServer:
         except Backpressure as exc:
             code = grpc.StatusCode.UNAVAILABLE if exc.unavailable else grpc.StatusCode.RESOURCE_EXHAUSTED
             await _abort_with_retry_info(context, code, str(exc), exc.retry_after)
+
+    async def _arrived(self, tenant: str, messages: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
+        """The call's message, read once the tenant has room for it among its messages arriving, each counted
+        as max_message_bytes (MAX_TENANT_ARRIVING_BYTES); grpc reads no more than a flow-control window of a
+        call before. A call waits ROOM_WAIT for room, then is answered RESOURCE_EXHAUSTED (retry in a second);
+        its message must then arrive within MESSAGE_DEADLINE."""
+        room = self._room.get(tenant)
+        if room is None:
+            room = self._room[tenant] = asyncio.Semaphore(
+                max(1, MAX_TENANT_ARRIVING_BYTES // self.config.max_message_bytes))
+        try:
+            await asyncio.wait_for(room.acquire(), ROOM_WAIT)
+        except TimeoutError:
+            self.ingest.refused("tenant_bodies_arriving")
+            await _abort_with_retry_info(context, grpc.StatusCode.RESOURCE_EXHAUSTED, "this tenant already has "
+                                         "as many request messages arriving as it may; retry later", 1.0)
+        try:
+            return await asyncio.wait_for(self._one_message(messages, context), MESSAGE_DEADLINE)
+        except TimeoutError:
+            self.ingest.refused("message_timeout")
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                f"the request message did not arrive within {MESSAGE_DEADLINE:.0f} s")
+        finally:
+            room.release()
 
     async def _one_message(self, messages: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
         """The call's single request message; a call with none (its stream ended inside it) or more is refused."""

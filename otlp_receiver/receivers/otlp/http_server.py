@@ -51,7 +51,7 @@ from otlp_receiver.receivers.otlp.body import (
 from otlp_receiver.receivers.otlp.config import HttpConfig, split_endpoint
 from otlp_receiver.receivers.otlp.cors import Cors
 from otlp_receiver.receivers.otlp.decode import InvalidRequest, decode_json, decode_protobuf
-from otlp_receiver.receivers.otlp.ingest import Ingest
+from otlp_receiver.receivers.otlp.ingest import MAX_TENANT_ARRIVING_BYTES, Ingest
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,6 @@ MAX_HEADER_BYTES = 1 << 20  # request line and headers together, as Go's http.Se
 # all 2,048 by a GET /healthz on each every 20 s, and no one else got in. With none waiting, the new one is
 # closed at once (and counted).
 MAX_OPEN_CONNECTIONS = 2048
-# Request bodies one tenant may have on their way in at once, by declared length (a chunked one counts as
-# max_request_body_size): one tenant holding 110 bodies of 20 MB a byte short put the receiver over the memory
-# limiter's soft limit, and every tenant was refused while they were held. Past it: 429, retry in a second.
-MAX_TENANT_BODY_BYTES = 256 << 20
 _OWN_NAMES = frozenset({socket.gethostname().lower(), socket.gethostname().lower().split(".")[0]})
 # Why the HTTP layer itself refused a request (BaseHTTPRequestHandler.send_error), as the rejection counter says it.
 _PROTOCOL_ERRORS = {400: "bad_request", 414: "uri_too_long", 431: "headers_too_large", 501: "not_implemented",
@@ -190,12 +186,12 @@ class HttpServer:
 
     @contextlib.contextmanager
     def arriving(self, tenant: str, size: int) -> Iterator[None]:
-        """Counts a body of `size` bytes on its way in for `tenant` while it is read; raises Backpressure (and
-        counts the refusal) when the tenant's bodies would pass MAX_TENANT_BODY_BYTES (a tenant with none in
-        flight always gets one in)."""
+        """Counts a body of `size` bytes (by its declared length; a chunked one as max_request_body_size) on its
+        way in for `tenant` while it is read; raises Backpressure (429, and counts the refusal) when the tenant's
+        bodies would pass MAX_TENANT_ARRIVING_BYTES (a tenant with none in flight always gets one in)."""
         with self._idle:
             held = self._arriving[tenant]
-            if held and held + size > MAX_TENANT_BODY_BYTES:
+            if held and held + size > MAX_TENANT_ARRIVING_BYTES:
                 self.ingest.refused("tenant_bodies_arriving")
                 raise Backpressure(f"this tenant already has {held} bytes of request bodies arriving; retry later",
                                    retry_after=1.0, reason="tenant_bodies_arriving")

@@ -25,6 +25,10 @@ from otlp_receiver.confighelpers import AuthConfig
 from otlp_receiver.receivers.otlp.decode import InvalidRequest
 from otlp_receiver.telemetry import Telemetry
 
+# Request bodies (HTTP) or messages (gRPC, each counted as the largest it may be) one tenant may have on their way
+# in at once: one tenant holding 110 HTTP bodies of 20 MB a byte short, or 600 gRPC messages of 4 MB, put the
+# receiver over the memory limiter's soft limit, and every tenant was refused while they were held.
+MAX_TENANT_ARRIVING_BYTES = 256 << 20
 
 class Ingest:
     def __init__(self, host: Host, auth: AuthConfig | None, transport: str, telemetry: Telemetry) -> None:

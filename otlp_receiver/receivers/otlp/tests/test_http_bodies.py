@@ -439,7 +439,7 @@ def closed_by_server(connection: http.client.HTTPConnection) -> bool:
 
 def test_a_tenants_bodies_on_their_way_in_are_bounded(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
     """One tenant held 110 bodies of 20 MB a byte short: the memory limiter then refused every tenant."""
-    monkeypatch.setattr(http_server, "MAX_TENANT_BODY_BYTES", 1 << 20)
+    monkeypatch.setattr(http_server, "MAX_TENANT_ARRIVING_BYTES", 1 << 20)
     host, port = service.http_endpoint().rsplit(":", 1)
     url = f"http://{service.http_endpoint()}/v1/logs"
     payload = request_of("small").SerializeToString()

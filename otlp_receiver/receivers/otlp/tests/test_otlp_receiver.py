@@ -29,6 +29,7 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
 from core.otlpwire import MAX_MESSAGES_PER_REQUEST, field
+from otlp_receiver.receivers.otlp import grpc_server
 from otlp_receiver.receivers.otlp.decode import MAX_RECORDS_PER_REQUEST, InvalidRequest, decode_json, decode_protobuf
 from otlp_receiver.receivers.otlp.repair import CUT_TEXT, MAX_ATTRIBUTES, mend
 from otlp_receiver.service import Service
@@ -475,6 +476,30 @@ def test_a_client_resetting_calls_faster_than_round_trips_is_no_longer_read(star
     legitimate client got its calls through; 62,000 in 2 s were read before)."""
     service = start_service("basic.yaml")
     assert resets_until_unread(service.grpc_endpoint(), EXPORT, 4.0) is not None
+
+
+def test_a_tenants_grpc_messages_on_their_way_in_are_bounded(start_service, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """One tenant held 600 calls each with a 4 MB message a byte short: grpc kept 2.3 GB, and the memory limiter
+    refused every tenant. A tenant's calls now read at most MAX_TENANT_ARRIVING_BYTES of messages at once."""
+    monkeypatch.setattr(grpc_server, "MAX_TENANT_ARRIVING_BYTES", 8 << 20)  # two 4 MiB messages
+    monkeypatch.setattr(grpc_server, "ROOM_WAIT", 1.0)
+    service = start_service("basic.yaml")
+    holders = [threading.Thread(target=grpc_call_held, args=(service.grpc_endpoint(), EXPORT, b"\x0a" * 1000,
+                                                             4_000_000, 6.0)) for _ in range(2)]
+    for holder in holders:
+        holder.start()
+    try:
+        time.sleep(1.0)  # both held calls are reading
+        _, error = grpc_call(service, request_of("a third").SerializeToString())
+        assert error is not None and error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert dict(error.trailing_metadata()).get("grpc-status-details-bin")  # with RetryInfo: retryable
+        rejected = service.telemetry.counter("procsight_receiver_rejected_requests_total", "")
+        assert rejected.value(transport="grpc", reason="tenant_bodies_arriving") == 1
+    finally:
+        for holder in holders:
+            holder.join()
+    wait_until(lambda: grpc_call(service, request_of("after").SerializeToString())[1] is None,
+               what="a call served once the held ones ended")
 
 
 def test_grpc_call_of_two_messages_is_invalid_argument(start_service) -> None:  # type: ignore[no-untyped-def]
