@@ -392,7 +392,7 @@ def test_grpc_settings_become_grpc_channel_arguments() -> None:
     options = dict(server_options(config.protocols.grpc))
     assert options == {
         "grpc.max_receive_message_length": 32 << 20, "grpc.so_reuseport": 0, "grpc.max_concurrent_streams": 16,
-        "grpc.http2.ping_on_rst_stream_percent": 100,
+        "grpc.http2.ping_on_rst_stream_percent": 100, "grpc.http2.bdp_probe": 0,
         "grpc.experimental.tcp_read_chunk_size": 1024, "grpc.http2.write_buffer_size": 2048,
         "grpc.max_connection_idle_ms": 11000, "grpc.max_connection_age_ms": 12000,
         "grpc.max_connection_age_grace_ms": 13000, "grpc.keepalive_time_ms": 30000, "grpc.keepalive_timeout_ms": 5000,
