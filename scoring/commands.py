@@ -217,6 +217,8 @@ def _parse_into(text: str, pipelines: list[Pipeline], depth: int) -> None:
         cleaned = _strip_keywords(words)
         if cleaned:
             commands.append(Command(tuple(cleaned), tuple(redirects)))
+        elif redirects:  # `> /var/log/wtmp` alone empties the file, as the no-op `:` with it would
+            commands.append(Command((":",), tuple(redirects)))
         words, redirects = [], []
 
     def end_pipeline() -> None:

@@ -20,6 +20,7 @@ from core.event import CONNECTION, ProcessEvent
 from scoring.commands import Command, script_of, spaces_hidden, unwrap
 from scoring.evidence import (
     COMMAND_AND_CONTROL,
+    CREDENTIAL_ACCESS,
     DEFENSE_EVASION,
     EXECUTION,
     EXFILTRATION,
@@ -95,6 +96,11 @@ _SPAWN_CALL = re.compile(r"\b(?:system|exec[lv]p?e?|popen|spawn|subprocess|os\.e
 
 # Clients that read user@host as an account on another machine (SSH's and finger's), not an e-mail address.
 _REMOTE_ACCOUNT_CLIENTS = frozenset({"ssh", "scp", "sftp", "rsync", "sshpass", "autossh", "mosh", "sshfs", "finger"})
+# Clients of databases and caches: `-h 10.1.2.40` names a service on the internal network, as admins reach theirs.
+_DATA_STORE_CLIENTS = frozenset({"psql", "pg_dump", "pg_dumpall", "pg_restore", "pg_isready", "mysql", "mysqldump",
+                                 "mysqladmin", "mariadb", "mariadb-dump", "redis-cli", "mongo", "mongosh", "mongodump",
+                                 "mongorestore", "clickhouse-client", "cqlsh", "influx", "etcdctl"})
+_IPV4 = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}")
 _NAMES_PEOPLE = frozenset({"mail", "mailx", "mutt", "sendmail", "msmtp", "s-nail", "git"})
 # Copies to other hosts and cloud buckets (host:path, s3://): knowledge judges where they copy what.
 _REMOTE_COPIERS = frozenset({"aws", "gcloud", "gsutil", "az", "azcopy", "scp", "rsync", "sftp"})
@@ -309,15 +315,30 @@ def _privilege_elevation(event: ProcessEvent) -> list[Evidence]:
 
 
 # The socket sshd makes for a session's forwarded agent (`/tmp/ssh-XXXX/agent.PID`), set by hand (`env`, `export`, a
-# prefix, or found with `ls /tmp/ssh-*/agent.*`): another login's keys borrowed. A session's own agent is inherited,
-# never named on a command line.
-_BORROWED_AGENT = re.compile(r"\bSSH_AUTH_SOCK=['\"]?(?:/tmp/ssh-[^/\s]{1,64}/agent\.|\$\([^)]{0,120}/tmp/ssh-)")
+# prefix, found with `ls /tmp/ssh-*/agent.*`, or each tried in a loop over them): another login's keys borrowed. A
+# session's own agent is inherited, never named on a command line.
+_BORROWED_AGENT = re.compile(r"\bSSH_AUTH_SOCK=['\"]?(?:/tmp/ssh-[^/\s]{1,64}/agent\.|\$\([^)]{0,120}/tmp/ssh-|"
+                             r"\$\{?\w{1,32})")
 
 
 def _borrowed_agent(event: ProcessEvent) -> list[Evidence]:
-    if "SSH_AUTH_SOCK=" in event.command_line and _BORROWED_AGENT.search(event.command_line[:MAX_SCAN]):
+    line = event.command_line[:MAX_SCAN]
+    if "SSH_AUTH_SOCK=" in line and "/tmp/ssh-" in line and _BORROWED_AGENT.search(line):
         return [Evidence(0.5, "uses a forwarded SSH agent's socket named by hand (another session's keys)",
                          "T1563.001", LATERAL_MOVEMENT)]
+    return []
+
+
+# CVE-2023-22809: sudoedit reads the editor variable's own `--` as the end of its options, so
+# `EDITOR='vim -- /etc/sudoers' sudoedit /etc/motd` also opens a file the sudo rules never allowed.
+_EDITOR_EXTRA_FILE = re.compile(r"\b(?:SUDO_EDITOR|VISUAL|EDITOR)=['\"]?[\w./-]{1,64}\s{1,4}--\s{1,4}/")
+
+
+def _sudoedit_extra_file(event: ProcessEvent) -> list[Evidence]:
+    line = event.command_line[:MAX_SCAN]
+    if ("sudoedit" in line or "sudo -e" in line) and _EDITOR_EXTRA_FILE.search(line):
+        return [Evidence(0.6, "an editor variable names one more file for sudoedit (CVE-2023-22809)", "T1068",
+                         PRIVILEGE_ESCALATION)]
     return []
 
 
@@ -345,6 +366,8 @@ def _inline_code(event: ProcessEvent) -> list[Evidence]:
         found.append(Evidence(0.3, f"inline code run by {name} connects a network socket", "T1095",
                               COMMAND_AND_CONTROL))
     found.extend(_secrets_inline_code_opens(name, code))
+    found.extend(Evidence(weight, f"inline code run by {name} {what}", technique, tactic)
+                 for pattern, weight, what, technique, tactic in _INLINE_SYSTEM_CALLS if pattern.search(code))
     found.extend(_staged_code_runs(name, code))
     if _EVALUATES.search(code):
         if _FETCHES.search(code):
@@ -354,6 +377,16 @@ def _inline_code(event: ProcessEvent) -> list[Evidence]:
             found.append(Evidence(0.45, f"inline code run by {name} decodes code and runs it", "T1140",
                                   DEFENSE_EVASION))
     return found
+
+
+# What inline code asks of the C library that a command would show by its files: the password hashes without
+# opening /etc/shadow (`spwd.getspall()`), another process attached to (`ctypes...ptrace(16, pid)`).
+_INLINE_SYSTEM_CALLS = (
+    (re.compile(r"\bspwd\b|\bgetsp(?:nam|ent|all)\b"), 0.6, "reads the password hashes through the C library",
+     "T1003.008", CREDENTIAL_ACCESS),
+    (re.compile(r"\bptrace\s{0,4}\(|\bprocess_vm_writev\b"), 0.5, "attaches to another process (ptrace)",
+     "T1055.008", DEFENSE_EVASION),
+)
 
 
 def _secrets_inline_code_opens(name: str, code: str) -> list[Evidence]:
@@ -386,6 +419,12 @@ def _staged_code_runs(name: str, code: str) -> list[Evidence]:
     return []
 
 
+def _internal_data_store(name: str, endpoint: str) -> bool:
+    """A database or cache client naming an address of the internal network (`redis-cli -h 10.1.2.40`)."""
+    address = _IPV4.search(endpoint)
+    return name in _DATA_STORE_CLIENTS and address is not None and address_class(address.group(0)) == "private"
+
+
 def _network_destination(event: ProcessEvent) -> list[Evidence]:
     """A command line naming a remote endpoint (URL, host:port, tcp-connect): data may leave or arrive."""
     name = base_name(event.executable_name)
@@ -406,7 +445,7 @@ def _network_destination(event: ProcessEvent) -> list[Evidence]:
         return []  # user@domain is an e-mail address (a gpg recipient, a mail to) unless such a client reads it
     # An account at an address (ssh root@10.0.0.5) is how admins log in: weak; bare addresses and ports elsewhere
     # (nc 203.0.113.5 4444, socat tcp:...) are how implants call out.
-    bare = _BARE_ENDPOINT.search(endpoint) and "@" not in endpoint
+    bare = _BARE_ENDPOINT.search(endpoint) and "@" not in endpoint and not _internal_data_store(name, endpoint)
     weight = 0.3 if bare else 0.15
     return [Evidence(weight, f"remote endpoint in arguments ({endpoint[:60]})", "T1071", COMMAND_AND_CONTROL)]
 
@@ -496,6 +535,7 @@ _CHECKS = (
     _inline_code,
     _hidden_spaces,
     _borrowed_agent,
+    _sudoedit_extra_file,
     _network_destination,
     _privileged_shell_mode,
     _high_cpu,

@@ -341,6 +341,8 @@ def _fetched_by_file_clients(command: Command) -> list[str]:
     local = option_values(command, ("-l", "--local-file"))
     if local:
         return local
+    if {"-g", "--get"} & set(args):  # busybox and atftp: `-g -r REMOTE HOST` saves under the remote name
+        return [remote.rsplit("/", 1)[-1] for remote in option_values(command, ("-r", "--remote-file"))]
     if command.program == "smbclient":
         requests = [r.split() for value in option_values(command, ("-c", "--command")) for r in value.split(";")]
     else:
@@ -544,6 +546,14 @@ _CODE_DIRECTIVES = (
     (lambda path: path.endswith(("php.ini", ".user.ini")) or ("/php/" in path and path.endswith(".ini")),
      re.compile(r"auto_(?:prepend|append)_file", re.IGNORECASE), "PHP is told to run a file with every script",
      "T1505.003"),
+    # An upload directory's images run as PHP: the way an uploaded picture becomes a web shell.
+    (lambda path: path.endswith("/.htaccess"),
+     re.compile(r"(?:AddType|AddHandler)\s{1,4}\S{0,40}(?:php|cgi)[^\n]{0,120}?\.(?:jpe?g|png|gif|bmp|ico|svg|webp|txt|"
+                r"css|js|pdf|zip|xml|json)\b|SetHandler\s{1,4}\S{0,40}(?:php|cgi)|auto_(?:prepend|append)_file",
+                re.IGNORECASE), "the web server is told to run other files as scripts", "T1505.003"),
+    (lambda path: path.startswith(("/etc/pacman.d/hooks/", "/usr/share/libalpm/hooks/")),
+     re.compile(r"Exec\s{0,4}=", re.IGNORECASE), "pacman is told to run a command at every transaction",
+     "T1546.016"),
 )
 
 
@@ -773,7 +783,8 @@ def _defenses(command: Command) -> list[Evidence]:
         targets = [a for a in args[1:] if not a.startswith("-") and not a.isdigit()]
         if names_security_tool(" ".join(targets)):
             found.append(Evidence(0.5, f"{program} stops a security tool", "T1562.001", DEFENSE_EVASION))
-        elif any(_TOOLS.get(t.rsplit("/", 1)[-1], _NO_TOOL)[2] == "T1496" or t in _RIVAL_MINERS for t in targets):
+        elif any(_TOOLS.get(name, _NO_TOOL)[2] == "T1496" or name in _RIVAL_MINERS
+                 for target in targets for name in _PATTERN_NAMES.findall(target)):  # `pkill -f 'kinsing|xmrig'`
             # What a cryptojacking script does first: the host's cores for itself alone.
             found.append(Evidence(0.4, f"{program} stops cryptocurrency miners by name", "T1496", IMPACT))
     elif program in ("pgrep", "pidof") and names_security_tool(" ".join(args[1:])):
@@ -935,12 +946,38 @@ def _password_prompts(command: Command) -> list[Evidence]:
     return []
 
 
+def _sshd_by_hand(command: Command) -> list[Evidence]:
+    """An SSH server started by hand and told to let more in: a second door beside the system's own."""
+    if _WEAK_SSHD_OPTION.search(" ".join(option_values(command, ("-o",)))[:MAX_OPERAND * 2]):
+        return [Evidence(0.5, "an SSH server started by hand lets more in (root, passwords, other keys)",
+                         "T1098.004", PERSISTENCE)]
+    return []
+
+
+_WEAK_SSHD_OPTION = re.compile(r"(?:PermitRootLogin|PasswordAuthentication|PermitEmptyPasswords)\s{0,4}=?\s{0,4}yes|"
+                               r"AuthorizedKeys(?:File|Command)", re.IGNORECASE)
+
+
+def _sudoedit_overflow(command: Command) -> list[Evidence]:
+    """`sudoedit -s '\\' AAAA...`: an argument ending in a backslash in shell mode, the heap overflow of
+    CVE-2021-3156 (Baron Samedit). `sudoedit -s /`, the check for it, has none."""
+    args = command.args[1:]
+    if {"-s", "--shell"} & set(args) and any(a.endswith("\\") for a in args):
+        return [Evidence(0.6, f"{command.program} shell mode with an argument ending in a backslash (CVE-2021-3156)",
+                         "T1068", PRIVILEGE_ESCALATION)]
+    return []
+
+
 def _kernel_modules(command: Command) -> list[Evidence]:
     program, operands = command.program, _operands(command)
     if program == "insmod" and operands:
         odd = path_class(operands[0]) in ("tmp", "shm", "home", "relative") or _hidden(operands[0])
         return [Evidence(0.7 if odd else 0.5, f"insmod loads a kernel module ({operands[0][:80]})", "T1547.006",
                          PERSISTENCE)]
+    if program == "modprobe" and operands and operands[0] == "msr" and "allow_writes=on" in command.args:
+        # What xmrig's RandomX set-up does: CPU prefetchers turned off through model-specific registers.
+        return [Evidence(0.4, "modprobe lets programs write the CPU's model-specific registers (a miner's tuning)",
+                         "T1496", IMPACT)]
     if program == "modprobe" and operands and "-r" not in command.args:
         if _FORCED & set(command.args) or any(a.startswith("-") and not a.startswith("--") and "f" in a
                                                for a in command.args[1:]):
@@ -1047,7 +1084,12 @@ def _transfers(command: Command) -> list[Evidence]:
         raw_ip = where == "public"
         odd_port = where in ("public", "name") and url.group(3) not in (None, "80", "443", "8080", "8443")
         raw_scheme = url is not None and url.group(1).lower() in _RAW_SCHEMES
-        if raw_ip or odd_port or raw_scheme:
+        tftp_from_internet = program in ("tftp", "atftp") and any(address_class(o) == "public"
+                                                                   for o in _operands(command))
+        if url is None and tftp_from_internet:
+            found.append(Evidence(0.3, f"{program} fetches from an internet address (TFTP serves local networks)",
+                                  "T1105", COMMAND_AND_CONTROL))
+        elif raw_ip or odd_port or raw_scheme:
             found.append(Evidence(0.3, f"{program} talks to a bare address, an unusual port or a raw protocol "
                                        f"({url.group(0)[:80]})", "T1105", COMMAND_AND_CONTROL))
         elif url is not None and where != "loopback" and posts_data(command):  # wget saves the reply, too
@@ -1297,8 +1339,10 @@ def _collection(command: Command) -> list[Evidence]:
         return [Evidence(0.1, f"{program} encodes data", "T1132.001", COMMAND_AND_CONTROL)]
     if program in ("base64", "base32", "basenc", "xxd") or (program == "openssl" and "-d" in args and "base64" in args):
         return [Evidence(0.1, f"{program} decodes data", "T1140", DEFENSE_EVASION)]
-    if program in _DUMPERS:
-        outputs = option_values(command, ("-f", "--file", "--out", "-r", "--result-file"))
+    if program == "redis-cli" and _REDIS_FILE_SETTING.search(" ".join(args)[:MAX_OPERAND * 4]):
+        return [_redis_writes_elsewhere(" ".join(args)[:MAX_OPERAND * 4])]
+    if program in _DUMPERS or (program == "redis-cli" and "--rdb" in args):
+        outputs = option_values(command, ("-f", "--file", "--out", "-r", "--result-file", "--rdb"))
         if any(_staged(p) for p in writes_of(command) + tuple(outputs)):
             return [Evidence(0.3, f"{program} dumps a database into a temp or hidden file", "T1074.001", COLLECTION)]
         return [Evidence(0.1, f"{program} dumps a database", "T1005", COLLECTION)]
@@ -1308,6 +1352,19 @@ def _collection(command: Command) -> list[Evidence]:
 
 
 _DUMPERS = frozenset({"pg_dump", "pg_dumpall", "mysqldump", "mongodump", "mariadb-dump"})
+# `CONFIG SET dir /root/.ssh` then `dbfilename authorized_keys`: redis writes its dump, holding what the client
+# stored, wherever it is told, as the redis user (keys, a cron file, a web shell).
+_REDIS_FILE_SETTING = re.compile(r"\bconfig\s{1,4}set\s{1,4}(?:dir|dbfilename)\b", re.IGNORECASE)
+
+
+def _redis_writes_elsewhere(text: str) -> Evidence:
+    lowered = text.lower()
+    technique = "T1098.004" if ".ssh" in lowered or "authorized_keys" in lowered else \
+        "T1053.003" if "cron" in lowered else "T1505.003"
+    return Evidence(0.5, "redis-cli sets where the server writes its dump file (a file written as the server)",
+                    technique, PERSISTENCE)
+
+
 _FILE_ENCRYPTERS = frozenset({"ccrypt", "ccencrypt", "mcrypt", "aescrypt"})  # files replaced by their ciphertext
 _SQL_CLIENTS = frozenset({"mysql", "mariadb", "psql", "sqlite3", "mongo", "mongosh", "redis-cli"})
 _DESTRUCTIVE_SQL = re.compile(r"\bDROP\s{1,4}(?:DATABASE|SCHEMA)\b|\bDROP\s{1,4}TABLE\b|\bTRUNCATE\b|\bFLUSHALL\b|"
@@ -1318,10 +1375,11 @@ def _archive(command: Command) -> list[Evidence]:
     """Secrets packed up (keys, cloud credentials), sensitive trees archived, archives staged out of sight."""
     operands = _operands(command)
     found: list[Evidence] = []
+    sensitive = any(o.rstrip("/").endswith(_SENSITIVE_DIRS) for o in operands)
     if any(any(d in o for d in _SECRET_DIRS) for o in operands):
         found.append(Evidence(0.5, f"{command.program} packs up private keys or credentials", "T1552.004",
                               CREDENTIAL_ACCESS))
-    elif any(o.rstrip("/").endswith(_SENSITIVE_DIRS) for o in operands):
+    elif sensitive:
         found.append(Evidence(0.15, f"{command.program} archives a sensitive directory", "T1560.001", COLLECTION))
     outputs = [*writes_of(command), *option_values(command, ("-f", "--file"))]
     if command.program == "zip" and operands:
@@ -1330,6 +1388,10 @@ def _archive(command: Command) -> list[Evidence]:
         outputs.extend(_tar_archive(command.args))
     if any(_staged(o) for o in outputs):
         found.append(Evidence(0.3, f"{command.program} writes an archive into a temp or hidden place", "T1074.001",
+                              COLLECTION))
+    elif any(o.startswith(_WEB_ROOTS) for o in outputs):  # staged where a browser fetches it: exfiltration's door
+        found.append(Evidence(0.45 if sensitive else 0.25, f"{command.program} writes an archive"
+                              f"{' of a sensitive directory' if sensitive else ''} into a web root", "T1074.001",
                               COLLECTION))
     return found
 
@@ -1848,6 +1910,12 @@ _SUID_SEARCH = re.compile(r"^[-/+]?(?:[ug]=s|[ug]\+s|[246]000|6000)$")
 _HASH_DATABASES = frozenset({"shadow", "gshadow"})  # getent's databases of password hashes
 
 
+def _names_private_keys(patterns: list[str]) -> bool:
+    """A name pattern of `find` for SSH private keys (`id_*`, `id_[rde]*`, `identity*`)."""
+    return any(p.lstrip("*?").startswith(("id_", "identity")) and
+               any(fnmatch.fnmatchcase(key, p) for key in _PRIVATE_KEY_NAMES) for p in patterns)
+
+
 def _discovery(command: Command) -> list[Evidence]:
     program, args = command.program, command.args
     found = []
@@ -1867,7 +1935,8 @@ def _discovery(command: Command) -> list[Evidence]:
         elif "-writable" in args or any(p in ("-o+w", "-0002", "-2", "/o+w") for p in perm):
             found.append(Evidence(0.1, "find searches for writable files", "T1083", DISCOVERY))
         elif any(n in " ".join(args) for n in ("id_rsa", "id_ed25519", "*pass*", "*.kdbx", "wp-config", ".env",
-                                                "credentials", ".git-credentials", "authorized_keys")):
+                                                "credentials", ".git-credentials", "authorized_keys")) or \
+                _names_private_keys(option_values(command, ("-name", "-iname"))):
             found.append(Evidence(0.35, "find searches for keys or passwords", "T1552.001", CREDENTIAL_ACCESS))
         elif any(n in " ".join(args) for n in ("*.pem", "*.key", "*.p12", "*.pfx")):
             found.append(Evidence(0.2, "find searches for certificates and keys", "T1552.004", CREDENTIAL_ACCESS))
@@ -1975,6 +2044,8 @@ for _check, _programs in (
     (_module_builds, ("make",)),
     (_account_calls, ("dbus-send", "gdbus", "busctl", "qdbus")),
     (_password_prompts, ("read",)),
+    (_sshd_by_hand, ("sshd",)),
+    (_sudoedit_overflow, ("sudoedit",)),
     (_remote_display, ("xterm", "uxterm", "rxvt", "urxvt", "xfce4-terminal", "gnome-terminal", "konsole")),
 ):
     for _program in dict.fromkeys(_programs):  # a program named twice (curl: downloader, address probe) checked once

