@@ -103,7 +103,9 @@ _TABLE = (
      "ssh key; authorized keys; ssh backdoor; add an ssh key; planted key",
      "authorized_keys,ssh-keygen,~.ssh/"),
     ("T1136.001", "Local Account", "persistence",
-     "create account; new user; add a user; backdoor account; account creation; create a user; rogue user",
+     "create account; new user; add a user; backdoor account; account creation; create a user; rogue user; "
+     "backdoor user; user created; users created; local user account; uid 0 account; second root account; "
+     "append a user to /etc/passwd",
      "useradd,adduser,newusers,~/etc/passwd"),
     ("T1098", "Account Manipulation", "persistence; privilege escalation",
      "account manipulation; change password; add to sudo group; modify account; grant admin rights; "
@@ -151,11 +153,12 @@ _TABLE = (
      "privilege escalation; privesc; priv esc; become root; elevate privileges; get root; root shell; gain root",
      "sudo,pkexec,doas,~su"),
     ("T1548.003", "Sudo and Sudo Caching", "privilege escalation; defense evasion",
-     "sudo; privilege escalation through sudo; sudo abuse; run as root; sudo shell; sudo rule; sudoers",
+     "sudo; privilege escalation through sudo; sudo abuse; run as root; sudo shell; sudo rule; sudoers; "
+     "sudo rights; sudo privileges; root through sudo",
      "sudo,/etc/sudoers,sudo -l,sudo -u,sudo -s,sudo su"),
     ("T1548.001", "Setuid and Setgid", "privilege escalation; defense evasion",
      "setuid; suid binary; set user id; setgid; suid shell; privilege escalation via setuid; setuid bit; "
-     "capabilities; file capabilities; setcap",
+     "capabilities; file capabilities; setcap; suid root; runs as its owner; setuid copy of a shell",
      "chmod u+s,chmod +s,chmod g+s,chmod 4755,chmod 4777,chmod 2755,-perm -4000,-perm -u=s,-perm /4000,bash -p,"
      "~-p"),
     ("T1068", "Exploitation for Privilege Escalation", "privilege escalation",
@@ -199,7 +202,8 @@ _TABLE = (
      "chmod,chown,chattr,setfacl,chmod 777,chmod +x,chgrp"),
     ("T1036.005", "Match Legitimate Name or Location", "defense evasion",
      "masquerading; fake process name; hidden binary; disguised as a system process; binary in tmp; "
-     "masquerade as a kernel thread; pretending to be a system binary; impersonate a system process",
+     "masquerade as a kernel thread; pretending to be a system binary; impersonate a system process; "
+     "fake daemon; fake sshd; lookalike binary; impostor process; system name from an odd path",
      "/tmp/.,/dev/shm/,/var/tmp/.,kworker,kthreadd,ksoftirqd,[kworker,~/tmp/"),
     ("T1036.004", "Masquerade Task or Service", "defense evasion",
      "fake service name; masquerade as a service; process named like a kernel thread; pretend to be a daemon",
@@ -287,7 +291,9 @@ _TABLE = (
     # -- discovery
     ("T1082", "System Information Discovery", "discovery",
      "system information; reconnaissance; recon; discovery; enumerate the system; host enumeration; "
-     "fingerprint the host; os version; situational awareness",
+     "fingerprint the host; os version; situational awareness; kernel version; linux version; os release; "
+     "distribution version; distro; cpu architecture; hardware details; system details; learn about the system; "
+     "operating system details",
      "uname,hostnamectl,/etc/os-release,lsb_release,/proc/version,/etc/issue,lscpu,dmidecode,~hostname,~df,"
      "~free,~uptime"),
     ("T1033", "System Owner/User Discovery", "discovery",
@@ -360,7 +366,8 @@ _TABLE = (
      "lolbin download; download with a lolbin; lolbas; payload download",
      "curl,wget,fetch,tftp,lwp-download,| sh,| bash,http://,https://,ftp://,-o /tmp,-o /dev/shm,~scp"),
     ("T1095", "Non-Application Layer Protocol", "command and control",
-     "raw tcp connection; netcat; socket connection; listener; non-application layer protocol",
+     "raw tcp connection; netcat; socket connection; listener; non-application layer protocol; "
+     "dev tcp; network device file; bash tcp redirection; connect back",
      "/dev/tcp/,/dev/udp/,nc -e,nc -l,ncat,socat,netcat,-e /bin/sh,-e /bin/bash,socket.socket,fsockopen,"
      "tcpsocket,rhost,rport,lport,exec 5<>,mkfifo,tcp-listen,tcp-connect,tcp:,openssl s_client,~nc"),
     ("T1071.001", "Web Protocols", "command and control", "http c2; beacon; beaconing; command and control over http; "

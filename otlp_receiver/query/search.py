@@ -292,6 +292,8 @@ def understand(query: str) -> Meaning:
     for word in spelled.values():  # a tool named in the query ("nmap", "insmod"): what it typifies
         for technique_id in _INDICATOR_WORDS.get(word, ()):
             techniques[technique_id] = NAMED_TOOL
+    for technique_id in _quoted_commands(query):
+        techniques[technique_id] = NAMED_TOOL
     if query_words:
         # A word the lexicon lacks is read as the lexicon words it stands for, if any, in its place.
         wanted: set[str] = set()
@@ -311,6 +313,14 @@ def understand(query: str) -> Meaning:
             parent = technique_id.split(".")[0]
             broader[parent] = max(weight, broader.get(parent, 0.0))
     return Meaning(techniques, broader, query_words, spelled)
+
+
+def _quoted_commands(query: str) -> set[str]:
+    """Techniques a command quoted in the query shows by its strong indicators of more than a word (`chmod u+s`,
+    `/dev/tcp/`, `pty.spawn`), read as in a command line: a tool's bare name is read by _INDICATOR_WORDS."""
+    text = " " + " ".join(query.lower().split()) + " "
+    return {technique_id for indicator, technique_ids in _QUOTABLE.items()
+            if indicator in text and _contains(text, indicator) for technique_id in technique_ids}
 
 
 @lru_cache(maxsize=4096)
@@ -488,6 +498,11 @@ def _by_indicator(command: bool) -> dict[str, frozenset[str]]:
 
 _COMMAND_INDICATORS = _by_indicator(command=True)
 _ANCESTRY_INDICATORS = _by_indicator(command=False)
+# The strong indicators of more than one word or with punctuation (`chmod u+s`, `/dev/tcp/`), by text.
+_QUOTABLE = {indicator: ids for indicator, ids in _COMMAND_INDICATORS.items()
+             if not _TOKEN.fullmatch(indicator) and len(indicator.strip("-~@ /.")) >= 3 and
+             all(weight == 1.0 for technique in TECHNIQUES.values() if technique.id in ids
+                 for text, weight in technique.indicators if text == indicator)}
 
 
 def _possible(text: str, by_indicator: dict[str, frozenset[str]]) -> set[str]:

