@@ -20,7 +20,8 @@ Values the kernel hex-encodes (argv with spaces, quotes or control bytes, `comm`
 Every parse is linear: bounded regular expressions whose every attempt fails in constant time, and
 lines over `MAX_LINE` are refused (`invalid`) before any field is read. What waits for its other
 records is bounded by count and by bytes, per (tenant, host) and in total; the oldest is evicted
-first, and evictions are counted.
+first, and evictions are counted. Past the total, the tenant with the most waiting gives way (its least
+recently used host's oldest event): another tenant's 11,000 incomplete events once evicted a pending exec.
 """
 
 from __future__ import annotations
@@ -217,7 +218,9 @@ class AuditAssembler:
         self.max_pending_bytes = max_pending_bytes
         self.max_host_pending = max_host_pending
         self.max_host_pending_bytes = max_host_pending_bytes
-        self._hosts: OrderedDict[tuple[str, str], _Host] = OrderedDict()  # least recently used first
+        # Per tenant, its hosts least recently used first; and each tenant's events waiting.
+        self._hosts: dict[str, OrderedDict[str, _Host]] = {}
+        self._waiting: dict[str, int] = {}
         self._count = 0
         self._size = 0
         self._evicted = 0
@@ -264,18 +267,21 @@ class AuditAssembler:
 
     def _merge(self, key: tuple[str, str], record: AuditRecord, size: int) -> _Event | None:
         """The completed exec event, if this record completed one."""
-        host = self._hosts.get(key)
+        tenant, name = key
+        hosts = self._hosts.get(tenant)
+        host = hosts.get(name) if hosts is not None else None
         if host is None:
             if record.type in _ENDS:
                 return None  # the end of an event not held: no exec, or one already emitted
-            host = self._hosts[key] = _Host()
-        self._hosts.move_to_end(key)
+            host = self._hosts.setdefault(tenant, OrderedDict())[name] = _Host()
+        self._hosts[tenant].move_to_end(name)
         event = host.events.get(record.serial)
         if event is None:
             if record.type in _ENDS:
                 return None
             event = host.events[record.serial] = _Event(record.time, record.node)
             self._count += 1
+            self._waiting[tenant] = self._waiting.get(tenant, 0) + 1
         host.events.move_to_end(record.serial)
         kept = event.merge(record, size)
         host.size += kept
@@ -292,18 +298,23 @@ class AuditAssembler:
         host.size -= event.size
         self._size -= event.size
         self._count -= 1
+        self._waiting[key[0]] -= 1
         self._drop_if_empty(key, host)
 
     def _drop_if_empty(self, key: tuple[str, str], host: _Host) -> None:
+        tenant, name = key
         if not host.events:
-            del self._hosts[key]
+            del self._hosts[tenant][name]
+        if not self._hosts[tenant]:
+            del self._hosts[tenant], self._waiting[tenant]
 
     def _evict(self, key: tuple[str, str], host: _Host) -> None:
         while host.events and (len(host.events) > self.max_host_pending or host.size > self.max_host_pending_bytes):
             self._evict_oldest(key, host)
         while self._hosts and (self._count > self.max_pending or self._size > self.max_pending_bytes):
-            oldest_key, oldest_host = next(iter(self._hosts.items()))
-            self._evict_oldest(oldest_key, oldest_host)
+            heaviest = max(self._waiting, key=self._waiting.__getitem__)  # a few tenants: the auth's list
+            name, oldest = next(iter(self._hosts[heaviest].items()))
+            self._evict_oldest((heaviest, name), oldest)
 
     def _evict_oldest(self, key: tuple[str, str], host: _Host) -> None:
         self._remove(key, host, next(iter(host.events)))

@@ -255,3 +255,19 @@ def test_a_key_sent_twice_is_read_by_its_first_value_as_the_table_reads_it() -> 
                            KeyValue(key="process.command_line", value=any_value(shell)),
                            KeyValue(key="process.command_line", value=any_value("ls -la"))])
     assert Normalizer().normalize("default", {}, rec).event.command_line.startswith("bash -i")
+
+
+def test_another_tenants_incomplete_events_do_not_evict_a_pending_exec() -> None:
+    """Past the total, the oldest host of all gave way: another tenant's 11,000 SYSCALL-only lines evicted a
+    pending exec, and its alert was never produced. Now the tenant with the most waiting gives way."""
+    assembler = AuditAssembler(max_pending=50, max_host_pending=20)
+    started = 'type=SYSCALL msg=audit(1795528933.512:7): syscall=59 success=yes exit=0 items=0 pid=7 uid=0 ' \
+              'comm="nc" exe="/usr/bin/nc"'
+    assert assembler.add("victim", "web-1", started).kind == "auditd_partial"
+    for host in range(6):
+        for serial in range(12):
+            assembler.add("flooder", f"h{host}", syscall_line(1000 + serial, 10))
+    assert assembler.take_evicted() > 0 and assembler.pending()[0] <= 50
+    found = assembler.add("victim", "web-1", 'type=EXECVE msg=audit(1795528933.512:7): argc=3 a0="nc" a1="-e" '
+                                            'a2="/bin/sh"')
+    assert found is not None and found.kind == "auditd"
