@@ -65,7 +65,7 @@ RECON_SELF = frozenset({"id", "whoami"})  # who they are, and what system this i
 RECON_WEIGHT = 0.35
 INCIDENT_IDLE = 3600.0  # an incident with no new event for this long is closed
 MAX_PROCESSES = 32768  # per host
-MAX_HOSTS = 4096
+MAX_HOSTS = 4096  # in all: past it, the tenant with the most hosts gives up its least recently seen one
 MAX_FILES = 4096  # per host
 MAX_SESSIONS = 2048  # per host
 MAX_ARGS_KEPT = 32
@@ -231,7 +231,10 @@ class ChainTracker:
     def __init__(self, max_processes: int = MAX_PROCESSES, max_hosts: int = MAX_HOSTS) -> None:
         self.max_processes = max_processes
         self.max_hosts = max_hosts
-        self._hosts: OrderedDict[tuple[str, str], _Host] = OrderedDict()
+        # Per tenant, its hosts least recently seen first. One tenant's execs from 4,200 new host names evicted
+        # another's: its web shell's chain split in three and its alerts fell to warn.
+        self._tenants: dict[str, OrderedDict[str, _Host]] = {}
+        self._host_count = 0
         self._lock = threading.Lock()
 
     # -- before scoring ---------------------------------------------------------------------------------
@@ -271,19 +274,33 @@ class ChainTracker:
     def parent_command_line(self, view: ChainView) -> str:
         """The command line of the event's parent, as far as the table knows it."""
         with self._lock:
-            host = self._hosts.get(view.key)
+            host = self._known(view.key)
             parent = host.nodes.get(view.node.parent_pid) if host and view.node.parent_pid is not None else None
             return " ".join(parent.args) if parent is not None else ""
 
     def _host(self, key: tuple[str, str]) -> _Host:
-        host = self._hosts.get(key)
-        if host is None:
-            host = self._hosts[key] = _Host()
-            while len(self._hosts) > self.max_hosts:
-                self._hosts.popitem(last=False)
-        else:
-            self._hosts.move_to_end(key)
+        tenant, name = key
+        hosts = self._tenants.setdefault(tenant, OrderedDict())
+        host = hosts.get(name)
+        if host is not None:
+            hosts.move_to_end(name)
+            return host
+        host = hosts[name] = _Host()
+        self._host_count += 1
+        while self._host_count > self.max_hosts:
+            heaviest = max(self._tenants, key=lambda t: len(self._tenants[t]))  # a few tenants: the auth's list
+            self._tenants[heaviest].popitem(last=False)
+            self._host_count -= 1
         return host
+
+    def _known(self, key: tuple[str, str]) -> _Host | None:
+        hosts = self._tenants.get(key[0])
+        return hosts.get(key[1]) if hosts is not None else None
+
+    def host_count(self) -> int:
+        """Hosts whose process tables are kept, of all tenants."""
+        with self._lock:
+            return self._host_count
 
     def _parent(self, host: _Host, event: ProcessEvent) -> Node | None:
         if event.parent_pid is None:
@@ -542,7 +559,7 @@ class ChainTracker:
                alert: float) -> Incident | None:
         """Joins the event to its chain's incident (or starts one) and remembers what it did."""
         with self._lock:
-            host = self._hosts.get(view.key)
+            host = self._known(view.key)
             if host is None:
                 return None
             node = view.node

@@ -429,8 +429,27 @@ def test_the_process_table_is_bounded():
         event = session.exec("true", 1, "init")
         event.host = host
         tracker.register("t", event)
-    assert len(tracker._hosts) == 3
-    assert all(len(h.nodes) <= 1000 for h in tracker._hosts.values())
+    assert tracker.host_count() == 3
+    assert all(len(h.nodes) <= 1000 for hosts in tracker._tenants.values() for h in hosts.values())
+
+
+def test_another_tenants_flood_of_hosts_does_not_evict_a_tenants_process_table():
+    """The table's hosts were one LRU for all tenants: one tenant's execs from 4,200 new host names evicted another
+    tenant's host, whose web shell's chain then split in three. Past the bound, the tenant with the most gives way."""
+    tracker = ChainTracker(max_hosts=10)
+    session = Session()
+    server = session.exec("php-fpm: pool www", 1, "systemd", uid=33)
+    shell = session.exec("sh -c id", server.pid, "php-fpm", uid=33)
+    for event in (server, shell):
+        tracker.register("victim", event)
+    for host in range(20):
+        flood = session.exec("true", 1, "init")
+        flood.host = f"flood-{host}"
+        tracker.register("flooder", flood)
+    command = session.exec("id", shell.pid, "sh", uid=33)
+    command.ancestors = ()
+    tracker.register("victim", command)
+    assert command.ancestors[:2] == ("sh", "php-fpm") and tracker.host_count() == 10
 
 
 _NAMES = st.sampled_from(["x", ".x", "bot", "run.sh", "", "dir/", "'x'"])
