@@ -283,7 +283,7 @@ def _rarity(query_words: Sequence[str], found_in: Sequence[frozenset[str]]) -> d
 
 @lru_cache(maxsize=1024)
 def understand(query: str) -> Meaning:
-    query = tactic_names(query)
+    query = tactic_names(without_exclusions(query))
     spelled = {stem(word): word for word in reversed(_TOKEN.findall(query.lower()))}
     query_words = tuple(dict.fromkeys(words(query)))
     techniques: dict[str, float] = {}
@@ -313,6 +313,21 @@ def understand(query: str) -> Meaning:
             parent = technique_id.split(".")[0]
             broader[parent] = max(weight, broader.get(parent, 0.0))
     return Meaning(techniques, broader, query_words, spelled)
+
+
+# What a query asks to leave out, to the end of its clause: "..., not the CI pipeline pulling npm packages",
+# "don't show me ordinary login shells; ...", "not interested in cron or logs, just show me ...". Its words would
+# otherwise be read as what is wanted (cron, package installs).
+_EXCLUSION = re.compile(r"\b(?:(?:do not|don'?t|doesn'?t) (?:show|want|care|need|include|mean)|but not|"
+                        r"not (?:the|interested|including|counting|any)|(?:please )?(?:skip|ignore|exclude|excluding|"
+                        r"leave out|except|other than)\b)[^;.!?]{0,300}?(?=[;.!?]|\bbut\b|\bjust\b|\bonly\b|$)",
+                        re.IGNORECASE)
+
+
+def without_exclusions(query: str) -> str:
+    """The query without what it asks to leave out (`_EXCLUSION`); the query itself when that is all it says."""
+    kept = _EXCLUSION.sub(" ", query)
+    return kept if kept.strip() else query
 
 
 def _quoted_commands(query: str) -> set[str]:

@@ -255,6 +255,15 @@ def test_everyday_ways_to_say_a_technique_are_read(query: str, technique: str) -
     assert max(meaning.techniques, key=meaning.techniques.__getitem__) == technique, meaning.techniques
 
 
+def test_what_a_query_asks_to_leave_out_is_not_read_as_wanted() -> None:
+    """`not the CI pipeline pulling npm packages` named package installs as much as the download asked for."""
+    wanted = understand("downloads of tools onto the box; don't show me crontab edits or cron jobs")
+    assert wanted.techniques.get("T1105", 0) >= 0.5 and "T1053.003" not in wanted.techniques, wanted.techniques
+    assert "cron" not in " ".join(wanted.words)
+    assert understand("not interested in cron, just show me reverse shells").techniques.get("T1053.003") is None
+    assert understand("don't show me cron").techniques.get("T1053.003")  # all it says: read as it is
+
+
 @pytest.mark.parametrize(("typed", "meant"), [("exfiltraiton", "exfiltration"), ("persistance", "persistence"),
                                               ("reconnaisance", "reconnaissance"),
                                               ("ransomwear", "ransomware"),  # two letters off a long word
