@@ -136,8 +136,8 @@ def test_yaml_testdata_decodes() -> None:
 
 
 def test_freed_heap_memory_is_given_back_before_refusing() -> None:
-    """Buffers freed into glibc's heap stay resident: 600 abandoned 4 MB gRPC messages kept the limiter
-    refusing every tenant after their connections closed. Above the soft limit the heap is trimmed first."""
+    """Buffers freed into glibc's heap stay resident (grpc's, after held 4 MB messages ended), and kept the limiter
+    refusing every tenant. Above the soft limit the heap is trimmed first."""
     blocks = [bytes(100_000) for _ in range(2000)]  # under glibc's mmap threshold: the heap's own pages
     pinned = bytes(100_000)  # above them, so the heap cannot shrink from its top by itself
     del blocks
