@@ -172,6 +172,13 @@ _WEB_CONFIGS = frozenset({".htaccess", ".user.ini"})
 _PRIVATE_KEY_NAME = re.compile(r"(?:^|/)(?:id_(?:rsa|dsa|ecdsa|ed25519)(?:_sk)?|identity)$")
 _PRIVATE_KEY_NAMES = ("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "identity")  # what a glob (`id_*`) may cover
 _GLOB = re.compile(r"[*?\[]")
+
+
+def _covers_private_keys(pattern: str) -> bool:
+    """A file name glob that SSH private keys' names match (`id_*`, `*`)."""
+    return any(fnmatch.fnmatchcase(key, pattern) for key in _PRIVATE_KEY_NAMES)
+
+
 _PROC_FILE = re.compile(r"^/proc/(?:\d{1,8}|self|\*|\$\([^)]{1,80}\)|\$\{?\w{1,32}\}?)/(mem|maps|environ|cmdline)$")
 
 
@@ -188,8 +195,7 @@ def location_of(path: str) -> Location | None:
     if "/.ssh/" in path or path.startswith(".ssh/") or path.startswith("~/.ssh/"):
         if name.startswith("authorized_keys"):
             return _AUTHORIZED_KEYS
-        if _PRIVATE_KEY_NAME.search(path) or (_GLOB.search(name) and any(
-                fnmatch.fnmatchcase(key, name) for key in _PRIVATE_KEY_NAMES)):
+        if _PRIVATE_KEY_NAME.search(path) or (_GLOB.search(name) and _covers_private_keys(name)):
             return _PRIVATE_KEY
         if name == "rc":
             return _SSH_RC
@@ -1084,9 +1090,7 @@ def _transfers(command: Command) -> list[Evidence]:
         raw_ip = where == "public"
         odd_port = where in ("public", "name") and url.group(3) not in (None, "80", "443", "8080", "8443")
         raw_scheme = url is not None and url.group(1).lower() in _RAW_SCHEMES
-        tftp_from_internet = program in ("tftp", "atftp") and any(address_class(o) == "public"
-                                                                   for o in _operands(command))
-        if url is None and tftp_from_internet:
+        if url is None and _tftp_from_internet(command):
             found.append(Evidence(0.3, f"{program} fetches from an internet address (TFTP serves local networks)",
                                   "T1105", COMMAND_AND_CONTROL))
         elif raw_ip or odd_port or raw_scheme:
@@ -1097,6 +1101,11 @@ def _transfers(command: Command) -> list[Evidence]:
         elif saved:
             found.append(Evidence(0.15, f"{program} downloads a file", "T1105", COMMAND_AND_CONTROL))
     return found
+
+
+def _tftp_from_internet(command: Command) -> bool:
+    """tftp or atftp naming a public address (TFTP serves local networks: PXE boot, switch firmware)."""
+    return command.program in ("tftp", "atftp") and any(address_class(o) == "public" for o in _operands(command))
 
 
 def posts_data(command: Command) -> bool:
@@ -1911,9 +1920,8 @@ _HASH_DATABASES = frozenset({"shadow", "gshadow"})  # getent's databases of pass
 
 
 def _names_private_keys(patterns: list[str]) -> bool:
-    """A name pattern of `find` for SSH private keys (`id_*`, `id_[rde]*`, `identity*`)."""
-    return any(p.lstrip("*?").startswith(("id_", "identity")) and
-               any(fnmatch.fnmatchcase(key, p) for key in _PRIVATE_KEY_NAMES) for p in patterns)
+    """A name pattern of `find` for SSH private keys by their own names (`id_*`, `identity*`; not `*id*`)."""
+    return any(p.lstrip("*?").startswith(("id_", "identity")) and _covers_private_keys(p) for p in patterns)
 
 
 def _discovery(command: Command) -> list[Evidence]:
