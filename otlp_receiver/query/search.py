@@ -334,8 +334,8 @@ def _quoted_commands(query: str) -> set[str]:
     """Techniques a command quoted in the query shows by its strong indicators of more than a word (`chmod u+s`,
     `/dev/tcp/`, `pty.spawn`), read as in a command line: a tool's bare name is read by _INDICATOR_WORDS."""
     text = " " + " ".join(query.lower().split()) + " "
-    return {technique_id for indicator, technique_ids in _QUOTABLE.items()
-            if indicator in text and _contains(text, indicator) for technique_id in technique_ids}
+    return {technique_id for indicator, technique_ids in _QUOTABLE.items() if _contains(text, indicator)
+            for technique_id in technique_ids}
 
 
 @lru_cache(maxsize=4096)
@@ -453,6 +453,20 @@ def _indicator_words() -> dict[str, tuple[str, ...]]:
 
 
 _INDICATOR_WORDS = _indicator_words()
+
+
+def _quotable_indicators() -> dict[str, tuple[str, ...]]:
+    """The strong indicators of more than a word or with punctuation (`chmod u+s`, `/dev/tcp/`), by text: what a
+    command pasted into a query is read by (a one-word one is in _INDICATOR_WORDS)."""
+    found: dict[str, list[str]] = {}
+    for technique in TECHNIQUES.values():
+        for indicator, weight in technique.indicators:
+            if weight == 1.0 and not _TOKEN.fullmatch(indicator) and len(indicator.strip("-~@ /.")) >= 3:
+                found.setdefault(indicator, []).append(technique.id)
+    return {text: tuple(ids) for text, ids in found.items()}
+
+
+_QUOTABLE = _quotable_indicators()
 _UNKNOWN_RARITY = max(_LEXICON_RARITY.values())
 # No longer word is two lexicon words, nor the start of one: the English stemmer takes fewer than 30 letters
 # off a word (each of its steps removes one suffix). _lexicon_parts tries every cut, and before this bound a
@@ -513,11 +527,6 @@ def _by_indicator(command: bool) -> dict[str, frozenset[str]]:
 
 _COMMAND_INDICATORS = _by_indicator(command=True)
 _ANCESTRY_INDICATORS = _by_indicator(command=False)
-# The strong indicators of more than one word or with punctuation (`chmod u+s`, `/dev/tcp/`), by text.
-_QUOTABLE = {indicator: ids for indicator, ids in _COMMAND_INDICATORS.items()
-             if not _TOKEN.fullmatch(indicator) and len(indicator.strip("-~@ /.")) >= 3 and
-             all(weight == 1.0 for technique in TECHNIQUES.values() if technique.id in ids
-                 for text, weight in technique.indicators if text == indicator)}
 
 
 def _possible(text: str, by_indicator: dict[str, frozenset[str]]) -> set[str]:
