@@ -41,13 +41,13 @@ def _malloc_trim() -> Callable[[], object]:
     return lambda: trim(0)
 
 
+_TRIM = _malloc_trim()
+
+
 def release_free_memory() -> None:
     """Collects garbage and returns the heap's free pages to the system."""
     gc.collect()
     _TRIM()
-
-
-_TRIM = _malloc_trim()
 
 
 def resident_bytes(process: psutil.Process | None = None) -> int:

@@ -157,10 +157,10 @@ class HttpServer:
                 return False
             self._serving += 1
             if victim is not None:
-                del self._waiting[victim]
+                peer, _ = self._waiting.pop(victim)
         if victim is not None:  # its thread sees the end of the stream and closes it
             log.debug("HTTP: at %d connections, closing one from %s waiting for a request",
-                      MAX_OPEN_CONNECTIONS, _peer(victim))
+                      MAX_OPEN_CONNECTIONS, peer)
             with contextlib.suppress(OSError):
                 victim.shutdown(socket.SHUT_RDWR)
         return True
@@ -172,11 +172,12 @@ class HttpServer:
         per_peer = Counter(peer for peer, _ in self._waiting.values())
         return min(self._waiting, key=lambda c: (-per_peer[self._waiting[c][0]], self._waiting[c][1]))
 
-    def waiting(self, connection: socket.socket, waits: bool) -> None:
-        """Notes a connection waiting for its next request line (it may be closed to make room), or no longer."""
+    def waiting(self, connection: socket.socket, peer: str | None) -> None:
+        """Notes a connection of `peer` waiting for its next request line (it may be closed to make room), or with
+        None, no longer waiting."""
         with self._idle:
-            if waits:
-                self._waiting[connection] = (_peer(connection), time.monotonic())
+            if peer is not None:
+                self._waiting[connection] = (peer, time.monotonic())
             else:
                 self._waiting.pop(connection, None)
 
@@ -347,6 +348,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._write_deadline: float | None = None
         self._extra_headers: dict[str, str] = {}
         self._body_unread = False
+        self._peer = _peer(self.connection)
         self.owner.track(self.connection, True)
 
     def finish(self) -> None:
@@ -354,7 +356,7 @@ class _Handler(BaseHTTPRequestHandler):
         super().finish()
 
     def address_string(self) -> str:
-        return _peer(self.connection)
+        return self._peer
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s %s", self.address_string(), format % args)
@@ -366,14 +368,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._reader.deadline = _deadline(wait)
         self._served += 1
         self._lines.budget = MAX_HEADER_BYTES  # the request line's bytes count too
-        self.owner.waiting(self.connection, True)
+        self.owner.waiting(self.connection, self._peer)
         try:
             super().handle_one_request()
         finally:
             self._lines.budget = None
 
     def parse_request(self) -> bool:
-        self.owner.waiting(self.connection, False)  # its request line came
+        self.owner.waiting(self.connection, None)  # its request line came
         config = self.owner.config
         self._reader.deadline = _deadline(config.read_header_timeout or config.read_timeout)
         self._lines.watching, self._lines.bare_cr = True, False
