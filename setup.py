@@ -11,4 +11,5 @@ setup(ext_modules=[
               include_dirs=["core"], depends=["core/otlpwire.h"], extra_compile_args=["-O2", "-Wall", "-Werror"]),
     Extension("otlp_receiver.normalize._repeats", ["otlp_receiver/normalize/_repeats.c"],
               include_dirs=["core"], depends=["core/otlpwire.h"], extra_compile_args=["-O2", "-Wall", "-Werror"]),
+    Extension("scoring._volatile", ["scoring/_volatile.c"], extra_compile_args=["-O2", "-Wall", "-Werror"]),
 ])
