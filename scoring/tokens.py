@@ -211,17 +211,24 @@ def event_tokens(event: ProcessEvent) -> tuple[tuple[str, ...], tuple[str, ...]]
         event.event_name, event.executable_name, event.parent_name, user_class(event.user_id),
         event.executable_path, event.ancestors[1:4], elevated_program(event), event.executable_deleted,
         *network_tokens(event))
-    arguments: list[str] = []
     args = event.args
+    truncated = len(args) > MAX_ARG_TOKENS + 1 or event.command_args_truncated
     keeps_modes = base_name(event.executable_name) in _MODE_SETTERS
-    for arg in args[1 : MAX_ARG_TOKENS + 1]:
+    return identity, _argument_tokens(args[1 : MAX_ARG_TOKENS + 1], keeps_modes, truncated)
+
+
+# Most execs repeat an argv seen before (a key holds at most MAX_COMMAND_LINE characters of arguments).
+@lru_cache(maxsize=1 << 12)
+def _argument_tokens(args: tuple[str, ...], keeps_modes: bool, truncated: bool) -> tuple[str, ...]:
+    arguments: list[str] = []
+    for arg in args:
         if keeps_modes and _OCTAL_MODE.fullmatch(arg):
             arguments.append("arg:" + arg)  # 4755 is not 0755: the setuid bit is the point
         else:
             arguments.extend(normalise_arg(arg[:MAX_ARG_SCAN]))
-    if len(args) > MAX_ARG_TOKENS + 1 or event.command_args_truncated:
+    if truncated:
         arguments.append("arg:<truncated>")
-    return identity, tuple(arguments)
+    return tuple(arguments)
 
 
 @lru_cache(maxsize=1 << 16)
