@@ -72,6 +72,7 @@ MAX_ARGS_KEPT = 32
 SUSPECT_ARRIVAL = 0.3  # evidence this strong about how a file arrived makes preparing and running it count in full
 MADE_EXECUTABLE_WEIGHT = 0.35  # making a suspect file executable; discounted for any other prepared file
 SERVERS = WEB_SERVERS | CGI_GATEWAYS | DATABASES
+_SHELLS_AND_INTERPRETERS = SHELLS | INTERPRETERS
 
 
 @dataclass(slots=True)
@@ -368,7 +369,7 @@ class ChainTracker:
         elif lineage.kind == "server" and lineage.via_shell and node.name not in SHELLS:
             view.evidence.append(Evidence(0.15, f"runs under a shell started by {lineage.origin}", "T1505.003",
                                           EXECUTION))
-        if node.name in SHELLS | INTERPRETERS and (_is_socket(event.stdin) or _is_socket(event.stdout)):
+        if node.name in _SHELLS_AND_INTERPRETERS and (_is_socket(event.stdin) or _is_socket(event.stdout)):
             view.evidence.append(Evidence(0.8, f"{node.name} with its input or output on a network socket "
                                                "(reverse shell)", "T1059.004", EXECUTION))
 

@@ -45,7 +45,10 @@ class HoldBack:
                 self.pending.pop(next(iter(self.pending)))  # oldest first: bounded memory under a flood
             # A copy: the row of a batch's embeddings would keep the whole batch's matrix alive while it waits.
             pattern = self.pending[key] = PendingPattern(when, example, executable, vector.copy(), techniques)
-        if all(abs(when - counted) >= self.window_seconds for counted in pattern.windows):
+        for counted in pattern.windows:  # a loop, not all(): this runs for every alert-level event
+            if abs(when - counted) < self.window_seconds:
+                break
+        else:
             pattern.windows.append(when)
         pattern.occurrences += 1
         if len(pattern.windows) >= self.windows_required:

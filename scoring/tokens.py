@@ -143,6 +143,11 @@ def elevated_program(event: ProcessEvent) -> str:
     launcher = base_name(event.executable_name)
     if not args or launcher not in ELEVATORS:
         return ""
+    return _elevated_in(launcher, args)
+
+
+@lru_cache(maxsize=1 << 12)  # asked several times of each event (tokens, "never run here"); sudo lines repeat
+def _elevated_in(launcher: str, args: tuple[str, ...]) -> str:
     takes_value = _ELEVATOR_VALUE_OPTIONS.get(launcher, frozenset())
     skip = False
     for arg in args[1:]:
