@@ -197,7 +197,7 @@ def _normalise_value(arg: str) -> tuple[str, ...]:
             cls = path_class(arg)
             if cls:
                 extra.append(f"pathclass:{cls}")
-        if _DIGIT.search(value):  # every volatile form below contains a digit
+        if _DIGIT.search(value):  # numbers and random names have one; a digitless hex id stays (stored keys)
             value = volatile_placeholders(value) if value.isascii() else _VOLATILE.sub(_placeholder, value)
     return (value[:MAX_TOKEN_LENGTH], *extra)
 
