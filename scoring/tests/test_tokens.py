@@ -12,7 +12,7 @@ import pytest
 
 from core import semconv
 from scoring._volatile import volatile_placeholders
-from scoring.tokens import _VOLATILE, _normalise_value
+from scoring.tokens import _VOLATILE, _normalise_value, _placeholder
 from testing import EVAL_DIR, EVAL_MISSING
 
 EVAL_FILES = ("benign_web", "benign_ci", "benign_admin", "chains_dev", "gtfobins_attacks")
@@ -20,7 +20,7 @@ UUID = "abcdefab-abcd-abcd-abcd-abcdefabcdef"
 
 
 def regex(value: str) -> str:
-    return _VOLATILE.sub(lambda m: f"<{m.lastgroup}>", value)
+    return _VOLATILE.sub(_placeholder, value)
 
 
 # Corner cases of the regex, with what it makes of them where that is not obvious.
