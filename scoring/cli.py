@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 1000
 PROGRESS_SECONDS = 5.0  # long work says how far it got this often (on stderr)
 _JSON = json.JSONEncoder(ensure_ascii=False)  # built once: dumps() with options builds one per line
+# For a line UTF-8 cannot carry: a lone surrogate, which a line's JSON may hold as `"\ud800"`, goes out escaped
+# as it came in.
+_ASCII_JSON = json.JSONEncoder()
 
 
 @dataclass(slots=True)
@@ -183,6 +186,14 @@ def _flush(engine: AnomalyEngine, batch: list[_Line], args: argparse.Namespace, 
                                      ANOMALY_INCIDENT_SCORE: verdict.incident_score})
                 if line.event.ancestors:
                     line.raw.setdefault(PROCESS_ANCESTORS, list(line.event.ancestors))
-                out.write(_JSON.encode(line.raw) + "\n")
+                _write_line(out, line.raw)
         start = end
     return len(batch)
+
+
+def _write_line(out: TextIO, raw: dict[str, Any]) -> None:
+    text = _JSON.encode(raw)
+    try:
+        out.write(text + "\n")
+    except UnicodeEncodeError:  # raised before anything of the line is written
+        out.write(_ASCII_JSON.encode(raw) + "\n")

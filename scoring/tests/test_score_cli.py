@@ -131,6 +131,18 @@ def test_a_line_json_cannot_read_is_skipped_and_the_rest_scored(tmp_path, hostil
     assert f"{source}:1: skipped: " in result.stderr and reason in result.stderr
 
 
+def test_a_lone_surrogate_goes_out_escaped_and_the_lines_after_it_are_scored(tmp_path):
+    """JSON may escape half of a surrogate pair (`"\\ud800"`), which UTF-8 cannot carry: writing it raised, and the
+    command stopped there, its batch unwritten."""
+    source = tmp_path / "surrogate.jsonl"
+    source.write_text(_line("ls", ["ls", "\ud800"]) + "\n" + _line("ls", ["ls", "-la"]) + "\n")
+    result = _run("score", "--baselines", str(tmp_path / "b"), str(source))
+    assert result.returncode == 0, result.stderr
+    odd, plain = result.stdout.splitlines()
+    assert "\\ud800" in odd and json.loads(odd)["process.command_args"] == ["ls", "\ud800"]
+    assert json.loads(odd)["anomaly_severity"] and json.loads(plain)["process.command_line"] == "ls -la"
+
+
 def test_acknowledging_many_events_writes_the_baseline_once(tmp_path):
     """Each acknowledgement written on its own made a LanceDB version each: 16 s and 12 MB for 1,000 lines."""
     lines = "\n".join(_line("worker", ["worker", f"--job-{word}"]) for word in ("alpha", "bravo", "charlie") * 100)
