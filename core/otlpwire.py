@@ -15,6 +15,7 @@ LogRecord.attributes is field 6.
 
 from __future__ import annotations
 
+import re
 import struct
 from typing import Any
 
@@ -98,6 +99,15 @@ def length_delimited(tag: bytes, payload: bytes) -> bytes:
 def field(number: int, payload: bytes) -> bytes:
     """A length-delimited field (wire type 2) by number."""
     return length_delimited(varint(number << 3 | 2), payload)
+
+
+# Half of a surrogate pair, which JSON may write alone (`"\ud800"`) and UTF-8 cannot carry.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def mend_lone_surrogates(value: str) -> str:
+    """`value` with each lone surrogate replaced by U+FFFD, as the receiver mends invalid UTF-8 in the bytes."""
+    return _LONE_SURROGATE.sub("\ufffd", value)
 
 
 def text(value: str) -> bytes:

@@ -29,6 +29,7 @@ from typing import Any
 
 from core import semconv
 from core.confmap import Duration
+from core.otlpwire import mend_lone_surrogates
 from otlp_receiver.component import DEFAULT_TENANT, BaselineKeeper, HttpRoute, PermanentError, RetryableError, Routes
 from otlp_receiver.query.incidents import SEVERITIES
 from otlp_receiver.query.service import MAX_GROUPS, MAX_LIMIT, MAX_QUERY_CHARS, Filter, QueryService
@@ -203,7 +204,8 @@ def _json_object(body: bytes, shape: str) -> dict[str, Any]:
         raise BadQuery("body is JSON nested too deeply") from exc
     if not isinstance(document, dict):
         raise BadQuery(f"expected {shape}")
-    return document
+    # As stored (the receiver mends them alike); the database refuses them as parameters: a 503 before.
+    return {key: mend_lone_surrogates(value) if isinstance(value, str) else value for key, value in document.items()}
 
 
 def _search_request(body: bytes) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from core.otlpwire import MAX_MESSAGES_PER_REQUEST, MAX_RECORDS_PER_REQUEST, count_parts
+from core.otlpwire import MAX_MESSAGES_PER_REQUEST, MAX_RECORDS_PER_REQUEST, count_parts, mend_lone_surrogates
 from otlp_receiver.component import Decoded
 from otlp_receiver.normalize.eventtime import FUTURE_SLACK_NANO
 from otlp_receiver.receivers.otlp.repair import (
@@ -138,7 +138,6 @@ def _json_document(body: bytes) -> tuple[dict[str, Any], int]:
 # `\ud800` written in a JSON string: valid JSON, but alone (not half of a pair) no UTF-8 text, so protobuf
 # refused the whole request where the same fault in bytes (invalid UTF-8) is mended.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _field_names(descriptor: Any, found: set[str]) -> set[str]:
@@ -164,8 +163,8 @@ def _mend_lone_surrogates(document: dict[str, Any]) -> int:
         node = stack.pop()
         items = [(k, v) for k, v in node.items() if k in _FIELD_NAMES] if isinstance(node, dict) else enumerate(node)
         for key, value in items:
-            if isinstance(value, str) and _LONE_SURROGATE.search(value):
-                node[key] = _LONE_SURROGATE.sub("\ufffd", value)
+            if isinstance(value, str) and (text := mend_lone_surrogates(value)) != value:
+                node[key] = text
                 mended += 1
             elif isinstance(value, dict | list):
                 stack.append(value)

@@ -87,6 +87,16 @@ def test_search_rejects_bad_requests_with_400(start_service, body: bytes, messag
     assert response.status_code == 400 and message in response.json()["error"]
 
 
+def test_a_lone_surrogate_in_a_request_is_searched_as_stored(start_service) -> None:  # type: ignore[no-untyped-def]
+    """JSON may escape half of a surrogate pair (`"\\ud800"`); ClickHouse refused it as a query parameter, and the
+    search answered 503, as if the database were down. The receiver stores such text mended (U+FFFD)."""
+    service = start_service()
+    url = f"http://{service.http_endpoint()}/telemetry/security/search"
+    body = b'{"query": "ls \\udfff", "workload": "web\\ud800"}'
+    response = requests.post(url, data=body, headers=AUTH_JSON, timeout=30)
+    assert response.status_code == 200 and response.json()["results"] == [], response.text
+
+
 def test_routes_reject_bad_parameters_and_answer_503_while_clickhouse_is_down(start_service) -> None:  # type: ignore[no-untyped-def]
     service = start_service("http://127.0.0.1:9/")  # nothing listens on the discard port
     base = f"http://{service.http_endpoint()}/api"
@@ -214,5 +224,6 @@ def test_acknowledged_event_stops_alerting_on_the_running_receiver(start_service
                 if r["command_line"] == HOOK]
     assert second["severity"] == "none" and second["score"] < 0.5, second
     assert "seen 1 times on this workload" in second["reasons"]
-    unknown = requests.post(f"{base}/api/acknowledge", json={"record_id": "nope:1"}, headers=AUTH, timeout=10)
-    assert unknown.status_code == 404
+    for record_id in ("nope:1", "nope:\ud800"):
+        unknown = requests.post(f"{base}/api/acknowledge", json={"record_id": record_id}, headers=AUTH, timeout=10)
+        assert unknown.status_code == 404, unknown.text
