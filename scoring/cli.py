@@ -12,12 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
+from core.confmap import ConfigError
 from core.event import InvalidEvent, ProcessEvent
 from core.runtime import tune_garbage_collection
 from core.semconv import (
@@ -84,7 +86,9 @@ def _files_and_baselines(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    engine = _open_engine(args)
+    engine = _prepare(args)
+    if engine is None:
+        return 2
     tune_garbage_collection()
     skipped = scored = 0
     verb = "learned" if args.learn_only else "scored"
@@ -103,44 +107,90 @@ def run(args: argparse.Namespace) -> int:
                     reported = time.monotonic()
                     log.info("%s %d events so far (%.0f/s)", verb, scored, scored / (reported - started))
         scored += _flush(engine, batch, args, sys.stdout)
+    except _Unreadable as exc:
+        print(f"procsight {args.command}: {exc}", file=sys.stderr)
+        return 1
     finally:
-        engine.close()
+        engine.close()  # what was learned until then is kept
     log.info("%s %d events, skipped %d bad lines", verb, scored, skipped)
     return 0
 
 
 def run_ack(args: argparse.Namespace) -> int:
-    engine = _open_engine(args)
+    engine = _prepare(args)
+    if engine is None:
+        return 2
     acknowledged = 0
     try:
         for item in _read_lines(args.files, args.workload, None):
             if item is not None:
                 engine.acknowledge(item.event, args.tenant, args.workload, persist=False)
                 acknowledged += 1
+    except _Unreadable as exc:
+        print(f"procsight {args.command}: {exc}", file=sys.stderr)
+        return 1
     finally:
         engine.close()  # writes what was acknowledged, once
     print(f"acknowledged {acknowledged} events as normal for workload {args.workload!r}", file=sys.stderr)
     return 0
 
 
-def _open_engine(args: argparse.Namespace) -> AnomalyEngine:
+def _prepare(args: argparse.Namespace) -> AnomalyEngine | None:
+    """Checks the input files, then opens the engine; None once a problem with the arguments is reported."""
+    unreadable = next((problem for name in args.files if (problem := _unreadable(name))), "")
+    if unreadable:
+        print(f"procsight {args.command}: {unreadable}", file=sys.stderr)
+        return None
     # Imported here: every `procsight` command registers this module, and the agent has no use for LanceDB.
     from scoring.engine import AnomalyEngine
 
-    return AnomalyEngine(EngineConfig(baselines=args.baselines, model=args.model))
+    try:
+        return AnomalyEngine(EngineConfig(baselines=args.baselines, model=args.model))
+    except ConfigError as exc:
+        print(f"procsight {args.command}: --{exc}", file=sys.stderr)
+        return None
+
+
+class _Unreadable(Exception):
+    """An input file failed while it was read."""
+
+
+def _unreadable(name: str) -> str:
+    """Why an input file cannot be read, or "". Checked without opening it: a pipe (`<(zcat x.gz)`) is read once."""
+    if name == "-":
+        return ""
+    if not os.path.exists(name):
+        return f"{name}: no such file"
+    if os.path.isdir(name):
+        return f"{name} is a directory: name JSONL files"
+    if not os.access(name, os.R_OK):
+        return f"{name}: not readable by this user"
+    return ""
 
 
 def _read_lines(files: list[str], workload: str, workload_field: str | None) -> Iterator[_Line | None]:
     for name in files:
-        stream: TextIO = sys.stdin if name == "-" else open(name, encoding="utf-8", errors="replace")  # noqa: SIM115
         try:
-            for number, text in enumerate(stream, start=1):
+            stream: TextIO = sys.stdin if name == "-" else open(name, encoding="utf-8", errors="replace")  # noqa: SIM115
+        except OSError as exc:  # gone, or its permissions changed, since the check before the start
+            raise _Unreadable(f"cannot read {name}: {exc.strerror}") from exc
+        try:
+            for number, text in _numbered(stream, name):
                 if not text.strip():
                     continue
                 yield _parse(text, name, number, workload, workload_field)
         finally:
             if stream is not sys.stdin:
                 stream.close()
+
+
+def _numbered(stream: TextIO, name: str) -> Iterator[tuple[int, str]]:
+    number = 0
+    try:
+        for number, text in enumerate(stream, start=1):
+            yield number, text
+    except OSError as exc:  # a disk or network file system failing under the read
+        raise _Unreadable(f"reading {name} failed after {number} lines: {exc.strerror or exc}") from exc
 
 
 def _parse(text: str, name: str, number: int, workload: str, workload_field: str | None) -> _Line | None:

@@ -112,6 +112,11 @@ class EngineConfig:
     max_workloads_per_tenant: int = 500
 
     def validate(self) -> None:
+        if not self.baselines.strip():
+            raise ConfigError("baselines", "is empty: name a directory (or object-store URI) for the baselines")
+        local = Path(self.baselines)
+        if "://" not in self.baselines and local.exists() and not local.is_dir():
+            raise ConfigError("baselines", f"{self.baselines} is a file: name a directory for the baselines")
         if self.sigma_rules and not Path(self.sigma_rules).is_dir():
             raise ConfigError("sigma_rules", f"{self.sigma_rules} is not a directory of Sigma rules")
         if self.model not in MODELS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -141,6 +142,44 @@ def test_a_lone_surrogate_goes_out_escaped_and_the_lines_after_it_are_scored(tmp
     odd, plain = result.stdout.splitlines()
     assert "\\ud800" in odd and json.loads(odd)["process.command_args"] == ["ls", "\ud800"]
     assert json.loads(odd)["anomaly_severity"] and json.loads(plain)["process.command_line"] == "ls -la"
+
+
+@pytest.mark.parametrize(("command", "problem"), [
+    (["score", "--baselines", "{tmp}/b", "{tmp}/missing.jsonl"], "{tmp}/missing.jsonl: no such file"),
+    (["score", "--baselines", "{tmp}/b", "{tmp}"], "{tmp} is a directory"),
+    (["score", "--baselines", "{tmp}/file", "{tmp}/trace.jsonl"], "--baselines: {tmp}/file is a file"),
+    (["ack", "--workload", "w", "--baselines", "", "{tmp}/trace.jsonl"], "--baselines: is empty"),
+], ids=["missing input", "directory input", "baselines a file", "baselines empty"])
+def test_arguments_that_cannot_work_are_refused_before_anything_is_read(tmp_path, command: list[str],
+                                                                         problem: str):
+    """They ended in a traceback; an empty --baselines wrote the baselines into the working directory."""
+    (tmp_path / "file").write_text("")
+    (tmp_path / "trace.jsonl").write_text(_line("ls", ["ls", "-la"]) + "\n")
+    result = _run(*(part.format(tmp=tmp_path) for part in command))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"procsight {command[0]}: {problem.format(tmp=tmp_path)}"), result.stderr
+    assert len(result.stderr.splitlines()) == 1 and not (tmp_path / "b").exists()
+
+
+def test_an_input_that_fails_while_read_ends_the_command_with_what_failed(tmp_path):
+    # /proc/self/mem opens, and its first read fails (EIO), as a failing disk or network file system would.
+    result = _run("score", "--baselines", str(tmp_path / "b"), "/proc/self/mem")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("procsight score: reading /proc/self/mem failed after 0 lines: Input/output error")
+
+
+def test_input_read_through_a_pipe_is_read_once(tmp_path):
+    """The check before the start does not open an input: a pipe (`<(zcat trace.gz)`) can be read only once."""
+    read, write = os.pipe()
+    with os.fdopen(write, "w") as writer:
+        writer.write(_line("ls", ["ls", "-la"]) + "\n")
+    try:
+        result = subprocess.run([PROCSIGHT, "score", "--baselines", str(tmp_path / "b"), f"/dev/fd/{read}"],
+                                capture_output=True, text=True, timeout=120, pass_fds=(read,))
+    finally:
+        os.close(read)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["process.command_line"] == "ls -la"
 
 
 def test_acknowledging_many_events_writes_the_baseline_once(tmp_path):
