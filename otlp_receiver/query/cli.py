@@ -106,11 +106,16 @@ def _severities(args: argparse.Namespace) -> tuple[str, ...]:
 
 def _query_directly(args: argparse.Namespace, kind: str) -> list[dict[str, Any]]:
     # Imported here: every `procsight` command registers this module, and only --clickhouse reads storage.
+    from otlp_receiver.exporters.clickhouse.transport import UNKNOWN_TABLE_CODES, ClickHouseError
     from otlp_receiver.query.service import Filter, QueryService
 
     try:
         config = decode(ClickHouseConfig, {"endpoint": args.clickhouse, "database": args.database,
                                            "logs_table_name": args.table}, "--clickhouse")
+        connection = config.connection()
+        if connection.kind == "chdb" and not os.path.isdir(connection.path):  # the engine would create it, empty
+            raise QueryError(f"--clickhouse: no embedded ClickHouse at {connection.path}: give the receiver's "
+                             "(its exporters.clickhouse endpoint, chdb://./procsight-data/clickhouse by default)")
         service = QueryService.from_exporter_config(config)
     except (ConfigError, PermanentError) as exc:
         raise QueryError(str(exc)) from None
@@ -120,6 +125,11 @@ def _query_directly(args: argparse.Namespace, kind: str) -> list[dict[str, Any]]
         where = Filter(args.tenant, _since_epoch(args), None, args.workload or "", args.host,
                        _severities(args), args.min_score)
         return service.anomalies(where, args.limit, by_incident=args.group == "incident")
+    except ClickHouseError as exc:
+        if exc.code in UNKNOWN_TABLE_CODES:
+            raise QueryError(f"no table {args.database}.{args.table} at {args.clickhouse}: has a receiver written "
+                             "there yet? (or name it with --database and --table)") from None
+        raise QueryError(str(exc)) from None
     except (ValueError, RetryableError, PermanentError) as exc:
         raise QueryError(str(exc)) from None
     finally:

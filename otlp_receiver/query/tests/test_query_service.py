@@ -507,6 +507,18 @@ def test_cli_reads_clickhouse_directly(clickhouse_dir: Path, capsys: pytest.Capt
     assert "sudo find / -exec /bin/sh ; -quit" in out and "cat /etc/shadow" not in out
 
 
+def test_cli_refuses_an_embedded_clickhouse_path_that_does_not_exist(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The engine created a mistyped path, then answered that database procsight does not exist."""
+    missing = tmp_path / "typo" / "clickhouse"
+    assert procsight("top", "--clickhouse", f"chdb://{missing}") == 1
+    assert f"no embedded ClickHouse at {missing}" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
+    (tmp_path / "empty").mkdir()
+    assert procsight("search", "miner", "--clickhouse", f"chdb://{tmp_path / 'empty'}") == 1
+    assert "no table procsight.security_events at chdb://" in capsys.readouterr().err
+
+
 def test_cli_explains_a_missing_receiver(capsys: pytest.CaptureFixture[str]) -> None:
     assert procsight("top", "--endpoint", "http://127.0.0.1:1") == 1
     assert "no receiver at http://127.0.0.1:1" in capsys.readouterr().err
