@@ -21,6 +21,11 @@ from otlp_receiver.processors.batch.config import Config
 from otlp_receiver.spool import SpoolEntry
 from otlp_receiver.telemetry import Telemetry
 
+# A batch also closes at this many bytes of requests, whatever its record count: send_batch_size counts records,
+# and a backlog of large ones (8,192 records of 1 MiB are 8 GiB) was read into memory as one batch, which
+# tripped the memory limiter for every sender. A single request bigger than this is a batch of its own.
+MAX_BATCH_BYTES = 64 * 2**20
+
 
 class BatchProcessor:
     def __init__(self, config: Config, name: str = "batch", telemetry: Telemetry | None = None) -> None:
@@ -33,22 +38,23 @@ class BatchProcessor:
             "procsight_batch_metadata_cardinality", "Distinct metadata_keys value combinations seen, by processor")
 
     def gather(self, first: SpoolEntry, read: ReadEntry) -> list[SpoolEntry]:
-        """`first` and the requests after it until send_batch_size records or the timeout, which runs from
-        when `first` was received, as the Collector's runs from the batch's first item: a request that
+        """`first` and the requests after it until send_batch_size records, MAX_BATCH_BYTES or the timeout, which
+        runs from when `first` was received, as the Collector's runs from the batch's first item: a request that
         waited in the spool while the pipeline was busy is not held again. Past the timeout the batch still
         takes the requests already spooled, so a backlog is sent in full batches."""
         entries = [first]
-        records = first.records
+        records, size = first.records, len(first.payload)
         if not 0 < records < self.config.send_batch_size or self.config.timeout <= 0:
             return entries  # full already, or `timeout: 0`: each request is sent as it comes
         waited = min(max(0.0, time.time() - first.received_ns / 1e9), self.config.timeout)
         deadline = time.monotonic() + self.config.timeout - waited
-        while records < self.config.send_batch_size:
+        while records < self.config.send_batch_size and size < MAX_BATCH_BYTES:
             entry = read(max(0.0, deadline - time.monotonic()))
             if entry is None:
                 break
             entries.append(entry)
             records += entry.records
+            size += len(entry.payload)
         return entries
 
     def partition(self, metadata: ClientMetadata) -> ClientMetadata:

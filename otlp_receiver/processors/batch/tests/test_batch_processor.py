@@ -11,6 +11,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from core.confmap import ConfigError, decode, load_yaml
 from otlp_receiver.component import LogBatch, TooManyPartitions
 from otlp_receiver.pipeline import Pipeline
+from otlp_receiver.processors.batch import processor
 from otlp_receiver.processors.batch.config import Config
 from otlp_receiver.processors.batch.processor import BatchProcessor
 from otlp_receiver.spool import Spool
@@ -43,6 +44,20 @@ def test_groups_reach_send_batch_size_in_whole_requests(tmp_path: Path) -> None:
         spool.append(payload(2), "default", 2)
     config = decode(Config, {"timeout": "1s", "send_batch_size": 5})
     assert groups_of(spool, config) == [(1, 3), (4, 6), (7, 7)]  # 6, 6 and the 2 left after the timeout
+
+
+def test_a_backlog_of_large_requests_is_batched_by_bytes_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """send_batch_size counts records: a backlog of large ones (8,192 of 1 MiB: 8 GiB) was read into memory as
+    one batch, and tripped the memory limiter for every sender."""
+    monkeypatch.setattr(processor, "MAX_BATCH_BYTES", 2000)
+    spool = Spool(tmp_path)
+    large = ExportLogsServiceRequest()
+    large.resource_logs.add().scope_logs.add().log_records.add().body.string_value = "x" * 700
+    for _ in range(5):
+        spool.append(large.SerializeToString(), "default", 1)
+    spool.append(payload(1), "default", 1)
+    config = decode(Config, {"timeout": "1s", "send_batch_size": 8192})
+    assert groups_of(spool, config) == [(1, 3), (4, 6)]  # 3 of ~700 bytes reach 2,000; the rest after the timeout
 
 
 def test_timeout_closes_a_small_batch(tmp_path: Path) -> None:
