@@ -26,6 +26,9 @@ from otlp_receiver.telemetry import Telemetry
 log = logging.getLogger(__name__)
 
 _POLL_SECONDS = 0.1  # how often a blocked submit or an idle consumer looks at the stop flag
+# The longest wait a server's Retry-After / RetryInfo gets when `max_elapsed_time` is 0 (no limit); otherwise that
+# is the longest. A server, or a proxy before it, asking for days stalled delivery, and the spool behind it, as long.
+MAX_SERVER_DELAY = 3600.0
 
 
 class _Attempt(Enum):
@@ -62,7 +65,8 @@ class Backoff:
         delay = self._current + self._rng.uniform(-spread, spread)
         self._current = min(self._current * self.config.multiplier, self.config.max_interval)
         # A server's Retry-After / RetryInfo is a floor: retrying sooner would only be throttled again.
-        return max(delay, retry_after or 0.0)
+        floor = min(retry_after or 0.0, self.config.max_elapsed_time or MAX_SERVER_DELAY)
+        return max(delay, floor)
 
 
 class QueuedExporter:

@@ -12,6 +12,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from core.confmap import ConfigError, Duration, decode, load_yaml
 from otlp_receiver.component import LogBatch, PermanentError, RetryableError
 from otlp_receiver.exporterhelper import Backoff, ExporterStoppedError, QueueConfig, QueuedExporter, RetryConfig
+from otlp_receiver.exporterhelper.queued import MAX_SERVER_DELAY
 from otlp_receiver.telemetry import Telemetry
 
 TESTDATA = Path(__file__).parent / "testdata"
@@ -125,6 +126,15 @@ def test_backoff_grows_to_the_cap_and_honours_retry_after() -> None:
                       random.Random(1))
     assert [backoff.next_delay() for _ in range(5)] == [1.0, 2.0, 4.0, 4.0, 4.0]
     assert backoff.next_delay(retry_after=9.0) == 9.0
+
+
+@pytest.mark.parametrize(("max_elapsed_time", "longest"), [("300s", 300.0), ("0s", MAX_SERVER_DELAY)])
+def test_a_server_asking_to_wait_for_days_is_retried_within_max_elapsed_time(max_elapsed_time: str,
+                                                                             longest: float) -> None:
+    """Retry-After: 99999999 (a misconfigured proxy) held the batch, and the spool behind it, for three years."""
+    backoff = Backoff(RetryConfig(max_elapsed_time=Duration(max_elapsed_time), randomization_factor=0.0))
+    assert backoff.next_delay(retry_after=99_999_999.0) == longest
+    assert backoff.next_delay(retry_after=60.0) == 60.0  # a sane request is honoured
 
 
 def test_backoff_jitter_stays_within_the_randomization_factor() -> None:
