@@ -21,7 +21,7 @@ from typing import Protocol
 
 import grpc
 
-from core import __version__
+from core import __version__, httpclient
 from otel_agent.config import ExporterConfig, TLSConfig
 from otel_agent.otlp import RequestEncoder
 
@@ -76,17 +76,17 @@ class HttpExporter:
         self._headers = {"Content-Type": "application/x-protobuf", "User-Agent": USER_AGENT, **headers}
         if self._gzip:
             self._headers["Content-Encoding"] = "gzip"
-        self._tls = _ssl_context(config.tls) if self.url.startswith("https://") else None
+        self._opener = httpclient.opener(context=_ssl_context(config.tls) if self.url.startswith("https://") else None)
 
     def export(self, records: Sequence[bytes]) -> None:
         body = self._encoder.encode(records)
         request = urllib.request.Request(self.url, data=gzip.compress(body, 5) if self._gzip else body,
                                          headers=self._headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout, context=self._tls) as answer:
+            with self._opener.open(request, timeout=self._timeout) as answer:
                 answer.read()
         except urllib.error.HTTPError as error:
-            raise ExportError(f"HTTP {error.code} from {self.url}") from None
+            raise ExportError(f"HTTP {error.code} from {self.url}{httpclient.redirect_hint(error)}") from None
         except (urllib.error.URLError, OSError) as error:
             raise ExportError(f"{self.url} is unreachable: {error}") from None
 

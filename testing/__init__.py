@@ -95,6 +95,40 @@ def serving_files(files: Mapping[str, bytes]) -> Iterator[str]:
         thread.join()
 
 
+@contextmanager
+def redirect_trap(status: int = 302) -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """An HTTP server on 127.0.0.1 answering every request with `status` to its own `/followed`, where it records
+    the headers of any request that followed (and answers 200). Yields (its URL, those headers)."""
+    followed: list[dict[str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path == "/followed":
+                followed.append({k.lower(): v for k, v in self.headers.items()})
+                self.send_response(200)
+            else:
+                self.send_response(status)
+                self.send_header("Location", f"http://127.0.0.1:{self.server.server_address[1]}/followed")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_POST = do_GET
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, name="test-http-redirect", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", followed
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 def self_signed_cert(directory: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 and localhost made with the openssl command: (cert.pem, key.pem)."""
     cert, key = directory / "cert.pem", directory / "key.pem"

@@ -11,7 +11,7 @@ from core.event import CONNECTION, ProcessEvent
 from otel_agent.counters import Counters
 from otel_agent.emitter import Emitter
 from otel_agent.tests.conftest import agent_config
-from testing import free_port, self_signed_cert, wait_until
+from testing import free_port, redirect_trap, self_signed_cert, wait_until
 from testing.otlp_sink import OtlpSink
 
 
@@ -143,6 +143,20 @@ def test_http_exporter_with_gzip_and_token(tmp_path, monkeypatch):
     assert record.attributes["process.pid"] == 10_003
     assert headers["authorization"] == "Bearer t0ken"
     assert headers["content-encoding"] == "gzip"
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307])
+def test_http_exporter_does_not_follow_a_redirect_and_keeps_the_records(tmp_path, monkeypatch, status):
+    """urllib followed a 301/302/303 with a GET to the Location, carrying the bearer token and not the records,
+    and its 200 counted them exported."""
+    monkeypatch.setenv("PROCSIGHT_TOKEN", "t0ken")
+    with redirect_trap(status) as (url, followed):
+        counters = Counters()
+        emitter = Emitter(agent_config(f"{url}/v1/logs", tmp_path, exporter={"protocol": "http"}), counters)
+        emitter.emit([exec_event(4)])
+        emitter.shutdown()
+    assert followed == []
+    assert counters.get("exported") == 0 and counters.get("spooled") == 1
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from core import httpclient
 from core.confmap import ConfigError, Duration, decode
 from otlp_receiver.component import DEFAULT_TENANT, PermanentError, RetryableError
 from otlp_receiver.exporters.clickhouse.config import Config as ClickHouseConfig
@@ -156,11 +157,12 @@ def _query_receiver(args: argparse.Namespace, kind: str) -> list[dict[str, Any]]
                 params[name] = getattr(args, name)
         request = urllib.request.Request(f"{base}/api/anomalies?{urllib.parse.urlencode(params)}", headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
+        with httpclient.opener().open(request, timeout=30) as answer:
             return json.loads(answer.read())["results"]
     except urllib.error.HTTPError as error:
         detail = error.read()[:300].decode("utf-8", "replace")
         hint = " (set PROCSIGHT_TOKEN to a token the receiver accepts)" if error.code in (401, 403) else ""
+        hint = hint or httpclient.redirect_hint(error)
         raise QueryError(f"{base} answered HTTP {error.code}{hint}: {detail}") from None
     except (urllib.error.URLError, OSError) as error:
         raise QueryError(f"no receiver at {base} ({error}); start `procsight receiver` or read ClickHouse "

@@ -26,6 +26,7 @@ from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
 
+from core import httpclient
 from otlp_receiver import configcompression
 from otlp_receiver.component import ClientAuthenticator, LogBatch, PermanentError, RetryableError
 from otlp_receiver.confighelpers import USER_AGENT
@@ -116,7 +117,9 @@ class OtlpHttpExporter:
 
     def _classify(self, error: urllib.error.HTTPError) -> Exception:
         detail = _status_message(error.read(), error.headers.get("Content-Type", ""))
-        message = f"{self.config.url} answered HTTP {error.code}: {detail}"
+        message = f"{self.config.url} answered HTTP {error.code}{httpclient.redirect_hint(error)}: {detail}"
+        if 300 <= error.code < 400:  # the endpoint is misconfigured: the records wait in the spool until it is fixed
+            return RetryableError(message)
         if error.code in _RETRYABLE_STATUS:
             return RetryableError(message, retry_after=retry_after_seconds(error.headers.get("Retry-After")))
         return PermanentError(message)
@@ -148,7 +151,7 @@ def build_opener(config: Config) -> urllib.request.OpenerDirector:
         handlers.append(urllib.request.ProxyHandler({"http": config.proxy_url, "https": config.proxy_url}))
     if config.cookies is not None:
         handlers.append(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-    return urllib.request.build_opener(*handlers)
+    return httpclient.opener(*handlers)
 
 
 class _Connections(urllib.request.HTTPHandler, urllib.request.HTTPSHandler):

@@ -12,6 +12,7 @@ from otlp_receiver.component import CreateSettings, LogBatch, PermanentError, Re
 from otlp_receiver.exporters.otlphttp import factory
 from otlp_receiver.exporters.otlphttp.exporter import retry_after_seconds, to_otlp_json
 from otlp_receiver.telemetry import Telemetry
+from testing import redirect_trap
 from testing.otlp_sink import Failure, OtlpSink
 
 TESTDATA = Path(__file__).parent / "testdata"
@@ -129,6 +130,18 @@ def test_status_codes_map_to_the_otlp_retry_rules(sink: OtlpSink, status: int, e
     with pytest.raises(expected, match=f"HTTP {status}: scripted failure") as caught:
         exporter.export(make_batch())
     assert getattr(caught.value, "retry_after", None) == retry_after
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_not_followed_and_the_records_wait(status: int) -> None:
+    """urllib followed a 301/302/303 with a GET to the Location, carrying the configured headers and not the
+    records, and read its 200 as delivery: the batch was committed, lost."""
+    with redirect_trap(status) as (url, followed):
+        exporter = start_exporter(url, headers={"X-Scope-OrgID": "team-a"})
+        with pytest.raises(RetryableError, match=f"HTTP {status} \\(a redirect to {url}/followed: procsight does "
+                                                 "not follow redirects"):
+            exporter.export(make_batch())
+    assert followed == []
 
 
 def test_unreachable_endpoint_is_retryable() -> None:
