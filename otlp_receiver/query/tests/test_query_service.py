@@ -626,9 +626,13 @@ def test_one_tenants_search_does_not_wait_for_anothers(tmp_path: Path) -> None:
     """All searches shared one lock held for the whole ranking: a tenant's search sent 2 s after a flooded
     tenant's waited minutes for it."""
     path = exported(tmp_path / "clickhouse", stored_batch("1", "team-f", flood(MAX_DERIVED_PER_SEARCH)),
-                    stored_batch("2", "team-g", [SINGLES[0]]))
+                    stored_batch("2", "team-g", [SINGLES[0]]),
+                    stored_batch("3", "team-h", flood(MAX_DERIVED_PER_SEARCH, start=MAX_DERIVED_PER_SEARCH)))
     with query_service(path) as query:
         query.search("team-g", "reverse shell")  # the small tenant's patterns are cached: its search is quick
+        started = time.monotonic()
+        query.search("team-h", "reverse shell")  # as long as team-f's will take (other lines, so none cached)
+        flooded_seconds = time.monotonic() - started
         finished: dict[str, float] = {}
 
         def flooded() -> None:
@@ -638,7 +642,8 @@ def test_one_tenants_search_does_not_wait_for_anothers(tmp_path: Path) -> None:
         worker = threading.Thread(target=flooded)
         worker.start()
         try:
-            time.sleep(0.5)  # the flooded tenant's search is ranking (reading its patterns takes a fraction of this)
+            # The flooded tenant's search is ranking by now: reading its patterns takes a fraction of this.
+            time.sleep(0.3 * flooded_seconds)
             assert query.search("team-g", "reverse shell")[0]["command_line"] == SINGLES[0].command
             answered = time.monotonic()
         finally:
