@@ -27,7 +27,7 @@ from otlp_receiver.component import (
     ReadEntry,
 )
 from otlp_receiver.exporterhelper import ExporterStoppedError, QueuedExporter
-from otlp_receiver.spool import Spool, SpoolClosedError, SpoolEntry, SpoolFullError
+from otlp_receiver.spool import Spool, SpoolClosedError, SpoolEntry, SpoolFullError, SpoolWriteError
 from otlp_receiver.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,10 @@ class Pipeline:
             self.spool.append(decoded.payload, tenant, decoded.accepted, metadata=partition)
         except SpoolFullError as exc:
             raise Backpressure(str(exc), retry_after=exc.retry_after, reason="spool_full") from exc
+        except SpoolWriteError as exc:
+            log.error("%s", exc)
+            raise Backpressure(str(exc), retry_after=exc.retry_after, reason="spool_write_failed",
+                               unavailable=True) from exc
         except SpoolClosedError as exc:
             raise Backpressure("the receiver is shutting down", retry_after=5.0, reason="shutting_down",
                                unavailable=True) from exc

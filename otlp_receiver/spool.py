@@ -17,7 +17,9 @@ Layout of `directory`:
                            and `W n` (everything up to n committed)
 
 A torn write (power loss in the middle of an append) leaves a short or corrupt tail: it is detected
-by the header/crc check at start-up, logged, counted and truncated; it was never acknowledged.
+by the header/crc check at start-up, logged, counted and truncated; it was never acknowledged. A disk that
+refuses a write (full, over quota, failing) leaves none: the part written is cut off again and `append`
+raises SpoolWriteError, which the receivers answer as retryable (UNAVAILABLE / 503).
 
 Corruption anywhere else (a flipped byte on disk) costs only the entries it hit: start-up and the
 reader step over a corrupt region to the next intact entry (`_intact_entries`), log it, and count the
@@ -29,6 +31,8 @@ a reused number would share its batch id (and ClickHouse deduplication token) wi
 from __future__ import annotations
 
 import bisect
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -59,6 +63,15 @@ FULL_RETRY_AFTER = 5.0
 
 class SpoolFullError(Exception):
     """The spool reached its size bound: the client should retry later."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SpoolWriteError(Exception):
+    """The disk refused the write (full, over quota, failing): the client should retry later. The request's
+    entry was cut off again; only when the fsync failed may it still be delivered, besides the retry."""
 
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
@@ -252,8 +265,11 @@ class Spool:
         _write_durably(self.directory / "groups.log", "".join(lines))
         self._groups_file = open(self.directory / "groups.log", "a", encoding="ascii")  # noqa: SIM115
 
+    def _segment_path(self, first_seq: int) -> Path:
+        return self.directory / f"{_SEGMENT_PREFIX}{first_seq:020d}.log"
+
     def _new_segment(self) -> None:
-        path = self.directory / f"{_SEGMENT_PREFIX}{self._next_seq:020d}.log"
+        path = self._segment_path(self._next_seq)
         path.touch()
         _fsync_dir(self.directory)
         self._segments.append(_Segment(first_seq=self._next_seq, path=path))
@@ -264,7 +280,8 @@ class Spool:
                metadata: dict[str, list[str]] | None = None) -> int:
         """Writes one request durably and returns its sequence number.
 
-        Raises SpoolFullError when the spool is at its size bound (nothing was written).
+        Raises SpoolFullError when the spool is at its size bound (nothing was written), SpoolWriteError when the
+        disk refused the entry.
         """
         received_ns = received_ns if received_ns is not None else time.time_ns()
         with self._lock:
@@ -281,28 +298,63 @@ class Spool:
                 self._refused_at = time.monotonic()
                 raise SpoolFullError(f"spool {self.name} is full ({self._bytes} of {self.max_bytes} bytes)",
                                      retry_after=FULL_RETRY_AFTER)
-            active = self._segments[-1]
-            if active.size and active.size + len(data) > self.segment_bytes:
-                self._rotate()
+            try:
                 active = self._segments[-1]
-            self._write_file.write(data)
+                if active.size and active.size + len(data) > self.segment_bytes:
+                    self._rotate()
+                    active = self._segments[-1]
+                self._write_entry(active, data)
+            except OSError as exc:
+                raise self._write_failed(exc) from exc
             self._next_seq = seq + 1
             self._written_seq = seq
             active.size += len(data)
             active.last_seq = seq
             self._bytes += len(data)
             self._depth_bytes.set(self._bytes, spool=self.name)
-        self._sync_through(seq)
+        try:
+            self._sync_through(seq)
+        except OSError as exc:
+            raise self._write_failed(exc) from exc
         with self._lock:
             self._readable.notify_all()
         return seq
 
+    def _write_entry(self, active: _Segment, data: bytes) -> None:
+        """All of `data` at the end of the active segment, or none of it: a short write (a disk filling up) is
+        continued, and a failed one cut off again, so no torn entry is left between intact ones."""
+        written = 0
+        view = memoryview(data)
+        try:
+            while written < len(data):
+                count = self._write_file.write(view[written:])
+                if not count:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                written += count
+        except OSError:
+            with contextlib.suppress(OSError):  # a disk failing this far leaves a torn entry the reader steps over
+                os.ftruncate(self._write_file.fileno(), active.size)
+            raise
+
+    def _write_failed(self, exc: OSError) -> SpoolWriteError:
+        return SpoolWriteError(f"spool {self.name} cannot write to {self.directory}: {exc.strerror or exc}; free space "
+                               "there, or fix the disk", retry_after=FULL_RETRY_AFTER)
+
     def _rotate(self) -> None:
+        """The next segment becomes the active one; a disk refusing it (OSError) leaves the current one active."""
         self._sync_file()
         self._synced_seq = max(self._synced_seq, self._written_seq)
+        path = self._segment_path(self._next_seq)
+        new_file = open(path, "ab", buffering=0)  # noqa: SIM115 - lives with the spool
+        try:
+            _fsync_dir(self.directory)
+        except OSError:
+            new_file.close()
+            path.unlink(missing_ok=True)
+            raise
         self._write_file.close()
-        self._new_segment()
-        self._write_file = open(self._segments[-1].path, "ab", buffering=0)  # noqa: SIM115
+        self._write_file = new_file
+        self._segments.append(_Segment(first_seq=self._next_seq, path=path))
 
     def _sync_through(self, seq: int) -> None:
         """Group commit: whoever holds the sync lock fsyncs everything written so far."""
@@ -572,4 +624,4 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["Spool", "SpoolClosedError", "SpoolEntry", "SpoolFullError"]
+__all__ = ["Spool", "SpoolClosedError", "SpoolEntry", "SpoolFullError", "SpoolWriteError"]

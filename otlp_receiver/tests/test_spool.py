@@ -7,11 +7,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from otlp_receiver.spool import Spool, SpoolFullError, encode_entry
+from otlp_receiver.spool import Spool, SpoolFullError, SpoolWriteError, encode_entry
+from otlp_receiver.telemetry import Telemetry
 
 
 def _drain(spool: Spool, timeout: float = 0.05) -> list:
@@ -195,8 +197,6 @@ def test_a_flipped_byte_anywhere_costs_at_most_the_entry_it_hit(tmp_path: Path) 
 
 
 def test_corruption_found_while_running_skips_the_entry_and_counts_it(tmp_path: Path) -> None:
-    from otlp_receiver.telemetry import Telemetry
-
     telemetry = Telemetry()
     spool = Spool(tmp_path, segment_bytes=300, telemetry=telemetry)
     payloads = [b"payload %02d " % i + b"x" * 40 for i in range(9)]
@@ -316,4 +316,50 @@ def test_entries_lost_to_corruption_are_committed_so_the_spool_drains(tmp_path: 
     reopened.commit(1, 3)
     reopened.commit(7, 9)
     assert reopened.uncommitted_entries() == 0
+    reopened.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB file system (tmpfs), mounted for the test: what a full disk does to writes and fsyncs."""
+    mountpoint = tmp_path / "disk"
+    mountpoint.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode:
+        pytest.skip(f"NOT CHECKED: cannot mount a small file system here ({mounted.stderr.strip()}); needs root")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=True)
+
+
+def _fill(disk: Path, leave: int) -> Path:
+    """Fills `disk` but for about `leave` bytes."""
+    free = shutil.disk_usage(disk).free
+    filler = disk / "filler"
+    filler.write_bytes(b"\0" * max(0, free - leave))
+    return filler
+
+
+def test_a_full_disk_refuses_the_entry_whole_and_the_spool_goes_on(small_disk: Path) -> None:
+    """A write the disk could hold only part of was left torn, its request answered 500 (which OTLP clients do not
+    retry), and an entry half written was acknowledged."""
+    telemetry = Telemetry()
+    spool = Spool(small_disk / "spool", telemetry=telemetry)
+    kept = spool.append(b"before", "default", 1)
+    segment = next((small_disk / "spool").glob("seg-*.log"))
+    size = segment.stat().st_size
+    filler = _fill(small_disk, leave=64 * 1024)
+    with pytest.raises(SpoolWriteError, match="No space left on device; free space there") as refused:
+        spool.append(b"x" * 200_000, "default", 1)  # part of it fits: written, then cut off again
+    assert refused.value.retry_after > 0 and segment.stat().st_size == size
+    small = spool.append(b"small", "default", 1)
+    filler.unlink()
+    large = spool.append(b"y" * 200_000, "default", 1)
+    assert [e.seq for e in _drain(spool)] == [kept, small, large]
+    spool.close()
+    reopened = Spool(small_disk / "spool", telemetry=telemetry)
+    assert [e.payload[:5] for e in _drain(reopened)] == [b"befor", b"small", b"yyyyy"]
+    assert telemetry.counter("procsight_spool_corrupt_entries_total", "").value(spool="spool") == 0
     reopened.close()
