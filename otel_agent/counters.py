@@ -15,6 +15,7 @@ NAMES = (
     "errors",  # captured events that failed in processing (each logged with its traceback)
     "spooled",  # records written to the disk spool
     "dropped_oldest",  # spooled records deleted unsent because the spool reached its size bound
+    "dropped_unwritable",  # records the spool's disk refused (full or failing): lost, logged as errors
     "exported",  # records the endpoint accepted
     "export_failures",  # export calls that failed (records went to the spool)
 )

@@ -3,11 +3,13 @@
 Records wait here while the endpoint is down (or the memory queue is full) and survive an agent restart.
 Beyond `max_bytes` whole oldest segments are deleted, and their records counted as `dropped_oldest`.
 A segment is a sequence of frames: a 4-byte little-endian length, then one encoded OTLP LogRecord.
-A frame cut short by a crash is ignored when the segment is read back.
+A frame cut short by a crash is ignored when the segment is read back. Records the disk refuses (full,
+failing) are cut off again, counted as `dropped_unwritable` and logged: the spool, and the agent, go on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import struct
@@ -79,14 +81,29 @@ class DiskSpool:
             if self._current is None:
                 self._current = max(self._sizes, default=0) + 1
                 self._sizes[self._current] = (0, 0)
-            with open(self._path(self._current), "ab") as handle:
-                handle.write(data)
             count, size = self._sizes[self._current]
+            if not self._write(self._path(self._current), size, data, len(records)):
+                return
             self._sizes[self._current] = (count + len(records), size + len(data))
             if size + len(data) >= self._segment_bytes:
                 self._current = None
             self._enforce_bound()
         self._counters.add("spooled", len(records))
+
+    def _write(self, path: Path, size: int, data: bytes, records: int) -> bool:
+        """Appends `data` to the segment of `size` bytes at `path`; False when the disk refused it (full, failing):
+        the part written is cut off again, and the records are counted lost (the agent keeps no more in memory)."""
+        try:
+            with open(path, "ab") as handle:
+                handle.write(data)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.truncate(path, size)
+            self._counters.add("dropped_unwritable", records)
+            log.error("spool %s cannot write %d records (%s): they are dropped; free space there", self._directory,
+                      records, exc.strerror or exc)
+            return False
+        return True
 
     def _enforce_bound(self) -> None:
         while self.bytes > self._max_bytes:
@@ -125,6 +142,12 @@ class DiskSpool:
                 return
             data = _frame(unsent)
             temporary = path.with_suffix(".tmp")
-            temporary.write_bytes(data)
-            os.replace(temporary, path)
+            try:
+                temporary.write_bytes(data)
+                os.replace(temporary, path)
+            except OSError as exc:  # the segment stays whole: its records sent already go again (duplicates)
+                temporary.unlink(missing_ok=True)
+                log.error("spool %s cannot rewrite %s (%s): its sent records will be sent again", self._directory,
+                          path.name, exc.strerror or exc)
+                return
             self._sizes[number] = (len(unsent), len(data))

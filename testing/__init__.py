@@ -129,6 +129,32 @@ def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         thread.join()
 
 
+class NoSmallFileSystem(Exception):
+    """`small_file_system` could not mount one (not root, or no tmpfs): the test cannot check a full disk."""
+
+
+@contextmanager
+def small_file_system(mountpoint: Path, size: str = "1m") -> Iterator[Path]:
+    """A real file system of `size` (tmpfs) mounted at `mountpoint` (created) while in use: what a full disk does to
+    writes and fsyncs. Raises NoSmallFileSystem where mounting is not allowed."""
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mountpoint)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode:
+        raise NoSmallFileSystem(f"cannot mount a small file system here ({mounted.stderr.strip()}); needs root")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=True)
+
+
+def fill(disk: Path, leave: int) -> Path:
+    """Fills the file system of `disk` but for about `leave` bytes; returns the file that does it."""
+    filler = disk / "filler"
+    filler.write_bytes(b"\0" * max(0, shutil.disk_usage(disk).free - leave))
+    return filler
+
+
 def self_signed_cert(directory: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 and localhost made with the openssl command: (cert.pem, key.pem)."""
     cert, key = directory / "cert.pem", directory / "key.pem"

@@ -14,6 +14,7 @@ import pytest
 
 from otlp_receiver.spool import Spool, SpoolFullError, SpoolWriteError, encode_entry
 from otlp_receiver.telemetry import Telemetry
+from testing import NoSmallFileSystem, fill, small_file_system
 
 
 def _drain(spool: Spool, timeout: float = 0.05) -> list:
@@ -321,25 +322,11 @@ def test_entries_lost_to_corruption_are_committed_so_the_spool_drains(tmp_path: 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 1 MiB file system (tmpfs), mounted for the test: what a full disk does to writes and fsyncs."""
-    mountpoint = tmp_path / "disk"
-    mountpoint.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)],
-                             capture_output=True, text=True, check=False)
-    if mounted.returncode:
-        pytest.skip(f"NOT CHECKED: cannot mount a small file system here ({mounted.stderr.strip()}); needs root")
     try:
-        yield mountpoint
-    finally:
-        subprocess.run(["umount", str(mountpoint)], check=True)
-
-
-def _fill(disk: Path, leave: int) -> Path:
-    """Fills `disk` but for about `leave` bytes."""
-    free = shutil.disk_usage(disk).free
-    filler = disk / "filler"
-    filler.write_bytes(b"\0" * max(0, free - leave))
-    return filler
+        with small_file_system(tmp_path / "disk") as disk:
+            yield disk
+    except NoSmallFileSystem as exc:
+        pytest.skip(f"NOT CHECKED: {exc}")
 
 
 def test_a_full_disk_refuses_the_entry_whole_and_the_spool_goes_on(small_disk: Path) -> None:
@@ -350,7 +337,7 @@ def test_a_full_disk_refuses_the_entry_whole_and_the_spool_goes_on(small_disk: P
     kept = spool.append(b"before", "default", 1)
     segment = next((small_disk / "spool").glob("seg-*.log"))
     size = segment.stat().st_size
-    filler = _fill(small_disk, leave=64 * 1024)
+    filler = fill(small_disk, leave=64 * 1024)
     with pytest.raises(SpoolWriteError, match="No space left on device; free space there") as refused:
         spool.append(b"x" * 200_000, "default", 1)  # part of it fits: written, then cut off again
     assert refused.value.retry_after > 0 and segment.stat().st_size == size
