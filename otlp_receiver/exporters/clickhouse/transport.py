@@ -5,7 +5,8 @@ All run the same SQL text with the same `{name:Type}` query parameters (ClickHou
 server-side, so user input never becomes SQL), and all insert the same Arrow IPC streams: chdb and HTTP
 send them as `FORMAT ArrowStream`, the native transport hands the same columns to the driver, which
 sends them as Native blocks. Failures come out as `RetryableError` (the engine or server may recover:
-network, overload, timeouts) or `PermanentError` (the statement or the data is wrong).
+network, overload, timeouts, a full disk) or `PermanentError` (the statement or the data is wrong). chdb's
+streaming insert does not report a full disk, so the embedded engine's inserts are checked against the table.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import logging
 import os
 import random
 import re
+import shutil
 import threading
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from clickhouse_connect.driver.binding import format_bind_value
 
 from otlp_receiver.component import PermanentError, RetryableError
@@ -160,12 +163,21 @@ class ChdbTransport:
         return _parse_json_each_row(result.bytes())
 
     def insert_arrow(self, table: str, columns: tuple[str, ...], stream: bytes, settings: Mapping[str, str]) -> None:
+        """Raises RetryableError when the table did not keep the rows. chdb's streaming insert reports them written
+        when the disk is full (NOT_ENOUGH_SPACE), and the batch counted delivered was lost. So the table's count is
+        read before and after (inserts are serialized on the session); a part already stored (a replay, which
+        deduplication drops) is told apart by its first and last RecordId."""
         statement = f"INSERT INTO {table} ({', '.join(columns)})" + _settings_clause(settings)
+        rows = pa.ipc.open_stream(pa.py_buffer(stream)).read_all()
 
         def insert(session: Any) -> None:
+            before = _count(session, table)
             with session.send_insert(statement, "ArrowStream") as inserter:
                 inserter.append(stream)
                 inserter.finish()
+            if _count(session, table) - before < rows.num_rows and not _already_stored(session, table, rows):
+                raise RetryableError(f"the embedded ClickHouse did not keep the {rows.num_rows} rows it took: is its "
+                                     f"disk full? ({_free_space(self._engine)}); the records wait in the spool")
 
         self._run(insert)
 
@@ -173,6 +185,36 @@ class ChdbTransport:
         if self._engine is not None:
             self._engine.release()
             self._engine = None
+
+
+def _count(session: Any, table: str) -> int:
+    return int(session.query(f"SELECT count() FROM {table}", "CSV").bytes())
+
+
+def _already_stored(session: Any, table: str, rows: pa.Table) -> bool:
+    """Whether the table holds the first and the last of `rows` (by RecordId, searched within their time span); True
+    for rows without record ids, which cannot be told apart (the engine's word is taken, as before)."""
+    if not rows.num_rows or "RecordId" not in rows.column_names:
+        return True
+    ids = rows.column("RecordId")
+    params = {"first": ids[0].as_py(), "last": ids[-1].as_py()}
+    where = "RecordId IN ({first:String}, {last:String})"
+    if "Timestamp" in rows.column_names:
+        span = pc.min_max(rows.column("Timestamp").cast(pa.int64()))
+        params |= {"from": span["min"].as_py(), "to": span["max"].as_py()}
+        where += " AND Timestamp BETWEEN fromUnixTimestamp64Nano({from:Int64}) AND fromUnixTimestamp64Nano({to:Int64})"
+    bound = {name: format_bind_value(value) for name, value in params.items()}
+    found = int(session.query(f"SELECT uniqExact(RecordId) FROM {table} WHERE {where}", "CSV", params=bound).bytes())
+    return found == (1 if params["first"] == params["last"] else 2)
+
+
+def _free_space(engine: _EmbeddedEngine | None) -> str:
+    if engine is None:
+        return "closed"
+    try:
+        return f"{shutil.disk_usage(engine.path).free / 2**20:,.0f} MiB free at {engine.path}"
+    except OSError as exc:
+        return f"{engine.path}: {exc.strerror}"
 
 
 def _settings_clause(settings: Mapping[str, str]) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -23,7 +25,7 @@ from otlp_receiver.exporters.clickhouse.exporter import OFFLOAD_MIN_RECORDS
 from otlp_receiver.exporters.clickhouse.schema import INSERT_COLUMNS, create_database_sql
 from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
 from otlp_receiver.telemetry import Telemetry
-from testing import free_port, self_signed_cert
+from testing import NoSmallFileSystem, free_port, self_signed_cert, small_file_system
 from testing.otlp_values import any_value
 
 # The upstream exporter's logs table as v0.150 and earlier created it (TimestampTime, no materialized columns),
@@ -191,6 +193,45 @@ def test_replayed_batch_lands_exactly_once(chdb_dir: str, database: str, async_i
     finally:
         exporter.shutdown()
     assert stats == [{"n": 101, "ids": 101}]
+
+
+# In a process of its own: chdb opens one path per process, and this one is on a small file system.
+FULL_DISK_EXPORT = """
+import os, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from clickhouse_batches import make_batch, make_exporter
+from otlp_receiver.component import RetryableError
+from testing import fill
+disk = Path(sys.argv[1])
+exporter = make_exporter(f"chdb://{disk / 'clickhouse'}", "full")
+filler = fill(disk, leave=256 * 1024)
+batch = make_batch("full-1", [os.urandom(500).hex() for _ in range(3000)])  # about 1.5 MB once compressed
+try:
+    exporter.export(batch)
+    print("exported while full")
+except RetryableError as error:
+    print("retryable:", error)
+filler.unlink()
+exporter.export(batch)  # the retry, once there is room
+(stored,) = exporter.transport.query(f"SELECT count() AS n, uniqExact(RecordId) AS ids FROM {exporter.table}")
+print("stored", stored["n"], stored["ids"])
+exporter.shutdown()
+"""
+
+
+def test_a_full_disk_is_a_retryable_failure_not_a_lost_batch(tmp_path: Path) -> None:
+    """chdb's streaming insert reported the rows of a part it could not write (NOT_ENOUGH_SPACE) as written: the batch
+    was committed and lost. The retry after the disk has room again stores it once."""
+    try:
+        with small_file_system(tmp_path / "disk", size="32m") as disk:
+            ran = subprocess.run([sys.executable, "-c", FULL_DISK_EXPORT, str(disk), str(Path(__file__).parent)],
+                                 capture_output=True, text=True, timeout=120, check=False)
+    except NoSmallFileSystem as exc:
+        pytest.skip(f"NOT CHECKED: {exc}")
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "retryable: the embedded ClickHouse did not keep the 3000 rows it took: is its disk full?" in ran.stdout
+    assert "stored 3000 3000" in ran.stdout
 
 
 def test_large_batches_are_encoded_in_the_helper_process(chdb_dir: str, database: str,
