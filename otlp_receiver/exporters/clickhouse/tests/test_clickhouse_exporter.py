@@ -23,7 +23,7 @@ from otlp_receiver.exporters.clickhouse import exporter as exporter_module
 from otlp_receiver.exporters.clickhouse.columns import encode_parts, value_to_text
 from otlp_receiver.exporters.clickhouse.exporter import OFFLOAD_MIN_RECORDS
 from otlp_receiver.exporters.clickhouse.schema import INSERT_COLUMNS, create_database_sql
-from otlp_receiver.exporters.clickhouse.transport import ChdbTransport
+from otlp_receiver.exporters.clickhouse.transport import ChdbTransport, classify
 from otlp_receiver.telemetry import Telemetry
 from testing import NoSmallFileSystem, free_port, self_signed_cert, small_file_system
 from testing.otlp_values import any_value
@@ -193,6 +193,17 @@ def test_replayed_batch_lands_exactly_once(chdb_dir: str, database: str, async_i
     finally:
         exporter.shutdown()
     assert stats == [{"n": 101, "ids": 101}]
+
+
+@pytest.mark.parametrize(("message", "retryable"), [
+    ("Code: 243. DB::Exception: Cannot reserve 2.88 MiB, not enough space. (NOT_ENOUGH_SPACE)", True),
+    ("Code: 75. DB::Exception: Cannot write to file /var/lib/clickhouse/x: (CANNOT_WRITE_TO_FILE_DESCRIPTOR)", True),
+    ("Code: 241. DB::Exception: Memory limit (total) exceeded. (MEMORY_LIMIT_EXCEEDED)", True),
+    ("Code: 62. DB::Exception: Syntax error: failed at position 1. (SYNTAX_ERROR)", False),
+])
+def test_a_server_out_of_disk_is_retried_and_a_wrong_statement_is_not(message: str, retryable: bool) -> None:
+    """A server's full disk was a permanent failure: its batches were refused for good, and lost."""
+    assert isinstance(classify(RuntimeError(message)), RetryableError) is retryable
 
 
 # In a process of its own: chdb opens one path per process, and this one is on a small file system.
