@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
                     reported = time.monotonic()
                     log.info("%s %d events so far (%.0f/s)", verb, scored, scored / (reported - started))
         scored += _flush(engine, batch, args, sys.stdout)
-    except _Unreadable as exc:
+        _flush_output(sys.stdout)
+    except _FileFailed as exc:
         print(f"procsight {args.command}: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -126,7 +127,7 @@ def run_ack(args: argparse.Namespace) -> int:
             if item is not None:
                 engine.acknowledge(item.event, args.tenant, args.workload, persist=False)
                 acknowledged += 1
-    except _Unreadable as exc:
+    except _FileFailed as exc:
         print(f"procsight {args.command}: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -151,8 +152,8 @@ def _prepare(args: argparse.Namespace) -> AnomalyEngine | None:
         return None
 
 
-class _Unreadable(Exception):
-    """An input file failed while it was read."""
+class _FileFailed(Exception):
+    """An input file failed while it was read, or the output while it was written: said in one line."""
 
 
 def _unreadable(name: str) -> str:
@@ -173,7 +174,7 @@ def _read_lines(files: list[str], workload: str, workload_field: str | None) -> 
         try:
             stream: TextIO = sys.stdin if name == "-" else open(name, encoding="utf-8", errors="replace")  # noqa: SIM115
         except OSError as exc:  # gone, or its permissions changed, since the check before the start
-            raise _Unreadable(f"cannot read {name}: {exc.strerror}") from exc
+            raise _FileFailed(f"cannot read {name}: {exc.strerror}") from exc
         try:
             for number, text in _numbered(stream, name):
                 if not text.strip():
@@ -190,7 +191,7 @@ def _numbered(stream: TextIO, name: str) -> Iterator[tuple[int, str]]:
         for number, text in enumerate(stream, start=1):
             yield number, text
     except OSError as exc:  # a disk or network file system failing under the read
-        raise _Unreadable(f"reading {name} failed after {number} lines: {exc.strerror or exc}") from exc
+        raise _FileFailed(f"reading {name} failed after {number} lines: {exc.strerror or exc}") from exc
 
 
 def _parse(text: str, name: str, number: int, workload: str, workload_field: str | None) -> _Line | None:
@@ -241,9 +242,24 @@ def _flush(engine: AnomalyEngine, batch: list[_Line], args: argparse.Namespace, 
     return len(batch)
 
 
+def _flush_output(out: TextIO) -> None:
+    """What is still buffered, written now: failing at the interpreter's exit, it would not be reported."""
+    try:
+        out.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise _FileFailed(f"cannot write the output: {exc.strerror or exc}") from exc
+
+
 def _write_line(out: TextIO, raw: dict[str, Any]) -> None:
     text = _JSON.encode(raw)
     try:
-        out.write(text + "\n")
-    except UnicodeEncodeError:  # raised before anything of the line is written
-        out.write(_ASCII_JSON.encode(raw) + "\n")
+        try:
+            out.write(text + "\n")
+        except UnicodeEncodeError:  # raised before anything of the line is written
+            out.write(_ASCII_JSON.encode(raw) + "\n")
+    except BrokenPipeError:
+        raise  # the reader left (`| head`): procsight/cli.py stops quietly
+    except OSError as exc:  # a full disk under `> scored.jsonl`
+        raise _FileFailed(f"cannot write the output: {exc.strerror or exc}") from exc

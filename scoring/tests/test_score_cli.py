@@ -14,7 +14,7 @@ import pytest
 
 from scoring.baseline import REGISTRY_TABLE, table_name
 from scoring.config import EngineConfig
-from testing import EVAL_DIR, EVAL_MISSING
+from testing import EVAL_DIR, EVAL_MISSING, NoSmallFileSystem, fill, small_file_system
 
 PROCSIGHT = shutil.which("procsight", path=str(Path(sys.executable).parent))
 
@@ -166,6 +166,35 @@ def test_an_input_that_fails_while_read_ends_the_command_with_what_failed(tmp_pa
     result = _run("score", "--baselines", str(tmp_path / "b"), "/proc/self/mem")
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith("procsight score: reading /proc/self/mem failed after 0 lines: Input/output error")
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly_and_what_was_learned_is_kept(tmp_path):
+    """`procsight score big.jsonl | head` ended in a BrokenPipeError traceback."""
+    trace = tmp_path / "big.jsonl"
+    trace.write_text("".join(_line("ls", ["ls", f"/srv/{i % 40}"]) + "\n" for i in range(5000)))
+    assert PROCSIGHT
+    scoring = subprocess.Popen([PROCSIGHT, "score", "--baselines", str(tmp_path / "b"), str(trace)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert scoring.stdout is not None and json.loads(scoring.stdout.readline())["process.executable.name"] == "ls"
+    scoring.stdout.close()  # as `head -1` does
+    _, errors = scoring.communicate(timeout=120)
+    assert scoring.returncode == 141 and "Traceback" not in errors and "Exception ignored" not in errors, errors
+    assert any(path.name.startswith("b_default_default") for path in (tmp_path / "b").iterdir())
+
+
+def test_an_output_on_a_full_disk_is_reported_in_one_line(tmp_path):
+    try:
+        with small_file_system(tmp_path / "disk") as disk:
+            fill(disk, leave=0)
+            source = tmp_path / "trace.jsonl"
+            source.write_text("".join(_line("ls", ["ls", f"/srv/{i}"]) + "\n" for i in range(2000)))
+            with open(disk / "scored.jsonl", "w") as output:
+                result = subprocess.run([PROCSIGHT, "score", "--baselines", str(tmp_path / "b"), str(source)],
+                                        stdout=output, stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    except NoSmallFileSystem as exc:
+        pytest.skip(f"NOT CHECKED: {exc}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "procsight score: cannot write the output: No space left on device" in result.stderr
 
 
 def test_input_read_through_a_pipe_is_read_once(tmp_path):
