@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from core.confmap import ConfigError
+from core.confmap import ConfigError, check
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,11 @@ def run_agent(args: argparse.Namespace) -> int:
         config.exporter.protocol = args.protocol
     if args.spool:
         config.spool.directory = args.spool
+    try:
+        check(config)  # the flags too
+    except ConfigError as exc:
+        print(f"procsight agent: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from core.confmap import ConfigError, Duration, check_positive, decode, load_yaml
 from core.otlpwire import MAX_RECORDS_PER_REQUEST
@@ -93,7 +94,43 @@ class ExporterConfig:
             raise ConfigError("compression", f"must be gzip or none, got {self.compression!r}")
         if not self.endpoint:
             raise ConfigError("endpoint", "required")
+        # A mistyped endpoint ran an agent that only failed, at every export, or raised in the exporter's thread.
+        scheme = self.endpoint.split("://", 1)[0] if "://" in self.endpoint else "http"
+        problem = f"the scheme {scheme!r} (http or https)" if scheme not in ("http", "https") else _address_problem(
+            self.logs_url() if self.protocol == "http" else f"grpc://{self.grpc_target()}")
+        if problem:
+            raise ConfigError("endpoint", f"{problem} in {self.endpoint!r}: give HOST:PORT, or for http a URL such as "
+                                          "http://HOST:4318")
         check_positive(self, "timeout")
+
+    def logs_url(self) -> str:
+        """For http: a URL as given, HOST:PORT as http(s)://HOST:PORT; without a path, /v1/logs."""
+        url = self.endpoint
+        if "://" not in url:
+            url = f"{'http' if self.tls.insecure else 'https'}://{url}"
+        if url.count("/") < 3:
+            url += "/v1/logs"
+        return url
+
+    def grpc_target(self) -> str:
+        """For grpc: HOST:PORT (a scheme given with it is dropped)."""
+        return self.endpoint.split("://", 1)[-1]
+
+
+def _address_problem(url: str) -> str:
+    """What is wrong with an exporter's URL, or ""."""
+    if any(character.isspace() or not character.isprintable() for character in url):
+        return "a space or control character"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535"
+        return str(exc).lower()
+    if not parts.hostname:
+        return "no host"
+    if parts.scheme == "grpc" and (port is None or parts.path):
+        return "no port" if port is None else "a path (gRPC takes HOST:PORT)"
+    return ""
 
 
 @dataclass

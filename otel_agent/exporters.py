@@ -46,7 +46,7 @@ class GrpcExporter:
         self._encoder = encoder
         self._timeout = config.timeout
         self._metadata = tuple((name.lower(), value) for name, value in headers.items())  # gRPC wants lowercase
-        target = config.endpoint.split("://", 1)[-1]
+        target = config.grpc_target()
         options = [("grpc.primary_user_agent", USER_AGENT)]
         compression = grpc.Compression.Gzip if config.compression == "gzip" else grpc.Compression.NoCompression
         if config.tls.insecure:
@@ -72,7 +72,7 @@ class HttpExporter:
         self._encoder = encoder
         self._timeout = config.timeout
         self._gzip = config.compression == "gzip"
-        self.url = _logs_url(config)
+        self.url = config.logs_url()
         self._headers = {"Content-Type": "application/x-protobuf", "User-Agent": USER_AGENT, **headers}
         if self._gzip:
             self._headers["Content-Encoding"] = "gzip"
@@ -103,16 +103,6 @@ def build_exporter(config: ExporterConfig, encoder: RequestEncoder) -> RecordExp
     if config.protocol == "grpc":
         return GrpcExporter(config, encoder, headers)
     return HttpExporter(config, encoder, headers)
-
-
-def _logs_url(config: ExporterConfig) -> str:
-    """A URL as given, HOST:PORT as http(s)://HOST:PORT; without a path, /v1/logs."""
-    url = config.endpoint
-    if "://" not in url:
-        url = f"{'http' if config.tls.insecure else 'https'}://{url}"
-    if url.count("/") < 3:
-        url += "/v1/logs"
-    return url
 
 
 def _ssl_context(tls: TLSConfig) -> ssl.SSLContext:

@@ -55,6 +55,13 @@ def test_agent_command_explains_a_bad_config(tmp_path):
     assert "mode" in done.stderr and "kprobes" in done.stderr
 
 
+def test_a_mistyped_endpoint_flag_is_refused_before_the_agent_starts():
+    done = subprocess.run([sys.executable, "-m", "procsight", "agent", "--endpoint", "127.0.0.1:99999", "--mode",
+                           "proc"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "procsight agent: exporter.endpoint: port out of range 0-65535 in '127.0.0.1:99999'" in done.stderr
+
+
 def _modules_loaded_by(imports: str, prefixes: tuple[str, ...]) -> list[str]:
     code = f"import json, sys, {imports}; print(json.dumps([m for m in sys.modules if m.startswith({prefixes!r})]))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)

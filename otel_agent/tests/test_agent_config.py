@@ -58,7 +58,27 @@ def test_misspelt_key_names_file_key_and_suggestion():
     ({"spool": {"max_size_mib": 0}}, "spool.max_size_mib"),
     ({"exporter": {"tls": {"cert_file": "/nonexistent.pem", "key_file": "/nonexistent.key"}}}, "no such file"),
     ({"capture": {"cpu_threshold_percent": "high"}}, "cpu_threshold_percent"),
+    # A mistyped endpoint ran an agent whose every export failed, or raised in the exporter's thread.
+    ({"exporter": {"endpoint": "127.0.0.1:99999"}}, "exporter.endpoint: port out of range"),
+    ({"exporter": {"endpoint": "collector.example"}}, "exporter.endpoint: no port"),
+    ({"exporter": {"endpoint": "ftp://collector.example:21", "protocol": "http"}}, "the scheme 'ftp'"),
+    ({"exporter": {"endpoint": "http://[::1:4318", "protocol": "http"}}, "invalid ipv6 url"),
+    ({"exporter": {"endpoint": "collector.example:4318/v1/logs\r\nX-Injected: 1", "protocol": "http"}},
+     "a space or control character"),
+    ({"exporter": {"endpoint": "http://collector.example:4317/v1/logs"}}, r"a path \(gRPC takes HOST:PORT\)"),
 ])
 def test_invalid_settings_are_clear_errors(data, fragment):
     with pytest.raises(ConfigError, match=fragment):
         decode(AgentConfig, data, source="agent.yaml")
+
+
+@pytest.mark.parametrize(("endpoint", "protocol", "url"), [
+    ("collector.example:4317", "grpc", "collector.example:4317"),
+    ("[::1]:4317", "grpc", "[::1]:4317"),
+    ("http://collector.example:4317", "grpc", "collector.example:4317"),
+    ("collector.example:4318", "http", "http://collector.example:4318/v1/logs"),
+    ("https://collector.example/otlp/v1/logs", "http", "https://collector.example/otlp/v1/logs"),
+])
+def test_endpoints_as_users_write_them_are_taken(endpoint, protocol, url):
+    exporter = decode(AgentConfig, {"exporter": {"endpoint": endpoint, "protocol": protocol}}).exporter
+    assert (exporter.grpc_target() if protocol == "grpc" else exporter.logs_url()) == url
