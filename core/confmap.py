@@ -29,6 +29,7 @@ import typing
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -105,6 +106,19 @@ def check_positive(section: object, *names: str) -> None:
         value = getattr(section, name)
         if value <= 0:
             raise ConfigError(name, f"must be greater than zero, got {value}")
+
+
+def url_problem(url: str) -> str:
+    """For `validate()`: what makes an endpoint URL unusable (a space or control character, a broken IPv6 address, a
+    port out of range, no host), or "". A mistyped endpoint otherwise runs, and fails at every send."""
+    if any(character.isspace() or not character.isprintable() for character in url):
+        return "a space or control character"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port out of range
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535"
+        return str(exc).lower()
+    return "" if parts.hostname else "no host"
 
 
 Raw = typing.NewType("Raw", object)

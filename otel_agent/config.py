@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from core.confmap import ConfigError, Duration, check_positive, decode, load_yaml
+from core.confmap import ConfigError, Duration, check_positive, decode, load_yaml, url_problem
 from core.otlpwire import MAX_RECORDS_PER_REQUEST
 
 MODES = ("auto", "ebpf", "netlink", "proc")
@@ -119,18 +119,11 @@ class ExporterConfig:
 
 def _address_problem(url: str) -> str:
     """What is wrong with an exporter's URL, or ""."""
-    if any(character.isspace() or not character.isprintable() for character in url):
-        return "a space or control character"
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535"
-        return str(exc).lower()
-    if not parts.hostname:
-        return "no host"
-    if parts.scheme == "grpc" and (port is None or parts.path):
-        return "no port" if port is None else "a path (gRPC takes HOST:PORT)"
-    return ""
+    problem = url_problem(url)
+    if problem or not url.startswith("grpc://"):
+        return problem
+    parts = urlsplit(url)
+    return "no port" if parts.port is None else "a path (gRPC takes HOST:PORT)" if parts.path else ""
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from core.confmap import ConfigError, Duration
+from core.confmap import ConfigError, Duration, url_problem
 from otlp_receiver.config import ServiceSettings
 from otlp_receiver.confighelpers import (
     AuthConfig,
@@ -88,6 +88,9 @@ class Config:
             raise ConfigError("endpoint", f"{self.endpoint!r} needs a port, e.g. collector:4317")
         if not port.isdigit():
             raise ConfigError("endpoint", f'invalid port "{port}"')
+        problem = url_problem(f"grpc://{address}")
+        if problem:
+            raise ConfigError("endpoint", f"{problem} in {self.endpoint!r}")
 
     def resolve(self, settings: ServiceSettings) -> None:
         check_authenticator(self.auth, settings)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from core.confmap import ConfigError, Duration
+from core.confmap import ConfigError, Duration, url_problem
 from otlp_receiver import configcompression
 from otlp_receiver.config import ServiceSettings
 from otlp_receiver.confighelpers import (
@@ -67,10 +67,12 @@ class Config:
     def validate(self) -> None:
         if not (self.endpoint or self.logs_endpoint):
             raise ConfigError("endpoint", "required (or logs_endpoint), e.g. https://collector:4318")
-        url = urlsplit(self.url)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise ConfigError("logs_endpoint" if self.logs_endpoint else "endpoint",
-                              f"{self.url!r} is not an http(s) URL")
+        key = "logs_endpoint" if self.logs_endpoint else "endpoint"
+        if self.url.partition("://")[0].lower() not in ("http", "https"):
+            raise ConfigError(key, f"{self.url!r} is not an http(s) URL")
+        problem = url_problem(self.url)
+        if problem:
+            raise ConfigError(key, f"{problem} in {self.url!r}")
         if self.proxy_url and urlsplit(self.proxy_url).scheme not in ("http", "https"):
             raise ConfigError("proxy_url", f"{self.proxy_url!r} is not an http(s) URL")
         configcompression.validate(self.compression, self.compression_params.level)

@@ -62,6 +62,8 @@ def test_yaml_testdata_decodes(monkeypatch: pytest.MonkeyPatch) -> None:
     ({}, 'requires a non-empty "endpoint"'),
     ({"endpoint": "collector"}, "needs a port"),
     ({"endpoint": "collector:otlp"}, 'invalid port "otlp"'),
+    ({"endpoint": "collector:99999"}, "port out of range 0-65535"),
+    ({"endpoint": "[::1:4317"}, "invalid ipv6 url"),
     ({"endpoint": "unix://"}, "unix socket path cannot be empty"),
     ({"endpoint": "c:4317", "compression": "zstd"}, "grpcio compresses gRPC messages with gzip only"),
     ({"endpoint": "c:4317", "compression": "br"}, "unsupported compression type"),

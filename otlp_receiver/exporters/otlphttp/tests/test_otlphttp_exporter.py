@@ -62,6 +62,10 @@ def test_yaml_testdata_decodes() -> None:
 @pytest.mark.parametrize(("data", "message"), [
     ({}, "endpoint: required"),
     ({"endpoint": "collector:4318"}, "not an http"),
+    # A mistyped endpoint ran, and failed at every export (or raised a ValueError at start).
+    ({"endpoint": "http://c:99999"}, "endpoint: port out of range 0-65535"),
+    ({"endpoint": "http://[::1:4318"}, "endpoint: invalid ipv6 url"),
+    ({"logs_endpoint": "http://c:4318/v1/logs\r\nInjected: 1"}, "logs_endpoint: a space or control character"),
     ({"endpoint": "http://c:4318", "encoding": "avro"}, "invalid encoding type"),
     ({"endpoint": "http://c:4318", "headers": {"X-A": "b\r\nInjected: 1"}}, "not a valid header"),
     ({"endpoint": "http://c:4318", "compression": "brotli"}, "unsupported compression type"),
