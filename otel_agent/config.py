@@ -95,9 +95,7 @@ class ExporterConfig:
         if not self.endpoint:
             raise ConfigError("endpoint", "required")
         # A mistyped endpoint ran an agent that only failed, at every export, or raised in the exporter's thread.
-        scheme = self.endpoint.split("://", 1)[0] if "://" in self.endpoint else "http"
-        problem = f"the scheme {scheme!r} (http or https)" if scheme not in ("http", "https") else _address_problem(
-            self.logs_url() if self.protocol == "http" else f"grpc://{self.grpc_target()}")
+        problem = self._endpoint_problem()
         if problem:
             raise ConfigError("endpoint", f"{problem} in {self.endpoint!r}: give HOST:PORT, or for http a URL such as "
                                           "http://HOST:4318")
@@ -116,14 +114,18 @@ class ExporterConfig:
         """For grpc: HOST:PORT (a scheme given with it is dropped)."""
         return self.endpoint.split("://", 1)[-1]
 
-
-def _address_problem(url: str) -> str:
-    """What is wrong with an exporter's URL, or ""."""
-    problem = url_problem(url)
-    if problem or not url.startswith("grpc://"):
-        return problem
-    parts = urlsplit(url)
-    return "no port" if parts.port is None else "a path (gRPC takes HOST:PORT)" if parts.path else ""
+    def _endpoint_problem(self) -> str:
+        scheme = self.endpoint.split("://", 1)[0] if "://" in self.endpoint else "http"
+        if scheme not in ("http", "https"):
+            return f"the scheme {scheme!r} (http or https)"
+        if self.protocol == "http":
+            return url_problem(self.logs_url())
+        target = f"grpc://{self.grpc_target()}"
+        problem = url_problem(target)
+        if problem:
+            return problem
+        parts = urlsplit(target)
+        return "no port" if parts.port is None else "a path (gRPC takes HOST:PORT)" if parts.path else ""
 
 
 @dataclass
