@@ -13,9 +13,10 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -37,7 +38,7 @@ from core.semconv import (
 from scoring.config import EngineConfig
 
 if TYPE_CHECKING:
-    from scoring.engine import AnomalyEngine
+    from scoring.engine import AnomalyEngine, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +87,13 @@ def _files_and_baselines(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    engine = _prepare(args)
-    if engine is None:
-        return 2
-    tune_garbage_collection()
-    skipped = scored = 0
     verb = "learned" if args.learn_only else "scored"
-    started = reported = time.monotonic()
-    try:
+    scored = skipped = 0
+
+    def score(engine: AnomalyEngine) -> None:
+        nonlocal scored, skipped
+        tune_garbage_collection()
+        started = reported = time.monotonic()
         batch: list[_Line] = []
         for item in _read_lines(args.files, args.workload, args.workload_from_field):
             if item is None:
@@ -108,32 +108,45 @@ def run(args: argparse.Namespace) -> int:
                     log.info("%s %d events so far (%.0f/s)", verb, scored, scored / (reported - started))
         scored += _flush(engine, batch, args, sys.stdout)
         _flush_output(sys.stdout)
-    except _FileFailed as exc:
-        print(f"procsight {args.command}: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        engine.close()  # what was learned until then is kept
-    log.info("%s %d events, skipped %d bad lines", verb, scored, skipped)
-    return 0
+
+    status = _with_engine(args, score)
+    if not status:
+        log.info("%s %d events, skipped %d bad lines", verb, scored, skipped)
+    return status
 
 
 def run_ack(args: argparse.Namespace) -> int:
-    engine = _prepare(args)
-    if engine is None:
-        return 2
     acknowledged = 0
-    try:
+
+    def acknowledge(engine: AnomalyEngine) -> None:
+        nonlocal acknowledged
         for item in _read_lines(args.files, args.workload, None):
             if item is not None:
                 engine.acknowledge(item.event, args.tenant, args.workload, persist=False)
                 acknowledged += 1
+
+    status = _with_engine(args, acknowledge)  # the baselines are written once, at the end
+    if not status:
+        print(f"acknowledged {acknowledged} events as normal for workload {args.workload!r}", file=sys.stderr)
+    return status
+
+
+def _with_engine(args: argparse.Namespace, work: Callable[[AnomalyEngine], None]) -> int:
+    """Runs `work` with the engine, then writes what it learned, also when it failed; the exit status, with any
+    problem said in one line (2: the arguments, 1: a file or the baselines' storage)."""
+    engine = _prepare(args)
+    if engine is None:
+        return 2
+    try:
+        work(engine)
     except _FileFailed as exc:
         print(f"procsight {args.command}: {exc}", file=sys.stderr)
+        _close(engine, args)
         return 1
-    finally:
-        engine.close()  # writes what was acknowledged, once
-    print(f"acknowledged {acknowledged} events as normal for workload {args.workload!r}", file=sys.stderr)
-    return 0
+    except BaseException:
+        _close(engine, args)
+        raise
+    return 0 if _close(engine, args) else 1
 
 
 def _prepare(args: argparse.Namespace) -> AnomalyEngine | None:
@@ -149,7 +162,26 @@ def _prepare(args: argparse.Namespace) -> AnomalyEngine | None:
         return AnomalyEngine(EngineConfig(baselines=args.baselines, model=args.model))
     except ConfigError as exc:
         print(f"procsight {args.command}: --{exc}", file=sys.stderr)
-        return None
+    except (OSError, RuntimeError) as exc:  # LanceDB raises RuntimeError for its I/O errors (a full disk)
+        print(f"procsight {args.command}: cannot open the baselines at {args.baselines}: {_storage_error(exc)}",
+              file=sys.stderr)
+    return None
+
+
+def _close(engine: AnomalyEngine, args: argparse.Namespace) -> bool:
+    """Writes what was learned; False, said in one line, when the baselines' storage refused it."""
+    try:
+        engine.close()
+    except (OSError, RuntimeError) as exc:
+        print(f"procsight {args.command}: what this run learned could not be written to {args.baselines}: "
+              f"{_storage_error(exc)}", file=sys.stderr)
+        return False
+    return True
+
+
+def _storage_error(exc: Exception) -> str:
+    """The error's first line, without the Rust source location LanceDB appends."""
+    return re.sub(r", /\S+\.rs:\d+:\d+$", "", (str(exc).splitlines() or [type(exc).__name__])[0])[:300]
 
 
 class _FileFailed(Exception):
@@ -219,27 +251,36 @@ def _flush(engine: AnomalyEngine, batch: list[_Line], args: argparse.Namespace, 
         while end < len(batch) and batch[end].workload == batch[start].workload:
             end += 1
         run_of = batch[start:end]
-        events = [line.event for line in run_of]
-        if args.learn_only:
-            engine.learn_only(events, args.tenant, run_of[0].workload)
-        else:
-            for line, verdict in zip(run_of, engine.process(events, args.tenant, run_of[0].workload), strict=True):
-                line.raw.update({
-                    ANOMALY_SCORE: round(verdict.score, 4),
-                    ANOMALY_SEVERITY: verdict.severity,
-                    ANOMALY_REASONS: verdict.reasons,
-                    ANOMALY_TECHNIQUES: list(verdict.techniques),
-                    ANOMALY_NEAREST: verdict.nearest,
-                    ANOMALY_MODEL: verdict.model,
-                })
-                if verdict.incident:
-                    line.raw.update({ANOMALY_INCIDENT: verdict.incident,
-                                     ANOMALY_INCIDENT_SCORE: verdict.incident_score})
-                if line.event.ancestors:
-                    line.raw.setdefault(PROCESS_ANCESTORS, list(line.event.ancestors))
-                _write_line(out, line.raw)
+        verdicts = _judge(engine, [line.event for line in run_of], run_of[0].workload, args)
+        for line, verdict in zip(run_of, verdicts, strict=not args.learn_only):
+            line.raw.update({
+                ANOMALY_SCORE: round(verdict.score, 4),
+                ANOMALY_SEVERITY: verdict.severity,
+                ANOMALY_REASONS: verdict.reasons,
+                ANOMALY_TECHNIQUES: list(verdict.techniques),
+                ANOMALY_NEAREST: verdict.nearest,
+                ANOMALY_MODEL: verdict.model,
+            })
+            if verdict.incident:
+                line.raw.update({ANOMALY_INCIDENT: verdict.incident,
+                                 ANOMALY_INCIDENT_SCORE: verdict.incident_score})
+            if line.event.ancestors:
+                line.raw.setdefault(PROCESS_ANCESTORS, list(line.event.ancestors))
+            _write_line(out, line.raw)
         start = end
     return len(batch)
+
+
+def _judge(engine: AnomalyEngine, events: list[ProcessEvent], workload: str, args: argparse.Namespace) -> list[Verdict]:
+    """The engine's verdicts on `events`, none with --learn-only; a failure of the baselines' storage in one line."""
+    try:
+        if args.learn_only:
+            engine.learn_only(events, args.tenant, workload)
+            return []
+        return engine.process(events, args.tenant, workload)
+    except (OSError, RuntimeError) as exc:  # LanceDB's I/O errors (a full disk) are RuntimeErrors
+        log.debug("the engine failed", exc_info=True)
+        raise _FileFailed(f"the baselines at {args.baselines} failed: {_storage_error(exc)}") from exc
 
 
 def _flush_output(out: TextIO) -> None:

@@ -197,6 +197,23 @@ def test_an_output_on_a_full_disk_is_reported_in_one_line(tmp_path):
     assert "procsight score: cannot write the output: No space left on device" in result.stderr
 
 
+@pytest.mark.parametrize("learn_only", [False, True], ids=["score", "learn-only"])
+def test_baselines_on_a_full_disk_are_reported_in_one_line(tmp_path, learn_only):
+    """LanceDB's 'No space left on device' came out as a traceback through the engine."""
+    source = tmp_path / "trace.jsonl"
+    source.write_text(_line("ls", ["ls", "-la"]) + "\n")
+    try:
+        with small_file_system(tmp_path / "disk") as disk:
+            fill(disk, leave=0)
+            result = _run("score", *(["--learn-only"] if learn_only else []), "--baselines", str(disk / "b"),
+                          str(source))
+    except NoSmallFileSystem as exc:
+        pytest.skip(f"NOT CHECKED: {exc}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"procsight score: the baselines at {disk / 'b'} failed: " in result.stderr
+    assert "No space left on device" in result.stderr
+
+
 def test_input_read_through_a_pipe_is_read_once(tmp_path):
     """The check before the start does not open an input: a pipe (`<(zcat trace.gz)`) can be read only once."""
     read, write = os.pipe()
