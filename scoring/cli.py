@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
                     reported = time.monotonic()
                     log.info("%s %d events so far (%.0f/s)", verb, scored, scored / (reported - started))
         scored += _flush(engine, batch, args, sys.stdout)
-        _flush_output(sys.stdout)
+        _output(sys.stdout.flush)  # failing at the interpreter's exit instead, it would not be reported
 
     status = _with_engine(args, score)
     if not status:
@@ -283,24 +283,20 @@ def _judge(engine: AnomalyEngine, events: list[ProcessEvent], workload: str, arg
         raise _FileFailed(f"the baselines at {args.baselines} failed: {_storage_error(exc)}") from exc
 
 
-def _flush_output(out: TextIO) -> None:
-    """What is still buffered, written now: failing at the interpreter's exit, it would not be reported."""
-    try:
-        out.flush()
-    except BrokenPipeError:
-        raise
-    except OSError as exc:
-        raise _FileFailed(f"cannot write the output: {exc.strerror or exc}") from exc
-
-
 def _write_line(out: TextIO, raw: dict[str, Any]) -> None:
     text = _JSON.encode(raw)
     try:
-        try:
-            out.write(text + "\n")
-        except UnicodeEncodeError:  # raised before anything of the line is written
-            out.write(_ASCII_JSON.encode(raw) + "\n")
+        _output(out.write, text + "\n")
+    except UnicodeEncodeError:  # raised before anything of the line is written
+        _output(out.write, _ASCII_JSON.encode(raw) + "\n")
+
+
+def _output(call: Callable[..., object], *args: str) -> None:
+    """`call(*args)` on the output. One that cannot be written (a full disk under `> scored.jsonl`) is said in one
+    line; a reader that left (`| head`) goes up to procsight/cli.py, which stops quietly."""
+    try:
+        call(*args)
     except BrokenPipeError:
-        raise  # the reader left (`| head`): procsight/cli.py stops quietly
-    except OSError as exc:  # a full disk under `> scored.jsonl`
+        raise
+    except OSError as exc:
         raise _FileFailed(f"cannot write the output: {exc.strerror or exc}") from exc

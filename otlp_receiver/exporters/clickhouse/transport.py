@@ -34,13 +34,13 @@ log = logging.getLogger(__name__)
 # ClickHouse error codes worth retrying: the statement was fine, the server was not (yet).
 _RETRYABLE_CODES = {
     3,  # UNEXPECTED_END_OF_FILE
+    75,  # CANNOT_WRITE_TO_FILE_DESCRIPTOR (the server's disk failing)
     159,  # TIMEOUT_EXCEEDED
     164,  # READONLY (a replica in maintenance)
     202,  # TOO_MANY_SIMULTANEOUS_QUERIES
     203,  # NO_FREE_CONNECTION
     209,  # SOCKET_TIMEOUT
     210,  # NETWORK_ERROR
-    75,  # CANNOT_WRITE_TO_FILE_DESCRIPTOR (the server's disk failing)
     241,  # MEMORY_LIMIT_EXCEEDED
     242,  # TABLE_IS_READ_ONLY
     243,  # NOT_ENOUGH_SPACE (the server's disk full)
